@@ -1,0 +1,169 @@
+/* skeptic/graph.h — reverse-mode autodiff on a recorded graph (a tape).
+ *
+ * Overview. Ops run eagerly: each sk_op_* call computes its output at once
+ * and records a node on the graph's tape. sk_graph_backward() then walks the
+ * tape backwards and *adds* into the gradient of every node that needs one:
+ * parameters (into the caller's gradient buffer, so gradients of several
+ * backwards accumulate until the caller zeroes them) and inputs created with
+ * needs_grad (dL/dx, which attacks need). Backward can be run again on the
+ * same forward with another seed gradient (one logit, a margin, ...).
+ *
+ *     struct sk_graph *g = sk_graph_new();
+ *     int x = sk_graph_input(g, xb, 2, (int[]){N, 784}, true);
+ *     int z = sk_model_forward(model, g, x, SK_MODE_EVAL, 0);
+ *     int L = sk_loss_cross_entropy(g, z, labels, 0.0f);
+ *     if (L < 0) fprintf(stderr, "%s\n", sk_last_error());
+ *     sk_graph_backward(g, L, NULL);
+ *     const float *dx = sk_graph_grad(g, x);          // (N,784)
+ *     sk_graph_reset(g);                               // next step
+ *
+ * Nodes are small integers. Every op returns the new node id, or a negative
+ * status with sk_last_error() set (a shape that does not fit, out of memory);
+ * an op given a negative input id returns that status unchanged, so a chain
+ * of ops can be checked once at the end.
+ *
+ * Memory: all node values and gradients live in the graph's arena and are
+ * valid until sk_graph_reset()/sk_graph_free(). Input and parameter values are
+ * the caller's buffers (not copied): they must stay alive and unchanged until
+ * the backward is done. Label arrays passed to losses likewise.
+ *
+ * Threads: a graph is used by one thread at a time; ops parallelise inside
+ * with OpenMP and OpenBLAS.
+ *
+ * Shapes: up to 4 dimensions; images are NCHW, row-major.
+ */
+#ifndef SKEPTIC_GRAPH_H
+#define SKEPTIC_GRAPH_H
+
+#include "skeptic/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sk_graph;
+
+struct sk_graph *sk_graph_new(void);
+void sk_graph_free(struct sk_graph *g); /* NULL ok */
+/* Forget all nodes; the arena is rewound (no allocation after the first step). */
+void sk_graph_reset(struct sk_graph *g);
+/* Whether backward computes parameter gradients (default true). Attacks turn
+ * it off: only dL/dx is needed, which saves the weight-gradient products. */
+void sk_graph_set_param_grads(struct sk_graph *g, bool on);
+
+/* A caller-owned input (not copied). needs_grad: compute dL/dx in backward. */
+int sk_graph_input(struct sk_graph *g, const float *x, int ndim, const int *shape, bool needs_grad);
+/* A parameter: value w, gradient accumulator dw (same size; NULL = frozen). */
+int sk_graph_param(struct sk_graph *g, float *w, float *dw, int ndim, const int *shape);
+
+int sk_graph_n_nodes(const struct sk_graph *g);
+int sk_graph_ndim(const struct sk_graph *g, int node);
+const int *sk_graph_shape(const struct sk_graph *g, int node);
+size_t sk_graph_numel(const struct sk_graph *g, int node);
+/* Value of a node (arena-owned, or the caller's buffer for inputs/params). */
+float *sk_graph_value(const struct sk_graph *g, int node);
+/* Gradient of a node after backward; NULL if it needs none. */
+float *sk_graph_grad(const struct sk_graph *g, int node);
+
+/* Backpropagate from `node`. seed: dL/d(node) with the node's shape, or NULL
+ * for a scalar node (seed 1). Gradients of intermediate nodes and inputs are
+ * zeroed first; parameter gradients accumulate (zero them yourself). */
+int sk_graph_backward(struct sk_graph *g, int node, const float *seed);
+
+/* Hessian-vector product of a scalar loss with respect to parameters is
+ * provided at the model level (sk_model_hvp in model.h) by central
+ * differences of gradients. */
+
+/* ---------------- ops: forward here, backward in the op table ---------------- */
+
+/* y[N,O] = x[N,D] W[O,D]^T + b[O]          (b < 0: no bias) */
+int sk_op_dense(struct sk_graph *g, int x, int W, int b);
+/* y[N,OC,OH,OW] = conv(x[N,C,H,W], W[OC,C,KH,KW]) + b[OC];
+ * OH = (H + 2 pad - KH)/stride + 1 (cross-correlation, zero padding, as PyTorch). */
+int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad);
+/* y = max over each k x k window (stride s; no padding; floor mode). */
+int sk_op_maxpool2d(struct sk_graph *g, int x, int k, int stride);
+/* y = mean over each k x k window (stride s; no padding; floor mode). */
+int sk_op_avgpool2d(struct sk_graph *g, int x, int k, int stride);
+/* y[N,C] = mean over H,W of x[N,C,H,W]. */
+int sk_op_global_avgpool(struct sk_graph *g, int x);
+/* y[N, C*H*W] = x (a view: shares value and gradient). */
+int sk_op_flatten(struct sk_graph *g, int x);
+/* A view of x with another shape of the same element count. */
+int sk_op_reshape(struct sk_graph *g, int x, int ndim, const int *shape);
+
+/* y = max(x, 0) */
+int sk_op_relu(struct sk_graph *g, int x);
+/* y = x > 0 ? x : alpha x */
+int sk_op_leaky_relu(struct sk_graph *g, int x, float alpha);
+/* y = tanh(x) */
+int sk_op_tanh(struct sk_graph *g, int x);
+/* y = 1 / (1 + e^-x) */
+int sk_op_sigmoid(struct sk_graph *g, int x);
+/* y = log(1 + e^x) (computed stably) */
+int sk_op_softplus(struct sk_graph *g, int x);
+/* y = x Phi(x) = x/2 (1 + erf(x/sqrt 2))  (exact GELU, as PyTorch's default) */
+int sk_op_gelu(struct sk_graph *g, int x);
+/* Heaviside step y = (x > 0) with zero gradient: a deliberately masked
+ * gradient, used to test that gradient-masking audits fire. */
+int sk_op_step(struct sk_graph *g, int x);
+/* Inverted dropout: y = x m / (1-p), m_i = [u_i >= p], u_i the i-th uniform
+ * of stream `key` (so masks are reproducible and thread-count independent). */
+int sk_op_dropout(struct sk_graph *g, int x, float p, uint64_t key);
+/* Batch normalisation over N (and H,W for 4-D): per channel c,
+ *   training: y = gamma (x - mean_B) / sqrt(var_B + eps) + beta, biased var_B;
+ *             running = (1-momentum) running + momentum stat_B, running var
+ *             updated with the unbiased batch variance (as PyTorch);
+ *   eval:     y = gamma (x - running_mean) / sqrt(running_var + eps) + beta.
+ * running_mean/var are caller buffers of C floats (updated in training mode). */
+int sk_op_batchnorm(struct sk_graph *g, int x, int gamma, int beta, float *running_mean,
+                    float *running_var, float momentum, float eps, bool training);
+/* Row-wise over the last dim of x[N,K]: softmax / log-softmax (stable). */
+int sk_op_softmax(struct sk_graph *g, int x);
+int sk_op_log_softmax(struct sk_graph *g, int x);
+/* Element-wise, same shapes: a + b, a - b, a * b; alpha x. */
+int sk_op_add(struct sk_graph *g, int a, int b);
+int sk_op_sub(struct sk_graph *g, int a, int b);
+int sk_op_mul(struct sk_graph *g, int a, int b);
+int sk_op_scale(struct sk_graph *g, int x, float alpha);
+/* Scalar reductions over all elements: sum, mean. */
+int sk_op_sum(struct sk_graph *g, int x);
+int sk_op_mean(struct sk_graph *g, int x);
+/* Reparameterised Gaussian sample w = mu + softplus(rho) * eps, eps_i the
+ * i-th standard normal of stream `key`; gradients flow to mu and rho. */
+int sk_op_gauss_sample(struct sk_graph *g, int mu, int rho, uint64_t key);
+
+/* ---------------- losses (scalar nodes) ---------------- */
+
+/* mean_n -sum_k q_nk log softmax(z_n)_k, q = (1-s) onehot(y_n) + s/K
+ * (s = label smoothing). z[N,K], labels[N] in [0,K). */
+int sk_loss_cross_entropy(struct sk_graph *g, int z, const int *labels, float smoothing);
+/* mean_n [max(z,0) - z t + log(1 + e^-|z|)]: binary cross-entropy with
+ * logits; z has N elements ([N] or [N,1]), targets[N] in [0,1]. */
+int sk_loss_bce_logits(struct sk_graph *g, int z, const float *targets);
+/* mean over elements of (a - b)^2. */
+int sk_loss_mse(struct sk_graph *g, int a, int b);
+/* KL(p || q) = mean_n sum_k e^{lp_nk} (lp_nk - lq_nk) for log-probability
+ * inputs lp, lq [N,K] (e.g. TRADES: p clean, q adversarial). */
+int sk_loss_kl_categorical(struct sk_graph *g, int lp, int lq);
+
+/* Margin losses used by attacks (bigger = closer to misclassification),
+ * computed per row of z[N,K] and summed over rows:
+ *   SK_MARGIN_CW   untargeted: max_{j!=y} z_j - z_y;  targeted t: z_t - max_{j!=t} z_j
+ *   SK_MARGIN_DLR  untargeted: -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3 + 1e-12)
+ *                  targeted t: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12)
+ * with z_pi1 >= z_pi2 >= ... the sorted row (DLR needs K >= 3, targeted K >= 4).
+ * All are invariant to adding a constant to a row, so they may be applied to
+ * log-probabilities as well as logits. */
+enum sk_margin_kind { SK_MARGIN_CW = 0, SK_MARGIN_DLR = 1 };
+int sk_loss_margin(struct sk_graph *g, int z, const int *labels, const int *targets,
+                   enum sk_margin_kind kind);
+/* The same on plain arrays: loss[N] and dloss/dz [N,K] (either may be NULL).
+ * targets NULL = untargeted. */
+void sk_margin_rows(enum sk_margin_kind kind, const float *z, int N, int K, const int *labels,
+                    const int *targets, float *loss, float *dz);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

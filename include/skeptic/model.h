@@ -1,0 +1,194 @@
+/* skeptic/model.h — sequential models from a spec string; parameters in one
+ * flat buffer; forward into a graph; prediction; Hessian-vector products;
+ * the classifier seam.
+ *
+ * Spec grammar (whitespace not allowed):
+ *
+ *   spec   := "mlp:" dims [":" act] [":dropout" P]
+ *           | ("cnn:" | "seq:") input ("-" layer)*
+ *   dims   := D ("-" D)+                    e.g. 784-512-512-10
+ *   input  := D | C "x" H "x" W             e.g. 1x28x28
+ *   layer  := "dense" O | "conv" OC "k" K ["s" S] ["p" P] | "maxpool" K ["s" S]
+ *           | "avgpool" K ["s" S] | "gap" | "flatten" | "relu" | "lrelu" [A]
+ *           | "tanh" | "sigmoid" | "softplus" | "gelu" | "dropout" P | "bn"
+ *   act    := relu | lrelu | tanh | sigmoid | softplus | gelu
+ *
+ * "mlp:784-512-512-10:relu" is Linear(784,512) ReLU Linear(512,512) ReLU
+ * Linear(512,10); with ":dropout0.2" a Dropout follows every hidden
+ * activation. The CNN of the benchmarks is
+ *   cnn:1x28x28-conv32k3p1-relu-maxpool2-conv64k3p1-relu-maxpool2-flatten-dense128-relu-dense10
+ * Pool stride defaults to the window. A dense layer after a spatial layer
+ * needs an explicit "flatten" (as in PyTorch). Layer i of the list is
+ * element i of the equivalent torch nn.Sequential, so its tensors are named
+ * "i.weight", "i.bias" (and for bn "i.running_mean", "i.running_var").
+ * Errors name the offending character: "spec 'mlp:784-x' at column 9: ...".
+ *
+ * Ownership: sk_model_* constructors return a model the caller frees with
+ * sk_model_free (NULL ok). The model owns params, grads and buffers.
+ * Threads: a model may be read by several threads (prediction) only if each
+ * uses its own graph; training mutates it.
+ */
+#ifndef SKEPTIC_MODEL_H
+#define SKEPTIC_MODEL_H
+
+#include "skeptic/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Layer kinds: append only (saved in files through the spec string). */
+enum sk_layer_kind {
+    SK_LAYER_DENSE, SK_LAYER_CONV, SK_LAYER_MAXPOOL, SK_LAYER_AVGPOOL, SK_LAYER_GAP,
+    SK_LAYER_FLATTEN, SK_LAYER_RELU, SK_LAYER_LRELU, SK_LAYER_TANH, SK_LAYER_SIGMOID,
+    SK_LAYER_SOFTPLUS, SK_LAYER_GELU, SK_LAYER_DROPOUT, SK_LAYER_BATCHNORM,
+};
+const char *sk_layer_name(enum sk_layer_kind k);
+
+struct sk_layer {
+    enum sk_layer_kind kind;
+    int in[3], out[3];   /* C,H,W of input and output (dense data: D,1,1) */
+    bool spatial_in;     /* input is [N,C,H,W] (else [N,D]) */
+    int units;           /* dense: outputs; conv: out channels; bn: channels */
+    int k, stride, pad;  /* conv / pooling */
+    float p;             /* dropout probability / leaky-relu slope */
+    /* offsets in the model's params (w, b) and buffers (running mean, var) */
+    size_t w_off, n_w, b_off, n_b, rm_off, rv_off;
+};
+
+/* One named tensor of the model (for files and initialisation). */
+struct sk_tensor_info {
+    char name[48];
+    int layer;
+    bool buffer;         /* in model->buffers (not trained) rather than params */
+    size_t off;
+    int ndim;
+    int shape[4];
+};
+
+struct sk_model {
+    char *spec;
+    int n_layers;
+    struct sk_layer *layers;
+    int in_c, in_h, in_w, in_dim; /* input shape; in_dim = C*H*W */
+    bool spatial;        /* input is an image (C,H,W) rather than a vector */
+    int n_classes;       /* outputs of the last layer */
+    size_t n_params;
+    float *params;       /* all trainable parameters, contiguous */
+    float *grads;        /* same layout as params */
+    size_t n_buffers;
+    float *buffers;      /* batch-norm running statistics */
+    int n_tensors;
+    struct sk_tensor_info *tensors;
+    float bn_momentum, bn_eps; /* 0.1, 1e-5 as PyTorch */
+};
+
+/* Parse a spec and allocate a model with zeroed parameters (running
+ * variances 1). NULL + sk_last_error() on a malformed spec. */
+struct sk_model *sk_model_from_spec(const char *spec);
+void sk_model_free(struct sk_model *m);
+/* A deep copy (parameters, buffers; gradients zeroed). */
+struct sk_model *sk_model_clone(const struct sk_model *m);
+/* Copy parameters and buffers from src (same spec) into dst. */
+int sk_model_copy_weights(struct sk_model *dst, const struct sk_model *src);
+
+enum sk_init {
+    SK_INIT_HE_UNIFORM, SK_INIT_HE_NORMAL, SK_INIT_GLOROT_UNIFORM, SK_INIT_GLOROT_NORMAL,
+    SK_INIT_TORCH, /* PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases */
+};
+const char *sk_init_name(enum sk_init k);
+/* He: std = sqrt(2/fan_in) (normal) or bound sqrt(6/fan_in) (uniform);
+ * Glorot: std = sqrt(2/(fan_in+fan_out)), bound sqrt(6/(fan_in+fan_out)).
+ * Biases zero (except SK_INIT_TORCH); bn gamma 1, beta 0, running var 1.
+ * Draws come from the SK_STREAM_INIT stream of `seed`, tensor by tensor. */
+int sk_model_init(struct sk_model *m, enum sk_init init, uint64_t seed);
+
+enum sk_mode {
+    SK_MODE_EVAL = 0,  /* dropout off, batch norm uses running statistics */
+    SK_MODE_TRAIN = 1, /* dropout on, batch norm uses (and updates) batch statistics */
+    SK_MODE_MC = 2,    /* eval, but dropout on: one Monte Carlo dropout sample */
+};
+/* Record the model's forward on g for input node x ([N,in_dim] or
+ * [N,C,H,W]; reshaped as the model needs). noise_key keys the dropout masks
+ * of this call (layer i uses sk_rng_derive(noise_key, i)). Returns the logits
+ * node [N,n_classes] or a negative status. */
+int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode mode, uint64_t noise_key);
+
+/* Log-probabilities for n rows of x (n x in_dim), batch by batch, written to
+ * logp (n x n_classes). Eval mode. */
+int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp);
+/* Accuracy and mean cross-entropy on (x, y). Either output may be NULL. */
+int sk_model_evaluate(struct sk_model *m, const float *x, const int *y, int n, double *accuracy,
+                      double *loss);
+
+/* Mean cross-entropy loss of the batch and its gradient into m->grads
+ * (overwritten). mode TRAIN or EVAL. */
+int sk_model_loss_grad(struct sk_model *m, struct sk_graph *g, const float *x, const int *y, int n,
+                       enum sk_mode mode, uint64_t noise_key, float *loss);
+
+/* Hessian-vector product of the mean cross-entropy on (x,y) w.r.t. the
+ * parameters, Hv = (g(theta + r v) - g(theta - r v)) / (2 r) with
+ * r = 1e-3 * (1 + |theta|) / |v| (central differences of gradients, eval
+ * mode). Error O(r^2 |d^3 L|): about 1e-3 relative in float32, enough for
+ * curvature and sharpness studies; not for exact second-order methods.
+ * hv has n_params floats. Parameters are restored exactly. */
+int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
+
+/* Number of trainable parameters of a tensor table entry / whole model. */
+size_t sk_model_n_params(const struct sk_model *m);
+/* Find a tensor by name; NULL if none. */
+const struct sk_tensor_info *sk_model_tensor(const struct sk_model *m, const char *name);
+/* Pointer to a tensor's data (params or buffers). */
+float *sk_model_tensor_data(const struct sk_model *m, const struct sk_tensor_info *t);
+/* True if any layer is stochastic at prediction in `mode` (dropout in MC). */
+bool sk_model_has_dropout(const struct sk_model *m);
+
+/* ---------------- the classifier seam ----------------
+ * Everything that attacks, Bayesian prediction, metrics and certification
+ * need from a model: log-probabilities for a batch, and the gradient of a
+ * loss of those log-probabilities with respect to the input. A posterior
+ * (ensemble, MC dropout, variational, SGLD, Laplace) returns the log of the
+ * *averaged* probabilities over its samples, and its input gradient is then
+ * the expectation-over-transformation (EOT) gradient of that quantity.
+ */
+
+/* A per-row loss of log-probabilities: writes loss[N] (may be NULL) and
+ * dloss/dlogp [N,K]. */
+typedef void (*sk_logp_loss_fn)(void *ctx, const float *logp, int N, int K, float *loss, float *dlogp);
+
+struct sk_classifier {
+    void *self;
+    int n_classes;
+    int in_c, in_h, in_w, in_dim;
+    bool stochastic;     /* two calls on the same input may differ */
+    int n_samples;       /* samples averaged per call (1 = no EOT) */
+    const char *kind;    /* "deterministic", "mc-dropout", "ensemble", ... */
+    /* log-probabilities of N rows of x: logp [N,K]. */
+    int (*log_probs)(void *self, const float *x, int N, float *logp);
+    /* loss per row and its gradient w.r.t. x: fills logp [N,K] (may be NULL),
+     * loss [N] (may be NULL) and dx [N,in_dim]. */
+    int (*input_grad)(void *self, const float *x, int N, sk_logp_loss_fn f, void *fctx, float *logp,
+                      float *loss, float *dx);
+    void (*destroy)(void *self);
+    /* counters for reports */
+    long n_forward, n_backward;
+};
+
+/* A classifier over a model (borrowed: must outlive the classifier).
+ * mode EVAL: deterministic. mode MC: dropout on, averaging `samples` masks
+ * per call (samples >= 1), masks from stream `seed`; each call advances it. */
+struct sk_classifier *sk_classifier_from_model(struct sk_model *m, enum sk_mode mode, int samples,
+                                               uint64_t seed);
+void sk_classifier_free(struct sk_classifier *c); /* NULL ok */
+/* Predicted classes (argmax of log_probs) of N rows. */
+int sk_classifier_predict(struct sk_classifier *c, const float *x, int N, int *pred);
+
+/* Ready-made logp losses (ctx = const int *labels, or for targeted ones a
+ * const int *targets): cross-entropy -logp_y, targeted +logp_t. */
+void sk_logp_loss_ce(void *labels, const float *logp, int N, int K, float *loss, float *dlogp);
+void sk_logp_loss_ce_targeted(void *targets, const float *logp, int N, int K, float *loss, float *dlogp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

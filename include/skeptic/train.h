@@ -1,0 +1,115 @@
+/* skeptic/train.h — the training loop: seeded minibatches, validation split,
+ * early stopping (best weights restored), per-epoch callback, non-finite loss
+ * detection, and a state that can be checkpointed and resumed bit for bit.
+ *
+ * Randomness: with key k = sk_rng_new(seed).key, the validation split is a
+ * permutation from stream SK_STREAM_SPLIT of k; epoch e visits the training
+ * rows in the order of stream (SK_STREAM_ORDER of k, child e); optimiser
+ * step t uses dropout key (SK_STREAM_DROPOUT of k, child t). Everything that
+ * a run depends on is therefore (seed, epoch, step): a resumed run needs only
+ * the weights, the optimiser state and struct sk_train_state.
+ */
+#ifndef SKEPTIC_TRAIN_H
+#define SKEPTIC_TRAIN_H
+
+#include "skeptic/model.h"
+#include "skeptic/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sk_epoch_metrics {
+    int epoch;           /* 0-based */
+    double train_loss, train_acc;
+    double val_loss, val_acc; /* NaN without a validation split */
+    float lr;
+    double seconds, samples_per_s;
+    bool improved;       /* validation loss improved (best weights kept) */
+};
+
+struct sk_trainer;
+
+/* Return nonzero to stop training after this epoch. */
+typedef int (*sk_epoch_fn)(void *ctx, const struct sk_epoch_metrics *em);
+/* Progress after every batch (for progress bars). */
+typedef void (*sk_batch_fn)(void *ctx, int epoch, int batch, int n_batches, float loss, double samples_per_s);
+/* A custom batch loss: record it on g (already reset) for the n rows xb/yb
+ * and return the scalar loss node; set *logits to the node of class scores
+ * (or -1) for the running accuracy. The default is softmax cross-entropy
+ * (with the configured label smoothing) of the model in train mode. Hooks for
+ * adversarial training, TRADES, IBP and variational inference go here. */
+typedef int (*sk_loss_fn)(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb,
+                          int n, uint64_t noise_key, int *logits);
+/* Called after backward, before the optimiser step (e.g. to add a KL term to
+ * the gradient). Nonzero status aborts training. */
+typedef int (*sk_grad_fn)(void *ctx, struct sk_trainer *t, int n_batch);
+/* Called every checkpoint_every optimiser steps, and at the end of each epoch. */
+typedef int (*sk_checkpoint_fn)(void *ctx, struct sk_trainer *t);
+
+struct sk_train_config {
+    int epochs;          /* default 10 */
+    int batch;           /* default 128 */
+    float val_split;     /* fraction held out for validation, 0 = none */
+    int patience;        /* early stopping on val loss; 0 = off */
+    uint64_t seed;
+    float label_smoothing;
+    struct sk_optim_config opt;
+    sk_epoch_fn on_epoch;
+    sk_batch_fn on_batch;
+    sk_loss_fn loss;
+    sk_grad_fn on_grad;
+    sk_checkpoint_fn on_checkpoint;
+    long checkpoint_every;
+    void *ctx;           /* passed to every callback */
+};
+struct sk_train_config sk_train_defaults(void);
+
+/* Everything beyond weights and optimiser moments that a resume needs. */
+struct sk_train_state {
+    int epoch;           /* current epoch */
+    int batch;           /* next batch within the epoch */
+    long step;           /* optimiser steps taken */
+    double ep_loss_sum;  /* running sums of the current epoch */
+    long ep_correct, ep_seen;
+    double ep_seconds;
+    double best_val;     /* best validation loss (INFINITY before any) */
+    int best_epoch, bad_epochs;
+    bool done;
+};
+
+struct sk_trainer {
+    struct sk_model *model;        /* borrowed */
+    struct sk_train_config cfg;
+    struct sk_optim *opt;          /* owned */
+    struct sk_train_state st;
+    const float *x;                /* borrowed training data, n x in_dim */
+    const int *y;
+    int n;
+    int n_train, n_val;
+    int *train_idx, *val_idx;      /* owned */
+    float *best_params, *best_buffers; /* owned; valid when st.best_epoch >= 0 */
+    struct sk_graph *g;            /* owned */
+    float *xb;                     /* owned batch buffers */
+    int *yb;
+    float *vx;                     /* owned copy of the validation rows */
+    int *vy;
+    struct sk_epoch_metrics last;  /* metrics of the last finished epoch */
+};
+
+/* Prepare training of m on n rows. NULL + sk_last_error() on bad config. */
+struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_config *cfg, const float *x,
+                                  const int *y, int n);
+void sk_trainer_free(struct sk_trainer *t); /* NULL ok */
+/* Run from the current state to the end (or early stop). On a non-finite
+ * loss returns SK_ENONFINITE with the weights of the last good step. At the
+ * end, if a validation split was used, the best weights are restored. */
+int sk_trainer_run(struct sk_trainer *t);
+
+/* Convenience: new + run + free. */
+int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float *x, const int *y, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

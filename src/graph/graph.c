@@ -1,0 +1,178 @@
+/* The tape: node storage, inputs/params, backward driver. */
+#include "graph_impl.h"
+
+#include <string.h>
+
+struct sk_graph *sk_graph_new(void)
+{
+    struct sk_graph *g = sk_calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->arena = sk_arena_new(1 << 20);
+    g->cap = 64;
+    g->nodes = sk_malloc(sizeof(struct sk_node) * (size_t)g->cap);
+    if (!g->arena || !g->nodes) {
+        sk_graph_free(g);
+        return NULL;
+    }
+    g->param_grads = true;
+    return g;
+}
+
+void sk_graph_free(struct sk_graph *g)
+{
+    if (!g) return;
+    sk_arena_free(g->arena);
+    sk_free(g->nodes);
+    sk_free(g);
+}
+
+void sk_graph_reset(struct sk_graph *g)
+{
+    g->n_nodes = 0;
+    sk_arena_reset(g->arena);
+}
+
+void sk_graph_set_param_grads(struct sk_graph *g, bool on) { g->param_grads = on; }
+
+int sk_node_check(const struct sk_graph *g, int id, const char *op, const char *what)
+{
+    if (id < 0) return id; /* propagate an earlier failure unchanged */
+    if (id >= g->n_nodes)
+        return sk_error(SK_EINVAL, "%s: %s is node %d but the graph has %d nodes", op, what, id,
+                        g->n_nodes);
+    return 0;
+}
+
+static int push_node(struct sk_graph *g)
+{
+    if (g->n_nodes == g->cap) {
+        int cap = g->cap * 2;
+        struct sk_node *nn = sk_malloc(sizeof(struct sk_node) * (size_t)cap);
+        if (!nn) return SK_ENOMEM;
+        memcpy(nn, g->nodes, sizeof(struct sk_node) * (size_t)g->n_nodes);
+        sk_free(g->nodes);
+        g->nodes = nn;
+        g->cap = cap;
+    }
+    struct sk_node *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->in[0] = nd->in[1] = nd->in[2] = -1;
+    return g->n_nodes++;
+}
+
+static void set_shape(struct sk_node *nd, int ndim, const int *shape)
+{
+    nd->ndim = ndim;
+    nd->n = 1;
+    for (int i = 0; i < 4; i++) nd->shape[i] = i < ndim ? shape[i] : 1;
+    for (int i = 0; i < ndim; i++) nd->n *= (size_t)shape[i];
+}
+
+int sk_node_new(struct sk_graph *g, int op, int ndim, const int *shape, int in0, int in1, int in2)
+{
+    int id = push_node(g);
+    if (id < 0) return id;
+    struct sk_node *nd = &g->nodes[id];
+    nd->op = op;
+    nd->in[0] = in0;
+    nd->in[1] = in1;
+    nd->in[2] = in2;
+    set_shape(nd, ndim, shape);
+    for (int k = 0; k < 3; k++)
+        if (nd->in[k] >= 0 && g->nodes[nd->in[k]].needs_grad) nd->needs_grad = true;
+    if (op != OP_FLATTEN) {
+        nd->val = sk_arena_alloc(g->arena, nd->n * sizeof(float));
+        if (!nd->val) {
+            g->n_nodes--;
+            return SK_ENOMEM;
+        }
+    }
+    return id;
+}
+
+static int check_shape(int ndim, const int *shape, const char *what)
+{
+    if (ndim < 1 || ndim > 4) return sk_error(SK_EINVAL, "%s: ndim %d not in 1..4", what, ndim);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0)
+            return sk_error(SK_EINVAL, "%s: dimension %d is %d (must be positive)", what, i, shape[i]);
+    return 0;
+}
+
+int sk_graph_input(struct sk_graph *g, const float *x, int ndim, const int *shape, bool needs_grad)
+{
+    int rc = check_shape(ndim, shape, "sk_graph_input");
+    if (rc) return rc;
+    int id = push_node(g);
+    if (id < 0) return id;
+    struct sk_node *nd = &g->nodes[id];
+    nd->op = OP_INPUT;
+    set_shape(nd, ndim, shape);
+    nd->val = (float *)x; /* caller-owned, never written */
+    nd->needs_grad = needs_grad;
+    return id;
+}
+
+int sk_graph_param(struct sk_graph *g, float *w, float *dw, int ndim, const int *shape)
+{
+    int rc = check_shape(ndim, shape, "sk_graph_param");
+    if (rc) return rc;
+    int id = push_node(g);
+    if (id < 0) return id;
+    struct sk_node *nd = &g->nodes[id];
+    nd->op = OP_PARAM;
+    set_shape(nd, ndim, shape);
+    nd->val = w;
+    nd->grad = dw;
+    nd->needs_grad = dw != NULL && g->param_grads;
+    return id;
+}
+
+int sk_graph_n_nodes(const struct sk_graph *g) { return g->n_nodes; }
+int sk_graph_ndim(const struct sk_graph *g, int id) { return g->nodes[id].ndim; }
+const int *sk_graph_shape(const struct sk_graph *g, int id) { return g->nodes[id].shape; }
+size_t sk_graph_numel(const struct sk_graph *g, int id) { return g->nodes[id].n; }
+float *sk_graph_value(const struct sk_graph *g, int id) { return g->nodes[id].val; }
+float *sk_graph_grad(const struct sk_graph *g, int id)
+{
+    const struct sk_node *nd = &g->nodes[id];
+    return nd->needs_grad ? nd->grad : NULL;
+}
+
+int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
+{
+    int rc = sk_node_check(g, id, "sk_graph_backward", "the output");
+    if (rc) return rc;
+    struct sk_node *top = &g->nodes[id];
+    if (!seed && top->n != 1)
+        return sk_error(SK_EINVAL, "sk_graph_backward: node %d has %zu elements; pass a seed gradient "
+                        "for a non-scalar output", id, top->n);
+    if (!top->needs_grad)
+        return sk_error(SK_ESTATE, "sk_graph_backward: node %d depends on no input or parameter that "
+                        "needs a gradient", id);
+    /* Zero (allocating on first use) every intermediate gradient up to id. */
+    for (int i = 0; i <= id; i++) {
+        struct sk_node *nd = &g->nodes[i];
+        if (!nd->needs_grad || nd->op == OP_PARAM) continue;
+        if (nd->op == OP_FLATTEN) {
+            nd->grad = g->nodes[nd->in[0]].grad; /* a view shares the gradient */
+            continue;
+        }
+        if (!nd->grad) {
+            nd->grad = sk_arena_alloc(g->arena, nd->n * sizeof(float));
+            if (!nd->grad) return SK_ENOMEM;
+        }
+        memset(nd->grad, 0, nd->n * sizeof(float));
+    }
+    if (seed)
+        memcpy(top->grad, seed, top->n * sizeof(float));
+    else
+        top->grad[0] = 1.0f;
+    for (int i = id; i >= 0; i--) {
+        struct sk_node *nd = &g->nodes[i];
+        if (!nd->needs_grad) continue;
+        sk_backward_fn f = sk_backward_table[nd->op];
+        if (f) f(g, nd);
+    }
+    return SK_OK;
+}

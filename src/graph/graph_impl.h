@@ -1,0 +1,87 @@
+/* Internal: the node record, the op table and helpers shared by op files. */
+#ifndef SK_GRAPH_IMPL_H
+#define SK_GRAPH_IMPL_H
+
+#include "skeptic/graph.h"
+
+/* Op ids: append only (names are in op_names[] in graph.c). */
+enum sk_op {
+    OP_INPUT, OP_PARAM, OP_DENSE, OP_CONV2D, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_FLATTEN,
+    OP_RELU, OP_LRELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_GELU, OP_DROPOUT, OP_BATCHNORM,
+    OP_SOFTMAX, OP_LOGSOFTMAX, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_SUM, OP_MEAN,
+    OP_GAUSS, OP_CE, OP_BCE, OP_MSE, OP_KL, OP_MARGIN, OP_STEP,
+    OP_COUNT
+};
+
+struct sk_node {
+    int op;
+    int in[3];          /* input node ids, -1 if unused */
+    int ndim;
+    int shape[4];
+    size_t n;           /* number of elements */
+    float *val;
+    float *grad;        /* NULL until backward (params: caller's buffer) */
+    bool needs_grad;
+    int iarg[4];
+    float farg[4];
+    uint64_t key;
+    const void *cptr[2]; /* caller-owned arrays (labels, targets) */
+    void *saved;         /* arena-owned state for backward */
+    void *saved2;
+    void *saved3;
+    float *rbuf[2];      /* caller buffers (batch-norm running stats) */
+};
+
+struct sk_graph {
+    struct sk_arena *arena;
+    struct sk_node *nodes;
+    int n_nodes, cap;
+    bool param_grads;
+};
+
+/* Backward of one node: add into the gradients of its inputs that need one. */
+typedef void (*sk_backward_fn)(struct sk_graph *g, struct sk_node *nd);
+extern const sk_backward_fn sk_backward_table[OP_COUNT];
+
+static inline struct sk_node *node_at(struct sk_graph *g, int id) { return &g->nodes[id]; }
+
+/* Append a node with the given shape and op; allocates its value in the arena.
+ * Returns the id or a negative status. */
+int sk_node_new(struct sk_graph *g, int op, int ndim, const int *shape, int in0, int in1, int in2);
+/* Validate an input id; returns 0 or a negative status with a message. */
+int sk_node_check(const struct sk_graph *g, int id, const char *op, const char *what);
+/* Gradient of input k of nd if it needs one, else NULL. */
+static inline float *in_grad(struct sk_graph *g, struct sk_node *nd, int k)
+{
+    int id = nd->in[k];
+    if (id < 0) return NULL;
+    struct sk_node *c = &g->nodes[id];
+    return c->needs_grad ? c->grad : NULL;
+}
+static inline float *in_val(struct sk_graph *g, struct sk_node *nd, int k)
+{
+    return g->nodes[nd->in[k]].val;
+}
+
+/* Kernels shared with tests (naive twins live beside the fast ones). */
+void sk_conv2d_forward(float *y, float *col, float *yt, const float *x, const float *W, const float *b,
+                       int N, int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad);
+void sk_conv2d_backward(float *dx, float *dW, float *db, float *dcol, float *dyt, const float *dy,
+                        const float *col, const float *W, int N, int C, int H, int Wd, int OC,
+                        int KH, int KW, int stride, int pad);
+void sk_conv2d_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int C,
+                           int H, int Wd, int OC, int KH, int KW, int stride, int pad);
+void sk_conv2d_backward_ref(float *dx, float *dW, float *db, const float *dy, const float *x,
+                            const float *W, int N, int C, int H, int Wd, int OC, int KH, int KW,
+                            int stride, int pad);
+void sk_maxpool_forward(float *y, int *arg, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_maxpool_backward(float *dx, const float *dy, const int *arg, int N, int C, int H, int W, int OH,
+                         int OW);
+void sk_avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int k, int s);
+
+#define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
+
+#endif

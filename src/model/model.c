@@ -1,0 +1,212 @@
+/* Initialisation, forward, prediction, loss gradient, Hessian-vector product. */
+#include "skeptic/model.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *sk_init_name(enum sk_init k)
+{
+    static const char *names[] = { "he-uniform", "he-normal", "glorot-uniform", "glorot-normal", "torch" };
+    return (unsigned)k < 5 ? names[k] : "?";
+}
+
+int sk_model_init(struct sk_model *m, enum sk_init init, uint64_t seed)
+{
+    struct sk_rng root = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_INIT);
+    for (int li = 0; li < m->n_layers; li++) {
+        struct sk_layer *L = &m->layers[li];
+        if (L->kind == SK_LAYER_BATCHNORM) {
+            for (int c = 0; c < L->units; c++) {
+                m->params[L->w_off + c] = 1.0f;
+                m->params[L->b_off + c] = 0.0f;
+                m->buffers[L->rm_off + c] = 0.0f;
+                m->buffers[L->rv_off + c] = 1.0f;
+            }
+            continue;
+        }
+        if (L->kind != SK_LAYER_DENSE && L->kind != SK_LAYER_CONV) continue;
+        /* each layer its own stream: adding a layer does not shift the others */
+        struct sk_rng r = sk_rng_derive(root.key, (uint64_t)li);
+        int rf = L->kind == SK_LAYER_CONV ? L->k * L->k : 1;
+        double fan_in = (double)L->in[0] * rf, fan_out = (double)L->units * rf;
+        float *w = m->params + L->w_off, *b = m->params + L->b_off;
+        double bound = 0, std = 0;
+        switch (init) {
+        case SK_INIT_HE_UNIFORM: bound = sqrt(6.0 / fan_in); break;
+        case SK_INIT_HE_NORMAL: std = sqrt(2.0 / fan_in); break;
+        case SK_INIT_GLOROT_UNIFORM: bound = sqrt(6.0 / (fan_in + fan_out)); break;
+        case SK_INIT_GLOROT_NORMAL: std = sqrt(2.0 / (fan_in + fan_out)); break;
+        case SK_INIT_TORCH: bound = 1.0 / sqrt(fan_in); break;
+        default: return sk_error(SK_EINVAL, "unknown initialiser %d", (int)init);
+        }
+        for (size_t i = 0; i < L->n_w; i++)
+            w[i] = std > 0 ? (float)(std * sk_rng_normal(&r)) : (float)(bound * (2.0 * sk_rng_uniform_d(&r) - 1.0));
+        for (size_t i = 0; i < L->n_b; i++)
+            b[i] = init == SK_INIT_TORCH ? (float)(bound * (2.0 * sk_rng_uniform_d(&r) - 1.0)) : 0.0f;
+    }
+    return SK_OK;
+}
+
+int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode mode, uint64_t noise_key)
+{
+    if (x < 0) return x;
+    size_t n = sk_graph_numel(g, x);
+    const int *shape = sk_graph_shape(g, x);
+    int N = shape[0];
+    if (n != (size_t)N * m->in_dim)
+        return sk_error(SK_EINVAL, "model '%s' expects %d inputs per row, got %zu", m->spec, m->in_dim,
+                        n / (size_t)(N > 0 ? N : 1));
+    int h;
+    if (m->spatial) {
+        int s4[4] = { N, m->in_c, m->in_h, m->in_w };
+        h = sk_graph_ndim(g, x) == 4 ? x : sk_op_reshape(g, x, 4, s4);
+    } else {
+        int s2[2] = { N, m->in_dim };
+        h = sk_graph_ndim(g, x) == 2 ? x : sk_op_reshape(g, x, 2, s2);
+    }
+    bool train = mode == SK_MODE_TRAIN;
+    bool drop = mode == SK_MODE_TRAIN || mode == SK_MODE_MC;
+    for (int li = 0; li < m->n_layers && h >= 0; li++) {
+        const struct sk_layer *L = &m->layers[li];
+        float *P = m->params, *G = m->grads;
+        switch (L->kind) {
+        case SK_LAYER_DENSE: {
+            int ws[2] = { L->units, L->in[0] }, bs[1] = { L->units };
+            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 2, ws);
+            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
+            h = sk_op_dense(g, h, W, b);
+            break;
+        }
+        case SK_LAYER_CONV: {
+            int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
+            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 4, ws);
+            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
+            h = sk_op_conv2d(g, h, W, b, L->stride, L->pad);
+            break;
+        }
+        case SK_LAYER_MAXPOOL: h = sk_op_maxpool2d(g, h, L->k, L->stride); break;
+        case SK_LAYER_AVGPOOL: h = sk_op_avgpool2d(g, h, L->k, L->stride); break;
+        case SK_LAYER_GAP: h = sk_op_global_avgpool(g, h); break;
+        case SK_LAYER_FLATTEN: h = sk_op_flatten(g, h); break;
+        case SK_LAYER_RELU: h = sk_op_relu(g, h); break;
+        case SK_LAYER_LRELU: h = sk_op_leaky_relu(g, h, L->p); break;
+        case SK_LAYER_TANH: h = sk_op_tanh(g, h); break;
+        case SK_LAYER_SIGMOID: h = sk_op_sigmoid(g, h); break;
+        case SK_LAYER_SOFTPLUS: h = sk_op_softplus(g, h); break;
+        case SK_LAYER_GELU: h = sk_op_gelu(g, h); break;
+        case SK_LAYER_DROPOUT:
+            if (drop && L->p > 0) h = sk_op_dropout(g, h, L->p, sk_rng_derive(noise_key, (uint64_t)li).key);
+            break;
+        case SK_LAYER_BATCHNORM: {
+            int cs[1] = { L->units };
+            int gm = sk_graph_param(g, P + L->w_off, G + L->w_off, 1, cs);
+            int bt = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, cs);
+            h = sk_op_batchnorm(g, h, gm, bt, m->buffers + L->rm_off, m->buffers + L->rv_off, m->bn_momentum,
+                                m->bn_eps, train);
+            break;
+        }
+        }
+    }
+    return h;
+}
+
+#define PRED_BATCH 256
+
+int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp)
+{
+    struct sk_graph *g = sk_graph_new();
+    if (!g) return SK_ENOMEM;
+    sk_graph_set_param_grads(g, false);
+    int K = m->n_classes, rc = SK_OK;
+    for (int i = 0; i < n && rc == SK_OK; i += PRED_BATCH) {
+        int B = n - i < PRED_BATCH ? n - i : PRED_BATCH;
+        sk_graph_reset(g);
+        int shape[2] = { B, m->in_dim };
+        int xin = sk_graph_input(g, x + (size_t)i * m->in_dim, 2, shape, false);
+        int lp = sk_op_log_softmax(g, sk_model_forward(m, g, xin, SK_MODE_EVAL, 0));
+        if (lp < 0) {
+            rc = lp;
+            break;
+        }
+        memcpy(logp + (size_t)i * K, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
+    }
+    sk_graph_free(g);
+    return rc;
+}
+
+int sk_model_evaluate(struct sk_model *m, const float *x, const int *y, int n, double *accuracy, double *loss)
+{
+    int K = m->n_classes;
+    float *lp = sk_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1) * K);
+    if (!lp) return SK_ENOMEM;
+    int rc = sk_model_log_probs(m, x, n, lp);
+    if (rc == SK_OK) {
+        long correct = 0;
+        double nll = 0;
+        for (int i = 0; i < n; i++) {
+            const float *r = lp + (size_t)i * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (r[k] > r[best]) best = k;
+            correct += best == y[i];
+            nll -= r[y[i]];
+        }
+        if (accuracy) *accuracy = n ? (double)correct / n : 0;
+        if (loss) *loss = n ? nll / n : 0;
+    }
+    sk_free(lp);
+    return rc;
+}
+
+int sk_model_loss_grad(struct sk_model *m, struct sk_graph *g, const float *x, const int *y, int n,
+                       enum sk_mode mode, uint64_t noise_key, float *loss)
+{
+    memset(m->grads, 0, sizeof(float) * m->n_params);
+    sk_graph_reset(g);
+    int shape[2] = { n, m->in_dim };
+    int xin = sk_graph_input(g, x, 2, shape, false);
+    int L = sk_loss_cross_entropy(g, sk_model_forward(m, g, xin, mode, noise_key), y, 0.0f);
+    if (L < 0) return L;
+    if (loss) *loss = sk_graph_value(g, L)[0];
+    return sk_graph_backward(g, L, NULL);
+}
+
+int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv)
+{
+    size_t P = m->n_params;
+    double vn = 0, tn = 0;
+    for (size_t i = 0; i < P; i++) {
+        vn += (double)v[i] * v[i];
+        tn += (double)m->params[i] * m->params[i];
+    }
+    if (vn == 0) {
+        memset(hv, 0, sizeof(float) * P);
+        return SK_OK;
+    }
+    double r = 1e-3 * (1.0 + sqrt(tn)) / sqrt(vn);
+    float *save = sk_malloc(sizeof(float) * P), *gp = sk_malloc(sizeof(float) * P);
+    float *buf = sk_malloc(sizeof(float) * m->n_buffers + 64);
+    struct sk_graph *g = sk_graph_new();
+    int rc = SK_ENOMEM;
+    if (save && gp && g && buf) {
+        memcpy(save, m->params, sizeof(float) * P);
+        memcpy(buf, m->buffers, sizeof(float) * m->n_buffers);
+        for (size_t i = 0; i < P; i++) m->params[i] = (float)(save[i] + r * v[i]);
+        rc = sk_model_loss_grad(m, g, x, y, n, SK_MODE_EVAL, 0, NULL);
+        if (!rc) {
+            memcpy(gp, m->grads, sizeof(float) * P);
+            for (size_t i = 0; i < P; i++) m->params[i] = (float)(save[i] - r * v[i]);
+            rc = sk_model_loss_grad(m, g, x, y, n, SK_MODE_EVAL, 0, NULL);
+        }
+        if (!rc)
+            for (size_t i = 0; i < P; i++) hv[i] = (float)(((double)gp[i] - m->grads[i]) / (2 * r));
+        memcpy(m->params, save, sizeof(float) * P);
+        memcpy(m->buffers, buf, sizeof(float) * m->n_buffers);
+        memset(m->grads, 0, sizeof(float) * P);
+    }
+    sk_free(save);
+    sk_free(gp);
+    sk_free(buf);
+    sk_graph_free(g);
+    return rc;
+}

@@ -1,0 +1,442 @@
+/* Spec-string parser and model allocation. */
+#include "skeptic/model.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *layer_names[] = {
+    [SK_LAYER_DENSE] = "dense", [SK_LAYER_CONV] = "conv", [SK_LAYER_MAXPOOL] = "maxpool",
+    [SK_LAYER_AVGPOOL] = "avgpool", [SK_LAYER_GAP] = "gap", [SK_LAYER_FLATTEN] = "flatten",
+    [SK_LAYER_RELU] = "relu", [SK_LAYER_LRELU] = "lrelu", [SK_LAYER_TANH] = "tanh",
+    [SK_LAYER_SIGMOID] = "sigmoid", [SK_LAYER_SOFTPLUS] = "softplus", [SK_LAYER_GELU] = "gelu",
+    [SK_LAYER_DROPOUT] = "dropout", [SK_LAYER_BATCHNORM] = "bn",
+};
+
+const char *sk_layer_name(enum sk_layer_kind k)
+{
+    return (unsigned)k < sizeof layer_names / sizeof *layer_names ? layer_names[k] : "?";
+}
+
+struct parser {
+    const char *spec;
+    const char *p;
+    struct sk_model *m;
+    int cap_layers, cap_tensors;
+    /* running shape */
+    int C, H, W;
+    bool spatial;
+};
+
+static int perr(struct parser *ps, const char *at, const char *fmt, const char *detail)
+{
+    char what[256];
+    snprintf(what, sizeof what, fmt, detail);
+    return sk_error(SK_EINVAL, "spec '%s' at column %d: %s", ps->spec, (int)(at - ps->spec) + 1, what);
+}
+
+/* Parse a positive integer at ps->p. */
+static int parse_int(struct parser *ps, int *out, const char *what)
+{
+    const char *s = ps->p;
+    if (!isdigit((unsigned char)*s)) return perr(ps, s, "expected %s (a positive integer)", what);
+    long v = 0;
+    while (isdigit((unsigned char)*s)) {
+        v = v * 10 + (*s - '0');
+        if (v > 1000000000L) return perr(ps, ps->p, "%s is too large", what);
+        s++;
+    }
+    if (v <= 0) return perr(ps, ps->p, "%s must be positive", what);
+    *out = (int)v;
+    ps->p = s;
+    return 0;
+}
+
+static int parse_float(struct parser *ps, float *out, const char *what)
+{
+    /* digits with at most one '.', nothing else (no sign, no exponent) */
+    const char *s = ps->p, *q = s;
+    int dots = 0;
+    while (isdigit((unsigned char)*q) || (*q == '.' && dots++ == 0)) q++;
+    if (q == s || (q == s + 1 && *s == '.') || q - s >= 32)
+        return perr(ps, s, "expected %s (a number such as 0.5)", what);
+    char buf[32];
+    memcpy(buf, s, (size_t)(q - s));
+    buf[q - s] = 0;
+    *out = strtof(buf, NULL);
+    ps->p = q;
+    return 0;
+}
+
+static struct sk_layer *add_layer(struct parser *ps, enum sk_layer_kind kind)
+{
+    struct sk_model *m = ps->m;
+    SK_ASSERT(m->n_layers < ps->cap_layers);
+    struct sk_layer *L = &m->layers[m->n_layers++];
+    memset(L, 0, sizeof *L);
+    L->kind = kind;
+    L->in[0] = ps->C;
+    L->in[1] = ps->H;
+    L->in[2] = ps->W;
+    L->spatial_in = ps->spatial;
+    return L;
+}
+
+static void finish_layer(struct parser *ps, struct sk_layer *L)
+{
+    L->out[0] = ps->C;
+    L->out[1] = ps->H;
+    L->out[2] = ps->W;
+}
+
+static void add_tensor(struct parser *ps, int layer, const char *suffix, bool buffer, int ndim, const int *shape,
+                       size_t *off_out)
+{
+    struct sk_model *m = ps->m;
+    SK_ASSERT(m->n_tensors < ps->cap_tensors);
+    struct sk_tensor_info *t = &m->tensors[m->n_tensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%d.%s", layer, suffix);
+    t->layer = layer;
+    t->buffer = buffer;
+    t->ndim = ndim;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        n *= (size_t)shape[i];
+    }
+    if (buffer) {
+        t->off = m->n_buffers;
+        m->n_buffers += n;
+    } else {
+        t->off = m->n_params;
+        m->n_params += n;
+    }
+    *off_out = t->off;
+}
+
+/* One layer token at ps->p (for cnn/seq specs). */
+static int parse_layer(struct parser *ps)
+{
+    const char *start = ps->p;
+    const char *s = ps->p;
+    while (isalpha((unsigned char)*s)) s++;
+    size_t len = (size_t)(s - start);
+    char word[16] = { 0 };
+    if (len == 0 || len >= sizeof word)
+        return perr(ps, start, "expected a layer name (%s)",
+                    "dense, conv, maxpool, avgpool, gap, flatten, relu, lrelu, tanh, sigmoid, softplus, gelu, "
+                    "dropout, bn");
+    memcpy(word, start, len);
+    ps->p = s;
+    int idx = ps->m->n_layers;
+    int rc = 0;
+    struct sk_layer *L;
+    if (!strcmp(word, "dense")) {
+        if (ps->spatial)
+            return perr(ps, start, "%s", "a dense layer after a spatial layer needs 'flatten' (or 'gap') first");
+        L = add_layer(ps, SK_LAYER_DENSE);
+        if ((rc = parse_int(ps, &L->units, "the number of units after 'dense'"))) return rc;
+        int ws[2] = { L->units, ps->C }, bs[1] = { L->units };
+        add_tensor(ps, idx, "weight", false, 2, ws, &L->w_off);
+        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
+        L->n_w = (size_t)L->units * ps->C;
+        L->n_b = (size_t)L->units;
+        ps->C = L->units;
+    } else if (!strcmp(word, "conv")) {
+        if (!ps->spatial) return perr(ps, start, "%s", "conv needs an image input (CxHxW), not a vector");
+        L = add_layer(ps, SK_LAYER_CONV);
+        if ((rc = parse_int(ps, &L->units, "the number of output channels after 'conv'"))) return rc;
+        if (*ps->p != 'k') return perr(ps, ps->p, "%s", "expected 'k' and the kernel size (e.g. conv32k3p1)");
+        ps->p++;
+        if ((rc = parse_int(ps, &L->k, "the kernel size after 'k'"))) return rc;
+        L->stride = 1;
+        L->pad = 0;
+        if (*ps->p == 's') {
+            ps->p++;
+            if ((rc = parse_int(ps, &L->stride, "the stride after 's'"))) return rc;
+        }
+        if (*ps->p == 'p') {
+            ps->p++;
+            if (*ps->p == '0')
+                ps->p++, L->pad = 0;
+            else if ((rc = parse_int(ps, &L->pad, "the padding after 'p'")))
+                return rc;
+        }
+        int OH = (ps->H + 2 * L->pad - L->k) / L->stride + 1, OW = (ps->W + 2 * L->pad - L->k) / L->stride + 1;
+        if (ps->H + 2 * L->pad < L->k || ps->W + 2 * L->pad < L->k)
+            return perr(ps, start, "%s", "the kernel is larger than the (padded) input");
+        int ws[4] = { L->units, ps->C, L->k, L->k }, bs[1] = { L->units };
+        add_tensor(ps, idx, "weight", false, 4, ws, &L->w_off);
+        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
+        L->n_w = (size_t)L->units * ps->C * L->k * L->k;
+        L->n_b = (size_t)L->units;
+        ps->C = L->units;
+        ps->H = OH;
+        ps->W = OW;
+    } else if (!strcmp(word, "maxpool") || !strcmp(word, "avgpool")) {
+        if (!ps->spatial) return perr(ps, start, "%s", "pooling needs an image input");
+        L = add_layer(ps, word[0] == 'm' ? SK_LAYER_MAXPOOL : SK_LAYER_AVGPOOL);
+        if ((rc = parse_int(ps, &L->k, "the window size"))) return rc;
+        L->stride = L->k;
+        if (*ps->p == 's') {
+            ps->p++;
+            if ((rc = parse_int(ps, &L->stride, "the stride after 's'"))) return rc;
+        }
+        if (L->k > ps->H || L->k > ps->W) return perr(ps, start, "%s", "the pooling window is larger than the input");
+        ps->H = (ps->H - L->k) / L->stride + 1;
+        ps->W = (ps->W - L->k) / L->stride + 1;
+    } else if (!strcmp(word, "gap")) {
+        if (!ps->spatial) return perr(ps, start, "%s", "global average pooling needs an image input");
+        L = add_layer(ps, SK_LAYER_GAP);
+        ps->H = ps->W = 1;
+        ps->spatial = false;
+    } else if (!strcmp(word, "flatten")) {
+        L = add_layer(ps, SK_LAYER_FLATTEN);
+        ps->C = ps->C * ps->H * ps->W;
+        ps->H = ps->W = 1;
+        ps->spatial = false;
+    } else if (!strcmp(word, "relu") || !strcmp(word, "tanh") || !strcmp(word, "sigmoid") ||
+               !strcmp(word, "softplus") || !strcmp(word, "gelu")) {
+        enum sk_layer_kind k = word[0] == 'r' ? SK_LAYER_RELU : word[0] == 't' ? SK_LAYER_TANH
+                               : word[1] == 'i' ? SK_LAYER_SIGMOID : word[0] == 's' ? SK_LAYER_SOFTPLUS
+                                                                     : SK_LAYER_GELU;
+        L = add_layer(ps, k);
+    } else if (!strcmp(word, "lrelu")) {
+        L = add_layer(ps, SK_LAYER_LRELU);
+        L->p = 0.01f;
+        if (isdigit((unsigned char)*ps->p) || *ps->p == '.')
+            if ((rc = parse_float(ps, &L->p, "the negative slope"))) return rc;
+    } else if (!strcmp(word, "dropout")) {
+        L = add_layer(ps, SK_LAYER_DROPOUT);
+        if ((rc = parse_float(ps, &L->p, "the dropout probability (e.g. dropout0.5)"))) return rc;
+        if (!(L->p >= 0 && L->p < 1)) return perr(ps, start, "%s", "dropout probability must be in [0,1)");
+    } else if (!strcmp(word, "bn")) {
+        L = add_layer(ps, SK_LAYER_BATCHNORM);
+        L->units = ps->C;
+        int cs[1] = { ps->C };
+        add_tensor(ps, idx, "weight", false, 1, cs, &L->w_off);
+        add_tensor(ps, idx, "bias", false, 1, cs, &L->b_off);
+        add_tensor(ps, idx, "running_mean", true, 1, cs, &L->rm_off);
+        add_tensor(ps, idx, "running_var", true, 1, cs, &L->rv_off);
+        L->n_w = L->n_b = (size_t)ps->C;
+    } else {
+        return perr(ps, start, "unknown layer '%s'", word);
+    }
+    finish_layer(ps, L);
+    return 0;
+}
+
+static int parse_activation(struct parser *ps, enum sk_layer_kind *k)
+{
+    const char *start = ps->p;
+    static const struct { const char *name; enum sk_layer_kind kind; } acts[] = {
+        { "relu", SK_LAYER_RELU }, { "lrelu", SK_LAYER_LRELU }, { "tanh", SK_LAYER_TANH },
+        { "sigmoid", SK_LAYER_SIGMOID }, { "softplus", SK_LAYER_SOFTPLUS }, { "gelu", SK_LAYER_GELU },
+    };
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+        size_t n = strlen(acts[i].name);
+        if (!strncmp(start, acts[i].name, n) && (start[n] == 0 || start[n] == ':')) {
+            *k = acts[i].kind;
+            ps->p += n;
+            return 0;
+        }
+    }
+    return perr(ps, start, "%s", "expected an activation: relu, lrelu, tanh, sigmoid, softplus or gelu");
+}
+
+static int parse_mlp(struct parser *ps)
+{
+    int dims[256], nd = 0, rc;
+    const char *dstart[256];
+    for (;;) {
+        if (nd == 256) return perr(ps, ps->p, "%s", "too many layers");
+        dstart[nd] = ps->p;
+        if ((rc = parse_int(ps, &dims[nd], "a layer width"))) return rc;
+        nd++;
+        if (*ps->p != '-') break;
+        ps->p++;
+    }
+    if (nd < 2) return perr(ps, ps->p, "%s", "an mlp needs at least an input and an output width (e.g. 784-10)");
+    enum sk_layer_kind act = SK_LAYER_RELU;
+    float drop = 0;
+    if (*ps->p == ':') {
+        ps->p++;
+        if ((rc = parse_activation(ps, &act))) return rc;
+    }
+    if (*ps->p == ':') {
+        ps->p++;
+        if (strncmp(ps->p, "dropout", 7)) return perr(ps, ps->p, "%s", "expected 'dropout' and a probability");
+        ps->p += 7;
+        const char *at = ps->p;
+        if ((rc = parse_float(ps, &drop, "the dropout probability"))) return rc;
+        if (!(drop >= 0 && drop < 1)) return perr(ps, at, "%s", "dropout probability must be in [0,1)");
+    }
+    if (*ps->p) return perr(ps, ps->p, "%s", "unexpected text after the mlp spec");
+    (void)dstart;
+    ps->C = dims[0];
+    ps->H = ps->W = 1;
+    ps->spatial = false;
+    for (int i = 1; i < nd; i++) {
+        int idx = ps->m->n_layers;
+        struct sk_layer *L = add_layer(ps, SK_LAYER_DENSE);
+        L->units = dims[i];
+        int ws[2] = { dims[i], ps->C }, bs[1] = { dims[i] };
+        add_tensor(ps, idx, "weight", false, 2, ws, &L->w_off);
+        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
+        L->n_w = (size_t)dims[i] * ps->C;
+        L->n_b = (size_t)dims[i];
+        ps->C = dims[i];
+        finish_layer(ps, L);
+        if (i + 1 < nd) {
+            L = add_layer(ps, act);
+            if (act == SK_LAYER_LRELU) L->p = 0.01f;
+            finish_layer(ps, L);
+            if (drop > 0) {
+                L = add_layer(ps, SK_LAYER_DROPOUT);
+                L->p = drop;
+                finish_layer(ps, L);
+            }
+        }
+    }
+    return 0;
+}
+
+static int parse_seq(struct parser *ps)
+{
+    int rc, a;
+    const char *start = ps->p;
+    if ((rc = parse_int(ps, &a, "the input size (D or CxHxW)"))) return rc;
+    if (*ps->p == 'x') {
+        int h, w;
+        ps->p++;
+        if ((rc = parse_int(ps, &h, "the input height"))) return rc;
+        if (*ps->p != 'x') return perr(ps, ps->p, "%s", "expected 'x' and the input width (CxHxW)");
+        ps->p++;
+        if ((rc = parse_int(ps, &w, "the input width"))) return rc;
+        ps->C = a, ps->H = h, ps->W = w, ps->spatial = true;
+    } else {
+        ps->C = a, ps->H = ps->W = 1, ps->spatial = false;
+    }
+    (void)start;
+    while (*ps->p) {
+        if (*ps->p != '-') return perr(ps, ps->p, "%s", "expected '-' between layers");
+        ps->p++;
+        if ((rc = parse_layer(ps))) return rc;
+    }
+    if (ps->m->n_layers == 0) return perr(ps, ps->p, "%s", "no layers after the input shape");
+    return 0;
+}
+
+struct sk_model *sk_model_from_spec(const char *spec)
+{
+    if (!spec) {
+        sk_error(SK_EINVAL, "model spec is NULL");
+        return NULL;
+    }
+    struct sk_model *m = sk_calloc(1, sizeof *m);
+    if (!m) return NULL;
+    struct parser ps = { .spec = spec, .p = spec, .m = m };
+    size_t len = strlen(spec);
+    ps.cap_layers = (int)(2 * len + 4); /* an mlp width of 1 char can yield up to 3 layers */
+    ps.cap_tensors = 4 * ps.cap_layers;
+    m->layers = sk_calloc((size_t)ps.cap_layers, sizeof *m->layers);
+    m->tensors = sk_calloc((size_t)ps.cap_tensors, sizeof *m->tensors);
+    m->spec = sk_strdup(spec);
+    m->bn_momentum = 0.1f;
+    m->bn_eps = 1e-5f;
+    int rc = SK_ENOMEM;
+    if (m->layers && m->tensors && m->spec) {
+        if (!strncmp(spec, "mlp:", 4)) {
+            ps.p += 4;
+            rc = parse_mlp(&ps);
+        } else if (!strncmp(spec, "cnn:", 4) || !strncmp(spec, "seq:", 4)) {
+            ps.p += 4;
+            rc = parse_seq(&ps);
+        } else {
+            rc = perr(&ps, spec, "%s", "a spec starts with 'mlp:', 'cnn:' or 'seq:' (see --help for the grammar)");
+        }
+    }
+    if (!rc) {
+        struct sk_layer *last = &m->layers[m->n_layers - 1];
+        if (last->out[1] != 1 || last->out[2] != 1 || ps.spatial)
+            rc = perr(&ps, spec + len, "%s", "the last layer must give a vector of class scores (add flatten/gap and dense)");
+    }
+    if (!rc) {
+        struct sk_layer *first = &m->layers[0];
+        m->in_c = first->in[0];
+        m->in_h = first->in[1];
+        m->in_w = first->in[2];
+        m->in_dim = m->in_c * m->in_h * m->in_w;
+        m->spatial = first->spatial_in;
+        m->n_classes = m->layers[m->n_layers - 1].out[0];
+        m->params = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
+        m->grads = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
+        m->buffers = sk_calloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+        if (!m->params || !m->grads || !m->buffers) rc = SK_ENOMEM;
+    }
+    if (rc) {
+        sk_model_free(m);
+        return NULL;
+    }
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SK_LAYER_BATCHNORM)
+            for (int c = 0; c < m->layers[i].units; c++) {
+                m->buffers[m->layers[i].rv_off + c] = 1.0f;
+                m->params[m->layers[i].w_off + c] = 1.0f;
+            }
+    return m;
+}
+
+void sk_model_free(struct sk_model *m)
+{
+    if (!m) return;
+    sk_free(m->spec);
+    sk_free(m->layers);
+    sk_free(m->tensors);
+    sk_free(m->params);
+    sk_free(m->grads);
+    sk_free(m->buffers);
+    sk_free(m);
+}
+
+struct sk_model *sk_model_clone(const struct sk_model *src)
+{
+    struct sk_model *m = sk_model_from_spec(src->spec);
+    if (!m) return NULL;
+    m->bn_momentum = src->bn_momentum;
+    m->bn_eps = src->bn_eps;
+    sk_model_copy_weights(m, src);
+    return m;
+}
+
+int sk_model_copy_weights(struct sk_model *dst, const struct sk_model *src)
+{
+    if (dst->n_params != src->n_params || dst->n_buffers != src->n_buffers)
+        return sk_error(SK_EINVAL, "copy weights: models differ ('%s' vs '%s')", dst->spec, src->spec);
+    memcpy(dst->params, src->params, sizeof(float) * src->n_params);
+    memcpy(dst->buffers, src->buffers, sizeof(float) * src->n_buffers);
+    return SK_OK;
+}
+
+size_t sk_model_n_params(const struct sk_model *m) { return m->n_params; }
+
+const struct sk_tensor_info *sk_model_tensor(const struct sk_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+float *sk_model_tensor_data(const struct sk_model *m, const struct sk_tensor_info *t)
+{
+    return (t->buffer ? m->buffers : m->params) + t->off;
+}
+
+bool sk_model_has_dropout(const struct sk_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SK_LAYER_DROPOUT && m->layers[i].p > 0) return true;
+    return false;
+}

@@ -1,0 +1,230 @@
+/* Element-wise activations, arithmetic and scalar reductions. */
+#include "graph/graph_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+static int unary(struct sk_graph *g, int x, int op, const char *name)
+{
+    int rc = sk_node_check(g, x, name, "x");
+    if (rc) return rc;
+    struct sk_node *in = node_at(g, x);
+    int shape[4];
+    memcpy(shape, in->shape, sizeof shape);
+    return sk_node_new(g, op, in->ndim, shape, x, -1, -1);
+}
+
+#define UNARY_FORWARD(fname, OPID, expr)                                         \
+    int fname(struct sk_graph *g, int x)                                         \
+    {                                                                            \
+        int id = unary(g, x, OPID, #fname);                                      \
+        if (id < 0) return id;                                                   \
+        struct sk_node *nd = node_at(g, id);                                     \
+        const float *X = in_val(g, nd, 0);                                       \
+        float *Y = nd->val;                                                      \
+        size_t n = nd->n;                                                        \
+        _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")          \
+        for (size_t i = 0; i < n; i++) {                                         \
+            float v = X[i];                                                      \
+            Y[i] = (expr);                                                       \
+        }                                                                        \
+        return id;                                                               \
+    }
+
+static inline float softplusf(float v) { return v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v)); }
+static inline float sigmoidf(float v)
+{
+    if (v >= 0) return 1.0f / (1.0f + expf(-v));
+    float e = expf(v);
+    return e / (1.0f + e);
+}
+
+UNARY_FORWARD(sk_op_relu, OP_RELU, v > 0 ? v : 0.0f)
+UNARY_FORWARD(sk_op_tanh, OP_TANH, tanhf(v))
+UNARY_FORWARD(sk_op_sigmoid, OP_SIGMOID, sigmoidf(v))
+UNARY_FORWARD(sk_op_softplus, OP_SOFTPLUS, softplusf(v))
+UNARY_FORWARD(sk_op_gelu, OP_GELU, 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)))
+UNARY_FORWARD(sk_op_step, OP_STEP, v > 0 ? 1.0f : 0.0f)
+
+int sk_op_leaky_relu(struct sk_graph *g, int x, float alpha)
+{
+    int id = unary(g, x, OP_LRELU, "sk_op_leaky_relu");
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->farg[0] = alpha;
+    const float *X = in_val(g, nd, 0);
+    for (size_t i = 0; i < nd->n; i++) nd->val[i] = X[i] > 0 ? X[i] : alpha * X[i];
+    return id;
+}
+
+int sk_op_scale(struct sk_graph *g, int x, float alpha)
+{
+    int id = unary(g, x, OP_SCALE, "sk_op_scale");
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->farg[0] = alpha;
+    const float *X = in_val(g, nd, 0);
+    for (size_t i = 0; i < nd->n; i++) nd->val[i] = alpha * X[i];
+    return id;
+}
+
+/* Backward of the unary ops: dx += dy * f'(x), f' written with x and y. */
+#define UNARY_BACKWARD(bname, expr)                                              \
+    void bname(struct sk_graph *g, struct sk_node *nd)                           \
+    {                                                                            \
+        float *dX = in_grad(g, nd, 0);                                           \
+        if (!dX) return;                                                         \
+        const float *X = in_val(g, nd, 0), *Y = nd->val, *dY = nd->grad;         \
+        float alpha = nd->farg[0];                                               \
+        (void)alpha; (void)Y;                                                    \
+        size_t n = nd->n;                                                        \
+        _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")          \
+        for (size_t i = 0; i < n; i++) {                                         \
+            float v = X[i], y = Y[i];                                            \
+            (void)v; (void)y;                                                    \
+            dX[i] += dY[i] * (expr);                                             \
+        }                                                                        \
+    }
+
+UNARY_BACKWARD(sk_relu_backward, v > 0 ? 1.0f : 0.0f)
+UNARY_BACKWARD(sk_lrelu_backward, v > 0 ? 1.0f : alpha)
+UNARY_BACKWARD(sk_tanh_backward, 1.0f - y * y)
+UNARY_BACKWARD(sk_sigmoid_backward, y * (1.0f - y))
+UNARY_BACKWARD(sk_softplus_backward, sigmoidf(v))
+UNARY_BACKWARD(sk_gelu_backward,
+               0.5f * (1.0f + erff(v * 0.70710678118654752f)) +
+                   v * 0.39894228040143268f * expf(-0.5f * v * v))
+UNARY_BACKWARD(sk_scale_backward, alpha)
+
+/* ---- binary element-wise ---- */
+static int binary(struct sk_graph *g, int a, int b, int op, const char *name)
+{
+    int rc = sk_node_check(g, a, name, "a");
+    if (!rc) rc = sk_node_check(g, b, name, "b");
+    if (rc) return rc;
+    struct sk_node *A = node_at(g, a), *B = node_at(g, b);
+    if (A->n != B->n || A->ndim != B->ndim || memcmp(A->shape, B->shape, sizeof A->shape) != 0)
+        return sk_error(SK_EINVAL, "%s: shapes differ ([%d,%d,%d,%d] vs [%d,%d,%d,%d])", name,
+                        A->shape[0], A->shape[1], A->shape[2], A->shape[3], B->shape[0],
+                        B->shape[1], B->shape[2], B->shape[3]);
+    int shape[4];
+    memcpy(shape, A->shape, sizeof shape);
+    int id = sk_node_new(g, op, A->ndim, shape, a, b, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    const float *X = in_val(g, nd, 0), *Y = in_val(g, nd, 1);
+    float *Z = nd->val;
+    for (size_t i = 0; i < nd->n; i++)
+        Z[i] = op == OP_ADD ? X[i] + Y[i] : op == OP_SUB ? X[i] - Y[i] : X[i] * Y[i];
+    return id;
+}
+
+int sk_op_add(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_ADD, "sk_op_add"); }
+int sk_op_sub(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_SUB, "sk_op_sub"); }
+int sk_op_mul(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_MUL, "sk_op_mul"); }
+
+void sk_binary_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dA = in_grad(g, nd, 0), *dB = in_grad(g, nd, 1);
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1), *dY = nd->grad;
+    for (size_t i = 0; i < nd->n; i++) {
+        float d = dY[i];
+        switch (nd->op) {
+        case OP_ADD:
+            if (dA) dA[i] += d;
+            if (dB) dB[i] += d;
+            break;
+        case OP_SUB:
+            if (dA) dA[i] += d;
+            if (dB) dB[i] -= d;
+            break;
+        default:
+            if (dA) dA[i] += d * B[i];
+            if (dB) dB[i] += d * A[i];
+        }
+    }
+}
+
+/* ---- reductions ---- */
+static int reduce(struct sk_graph *g, int x, int op, const char *name)
+{
+    int rc = sk_node_check(g, x, name, "x");
+    if (rc) return rc;
+    int one = 1;
+    int id = sk_node_new(g, op, 1, &one, x, -1, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    struct sk_node *in = node_at(g, x);
+    double s = 0;
+    for (size_t i = 0; i < in->n; i++) s += in->val[i];
+    nd->val[0] = (float)(op == OP_MEAN ? s / (double)in->n : s);
+    return id;
+}
+
+int sk_op_sum(struct sk_graph *g, int x) { return reduce(g, x, OP_SUM, "sk_op_sum"); }
+int sk_op_mean(struct sk_graph *g, int x) { return reduce(g, x, OP_MEAN, "sk_op_mean"); }
+
+void sk_reduce_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    size_t n = node_at(g, nd->in[0])->n;
+    float d = nd->grad[0];
+    if (nd->op == OP_MEAN) d /= (float)n;
+    for (size_t i = 0; i < n; i++) dX[i] += d;
+}
+
+/* ---- softmax / log-softmax over the last dim of [N,K] ---- */
+static int rowwise(struct sk_graph *g, int x, int op, const char *name)
+{
+    int rc = sk_node_check(g, x, name, "x");
+    if (rc) return rc;
+    struct sk_node *in = node_at(g, x);
+    if (in->ndim != 2) return sk_error(SK_EINVAL, "%s: x must be [N,K], got %d dims", name, in->ndim);
+    int shape[2] = { in->shape[0], in->shape[1] };
+    int id = sk_node_new(g, op, 2, shape, x, -1, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    const float *X = in_val(g, nd, 0);
+    int N = shape[0], K = shape[1];
+    for (int i = 0; i < N; i++) {
+        const float *r = X + (size_t)i * K;
+        float *y = nd->val + (size_t)i * K;
+        float m = r[0];
+        for (int k = 1; k < K; k++) m = r[k] > m ? r[k] : m;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += exp((double)r[k] - m);
+        float ls = (float)log(s);
+        for (int k = 0; k < K; k++)
+            y[k] = op == OP_LOGSOFTMAX ? r[k] - m - ls : (float)(exp((double)r[k] - m) / s);
+    }
+    return id;
+}
+
+int sk_op_softmax(struct sk_graph *g, int x) { return rowwise(g, x, OP_SOFTMAX, "sk_op_softmax"); }
+int sk_op_log_softmax(struct sk_graph *g, int x)
+{
+    return rowwise(g, x, OP_LOGSOFTMAX, "sk_op_log_softmax");
+}
+
+void sk_rowwise_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    int N = nd->shape[0], K = nd->shape[1];
+    for (int i = 0; i < N; i++) {
+        const float *y = nd->val + (size_t)i * K, *dy = nd->grad + (size_t)i * K;
+        float *dx = dX + (size_t)i * K;
+        if (nd->op == OP_SOFTMAX) {
+            /* dx = y * (dy - <dy, y>) */
+            double dot = 0;
+            for (int k = 0; k < K; k++) dot += (double)dy[k] * y[k];
+            for (int k = 0; k < K; k++) dx[k] += y[k] * (dy[k] - (float)dot);
+        } else {
+            /* dx = dy - softmax * sum(dy) */
+            double s = 0;
+            for (int k = 0; k < K; k++) s += dy[k];
+            for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * (float)s;
+        }
+    }
+}

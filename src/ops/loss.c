@@ -1,0 +1,292 @@
+/* Losses: cross-entropy (label smoothing), BCE with logits, MSE, categorical
+ * KL, and the CW / DLR margins that attacks maximise. All return scalars. */
+#include "graph/graph_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+static int scalar_node(struct sk_graph *g, int op, int a, int b)
+{
+    int one = 1;
+    return sk_node_new(g, op, 1, &one, a, b, -1);
+}
+
+static int check_2d(struct sk_graph *g, int z, const char *name)
+{
+    int rc = sk_node_check(g, z, name, "z");
+    if (rc) return rc;
+    if (node_at(g, z)->ndim != 2)
+        return sk_error(SK_EINVAL, "%s: expects [N,K] scores, got %d dims", name, node_at(g, z)->ndim);
+    return 0;
+}
+
+int sk_loss_cross_entropy(struct sk_graph *g, int z, const int *labels, float smoothing)
+{
+    int rc = check_2d(g, z, "sk_loss_cross_entropy");
+    if (rc) return rc;
+    struct sk_node *in = node_at(g, z);
+    int N = in->shape[0], K = in->shape[1];
+    for (int i = 0; i < N; i++)
+        if (labels[i] < 0 || labels[i] >= K)
+            return sk_error(SK_EINVAL, "sk_loss_cross_entropy: label %d of row %d is outside [0,%d)",
+                            labels[i], i, K);
+    if (!(smoothing >= 0 && smoothing < 1))
+        return sk_error(SK_EINVAL, "sk_loss_cross_entropy: label smoothing %g not in [0,1)", smoothing);
+    int id = scalar_node(g, OP_CE, z, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->cptr[0] = labels;
+    nd->farg[0] = smoothing;
+    /* Keep the softmax for backward. */
+    float *P = sk_arena_alloc(g->arena, (size_t)N * K * sizeof(float));
+    if (!P) return SK_ENOMEM;
+    nd->saved = P;
+    const float *Z = node_at(g, z)->val; /* the node array may have moved */
+    double total = 0;
+    for (int i = 0; i < N; i++) {
+        const float *r = Z + (size_t)i * K;
+        float m = r[0];
+        for (int k = 1; k < K; k++) m = r[k] > m ? r[k] : m;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += exp((double)r[k] - m);
+        double ls = log(s) + m, lsum = 0;
+        for (int k = 0; k < K; k++) {
+            P[(size_t)i * K + k] = (float)(exp((double)r[k] - m) / s);
+            lsum += r[k] - ls;
+        }
+        double lp_y = r[labels[i]] - ls;
+        total -= (1.0 - smoothing) * lp_y + smoothing / K * lsum;
+    }
+    nd->val[0] = (float)(total / N);
+    return id;
+}
+
+void sk_ce_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dZ = in_grad(g, nd, 0);
+    if (!dZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    const int *labels = nd->cptr[0];
+    const float *P = nd->saved;
+    float s = nd->farg[0], d = nd->grad[0] / (float)N;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < K; k++) {
+            float q = s / K + (k == labels[i] ? 1.0f - s : 0.0f);
+            dZ[(size_t)i * K + k] += d * (P[(size_t)i * K + k] - q);
+        }
+}
+
+int sk_loss_bce_logits(struct sk_graph *g, int z, const float *targets)
+{
+    int rc = sk_node_check(g, z, "sk_loss_bce_logits", "z");
+    if (rc) return rc;
+    struct sk_node *in = node_at(g, z);
+    if (in->n != (size_t)in->shape[0])
+        return sk_error(SK_EINVAL, "sk_loss_bce_logits: z must hold one logit per row ([N] or [N,1])");
+    int id = scalar_node(g, OP_BCE, z, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->cptr[0] = targets;
+    in = node_at(g, z); /* the node array may have moved */
+    double total = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        double v = in->val[i], t = targets[i];
+        total += (v > 0 ? v : 0) - v * t + log1p(exp(-fabs(v)));
+    }
+    nd->val[0] = (float)(total / (double)in->n);
+    return id;
+}
+
+void sk_bce_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dZ = in_grad(g, nd, 0);
+    if (!dZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *t = nd->cptr[0];
+    float d = nd->grad[0] / (float)in->n;
+    for (size_t i = 0; i < in->n; i++) {
+        float v = in->val[i];
+        float sg = v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+        dZ[i] += d * (sg - t[i]);
+    }
+}
+
+int sk_loss_mse(struct sk_graph *g, int a, int b)
+{
+    int rc = sk_node_check(g, a, "sk_loss_mse", "a");
+    if (!rc) rc = sk_node_check(g, b, "sk_loss_mse", "b");
+    if (rc) return rc;
+    struct sk_node *A = node_at(g, a), *B = node_at(g, b);
+    if (A->n != B->n)
+        return sk_error(SK_EINVAL, "sk_loss_mse: %zu vs %zu elements", A->n, B->n);
+    int id = scalar_node(g, OP_MSE, a, b);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    A = node_at(g, a);
+    B = node_at(g, b);
+    double s = 0;
+    for (size_t i = 0; i < A->n; i++) {
+        double d = (double)A->val[i] - B->val[i];
+        s += d * d;
+    }
+    nd->val[0] = (float)(s / (double)A->n);
+    return id;
+}
+
+void sk_mse_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dA = in_grad(g, nd, 0), *dB = in_grad(g, nd, 1);
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1);
+    size_t n = node_at(g, nd->in[0])->n;
+    float c = 2.0f * nd->grad[0] / (float)n;
+    for (size_t i = 0; i < n; i++) {
+        float d = c * (A[i] - B[i]);
+        if (dA) dA[i] += d;
+        if (dB) dB[i] -= d;
+    }
+}
+
+int sk_loss_kl_categorical(struct sk_graph *g, int lp, int lq)
+{
+    int rc = check_2d(g, lp, "sk_loss_kl_categorical");
+    if (!rc) rc = check_2d(g, lq, "sk_loss_kl_categorical");
+    if (rc) return rc;
+    struct sk_node *P = node_at(g, lp), *Q = node_at(g, lq);
+    if (P->shape[0] != Q->shape[0] || P->shape[1] != Q->shape[1])
+        return sk_error(SK_EINVAL, "sk_loss_kl_categorical: shapes [%d,%d] and [%d,%d] differ",
+                        P->shape[0], P->shape[1], Q->shape[0], Q->shape[1]);
+    int id = scalar_node(g, OP_KL, lp, lq);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    P = node_at(g, lp);
+    Q = node_at(g, lq);
+    double s = 0;
+    for (size_t i = 0; i < P->n; i++) s += exp((double)P->val[i]) * ((double)P->val[i] - Q->val[i]);
+    nd->val[0] = (float)(s / P->shape[0]);
+    return id;
+}
+
+void sk_kl_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dP = in_grad(g, nd, 0), *dQ = in_grad(g, nd, 1);
+    const float *P = in_val(g, nd, 0), *Q = in_val(g, nd, 1);
+    struct sk_node *in = node_at(g, nd->in[0]);
+    float d = nd->grad[0] / (float)in->shape[0];
+    for (size_t i = 0; i < in->n; i++) {
+        float p = expf(P[i]);
+        /* d/dlp [e^lp (lp - lq)] = e^lp (lp - lq + 1); d/dlq = -e^lp */
+        if (dP) dP[i] += d * p * (P[i] - Q[i] + 1.0f);
+        if (dQ) dQ[i] -= d * p;
+    }
+}
+
+/* ---- margins ---- */
+void sk_margin_rows(enum sk_margin_kind kind, const float *z, int N, int K, const int *labels,
+                    const int *targets, float *loss, float *dz)
+{
+    for (int i = 0; i < N; i++) {
+        const float *r = z + (size_t)i * K;
+        float *d = dz ? dz + (size_t)i * K : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)K);
+        int y = labels[i], t = targets ? targets[i] : -1;
+        /* best other than y (untargeted) or other than t (targeted) */
+        int excl = t >= 0 ? t : y, jmax = -1;
+        for (int k = 0; k < K; k++)
+            if (k != excl && (jmax < 0 || r[k] > r[jmax])) jmax = k;
+        if (kind == SK_MARGIN_CW) {
+            float l = t >= 0 ? r[t] - r[jmax] : r[jmax] - r[y];
+            if (loss) loss[i] = l;
+            if (d) {
+                if (t >= 0) {
+                    d[t] += 1;
+                    d[jmax] -= 1;
+                } else {
+                    d[jmax] += 1;
+                    d[y] -= 1;
+                }
+            }
+            continue;
+        }
+        /* DLR: indices of the sorted top four. */
+        int top[4] = { -1, -1, -1, -1 };
+        for (int k = 0; k < K; k++) {
+            int c = k;
+            for (int s = 0; s < 4; s++) {
+                if (top[s] < 0) {
+                    top[s] = c;
+                    break;
+                }
+                if (r[c] > r[top[s]]) {
+                    int tmp = top[s];
+                    top[s] = c;
+                    c = tmp;
+                }
+            }
+        }
+        float num, den;
+        if (t < 0) {
+            num = r[y] - r[jmax];
+            den = r[top[0]] - r[top[2]] + 1e-12f;
+            if (loss) loss[i] = -num / den;
+            if (d) {
+                d[y] += -1 / den;
+                d[jmax] += 1 / den;
+                d[top[0]] += num / (den * den);
+                d[top[2]] -= num / (den * den);
+            }
+        } else {
+            num = r[y] - r[t];
+            den = r[top[0]] - 0.5f * (r[top[2]] + r[top[3]]) + 1e-12f;
+            if (loss) loss[i] = -num / den;
+            if (d) {
+                d[y] += -1 / den;
+                d[t] += 1 / den;
+                d[top[0]] += num / (den * den);
+                d[top[2]] -= 0.5f * num / (den * den);
+                d[top[3]] -= 0.5f * num / (den * den);
+            }
+        }
+    }
+}
+
+int sk_loss_margin(struct sk_graph *g, int z, const int *labels, const int *targets,
+                   enum sk_margin_kind kind)
+{
+    int rc = check_2d(g, z, "sk_loss_margin");
+    if (rc) return rc;
+    struct sk_node *in = node_at(g, z);
+    int N = in->shape[0], K = in->shape[1];
+    int need = kind == SK_MARGIN_DLR ? (targets ? 4 : 3) : 2;
+    if (K < need)
+        return sk_error(SK_EINVAL, "sk_loss_margin: %s needs at least %d classes, got %d",
+                        kind == SK_MARGIN_DLR ? "DLR" : "CW", need, K);
+    for (int i = 0; i < N; i++)
+        if (labels[i] < 0 || labels[i] >= K || (targets && (targets[i] < 0 || targets[i] >= K)))
+            return sk_error(SK_EINVAL, "sk_loss_margin: label or target of row %d outside [0,%d)", i, K);
+    int id = scalar_node(g, OP_MARGIN, z, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->cptr[0] = labels;
+    nd->cptr[1] = targets;
+    nd->iarg[0] = kind;
+    /* The row gradients are cheap: compute them now so backward cannot fail. */
+    float *l = sk_arena_alloc(g->arena, sizeof(float) * (size_t)N);
+    float *dz = sk_arena_alloc(g->arena, sizeof(float) * (size_t)N * K);
+    if (!l || !dz) return SK_ENOMEM;
+    nd->saved = dz;
+    sk_margin_rows(kind, node_at(g, z)->val, N, K, labels, targets, l, dz);
+    double s = 0;
+    for (int i = 0; i < N; i++) s += l[i];
+    nd->val[0] = (float)s;
+    return id;
+}
+
+void sk_margin_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dZ = in_grad(g, nd, 0);
+    if (!dZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *d = nd->saved;
+    for (size_t i = 0; i < in->n; i++) dZ[i] += nd->grad[0] * d[i];
+}

@@ -1,0 +1,200 @@
+/* Max, average and global average pooling (no padding, floor mode). */
+#include "graph/graph_impl.h"
+
+#include <float.h>
+#include <string.h>
+
+void sk_maxpool_forward(float *y, int *arg, const float *x, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * OH * OW;
+        int *ap = arg + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int best = (oh * s) * W + ow * s;
+                float m = xp[best];
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int idx = (oh * s + i) * W + ow * s + j;
+                        /* strict '>' keeps the first maximum, as PyTorch does */
+                        if (xp[idx] > m) {
+                            m = xp[idx];
+                            best = idx;
+                        }
+                    }
+                yp[oh * OW + ow] = m;
+                ap[oh * OW + ow] = best;
+            }
+    }
+}
+
+void sk_maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    float m = -FLT_MAX;
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++) {
+                            float v = x[(((size_t)n * C + c) * H + oh * s + i) * W + ow * s + j];
+                            if (v > m) m = v;
+                        }
+                    y[(((size_t)n * C + c) * OH + oh) * OW + ow] = m;
+                }
+}
+
+void sk_maxpool_backward(float *dx, const float *dy, const int *arg, int N, int C, int H, int W, int OH,
+                         int OW)
+{
+    size_t P = (size_t)OH * OW, HW = (size_t)H * W;
+    /* arg is an offset inside the (n,c) plane of x; a plane is handled whole by
+     * one thread, so overlapping windows never race. */
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *dyp = dy + (size_t)nc * P;
+        const int *ap = arg + (size_t)nc * P;
+        float *dxp = dx + (size_t)nc * HW;
+        for (size_t q = 0; q < P; q++) dxp[ap[q]] += dyp[q];
+    }
+}
+
+void sk_avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    float inv = 1.0f / (float)(k * k);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float acc = 0;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) acc += xp[(oh * s + i) * W + ow * s + j];
+                yp[oh * OW + ow] = acc * inv;
+            }
+    }
+}
+
+void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double acc = 0;
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++)
+                            acc += x[(((size_t)n * C + c) * H + oh * s + i) * W + ow * s + j];
+                    y[(((size_t)n * C + c) * OH + oh) * OW + ow] = (float)(acc / (k * k));
+                }
+}
+
+void sk_avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    float inv = 1.0f / (float)(k * k);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        float *dxp = dx + (size_t)nc * H * W;
+        const float *dyp = dy + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float d = dyp[oh * OW + ow] * inv;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) dxp[(oh * s + i) * W + ow * s + j] += d;
+            }
+    }
+}
+
+static int pool_node(struct sk_graph *g, int x, int k, int s, int op, const char *name)
+{
+    int rc = sk_node_check(g, x, name, "x");
+    if (rc) return rc;
+    struct sk_node *X = node_at(g, x);
+    if (X->ndim != 4) return sk_error(SK_EINVAL, "%s: x must be [N,C,H,W], got %d dims", name, X->ndim);
+    if (k < 1 || s < 1) return sk_error(SK_EINVAL, "%s: window %d / stride %d must be >= 1", name, k, s);
+    int H = X->shape[2], W = X->shape[3];
+    if (k > H || k > W)
+        return sk_error(SK_EINVAL, "%s: %dx%d window larger than the %dx%d input", name, k, k, H, W);
+    int shape[4] = { X->shape[0], X->shape[1], (H - k) / s + 1, (W - k) / s + 1 };
+    int id = sk_node_new(g, op, 4, shape, x, -1, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->iarg[0] = k;
+    nd->iarg[1] = s;
+    return id;
+}
+
+int sk_op_maxpool2d(struct sk_graph *g, int x, int k, int stride)
+{
+    int id = pool_node(g, x, k, stride, OP_MAXPOOL, "sk_op_maxpool2d");
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id), *X = node_at(g, x);
+    int *arg = sk_arena_alloc(g->arena, nd->n * sizeof(int));
+    if (!arg) return SK_ENOMEM;
+    nd->saved = arg;
+    sk_maxpool_forward(nd->val, arg, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], k, stride);
+    return id;
+}
+
+int sk_op_avgpool2d(struct sk_graph *g, int x, int k, int stride)
+{
+    int id = pool_node(g, x, k, stride, OP_AVGPOOL, "sk_op_avgpool2d");
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id), *X = node_at(g, x);
+    sk_avgpool_forward(nd->val, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], k, stride);
+    return id;
+}
+
+void sk_pool_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    if (nd->op == OP_MAXPOOL)
+        sk_maxpool_backward(dX, nd->grad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+                            nd->shape[2], nd->shape[3]);
+    else
+        sk_avgpool_backward(dX, nd->grad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+                            nd->iarg[1]);
+}
+
+int sk_op_global_avgpool(struct sk_graph *g, int x)
+{
+    int rc = sk_node_check(g, x, "sk_op_global_avgpool", "x");
+    if (rc) return rc;
+    struct sk_node *X = node_at(g, x);
+    if (X->ndim != 4)
+        return sk_error(SK_EINVAL, "sk_op_global_avgpool: x must be [N,C,H,W], got %d dims", X->ndim);
+    int shape[2] = { X->shape[0], X->shape[1] };
+    int id = sk_node_new(g, OP_GAP, 2, shape, x, -1, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    X = node_at(g, x);
+    size_t HW = (size_t)X->shape[2] * X->shape[3];
+    for (size_t i = 0; i < nd->n; i++) {
+        double acc = 0;
+        for (size_t q = 0; q < HW; q++) acc += X->val[i * HW + q];
+        nd->val[i] = (float)(acc / (double)HW);
+    }
+    return id;
+}
+
+void sk_gap_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    size_t HW = (size_t)X->shape[2] * X->shape[3];
+    for (size_t i = 0; i < nd->n; i++) {
+        float d = nd->grad[i] / (float)HW;
+        for (size_t q = 0; q < HW; q++) dX[i * HW + q] += d;
+    }
+}

@@ -1,0 +1,186 @@
+/* Dropout, batch normalisation and the reparameterised Gaussian sample. */
+#include "graph/graph_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+int sk_op_dropout(struct sk_graph *g, int x, float p, uint64_t key)
+{
+    int rc = sk_node_check(g, x, "sk_op_dropout", "x");
+    if (rc) return rc;
+    if (!(p >= 0 && p < 1)) return sk_error(SK_EINVAL, "sk_op_dropout: p = %g not in [0,1)", p);
+    struct sk_node *X = node_at(g, x);
+    int shape[4];
+    memcpy(shape, X->shape, sizeof shape);
+    int id = sk_node_new(g, OP_DROPOUT, X->ndim, shape, x, -1, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    float *mask = sk_arena_alloc(g->arena, nd->n * sizeof(float));
+    if (!mask) return SK_ENOMEM;
+    nd->saved = mask;
+    nd->farg[0] = p;
+    nd->key = key;
+    const float *xv = node_at(g, x)->val;
+    float keep = 1.0f / (1.0f - p);
+    size_t n = nd->n;
+#pragma omp parallel for if (n > SK_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = sk_rng_uniform_at(key, i) >= p ? keep : 0.0f;
+        nd->val[i] = xv[i] * mask[i];
+    }
+    return id;
+}
+
+void sk_dropout_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    const float *mask = nd->saved;
+    for (size_t i = 0; i < nd->n; i++) dX[i] += nd->grad[i] * mask[i];
+}
+
+/* saved: [mean(C), invstd(C)] of the statistics used in the forward. */
+int sk_op_batchnorm(struct sk_graph *g, int x, int gamma, int beta, float *running_mean,
+                    float *running_var, float momentum, float eps, bool training)
+{
+    int rc = sk_node_check(g, x, "sk_op_batchnorm", "x");
+    if (!rc) rc = sk_node_check(g, gamma, "sk_op_batchnorm", "gamma");
+    if (!rc) rc = sk_node_check(g, beta, "sk_op_batchnorm", "beta");
+    if (rc) return rc;
+    struct sk_node *X = node_at(g, x);
+    if (X->ndim != 2 && X->ndim != 4)
+        return sk_error(SK_EINVAL, "sk_op_batchnorm: x must be [N,C] or [N,C,H,W], got %d dims", X->ndim);
+    int N = X->shape[0], C = X->shape[1];
+    size_t HW = X->n / ((size_t)N * C);
+    if (node_at(g, gamma)->n != (size_t)C || node_at(g, beta)->n != (size_t)C)
+        return sk_error(SK_EINVAL, "sk_op_batchnorm: gamma/beta must have %d elements", C);
+    size_t M = (size_t)N * HW;
+    if (training && M < 2)
+        return sk_error(SK_EINVAL, "sk_op_batchnorm: training mode needs more than one value per channel "
+                        "(batch of %d)", N);
+    int shape[4];
+    memcpy(shape, X->shape, sizeof shape);
+    int id = sk_node_new(g, OP_BATCHNORM, X->ndim, shape, x, gamma, beta);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    float *st = sk_arena_alloc(g->arena, 2 * (size_t)C * sizeof(float));
+    if (!st) return SK_ENOMEM;
+    nd->saved = st;
+    nd->iarg[0] = training;
+    nd->farg[0] = eps;
+    const float *xv = node_at(g, x)->val, *gm = node_at(g, gamma)->val, *bt = node_at(g, beta)->val;
+    float *mean = st, *invstd = st + C;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double mu, var;
+        if (training) {
+            double s = 0, ss = 0;
+            for (int n = 0; n < N; n++) {
+                const float *p = xv + ((size_t)n * C + c) * HW;
+                for (size_t q = 0; q < HW; q++) s += p[q];
+            }
+            mu = s / (double)M;
+            for (int n = 0; n < N; n++) {
+                const float *p = xv + ((size_t)n * C + c) * HW;
+                for (size_t q = 0; q < HW; q++) ss += (p[q] - mu) * (p[q] - mu);
+            }
+            var = ss / (double)M;
+            running_mean[c] = (1 - momentum) * running_mean[c] + momentum * (float)mu;
+            running_var[c] = (1 - momentum) * running_var[c] + momentum * (float)(var * M / (M - 1));
+        } else {
+            mu = running_mean[c];
+            var = running_var[c];
+        }
+        mean[c] = (float)mu;
+        invstd[c] = (float)(1.0 / sqrt(var + eps));
+        float a = gm[c] * invstd[c], b = bt[c] - a * mean[c];
+        for (int n = 0; n < N; n++) {
+            const float *p = xv + ((size_t)n * C + c) * HW;
+            float *y = nd->val + ((size_t)n * C + c) * HW;
+            for (size_t q = 0; q < HW; q++) y[q] = a * p[q] + b;
+        }
+    }
+    return id;
+}
+
+void sk_batchnorm_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    float *dX = in_grad(g, nd, 0), *dG = in_grad(g, nd, 1), *dB = in_grad(g, nd, 2);
+    const float *xv = X->val, *gm = in_val(g, nd, 1), *dy = nd->grad;
+    int N = X->shape[0], C = X->shape[1];
+    size_t HW = X->n / ((size_t)N * C), M = (size_t)N * HW;
+    const float *mean = nd->saved, *invstd = (const float *)nd->saved + C;
+    bool training = nd->iarg[0];
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++) {
+            const float *p = xv + ((size_t)n * C + c) * HW, *d = dy + ((size_t)n * C + c) * HW;
+            for (size_t q = 0; q < HW; q++) {
+                sdy += d[q];
+                sdyx += d[q] * (p[q] - mean[c]) * invstd[c];
+            }
+        }
+        if (dG) dG[c] += (float)sdyx;
+        if (dB) dB[c] += (float)sdy;
+        if (!dX) continue;
+        float k = gm[c] * invstd[c];
+        for (int n = 0; n < N; n++) {
+            const float *p = xv + ((size_t)n * C + c) * HW, *d = dy + ((size_t)n * C + c) * HW;
+            float *dx = dX + ((size_t)n * C + c) * HW;
+            for (size_t q = 0; q < HW; q++) {
+                if (training) {
+                    /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+                    float xhat = (p[q] - mean[c]) * invstd[c];
+                    dx[q] += k * (d[q] - (float)(sdy / M) - xhat * (float)(sdyx / M));
+                } else {
+                    dx[q] += k * d[q];
+                }
+            }
+        }
+    }
+}
+
+int sk_op_gauss_sample(struct sk_graph *g, int mu, int rho, uint64_t key)
+{
+    int rc = sk_node_check(g, mu, "sk_op_gauss_sample", "mu");
+    if (!rc) rc = sk_node_check(g, rho, "sk_op_gauss_sample", "rho");
+    if (rc) return rc;
+    struct sk_node *M = node_at(g, mu);
+    if (M->n != node_at(g, rho)->n)
+        return sk_error(SK_EINVAL, "sk_op_gauss_sample: mu has %zu elements, rho %zu", M->n,
+                        node_at(g, rho)->n);
+    int shape[4];
+    memcpy(shape, M->shape, sizeof shape);
+    int id = sk_node_new(g, OP_GAUSS, M->ndim, shape, mu, rho, -1);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    float *eps = sk_arena_alloc(g->arena, nd->n * sizeof(float));
+    if (!eps) return SK_ENOMEM;
+    nd->saved = eps;
+    nd->key = key;
+    const float *m = node_at(g, mu)->val, *r = node_at(g, rho)->val;
+    size_t n = nd->n;
+#pragma omp parallel for if (n > SK_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        eps[i] = sk_rng_normal_at(key, i);
+        float sp = r[i] > 0 ? r[i] + log1pf(expf(-r[i])) : log1pf(expf(r[i]));
+        nd->val[i] = m[i] + sp * eps[i];
+    }
+    return id;
+}
+
+void sk_gauss_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dM = in_grad(g, nd, 0), *dR = in_grad(g, nd, 1);
+    const float *r = in_val(g, nd, 1), *eps = nd->saved;
+    for (size_t i = 0; i < nd->n; i++) {
+        float d = nd->grad[i];
+        if (dM) dM[i] += d;
+        if (dR) {
+            float sg = r[i] >= 0 ? 1.0f / (1.0f + expf(-r[i])) : expf(r[i]) / (1.0f + expf(r[i]));
+            dR[i] += d * eps[i] * sg;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+/* Optimisers as flat loops over the parameter buffer. */
+#include "skeptic/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *kind_names[] = { "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop" };
+static const char *sched_names[] = { "constant", "step", "cosine", "onecycle" };
+
+const char *sk_optim_kind_name(enum sk_optim_kind k) { return (unsigned)k < 6 ? kind_names[k] : "?"; }
+const char *sk_sched_kind_name(enum sk_sched_kind k) { return (unsigned)k < 4 ? sched_names[k] : "?"; }
+
+int sk_optim_kind_parse(const char *s)
+{
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(s, kind_names[i])) return i;
+    return -1;
+}
+
+int sk_sched_kind_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, sched_names[i])) return i;
+    return -1;
+}
+
+struct sk_optim_config sk_optim_defaults(enum sk_optim_kind kind)
+{
+    struct sk_optim_config c = { 0 };
+    c.kind = kind;
+    c.lr = (kind == SK_OPT_ADAM || kind == SK_OPT_ADAMW || kind == SK_OPT_RMSPROP) ? 1e-3f : 0.01f;
+    c.momentum = 0.9f;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.alpha = 0.99f;
+    c.gamma = 0.1f;
+    c.sched = SK_SCHED_CONSTANT;
+    return c;
+}
+
+struct sk_optim *sk_optim_new(const struct sk_optim_config *cfg, size_t n)
+{
+    struct sk_optim *o = sk_calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->cfg = *cfg;
+    o->n = n;
+    o->m = sk_calloc(n ? n : 1, sizeof(float));
+    o->v = sk_calloc(n ? n : 1, sizeof(float));
+    if (!o->m || !o->v) {
+        sk_optim_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+void sk_optim_free(struct sk_optim *o)
+{
+    if (!o) return;
+    sk_free(o->m);
+    sk_free(o->v);
+    sk_free(o);
+}
+
+float sk_optim_lr_at(const struct sk_optim_config *c, long t)
+{
+    const double pi = 3.14159265358979323846;
+    double lr = c->lr;
+    long T = c->total_steps > 0 ? c->total_steps : 1;
+    long wu = c->warmup_steps;
+    if (c->sched == SK_SCHED_ONECYCLE && wu <= 0) wu = (long)(0.3 * T);
+    if (wu > 0 && t < wu) {
+        double lo = c->sched == SK_SCHED_ONECYCLE ? c->lr / 25.0 : 0.0;
+        return (float)(lo + (c->lr - lo) * (double)(t + 1) / (double)wu);
+    }
+    switch (c->sched) {
+    case SK_SCHED_CONSTANT: break;
+    case SK_SCHED_STEP:
+        if (c->step_size > 0) lr = c->lr * pow(c->gamma, (double)((t - (wu > 0 ? wu : 0)) / c->step_size));
+        break;
+    case SK_SCHED_COSINE:
+    case SK_SCHED_ONECYCLE: {
+        double span = (double)(T - (wu > 0 ? wu : 0));
+        double f = span > 0 ? (double)(t - (wu > 0 ? wu : 0)) / span : 1.0;
+        if (f > 1) f = 1;
+        lr = c->min_lr + (c->lr - c->min_lr) * 0.5 * (1.0 + cos(pi * f));
+        break;
+    }
+    }
+    return (float)lr;
+}
+
+int sk_optim_step(struct sk_optim *o, float *w, float *g)
+{
+    const struct sk_optim_config *c = &o->cfg;
+    size_t n = o->n;
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    if (!isfinite(ss)) return sk_error(SK_ENONFINITE, "gradient is not finite at step %ld", o->t);
+    float lr = sk_optim_lr_at(c, o->t);
+    o->t++;
+    float wd = c->kind == SK_OPT_ADAMW ? 0.0f : c->weight_decay, l1 = c->l1;
+    if (wd != 0 || l1 != 0) {
+        for (size_t i = 0; i < n; i++) g[i] += wd * w[i] + (w[i] > 0 ? l1 : w[i] < 0 ? -l1 : 0.0f);
+        ss = 0;
+        for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    }
+    o->last_grad_norm = (float)sqrt(ss);
+    if (c->clip_norm > 0 && o->last_grad_norm > c->clip_norm) {
+        float s = c->clip_norm / o->last_grad_norm;
+        for (size_t i = 0; i < n; i++) g[i] *= s;
+    }
+    float *m = o->m, *v = o->v, mu = c->momentum;
+    switch (c->kind) {
+    case SK_OPT_SGD:
+        for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];
+        break;
+    case SK_OPT_MOMENTUM:
+        for (size_t i = 0; i < n; i++) {
+            m[i] = o->t == 1 ? g[i] : mu * m[i] + g[i];
+            w[i] -= lr * m[i];
+        }
+        break;
+    case SK_OPT_NESTEROV:
+        for (size_t i = 0; i < n; i++) {
+            m[i] = o->t == 1 ? g[i] : mu * m[i] + g[i];
+            w[i] -= lr * (g[i] + mu * m[i]);
+        }
+        break;
+    case SK_OPT_ADAM:
+    case SK_OPT_ADAMW: {
+        float b1 = c->beta1, b2 = c->beta2;
+        float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
+        float step = lr / bc1, dec = c->kind == SK_OPT_ADAMW ? lr * c->weight_decay : 0.0f;
+        float sbc2 = sqrtf(bc2);
+        for (size_t i = 0; i < n; i++) {
+            w[i] -= dec * w[i];
+            m[i] = b1 * m[i] + (1 - b1) * g[i];
+            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+            w[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + c->eps);
+        }
+        break;
+    }
+    case SK_OPT_RMSPROP:
+        for (size_t i = 0; i < n; i++) {
+            v[i] = c->alpha * v[i] + (1 - c->alpha) * g[i] * g[i];
+            w[i] -= lr * g[i] / (sqrtf(v[i]) + c->eps);
+        }
+        break;
+    }
+    return SK_OK;
+}

@@ -1,0 +1,242 @@
+/* The training loop. */
+#include "skeptic/train.h"
+
+#include <math.h>
+#include <string.h>
+
+struct sk_train_config sk_train_defaults(void)
+{
+    struct sk_train_config c = { 0 };
+    c.epochs = 10;
+    c.batch = 128;
+    c.seed = 1;
+    c.opt = sk_optim_defaults(SK_OPT_MOMENTUM);
+    return c;
+}
+
+void sk_trainer_free(struct sk_trainer *t)
+{
+    if (!t) return;
+    sk_optim_free(t->opt);
+    sk_free(t->train_idx);
+    sk_free(t->val_idx);
+    sk_free(t->best_params);
+    sk_free(t->best_buffers);
+    sk_graph_free(t->g);
+    sk_free(t->xb);
+    sk_free(t->yb);
+    sk_free(t->vx);
+    sk_free(t->vy);
+    sk_free(t);
+}
+
+struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_config *cfg, const float *x,
+                                  const int *y, int n)
+{
+    if (cfg->epochs < 0 || cfg->batch < 1) {
+        sk_error(SK_EINVAL, "training needs epochs >= 0 and batch >= 1 (got %d, %d)", cfg->epochs, cfg->batch);
+        return NULL;
+    }
+    if (!(cfg->val_split >= 0 && cfg->val_split < 1)) {
+        sk_error(SK_EINVAL, "validation split %g must be in [0,1)", cfg->val_split);
+        return NULL;
+    }
+    if (!(cfg->opt.lr > 0) || !isfinite(cfg->opt.lr)) {
+        sk_error(SK_EINVAL, "learning rate %g must be positive", cfg->opt.lr);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->n_classes) {
+            sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
+            return NULL;
+        }
+    struct sk_trainer *t = sk_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->model = m;
+    t->cfg = *cfg;
+    t->x = x;
+    t->y = y;
+    t->n = n;
+    t->n_val = (int)(cfg->val_split * n);
+    t->n_train = n - t->n_val;
+    if (t->n_train < 1) {
+        sk_error(SK_EINVAL, "no training rows left after a validation split of %g of %d rows", cfg->val_split, n);
+        sk_free(t);
+        return NULL;
+    }
+    long per_epoch = (t->n_train + cfg->batch - 1) / cfg->batch;
+    if (t->cfg.opt.total_steps <= 0) t->cfg.opt.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
+    t->opt = sk_optim_new(&t->cfg.opt, m->n_params);
+    t->train_idx = sk_malloc(sizeof(int) * (size_t)n);
+    t->val_idx = sk_malloc(sizeof(int) * (size_t)(t->n_val + 1));
+    t->g = sk_graph_new();
+    t->xb = sk_malloc(sizeof(float) * (size_t)cfg->batch * m->in_dim);
+    t->yb = sk_malloc(sizeof(int) * (size_t)cfg->batch);
+    t->vx = sk_malloc(sizeof(float) * (size_t)(t->n_val + 1) * m->in_dim);
+    t->vy = sk_malloc(sizeof(int) * (size_t)(t->n_val + 1));
+    t->best_params = sk_malloc(sizeof(float) * (m->n_params + 1));
+    t->best_buffers = sk_malloc(sizeof(float) * (m->n_buffers + 1));
+    if (!t->opt || !t->train_idx || !t->val_idx || !t->g || !t->xb || !t->yb || !t->vx || !t->vy ||
+        !t->best_params || !t->best_buffers) {
+        sk_trainer_free(t);
+        return NULL;
+    }
+    /* validation split: the first n_val rows of a seeded permutation */
+    uint64_t key = sk_rng_new(cfg->seed).key;
+    if (t->n_val > 0) {
+        struct sk_rng r = sk_rng_derive(key, SK_STREAM_SPLIT);
+        for (int i = 0; i < n; i++) t->train_idx[i] = i;
+        sk_rng_shuffle(&r, t->train_idx, n);
+        memcpy(t->val_idx, t->train_idx, sizeof(int) * (size_t)t->n_val);
+        memmove(t->train_idx, t->train_idx + t->n_val, sizeof(int) * (size_t)t->n_train);
+        for (int i = 0; i < t->n_val; i++) {
+            memcpy(t->vx + (size_t)i * m->in_dim, x + (size_t)t->val_idx[i] * m->in_dim, sizeof(float) * m->in_dim);
+            t->vy[i] = y[t->val_idx[i]];
+        }
+    } else {
+        for (int i = 0; i < n; i++) t->train_idx[i] = i;
+    }
+    t->st.best_val = INFINITY;
+    t->st.best_epoch = -1;
+    return t;
+}
+
+static int default_loss(struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                        uint64_t noise_key, int *logits)
+{
+    int shape[2] = { n, t->model->in_dim };
+    int xin = sk_graph_input(g, xb, 2, shape, false);
+    int z = sk_model_forward(t->model, g, xin, SK_MODE_TRAIN, noise_key);
+    *logits = z;
+    return sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
+}
+
+static void epoch_order(const struct sk_trainer *t, int epoch, int *order)
+{
+    uint64_t key = sk_rng_derive(sk_rng_new(t->cfg.seed).key, SK_STREAM_ORDER).key;
+    struct sk_rng r = sk_rng_derive(key, (uint64_t)epoch);
+    memcpy(order, t->train_idx, sizeof(int) * (size_t)t->n_train);
+    sk_rng_shuffle(&r, order, t->n_train);
+}
+
+int sk_trainer_run(struct sk_trainer *t)
+{
+    struct sk_model *m = t->model;
+    const struct sk_train_config *c = &t->cfg;
+    int B = c->batch, D = m->in_dim;
+    int n_batches = (t->n_train + B - 1) / B;
+    uint64_t key = sk_rng_new(c->seed).key;
+    uint64_t drop_key = sk_rng_derive(key, SK_STREAM_DROPOUT).key;
+    int *order = sk_malloc(sizeof(int) * (size_t)t->n_train);
+    if (!order) return SK_ENOMEM;
+    int rc = SK_OK;
+    struct sk_train_state *st = &t->st;
+    while (!st->done && st->epoch < c->epochs) {
+        epoch_order(t, st->epoch, order);
+        double t0 = sk_now();
+        for (; st->batch < n_batches; st->batch++) {
+            int lo = st->batch * B, nb = t->n_train - lo < B ? t->n_train - lo : B;
+            for (int i = 0; i < nb; i++) {
+                int r = order[lo + i];
+                memcpy(t->xb + (size_t)i * D, t->x + (size_t)r * D, sizeof(float) * (size_t)D);
+                t->yb[i] = t->y[r];
+            }
+            memset(m->grads, 0, sizeof(float) * m->n_params);
+            sk_graph_reset(t->g);
+            uint64_t nk = sk_rng_derive(drop_key, (uint64_t)st->step).key;
+            int logits = -1;
+            int L = c->loss ? c->loss(c->ctx, t, t->g, t->xb, t->yb, nb, nk, &logits)
+                            : default_loss(t, t->g, t->xb, t->yb, nb, nk, &logits);
+            if (L < 0) {
+                rc = L;
+                goto out;
+            }
+            float loss = sk_graph_value(t->g, L)[0];
+            if (!isfinite(loss)) {
+                rc = sk_error(SK_ENONFINITE,
+                              "training loss became %g at epoch %d, batch %d (step %ld); the weights of the last "
+                              "good step are kept. Lower the learning rate (--lr) or clip gradients.",
+                              loss, st->epoch + 1, st->batch, st->step);
+                goto out;
+            }
+            if ((rc = sk_graph_backward(t->g, L, NULL))) goto out;
+            if (c->on_grad && (rc = c->on_grad(c->ctx, t, nb))) goto out;
+            if ((rc = sk_optim_step(t->opt, m->params, m->grads))) {
+                rc = sk_error(SK_ENONFINITE,
+                              "gradient became non-finite at epoch %d, batch %d (step %ld); the weights of the "
+                              "last good step are kept. Lower the learning rate (--lr) or clip gradients.",
+                              st->epoch + 1, st->batch, st->step);
+                goto out;
+            }
+            st->step++;
+            st->ep_loss_sum += (double)loss * nb;
+            st->ep_seen += nb;
+            if (logits >= 0) {
+                const float *z = sk_graph_value(t->g, logits);
+                int K = m->n_classes;
+                for (int i = 0; i < nb; i++) {
+                    int b = 0;
+                    for (int k = 1; k < K; k++)
+                        if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
+                    st->ep_correct += b == t->yb[i];
+                }
+            }
+            double el = st->ep_seconds + (sk_now() - t0);
+            if (c->on_batch) c->on_batch(c->ctx, st->epoch, st->batch + 1, n_batches, loss, st->ep_seen / (el > 0 ? el : 1e-9));
+            if (c->on_checkpoint && c->checkpoint_every > 0 && st->step % c->checkpoint_every == 0) {
+                st->batch++; /* the state says where to continue */
+                st->ep_seconds += sk_now() - t0;
+                t0 = sk_now();
+                rc = c->on_checkpoint(c->ctx, t);
+                st->batch--;
+                if (rc) goto out;
+            }
+        }
+        struct sk_epoch_metrics em = { 0 };
+        em.epoch = st->epoch;
+        em.train_loss = st->ep_seen ? st->ep_loss_sum / st->ep_seen : NAN;
+        em.train_acc = st->ep_seen ? (double)st->ep_correct / st->ep_seen : NAN;
+        em.lr = sk_optim_lr_at(&t->opt->cfg, t->opt->t > 0 ? t->opt->t - 1 : 0);
+        em.seconds = st->ep_seconds + (sk_now() - t0);
+        em.samples_per_s = st->ep_seen / (em.seconds > 0 ? em.seconds : 1e-9);
+        em.val_loss = em.val_acc = NAN;
+        if (t->n_val > 0) {
+            if ((rc = sk_model_evaluate(m, t->vx, t->vy, t->n_val, &em.val_acc, &em.val_loss))) goto out;
+            if (em.val_loss < st->best_val) {
+                st->best_val = em.val_loss;
+                st->best_epoch = st->epoch;
+                st->bad_epochs = 0;
+                em.improved = true;
+                memcpy(t->best_params, m->params, sizeof(float) * m->n_params);
+                memcpy(t->best_buffers, m->buffers, sizeof(float) * m->n_buffers);
+            } else {
+                st->bad_epochs++;
+            }
+        }
+        t->last = em;
+        st->epoch++;
+        st->batch = 0;
+        st->ep_loss_sum = 0;
+        st->ep_correct = st->ep_seen = 0;
+        st->ep_seconds = 0;
+        if (c->patience > 0 && t->n_val > 0 && st->bad_epochs >= c->patience) st->done = true;
+        if (c->on_epoch && c->on_epoch(c->ctx, &em)) st->done = true;
+        if (c->on_checkpoint && (rc = c->on_checkpoint(c->ctx, t))) goto out;
+    }
+    if (t->n_val > 0 && st->best_epoch >= 0) {
+        memcpy(m->params, t->best_params, sizeof(float) * m->n_params);
+        memcpy(m->buffers, t->best_buffers, sizeof(float) * m->n_buffers);
+    }
+out:
+    sk_free(order);
+    return rc;
+}
+
+int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float *x, const int *y, int n)
+{
+    struct sk_trainer *t = sk_trainer_new(m, cfg, x, y, n);
+    if (!t) return SK_EINVAL;
+    int rc = sk_trainer_run(t);
+    sk_trainer_free(t);
+    return rc;
+}

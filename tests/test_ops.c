@@ -1,0 +1,358 @@
+/* Central-difference gradient checks for every op and loss (inputs and
+ * parameters), and fast kernels against their naive twins on awkward shapes. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph_impl.h"
+#include "skeptic/skeptic.h"
+#include "testutil.h"
+
+#define MAXIN 3
+
+struct gc_case {
+    const char *name;
+    int n_in;
+    int ndim[MAXIN];
+    int shape[MAXIN][4];
+    bool as_param[MAXIN];   /* feed through sk_graph_param instead of an input */
+    float lo, hi;           /* input range */
+    float away;             /* keep |x| >= away (kinks at 0) */
+    int (*build)(struct sk_graph *g, const int *in, void *ctx);
+    void *ctx;
+    double tol;
+};
+
+static size_t numel(const int *s, int nd)
+{
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)s[i];
+    return n;
+}
+
+/* L = sum(out * r) with a fixed random r (so every output element matters). */
+static float *rvec;
+static size_t rvec_n;
+
+static int record(struct gc_case *c, struct sk_graph *g, float **vals, float **grads, int *ids)
+{
+    for (int i = 0; i < c->n_in; i++)
+        ids[i] = c->as_param[i] ? sk_graph_param(g, vals[i], grads ? grads[i] : NULL, c->ndim[i], c->shape[i])
+                                : sk_graph_input(g, vals[i], c->ndim[i], c->shape[i], grads != NULL);
+    int out = c->build(g, ids, c->ctx);
+    if (out < 0) return out;
+    size_t n = sk_graph_numel(g, out);
+    if (n > rvec_n) {
+        free(rvec);
+        rvec = malloc(n * sizeof(float));
+        struct sk_rng r = sk_rng_new(99);
+        for (size_t i = 0; i < n; i++) rvec[i] = sk_rng_uniform(&r) * 2 - 1;
+        rvec_n = n;
+    }
+    int rs = sk_graph_input(g, rvec, sk_graph_ndim(g, out), sk_graph_shape(g, out), false);
+    return sk_op_sum(g, sk_op_mul(g, out, rs));
+}
+
+static double eval_loss(struct gc_case *c, struct sk_graph *g, float **vals)
+{
+    int ids[MAXIN];
+    sk_graph_reset(g);
+    int L = record(c, g, vals, NULL, ids);
+    SK_ASSERT(L >= 0);
+    return sk_graph_value(g, L)[0];
+}
+
+/* Returns the worst relative error; scale != 1 corrupts the analytic gradient
+ * (used to prove the check can fail). */
+static double gradcheck(struct gc_case *c, uint64_t seed, float scale)
+{
+    struct sk_graph *g = sk_graph_new();
+    float *vals[MAXIN], *grads[MAXIN], *ana[MAXIN];
+    size_t n[MAXIN];
+    struct sk_rng r = sk_rng_new(seed);
+    for (int i = 0; i < c->n_in; i++) {
+        n[i] = numel(c->shape[i], c->ndim[i]);
+        vals[i] = malloc(n[i] * sizeof(float));
+        grads[i] = calloc(n[i], sizeof(float));
+        ana[i] = malloc(n[i] * sizeof(float));
+        for (size_t j = 0; j < n[i]; j++) {
+            float v;
+            do v = c->lo + (c->hi - c->lo) * sk_rng_uniform(&r);
+            while (fabsf(v) < c->away);
+            vals[i][j] = v;
+        }
+    }
+    int ids[MAXIN];
+    int L = record(c, g, vals, grads, ids);
+    double worst = INFINITY;
+    if (L < 0) {
+        fprintf(stderr, "%s: build failed: %s\n", c->name, sk_last_error());
+        goto done;
+    }
+    if (sk_graph_backward(g, L, NULL)) {
+        fprintf(stderr, "%s: backward failed: %s\n", c->name, sk_last_error());
+        goto done;
+    }
+    for (int i = 0; i < c->n_in; i++) {
+        const float *gr = c->as_param[i] ? grads[i] : sk_graph_grad(g, ids[i]);
+        for (size_t j = 0; j < n[i]; j++) ana[i][j] = gr[j] * scale;
+    }
+    worst = 0;
+    const double h = 1e-3;
+    /* per tensor: max |analytic - numeric| / max |numeric| */
+    for (int i = 0; i < c->n_in; i++) {
+        double md = 0, mn = 0;
+        size_t step = n[i] > 60 ? n[i] / 60 : 1;
+        for (size_t j = 0; j < n[i]; j += step) {
+            float keep = vals[i][j];
+            vals[i][j] = (float)(keep + h);
+            double lp = eval_loss(c, g, vals);
+            vals[i][j] = (float)(keep - h);
+            double lm = eval_loss(c, g, vals);
+            vals[i][j] = keep;
+            double num = (lp - lm) / (2 * h);
+            md = fmax(md, fabs(num - ana[i][j]));
+            mn = fmax(mn, fabs(num));
+        }
+        double err = md / fmax(mn, 1e-4);
+        if (err > worst) worst = err;
+    }
+done:
+    for (int i = 0; i < c->n_in; i++) {
+        free(vals[i]);
+        free(grads[i]);
+        free(ana[i]);
+    }
+    sk_graph_free(g);
+    return worst;
+}
+
+/* ---- builders ---- */
+static int b_dense(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_dense(g, in[0], in[1], in[2]); }
+static int b_dense_nobias(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_dense(g, in[0], in[1], -1); }
+static int b_conv_s1p1(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_conv2d(g, in[0], in[1], in[2], 1, 1); }
+static int b_conv_s2p0(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_conv2d(g, in[0], in[1], in[2], 2, 0); }
+static int b_conv_s2p2(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_conv2d(g, in[0], in[1], -1, 2, 2); }
+static int b_maxpool(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_maxpool2d(g, in[0], 2, 2); }
+static int b_maxpool_ov(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_maxpool2d(g, in[0], 3, 2); }
+static int b_avgpool(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_avgpool2d(g, in[0], 2, 2); }
+static int b_avgpool_ov(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_avgpool2d(g, in[0], 3, 1); }
+static int b_gap(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_global_avgpool(g, in[0]); }
+static int b_flatten(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_tanh(g, sk_op_flatten(g, in[0])); }
+static int b_relu(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_relu(g, in[0]); }
+static int b_lrelu(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_leaky_relu(g, in[0], 0.1f); }
+static int b_tanh(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_tanh(g, in[0]); }
+static int b_sigmoid(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_sigmoid(g, in[0]); }
+static int b_softplus(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_softplus(g, in[0]); }
+static int b_gelu(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_gelu(g, in[0]); }
+static int b_dropout(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_dropout(g, in[0], 0.3f, 1234); }
+static float rm[8], rv[8];
+static int b_bn_train(struct sk_graph *g, const int *in, void *ctx)
+{
+    (void)ctx;
+    for (int i = 0; i < 8; i++) rm[i] = 0, rv[i] = 1;
+    return sk_op_batchnorm(g, in[0], in[1], in[2], rm, rv, 0.1f, 1e-5f, true);
+}
+static int b_bn_eval(struct sk_graph *g, const int *in, void *ctx)
+{
+    (void)ctx;
+    for (int i = 0; i < 8; i++) rm[i] = 0.1f * i, rv[i] = 0.5f + 0.2f * i;
+    return sk_op_batchnorm(g, in[0], in[1], in[2], rm, rv, 0.1f, 1e-5f, false);
+}
+static int b_softmax(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_softmax(g, in[0]); }
+static int b_logsoftmax(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_log_softmax(g, in[0]); }
+static int b_add(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_add(g, in[0], in[1]); }
+static int b_sub(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_sub(g, in[0], in[1]); }
+static int b_mul(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_mul(g, in[0], in[1]); }
+static int b_scale(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_scale(g, in[0], -2.5f); }
+static int b_sum(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_sum(g, sk_op_tanh(g, in[0])); }
+static int b_mean(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_mean(g, sk_op_tanh(g, in[0])); }
+static int b_gauss(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_gauss_sample(g, in[0], in[1], 77); }
+static const int lab[6] = { 0, 3, 2, 4, 1, 3 };
+static const int tgt[6] = { 1, 0, 4, 2, 3, 1 };
+static int b_ce(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_cross_entropy(g, in[0], lab, 0.0f); }
+static int b_ce_ls(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_cross_entropy(g, in[0], lab, 0.1f); }
+static const float bt[6] = { 0, 1, 1, 0, 0.3f, 0.9f };
+static int b_bce(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_bce_logits(g, in[0], bt); }
+static int b_mse(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_mse(g, in[0], in[1]); }
+static int b_kl(struct sk_graph *g, const int *in, void *ctx)
+{
+    (void)ctx;
+    return sk_loss_kl_categorical(g, sk_op_log_softmax(g, in[0]), sk_op_log_softmax(g, in[1]));
+}
+static int b_cw(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, NULL, SK_MARGIN_CW); }
+static int b_cw_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, tgt, SK_MARGIN_CW); }
+static int b_dlr(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, NULL, SK_MARGIN_DLR); }
+static int b_dlr_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, tgt, SK_MARGIN_DLR); }
+
+#define S2(a, b) { a, b, 1, 1 }
+#define S4(a, b, c, d) { a, b, c, d }
+
+static void run_gradchecks(void)
+{
+    struct gc_case cases[] = {
+        { "dense", 3, { 2, 2, 1 }, { S2(5, 7), S2(3, 7), S2(3, 1) }, { 0, 0, 0 }, -1, 1, 0, b_dense, NULL, 1e-2 },
+        { "dense(params)", 3, { 2, 2, 1 }, { S2(4, 6), S2(5, 6), S2(5, 1) }, { 0, 1, 1 }, -1, 1, 0, b_dense, NULL, 1e-2 },
+        { "dense(no bias)", 2, { 2, 2 }, { S2(1, 3), S2(2, 3) }, { 0, 0 }, -1, 1, 0, b_dense_nobias, NULL, 1e-2 },
+        { "conv s1 p1", 3, { 4, 4, 1 }, { S4(2, 3, 5, 4), S4(4, 3, 3, 3), S2(4, 1) }, { 0, 1, 1 }, -1, 1, 0, b_conv_s1p1, NULL, 1e-2 },
+        { "conv s2 p0", 3, { 4, 4, 1 }, { S4(1, 2, 7, 6), S4(3, 2, 3, 2), S2(3, 1) }, { 0, 0, 0 }, -1, 1, 0, b_conv_s2p0, NULL, 1e-2 },
+        { "conv s2 p2", 2, { 4, 4 }, { S4(2, 1, 5, 5), S4(2, 1, 3, 3) }, { 0, 0 }, -1, 1, 0, b_conv_s2p2, NULL, 1e-2 },
+        { "maxpool 2", 1, { 4 }, { S4(2, 3, 4, 5) }, { 0 }, -1, 1, 0, b_maxpool, NULL, 1e-2 },
+        { "maxpool 3 s2", 1, { 4 }, { S4(1, 2, 7, 7) }, { 0 }, -1, 1, 0, b_maxpool_ov, NULL, 1e-2 },
+        { "avgpool 2", 1, { 4 }, { S4(2, 3, 4, 5) }, { 0 }, -1, 1, 0, b_avgpool, NULL, 1e-2 },
+        { "avgpool 3 s1", 1, { 4 }, { S4(1, 2, 5, 6) }, { 0 }, -1, 1, 0, b_avgpool_ov, NULL, 1e-2 },
+        { "gap", 1, { 4 }, { S4(2, 3, 3, 4) }, { 0 }, -1, 1, 0, b_gap, NULL, 1e-2 },
+        { "flatten", 1, { 4 }, { S4(2, 3, 2, 2) }, { 0 }, -1, 1, 0, b_flatten, NULL, 1e-2 },
+        { "relu", 1, { 2 }, { S2(4, 9) }, { 0 }, -1, 1, 0.05f, b_relu, NULL, 1e-2 },
+        { "leaky relu", 1, { 2 }, { S2(4, 9) }, { 0 }, -1, 1, 0.05f, b_lrelu, NULL, 1e-2 },
+        { "tanh", 1, { 2 }, { S2(4, 9) }, { 0 }, -2, 2, 0, b_tanh, NULL, 1e-2 },
+        { "sigmoid", 1, { 2 }, { S2(4, 9) }, { 0 }, -3, 3, 0, b_sigmoid, NULL, 1e-2 },
+        { "softplus", 1, { 2 }, { S2(4, 9) }, { 0 }, -3, 3, 0, b_softplus, NULL, 1e-2 },
+        { "gelu", 1, { 2 }, { S2(4, 9) }, { 0 }, -3, 3, 0, b_gelu, NULL, 1e-2 },
+        { "dropout", 1, { 2 }, { S2(6, 9) }, { 0 }, -1, 1, 0, b_dropout, NULL, 1e-2 },
+        { "batchnorm train 2d", 3, { 2, 1, 1 }, { S2(6, 4), S2(4, 1), S2(4, 1) }, { 0, 1, 1 }, -1, 1, 0, b_bn_train, NULL, 2e-2 },
+        { "batchnorm train 4d", 3, { 4, 1, 1 }, { S4(3, 2, 3, 2), S2(2, 1), S2(2, 1) }, { 0, 1, 1 }, -1, 1, 0, b_bn_train, NULL, 2e-2 },
+        { "batchnorm eval", 3, { 4, 1, 1 }, { S4(2, 3, 2, 2), S2(3, 1), S2(3, 1) }, { 0, 1, 1 }, -1, 1, 0, b_bn_eval, NULL, 1e-2 },
+        { "softmax", 1, { 2 }, { S2(3, 5) }, { 0 }, -2, 2, 0, b_softmax, NULL, 1e-2 },
+        { "log softmax", 1, { 2 }, { S2(3, 5) }, { 0 }, -2, 2, 0, b_logsoftmax, NULL, 1e-2 },
+        { "add", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0, b_add, NULL, 1e-2 },
+        { "sub", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0, b_sub, NULL, 1e-2 },
+        { "mul", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 1 }, -1, 1, 0, b_mul, NULL, 1e-2 },
+        { "scale", 1, { 2 }, { S2(3, 4) }, { 0 }, -1, 1, 0, b_scale, NULL, 1e-2 },
+        { "sum", 1, { 3 }, { S4(2, 3, 4, 1) }, { 0 }, -1, 1, 0, b_sum, NULL, 1e-2 },
+        { "mean", 1, { 3 }, { S4(2, 3, 4, 1) }, { 0 }, -1, 1, 0, b_mean, NULL, 1e-2 },
+        { "gauss sample", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 1, 1 }, -2, 1, 0, b_gauss, NULL, 1e-2 },
+        { "cross entropy", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_ce, NULL, 1e-2 },
+        { "cross entropy smoothed", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_ce_ls, NULL, 1e-2 },
+        { "bce logits", 1, { 2 }, { S2(6, 1) }, { 0 }, -3, 3, 0, b_bce, NULL, 1e-2 },
+        { "mse", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0, b_mse, NULL, 1e-2 },
+        { "kl categorical", 2, { 2, 2 }, { S2(4, 5), S2(4, 5) }, { 0, 0 }, -2, 2, 0, b_kl, NULL, 1e-2 },
+        { "cw margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_cw, NULL, 1e-2 },
+        { "cw margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_cw_t, NULL, 1e-2 },
+        { "dlr margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr, NULL, 2e-2 },
+        { "dlr margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr_t, NULL, 2e-2 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double e = gradcheck(&cases[i], 1000 + i, 1.0f);
+        CHECK(e < cases[i].tol, "gradcheck %s: worst relative error %.3g (tol %.3g)", cases[i].name, e, cases[i].tol);
+        /* the same check must catch a gradient that is 5%% off */
+        double bad = gradcheck(&cases[i], 1000 + i, 1.05f);
+        CHECK(bad > cases[i].tol || e == 0, "gradcheck %s does not notice a 5%% error (%.3g)", cases[i].name, bad);
+    }
+}
+
+static void fill(float *p, size_t n, uint64_t seed)
+{
+    struct sk_rng r = sk_rng_new(seed);
+    for (size_t i = 0; i < n; i++) p[i] = sk_rng_uniform(&r) * 2 - 1;
+}
+
+static void test_sgemm_twin(void)
+{
+    int dims[][3] = { { 1, 1, 1 }, { 7, 5, 3 }, { 33, 17, 65 }, { 128, 10, 784 }, { 3, 129, 2 } };
+    for (size_t t = 0; t < sizeof dims / sizeof *dims; t++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = dims[t][0], N = dims[t][1], K = dims[t][2];
+                float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+                float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+                fill(A, (size_t)M * K, 1);
+                fill(B, (size_t)K * N, 2);
+                fill(C1, (size_t)M * N, 3);
+                memcpy(C2, C1, sizeof(float) * M * N);
+                sk_sgemm(ta, tb, M, N, K, 0.7f, A, ta ? M : K, B, tb ? K : N, 0.3f, C1, N);
+                sk_sgemm_ref(ta, tb, M, N, K, 0.7f, A, ta ? M : K, B, tb ? K : N, 0.3f, C2, N);
+                double e = sk_rel_err(C1, C2, (size_t)M * N);
+                CHECK(e < 1e-5, "sgemm %dx%dx%d ta=%d tb=%d: rel err %.3g", M, N, K, ta, tb, e);
+                free(A), free(B), free(C1), free(C2);
+            }
+}
+
+static void test_conv_twin(void)
+{
+    /* N, C, H, W, OC, K, stride, pad */
+    int cfg[][8] = { { 1, 1, 5, 5, 1, 3, 1, 0 }, { 3, 2, 7, 6, 5, 3, 2, 1 }, { 2, 3, 9, 9, 4, 5, 2, 2 },
+                     { 1, 4, 6, 7, 3, 1, 1, 0 }, { 5, 1, 28, 28, 8, 3, 1, 1 }, { 2, 2, 4, 4, 3, 4, 3, 3 } };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
+        int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], OC = cfg[t][4], K = cfg[t][5];
+        int s = cfg[t][6], p = cfg[t][7];
+        int OH = (H + 2 * p - K) / s + 1, OW = (W + 2 * p - K) / s + 1;
+        size_t nx = (size_t)N * C * H * W, nw = (size_t)OC * C * K * K, ny = (size_t)N * OC * OH * OW;
+        size_t ncol = (size_t)N * OH * OW * C * K * K;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(OC * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
+        float *col = malloc(ncol * 4), *yt = malloc(ny * 4), *dcol = malloc(ncol * 4), *dy = malloc(ny * 4);
+        float *dx1 = calloc(nx, 4), *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4);
+        float *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
+        fill(x, nx, 10 + t), fill(w, nw, 20 + t), fill(b, OC, 30 + t), fill(dy, ny, 40 + t);
+        sk_conv2d_forward(y1, col, yt, x, w, b, N, C, H, W, OC, K, K, s, p);
+        sk_conv2d_forward_ref(y2, x, w, b, N, C, H, W, OC, K, K, s, p);
+        CHECK(sk_rel_err(y1, y2, ny) < 1e-5, "conv forward case %zu: %.3g", t, sk_rel_err(y1, y2, ny));
+        sk_conv2d_backward(dx1, dw1, db1, dcol, yt, dy, col, w, N, C, H, W, OC, K, K, s, p);
+        sk_conv2d_backward_ref(dx2, dw2, db2, dy, x, w, N, C, H, W, OC, K, K, s, p);
+        CHECK(sk_rel_err(dx1, dx2, nx) < 1e-5, "conv dx case %zu: %.3g", t, sk_rel_err(dx1, dx2, nx));
+        CHECK(sk_rel_err(dw1, dw2, nw) < 1e-5, "conv dW case %zu: %.3g", t, sk_rel_err(dw1, dw2, nw));
+        CHECK(sk_rel_err(db1, db2, OC) < 1e-5, "conv db case %zu: %.3g", t, sk_rel_err(db1, db2, OC));
+        free(x), free(w), free(b), free(y1), free(y2), free(col), free(yt), free(dcol), free(dy);
+        free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+    }
+}
+
+static void test_pool_twin(void)
+{
+    int cfg[][6] = { { 1, 1, 2, 2, 2, 2 }, { 3, 2, 7, 5, 2, 2 }, { 2, 3, 9, 8, 3, 2 }, { 1, 1, 5, 5, 3, 1 } };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
+        int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], k = cfg[t][4], s = cfg[t][5];
+        int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+        size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * OH * OW;
+        float *x = malloc(nx * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
+        int *arg = malloc(ny * sizeof(int));
+        fill(x, nx, 50 + t);
+        sk_maxpool_forward(y1, arg, x, N, C, H, W, k, s);
+        sk_maxpool_forward_ref(y2, x, N, C, H, W, k, s);
+        CHECK(sk_rel_err(y1, y2, ny) == 0, "maxpool case %zu differs", t);
+        sk_avgpool_forward(y1, x, N, C, H, W, k, s);
+        sk_avgpool_forward_ref(y2, x, N, C, H, W, k, s);
+        CHECK(sk_rel_err(y1, y2, ny) < 1e-6, "avgpool case %zu: %.3g", t, sk_rel_err(y1, y2, ny));
+        free(x), free(y1), free(y2), free(arg);
+    }
+}
+
+static void test_errors(void)
+{
+    struct sk_graph *g = sk_graph_new();
+    float x[12] = { 0 }, w[6] = { 0 };
+    int xi = sk_graph_input(g, x, 2, (int[]){ 3, 4 }, true);
+    int wi = sk_graph_input(g, w, 2, (int[]){ 2, 3 }, false);
+    int y = sk_op_dense(g, xi, wi, -1);
+    CHECK(y == SK_EINVAL, "dense with mismatched W returns SK_EINVAL (%d)", y);
+    CHECK(strstr(sk_last_error(), "W is [2,3]") != NULL, "message names the shape: %s", sk_last_error());
+    int z = sk_op_relu(g, y);
+    CHECK(z == SK_EINVAL, "an op given a failed node propagates its status (%d)", z);
+    int badlab[3] = { 0, 7, 1 };
+    int L = sk_loss_cross_entropy(g, xi, badlab, 0);
+    CHECK(L == SK_EINVAL && strstr(sk_last_error(), "label 7"), "bad label rejected: %s", sk_last_error());
+    sk_graph_free(g);
+    /* a backward run again with another seed gives that seed's gradient */
+    g = sk_graph_new();
+    float a[4] = { 1, -2, 3, 0.5f };
+    int ai = sk_graph_input(g, a, 2, (int[]){ 2, 2 }, true);
+    int s = sk_op_scale(g, ai, 3.0f);
+    float seed1[4] = { 1, 0, 0, 0 }, seed2[4] = { 0, 0, 2, 0 };
+    sk_graph_backward(g, s, seed1);
+    CHECK(sk_graph_grad(g, ai)[0] == 3.0f && sk_graph_grad(g, ai)[2] == 0.0f, "first seed");
+    sk_graph_backward(g, s, seed2);
+    CHECK(sk_graph_grad(g, ai)[0] == 0.0f && sk_graph_grad(g, ai)[2] == 6.0f, "second seed replaces the first");
+    sk_graph_free(g);
+}
+
+int main(void)
+{
+    sk_set_threads(2);
+    run_gradchecks();
+    test_sgemm_twin();
+    test_conv_twin();
+    test_pool_twin();
+    test_errors();
+    free(rvec);
+    return sk_test_finish("test_ops");
+}

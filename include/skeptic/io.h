@@ -1,3 +1,4 @@
+/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
 /* skeptic/io.h — model files in safetensors (the format of the PyTorch /
  * Hugging Face world) and training checkpoints. Writes are atomic: a
  * temporary file in the same directory, fsync, rename. A failed or
@@ -12,10 +13,17 @@
 #define SKEPTIC_IO_H
 
 #include "skeptic/model.h"
+#include "skeptic/train.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Write the concatenation of parts[0..n_parts) to path atomically: a
+ * temporary file beside it (path.tmp-XXXXXX), fsync, rename, fsync of the
+ * directory. On failure the temporary file is removed and an existing file at
+ * path is untouched. */
+int sk_write_file_atomic(const char *path, const void *const *parts, const size_t *lens, int n_parts);
 
 /* ---- generic safetensors ---- */
 struct sk_st_tensor {
@@ -52,6 +60,38 @@ int sk_model_save(const struct sk_model *m, const char *path, const char *metada
  * be present with the right shape. *metadata_json_out (may be NULL) receives
  * the whole __metadata__ object as JSON text (caller frees with sk_free). */
 struct sk_model *sk_model_load(const char *path, const char *spec, char **metadata_json_out);
+
+/* Write a model plus extra float32 tensors (names must not clash with the
+ * model's) atomically; what sk_model_save and checkpoints build on. */
+int sk_model_save_ex(const struct sk_model *m, const char *path, const char *metadata_json,
+                     const struct sk_st_tensor *extra, int n_extra);
+
+/* A metadata value of a JSON object text (a __metadata__ dump), copied into
+ * buf (size cap); NULL if absent or not a string. */
+const char *sk_meta_get(const char *metadata_json, const char *key, char *buf, size_t cap);
+/* FNV-1a 64-bit hash of the model's parameters and buffers (their bytes):
+ * two models with the same hash have bitwise identical weights. */
+uint64_t sk_model_weights_hash(const struct sk_model *m);
+
+/* ---- checkpoints ----
+ * A checkpoint is a safetensors file holding the model's tensors, the
+ * optimiser moments ("skeptic.optim.m", "skeptic.optim.v"), the best weights
+ * so far ("skeptic.best.params", "skeptic.best.buffers") and, in
+ * __metadata__, the optimiser step count and struct sk_train_state
+ * ("skeptic.state": doubles printed with 17 significant digits, so a resume
+ * is exact) next to metadata_json (e.g. the command line that started the
+ * run). Written atomically, so a run killed while writing leaves the
+ * previous checkpoint intact. */
+int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char *metadata_json);
+/* Restore a checkpoint into a trainer built with the same model spec, data
+ * and configuration: weights, buffers, optimiser state, train state, best
+ * weights. *metadata_json_out (may be NULL) receives the __metadata__ text. */
+int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_json_out);
+
+/* Tests only: make the next atomic write fail after `bytes` bytes of the
+ * temporary file are written (-1 = never), to check that the old file
+ * survives. */
+void sk_io_fail_write_after(long bytes);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
 /* skeptic.h — how far to trust a neural network.
  *
  * libskeptic trains small networks (MLPs, CNNs) and puts them on trial:
@@ -9,7 +10,8 @@
  *   model.h  sequential models from spec strings; the classifier seam
  *   optim.h  optimisers and schedules
  *   train.h  the training loop
- *   data.h   datasets and loaders
+ *   data.h   datasets and loaders (IDX, MNIST JSON, CSV, npy, synthetic), splits, preprocessing
+ *   io.h     safetensors model files, checkpoints, atomic writes
  *
  * A worked example (train an MLP on two moons):
  *
@@ -32,5 +34,6 @@
 #include "skeptic/model.h"
 #include "skeptic/optim.h"
 #include "skeptic/train.h"
+#include "skeptic/io.h"
 
 #endif

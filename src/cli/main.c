@@ -1,15 +1,67 @@
-/* skeptic command line: placeholder dispatcher (filled by the CLI work). */
+/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
+/* skeptic command line: git-style subcommands. Each command lives in
+ * src/cli/cmd_NAME.c as `int cmd_NAME(int argc, char **argv)` and has one
+ * line in the table below. Exit codes: 0 success, 1 runtime failure, 2 usage
+ * error. */
 #include <stdio.h>
 #include <string.h>
 
-#include "skeptic/skeptic.h"
+#include "cli/cli.h"
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    { "train", cmd_train, "train a classifier and save it as a safetensors file" },
+    { "eval", cmd_eval, "accuracy, loss, per-class accuracy and confusion matrix of a model on data" },
+    { "info", cmd_info, "architecture, parameter count and metadata of a model file" },
+    { "data", cmd_data, "shape, classes, counts and value range of a dataset" },
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof *commands))
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: skeptic <command> [options]    (skeptic <command> --help for details)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\noptions:\n  --version  print the version\n  --help     this help\n"
+                "\nexample:\n  skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu --epochs 10 --out mlp.safetensors\n"
+                "  skeptic eval --model mlp.safetensors --data fashion-mnist\n");
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--version")) {
-        printf("skeptic %s\n", SKEPTIC_VERSION);
-        return 0;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
     }
-    fprintf(stderr, "usage: skeptic <command> [options]\n");
-    return 2;
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("skeptic %s\n", SKEPTIC_VERSION);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc > 2 && strcmp(argv[1], "help") == 0) {
+            for (int i = 0; i < N_COMMANDS; i++)
+                if (!strcmp(argv[2], commands[i].name)) {
+                    char *args[] = { argv[2], "--help", NULL };
+                    cli_command = commands[i].name;
+                    return commands[i].run(2, args);
+                }
+        }
+        usage(stdout);
+        return CLI_OK;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            cli_command = commands[i].name;
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "skeptic: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
 }

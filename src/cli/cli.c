@@ -1,0 +1,382 @@
+/* Shared command-line helpers: option parsing, errors, JSON, progress bar,
+ * loading data and models. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *cli_command = "";
+
+static void vreport(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "skeptic%s%s: %s: ", cli_command[0] ? " " : "", cli_command, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("error", fmt, ap);
+    va_end(ap);
+    return CLI_FAIL;
+}
+
+int cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("usage error", fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "(see skeptic %s --help)\n", cli_command);
+    return CLI_USAGE;
+}
+
+int cli_fail_lib(void) { return cli_fail("%s", sk_last_error()[0] ? sk_last_error() : "unknown failure"); }
+
+void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts)
+{
+    fprintf(fp, "usage: %s\n\n%s\n\noptions:\n", h->usage, h->summary);
+    for (const struct cli_opt *o = opts; o && o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->meta ? " " : "", o->meta ? o->meta : "");
+        fprintf(fp, "  %-26s %s\n", left, o->help);
+    }
+    fprintf(fp, "  %-26s %s\n", "-h, --help", "show this help");
+    fprintf(fp, "\nexample:\n");
+    /* indent every line of the example */
+    const char *p = h->example;
+    while (p && *p) {
+        const char *e = strchr(p, '\n');
+        int len = e ? (int)(e - p) : (int)strlen(p);
+        fprintf(fp, "  %.*s\n", len, p);
+        p = e ? e + 1 : NULL;
+    }
+}
+
+static int set_value(const struct cli_opt *o, const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case CLI_STR: *(const char **)o->dst = v; return 0;
+    case CLI_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L || x > 2147483647L)
+            return cli_usage("--%s expects an integer, got '%s'", o->name, v);
+        *(int *)o->dst = (int)x;
+        return 0;
+    }
+    case CLI_LONG: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno) return cli_usage("--%s expects an integer, got '%s'", o->name, v);
+        *(long *)o->dst = x;
+        return 0;
+    }
+    case CLI_U64: {
+        if (v[0] == '-') return cli_usage("--%s expects a non-negative integer, got '%s'", o->name, v);
+        unsigned long long x = strtoull(v, &end, 10);
+        if (end == v || *end || errno) return cli_usage("--%s expects a non-negative integer, got '%s'", o->name, v);
+        *(uint64_t *)o->dst = (uint64_t)x;
+        return 0;
+    }
+    case CLI_FLOAT: {
+        double x = strtod(v, &end);
+        if (end == v || *end || !isfinite(x)) return cli_usage("--%s expects a number, got '%s'", o->name, v);
+        *(float *)o->dst = (float)x;
+        return 0;
+    }
+    case CLI_FLAG: return 0;
+    }
+    return 0;
+}
+
+int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_opt *opts, const char **pos,
+              int max_pos, int *n_pos)
+{
+    int np = 0;
+    if (n_pos) *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_print_help(stdout, h, opts);
+            return -1;
+        }
+        if (!strcmp(a, "--")) {
+            for (i++; i < argc; i++) {
+                if (np >= max_pos) return cli_usage("unexpected argument '%s'", argv[i]);
+                pos[np++] = argv[i];
+            }
+            break;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            const struct cli_opt *o = opts;
+            for (; o->name; o++)
+                if (strlen(o->name) == nl && !strncmp(o->name, name, nl)) break;
+            if (!o->name) return cli_usage("unknown option '--%.*s'", (int)nl, name);
+            if (o->type == CLI_FLAG) {
+                if (eq) return cli_usage("--%s takes no value", o->name);
+                *(bool *)o->dst = true;
+                continue;
+            }
+            const char *v = eq ? eq + 1 : NULL;
+            if (!v) {
+                if (i + 1 >= argc) return cli_usage("--%s needs a value (%s)", o->name, o->meta ? o->meta : "value");
+                v = argv[++i];
+            }
+            int rc = set_value(o, v);
+            if (rc) return rc;
+            continue;
+        }
+        if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) return cli_usage("unknown option '%s'", a);
+        if (np >= max_pos) return cli_usage("unexpected argument '%s'", a);
+        pos[np++] = a;
+    }
+    if (n_pos) *n_pos = np;
+    return 0;
+}
+
+struct cli_common cli_common_defaults(void)
+{
+    struct cli_common c;
+    memset(&c, 0, sizeof c);
+    return c;
+}
+
+int cli_parse_classes(const char *s, int *classes, int cap, int *k)
+{
+    *k = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 100000 || (*end && *end != ','))
+            return cli_usage("--classes expects a comma-separated list of class numbers like 6,0; got '%s'", s);
+        if (*k >= cap) return cli_usage("--classes: at most %d classes", cap);
+        for (int j = 0; j < *k; j++)
+            if (classes[j] == v) return cli_usage("--classes: class %ld is listed twice", v);
+        classes[(*k)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (*k < 2) return cli_usage("--classes needs at least two classes, got '%s'", s);
+    return 0;
+}
+
+static struct sk_data_options data_options(const struct cli_common *c)
+{
+    struct sk_data_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = c->data_seed;
+    o.labels_path = c->labels;
+    o.label_column = c->label_column;
+    o.test_fraction = c->test_fraction;
+    o.header = !c->header || !strcmp(c->header, "auto") ? 0 : !strcmp(c->header, "yes") ? 1 : 2;
+    return o;
+}
+
+static struct sk_dataset *select_and_limit(struct sk_dataset *d, const char *classes, int limit)
+{
+    if (d && classes && *classes) {
+        int cl[1024], k;
+        if (cli_parse_classes(classes, cl, 1024, &k)) {
+            sk_dataset_free(d);
+            sk_error(SK_EINVAL, "bad class list '%s'", classes);
+            return NULL;
+        }
+        struct sk_dataset *s = sk_data_select_classes(d, cl, k);
+        sk_dataset_free(d);
+        d = s;
+    }
+    if (d && limit > 0 && limit < d->n) {
+        int *idx = sk_malloc(sizeof(int) * (size_t)limit);
+        struct sk_dataset *s = NULL;
+        if (idx) {
+            for (int i = 0; i < limit; i++) idx[i] = i;
+            s = sk_dataset_subset(d, idx, limit);
+            if (s) s->n_classes = d->n_classes;
+        }
+        sk_free(idx);
+        sk_dataset_free(d);
+        d = s;
+    }
+    return d;
+}
+
+struct sk_dataset *cli_load_data(const struct cli_common *c, const char *split)
+{
+    if (c->header && strcmp(c->header, "yes") && strcmp(c->header, "no") && strcmp(c->header, "auto")) {
+        sk_error(SK_EINVAL, "--header must be yes, no or auto (got '%s')", c->header);
+        return NULL;
+    }
+    struct sk_data_options o = data_options(c);
+    struct sk_dataset *d = sk_data_open(c->data, c->split ? c->split : split, &o);
+    return select_and_limit(d, c->classes, c->limit);
+}
+
+struct sk_model *cli_load_model(const struct cli_common *c, char **meta)
+{
+    *meta = NULL;
+    if (!c->model) {
+        cli_usage("--model FILE is required");
+        return NULL;
+    }
+    struct sk_model *m = sk_model_load(c->model, c->arch, meta);
+    if (!m) cli_fail_lib();
+    return m;
+}
+
+struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct sk_model *m, const char *meta)
+{
+    if (!c->data) {
+        cli_usage("--data D is required");
+        return NULL;
+    }
+    char classes[4096] = "";
+    if (c->classes)
+        snprintf(classes, sizeof classes, "%s", c->classes);
+    else if (meta)
+        sk_meta_get(meta, "skeptic.classes", classes, sizeof classes);
+    struct sk_data_options o = data_options(c);
+    if (!o.seed && meta) {
+        char s[32];
+        if (sk_meta_get(meta, "skeptic.data_seed", s, sizeof s)) o.seed = strtoull(s, NULL, 10);
+    }
+    if (!o.test_fraction && meta) {
+        char s[32];
+        if (sk_meta_get(meta, "skeptic.test_fraction", s, sizeof s)) o.test_fraction = strtof(s, NULL);
+    }
+    struct sk_dataset *d = sk_data_open(c->data, c->split ? c->split : "test", &o);
+    d = select_and_limit(d, classes, c->limit);
+    if (!d) {
+        cli_fail_lib();
+        return NULL;
+    }
+    if (d->dim != m->in_dim) {
+        cli_fail("%s has %d values per row (%dx%dx%d) but model '%s' expects %d", c->data, d->dim, d->c, d->h, d->w,
+                 m->spec, m->in_dim);
+        sk_dataset_free(d);
+        return NULL;
+    }
+    for (int i = 0; i < d->n; i++)
+        if (d->y[i] >= m->n_classes) {
+            cli_fail("%s: row %d has label %d but the model has only %d classes (select classes with --classes)",
+                     c->data, i, d->y[i], m->n_classes);
+            sk_dataset_free(d);
+            return NULL;
+        }
+    size_t pl = 0;
+    char *pj = NULL;
+    if (meta) {
+        /* the preprocessing record can be long: fetch it without a fixed buffer */
+        cJSON *o2 = cJSON_Parse(meta);
+        cJSON *v = o2 ? cJSON_GetObjectItemCaseSensitive(o2, "skeptic.preprocess") : NULL;
+        if (cJSON_IsString(v)) {
+            pl = strlen(v->valuestring);
+            pj = sk_strdup(v->valuestring);
+        }
+        cJSON_Delete(o2);
+    }
+    if (pj && pl) {
+        struct sk_preprocess *p = sk_preprocess_from_json(pj);
+        if (!p || (p->kind != SK_PREP_NONE && p->dim != d->dim)) {
+            cli_fail("%s: bad preprocessing record in the model file: %s", c->model,
+                     p ? "dimension differs from the data" : sk_last_error());
+            sk_preprocess_free(p);
+            sk_free(pj);
+            sk_dataset_free(d);
+            return NULL;
+        }
+        sk_preprocess_apply(p, d);
+        sk_preprocess_free(p);
+    }
+    sk_free(pj);
+    return d;
+}
+
+void cli_json_print(cJSON *o)
+{
+    char *t = cJSON_PrintUnformatted(o);
+    if (t) {
+        fputs(t, stdout);
+        fputc('\n', stdout);
+        free(t);
+    }
+    fflush(stdout);
+    cJSON_Delete(o);
+}
+
+void cli_json_num(cJSON *o, const char *key, double v)
+{
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* ---- progress bar ---- */
+
+void cli_progress_init(struct cli_progress *p, int n_epochs)
+{
+    memset(p, 0, sizeof *p);
+    p->on = isatty(STDERR_FILENO) && !getenv("SKEPTIC_NO_PROGRESS");
+    p->n_epochs = n_epochs;
+    p->width = 24;
+}
+
+static void fmt_time(char *b, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(b, cap, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(b, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(b, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+void cli_progress_update(struct cli_progress *p, int epoch, int batch, int n_batches, float loss, double samples_per_s)
+{
+    if (!p->on) return;
+    double now = sk_now();
+    if (batch < n_batches && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    int filled = n_batches > 0 ? (int)((double)batch / n_batches * p->width) : 0;
+    char bar[64];
+    for (int i = 0; i < p->width; i++) bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+    bar[p->width] = 0;
+    /* batches per second from samples per second needs the batch size, which
+     * cancels: time left = remaining fraction of work / rate of this epoch */
+    double frac_done_epoch = n_batches > 0 ? (double)batch / n_batches : 1;
+    double elapsed_rate = samples_per_s; /* kept for the display */
+    static double epoch_start = 0;
+    static int last_epoch = -1;
+    if (epoch != last_epoch) {
+        last_epoch = epoch;
+        epoch_start = now;
+    }
+    double el = now - epoch_start;
+    double per_epoch = frac_done_epoch > 0.02 ? el / frac_done_epoch : NAN;
+    double eta = per_epoch * ((1 - frac_done_epoch) + (p->n_epochs - epoch - 1));
+    char e[32];
+    fmt_time(e, sizeof e, eta);
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d loss %.4f %.0f samples/s ETA %s", epoch + 1, p->n_epochs, bar, batch,
+            n_batches, loss, elapsed_rate, e);
+    fflush(stderr);
+}
+
+void cli_progress_clear(struct cli_progress *p)
+{
+    if (!p->on) return;
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}

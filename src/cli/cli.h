@@ -1,0 +1,156 @@
+/* cli.h — helpers shared by every `skeptic <command>`: option parsing with
+ * per-command --help (usage, options, an example), exit codes, error
+ * printing, --json output (exactly one object on stdout), the progress bar,
+ * --log JSON lines, and loading data and models the same way everywhere.
+ *
+ * A command is `int cmd_NAME(int argc, char **argv)` with argv[0] the
+ * command name; it returns an exit code. It is listed in main.c's table.
+ *
+ * A typical command:
+ *
+ *   int cmd_foo(int argc, char **argv) {
+ *       struct cli_common c = cli_common_defaults();
+ *       int n = 100;
+ *       struct cli_opt opts[] = {
+ *           CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_JSON_OPT(c),
+ *           { "n", CLI_INT, &n, "N", "number of test rows (default 100)" },
+ *           { 0 } };
+ *       static const struct cli_help h = { "foo", "skeptic foo --model M --data D [options]",
+ *           "Does foo to a model.", "skeptic foo --model mlp.safetensors --data fashion-mnist --n 500" };
+ *       int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
+ *       if (rc) return rc < 0 ? CLI_OK : rc;          // -1: --help was printed
+ *       char *meta = NULL;
+ *       struct sk_model *m = cli_load_model(&c, &meta);
+ *       struct sk_dataset *d = m ? cli_load_eval_data(&c, m, meta) : NULL;
+ *       ...
+ *       cJSON *out = cJSON_CreateObject(); ...; if (c.json) cli_json_print(out);
+ *   }
+ */
+#ifndef SKEPTIC_CLI_H
+#define SKEPTIC_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "skeptic/skeptic.h"
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* The command now running (for error messages), set by main. */
+extern const char *cli_command;
+
+/* ---- options ---- */
+enum cli_opt_type {
+    CLI_STR,   /* const char **   */
+    CLI_INT,   /* int *           */
+    CLI_FLOAT, /* float *         */
+    CLI_U64,   /* uint64_t *      */
+    CLI_FLAG,  /* bool *, no value */
+    CLI_LONG,  /* long *          */
+};
+struct cli_opt {
+    const char *name;      /* "epochs" for --epochs; NULL ends the table */
+    enum cli_opt_type type;
+    void *dst;
+    const char *meta;      /* value placeholder in --help ("N"); NULL for flags */
+    const char *help;
+};
+struct cli_help {
+    const char *name;      /* "train" */
+    const char *usage;     /* "skeptic train --data D --arch SPEC [options]" */
+    const char *summary;   /* one or more sentences */
+    const char *example;   /* one or more lines of example commands */
+};
+
+/* Parse argv[1..argc) against opts. "--name value" and "--name=value" are
+ * both accepted; "-h"/"--help" prints help to stdout. Positional arguments
+ * go to pos[0..max_pos) (*n_pos counts them; pos may be NULL when none are
+ * allowed). Returns 0 on success, -1 after printing --help (the command then
+ * exits 0), CLI_USAGE after printing a usage error to stderr. Values are
+ * checked: an integer flag given "ten" is a usage error naming the flag. */
+int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_opt *opts, const char **pos,
+              int max_pos, int *n_pos);
+void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts);
+
+/* Print "skeptic CMD: error: ..." to stderr and return CLI_FAIL / CLI_USAGE. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cli_fail with sk_last_error() as the message. */
+int cli_fail_lib(void);
+
+/* ---- options most commands share ---- */
+struct cli_common {
+    const char *model;       /* --model FILE */
+    const char *arch;        /* --arch SPEC (for files without skeptic.spec, e.g. from PyTorch) */
+    const char *data;        /* --data NAME|PATH */
+    const char *split;       /* --split train|test|all (default set by the command) */
+    const char *classes;     /* --classes 6,0 */
+    const char *labels;      /* --labels FILE (npy / IDX labels) */
+    const char *label_column;/* --label-column NAME|INDEX (CSV) */
+    const char *header;      /* --header yes|no|auto (CSV) */
+    float test_fraction;     /* --test-fraction F (CSV/npy test split) */
+    uint64_t data_seed;      /* --data-seed S (synthetic sets, CSV/npy split) */
+    int limit;               /* --n N: first N rows only (0 = all) */
+    int threads;             /* --threads T */
+    bool json;               /* --json */
+};
+struct cli_common cli_common_defaults(void);
+#define CLI_MODEL_OPTS(c)                                                                                        \
+    { "model", CLI_STR, &(c).model, "FILE", "model file (.safetensors)" },                                      \
+    { "arch", CLI_STR, &(c).arch, "SPEC", "architecture, for model files without one (e.g. saved by PyTorch)" }
+#define CLI_DATA_OPTS(c)                                                                                         \
+    { "data", CLI_STR, &(c).data, "D", "fashion-mnist | mnist | moons | spirals | blobs[:k=3,...] | DIR | FILE.csv | FILE.npy" }, \
+    { "split", CLI_STR, &(c).split, "S", "train | test | all" },                                                \
+    { "classes", CLI_STR, &(c).classes, "LIST", "keep these classes, relabelled 0..k-1 (e.g. 6,0)" },            \
+    { "labels", CLI_STR, &(c).labels, "FILE", "labels file for .npy or IDX images" },                            \
+    { "label-column", CLI_STR, &(c).label_column, "COL", "CSV label column: name or 0-based index (default: last)" }, \
+    { "header", CLI_STR, &(c).header, "yes|no|auto", "CSV header line (default auto)" },                        \
+    { "test-fraction", CLI_FLOAT, &(c).test_fraction, "F", "CSV/npy: stratified fraction held out as test (default 0.2)" }, \
+    { "data-seed", CLI_U64, &(c).data_seed, "S", "seed of synthetic data and of the CSV/npy split (default 1)" }, \
+    { "n", CLI_INT, &(c).limit, "N", "use only the first N rows" }
+#define CLI_JSON_OPT(c) { "json", CLI_FLAG, &(c).json, NULL, "print one JSON object with the results on stdout" }
+#define CLI_THREADS_OPT(c) { "threads", CLI_INT, &(c).threads, "T", "threads (default: all cores)" }
+
+/* Parse "6,0" into classes[0..*k) (at most cap); CLI_USAGE on a bad list. */
+int cli_parse_classes(const char *s, int *classes, int cap, int *k);
+
+/* Open c->data split `split` (c->split if set overrides it), then select
+ * c->classes, then cut to c->limit rows. Prints nothing; NULL +
+ * sk_last_error() on failure. */
+struct sk_dataset *cli_load_data(const struct cli_common *c, const char *split);
+
+/* Load c->model (with c->arch if given); *meta receives the file's
+ * __metadata__ JSON (free with sk_free). On failure prints the error and
+ * returns NULL. */
+struct sk_model *cli_load_model(const struct cli_common *c, char **meta);
+
+/* Data as the model saw it in training: opens c->data (split c->split, or
+ * "test"), applies the class selection recorded in the model
+ * ("skeptic.classes") unless --classes is given, then the model's
+ * preprocessing ("skeptic.preprocess"), and checks that rows fit the
+ * model's input and labels its classes. On failure prints the error and
+ * returns NULL. */
+struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct sk_model *m, const char *meta);
+
+/* ---- output ---- */
+/* Print o as one line of JSON on stdout and delete it. */
+void cli_json_print(cJSON *o);
+/* Add a number that may be NaN/Inf (written as null). */
+void cli_json_num(cJSON *o, const char *key, double v);
+
+/* ---- progress bar: live on stderr only when stderr is a terminal ---- */
+struct cli_progress {
+    bool on;
+    int n_epochs;
+    double last_draw;
+    int width;
+};
+void cli_progress_init(struct cli_progress *p, int n_epochs);
+/* Draw (at most ~10 times a second) "epoch e/E [====>   ] b/B loss L  S/s ETA". */
+void cli_progress_update(struct cli_progress *p, int epoch, int batch, int n_batches, float loss, double samples_per_s);
+/* Clear the bar's line (before printing anything else on stderr). */
+void cli_progress_clear(struct cli_progress *p);
+
+#endif

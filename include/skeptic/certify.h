@@ -1,0 +1,127 @@
+/* skeptic/certify.h — proofs that no perturbation within epsilon changes a
+ * prediction: interval bound propagation (IBP), CROWN (backward linear
+ * relaxation) and a global Lipschitz bound.
+ *
+ * Overview. For an input x and a radius eps the threat set is the L-infinity
+ * ball intersected with the input box: B = {x' : |x'-x|_inf <= eps,
+ * clip_lo <= x' <= clip_hi} (the box is [0,1] for images). A method returns,
+ * for every class j, a lower bound of the margin z_y(x') - z_j(x') over all x'
+ * in B; the point is *certified* when every margin bound with j != y is
+ * positive (so no x' in B is classified as anything but y).
+ *
+ *   IBP    intervals pushed layer by layer in centre/radius form: for an affine
+ *          map c' = W c + b, r' = |W| r; monotone activations and max pooling
+ *          map the endpoints; average pooling, batch norm (eval), flatten are
+ *          affine. The margins use the *specification* form: the last dense
+ *          layer is folded into the difference, d_j = (W_y - W_j) h + b_y - b_j,
+ *          bounded by (W_y - W_j) c + b_y - b_j - |W_y - W_j| r, which is
+ *          tighter than lower(z_y) - upper(z_j).
+ *   CROWN  for models made of dense layers and ReLU / leaky ReLU (with flatten
+ *          and dropout, identity in eval, anywhere): every pre-activation is
+ *          bounded by a backward pass of linear relaxations (upper line of an
+ *          unstable ReLU through (l,0) and (u,u); lower slope 1 if u >= -l
+ *          else 0, the adaptive choice of Zhang et al. 2018), intermediate
+ *          bounds intersected with IBP's, and the final margins are the
+ *          elementwise best of CROWN and IBP, so CROWN is never looser.
+ *   LIPSCHITZ  a global L2 Lipschitz constant L_yj of each margin (product of
+ *          the spectral norms of the layers before the last dense layer, by
+ *          power iteration — conv layers through their forward/transpose —
+ *          times |W_y - W_j|_2); margin bound d_j(x) - L_yj eps sqrt(dim).
+ *
+ * Floating point: bounds are computed in float (CROWN's backward products
+ * too, with the final sums in double); a point is certified only when every margin lower
+ * bound exceeds SK_CERT_TOL * (1 + max |bound|), a margin for rounding.
+ * The power iteration converges to the spectral norm from below; with the
+ * default 100 iterations (and a 1.01 safety factor) it is an upper bound in
+ * practice, not a proof.
+ *
+ * Supported layers: dense, conv, relu, leaky relu (slope >= 0), tanh, sigmoid,
+ * softplus, max/avg pooling, global average pooling, batch norm (eval: running
+ * statistics), flatten, dropout (identity). GELU is not monotone: IBP rejects
+ * it with SK_EINVAL.
+ */
+#ifndef SKEPTIC_CERTIFY_H
+#define SKEPTIC_CERTIFY_H
+
+#include "skeptic/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum sk_cert_method { SK_CERT_IBP = 0, SK_CERT_CROWN = 1, SK_CERT_LIPSCHITZ = 2 };
+const char *sk_cert_method_name(enum sk_cert_method m);
+/* "ibp" | "crown" | "lipschitz" -> method, or -1. */
+int sk_cert_method_parse(const char *s);
+
+#define SK_CERT_TOL 1e-5f
+
+/* ---------------- IBP on the graph (differentiable) ----------------
+ * Record interval propagation of layers [0, upto) of m on g, from the box
+ * given in centre/radius form: nodes c, r of shape [N, in_dim] (or
+ * [N,C,H,W]). Outputs the centre and radius nodes after layer upto-1.
+ * Parameters enter as graph parameters with their gradients (so a loss of
+ * the bounds trains the model, as IBP training needs); |W| is recorded as
+ * relu(W) + relu(-W). Batch norm uses running statistics (eval). Returns
+ * SK_OK or a negative status (unsupported layer, shapes). */
+int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out);
+
+/* The centre/radius input nodes of the threat set of x[N, in_dim]: the
+ * values live in g's arena. clip_lo >= clip_hi means no box. */
+int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
+                 float clip_hi, int *c, int *r);
+
+/* Worst-case logits of the specification form for labels y[N] (caller's
+ * array, alive until backward): zw[n,j] = upper bound of z_j - z_y over the
+ * box (zw[n,y] = 0). Cross-entropy of zw is Gowal et al.'s robust loss. If
+ * the model does not end in a dense layer (dropout after it allowed), falls
+ * back to upper(z_j) - lower(z_y). */
+int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, int *zw);
+
+/* ---------------- bounds on plain arrays ----------------
+ * Logit bounds over the boxes [lo, hi] (N rows of in_dim each, lo <= hi):
+ * zlo, zhi [N, n_classes]. method IBP or CROWN (CROWN: MLP only, elementwise
+ * best with IBP). */
+int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *lo, const float *hi, int N,
+                  float *zlo, float *zhi);
+/* CROWN alone (no intersection with IBP anywhere): for tests and studies. */
+int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
+
+/* Lower bounds of the margins z_y - z_j over the threat set of each row of
+ * x: mlo [N, n_classes], mlo[n, y_n] = 0. */
+int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+                       float eps, float clip_lo, float clip_hi, float *mlo);
+
+struct sk_cert_report {
+    enum sk_cert_method method;
+    float eps;
+    int n;               /* points */
+    int n_correct;       /* clean prediction right */
+    int n_certified;     /* certified (implies correct) */
+    double clean_acc, certified_acc;
+    double mean_margin_lo; /* mean over points of min_j margin bound */
+    double seconds;
+};
+
+/* Certified accuracy over (x, y): cert[N] (may be NULL) gets 1 where the
+ * point is certified. Eval mode. Box [clip_lo, clip_hi] (0,1 for images). */
+int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
+               float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep);
+
+/* ---------------- Lipschitz ----------------
+ * Spectral norm of every layer (1 for ReLU-like activations, 1/4 sigmoid,
+ * gamma/sqrt(var+eps) max for batch norm, power iteration for dense/conv and
+ * pooling as linear maps) written to norms[n_layers] (may be NULL);
+ * *prefix = product over the layers before the last dense layer; *global =
+ * product over all layers. iters <= 0: 100. */
+int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix, double *global);
+/* Certified L2 radius of each point (0 if misclassified):
+ * r = min_{j != y} (z_y - z_j)(x) / (prefix |W_y - W_j|_2); and the implied
+ * L-infinity radius r / sqrt(in_dim). Either output may be NULL. */
+int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
+                        float *rinf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,117 @@
+/* skeptic/robust.h — training against the worst case: PGD adversarial
+ * training (Madry et al.), fast FGSM with random start (Wong et al.) with a
+ * guard against catastrophic overfitting, TRADES (Zhang et al.), IBP training
+ * (Gowal et al.), and adversarial training of MC-dropout models with EOT.
+ *
+ * The inner attack here is a training primitive on a model with a graph
+ * (fast, L-infinity, sign steps); the attack suite of attack.h is the one to
+ * *evaluate* robustness with.
+ *
+ *   PGD step:   x <- Proj_{B}(x + step * sign(grad_x loss)),
+ *               B = {|x'-x0|_inf <= eps} intersected with [clip_lo, clip_hi]
+ *               (no box if clip_lo >= clip_hi); random start x0 + U(-eps,eps).
+ *   FGSM-RS:    one step of size 1.25 eps from a random start.
+ *   TRADES:     L = CE(f(x), y) + beta KL(p(x) || p(x')), x' from PGD on the KL
+ *               started at x + 0.001 N(0,1).
+ *   IBP:        L = kappa CE(f(x), y) + (1-kappa) CE(zw(x, eps_t), y), zw the
+ *               worst-case logits of the specification form (certify.h);
+ *               clean warm-up epochs, then eps_t ramps 0 -> eps_train and
+ *               kappa 1 -> kappa_end linearly over ramp epochs (per step).
+ *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
+ *               and each step averages the input gradient over eot masks.
+ *
+ * Randomness: random starts come from stream SK_STREAM_ATTACK of the seed
+ * given (training: the trainer's dropout key of the step), so runs are
+ * reproducible bit for bit for a fixed thread count.
+ */
+#ifndef SKEPTIC_ROBUST_H
+#define SKEPTIC_ROBUST_H
+
+#include "skeptic/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum sk_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2 };
+
+struct sk_pgd_config {
+    float eps;           /* L-infinity radius */
+    int steps;           /* >= 1 */
+    float step;          /* step size; <= 0: 2.5 eps / steps (1.25 eps for one step) */
+    bool random_start;
+    float clip_lo, clip_hi; /* input box (default 0, 1); lo >= hi: none */
+    enum sk_pgd_loss loss;
+    enum sk_mode mode;   /* EVAL (default) or MC (dropout on) */
+    int eot;             /* gradients averaged per step (MC mode), >= 1 */
+};
+/* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
+struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
+
+/* Adversarial versions of N rows of x (labels y) into xadv (N x in_dim;
+ * may not alias x). For SK_PGD_LOSS_KL the labels are unused and the loss is
+ * KL(p(x) || p(x')). Parameter gradients are not touched. */
+int sk_pgd_perturb(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
+                   uint64_t seed, float *xadv);
+/* The same on a caller's graph (reset inside; parameter gradients must be
+ * off: sk_graph_set_param_grads(g, false)). */
+int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
+                         const int *y, int N, uint64_t seed, float *xadv);
+/* Accuracy under this PGD on (x, y) (eval mode), and optionally the clean
+ * accuracy. correct[N] (may be NULL) gets 1 where the point survives. */
+int sk_pgd_accuracy(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
+                    uint64_t seed, double *robust_acc, unsigned char *correct);
+
+enum sk_adv_kind { SK_ADV_NONE = 0, SK_ADV_PGD = 1, SK_ADV_FGSM = 2, SK_ADV_TRADES = 3, SK_ADV_IBP = 4 };
+const char *sk_adv_kind_name(enum sk_adv_kind k);
+/* "none" | "pgd" | "fgsm" | "trades" | "ibp" -> kind, or -1. */
+int sk_adv_kind_parse(const char *s);
+
+struct sk_adv_config {
+    enum sk_adv_kind kind;
+    float eps;            /* target radius */
+    int steps;            /* inner PGD steps (PGD, TRADES); FGSM uses 1 */
+    float step;           /* inner step size; <= 0 automatic */
+    float clip_lo, clip_hi;
+    int eps_warmup_epochs;/* PGD/FGSM/TRADES: eps ramps from 0 over these epochs (0: none) */
+    float trades_beta;    /* default 6 */
+    float ibp_eps_train;  /* <= 0: eps */
+    float ibp_kappa_end;  /* default 0.5 */
+    int ibp_warmup_epochs;/* clean epochs first (default 1) */
+    int ibp_ramp_epochs;  /* <= 0: half of the remaining epochs */
+    int eot;              /* dropout models: MC attack averaged over eot masks (<= 1: eval-mode attack) */
+    bool guard;           /* keep the weights of the best guard PGD accuracy (FGSM default on) */
+    int guard_n;          /* held-out rows for the guard (default 512) */
+    int guard_steps;      /* PGD steps of the guard (default 10) */
+};
+struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps);
+
+struct sk_adv_report {
+    int epochs;                /* epochs run */
+    double guard_acc[64];      /* guard PGD accuracy after each epoch (first 64) */
+    double best_guard_acc;
+    int best_epoch;            /* restored weights (guard), -1 without guard */
+    int catastrophic;          /* epochs whose guard accuracy fell > 20 points below the best so far */
+    double seconds;
+};
+
+/* Train m on (x, y) with cfg (epochs, batch, optimiser, validation split,
+ * callbacks other than loss) and the adversarial objective adv. With the
+ * guard, held-out rows are the validation split if there is one, else the
+ * last guard_n rows (not trained on); at the end the best-guard weights are
+ * restored. rep may be NULL. */
+int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
+                 const float *x, const int *y, int n, struct sk_adv_report *rep);
+
+/* The batch loss as a trainer hook, for callers that run their own trainer:
+ * ctx must be from sk_adv_loss_new (freed with sk_adv_loss_free). */
+struct sk_adv_loss;
+struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch);
+void sk_adv_loss_free(struct sk_adv_loss *l); /* NULL ok */
+int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                   uint64_t noise_key, int *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

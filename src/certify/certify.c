@@ -1,0 +1,149 @@
+/* Certified accuracy and the array entry points of the three methods. */
+#include "certify/certify_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+static int check_rows(const struct sk_model *m, const int *y, int N)
+{
+    if (N < 0) return sk_error(SK_EINVAL, "certify: %d rows", N);
+    if (y)
+        for (int i = 0; i < N; i++)
+            if (y[i] < 0 || y[i] >= m->n_classes)
+                return sk_error(SK_EINVAL, "certify: label %d of row %d outside the model's %d classes", y[i], i,
+                                m->n_classes);
+    return SK_OK;
+}
+
+int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *lo, const float *hi, int N,
+                  float *zlo, float *zhi)
+{
+    if (method == SK_CERT_IBP) return sk_ibp_bounds_box(m, lo, hi, N, zlo, zhi);
+    if (method != SK_CERT_CROWN)
+        return sk_error(SK_EINVAL, "bounds: method %s gives no logit bounds (use ibp or crown)",
+                        sk_cert_method_name(method));
+    size_t n = (size_t)N * m->in_dim;
+    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
+    size_t nk = (size_t)N * m->n_classes + 1;
+    float *il = sk_malloc(sizeof(float) * nk), *iu = sk_malloc(sizeof(float) * nk);
+    int rc = SK_ENOMEM;
+    if (cv && rv && il && iu) {
+        rc = SK_OK;
+        for (size_t i = 0; i < n && rc == SK_OK; i++) {
+            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
+            cv[i] = 0.5f * (lo[i] + hi[i]);
+            rv[i] = 0.5f * (hi[i] - lo[i]);
+        }
+        if (!rc) rc = sk_crown(m, cv, rv, NULL, N, true, zlo, zhi);
+        if (!rc) rc = sk_ibp_bounds_box(m, lo, hi, N, il, iu);
+        if (!rc)
+            for (size_t i = 0; i + 1 < nk; i++) {
+                if (il[i] > zlo[i]) zlo[i] = il[i];
+                if (iu[i] < zhi[i]) zhi[i] = iu[i];
+            }
+    }
+    sk_free(cv);
+    sk_free(rv);
+    sk_free(il);
+    sk_free(iu);
+    return rc;
+}
+
+int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
+{
+    size_t n = (size_t)N * m->in_dim;
+    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
+    int rc = SK_ENOMEM;
+    if (cv && rv) {
+        rc = SK_OK;
+        for (size_t i = 0; i < n && rc == SK_OK; i++) {
+            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
+            cv[i] = 0.5f * (lo[i] + hi[i]);
+            rv[i] = 0.5f * (hi[i] - lo[i]);
+        }
+        if (!rc) rc = sk_crown(m, cv, rv, NULL, N, false, zlo, zhi);
+    }
+    sk_free(cv);
+    sk_free(rv);
+    return rc;
+}
+
+int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+                       float eps, float clip_lo, float clip_hi, float *mlo)
+{
+    int rc = check_rows(m, y, N);
+    if (rc) return rc;
+    if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "certify: epsilon %g must be finite and >= 0", eps);
+    if (N == 0) return SK_OK;
+    if (method == SK_CERT_LIPSCHITZ) return sk_lipschitz_margins(m, x, y, N, eps, mlo);
+    if (method != SK_CERT_IBP && method != SK_CERT_CROWN)
+        return sk_error(SK_EINVAL, "certify: unknown method %d", (int)method);
+    size_t n = (size_t)N * m->in_dim;
+    float *cv = sk_malloc(sizeof(float) * n), *rv = sk_malloc(sizeof(float) * n);
+    float *tmp = method == SK_CERT_CROWN ? sk_malloc(sizeof(float) * (size_t)N * m->n_classes) : NULL;
+    rc = SK_ENOMEM;
+    if (cv && rv && (method != SK_CERT_CROWN || tmp)) {
+        rc = sk_cert_box_cr(x, n, eps, clip_lo, clip_hi, cv, rv);
+        if (!rc) rc = sk_ibp_margins(m, cv, rv, y, N, mlo);
+        if (!rc && method == SK_CERT_CROWN) {
+            rc = sk_crown(m, cv, rv, y, N, true, tmp, NULL);
+            if (!rc)
+                for (size_t i = 0; i < (size_t)N * m->n_classes; i++)
+                    if (tmp[i] > mlo[i]) mlo[i] = tmp[i];
+        }
+    }
+    sk_free(cv);
+    sk_free(rv);
+    sk_free(tmp);
+    return rc;
+}
+
+int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
+               float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep)
+{
+    double t0 = sk_now();
+    int K = m->n_classes;
+    int rc = check_rows(m, y, N);
+    if (rc) return rc;
+    float *mlo = sk_malloc(sizeof(float) * ((size_t)N * K + 1)), *lp = sk_malloc(sizeof(float) * ((size_t)N * K + 1));
+    if (!mlo || !lp) {
+        sk_free(mlo);
+        sk_free(lp);
+        return SK_ENOMEM;
+    }
+    rc = sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo);
+    if (!rc) rc = sk_model_log_probs(m, x, N, lp);
+    if (!rc) {
+        struct sk_cert_report r = { 0 };
+        r.method = method;
+        r.eps = eps;
+        r.n = N;
+        double msum = 0;
+        for (int n = 0; n < N; n++) {
+            const float *z = lp + (size_t)n * K, *ml = mlo + (size_t)n * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (z[k] > z[best]) best = k;
+            bool correct = best == y[n];
+            float big = 0, worst = INFINITY;
+            for (int k = 0; k < K; k++) {
+                if (k == y[n]) continue;
+                big = fabsf(ml[k]) > big ? fabsf(ml[k]) : big;
+                worst = ml[k] < worst ? ml[k] : worst;
+            }
+            bool ok = correct && K > 1 && worst > SK_CERT_TOL * (1.0f + big);
+            r.n_correct += correct;
+            r.n_certified += ok;
+            msum += K > 1 ? worst : 0;
+            if (cert) cert[n] = ok;
+        }
+        r.clean_acc = N ? (double)r.n_correct / N : 0;
+        r.certified_acc = N ? (double)r.n_certified / N : 0;
+        r.mean_margin_lo = N ? msum / N : 0;
+        r.seconds = sk_now() - t0;
+        if (rep) *rep = r;
+    }
+    sk_free(mlo);
+    sk_free(lp);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* Internal helpers shared by the certification files. */
+#ifndef SK_CERTIFY_IMPL_H
+#define SK_CERTIFY_IMPL_H
+
+#include "graph/graph_impl.h"
+#include "skeptic/certify.h"
+
+/* Index of the last dense layer if only dropout/flatten follow it, else -1. */
+int sk_cert_last_dense(const struct sk_model *m);
+/* Threat set of n values in centre/radius form. */
+int sk_cert_box_cr(const float *x, size_t n, float eps, float clip_lo, float clip_hi, float *cv, float *rv);
+/* IBP margins (specification form) of N boxes in centre/radius form. */
+int sk_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo);
+/* IBP logit bounds of N boxes. */
+int sk_ibp_bounds_box(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
+/* CROWN: y == NULL gives logit bounds (zlo, zhi [N,K]); else margin lower
+ * bounds into zlo [N,K] (zhi unused). with_ibp: intersect with IBP and take
+ * the elementwise best. Fails with SK_EINVAL for models that are not MLPs. */
+int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp, float *zlo,
+             float *zhi);
+/* Lipschitz margin bounds (z_y - z_j)(x) - L_yj eps sqrt(dim). */
+int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo);
+
+#endif

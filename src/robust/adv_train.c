@@ -1,0 +1,278 @@
+/* Adversarial training objectives as trainer loss hooks (PGD, FGSM-RS,
+ * TRADES, IBP), the epsilon / kappa schedules, and the guard against
+ * catastrophic overfitting. */
+#include "skeptic/certify.h"
+#include "skeptic/robust.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *sk_adv_kind_name(enum sk_adv_kind k)
+{
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp" };
+    return (unsigned)k < 5 ? names[k] : "?";
+}
+
+int sk_adv_kind_parse(const char *s)
+{
+    for (int i = 0; i < 5; i++)
+        if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
+    return -1;
+}
+
+struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
+{
+    struct sk_adv_config a = { 0 };
+    a.kind = kind;
+    a.eps = eps;
+    a.steps = kind == SK_ADV_FGSM ? 1 : 10;
+    a.step = 0;
+    a.clip_lo = 0;
+    a.clip_hi = 1;
+    a.trades_beta = 6;
+    a.ibp_kappa_end = 0.5f;
+    a.ibp_warmup_epochs = 1;
+    a.eot = 1;
+    a.guard = kind == SK_ADV_FGSM;
+    a.guard_n = 512;
+    a.guard_steps = 10;
+    return a;
+}
+
+struct sk_adv_loss {
+    struct sk_model *m;
+    struct sk_adv_config a;
+    struct sk_graph *ag;  /* the attack's graph (no parameter gradients) */
+    float *xadv;          /* batch x in_dim */
+    int cap;
+};
+
+struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch)
+{
+    struct sk_adv_loss *l = sk_calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->m = m;
+    l->a = *adv;
+    l->cap = batch;
+    l->ag = sk_graph_new();
+    l->xadv = sk_malloc(sizeof(float) * (size_t)batch * m->in_dim);
+    if (!l->ag || !l->xadv) {
+        sk_adv_loss_free(l);
+        return NULL;
+    }
+    sk_graph_set_param_grads(l->ag, false);
+    return l;
+}
+
+void sk_adv_loss_free(struct sk_adv_loss *l)
+{
+    if (!l) return;
+    sk_graph_free(l->ag);
+    sk_free(l->xadv);
+    sk_free(l);
+}
+
+/* Training progress in epochs (fractional) of trainer t. */
+static double progress(const struct sk_trainer *t)
+{
+    int nb = (t->n_train + t->cfg.batch - 1) / t->cfg.batch;
+    return t->st.epoch + (double)t->st.batch / (nb > 0 ? nb : 1);
+}
+
+static float ramp(double p, double start, double len)
+{
+    if (len <= 0) return p >= start ? 1.0f : 0.0f;
+    double f = (p - start) / len;
+    return (float)(f < 0 ? 0 : f > 1 ? 1 : f);
+}
+
+int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                   uint64_t noise_key, int *logits)
+{
+    struct sk_adv_loss *l = ctx;
+    struct sk_model *m = l->m;
+    const struct sk_adv_config *a = &l->a;
+    if (n > l->cap) return sk_error(SK_EINVAL, "adversarial loss: batch %d larger than %d", n, l->cap);
+    int shape[2] = { n, m->in_dim };
+    double p = progress(t);
+    if (a->kind == SK_ADV_IBP) {
+        int warm = a->ibp_warmup_epochs > 0 ? a->ibp_warmup_epochs : 0;
+        int rampn = a->ibp_ramp_epochs > 0 ? a->ibp_ramp_epochs : (t->cfg.epochs - warm + 1) / 2;
+        float f = ramp(p, warm, rampn);
+        float eps = (a->ibp_eps_train > 0 ? a->ibp_eps_train : a->eps) * f;
+        float kappa = 1.0f - f * (1.0f - a->ibp_kappa_end);
+        int z = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        *logits = z;
+        int Lc = sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
+        if (f <= 0 || kappa >= 1.0f) return Lc;
+        int c, r, zw, rc;
+        if ((rc = sk_ibp_input(g, m, xb, n, eps, a->clip_lo, a->clip_hi, &c, &r))) return rc;
+        if ((rc = sk_ibp_worst_logits(m, g, c, r, yb, &zw))) return rc;
+        int Lr = sk_loss_cross_entropy(g, zw, yb, 0.0f);
+        return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
+    }
+    float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
+    struct sk_pgd_config pc = sk_pgd_defaults(eps, a->kind == SK_ADV_FGSM ? 1 : a->steps);
+    pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
+    pc.clip_lo = a->clip_lo;
+    pc.clip_hi = a->clip_hi;
+    if (a->eot > 1 && sk_model_has_dropout(m)) {
+        pc.mode = SK_MODE_MC;
+        pc.eot = a->eot;
+    }
+    if (a->kind == SK_ADV_TRADES) pc.loss = SK_PGD_LOSS_KL;
+    int rc = SK_OK;
+    if (eps > 0) rc = sk_pgd_perturb_graph(m, l->ag, &pc, xb, yb, n, noise_key, l->xadv);
+    else memcpy(l->xadv, xb, sizeof(float) * (size_t)n * m->in_dim);
+    if (rc) return rc;
+    if (a->kind == SK_ADV_TRADES) {
+        int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        *logits = zc;
+        int Lc = sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing);
+        int Lk = sk_loss_kl_categorical(g, sk_op_log_softmax(g, zc), sk_op_log_softmax(g, za));
+        return sk_op_add(g, Lc, sk_op_scale(g, Lk, a->trades_beta));
+    }
+    int z = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
+    *logits = z;
+    return sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
+}
+
+/* ---------------- the training driver ---------------- */
+
+struct driver {
+    struct sk_train_config user;
+    struct sk_adv_loss *loss;
+    struct sk_trainer *t;
+    const struct sk_adv_config *a;
+    const float *gx;      /* guard rows */
+    const int *gy;
+    int gn;
+    float *best;          /* best-guard parameters and buffers */
+    float *best_buf;
+    struct sk_adv_report rep;
+    int rc;
+};
+
+static int drv_loss(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                    uint64_t nk, int *logits)
+{
+    struct driver *d = ctx;
+    return sk_adv_loss_fn(d->loss, t, g, xb, yb, n, nk, logits);
+}
+
+static int drv_epoch(void *ctx, const struct sk_epoch_metrics *em)
+{
+    struct driver *d = ctx;
+    struct sk_model *m = d->t->model;
+    d->rep.epochs = em->epoch + 1;
+    if (d->gn > 0) {
+        struct sk_pgd_config pc = sk_pgd_defaults(d->a->eps, d->a->guard_steps > 0 ? d->a->guard_steps : 10);
+        pc.clip_lo = d->a->clip_lo;
+        pc.clip_hi = d->a->clip_hi;
+        double acc = 0;
+        int rc = sk_pgd_accuracy(m, &pc, d->gx, d->gy, d->gn, 77 + (uint64_t)em->epoch, &acc, NULL);
+        if (rc) {
+            d->rc = rc;
+            return 1;
+        }
+        if (em->epoch < 64) d->rep.guard_acc[em->epoch] = acc;
+        if (d->rep.best_epoch >= 0 && acc < d->rep.best_guard_acc - 0.2) d->rep.catastrophic++;
+        if (d->rep.best_epoch < 0 || acc > d->rep.best_guard_acc) {
+            d->rep.best_guard_acc = acc;
+            d->rep.best_epoch = em->epoch;
+            memcpy(d->best, m->params, sizeof(float) * m->n_params);
+            memcpy(d->best_buf, m->buffers, sizeof(float) * m->n_buffers);
+        }
+    }
+    return d->user.on_epoch ? d->user.on_epoch(d->user.ctx, em) : 0;
+}
+
+static void drv_batch(void *ctx, int epoch, int batch, int n_batches, float loss, double sps)
+{
+    struct driver *d = ctx;
+    if (d->user.on_batch) d->user.on_batch(d->user.ctx, epoch, batch, n_batches, loss, sps);
+}
+
+static int drv_grad(void *ctx, struct sk_trainer *t, int nb)
+{
+    struct driver *d = ctx;
+    return d->user.on_grad ? d->user.on_grad(d->user.ctx, t, nb) : 0;
+}
+
+static int drv_ckpt(void *ctx, struct sk_trainer *t)
+{
+    struct driver *d = ctx;
+    return d->user.on_checkpoint ? d->user.on_checkpoint(d->user.ctx, t) : 0;
+}
+
+int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
+                 const float *x, const int *y, int n, struct sk_adv_report *rep)
+{
+    double t0 = sk_now();
+    if (adv->kind == SK_ADV_NONE) {
+        if (rep) memset(rep, 0, sizeof *rep), rep->best_epoch = -1;
+        return sk_train(m, cfg, x, y, n);
+    }
+    if ((unsigned)adv->kind > SK_ADV_IBP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
+        return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
+    if (adv->kind != SK_ADV_FGSM && adv->kind != SK_ADV_IBP && adv->steps < 1)
+        return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
+    if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
+        return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
+    if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
+        return sk_error(SK_EINVAL, "IBP training: kappa %g must be in [0,1]", adv->ibp_kappa_end);
+    struct driver d = { 0 };
+    d.user = *cfg;
+    d.a = adv;
+    d.rep.best_epoch = -1;
+    struct sk_train_config c = *cfg;
+    c.loss = drv_loss;
+    c.on_epoch = drv_epoch;
+    c.on_batch = cfg->on_batch ? drv_batch : NULL;
+    c.on_grad = cfg->on_grad ? drv_grad : NULL;
+    c.on_checkpoint = cfg->on_checkpoint ? drv_ckpt : NULL;
+    c.ctx = &d;
+    int n_fit = n;
+    bool guard_tail = false;
+    if (adv->guard) {
+        int gn = adv->guard_n > 0 ? adv->guard_n : 512;
+        if (cfg->val_split <= 0) {
+            if (gn > n / 5) gn = n / 5;
+            if (gn < 1) return sk_error(SK_EINVAL, "guard: too few rows (%d) to hold some out", n);
+            n_fit = n - gn;
+            d.gx = x + (size_t)n_fit * m->in_dim;
+            d.gy = y + n_fit;
+            d.gn = gn;
+            guard_tail = true;
+        }
+    }
+    d.loss = sk_adv_loss_new(m, adv, cfg->batch);
+    d.best = sk_malloc(sizeof(float) * (m->n_params + 1));
+    d.best_buf = sk_malloc(sizeof(float) * (m->n_buffers + 1));
+    int rc = SK_ENOMEM;
+    if (d.loss && d.best && d.best_buf && (d.t = sk_trainer_new(m, &c, x, y, n_fit))) {
+        if (adv->guard && !guard_tail) {
+            int gn = adv->guard_n > 0 ? adv->guard_n : 512;
+            d.gx = d.t->vx;
+            d.gy = d.t->vy;
+            d.gn = gn < d.t->n_val ? gn : d.t->n_val;
+        }
+        rc = sk_trainer_run(d.t);
+        if (!rc && d.rc) rc = d.rc;
+        if (!rc && d.rep.best_epoch >= 0) {
+            memcpy(m->params, d.best, sizeof(float) * m->n_params);
+            memcpy(m->buffers, d.best_buf, sizeof(float) * m->n_buffers);
+        }
+    } else if (d.loss && d.best && d.best_buf) {
+        rc = SK_EINVAL; /* trainer_new set the message */
+    }
+    sk_trainer_free(d.t);
+    sk_adv_loss_free(d.loss);
+    sk_free(d.best);
+    sk_free(d.best_buf);
+    d.rep.seconds = sk_now() - t0;
+    if (rep) *rep = d.rep;
+    return rc;
+}

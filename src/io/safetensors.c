@@ -451,18 +451,19 @@ static int meta_object(const char *metadata_json, cJSON **out)
         cJSON_Delete(o);
         return sk_error(SK_EINVAL, "metadata is not a JSON object: %.80s", metadata_json ? metadata_json : "");
     }
-    for (cJSON *it = o->child; it; it = it->next) {
-        if (cJSON_IsString(it)) continue;
-        char *txt = cJSON_PrintUnformatted(it);
-        cJSON *s = cJSON_CreateString(txt ? txt : "");
-        free(txt);
-        if (!s) {
-            cJSON_Delete(o);
-            return SK_ENOMEM;
-        }
-        cJSON_ReplaceItemViaPointer(o, it, s);
-        it = s;
+    cJSON *n = cJSON_CreateObject();
+    if (!n) {
+        cJSON_Delete(o);
+        return SK_ENOMEM;
     }
+    for (cJSON *it = o->child; it; it = it->next) {
+        char *txt = cJSON_IsString(it) ? NULL : cJSON_PrintUnformatted(it);
+        cJSON_DeleteItemFromObjectCaseSensitive(n, it->string); /* the last of duplicate keys wins */
+        cJSON_AddStringToObject(n, it->string, txt ? txt : cJSON_IsString(it) ? it->valuestring : "");
+        free(txt);
+    }
+    cJSON_Delete(o);
+    o = n;
     *out = o;
     return SK_OK;
 }

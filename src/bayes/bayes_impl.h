@@ -1,0 +1,23 @@
+/* Internal helpers shared by the files of src/bayes. */
+#ifndef SK_BAYES_IMPL_H
+#define SK_BAYES_IMPL_H
+
+#include "skeptic/bayes.h"
+#include "skeptic/metrics.h"
+
+#define SK_PI 3.14159265358979323846
+
+float sk_softplusf(float r);
+float sk_sigmoidf(float r);
+bool sk_bayes_stochastic(const struct sk_posterior *p);
+/* Parameters of sample s of the draw keyed by `key`: a pointer into the
+ * posterior (ensemble, sgld, deterministic) or into buf (n_params floats). */
+const float *sk_bayes_draw(const struct sk_posterior *p, uint64_t key, int s, float *buf);
+/* Log-probabilities node of the model with `params` (temperature applied). */
+int sk_bayes_forward(const struct sk_posterior *p, struct sk_graph *g, const float *params, int x, uint64_t noise);
+/* NLL of the mean over S samples of softmax(lp_s / T). lp [S,n,K]. */
+double sk_bayes_tempered_nll(const float *lp, int S, int n, int K, const int *y, double T);
+/* Laplace probit predictive pbar [N,K]. */
+int sk_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar);
+
+#endif

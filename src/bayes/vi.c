@@ -1,0 +1,440 @@
+/* Bayes by Backprop: mean-field Gaussian variational inference.
+ *
+ * The variational parameters live in one flat buffer theta = [mu (P); rho (P)]
+ * (mu in the model's parameter layout), their gradients in dtheta, so any
+ * optimiser of optim.h steps them. Two ways to get the data term's gradient:
+ *  - MLP specs (dense + relu/lrelu/tanh/sigmoid): the local reparameterisation
+ *    trick, by hand with sgemm (the graph has no square root op, and by hand
+ *    it is two extra products per layer);
+ *  - anything else: one weight draw per minibatch through the model's graph
+ *    forward, then dmu = dw, drho = dw eps sigmoid(rho).
+ */
+#include "bayes/bayes_impl.h"
+
+#include <math.h>
+#include <string.h>
+
+struct lrt {
+    int n_layers, B, maxw;
+    int *width;          /* output width of each layer */
+    float **out;         /* [n_layers] n x width */
+    float **eps, **sd;   /* dense layers: n x O */
+    float *h2, *tmp, *da, *db; /* scratch n x maxw */
+};
+
+static bool lrt_supported(const struct sk_model *m)
+{
+    if (m->spatial) return false;
+    for (int i = 0; i < m->n_layers; i++) {
+        enum sk_layer_kind k = m->layers[i].kind;
+        if (k != SK_LAYER_DENSE && k != SK_LAYER_RELU && k != SK_LAYER_LRELU && k != SK_LAYER_TANH &&
+            k != SK_LAYER_SIGMOID)
+            return false;
+    }
+    return m->layers[m->n_layers - 1].kind == SK_LAYER_DENSE;
+}
+
+static void lrt_free(struct lrt *L)
+{
+    if (!L->out) return;
+    for (int i = 0; i < L->n_layers; i++) {
+        sk_free(L->out[i]);
+        if (L->eps) sk_free(L->eps[i]);
+        if (L->sd) sk_free(L->sd[i]);
+    }
+    sk_free(L->out);
+    sk_free(L->eps);
+    sk_free(L->sd);
+    sk_free(L->width);
+    sk_free(L->h2);
+    sk_free(L->tmp);
+    sk_free(L->da);
+    sk_free(L->db);
+}
+
+static int lrt_init(struct lrt *L, const struct sk_model *m, int B)
+{
+    memset(L, 0, sizeof *L);
+    L->n_layers = m->n_layers;
+    L->B = B;
+    L->out = sk_calloc((size_t)m->n_layers, sizeof(float *));
+    L->eps = sk_calloc((size_t)m->n_layers, sizeof(float *));
+    L->sd = sk_calloc((size_t)m->n_layers, sizeof(float *));
+    L->width = sk_calloc((size_t)m->n_layers, sizeof(int));
+    if (!L->out || !L->eps || !L->sd || !L->width) return SK_ENOMEM;
+    int w = m->in_dim;
+    L->maxw = w;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sk_layer *ly = &m->layers[i];
+        if (ly->kind == SK_LAYER_DENSE) {
+            w = ly->units;
+            L->eps[i] = sk_malloc(sizeof(float) * (size_t)B * w);
+            L->sd[i] = sk_malloc(sizeof(float) * (size_t)B * w);
+            if (!L->eps[i] || !L->sd[i]) return SK_ENOMEM;
+        }
+        L->width[i] = w;
+        if (w > L->maxw) L->maxw = w;
+        L->out[i] = sk_malloc(sizeof(float) * (size_t)B * w);
+        if (!L->out[i]) return SK_ENOMEM;
+    }
+    size_t s = sizeof(float) * (size_t)B * L->maxw;
+    L->h2 = sk_malloc(s);
+    L->tmp = sk_malloc(s);
+    L->da = sk_malloc(s);
+    L->db = sk_malloc(s);
+    return L->h2 && L->tmp && L->da && L->db ? SK_OK : SK_ENOMEM;
+}
+
+/* Forward with fresh noise per example; returns the logits buffer [n,K].
+ * mu: means, s2: variances (P each). */
+static const float *lrt_forward(struct lrt *L, const struct sk_model *m, const float *mu, const float *s2,
+                                const float *x, int n, uint64_t key)
+{
+    const float *h = x;
+    int win = m->in_dim;
+    for (int li = 0; li < m->n_layers; li++) {
+        const struct sk_layer *ly = &m->layers[li];
+        float *o = L->out[li];
+        size_t cnt = (size_t)n * L->width[li];
+        switch (ly->kind) {
+        case SK_LAYER_DENSE: {
+            int O = ly->units;
+            const float *W = mu + ly->w_off, *b = mu + ly->b_off, *W2 = s2 + ly->w_off, *b2 = s2 + ly->b_off;
+            for (size_t i = 0; i < (size_t)n * win; i++) L->h2[i] = h[i] * h[i];
+            /* o = h W^T + b ; v = h^2 (sigma^2)^T + sigma_b^2 */
+            sk_sgemm(false, true, n, O, win, 1.0f, h, win, W, win, 0.0f, o, O);
+            sk_sgemm(false, true, n, O, win, 1.0f, L->h2, win, W2, win, 0.0f, L->sd[li], O);
+            uint64_t k = sk_rng_derive(key, (uint64_t)li).key;
+            float *e = L->eps[li], *sd = L->sd[li];
+#pragma omp parallel for schedule(static) if (cnt > 65536)
+            for (size_t i = 0; i < cnt; i++) {
+                int j = (int)(i % (size_t)O);
+                float sdv = sqrtf(sd[i] + b2[j] + 1e-16f);
+                float ev = sk_rng_normal_at(k, i);
+                sd[i] = sdv;
+                e[i] = ev;
+                o[i] += b[j] + sdv * ev;
+            }
+            break;
+        }
+        case SK_LAYER_RELU:
+            for (size_t i = 0; i < cnt; i++) o[i] = h[i] > 0 ? h[i] : 0;
+            break;
+        case SK_LAYER_LRELU:
+            for (size_t i = 0; i < cnt; i++) o[i] = h[i] > 0 ? h[i] : ly->p * h[i];
+            break;
+        case SK_LAYER_TANH:
+            for (size_t i = 0; i < cnt; i++) o[i] = tanhf(h[i]);
+            break;
+        case SK_LAYER_SIGMOID:
+            for (size_t i = 0; i < cnt; i++) o[i] = sk_sigmoidf(h[i]);
+            break;
+        default: break;
+        }
+        h = o;
+        win = L->width[li];
+    }
+    return h;
+}
+
+/* Backward from dlogits [n,K] (overwritten as scratch): adds into dmu and
+ * into dvar (the gradient w.r.t. the variances sigma^2). */
+static void lrt_backward(struct lrt *L, const struct sk_model *m, const float *mu, const float *s2, const float *x,
+                         int n, const float *dlogits, float *dmu, float *dvar)
+{
+    float *d = L->da, *dn = L->db;
+    memcpy(d, dlogits, sizeof(float) * (size_t)n * m->n_classes);
+    for (int li = m->n_layers - 1; li >= 0; li--) {
+        const struct sk_layer *ly = &m->layers[li];
+        const float *h = li ? L->out[li - 1] : x;
+        int win = li ? L->width[li - 1] : m->in_dim;
+        size_t cnt = (size_t)n * L->width[li];
+        switch (ly->kind) {
+        case SK_LAYER_DENSE: {
+            int O = ly->units;
+            const float *e = L->eps[li], *sd = L->sd[li];
+            /* dmu_W = d^T h, dmu_b = sum d */
+            sk_sgemm(true, false, O, win, n, 1.0f, d, O, h, win, 1.0f, dmu + ly->w_off, win);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < O; j++) dmu[ly->b_off + j] += d[(size_t)i * O + j];
+            /* dv = d eps / (2 sd) (into tmp) */
+            float *dv = L->tmp;
+            for (size_t i = 0; i < cnt; i++) dv[i] = d[i] * e[i] / (2.0f * sd[i]);
+            for (size_t i = 0; i < (size_t)n * win; i++) L->h2[i] = h[i] * h[i];
+            sk_sgemm(true, false, O, win, n, 1.0f, dv, O, L->h2, win, 1.0f, dvar + ly->w_off, win);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < O; j++) dvar[ly->b_off + j] += dv[(size_t)i * O + j];
+            if (li == 0) return;
+            /* dh = d W + 2 h (dv sigma^2) */
+            sk_sgemm(false, false, n, win, O, 1.0f, d, O, mu + ly->w_off, win, 0.0f, dn, win);
+            sk_sgemm(false, false, n, win, O, 1.0f, dv, O, s2 + ly->w_off, win, 0.0f, L->h2, win);
+            for (size_t i = 0; i < (size_t)n * win; i++) dn[i] += 2.0f * h[i] * L->h2[i];
+            break;
+        }
+        case SK_LAYER_RELU:
+            for (size_t i = 0; i < cnt; i++) dn[i] = h[i] > 0 ? d[i] : 0;
+            break;
+        case SK_LAYER_LRELU:
+            for (size_t i = 0; i < cnt; i++) dn[i] = h[i] > 0 ? d[i] : ly->p * d[i];
+            break;
+        case SK_LAYER_TANH:
+            for (size_t i = 0; i < cnt; i++) dn[i] = d[i] * (1 - L->out[li][i] * L->out[li][i]);
+            break;
+        case SK_LAYER_SIGMOID:
+            for (size_t i = 0; i < cnt; i++) dn[i] = d[i] * L->out[li][i] * (1 - L->out[li][i]);
+            break;
+        default: break;
+        }
+        float *t = d;
+        d = dn;
+        dn = t;
+    }
+}
+
+/* softmax cross-entropy of logits z [n,K]: returns the mean loss, writes
+ * dz = (p - onehot)/n and counts correct argmaxes. */
+static double ce_grad(const float *z, const int *y, int n, int K, float *dz, long *correct)
+{
+    double loss = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = z + (size_t)i * K;
+        float *d = dz + (size_t)i * K;
+        float mx = r[0];
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (r[k] > mx) mx = r[b = k];
+        double s = 0;
+        for (int k = 0; k < K; k++) s += exp((double)r[k] - mx);
+        double ls = mx + log(s);
+        loss += ls - r[y[i]];
+        for (int k = 0; k < K; k++) d[k] = (float)(exp((double)r[k] - ls) / n);
+        d[y[i]] -= 1.0f / n;
+        *correct += b == y[i];
+    }
+    return loss / n;
+}
+
+double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s)
+{
+    double kl = 0, s2 = (double)s * s;
+    for (size_t i = 0; i < n; i++)
+        kl += log(s / (double)sigma[i]) + ((double)sigma[i] * sigma[i] + (double)mu[i] * mu[i]) / (2 * s2) - 0.5;
+    return kl;
+}
+
+/* -d/dw log of the scale-mixture prior, and log p(w). */
+static double mix_logp(const struct sk_vi_config *c, double w, double *gneg)
+{
+    double s1 = c->mix_s1, s2 = c->mix_s2;
+    double l1 = log(c->mix_pi) - log(s1) - 0.5 * w * w / (s1 * s1);
+    double l2 = log(1 - c->mix_pi) - log(s2) - 0.5 * w * w / (s2 * s2);
+    double mx = fmax(l1, l2), lse = mx + log(exp(l1 - mx) + exp(l2 - mx));
+    double r1 = exp(l1 - lse);
+    if (gneg) *gneg = w * (r1 / (s1 * s1) + (1 - r1) / (s2 * s2));
+    return lse - 0.5 * log(2 * SK_PI);
+}
+
+double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed)
+{
+    if (p->method != SK_BAYES_VI || !p->rho) return 0;
+    size_t P = p->model->n_params;
+    const float *mu = p->model->params;
+    double kl = 0;
+    if (p->vi.prior == SK_PRIOR_GAUSSIAN) {
+        double s = p->vi.prior_sigma, s2 = s * s;
+        for (size_t i = 0; i < P; i++) {
+            double sg = sk_softplusf(p->rho[i]);
+            kl += log(s / sg) + (sg * sg + (double)mu[i] * mu[i]) / (2 * s2) - 0.5;
+        }
+        return kl;
+    }
+    uint64_t k = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_NOISE).key;
+    for (size_t i = 0; i < P; i++) {
+        double sg = sk_softplusf(p->rho[i]), e = sk_rng_normal_at(k, i), w = mu[i] + sg * e;
+        kl += -log(sg) - 0.5 * e * e - 0.5 * log(2 * SK_PI) - mix_logp(&p->vi, w, NULL);
+    }
+    return kl;
+}
+
+/* Add c * dKL/d(mu, rho) to dtheta. sig = softplus(rho). */
+static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, const float *rho, const float *sig,
+                    double c, uint64_t key, float *dmu, float *drho)
+{
+    if (vc->prior == SK_PRIOR_GAUSSIAN) {
+        double is2 = 1.0 / ((double)vc->prior_sigma * vc->prior_sigma);
+#pragma omp parallel for schedule(static) if (P > 65536)
+        for (size_t i = 0; i < P; i++) {
+            dmu[i] += (float)(c * mu[i] * is2);
+            drho[i] += (float)(c * (-1.0 / sig[i] + sig[i] * is2) * sk_sigmoidf(rho[i]));
+        }
+    } else {
+        /* one-sample estimate of log q(w) - log p(w), w = mu + sigma e' */
+#pragma omp parallel for schedule(static) if (P > 65536)
+        for (size_t i = 0; i < P; i++) {
+            double e = sk_rng_normal_at(key, i), w = mu[i] + sig[i] * e, gp;
+            mix_logp(vc, w, &gp);
+            dmu[i] += (float)(c * gp);
+            drho[i] += (float)(c * (-1.0 / sig[i] + gp * e) * sk_sigmoidf(rho[i]));
+        }
+    }
+}
+
+int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
+                      const float *x, const int *y, int n)
+{
+    struct sk_model *m = p->model;
+    if (p->method != SK_BAYES_VI) return sk_error(SK_EINVAL, "sk_bayes_train_vi: the posterior's method is %s",
+                                                  sk_bayes_method_name(p->method));
+    if (cfg->epochs < 0 || cfg->batch < 1 || n < 1)
+        return sk_error(SK_EINVAL, "VI training needs epochs >= 0, batch >= 1 and data (got %d, %d, %d rows)",
+                        cfg->epochs, cfg->batch, n);
+    if (!(vc->init_sigma > 0) || !(vc->prior_sigma > 0) || !(vc->kl_weight >= 0) ||
+        (vc->prior == SK_PRIOR_MIXTURE && !(vc->mix_pi > 0 && vc->mix_pi < 1 && vc->mix_s1 > 0 && vc->mix_s2 > 0)))
+        return sk_error(SK_EINVAL, "VI settings out of range: init sigma %g, prior sigma %g, kl weight %g, "
+                        "mixture pi %g s1 %g s2 %g", vc->init_sigma, vc->prior_sigma, vc->kl_weight, vc->mix_pi,
+                        vc->mix_s1, vc->mix_s2);
+    for (int i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->n_classes)
+            return sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
+    p->vi = *vc;
+    size_t P = m->n_params;
+    int B = cfg->batch, D = m->in_dim, K = m->n_classes;
+    bool use_lrt = vc->local_reparam && lrt_supported(m);
+    long per_epoch = (n + B - 1) / B;
+    struct sk_optim_config oc = cfg->opt;
+    if (oc.total_steps <= 0) oc.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
+    struct sk_optim *opt = sk_optim_new(&oc, 2 * P);
+    float *theta = sk_malloc(sizeof(float) * 2 * P), *dtheta = sk_malloc(sizeof(float) * 2 * P);
+    float *sig = sk_malloc(sizeof(float) * P), *s2 = sk_malloc(sizeof(float) * P);
+    float *wbuf = sk_malloc(sizeof(float) * P), *gw = sk_malloc(sizeof(float) * P);
+    float *xb = sk_malloc(sizeof(float) * (size_t)B * D), *dz = sk_malloc(sizeof(float) * (size_t)B * K);
+    int *yb = sk_malloc(sizeof(int) * (size_t)B), *order = sk_malloc(sizeof(int) * (size_t)n);
+    struct sk_graph *g = sk_graph_new();
+    struct lrt L = { 0 };
+    int rc = SK_ENOMEM;
+    if (!opt || !theta || !dtheta || !sig || !s2 || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
+    if (use_lrt && (rc = lrt_init(&L, m, B))) goto out;
+    rc = SK_OK;
+    /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
+     * posterior's rho if it has one already (continued training) */
+    memcpy(theta, m->params, sizeof(float) * P);
+    float rho0 = (float)log(expm1((double)vc->init_sigma));
+    for (size_t i = 0; i < P; i++) theta[P + i] = p->rho ? p->rho[i] : rho0;
+    uint64_t key = sk_rng_new(cfg->seed).key;
+    uint64_t okey = sk_rng_derive(key, SK_STREAM_ORDER).key, nkey = sk_rng_derive(key, SK_STREAM_NOISE).key;
+    long step = 0;
+    for (int ep = 0; ep < cfg->epochs && !rc; ep++) {
+        struct sk_rng r = sk_rng_derive(okey, (uint64_t)ep);
+        for (int i = 0; i < n; i++) order[i] = i;
+        sk_rng_shuffle(&r, order, n);
+        double t0 = sk_now(), lsum = 0;
+        long correct = 0, seen = 0;
+        for (long bi = 0; bi < per_epoch; bi++, step++) {
+            int lo = (int)(bi * B), nb = n - lo < B ? n - lo : B;
+            for (int i = 0; i < nb; i++) {
+                memcpy(xb + (size_t)i * D, x + (size_t)order[lo + i] * D, sizeof(float) * D);
+                yb[i] = y[order[lo + i]];
+            }
+            const float *mu = theta, *rho = theta + P;
+            float *dmu = dtheta, *drho = dtheta + P;
+#pragma omp parallel for schedule(static) if (P > 65536)
+            for (size_t i = 0; i < P; i++) {
+                sig[i] = sk_softplusf(rho[i]);
+                s2[i] = sig[i] * sig[i];
+            }
+            memset(dtheta, 0, sizeof(float) * 2 * P);
+            uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;
+            double loss;
+            if (use_lrt) {
+                const float *z = lrt_forward(&L, m, mu, s2, xb, nb, sk);
+                loss = ce_grad(z, yb, nb, K, dz, &correct);
+                /* gradient w.r.t. the variances lands in drho, converted below */
+                lrt_backward(&L, m, mu, s2, xb, nb, dz, dmu, drho);
+#pragma omp parallel for schedule(static) if (P > 65536)
+                for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i] * sk_sigmoidf(rho[i]);
+            } else {
+                uint64_t wk = sk_rng_derive(sk, 1).key;
+#pragma omp parallel for schedule(static) if (P > 65536)
+                for (size_t i = 0; i < P; i++) wbuf[i] = mu[i] + sig[i] * sk_rng_normal_at(wk, i);
+                struct sk_model view = *m;
+                view.params = wbuf;
+                view.grads = gw;
+                memset(gw, 0, sizeof(float) * P);
+                sk_graph_reset(g);
+                int shape[2] = { nb, D };
+                int xin = sk_graph_input(g, xb, 2, shape, false);
+                int zn = sk_model_forward(&view, g, xin, SK_MODE_TRAIN, sk_rng_derive(sk, 2).key);
+                int Ln = sk_loss_cross_entropy(g, zn, yb, 0.0f);
+                if (Ln < 0 || (rc = sk_graph_backward(g, Ln, NULL))) {
+                    if (Ln < 0) rc = Ln;
+                    break;
+                }
+                loss = sk_graph_value(g, Ln)[0];
+                const float *z = sk_graph_value(g, zn);
+                for (int i = 0; i < nb; i++) {
+                    int b = 0;
+                    for (int k = 1; k < K; k++)
+                        if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
+                    correct += b == yb[i];
+                }
+#pragma omp parallel for schedule(static) if (P > 65536)
+                for (size_t i = 0; i < P; i++) {
+                    dmu[i] = gw[i];
+                    drho[i] = gw[i] * sk_rng_normal_at(wk, i) * sk_sigmoidf(rho[i]);
+                }
+            }
+            double beta = vc->kl_weight;
+            if (vc->anneal_epochs > 0) beta *= fmin(1.0, (double)(step + 1) / ((double)vc->anneal_epochs * per_epoch));
+            kl_grad(vc, P, mu, rho, sig, beta / n, sk_rng_derive(sk, 3).key, dmu, drho);
+            if (!isfinite(loss)) {
+                rc = sk_error(SK_ENONFINITE, "VI loss became %g at epoch %d, batch %ld; lower the learning rate",
+                              loss, ep + 1, bi);
+                break;
+            }
+            if ((rc = sk_optim_step(opt, theta, dtheta))) {
+                rc = sk_error(SK_ENONFINITE, "VI gradient became non-finite at epoch %d, batch %ld; lower the "
+                              "learning rate", ep + 1, bi);
+                break;
+            }
+            lsum += loss * nb;
+            seen += nb;
+            double el = sk_now() - t0;
+            if (cfg->on_batch) cfg->on_batch(cfg->ctx, ep, (int)bi + 1, (int)per_epoch, (float)loss, seen / (el > 0 ? el : 1e-9));
+        }
+        if (rc) break;
+        if (cfg->on_epoch) {
+            struct sk_epoch_metrics em = { 0 };
+            em.epoch = ep;
+            em.train_loss = lsum / (seen ? seen : 1);
+            em.train_acc = (double)correct / (seen ? seen : 1);
+            em.val_loss = em.val_acc = NAN;
+            em.lr = sk_optim_lr_at(&opt->cfg, opt->t > 0 ? opt->t - 1 : 0);
+            em.seconds = sk_now() - t0;
+            em.samples_per_s = seen / (em.seconds > 0 ? em.seconds : 1e-9);
+            if (cfg->on_epoch(cfg->ctx, &em)) break;
+        }
+    }
+    if (!rc) {
+        if (!p->rho) p->rho = sk_malloc(sizeof(float) * P);
+        if (!p->rho) rc = SK_ENOMEM;
+        else {
+            memcpy(m->params, theta, sizeof(float) * P);
+            memcpy(p->rho, theta + P, sizeof(float) * P);
+        }
+    }
+out:
+    lrt_free(&L);
+    sk_optim_free(opt);
+    sk_free(theta);
+    sk_free(dtheta);
+    sk_free(sig);
+    sk_free(s2);
+    sk_free(wbuf);
+    sk_free(gw);
+    sk_free(xb);
+    sk_free(dz);
+    sk_free(yb);
+    sk_free(order);
+    sk_graph_free(g);
+    return rc;
+}

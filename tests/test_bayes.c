@@ -1,0 +1,434 @@
+/* Bayesian methods: closed-form Gaussian KL against Monte Carlo, temperature
+ * scaling of an over-confident network, the Laplace predictive of a linear
+ * model against its closed form, EOT classifiers for every posterior (flags,
+ * the EOT gradient against finite differences, an FGSM through the seam that
+ * is weaker without EOT), every method learning a synthetic task, and file
+ * round trips. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bayes/bayes_impl.h"
+#include "skeptic/skeptic.h"
+#include "testutil.h"
+
+static void test_kl_mc(void)
+{
+    const float mu[4] = { 0.3f, -0.7f, 0.05f, 1.2f }, sg[4] = { 0.2f, 0.05f, 0.5f, 1.0f };
+    float s = 0.4f;
+    double kl = sk_kl_gauss(mu, sg, 4, s);
+    /* MC: E_q[log q(w) - log p(w)] */
+    struct sk_rng r = sk_rng_new(11);
+    int M = 400000;
+    double sum = 0, sum2 = 0;
+    for (int t = 0; t < M; t++) {
+        double v = 0;
+        for (int i = 0; i < 4; i++) {
+            double e = sk_rng_normal(&r), w = mu[i] + sg[i] * e;
+            v += (-log(sg[i]) - 0.5 * e * e) - (-log(s) - 0.5 * w * w / ((double)s * s));
+        }
+        sum += v;
+        sum2 += v * v;
+    }
+    double mc = sum / M, se = sqrt((sum2 / M - mc * mc) / M);
+    CHECK(fabs(kl - mc) < 4 * se + 1e-9, "closed-form KL %.6f vs Monte Carlo %.6f +- %.6f", kl, mc, se);
+    /* the posterior's KL (Gaussian prior) agrees with sk_kl_gauss */
+    struct sk_model *m = sk_model_from_spec("mlp:2-2");
+    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    p->rho = sk_malloc(sizeof(float) * 6);
+    float sig[6];
+    for (int i = 0; i < 6; i++) {
+        m->params[i] = 0.1f * (float)i - 0.2f;
+        p->rho[i] = -3.0f + 0.5f * (float)i;
+        sig[i] = sk_softplusf(p->rho[i]);
+    }
+    p->vi.prior_sigma = 0.3f;
+    double a = sk_posterior_kl(p, 1), b = sk_kl_gauss(m->params, sig, 6, 0.3f);
+    CHECK(fabs(a - b) < 1e-9 * fmax(1, fabs(b)), "posterior KL %g = closed form %g", a, b);
+    /* mixture prior: the one-sample estimate averages to the MC value of the same KL */
+    p->vi.prior = SK_PRIOR_MIXTURE;
+    double avg = 0;
+    for (int t = 0; t < 2000; t++) avg += sk_posterior_kl(p, (uint64_t)t + 1) / 2000;
+    CHECK(isfinite(avg) && avg > 0, "mixture KL estimate finite and positive (%g)", avg);
+    sk_posterior_free(p);
+}
+
+
+static double acc_of(struct sk_posterior *p, const struct sk_dataset *d, int S)
+{
+    float *pb = malloc(sizeof(float) * (size_t)d->n * p->model->n_classes);
+    sk_posterior_predict(p, d->x, d->n, S, 5, pb, NULL);
+    double a = sk_metric_accuracy(pb, d->y, d->n, p->model->n_classes);
+    free(pb);
+    return a;
+}
+
+static double nll_of(struct sk_posterior *p, const struct sk_dataset *d, int S)
+{
+    float *pb = malloc(sizeof(float) * (size_t)d->n * p->model->n_classes);
+    sk_posterior_predict(p, d->x, d->n, S, 5, pb, NULL);
+    double a = sk_metric_nll(pb, d->y, d->n, p->model->n_classes);
+    free(pb);
+    return a;
+}
+
+static struct sk_train_config cfg_adam(int epochs, float lr)
+{
+    struct sk_train_config c = sk_train_defaults();
+    c.epochs = epochs;
+    c.batch = 32;
+    c.seed = 3;
+    c.opt = sk_optim_defaults(SK_OPT_ADAM);
+    c.opt.lr = lr;
+    return c;
+}
+
+static void test_temperature(void)
+{
+    struct sk_dataset *all = sk_data_blobs(1200, 3, 2, 1.2f, 1), *tr, *va;
+    sk_data_split(all, 0.5f, 1, &tr, &va);
+    struct sk_model *m = sk_model_from_spec("mlp:2-32-3:relu");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 1);
+    struct sk_train_config c = cfg_adam(30, 0.01f);
+    CHECK(sk_train(m, &c, tr->x, tr->y, tr->n) == SK_OK, "train");
+    /* make it over-confident: logits x 4 (scale the last layer) */
+    const struct sk_layer *L = &m->layers[m->n_layers - 1];
+    for (size_t i = 0; i < L->n_w; i++) m->params[L->w_off + i] *= 4;
+    for (size_t i = 0; i < L->n_b; i++) m->params[L->b_off + i] *= 4;
+    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_DETERMINISTIC);
+    double before = nll_of(p, va, 1);
+    float T = 0;
+    CHECK(sk_posterior_fit_temperature(p, va->x, va->y, va->n, 1, 1, &T) == SK_OK, "fit temperature");
+    double after = nll_of(p, va, 1);
+    CHECK(T > 2.0f && after < before - 0.05, "temperature %g lowers NLL %g -> %g", T, before, after);
+    /* the fitted T is a minimum: nudging it either way does not lower the NLL */
+    p->temperature = T * 1.1f;
+    double up = nll_of(p, va, 1);
+    p->temperature = T / 1.1f;
+    double dn = nll_of(p, va, 1);
+    CHECK(up >= after - 1e-6 && dn >= after - 1e-6, "T is a minimum (%g %g %g)", dn, after, up);
+    sk_posterior_free(p);
+    sk_dataset_free(all);
+    sk_dataset_free(tr);
+    sk_dataset_free(va);
+}
+
+/* Closed-form last-layer Laplace for a linear softmax model, in double:
+ * H = sum_n Lambda_n (x) xt xt^T + delta I, Sigma = H^-1 (Gauss–Jordan),
+ * probit p = softmax(f / sqrt(1 + pi/8 var)). */
+static void invert(double *A, int n)
+{
+    double *I = calloc((size_t)n * n, sizeof(double));
+    for (int i = 0; i < n; i++) I[(size_t)i * n + i] = 1;
+    for (int c = 0; c < n; c++) {
+        int pr = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(A[(size_t)r * n + c]) > fabs(A[(size_t)pr * n + c])) pr = r;
+        for (int k = 0; k < n; k++) {
+            double t = A[(size_t)c * n + k];
+            A[(size_t)c * n + k] = A[(size_t)pr * n + k];
+            A[(size_t)pr * n + k] = t;
+            t = I[(size_t)c * n + k];
+            I[(size_t)c * n + k] = I[(size_t)pr * n + k];
+            I[(size_t)pr * n + k] = t;
+        }
+        double d = A[(size_t)c * n + c];
+        for (int k = 0; k < n; k++) {
+            A[(size_t)c * n + k] /= d;
+            I[(size_t)c * n + k] /= d;
+        }
+        for (int r = 0; r < n; r++)
+            if (r != c) {
+                double f = A[(size_t)r * n + c];
+                for (int k = 0; k < n; k++) {
+                    A[(size_t)r * n + k] -= f * A[(size_t)c * n + k];
+                    I[(size_t)r * n + k] -= f * I[(size_t)c * n + k];
+                }
+            }
+    }
+    memcpy(A, I, sizeof(double) * (size_t)n * n);
+    free(I);
+}
+
+static void test_laplace_linear(void)
+{
+    struct sk_dataset *all = sk_data_blobs(400, 3, 2, 1.0f, 4), *d, *te;
+    sk_data_split(all, 0.25f, 1, &d, &te);
+    struct sk_model *m = sk_model_from_spec("mlp:2-3");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 2);
+    struct sk_train_config c = cfg_adam(20, 0.05f);
+    sk_train(m, &c, d->x, d->y, d->n);
+    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_LAPLACE);
+    struct sk_laplace_config lc = sk_laplace_defaults();
+    lc.hessian = SK_LAPLACE_FULL;
+    lc.prior_precision = 0.5f;
+    lc.probit = true;
+    CHECK(sk_bayes_fit_laplace(p, &lc, d->x, d->y, d->n, NULL, NULL, 0) == SK_OK, "fit laplace: %s", sk_last_error());
+    int K = 3, D1 = 3, PK = 9;
+    const float *W = m->params + m->layers[0].w_off, *b = m->params + m->layers[0].b_off;
+    double H[81] = { 0 };
+    for (int n = 0; n < d->n; n++) {
+        double xt[3] = { d->x[2 * n], d->x[2 * n + 1], 1 }, z[3], pr[3], s = 0;
+        for (int k = 0; k < K; k++) z[k] = W[2 * k] * xt[0] + W[2 * k + 1] * xt[1] + b[k];
+        for (int k = 0; k < K; k++) s += (pr[k] = exp(z[k]));
+        for (int k = 0; k < K; k++) pr[k] /= s;
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < K; j++)
+                for (int a = 0; a < D1; a++)
+                    for (int e = 0; e < D1; e++)
+                        H[(k * D1 + a) * PK + j * D1 + e] += ((k == j) * pr[k] - pr[k] * pr[j]) * xt[a] * xt[e];
+    }
+    for (int i = 0; i < PK; i++) H[i * PK + i] += 0.5;
+    invert(H, PK);
+    double cov_err = 0;
+    for (int i = 0; i < PK * PK; i++) cov_err = fmax(cov_err, fabs(H[i] - p->ll_cov[i]) / (fabs(H[i]) + 1e-3));
+    CHECK(cov_err < 1e-3, "posterior covariance matches the inverse of H + delta I (rel err %g)", cov_err);
+    float *pb = malloc(sizeof(float) * (size_t)te->n * K);
+    sk_posterior_predict(p, te->x, te->n, 1, 1, pb, NULL);
+    double perr = 0;
+    for (int n = 0; n < te->n; n++) {
+        double xt[3] = { te->x[2 * n], te->x[2 * n + 1], 1 }, z[3], s = 0, mx = -1e300;
+        for (int k = 0; k < K; k++) {
+            double f = W[2 * k] * xt[0] + W[2 * k + 1] * xt[1] + b[k], v = 0;
+            for (int a = 0; a < D1; a++)
+                for (int e = 0; e < D1; e++) v += xt[a] * H[(k * D1 + a) * PK + k * D1 + e] * xt[e];
+            z[k] = f / sqrt(1 + SK_PI / 8 * v);
+            mx = fmax(mx, z[k]);
+        }
+        for (int k = 0; k < K; k++) s += exp(z[k] - mx);
+        for (int k = 0; k < K; k++) perr = fmax(perr, fabs(exp(z[k] - mx) / s - pb[n * K + k]));
+    }
+    CHECK(perr < 1e-4, "probit predictive matches the closed form (max abs err %g)", perr);
+    /* MC draws of the last layer have covariance Sigma */
+    int M = 20000;
+    double mean[9] = { 0 }, c2[81] = { 0 };
+    float *buf = malloc(sizeof(float) * m->n_params);
+    for (int s = 0; s < M; s++) {
+        const float *w = sk_bayes_draw(p, 77, s, buf);
+        double dv[9];
+        for (int k = 0; k < K; k++) {
+            dv[k * D1 + 0] = w[m->layers[0].w_off + 2 * k] - W[2 * k];
+            dv[k * D1 + 1] = w[m->layers[0].w_off + 2 * k + 1] - W[2 * k + 1];
+            dv[k * D1 + 2] = w[m->layers[0].b_off + k] - b[k];
+        }
+        for (int i = 0; i < PK; i++) {
+            mean[i] += dv[i] / M;
+            for (int j = 0; j < PK; j++) c2[i * PK + j] += dv[i] * dv[j] / M;
+        }
+    }
+    double cerr = 0, scale = 0;
+    for (int i = 0; i < PK * PK; i++) {
+        cerr = fmax(cerr, fabs(c2[i] - H[i]));
+        scale = fmax(scale, fabs(H[i]));
+    }
+    CHECK(cerr < 0.05 * scale, "MC draws have the posterior covariance (max err %g of %g)", cerr, scale);
+    /* marginal-likelihood choice of delta is inside the grid and finite; kfac fits */
+    lc.prior_precision = 0;
+    CHECK(sk_bayes_fit_laplace(p, &lc, d->x, d->y, d->n, NULL, NULL, 0) == SK_OK && p->prior_precision > 1e-4f &&
+              p->prior_precision < 1e4f,
+          "marginal likelihood picks delta = %g", p->prior_precision);
+    lc.hessian = SK_LAPLACE_KFAC;
+    CHECK(sk_bayes_fit_laplace(p, &lc, d->x, d->y, d->n, NULL, NULL, 0) == SK_OK, "kfac fit");
+    double a = acc_of(p, te, 1);
+    p->method = SK_BAYES_DETERMINISTIC;
+    double a0 = acc_of(p, te, 1);
+    p->method = SK_BAYES_LAPLACE;
+    CHECK(a > 0.7 && fabs(a - a0) <= 0.03, "kfac probit predictive accuracy %g vs the MAP's %g", a, a0);
+    /* save / load round trip (kfac) */
+    char path[512];
+    snprintf(path, sizeof path, "%s/laplace.safetensors", sk_test_tmpdir());
+    CHECK(sk_posterior_save(p, path) == SK_OK, "save laplace: %s", sk_last_error());
+    struct sk_posterior *q = sk_posterior_load(path);
+    CHECK(q && q->method == SK_BAYES_LAPLACE && q->laplace.probit, "load laplace: %s", sk_last_error());
+    if (q) {
+        float *qb = malloc(sizeof(float) * (size_t)te->n * K);
+        sk_posterior_predict(p, te->x, te->n, 1, 1, pb, NULL);
+        sk_posterior_predict(q, te->x, te->n, 1, 1, qb, NULL);
+        CHECK(sk_rel_err(qb, pb, (size_t)te->n * K) < 1e-6, "loaded laplace predicts the same");
+        free(qb);
+    }
+    sk_posterior_free(q);
+    free(buf);
+    free(pb);
+    sk_posterior_free(p);
+    sk_dataset_free(all);
+    sk_dataset_free(d);
+    sk_dataset_free(te);
+}
+
+/* mean of the classifier's cross-entropy */
+static double clf_loss(struct sk_classifier *c, const float *x, const int *y, int N)
+{
+    float *lp = malloc(sizeof(float) * (size_t)N * c->n_classes);
+    c->log_probs(c->self, x, N, lp);
+    double s = 0;
+    for (int i = 0; i < N; i++) s -= lp[(size_t)i * c->n_classes + y[i]];
+    free(lp);
+    return s;
+}
+
+/* FGSM through the seam: accuracy of `judge` on x + eps sign(grad of `attacker`) */
+static double fgsm_acc(struct sk_classifier *attacker, struct sk_classifier *judge, const struct sk_dataset *d, float eps)
+{
+    int N = d->n, D = d->dim;
+    float *dx = malloc(sizeof(float) * (size_t)N * D), *xa = malloc(sizeof(float) * (size_t)N * D);
+    attacker->input_grad(attacker->self, d->x, N, sk_logp_loss_ce, d->y, NULL, NULL, dx);
+    for (size_t i = 0; i < (size_t)N * D; i++) xa[i] = d->x[i] + eps * (dx[i] > 0 ? 1.0f : dx[i] < 0 ? -1.0f : 0.0f);
+    int *pred = malloc(sizeof(int) * (size_t)N);
+    sk_classifier_predict(judge, xa, N, pred);
+    int c = 0;
+    for (int i = 0; i < N; i++) c += pred[i] == d->y[i];
+    free(dx);
+    free(xa);
+    free(pred);
+    return (double)c / N;
+}
+
+static void test_methods(void)
+{
+    struct sk_dataset *tr = sk_data_moons(800, 0.15f, 1), *te = sk_data_moons(400, 0.15f, 2);
+    const char *spec = "mlp:2-64-64-2:relu";
+    char path[512];
+    for (int meth = 0; meth <= SK_BAYES_LAPLACE; meth++) {
+        struct sk_model *m = sk_model_from_spec(meth == SK_BAYES_MCDROPOUT ? "mlp:2-64-64-2:relu:dropout0.1" : spec);
+        sk_model_init(m, SK_INIT_HE_UNIFORM, 7);
+        struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
+        struct sk_train_config c = cfg_adam(30, 0.01f);
+        int rc = SK_OK;
+        switch (meth) {
+        case SK_BAYES_VI: {
+            struct sk_vi_config vc = sk_vi_defaults();
+            vc.prior_sigma = 1.0f;
+            rc = sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n);
+            break;
+        }
+        case SK_BAYES_ENSEMBLE: c.epochs = 15; rc = sk_bayes_train_ensemble(p, 4, SK_INIT_HE_UNIFORM, &c, tr->x, tr->y, tr->n); break;
+        case SK_BAYES_SGLD: {
+            struct sk_sgld_config sc = sk_sgld_defaults();
+            c = cfg_adam(40, 0.05f);
+            sc.burnin_epochs = 20;
+            sc.thin = 50;
+            sc.n_keep = 10;
+            rc = sk_bayes_train_sgld(p, &c, &sc, tr->x, tr->y, tr->n);
+            break;
+        }
+        case SK_BAYES_LAPLACE: {
+            rc = sk_train(m, &c, tr->x, tr->y, tr->n);
+            struct sk_laplace_config lc = sk_laplace_defaults();
+            if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
+            break;
+        }
+        default: rc = sk_train(m, &c, tr->x, tr->y, tr->n); break;
+        }
+        const char *name = sk_bayes_method_name((enum sk_bayes_method)meth);
+        CHECK(rc == SK_OK, "%s trains: %s", name, sk_last_error());
+        double a = acc_of(p, te, 20);
+        CHECK(a > 0.95, "%s learns two moons: test accuracy %g", name, a);
+        /* the classifier: EOT flags */
+        struct sk_classifier *cl = sk_posterior_classifier(p, 8, 3);
+        bool stoch = meth == SK_BAYES_VI || meth == SK_BAYES_MCDROPOUT || meth == SK_BAYES_LAPLACE;
+        int want_s = meth == SK_BAYES_DETERMINISTIC ? 1 : meth == SK_BAYES_SGLD ? 8 : 8;
+        CHECK(cl && cl->stochastic == stoch && cl->n_samples == want_s && !strcmp(cl->kind, name),
+              "%s classifier: stochastic %d samples %d kind %s", name, cl ? cl->stochastic : -1, cl ? cl->n_samples : -1,
+              cl ? cl->kind : "");
+        if (meth == SK_BAYES_ENSEMBLE) {
+            /* deterministic posterior: EOT gradient equals central differences of the averaged loss */
+            int N = 5;
+            float dx[10], x[10];
+            memcpy(x, te->x, sizeof x);
+            cl->input_grad(cl->self, x, N, sk_logp_loss_ce, te->y, NULL, NULL, dx);
+            double worst = 0;
+            for (int i = 0; i < 10; i++) {
+                float h = 1e-2f, s = x[i];
+                x[i] = s + h;
+                double up = clf_loss(cl, x, te->y, N);
+                x[i] = s - h;
+                double dn = clf_loss(cl, x, te->y, N);
+                x[i] = s;
+                worst = fmax(worst, fabs((up - dn) / (2 * h) - dx[i]) / (fabs(dx[i]) + 1e-2));
+            }
+            CHECK(worst < 2e-2, "ensemble EOT gradient matches finite differences (rel err %g)", worst);
+        }
+        /* save and load: same predictive with the same seed */
+        snprintf(path, sizeof path, "%s/%s.safetensors", sk_test_tmpdir(), name);
+        CHECK(sk_posterior_save(p, path) == SK_OK, "%s saves: %s", name, sk_last_error());
+        struct sk_posterior *q = sk_posterior_load(path);
+        CHECK(q && q->method == p->method && q->n_members == p->n_members, "%s loads: %s", name, sk_last_error());
+        if (q) {
+            int K = 2;
+            float *pa = malloc(sizeof(float) * (size_t)te->n * K), *pq = malloc(sizeof(float) * (size_t)te->n * K);
+            sk_posterior_predict(p, te->x, te->n, 6, 9, pa, NULL);
+            sk_posterior_predict(q, te->x, te->n, 6, 9, pq, NULL);
+            CHECK(sk_rel_err(pq, pa, (size_t)te->n * K) < 1e-6, "%s: loaded file predicts the same", name);
+            free(pa);
+            free(pq);
+        }
+        sk_posterior_free(q);
+        sk_classifier_free(cl);
+        sk_posterior_free(p);
+    }
+    sk_dataset_free(tr);
+    sk_dataset_free(te);
+}
+
+static void test_vi_eot(void)
+{
+    /* a VI network with large posterior scales: an FGSM whose gradient comes
+     * from one weight sample (no EOT) is weaker, judged by the 50-sample
+     * predictive, than one that follows the 50-sample EOT gradient */
+    struct sk_dataset *all = sk_data_blobs(1800, 3, 20, 1.0f, 5), *tr, *te;
+    sk_data_split(all, 0.33f, 1, &tr, &te);
+    struct sk_model *m = sk_model_from_spec("mlp:20-64-3:relu");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 1);
+    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_train_config c = cfg_adam(15, 0.01f);
+    struct sk_vi_config vc = sk_vi_defaults();
+    vc.prior_sigma = 1.0f;
+    vc.init_sigma = 0.3f;
+    CHECK(sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n) == SK_OK, "vi trains");
+    struct sk_classifier *one = sk_posterior_classifier(p, 1, 1), *eot = sk_posterior_classifier(p, 50, 2),
+                         *judge = sk_posterior_classifier(p, 50, 3);
+    CHECK(one->stochastic && one->n_samples == 1 && eot->n_samples == 50, "flags");
+    double clean = fgsm_acc(eot, judge, te, 0.0f);
+    double a1 = fgsm_acc(one, judge, te, 0.6f), a50 = fgsm_acc(eot, judge, te, 0.6f);
+    CHECK(clean > 0.8, "clean accuracy %g", clean);
+    CHECK(a50 < a1, "the EOT attack is stronger: accuracy %g (EOT) < %g (one sample)", a50, a1);
+    sk_classifier_free(one);
+    sk_classifier_free(eot);
+    sk_classifier_free(judge);
+    sk_posterior_free(p);
+    sk_dataset_free(all);
+    sk_dataset_free(tr);
+    sk_dataset_free(te);
+}
+
+static void test_errors(void)
+{
+    struct sk_model *m = sk_model_from_spec("mlp:2-3");
+    CHECK(!sk_posterior_new(m, SK_BAYES_MCDROPOUT) && strstr(sk_last_error(), "dropout"), "mc dropout without dropout");
+    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_train_config c = cfg_adam(1, 0.01f);
+    struct sk_vi_config vc = sk_vi_defaults();
+    vc.init_sigma = 0;
+    float x[2] = { 0, 0 };
+    int y[1] = { 0 };
+    CHECK(sk_bayes_train_vi(p, &c, &vc, x, y, 1) == SK_EINVAL && strstr(sk_last_error(), "init sigma"), "bad init sigma");
+    CHECK(sk_bayes_method_parse("bbb") == SK_BAYES_VI && sk_bayes_method_parse("nope") == -1, "method names");
+    sk_posterior_free(p);
+    char path[512];
+    snprintf(path, sizeof path, "%s/none.safetensors", sk_test_tmpdir());
+    CHECK(!sk_posterior_load(path) && strstr(sk_last_error(), "none.safetensors"), "missing file named: %s",
+          sk_last_error());
+}
+
+int main(void)
+{
+    sk_set_threads(2);
+    test_kl_mc();
+    test_temperature();
+    test_laplace_linear();
+    test_methods();
+    test_vi_eot();
+    test_errors();
+    return sk_test_finish("test_bayes");
+}

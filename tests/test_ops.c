@@ -272,29 +272,37 @@ static void test_conv_twin(void)
 {
     /* N, C, H, W, OC, K, stride, pad */
     int cfg[][8] = { { 1, 1, 5, 5, 1, 3, 1, 0 }, { 3, 2, 7, 6, 5, 3, 2, 1 }, { 2, 3, 9, 9, 4, 5, 2, 2 },
-                     { 1, 4, 6, 7, 3, 1, 1, 0 }, { 5, 1, 28, 28, 8, 3, 1, 1 }, { 2, 2, 4, 4, 3, 4, 3, 3 } };
-    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
-        int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], OC = cfg[t][4], K = cfg[t][5];
-        int s = cfg[t][6], p = cfg[t][7];
-        int OH = (H + 2 * p - K) / s + 1, OW = (W + 2 * p - K) / s + 1;
-        size_t nx = (size_t)N * C * H * W, nw = (size_t)OC * C * K * K, ny = (size_t)N * OC * OH * OW;
-        size_t ncol = (size_t)N * OH * OW * C * K * K;
-        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(OC * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
-        float *col = malloc(ncol * 4), *yt = malloc(ny * 4), *dcol = malloc(ncol * 4), *dy = malloc(ny * 4);
-        float *dx1 = calloc(nx, 4), *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4);
-        float *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
-        fill(x, nx, 10 + t), fill(w, nw, 20 + t), fill(b, OC, 30 + t), fill(dy, ny, 40 + t);
-        sk_conv2d_forward(y1, col, yt, x, w, b, N, C, H, W, OC, K, K, s, p);
-        sk_conv2d_forward_ref(y2, x, w, b, N, C, H, W, OC, K, K, s, p);
-        CHECK(sk_rel_err(y1, y2, ny) < 1e-5, "conv forward case %zu: %.3g", t, sk_rel_err(y1, y2, ny));
-        sk_conv2d_backward(dx1, dw1, db1, dcol, yt, dy, col, w, N, C, H, W, OC, K, K, s, p);
-        sk_conv2d_backward_ref(dx2, dw2, db2, dy, x, w, N, C, H, W, OC, K, K, s, p);
-        CHECK(sk_rel_err(dx1, dx2, nx) < 1e-5, "conv dx case %zu: %.3g", t, sk_rel_err(dx1, dx2, nx));
-        CHECK(sk_rel_err(dw1, dw2, nw) < 1e-5, "conv dW case %zu: %.3g", t, sk_rel_err(dw1, dw2, nw));
-        CHECK(sk_rel_err(db1, db2, OC) < 1e-5, "conv db case %zu: %.3g", t, sk_rel_err(db1, db2, OC));
-        free(x), free(w), free(b), free(y1), free(y2), free(col), free(yt), free(dcol), free(dy);
-        free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
-    }
+                     { 1, 4, 6, 7, 3, 1, 1, 0 }, { 5, 1, 28, 28, 8, 3, 1, 1 }, { 2, 2, 4, 4, 3, 4, 3, 3 },
+                     { 7, 3, 8, 5, 6, 3, 1, 1 }, { 4, 2, 11, 10, 3, 2, 2, 0 } };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++)
+        for (int T = 1; T <= 3; T++) {
+            int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], OC = cfg[t][4], K = cfg[t][5];
+            int s = cfg[t][6], p = cfg[t][7];
+            int OH = (H + 2 * p - K) / s + 1, OW = (W + 2 * p - K) / s + 1;
+            size_t nx = (size_t)N * C * H * W, nw = (size_t)OC * C * K * K, ny = (size_t)N * OC * OH * OW;
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(OC * 4), *y1 = malloc(ny * 4);
+            float *y2 = malloc(ny * 4), *dy = malloc(ny * 4);
+            float *scratch = malloc(sk_conv2d_scratch_floats(C, H, W, OC, K, K, s, p, T) * 4);
+            float *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4), *dw1 = malloc(nw * 4), *dw2 = malloc(nw * 4);
+            float *db1 = malloc(OC * 4), *db2 = malloc(OC * 4);
+            fill(x, nx, 10 + t), fill(w, nw, 20 + t), fill(b, OC, 30 + t), fill(dy, ny, 40 + t);
+            /* backward adds: start from the same non-zero gradients on both sides */
+            fill(dx1, nx, 50 + t), fill(dw1, nw, 60 + t), fill(db1, OC, 70 + t);
+            memcpy(dx2, dx1, nx * 4), memcpy(dw2, dw1, nw * 4), memcpy(db2, db1, OC * 4);
+            sk_conv2d_forward(y1, scratch, T, x, w, b, N, C, H, W, OC, K, K, s, p);
+            sk_conv2d_forward_ref(y2, x, w, b, N, C, H, W, OC, K, K, s, p);
+            CHECK(sk_rel_err(y1, y2, ny) < 1e-5, "conv forward case %zu T=%d: %.3g", t, T, sk_rel_err(y1, y2, ny));
+            /* T == 2 also checks assign mode: dx overwritten, whatever it held */
+            bool assign = T == 2;
+            if (assign) memset(dx2, 0, nx * 4);
+            sk_conv2d_backward(dx1, assign, dw1, db1, scratch, T, dy, x, w, N, C, H, W, OC, K, K, s, p);
+            sk_conv2d_backward_ref(dx2, dw2, db2, dy, x, w, N, C, H, W, OC, K, K, s, p);
+            CHECK(sk_rel_err(dx1, dx2, nx) < 1e-5, "conv dx case %zu T=%d: %.3g", t, T, sk_rel_err(dx1, dx2, nx));
+            CHECK(sk_rel_err(dw1, dw2, nw) < 1e-5, "conv dW case %zu T=%d: %.3g", t, T, sk_rel_err(dw1, dw2, nw));
+            CHECK(sk_rel_err(db1, db2, OC) < 1e-5, "conv db case %zu T=%d: %.3g", t, T, sk_rel_err(db1, db2, OC));
+            free(x), free(w), free(b), free(y1), free(y2), free(scratch), free(dy);
+            free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+        }
 }
 
 static void test_pool_twin(void)

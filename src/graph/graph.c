@@ -139,6 +139,11 @@ float *sk_graph_grad(const struct sk_graph *g, int id)
     return nd->needs_grad ? nd->grad : NULL;
 }
 
+void sk_grad_zero(struct sk_node *o)
+{
+    if (o->grad) memset(o->grad, 0, o->n * sizeof(float));
+}
+
 int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
 {
     int rc = sk_node_check(g, id, "sk_graph_backward", "the output");
@@ -150,7 +155,9 @@ int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
     if (!top->needs_grad)
         return sk_error(SK_ESTATE, "sk_graph_backward: node %d depends on no input or parameter that "
                         "needs a gradient", id);
-    /* Zero (allocating on first use) every intermediate gradient up to id. */
+    /* Allocate (on first use) every intermediate gradient up to id and mark it
+     * fresh: it is zeroed lazily, or overwritten by its first contribution
+     * (see in_grad_w), instead of being cleared here in a pass of its own. */
     for (int i = 0; i <= id; i++) {
         struct sk_node *nd = &g->nodes[i];
         if (!nd->needs_grad || nd->op == OP_PARAM) continue;
@@ -162,17 +169,35 @@ int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
             nd->grad = sk_arena_alloc(g->arena, nd->n * sizeof(float));
             if (!nd->grad) return SK_ENOMEM;
         }
-        memset(nd->grad, 0, nd->n * sizeof(float));
+        nd->grad_fresh = true;
     }
-    if (seed)
+    struct sk_node *o = grad_owner(g, id);
+    if (seed) {
         memcpy(top->grad, seed, top->n * sizeof(float));
-    else
+    } else {
+        if (o->grad_fresh) sk_grad_zero(o);
         top->grad[0] = 1.0f;
+    }
+    o->grad_fresh = false;
     for (int i = id; i >= 0; i--) {
         struct sk_node *nd = &g->nodes[i];
         if (!nd->needs_grad) continue;
         sk_backward_fn f = sk_backward_table[nd->op];
-        if (f) f(g, nd);
+        if (!f) continue;
+        struct sk_node *own = grad_owner(g, i);
+        if (own->grad_fresh) { /* no contribution reached it: its gradient is zero */
+            sk_grad_zero(own);
+            own->grad_fresh = false;
+        }
+        f(g, nd);
+    }
+    /* Gradients nothing flowed into (e.g. an input the output does not depend on). */
+    for (int i = 0; i <= id; i++) {
+        struct sk_node *nd = &g->nodes[i];
+        if (nd->grad_fresh) {
+            sk_grad_zero(nd);
+            nd->grad_fresh = false;
+        }
     }
     return SK_OK;
 }

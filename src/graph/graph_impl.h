@@ -22,6 +22,7 @@ struct sk_node {
     float *val;
     float *grad;        /* NULL until backward (params: caller's buffer) */
     bool needs_grad;
+    bool grad_fresh;    /* during backward: grad holds no contribution yet (treat as zero) */
     int iarg[4];
     float farg[4];
     uint64_t key;
@@ -50,13 +51,42 @@ static inline struct sk_node *node_at(struct sk_graph *g, int id) { return &g->n
 int sk_node_new(struct sk_graph *g, int op, int ndim, const int *shape, int in0, int in1, int in2);
 /* Validate an input id; returns 0 or a negative status with a message. */
 int sk_node_check(const struct sk_graph *g, int id, const char *op, const char *what);
-/* Gradient of input k of nd if it needs one, else NULL. */
+/* The node that owns the storage of id's gradient (views share their input's). */
+static inline struct sk_node *grad_owner(struct sk_graph *g, int id)
+{
+    struct sk_node *c = &g->nodes[id];
+    while (c->op == OP_FLATTEN) c = &g->nodes[c->in[0]];
+    return c;
+}
+/* Intermediate gradients are not zeroed up front: a gradient is "fresh" until
+ * its first contribution. in_grad_w() hands the gradient of input k to a
+ * backward that can write its contribution (*overwrite = true: assign, not
+ * add) and so saves a pass over memory; in_grad() zeroes a fresh gradient
+ * first, so backward code that adds stays correct. Both return NULL if input
+ * k needs no gradient. */
+static inline float *in_grad_w(struct sk_graph *g, struct sk_node *nd, int k, bool *overwrite)
+{
+    int id = nd->in[k];
+    *overwrite = false;
+    if (id < 0 || !g->nodes[id].needs_grad) return NULL;
+    struct sk_node *o = grad_owner(g, id);
+    if (o->grad_fresh) {
+        *overwrite = true;
+        o->grad_fresh = false;
+    }
+    return g->nodes[id].grad;
+}
+void sk_grad_zero(struct sk_node *o); /* memset the gradient of a storage owner */
 static inline float *in_grad(struct sk_graph *g, struct sk_node *nd, int k)
 {
     int id = nd->in[k];
-    if (id < 0) return NULL;
-    struct sk_node *c = &g->nodes[id];
-    return c->needs_grad ? c->grad : NULL;
+    if (id < 0 || !g->nodes[id].needs_grad) return NULL;
+    struct sk_node *o = grad_owner(g, id);
+    if (o->grad_fresh) {
+        sk_grad_zero(o);
+        o->grad_fresh = false;
+    }
+    return g->nodes[id].grad;
 }
 static inline float *in_val(struct sk_graph *g, struct sk_node *nd, int k)
 {
@@ -64,10 +94,14 @@ static inline float *in_val(struct sk_graph *g, struct sk_node *nd, int k)
 }
 
 /* Kernels shared with tests (naive twins live beside the fast ones). */
-void sk_conv2d_forward(float *y, float *col, float *yt, const float *x, const float *W, const float *b,
+/* conv2d kernels: scratch holds sk_conv2d_scratch_floats(..., n_threads)
+ * floats (64-byte aligned); forward overwrites y; backward adds into dx, dW, db
+ * (any may be NULL; assign_dx: overwrite dx instead of adding). Reproducible for a fixed n_threads. */
+size_t sk_conv2d_scratch_floats(int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad, int n_threads);
+void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, const float *W, const float *b,
                        int N, int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad);
-void sk_conv2d_backward(float *dx, float *dW, float *db, float *dcol, float *dyt, const float *dy,
-                        const float *col, const float *W, int N, int C, int H, int Wd, int OC,
+void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
+                        const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
                         int KH, int KW, int stride, int pad);
 void sk_conv2d_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int C,
                            int H, int Wd, int OC, int KH, int KW, int stride, int pad);
@@ -76,11 +110,12 @@ void sk_conv2d_backward_ref(float *dx, float *dW, float *db, const float *dy, co
                             int stride, int pad);
 void sk_maxpool_forward(float *y, int *arg, const float *x, int N, int C, int H, int W, int k, int s);
 void sk_maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s);
-void sk_maxpool_backward(float *dx, const float *dy, const int *arg, int N, int C, int H, int W, int OH,
-                         int OW);
+/* Pool backwards add into dx (assign_dx: overwrite it). */
+void sk_maxpool_backward(float *dx, bool assign_dx, const float *dy, const int *arg, int N, int C, int H, int W,
+                         int OH, int OW);
 void sk_avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int k, int s);
 void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s);
-void sk_avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int k, int s);
+void sk_avgpool_backward(float *dx, bool assign_dx, const float *dy, int N, int C, int H, int W, int k, int s);
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
 

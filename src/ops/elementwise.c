@@ -68,21 +68,32 @@ int sk_op_scale(struct sk_graph *g, int x, float alpha)
     return id;
 }
 
-/* Backward of the unary ops: dx += dy * f'(x), f' written with x and y. */
+/* Backward of the unary ops: dx += dy * f'(x), f' written with x and y
+ * (dx = ... when dx has no contribution yet: see in_grad_w). */
 #define UNARY_BACKWARD(bname, expr)                                              \
     void bname(struct sk_graph *g, struct sk_node *nd)                           \
     {                                                                            \
-        float *dX = in_grad(g, nd, 0);                                           \
+        bool ow;                                                                 \
+        float *dX = in_grad_w(g, nd, 0, &ow);                                    \
         if (!dX) return;                                                         \
         const float *X = in_val(g, nd, 0), *Y = nd->val, *dY = nd->grad;         \
         float alpha = nd->farg[0];                                               \
         (void)alpha; (void)Y;                                                    \
         size_t n = nd->n;                                                        \
-        _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")          \
-        for (size_t i = 0; i < n; i++) {                                         \
-            float v = X[i], y = Y[i];                                            \
-            (void)v; (void)y;                                                    \
-            dX[i] += dY[i] * (expr);                                             \
+        if (ow) {                                                                \
+            _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")      \
+            for (size_t i = 0; i < n; i++) {                                     \
+                float v = X[i], y = Y[i];                                        \
+                (void)v; (void)y;                                                \
+                dX[i] = dY[i] * (expr);                                          \
+            }                                                                    \
+        } else {                                                                 \
+            _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")      \
+            for (size_t i = 0; i < n; i++) {                                     \
+                float v = X[i], y = Y[i];                                        \
+                (void)v; (void)y;                                                \
+                dX[i] += dY[i] * (expr);                                         \
+            }                                                                    \
         }                                                                        \
     }
 

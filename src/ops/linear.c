@@ -1,7 +1,8 @@
-/* Dense and conv2d (im2col + one sgemm over the whole batch), flatten, and
- * the naive conv twin that tests compare against. */
+/* Dense and conv2d (per sample: im2col + sgemm, NCHW), flatten, and the
+ * naive conv twin that tests compare against. */
 #include "graph/graph_impl.h"
 
+#include <omp.h>
 #include <string.h>
 
 int sk_op_dense(struct sk_graph *g, int x, int W, int b)
@@ -37,111 +38,186 @@ void sk_dense_backward(struct sk_graph *g, struct sk_node *nd)
     int N = nd->shape[0], O = nd->shape[1];
     int D = node_at(g, nd->in[1])->shape[1];
     const float *dY = nd->grad;
-    float *dX = in_grad(g, nd, 0), *dW = in_grad(g, nd, 1), *dB = in_grad(g, nd, 2);
-    if (dX) sk_sgemm(false, false, N, D, O, 1.0f, dY, O, in_val(g, nd, 1), D, 1.0f, dX, D);
+    bool ow;
+    float *dX = in_grad_w(g, nd, 0, &ow), *dW = in_grad(g, nd, 1), *dB = in_grad(g, nd, 2);
+    if (dX) sk_sgemm(false, false, N, D, O, 1.0f, dY, O, in_val(g, nd, 1), D, ow ? 0.0f : 1.0f, dX, D);
     if (dW) sk_sgemm(true, false, O, D, N, 1.0f, dY, O, in_val(g, nd, 0), D, 1.0f, dW, D);
     if (dB)
         for (int i = 0; i < N; i++)
             for (int o = 0; o < O; o++) dB[o] += dY[(size_t)i * O + o];
 }
 
-/* col[(n*OH*OW + oh*OW + ow), (c*KH + kh)*KW + kw] = x[n, c, oh*s - p + kh, ow*s - p + kw] */
-static void im2col(float *col, const float *x, int N, int C, int H, int Wd, int KH, int KW, int s,
-                   int p, int OH, int OW)
+/* Conv2d, per sample and in NCHW throughout. For one sample,
+ *   col[k, q] = x[c, oh*s - p + kh, ow*s - p + kw],  k = (c*KH + kh)*KW + kw, q = oh*OW + ow
+ *   y[OC, P]  = W[OC, CKK] col[CKK, P] + b                          (one sgemm)
+ *   dW       += dy[OC, P] col[CKK, P]^T,  db += sum_q dy
+ *   dcol      = W^T dy,  dx += col2im(dcol)
+ * The batch is split into one contiguous block of samples per OpenMP thread;
+ * each thread works on its own col/dcol (CKK x P floats: 225 KB for the
+ * benchmark CNN's second layer, so it stays in L2) and its own dW/db partial
+ * sums, which are added in thread order at the end, so that results are
+ * bitwise reproducible for a fixed thread count. col is recomputed in
+ * backward instead of being kept for the whole batch (29 MB for that layer):
+ * rebuilding it in cache is cheaper than streaming it through memory, and
+ * no transpose of y or dy is needed in either direction. */
+
+/* Output columns ow whose input column ow*s - p + kw lies inside [0, W). */
+static inline void valid_cols(int OW, int Wd, int s, int off, int *lo, int *hi)
 {
-    int CKK = C * KH * KW;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * C * H * Wd;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                float *row = col + ((size_t)n * OH * OW + (size_t)oh * OW + ow) * CKK;
-                for (int c = 0; c < C; c++)
-                    for (int kh = 0; kh < KH; kh++) {
-                        int ih = oh * s - p + kh;
-                        float *dst = row + (c * KH + kh) * KW;
-                        if (ih < 0 || ih >= H) {
-                            for (int kw = 0; kw < KW; kw++) dst[kw] = 0;
-                            continue;
-                        }
-                        const float *src = xn + ((size_t)c * H + ih) * Wd;
-                        for (int kw = 0; kw < KW; kw++) {
-                            int iw = ow * s - p + kw;
-                            dst[kw] = (iw >= 0 && iw < Wd) ? src[iw] : 0.0f;
-                        }
-                    }
-            }
-    }
+    int a = off >= 0 ? 0 : (-off + s - 1) / s; /* first ow with ow*s + off >= 0 */
+    int b = Wd - 1 - off < 0 ? -1 : (Wd - 1 - off) / s; /* last ow with ow*s + off <= W-1 */
+    if (b > OW - 1) b = OW - 1;
+    *lo = a;
+    *hi = b < a ? a : b + 1; /* [lo, hi) */
+    if (*lo > OW) *lo = *hi = OW;
 }
 
-static void col2im_add(float *dx, const float *dcol, int N, int C, int H, int Wd, int KH, int KW,
-                       int s, int p, int OH, int OW)
+static void im2col1(float *col, const float *x, int C, int H, int Wd, int KH, int KW, int s, int p, int OH,
+                    int OW)
 {
-    int CKK = C * KH * KW;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *dxn = dx + (size_t)n * C * H * Wd;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                const float *row = dcol + ((size_t)n * OH * OW + (size_t)oh * OW + ow) * CKK;
-                for (int c = 0; c < C; c++)
-                    for (int kh = 0; kh < KH; kh++) {
-                        int ih = oh * s - p + kh;
-                        if (ih < 0 || ih >= H) continue;
-                        const float *src = row + (c * KH + kh) * KW;
-                        float *dst = dxn + ((size_t)c * H + ih) * Wd;
-                        for (int kw = 0; kw < KW; kw++) {
-                            int iw = ow * s - p + kw;
-                            if (iw >= 0 && iw < Wd) dst[iw] += src[kw];
-                        }
+    size_t P = (size_t)OH * OW;
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
+                int lo, hi;
+                valid_cols(OW, Wd, s, kw - p, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    float *dst = row + (size_t)oh * OW;
+                    int ih = oh * s - p + kh;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)OW);
+                        continue;
                     }
+                    const float *src = x + ((size_t)c * H + ih) * Wd + (kw - p);
+                    for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                    if (s == 1)
+                        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[(size_t)ow * s];
+                    for (int ow = hi; ow < OW; ow++) dst[ow] = 0.0f;
+                }
             }
-    }
 }
 
-void sk_conv2d_forward(float *y, float *col, float *yt, const float *x, const float *W, const float *b,
+static void col2im_add1(float *dx, const float *dcol, int C, int H, int Wd, int KH, int KW, int s, int p,
+                        int OH, int OW)
+{
+    size_t P = (size_t)OH * OW;
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                const float *row = dcol + ((size_t)(c * KH + kh) * KW + kw) * P;
+                int lo, hi;
+                valid_cols(OW, Wd, s, kw - p, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * s - p + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *src = row + (size_t)oh * OW;
+                    float *dst = dx + ((size_t)c * H + ih) * Wd + (kw - p);
+                    if (s == 1)
+                        for (int ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+                    else
+                        for (int ow = lo; ow < hi; ow++) dst[(size_t)ow * s] += src[ow];
+                }
+            }
+}
+
+/* Per-thread scratch, in floats, rounded to 64-byte multiples. */
+static size_t conv_thread_floats(int C, int OC, int KH, int KW, int OH, int OW)
+{
+    size_t CKK = (size_t)C * KH * KW, P = (size_t)OH * OW;
+    size_t n = 2 * ((CKK * P + 15) / 16 * 16) + (CKK * OC + OC + 15) / 16 * 16;
+    return n;
+}
+
+size_t sk_conv2d_scratch_floats(int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad, int n_threads)
+{
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
+    return (size_t)(n_threads > 0 ? n_threads : 1) * conv_thread_floats(C, OC, KH, KW, OH, OW);
+}
+
+static inline void block_of(int N, int t, int nt, int *lo, int *hi)
+{
+    *lo = (int)((long)N * t / nt);
+    *hi = (int)((long)N * (t + 1) / nt);
+}
+
+void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, const float *W, const float *b,
                        int N, int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad)
 {
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int CKK = C * KH * KW, P = OH * OW;
-    im2col(col, x, N, C, H, Wd, KH, KW, stride, pad, OH, OW);
-    /* yt[(n,p), oc] = sum_k col[(n,p), k] W[oc, k] */
-    sk_sgemm(false, true, N * P, OC, CKK, 1.0f, col, CKK, W, CKK, 0.0f, yt, OC);
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int oc = 0; oc < OC; oc++) {
-            float bias = b ? b[oc] : 0.0f;
-            float *dst = y + ((size_t)n * OC + oc) * P;
-            const float *src = yt + (size_t)n * P * OC + oc;
-            for (int q = 0; q < P; q++) dst[q] = src[(size_t)q * OC] + bias;
+    size_t per = conv_thread_floats(C, OC, KH, KW, OH, OW);
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), lo, hi;
+        float *col = scratch + (size_t)t * per;
+        block_of(N, t, nt, &lo, &hi);
+        for (int n = lo; n < hi; n++) {
+            float *yn = y + (size_t)n * OC * P;
+            for (int oc = 0; oc < OC; oc++) {
+                float bias = b ? b[oc] : 0.0f;
+                for (int q = 0; q < P; q++) yn[(size_t)oc * P + q] = bias;
+            }
+            im2col1(col, x + (size_t)n * C * H * Wd, C, H, Wd, KH, KW, stride, pad, OH, OW);
+            sk_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, col, P, 1.0f, yn, P);
         }
+    }
 }
 
-void sk_conv2d_backward(float *dx, float *dW, float *db, float *dcol, float *dyt, const float *dy,
-                        const float *col, const float *W, int N, int C, int H, int Wd, int OC,
+void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
+                        const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
                         int KH, int KW, int stride, int pad)
 {
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int CKK = C * KH * KW, P = OH * OW;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int oc = 0; oc < OC; oc++) {
-            const float *src = dy + ((size_t)n * OC + oc) * P;
-            float *dst = dyt + (size_t)n * P * OC + oc;
-            for (int q = 0; q < P; q++) dst[(size_t)q * OC] = src[q];
-        }
-    if (dW) sk_sgemm(true, false, OC, CKK, N * P, 1.0f, dyt, OC, col, CKK, 1.0f, dW, CKK);
-    if (db)
-        for (int n = 0; n < N; n++)
-            for (int oc = 0; oc < OC; oc++) {
-                const float *src = dy + ((size_t)n * OC + oc) * P;
-                double s = 0;
-                for (int q = 0; q < P; q++) s += src[q];
-                db[oc] += (float)s;
+    size_t per = conv_thread_floats(C, OC, KH, KW, OH, OW);
+    size_t colf = ((size_t)CKK * P + 15) / 16 * 16;
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), lo, hi;
+        float *col = scratch + (size_t)t * per, *dcol = col + colf, *pw = dcol + colf, *pb = pw + (size_t)OC * CKK;
+        block_of(N, t, nt, &lo, &hi);
+        if (dW) memset(pw, 0, sizeof(float) * (size_t)OC * CKK);
+        if (db) memset(pb, 0, sizeof(float) * (size_t)OC);
+        for (int n = lo; n < hi; n++) {
+            const float *dyn = dy + (size_t)n * OC * P;
+            if (db)
+                for (int oc = 0; oc < OC; oc++) {
+                    float s = 0;
+                    for (int q = 0; q < P; q++) s += dyn[(size_t)oc * P + q];
+                    pb[oc] += s;
+                }
+            if (dW) {
+                im2col1(col, x + (size_t)n * C * H * Wd, C, H, Wd, KH, KW, stride, pad, OH, OW);
+                sk_sgemm(false, true, OC, CKK, P, 1.0f, dyn, P, col, P, 1.0f, pw, CKK);
             }
-    if (dx) {
-        sk_sgemm(false, false, N * P, CKK, OC, 1.0f, dyt, OC, W, CKK, 0.0f, dcol, CKK);
-        col2im_add(dx, dcol, N, C, H, Wd, KH, KW, stride, pad, OH, OW);
+            if (dx) {
+                sk_sgemm(true, false, CKK, P, OC, 1.0f, W, CKK, dyn, P, 0.0f, dcol, P);
+                float *dxn = dx + (size_t)n * C * H * Wd;
+                if (assign_dx) memset(dxn, 0, sizeof(float) * (size_t)C * H * Wd);
+                col2im_add1(dxn, dcol, C, H, Wd, KH, KW, stride, pad, OH, OW);
+            }
+        }
+#pragma omp barrier
+        /* partial sums added in thread order: reproducible for a thread count */
+        if (dW) {
+#pragma omp for schedule(static)
+            for (int i = 0; i < OC * CKK; i++) {
+                float s = dW[i];
+                for (int u = 0; u < nt; u++) s += scratch[(size_t)u * per + 2 * colf + i];
+                dW[i] = s;
+            }
+        }
+        if (db) {
+#pragma omp single
+            for (int oc = 0; oc < OC; oc++) {
+                float s = db[oc];
+                for (int u = 0; u < nt; u++) s += scratch[(size_t)u * per + 2 * colf + (size_t)OC * CKK + oc];
+                db[oc] = s;
+            }
+        }
     }
 }
 
@@ -218,18 +294,14 @@ int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
     struct sk_node *nd = node_at(g, id);
     nd->iarg[0] = stride;
     nd->iarg[1] = pad;
-    size_t ncol = (size_t)N * OH * OW * C * KH * KW;
-    float *col = sk_arena_alloc(g->arena, ncol * sizeof(float));
-    /* The transposed output is scratch; its memory is reused by backward. */
-    float *yt = sk_arena_alloc(g->arena, (size_t)N * OH * OW * OC * sizeof(float));
-    X = node_at(g, x); /* the node array may have moved */
-    /* dcol (size of col) is reserved now so that backward cannot fail. */
-    float *dcol = X->needs_grad ? sk_arena_alloc(g->arena, ncol * sizeof(float)) : NULL;
-    if (!col || !yt || (X->needs_grad && !dcol)) return SK_ENOMEM;
-    nd->saved = col;
-    nd->saved2 = yt;
-    nd->saved3 = dcol;
-    sk_conv2d_forward(nd->val, col, yt, in_val(g, nd, 0), in_val(g, nd, 1), b >= 0 ? in_val(g, nd, 2) : NULL,
+    int T = sk_get_threads();
+    float *scratch = sk_arena_alloc(g->arena, sk_conv2d_scratch_floats(C, H, Wd, OC, KH, KW, stride, pad, T) *
+                                                  sizeof(float));
+    if (!scratch) return SK_ENOMEM;
+    /* The scratch is reused by backward, which therefore cannot fail. */
+    nd->saved = scratch;
+    nd->iarg[2] = T;
+    sk_conv2d_forward(nd->val, scratch, T, in_val(g, nd, 0), in_val(g, nd, 1), b >= 0 ? in_val(g, nd, 2) : NULL,
                       N, C, H, Wd, OC, KH, KW, stride, pad);
     return id;
 }
@@ -237,8 +309,9 @@ int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
 void sk_conv2d_node_backward(struct sk_graph *g, struct sk_node *nd)
 {
     struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
-    float *dx = in_grad(g, nd, 0), *dW = in_grad(g, nd, 1), *db = in_grad(g, nd, 2);
-    sk_conv2d_backward(dx, dW, db, nd->saved3, nd->saved2, nd->grad, nd->saved, Wn->val, X->shape[0], X->shape[1],
+    bool ow;
+    float *dx = in_grad_w(g, nd, 0, &ow), *dW = in_grad(g, nd, 1), *db = in_grad(g, nd, 2);
+    sk_conv2d_backward(dx, ow, dW, db, nd->saved, nd->iarg[2], nd->grad, X->val, Wn->val, X->shape[0], X->shape[1],
                        X->shape[2], X->shape[3], Wn->shape[0], Wn->shape[2], Wn->shape[3], nd->iarg[0],
                        nd->iarg[1]);
 }

@@ -48,8 +48,8 @@ void sk_maxpool_forward_ref(float *y, const float *x, int N, int C, int H, int W
                 }
 }
 
-void sk_maxpool_backward(float *dx, const float *dy, const int *arg, int N, int C, int H, int W, int OH,
-                         int OW)
+void sk_maxpool_backward(float *dx, bool assign_dx, const float *dy, const int *arg, int N, int C, int H, int W,
+                         int OH, int OW)
 {
     size_t P = (size_t)OH * OW, HW = (size_t)H * W;
     /* arg is an offset inside the (n,c) plane of x; a plane is handled whole by
@@ -59,6 +59,7 @@ void sk_maxpool_backward(float *dx, const float *dy, const int *arg, int N, int 
         const float *dyp = dy + (size_t)nc * P;
         const int *ap = arg + (size_t)nc * P;
         float *dxp = dx + (size_t)nc * HW;
+        if (assign_dx) memset(dxp, 0, sizeof(float) * HW);
         for (size_t q = 0; q < P; q++) dxp[ap[q]] += dyp[q];
     }
 }
@@ -96,7 +97,7 @@ void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W
                 }
 }
 
-void sk_avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W, int k, int s)
+void sk_avgpool_backward(float *dx, bool assign_dx, const float *dy, int N, int C, int H, int W, int k, int s)
 {
     int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
     float inv = 1.0f / (float)(k * k);
@@ -104,6 +105,7 @@ void sk_avgpool_backward(float *dx, const float *dy, int N, int C, int H, int W,
     for (int nc = 0; nc < N * C; nc++) {
         float *dxp = dx + (size_t)nc * H * W;
         const float *dyp = dy + (size_t)nc * OH * OW;
+        if (assign_dx) memset(dxp, 0, sizeof(float) * (size_t)H * W);
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 float d = dyp[oh * OW + ow] * inv;
@@ -155,14 +157,15 @@ int sk_op_avgpool2d(struct sk_graph *g, int x, int k, int stride)
 
 void sk_pool_backward(struct sk_graph *g, struct sk_node *nd)
 {
-    float *dX = in_grad(g, nd, 0);
+    bool ow;
+    float *dX = in_grad_w(g, nd, 0, &ow);
     if (!dX) return;
     struct sk_node *X = node_at(g, nd->in[0]);
     if (nd->op == OP_MAXPOOL)
-        sk_maxpool_backward(dX, nd->grad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+        sk_maxpool_backward(dX, ow, nd->grad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
                             nd->shape[2], nd->shape[3]);
     else
-        sk_avgpool_backward(dX, nd->grad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+        sk_avgpool_backward(dX, ow, nd->grad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
                             nd->iarg[1]);
 }
 

@@ -181,7 +181,7 @@ struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, 
     char *txt = slurp(path, &len);
     if (!txt) return NULL;
     struct sk_dataset *d = NULL;
-    char **f = NULL, **lab_str = NULL, **names = NULL;
+    char **f = NULL, **lab_str = NULL, **names = NULL, *line0 = NULL;
     double *vals = NULL;
     long *lab_line = NULL;
     if (memchr(txt, 0, len)) {
@@ -224,13 +224,23 @@ struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, 
     f = sk_malloc(sizeof(char *) * (size_t)cap);
     names = sk_calloc((size_t)cap, sizeof(char *));
     if (!f || !names) goto out_lines;
-    int ncol = csv_fields(lines[0], f, cap);
+    line0 = sk_strdup(lines[0]); /* fields of the first line, parsed from a copy */
+    if (!line0) goto out_lines;
+    int ncol = csv_fields(line0, f, cap);
     bool has_header = header == 1;
-    if (header == 0)
+    if (header == 0) {
+        /* a header when a field of the first line is not a number while the
+         * same field of the second line is (string labels stay data) */
+        char *second = nl > 1 ? sk_strdup(lines[1]) : NULL;
+        char **f2 = sk_malloc(sizeof(char *) * (size_t)cap);
+        int n2 = second && f2 ? csv_fields(second, f2, cap) : 0;
         for (int j = 0; j < ncol; j++) {
             double v;
-            if (!parse_num(f[j], &v)) has_header = true;
+            if (!parse_num(f[j], &v) && (nl == 1 || (j < n2 && j < cap && parse_num(f2[j], &v)))) has_header = true;
         }
+        sk_free(second);
+        sk_free(f2);
+    }
     /* which column is the label (header names need the header) */
     int lc = ncol - 1;
     if (label_column && *label_column) {
@@ -346,6 +356,7 @@ struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, 
         snprintf(d->name, sizeof d->name, "%s", base ? base + 1 : path);
     }
 out_lines:
+    sk_free(line0);
     sk_free(lines);
     sk_free(lineno);
 out:

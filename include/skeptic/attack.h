@@ -1,0 +1,199 @@
+/* skeptic/attack.h — adversarial attacks and robustness evaluation through
+ * the classifier seam (struct sk_classifier, model.h).
+ *
+ * Overview. Every attack sees the model only through sk_classifier: batched
+ * log-probabilities, and the input gradient of a per-row loss of them (for a
+ * stochastic classifier that gradient is the EOT gradient of the log of the
+ * averaged probabilities over its n_samples). All losses are shift-invariant
+ * or defined on log-probabilities, so nothing needs logits.
+ *
+ *     struct sk_classifier *c = sk_classifier_from_model(m, SK_MODE_EVAL, 1, 0);
+ *     struct sk_attack_config cfg = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, 0.1f);
+ *     cfg.steps = 20;
+ *     struct sk_attack_result *r = sk_attack_evaluate(c, &cfg, x, y, n);
+ *     if (!r) fprintf(stderr, "%s\n", sk_last_error());
+ *     printf("clean %.4f robust %.4f\n", r->clean_acc, r->robust_acc);
+ *     for (int i = 0; i < r->n_warnings; i++) fprintf(stderr, "warning: %s\n", r->warnings[i]);
+ *     sk_attack_result_free(r);
+ *
+ * Guarantees for every returned example x_adv (every attack, every norm):
+ *   x_adv is in the box [clip_min, clip_max] and |x_adv - x|_p <= eps (L0:
+ *   at most eps pixels changed), exactly up to float rounding (1e-6).
+ * Worst case per sample: an attack keeps the best point it has seen for
+ * each sample across iterations and restarts (the first adversarial point,
+ * else the point of highest loss), never merely the last iterate; restarts
+ * and later attacks of a suite run only on the points still standing.
+ * Minimal-norm attacks (CW, DeepFool, FMN) search without a bound; the
+ * smallest adversarial perturbation found is reported in min_norm, and
+ * x_adv is that point when it fits in eps, else the best point projected
+ * onto the eps ball.
+ *
+ * Robustness is decided at the end by the classifier itself: a point is
+ * robust iff it is classified correctly at x_adv (one more call of
+ * log_probs). A stochastic classifier with n_samples == 1 (no EOT) gives an
+ * optimistic figure: result->no_eot is set and every text output says
+ * "stochastic model, no EOT".
+ *
+ * Randomness: stream SK_STREAM_ATTACK of cfg.seed; restart r and batch b use
+ * derived children, so adding restarts or points never changes the earlier
+ * ones.
+ */
+#ifndef SKEPTIC_ATTACK_H
+#define SKEPTIC_ATTACK_H
+
+#include "skeptic/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Append only. */
+enum sk_attack_kind {
+    SK_ATTACK_FGSM,      /* one signed (Linf) / normalised (L2) gradient step of size eps */
+    SK_ATTACK_PGD,       /* BIM/PGD: steps of step_size, projected; random start; restarts */
+    SK_ATTACK_MIFGSM,    /* momentum iterative FGSM (Dong et al. 2018), decay mu = 1 */
+    SK_ATTACK_APGD_CE,   /* auto-PGD, cross-entropy (Croce & Hein 2020) */
+    SK_ATTACK_APGD_DLR,  /* auto-PGD, difference-of-logits-ratio loss */
+    SK_ATTACK_APGD_T,    /* targeted auto-PGD-DLR over the top-k other classes */
+    SK_ATTACK_CW,        /* Carlini–Wagner L2, binary search on c (minimal norm) */
+    SK_ATTACK_DEEPFOOL,  /* DeepFool (minimal norm), multi-class, with overshoot */
+    SK_ATTACK_FMN,       /* fast minimum-norm (Pintor et al. 2021), L2 or Linf */
+    SK_ATTACK_SQUARE,    /* Square Attack (score-based, no gradients), Linf or L2 */
+    SK_ATTACK_SPARSE,    /* Sparse-RS L0 (score-based): at most eps pixels changed */
+    SK_ATTACK_SUITE,     /* APGD-CE, APGD-T, FMN, Square, each on the points left */
+};
+#define SK_ATTACK_COUNT 12
+/* "fgsm", "pgd", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t", "cw", "deepfool",
+ * "fmn", "square", "sparse", "suite". */
+const char *sk_attack_name(enum sk_attack_kind k);
+int sk_attack_parse(const char *s); /* -1 if unknown */
+
+enum sk_norm { SK_NORM_LINF = 0, SK_NORM_L2 = 1, SK_NORM_L1 = 2, SK_NORM_L0 = 3 };
+const char *sk_norm_name(enum sk_norm p); /* "linf", "l2", "l1", "l0" */
+int sk_norm_parse(const char *s);         /* -1 if unknown */
+
+enum sk_target_mode {
+    SK_TARGET_NONE = 0,        /* untargeted: success = misclassified */
+    SK_TARGET_GIVEN = 1,       /* cfg.targets[i] (i = index of the row) */
+    SK_TARGET_RANDOM = 2,      /* uniform over the other classes (stream of cfg.seed) */
+    SK_TARGET_LEAST_LIKELY = 3 /* the class of lowest clean probability */
+};
+const char *sk_target_mode_name(enum sk_target_mode t);
+
+/* Loss an iterative gradient attack ascends. */
+enum sk_attack_loss { SK_LOSS_DEFAULT = 0, SK_LOSS_CE = 1, SK_LOSS_CW = 2, SK_LOSS_DLR = 3 };
+
+struct sk_attack_config {
+    enum sk_attack_kind kind;
+    enum sk_norm norm;
+    float eps;            /* budget (L0: pixels); minimal-norm attacks: success bound */
+    int steps;            /* 0 = the attack's default (pgd 20 (l2 50), mifgsm 10, apgd 100,
+                           * cw 100 per search step, deepfool 50, fmn 100) */
+    int restarts;         /* runs per point (>= 1; default 1) */
+    float step_size;      /* 0 = default: pgd 2.5 eps/steps, mifgsm eps/steps, cw adam lr 0.01 */
+    bool random_start;    /* pgd: start uniformly in the ball (restarts after the first always do) */
+    enum sk_attack_loss loss; /* pgd/mifgsm: default CE */
+    enum sk_target_mode target;
+    const int *targets;   /* SK_TARGET_GIVEN: n labels (borrowed) */
+    int n_target_classes; /* apgd-t: top-k classes tried (default 9, capped at K-1) */
+    float momentum;       /* mifgsm decay (default 1.0); apgd uses 0.75 (reference) */
+    int queries;          /* square / sparse: queries per point (default 5000) */
+    float p_init;         /* square: initial fraction of pixels (0.8 linf, 0.1 l2); sparse: 0.3 */
+    int cw_search_steps;  /* binary search steps on c (default 9) */
+    float cw_c_init;      /* initial c (default 1e-2) */
+    float cw_confidence;  /* kappa (default 0) */
+    float overshoot;      /* deepfool (default 0.02) */
+    int batch;            /* rows per classifier call (default 256) */
+    int img_c, img_h, img_w; /* image shape for square/sparse (0 = the classifier's; a
+                              * 784-vector classifier is taken as 1x28x28 when square) */
+    float clip_min, clip_max; /* the valid input box (default [0,1]) */
+    uint64_t seed;
+    bool audit;           /* run the audits (default true) */
+};
+/* Reference settings of `kind` for this norm and budget. */
+struct sk_attack_config sk_attack_defaults(enum sk_attack_kind kind, enum sk_norm norm, float eps);
+
+#define SK_ATTACK_MAX_STAGES 8
+#define SK_ATTACK_MAX_WARNINGS 8
+
+struct sk_attack_stage {
+    char name[32];        /* "apgd-ce", ... */
+    int n_attacked;       /* points it ran on (still standing) */
+    int n_broken;         /* of those, broken by this stage */
+    double robust_acc;    /* robust accuracy after this stage (over all n) */
+    long grad_evals, queries;
+    double seconds;
+};
+
+struct sk_attack_result {
+    int n, dim, n_classes;
+    char attack[32];      /* attack name */
+    enum sk_norm norm;
+    float eps;
+    bool targeted;
+    /* per point (owned) */
+    float *x_adv;         /* n x dim */
+    int *pred_clean, *pred_adv, *target; /* target: -1 when untargeted */
+    bool *clean_correct, *robust; /* robust: correct at x_adv */
+    bool *success;        /* attack goal met: misclassified (untargeted) / target hit */
+    float *norm_delta;    /* |x_adv - x| in the attack's norm (L0: pixels changed) */
+    float *min_norm;      /* minimal-norm attacks: smallest adversarial found (INFINITY if none);
+                           * others: norm_delta where success, else INFINITY */
+    /* figures */
+    double clean_acc, robust_acc, success_rate; /* success over clean-correct points */
+    double mean_norm, median_norm;              /* over successful points (NaN if none) */
+    long grad_evals;      /* input gradients, in rows (x EOT samples) */
+    long queries;         /* forward evaluations, in rows (x EOT samples) */
+    double seconds;
+    bool stochastic, no_eot; /* stochastic classifier attacked with n_samples == 1 */
+    int eot_samples;
+    int n_stages;         /* suite: one per attack; single attacks: 1 */
+    struct sk_attack_stage stages[SK_ATTACK_MAX_STAGES];
+    int n_warnings;
+    char warnings[SK_ATTACK_MAX_WARNINGS][256];
+    /* audit flags (also in warnings) */
+    bool warn_no_eot, warn_bad_grad, warn_masking, warn_probabilities, warn_train_mode;
+    double frac_zero_grad; /* fraction of clean points with an all-zero or non-finite input gradient */
+};
+void sk_attack_result_free(struct sk_attack_result *r); /* NULL ok */
+
+/* Attack n rows of x (n x dim, dim = c->in_dim) with labels y: clean
+ * predictions, the attack on the clean-correct points (misclassified ones are
+ * non-robust with x_adv = x), final robustness by the classifier, figures and
+ * audits. Returns an owned result or NULL + sk_last_error(). */
+struct sk_attack_result *sk_attack_evaluate(struct sk_classifier *c, const struct sk_attack_config *cfg,
+                                            const float *x, const int *y, int n);
+
+/* Run one attack on rows that the caller chooses (no clean filtering, no
+ * audits): writes x_adv (n x dim) and, if not NULL, min_norm[n] (smallest
+ * adversarial norm found, INFINITY if none). tgt: per-row target or NULL
+ * (untargeted). The counters of c advance. */
+int sk_attack_run(struct sk_classifier *c, const struct sk_attack_config *cfg, const float *x, const int *y,
+                  const int *tgt, int n, float *x_adv, float *min_norm);
+
+/* Accuracy versus eps: for eps_list sorted ascending (n_eps values), robust
+ * accuracy at each. A point broken at eps_i counts as broken at every larger
+ * eps (its example fits those balls too), so later budgets attack only the
+ * points still standing and the curve is non-increasing by construction.
+ * robust_acc[n_eps]; results[n_eps] (may be NULL) receive owned results, the
+ * later ones holding the earlier adversarial examples for reused points. */
+int sk_attack_curve(struct sk_classifier *c, const struct sk_attack_config *cfg, const float *eps_list, int n_eps,
+                    const float *x, const int *y, int n, double *robust_acc, struct sk_attack_result **results);
+
+/* Norm of v (n floats) in norm p; L0 counts pixels: groups of `channels`
+ * interleaved as NCHW (a pixel is changed if any channel changes by more
+ * than 1e-7). */
+double sk_attack_norm(enum sk_norm p, const float *v, int n, int channels);
+
+/* Project x (n rows of dim) onto {|x - x0|_p <= eps} intersected with the
+ * box [lo, hi] (for L2/L1: the ball projection followed by the box clamp,
+ * which keeps the norm within eps because x0 is in the box). */
+void sk_attack_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int n, int dim);
+
+/* Write a short text summary (several lines) of r to buf (NUL-terminated). */
+void sk_attack_summary(const struct sk_attack_result *r, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -103,11 +103,27 @@ struct sk_adv_report {
 int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
                  const float *x, const int *y, int n, struct sk_adv_report *rep);
 
-/* The batch loss as a trainer hook, for callers that run their own trainer:
- * ctx must be from sk_adv_loss_new (freed with sk_adv_loss_free). */
+/* SK_OK, or SK_EINVAL with a message naming the bad setting. */
+int sk_adv_check(const struct sk_adv_config *adv);
+
+/* For callers that run their own trainer (checkpoints, progress bars):
+ *
+ *     struct sk_adv_loss *l = sk_adv_loss_new(m, &adv, cfg.batch);
+ *     sk_adv_attach(&cfg, l);          // before sk_trainer_new
+ *     t = sk_trainer_new(m, &cfg, x, y, n); sk_trainer_run(t);
+ *     sk_adv_finish(l, &rep);          // restores the best-guard weights
+ *     sk_adv_loss_free(l);
+ *
+ * attach replaces cfg->loss and chains cfg's other callbacks (called with
+ * the caller's ctx). The guard uses the rows given to
+ * sk_adv_set_guard_rows, else the trainer's validation split, else none.
+ * The loss hook itself (ctx = the sk_adv_loss) is sk_adv_loss_fn. */
 struct sk_adv_loss;
 struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch);
 void sk_adv_loss_free(struct sk_adv_loss *l); /* NULL ok */
+void sk_adv_attach(struct sk_train_config *cfg, struct sk_adv_loss *l);
+void sk_adv_set_guard_rows(struct sk_adv_loss *l, const float *x, const int *y, int n);
+int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep);
 int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
                    uint64_t noise_key, int *logits);
 

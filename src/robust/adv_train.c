@@ -45,6 +45,16 @@ struct sk_adv_loss {
     struct sk_graph *ag;  /* the attack's graph (no parameter gradients) */
     float *xadv;          /* batch x in_dim */
     int cap;
+    /* chaining (sk_adv_attach): the caller's callbacks and context */
+    struct sk_train_config user;
+    struct sk_trainer *t; /* seen by the last hook call */
+    /* guard */
+    const float *gx;
+    const int *gy;
+    int gn;
+    float *best, *best_buf;
+    struct sk_adv_report rep;
+    int rc;
 };
 
 struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch)
@@ -56,10 +66,13 @@ struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_conf
     l->cap = batch;
     l->ag = sk_graph_new();
     l->xadv = sk_malloc(sizeof(float) * (size_t)batch * m->in_dim);
-    if (!l->ag || !l->xadv) {
+    l->best = sk_malloc(sizeof(float) * (m->n_params + 1));
+    l->best_buf = sk_malloc(sizeof(float) * (m->n_buffers + 1));
+    if (!l->ag || !l->xadv || !l->best || !l->best_buf) {
         sk_adv_loss_free(l);
         return NULL;
     }
+    l->rep.best_epoch = -1;
     sk_graph_set_param_grads(l->ag, false);
     return l;
 }
@@ -69,6 +82,8 @@ void sk_adv_loss_free(struct sk_adv_loss *l)
     if (!l) return;
     sk_graph_free(l->ag);
     sk_free(l->xadv);
+    sk_free(l->best);
+    sk_free(l->best_buf);
     sk_free(l);
 }
 
@@ -92,6 +107,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     struct sk_adv_loss *l = ctx;
     struct sk_model *m = l->m;
     const struct sk_adv_config *a = &l->a;
+    l->t = t;
     if (n > l->cap) return sk_error(SK_EINVAL, "adversarial loss: batch %d larger than %d", n, l->cap);
     int shape[2] = { n, m->in_dim };
     double p = progress(t);
@@ -138,72 +154,109 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     return sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
 }
 
-/* ---------------- the training driver ---------------- */
-
-struct driver {
-    struct sk_train_config user;
-    struct sk_adv_loss *loss;
-    struct sk_trainer *t;
-    const struct sk_adv_config *a;
-    const float *gx;      /* guard rows */
-    const int *gy;
-    int gn;
-    float *best;          /* best-guard parameters and buffers */
-    float *best_buf;
-    struct sk_adv_report rep;
-    int rc;
-};
-
-static int drv_loss(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
-                    uint64_t nk, int *logits)
+int sk_adv_check(const struct sk_adv_config *adv)
 {
-    struct driver *d = ctx;
-    return sk_adv_loss_fn(d->loss, t, g, xb, yb, n, nk, logits);
+    if ((unsigned)adv->kind > SK_ADV_IBP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
+        return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
+    if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)
+        return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
+    if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
+        return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
+    if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
+        return sk_error(SK_EINVAL, "IBP training: kappa %g must be in [0,1]", adv->ibp_kappa_end);
+    return SK_OK;
 }
 
-static int drv_epoch(void *ctx, const struct sk_epoch_metrics *em)
+/* ---------------- chaining and the guard ---------------- */
+
+static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
 {
-    struct driver *d = ctx;
-    struct sk_model *m = d->t->model;
-    d->rep.epochs = em->epoch + 1;
-    if (d->gn > 0) {
-        struct sk_pgd_config pc = sk_pgd_defaults(d->a->eps, d->a->guard_steps > 0 ? d->a->guard_steps : 10);
-        pc.clip_lo = d->a->clip_lo;
-        pc.clip_hi = d->a->clip_hi;
+    struct sk_adv_loss *l = ctx;
+    struct sk_model *m = l->m;
+    l->rep.epochs = em->epoch + 1;
+    const float *gx = l->gx;
+    const int *gy = l->gy;
+    int gn = l->gn;
+    if (l->a.guard && gn <= 0 && l->t && l->t->n_val > 0) {
+        /* the trainer's validation rows */
+        gx = l->t->vx;
+        gy = l->t->vy;
+        gn = l->a.guard_n > 0 && l->a.guard_n < l->t->n_val ? l->a.guard_n : l->t->n_val;
+    }
+    if (l->a.guard && gn > 0) {
+        struct sk_pgd_config pc = sk_pgd_defaults(l->a.eps, l->a.guard_steps > 0 ? l->a.guard_steps : 10);
+        pc.clip_lo = l->a.clip_lo;
+        pc.clip_hi = l->a.clip_hi;
         double acc = 0;
-        int rc = sk_pgd_accuracy(m, &pc, d->gx, d->gy, d->gn, 77 + (uint64_t)em->epoch, &acc, NULL);
+        int rc = sk_pgd_accuracy(m, &pc, gx, gy, gn, 77 + (uint64_t)em->epoch, &acc, NULL);
         if (rc) {
-            d->rc = rc;
+            l->rc = rc;
             return 1;
         }
-        if (em->epoch < 64) d->rep.guard_acc[em->epoch] = acc;
-        if (d->rep.best_epoch >= 0 && acc < d->rep.best_guard_acc - 0.2) d->rep.catastrophic++;
-        if (d->rep.best_epoch < 0 || acc > d->rep.best_guard_acc) {
-            d->rep.best_guard_acc = acc;
-            d->rep.best_epoch = em->epoch;
-            memcpy(d->best, m->params, sizeof(float) * m->n_params);
-            memcpy(d->best_buf, m->buffers, sizeof(float) * m->n_buffers);
+        if (em->epoch < 64) l->rep.guard_acc[em->epoch] = acc;
+        if (l->rep.best_epoch >= 0 && acc < l->rep.best_guard_acc - 0.2) l->rep.catastrophic++;
+        if (l->rep.best_epoch < 0 || acc > l->rep.best_guard_acc) {
+            l->rep.best_guard_acc = acc;
+            l->rep.best_epoch = em->epoch;
+            memcpy(l->best, m->params, sizeof(float) * m->n_params);
+            memcpy(l->best_buf, m->buffers, sizeof(float) * m->n_buffers);
         }
     }
-    return d->user.on_epoch ? d->user.on_epoch(d->user.ctx, em) : 0;
+    return l->user.on_epoch ? l->user.on_epoch(l->user.ctx, em) : 0;
 }
 
-static void drv_batch(void *ctx, int epoch, int batch, int n_batches, float loss, double sps)
+static int ch_loss(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                   uint64_t nk, int *logits)
 {
-    struct driver *d = ctx;
-    if (d->user.on_batch) d->user.on_batch(d->user.ctx, epoch, batch, n_batches, loss, sps);
+    return sk_adv_loss_fn(ctx, t, g, xb, yb, n, nk, logits);
 }
 
-static int drv_grad(void *ctx, struct sk_trainer *t, int nb)
+static void ch_batch(void *ctx, int epoch, int batch, int n_batches, float loss, double sps)
 {
-    struct driver *d = ctx;
-    return d->user.on_grad ? d->user.on_grad(d->user.ctx, t, nb) : 0;
+    struct sk_adv_loss *l = ctx;
+    if (l->user.on_batch) l->user.on_batch(l->user.ctx, epoch, batch, n_batches, loss, sps);
 }
 
-static int drv_ckpt(void *ctx, struct sk_trainer *t)
+static int ch_grad(void *ctx, struct sk_trainer *t, int nb)
 {
-    struct driver *d = ctx;
-    return d->user.on_checkpoint ? d->user.on_checkpoint(d->user.ctx, t) : 0;
+    struct sk_adv_loss *l = ctx;
+    return l->user.on_grad ? l->user.on_grad(l->user.ctx, t, nb) : 0;
+}
+
+static int ch_ckpt(void *ctx, struct sk_trainer *t)
+{
+    struct sk_adv_loss *l = ctx;
+    return l->user.on_checkpoint ? l->user.on_checkpoint(l->user.ctx, t) : 0;
+}
+
+void sk_adv_attach(struct sk_train_config *cfg, struct sk_adv_loss *l)
+{
+    l->user = *cfg;
+    cfg->loss = ch_loss;
+    cfg->on_epoch = ch_epoch;
+    cfg->on_batch = l->user.on_batch ? ch_batch : NULL;
+    cfg->on_grad = l->user.on_grad ? ch_grad : NULL;
+    cfg->on_checkpoint = l->user.on_checkpoint ? ch_ckpt : NULL;
+    cfg->ctx = l;
+}
+
+void sk_adv_set_guard_rows(struct sk_adv_loss *l, const float *x, const int *y, int n)
+{
+    l->gx = x;
+    l->gy = y;
+    l->gn = n;
+}
+
+int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep)
+{
+    struct sk_model *m = l->m;
+    if (l->rc == SK_OK && l->rep.best_epoch >= 0) {
+        memcpy(m->params, l->best, sizeof(float) * m->n_params);
+        memcpy(m->buffers, l->best_buf, sizeof(float) * m->n_buffers);
+    }
+    if (rep) *rep = l->rep;
+    return l->rc;
 }
 
 int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
@@ -214,65 +267,34 @@ int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const st
         if (rep) memset(rep, 0, sizeof *rep), rep->best_epoch = -1;
         return sk_train(m, cfg, x, y, n);
     }
-    if ((unsigned)adv->kind > SK_ADV_IBP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
-    if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
-        return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
-    if (adv->kind != SK_ADV_FGSM && adv->kind != SK_ADV_IBP && adv->steps < 1)
-        return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
-    if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
-        return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
-    if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
-        return sk_error(SK_EINVAL, "IBP training: kappa %g must be in [0,1]", adv->ibp_kappa_end);
-    struct driver d = { 0 };
-    d.user = *cfg;
-    d.a = adv;
-    d.rep.best_epoch = -1;
-    struct sk_train_config c = *cfg;
-    c.loss = drv_loss;
-    c.on_epoch = drv_epoch;
-    c.on_batch = cfg->on_batch ? drv_batch : NULL;
-    c.on_grad = cfg->on_grad ? drv_grad : NULL;
-    c.on_checkpoint = cfg->on_checkpoint ? drv_ckpt : NULL;
-    c.ctx = &d;
+    int rc = sk_adv_check(adv);
+    if (rc) return rc;
     int n_fit = n;
-    bool guard_tail = false;
-    if (adv->guard) {
+    struct sk_adv_loss *l = sk_adv_loss_new(m, adv, cfg->batch);
+    if (!l) return SK_ENOMEM;
+    if (adv->guard && cfg->val_split <= 0) {
+        /* no validation split: hold out the last rows for the guard */
         int gn = adv->guard_n > 0 ? adv->guard_n : 512;
-        if (cfg->val_split <= 0) {
-            if (gn > n / 5) gn = n / 5;
-            if (gn < 1) return sk_error(SK_EINVAL, "guard: too few rows (%d) to hold some out", n);
-            n_fit = n - gn;
-            d.gx = x + (size_t)n_fit * m->in_dim;
-            d.gy = y + n_fit;
-            d.gn = gn;
-            guard_tail = true;
+        if (gn > n / 5) gn = n / 5;
+        if (gn < 1) {
+            sk_adv_loss_free(l);
+            return sk_error(SK_EINVAL, "guard: too few rows (%d) to hold some out", n);
         }
+        n_fit = n - gn;
+        sk_adv_set_guard_rows(l, x + (size_t)n_fit * m->in_dim, y + n_fit, gn);
     }
-    d.loss = sk_adv_loss_new(m, adv, cfg->batch);
-    d.best = sk_malloc(sizeof(float) * (m->n_params + 1));
-    d.best_buf = sk_malloc(sizeof(float) * (m->n_buffers + 1));
-    int rc = SK_ENOMEM;
-    if (d.loss && d.best && d.best_buf && (d.t = sk_trainer_new(m, &c, x, y, n_fit))) {
-        if (adv->guard && !guard_tail) {
-            int gn = adv->guard_n > 0 ? adv->guard_n : 512;
-            d.gx = d.t->vx;
-            d.gy = d.t->vy;
-            d.gn = gn < d.t->n_val ? gn : d.t->n_val;
-        }
-        rc = sk_trainer_run(d.t);
-        if (!rc && d.rc) rc = d.rc;
-        if (!rc && d.rep.best_epoch >= 0) {
-            memcpy(m->params, d.best, sizeof(float) * m->n_params);
-            memcpy(m->buffers, d.best_buf, sizeof(float) * m->n_buffers);
-        }
-    } else if (d.loss && d.best && d.best_buf) {
-        rc = SK_EINVAL; /* trainer_new set the message */
+    struct sk_train_config c = *cfg;
+    sk_adv_attach(&c, l);
+    struct sk_trainer *t = sk_trainer_new(m, &c, x, y, n_fit);
+    if (!t) {
+        sk_adv_loss_free(l);
+        return SK_EINVAL; /* the trainer set the message */
     }
-    sk_trainer_free(d.t);
-    sk_adv_loss_free(d.loss);
-    sk_free(d.best);
-    sk_free(d.best_buf);
-    d.rep.seconds = sk_now() - t0;
-    if (rep) *rep = d.rep;
+    rc = sk_trainer_run(t);
+    int rc2 = sk_adv_finish(l, rep);
+    if (!rc) rc = rc2;
+    if (rep) rep->seconds = sk_now() - t0;
+    sk_trainer_free(t);
+    sk_adv_loss_free(l);
     return rc;
 }

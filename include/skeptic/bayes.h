@@ -78,6 +78,7 @@
 #ifndef SKEPTIC_BAYES_H
 #define SKEPTIC_BAYES_H
 
+#include "skeptic/metrics.h"
 #include "skeptic/train.h"
 
 #ifdef __cplusplus
@@ -199,6 +200,28 @@ int sk_posterior_n_samples(const struct sk_posterior *p, int S);
  * (vi, mc-dropout, laplace) draw fresh samples every call from stream `seed`.
  * The posterior is borrowed. */
 struct sk_classifier *sk_posterior_classifier(struct sk_posterior *p, int S, uint64_t seed);
+
+/* ---------------- the uncertainty report ----------------
+ * Everything `skeptic eval --samples S --ood D` prints, for one posterior:
+ * the point metrics and reliability table of the predictive on (x, y), the
+ * per-input total entropy and mutual information in and (if ood_x) out of
+ * distribution, OOD detection by max probability / entropy / MI,
+ * misclassification detection and accuracy at 50/80/90/100% coverage (by
+ * entropy). Arrays are owned by the report (sk_bayes_report_free). */
+struct sk_bayes_report {
+    int n, n_ood, n_samples;
+    struct sk_metric_summary clean;
+    struct sk_reliability rel;
+    struct sk_detection ood[3];      /* by score: maxprob, entropy, mi (n_ood > 0) */
+    struct sk_detection misc[3];     /* misclassification by score */
+    double coverage_acc[4];          /* at 0.5, 0.8, 0.9, 1.0 */
+    float *entropy, *mi;             /* [n] */
+    float *ood_entropy, *ood_mi;     /* [n_ood] */
+    double seconds;
+};
+int sk_bayes_report(struct sk_posterior *p, const float *x, const int *y, int n, const float *ood_x, int n_ood, int S,
+                    uint64_t seed, struct sk_bayes_report *out);
+void sk_bayes_report_free(struct sk_bayes_report *r); /* arrays only; NULL ok */
 
 /* ---------------- files ---------------- */
 int sk_posterior_save(const struct sk_posterior *p, const char *path);

@@ -108,6 +108,18 @@ int sk_metric_misclassification(const float *pbar, const float *mi, const int *y
 int sk_metric_coverage(const float *uncertainty, const float *pbar, const int *y, int N, int K,
                        const float *coverage, int n_cov, double *acc);
 
+/* ---- pictures (PNG, written atomically: a temporary file, then rename) ----
+ * Plain raster charts without text (the axes run 0..1 with ticks every 0.1;
+ * docs/bayes.md says what is drawn):
+ *   reliability diagram: per bin a bar of its accuracy (blue), the gap to its
+ *     mean confidence (red) and the diagonal (grey); bar widths are equal,
+ *     bin counts as a thin strip along the bottom (darker = more inputs).
+ *   histograms: two overlaid normalised histograms of a[] (blue) and b[]
+ *     (orange), e.g. entropy in- vs out-of-distribution, over [lo, hi].
+ * SK_EIO naming the path if the file cannot be written. */
+int sk_plot_reliability(const char *path, const struct sk_reliability *rel);
+int sk_plot_histograms(const char *path, const float *a, int na, const float *b, int nb, int bins, float lo, float hi);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
 
 int cmd_eval(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
+    struct cli_unc_opts u = { 0 };
     struct cli_opt opts[] = {
-        CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c), { 0 },
+        CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c), CLI_UNC_OPTS(u), { 0 },
     };
     static const struct cli_help h = {
         "eval",
@@ -26,6 +28,8 @@ int cmd_eval(int argc, char **argv)
     if (!c.model) return cli_usage("--model FILE is required");
     if (!c.data) return cli_usage("--data D is required");
     if (c.threads) sk_set_threads(c.threads);
+    /* Bayesian posteriors and uncertainty flags: see eval_uncertainty.c */
+    if (u.samples || u.ood || u.plots || cli_is_posterior_file(c.model)) return cli_eval_uncertainty(&c, &u);
     char *meta = NULL;
     struct sk_model *m = cli_load_model(&c, &meta);
     if (!m) return CLI_FAIL;

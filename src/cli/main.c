@@ -12,6 +12,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -22,6 +23,7 @@ static const struct {
     { "eval", cmd_eval, "accuracy, loss, per-class accuracy and confusion matrix of a model on data" },
     { "info", cmd_info, "architecture, parameter count and metadata of a model file" },
     { "data", cmd_data, "shape, classes, counts and value range of a dataset" },
+    { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))
 

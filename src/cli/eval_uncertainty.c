@@ -1,0 +1,181 @@
+/* `skeptic eval` of a posterior: the uncertainty report (predictive with S
+ * samples, calibration, OOD and misclassification detection, selective
+ * prediction) and its pictures. Reached from cmd_eval.c when --samples,
+ * --ood or --plots is given or the model file holds a Bayesian posterior. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
+#include "skeptic/bayes.h"
+
+bool cli_is_posterior_file(const char *path)
+{
+    if (!path) return false;
+    struct sk_safetensors *f = sk_safetensors_read(path);
+    if (!f) return false;
+    const char *m = sk_safetensors_meta(f, "skeptic.method");
+    bool yes = m && strcmp(m, "deterministic") != 0;
+    const char *t = sk_safetensors_meta(f, "skeptic.temperature");
+    if (t && strtod(t, NULL) != 1.0) yes = true;
+    sk_safetensors_free(f);
+    return yes;
+}
+
+/* the metadata keys cli_load_eval_data reads, as a JSON object text */
+static char *meta_json(const char *path)
+{
+    struct sk_safetensors *f = sk_safetensors_read(path);
+    if (!f) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    const char *keys[] = { "skeptic.spec", "skeptic.classes", "skeptic.preprocess", "skeptic.method" };
+    for (int i = 0; i < 4; i++) {
+        const char *v = sk_safetensors_meta(f, keys[i]);
+        if (v) cJSON_AddStringToObject(o, keys[i], v);
+    }
+    sk_safetensors_free(f);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char *out = s ? sk_strdup(s) : NULL;
+    free(s);
+    return out;
+}
+
+static void add_det(cJSON *o, const char *key, const struct sk_detection *d)
+{
+    cJSON *e = cJSON_AddObjectToObject(o, key);
+    cli_json_num(e, "auroc", d->auroc);
+    cli_json_num(e, "aupr", d->aupr);
+    cli_json_num(e, "fpr95", d->fpr95);
+}
+
+int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *u)
+{
+    if (!c->model) return cli_usage("--model FILE is required");
+    if (!c->data) return cli_usage("--data D is required");
+    if (u->samples < 0) return cli_usage("--samples must be >= 1 (got %d)", u->samples);
+    struct sk_posterior *p = sk_posterior_load(c->model);
+    if (!p) return cli_fail_lib();
+    char *meta = meta_json(c->model);
+    struct sk_dataset *d = cli_load_eval_data(c, p->model, meta), *ood = NULL;
+    struct sk_bayes_report r = { 0 };
+    int status = CLI_FAIL;
+    int S = u->samples > 0 ? u->samples : 20;
+    if (!d) goto out;
+    if (u->ood && strcmp(u->ood, "none")) {
+        if (!(ood = sk_data_open(u->ood, "all", NULL))) {
+            status = cli_fail("--ood %s: %s", u->ood, sk_last_error());
+            goto out;
+        }
+        if (ood->dim != p->model->in_dim) {
+            status = cli_fail("--ood %s has %d values per row, the model takes %d", u->ood, ood->dim, p->model->in_dim);
+            goto out;
+        }
+    }
+    if (sk_bayes_report(p, d->x, d->y, d->n, ood ? ood->x : NULL, ood ? ood->n : 0, S, u->seed, &r)) {
+        status = cli_fail_lib();
+        goto out;
+    }
+    if (u->plots) {
+        mkdir(u->plots, 0777);
+        char path[1024];
+        float hmax = logf((float)p->model->n_classes);
+        float mimax = 0;
+        for (int i = 0; i < r.n; i++) mimax = fmaxf(mimax, r.mi[i]);
+        for (int i = 0; i < r.n_ood; i++) mimax = fmaxf(mimax, r.ood_mi[i]);
+        if (!(mimax > 0)) mimax = 1;
+        snprintf(path, sizeof path, "%s/reliability.png", u->plots);
+        int rc = sk_plot_reliability(path, &r.rel);
+        snprintf(path, sizeof path, "%s/entropy.png", u->plots);
+        if (!rc) rc = sk_plot_histograms(path, r.entropy, r.n, r.ood_entropy, r.n_ood, 40, 0, hmax);
+        snprintf(path, sizeof path, "%s/mutual_information.png", u->plots);
+        if (!rc) rc = sk_plot_histograms(path, r.mi, r.n, r.ood_mi, r.n_ood, 40, 0, mimax);
+        if (rc) {
+            status = cli_fail_lib();
+            goto out;
+        }
+    }
+    const char *score_names[3] = { "maxprob", "entropy", "mi" };
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", c->model);
+        cJSON_AddStringToObject(o, "method", sk_bayes_method_name(p->method));
+        cJSON_AddStringToObject(o, "data", c->data);
+        cli_json_num(o, "n", r.n);
+        cli_json_num(o, "samples", r.n_samples);
+        cli_json_num(o, "temperature", p->temperature);
+        cli_json_num(o, "accuracy", r.clean.accuracy);
+        cli_json_num(o, "nll", r.clean.nll);
+        cli_json_num(o, "brier", r.clean.brier);
+        cli_json_num(o, "ece", r.clean.ece);
+        cli_json_num(o, "mce", r.clean.mce);
+        double me = 0, mm = 0;
+        for (int i = 0; i < r.n; i++) {
+            me += r.entropy[i] / r.n;
+            mm += r.mi[i] / r.n;
+        }
+        cli_json_num(o, "mean_entropy", me);
+        cli_json_num(o, "mean_mi", mm);
+        cJSON *rel = cJSON_AddArrayToObject(o, "reliability");
+        for (int b = 0; b < r.rel.n_bins; b++) {
+            cJSON *e = cJSON_CreateObject();
+            cli_json_num(e, "lo", (double)b / r.rel.n_bins);
+            cli_json_num(e, "hi", (double)(b + 1) / r.rel.n_bins);
+            cli_json_num(e, "count", (double)r.rel.count[b]);
+            cli_json_num(e, "confidence", r.rel.count[b] ? r.rel.conf[b] : NAN);
+            cli_json_num(e, "accuracy", r.rel.count[b] ? r.rel.acc[b] : NAN);
+            cJSON_AddItemToArray(rel, e);
+        }
+        cJSON *mis = cJSON_AddObjectToObject(o, "misclassification");
+        for (int s = 0; s < 3; s++) add_det(mis, score_names[s], &r.misc[s]);
+        if (ood) {
+            cJSON *od = cJSON_AddObjectToObject(o, "ood");
+            cJSON_AddStringToObject(od, "data", u->ood);
+            cli_json_num(od, "n", r.n_ood);
+            for (int s = 0; s < 3; s++) add_det(od, score_names[s], &r.ood[s]);
+        }
+        cJSON *cov = cJSON_AddArrayToObject(o, "accuracy_at_coverage");
+        const double cv[4] = { 0.5, 0.8, 0.9, 1.0 };
+        for (int i = 0; i < 4; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cli_json_num(e, "coverage", cv[i]);
+            cli_json_num(e, "accuracy", r.coverage_acc[i]);
+            cJSON_AddItemToArray(cov, e);
+        }
+        cli_json_print(o);
+    } else {
+        printf("model     %s (%s, %s, %d samples, T = %.3g)\n", c->model, p->model->spec, sk_bayes_method_name(p->method),
+               r.n_samples, p->temperature);
+        printf("data      %s, %d rows\n", c->data, r.n);
+        printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n\n",
+               r.clean.accuracy, r.clean.nll, r.clean.brier, r.clean.ece, r.clean.mce);
+        printf("reliability   bin        count  confidence  accuracy\n");
+        for (int b = 0; b < r.rel.n_bins; b++)
+            if (r.rel.count[b])
+                printf("          (%.3f,%.3f] %7ld  %.4f      %.4f\n", (double)b / r.rel.n_bins,
+                       (double)(b + 1) / r.rel.n_bins, r.rel.count[b], r.rel.conf[b], r.rel.acc[b]);
+        printf("\ndetection            AUROC   AUPR    FPR@95%%TPR\n");
+        for (int s = 0; s < 3; s++)
+            printf("misclassified %-7s %.4f  %.4f  %.4f\n", score_names[s], r.misc[s].auroc, r.misc[s].aupr,
+                   r.misc[s].fpr95);
+        if (ood)
+            for (int s = 0; s < 3; s++)
+                printf("OOD %-6s %-7s %.4f  %.4f  %.4f\n", u->ood, score_names[s], r.ood[s].auroc, r.ood[s].aupr,
+                       r.ood[s].fpr95);
+        printf("\naccuracy at coverage (most certain first, by entropy): 50%% %.4f  80%% %.4f  90%% %.4f  100%% %.4f\n",
+               r.coverage_acc[0], r.coverage_acc[1], r.coverage_acc[2], r.coverage_acc[3]);
+        if (u->plots)
+            printf("\nplots     %s/reliability.png, %s/entropy.png, %s/mutual_information.png "
+                   "(blue: test data, orange: %s)\n", u->plots, u->plots, u->plots, ood ? u->ood : "none");
+    }
+    status = CLI_OK;
+out:
+    sk_bayes_report_free(&r);
+    sk_dataset_free(d);
+    sk_dataset_free(ood);
+    sk_free(meta);
+    sk_posterior_free(p);
+    return status;
+}

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "skeptic/robust.h"
 
 struct train_ctx {
     struct cli_progress prog;
@@ -113,6 +114,9 @@ int cmd_train(int argc, char **argv)
     long ckpt_every = 0;
     uint64_t seed = 1;
     bool resume = false, quiet = false;
+    const char *adv_s = "none"; /* adversarial training (robust.h) */
+    float adv_eps = 0.1f, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f;
+    int adv_steps = 10, adv_eot = 1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c),
         { "arch", CLI_STR, &arch, "SPEC", "architecture, e.g. mlp:784-512-512-10:relu (see the spec grammar in model.h)" },
@@ -139,6 +143,13 @@ int cmd_train(int argc, char **argv)
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
         { "log", CLI_STR, &log_path, "FILE.jsonl", "append per-epoch metrics as JSON lines" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard keeps the best PGD epoch) | trades | ibp" },
+        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; inputs in [0,1])" },
+        { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
+        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
+        { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
+        { "adv-kappa", CLI_FLOAT, &adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
+        { "adv-eot", CLI_INT, &adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -182,6 +193,7 @@ int cmd_train(int argc, char **argv)
     struct sk_model *m = NULL;
     struct sk_preprocess *prep = NULL;
     struct sk_trainer *t = NULL;
+    struct sk_adv_loss *advl = NULL;
     char *spec = NULL, *prep_json = NULL, *meta_json = NULL;
     cJSON *meta = NULL, *res = NULL;
     struct train_ctx tc = { .ckpt = ckpt, .json = c.json, .quiet = quiet, .n_epochs = epochs };
@@ -234,6 +246,22 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
 
+    int adv_kind = sk_adv_kind_parse(adv_s);
+    struct sk_adv_config advc = sk_adv_defaults(adv_kind < 0 ? SK_ADV_NONE : (enum sk_adv_kind)adv_kind, adv_eps);
+    if (adv_kind < 0) {
+        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades or ibp", adv_s);
+        goto out;
+    }
+    advc.steps = adv_kind == SK_ADV_FGSM ? 1 : adv_steps;
+    advc.step = adv_step;
+    advc.trades_beta = adv_beta;
+    advc.ibp_kappa_end = adv_kappa;
+    advc.eot = adv_eot;
+    if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {
+        status = pk != SK_PREP_NONE ? cli_usage("--adv works on the data's own [0,1] scale: use --normalize none")
+                                    : cli_usage("%s", sk_last_error());
+        goto out;
+    }
     struct sk_train_config cfg = sk_train_defaults();
     cfg.epochs = epochs;
     cfg.batch = batch;
@@ -295,6 +323,16 @@ int cmd_train(int argc, char **argv)
     cJSON_Delete(tcfg);
     cJSON_AddStringToObject(meta, "skeptic.train", tcfg_txt ? tcfg_txt : "{}");
     free(tcfg_txt);
+    if (adv_kind != SK_ADV_NONE) {
+        cJSON_AddStringToObject(meta, "skeptic.adv", adv_s);
+        snprintf(num, sizeof num, "%g", adv_eps);
+        cJSON_AddStringToObject(meta, "skeptic.adv_eps", num);
+        if (!(advl = sk_adv_loss_new(m, &advc, batch))) {
+            status = cli_fail_lib();
+            goto out;
+        }
+        sk_adv_attach(&cfg, advl); /* before the trainer copies cfg */
+    }
     char *ck_txt = cJSON_PrintUnformatted(meta);
     tc.ckpt_meta = ck_txt;
 
@@ -310,9 +348,8 @@ int cmd_train(int argc, char **argv)
             status = cli_fail_lib();
             goto out;
         }
-        if (!quiet)
-            fprintf(stderr, "resuming from %s: epoch %d, batch %d, step %ld\n", ckpt, t->st.epoch + 1, t->st.batch,
-                    t->st.step);
+        fprintf(stderr, "resuming from %s: epoch %d, batch %d, step %ld\n", ckpt, t->st.epoch + 1, t->st.batch,
+                t->st.step);
     }
     if (log_path && !(tc.log = fopen(log_path, resume ? "a" : "w"))) {
         free(ck_txt);
@@ -325,6 +362,10 @@ int cmd_train(int argc, char **argv)
     cli_progress_clear(&tc.prog);
     double secs = sk_now() - t0;
     free(ck_txt);
+    struct sk_adv_report adv_rep;
+    if (!rc && advl && !(rc = sk_adv_finish(advl, &adv_rep)) && adv_rep.best_epoch >= 0 && !quiet)
+        fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows)\n",
+                adv_rep.best_epoch + 1, adv_rep.best_guard_acc, t->n_val < 512 ? t->n_val : 512);
     if (rc) {
         status = cli_fail("%s", sk_last_error());
         goto out;
@@ -385,6 +426,7 @@ out:
     sk_free(prep_json);
     sk_preprocess_free(prep);
     sk_trainer_free(t);
+    sk_adv_loss_free(advl);
     sk_model_free(m);
     sk_dataset_free(train);
     sk_dataset_free(test);

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 
 int cmd_train(int argc, char **argv);
+int cmd_certify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
@@ -23,6 +24,7 @@ static const struct {
     { "eval", cmd_eval, "accuracy, loss, per-class accuracy and confusion matrix of a model on data" },
     { "info", cmd_info, "architecture, parameter count and metadata of a model file" },
     { "data", cmd_data, "shape, classes, counts and value range of a dataset" },
+    { "certify", cmd_certify, "certified accuracy: no perturbation within eps changes the prediction (ibp, crown, lipschitz)" },
     { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))

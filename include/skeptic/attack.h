@@ -190,6 +190,19 @@ double sk_attack_norm(enum sk_norm p, const float *v, int n, int channels);
  * which keeps the norm within eps because x0 is in the box). */
 void sk_attack_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int n, int dim);
 
+/* PNG of robust accuracy versus eps: n_series curves of n_eps points
+ * (acc[s * n_eps + e]), names for the legend (may be NULL). Atomic write. */
+int sk_attack_plot_curve(const char *path, const char *title, const float *eps, int n_eps, const double *acc,
+                         int n_series, const char *const *names);
+/* PNG grid: one row per shown example (rows idx[0..n_show) of x, or the first
+ * n_show if idx is NULL): original, perturbation (magnified to the full grey
+ * range, factor printed), adversarial; true and predicted labels under them.
+ * Images C x H x W with C = 1 or 3. Atomic write. */
+int sk_attack_grid_png(const char *path, const float *x, const float *x_adv, const int *y, const int *pred,
+                       const int *idx, int n_show, int C, int H, int W);
+/* float32 .npy of n rows: shape (n, C, H, W), or (n, C) when H = W = 1. Atomic. */
+int sk_attack_save_npy(const char *path, const float *x, int n, int C, int H, int W);
+
 /* Write a short text summary (several lines) of r to buf (NUL-terminated). */
 void sk_attack_summary(const struct sk_attack_result *r, char *buf, size_t size);
 

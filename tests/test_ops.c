@@ -307,22 +307,47 @@ static void test_conv_twin(void)
 
 static void test_pool_twin(void)
 {
-    int cfg[][6] = { { 1, 1, 2, 2, 2, 2 }, { 3, 2, 7, 5, 2, 2 }, { 2, 3, 9, 8, 3, 2 }, { 1, 1, 5, 5, 3, 1 } };
-    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
-        int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], k = cfg[t][4], s = cfg[t][5];
-        int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
-        size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * OH * OW;
-        float *x = malloc(nx * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
-        int *arg = malloc(ny * sizeof(int));
-        fill(x, nx, 50 + t);
-        sk_maxpool_forward(y1, arg, x, N, C, H, W, k, s);
-        sk_maxpool_forward_ref(y2, x, N, C, H, W, k, s);
-        CHECK(sk_rel_err(y1, y2, ny) == 0, "maxpool case %zu differs", t);
-        sk_avgpool_forward(y1, x, N, C, H, W, k, s);
-        sk_avgpool_forward_ref(y2, x, N, C, H, W, k, s);
-        CHECK(sk_rel_err(y1, y2, ny) < 1e-6, "avgpool case %zu: %.3g", t, sk_rel_err(y1, y2, ny));
-        free(x), free(y1), free(y2), free(arg);
-    }
+    /* N, C, H, W, k, s; the 2x2/2 cases cover the vectorised path (rows of 1,
+     * 14, 15, 16, 17 outputs: tails, one and two vectors) */
+    int cfg[][6] = { { 1, 1, 2, 2, 2, 2 }, { 3, 2, 7, 5, 2, 2 }, { 2, 3, 9, 8, 3, 2 }, { 1, 1, 5, 5, 3, 1 },
+                     { 2, 3, 28, 28, 2, 2 }, { 1, 2, 6, 30, 2, 2 }, { 1, 1, 5, 35, 2, 2 }, { 1, 2, 4, 33, 2, 2 },
+                     { 2, 2, 7, 9, 2, 1 } };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++)
+        for (int ties = 0; ties < 2; ties++) {
+            int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], k = cfg[t][4], s = cfg[t][5];
+            int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+            size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * OH * OW;
+            float *x = malloc(nx * 4), *y1 = malloc(ny * 4), *y2 = malloc(ny * 4), *dy = malloc(ny * 4);
+            float *dx1 = malloc(nx * 4), *dx2 = malloc(nx * 4);
+            int *arg = malloc(ny * sizeof(int));
+            fill(x, nx, 50 + t);
+            fill(dy, ny, 60 + t);
+            /* ties: values on a coarse grid, so windows hold equal maxima */
+            if (ties)
+                for (size_t i = 0; i < nx; i++) x[i] = floorf(x[i] * 2.0f);
+            sk_maxpool_forward(y1, arg, x, N, C, H, W, k, s);
+            sk_maxpool_forward_ref(y2, x, N, C, H, W, k, s);
+            CHECK(sk_rel_err(y1, y2, ny) == 0, "maxpool case %zu ties=%d differs", t, ties);
+            fill(dx1, nx, 70 + t);
+            memcpy(dx2, dx1, nx * 4);
+            sk_maxpool_backward(dx1, false, dy, arg, N, C, H, W, OH, OW);
+            sk_maxpool_backward_ref(dx2, dy, x, N, C, H, W, k, s);
+            CHECK(sk_rel_err(dx1, dx2, nx) < 1e-6, "maxpool backward case %zu ties=%d: %.3g", t, ties,
+                  sk_rel_err(dx1, dx2, nx));
+            memset(dx2, 0, nx * 4);
+            sk_maxpool_backward(dx1, true, dy, arg, N, C, H, W, OH, OW);
+            sk_maxpool_backward_ref(dx2, dy, x, N, C, H, W, k, s);
+            CHECK(sk_rel_err(dx1, dx2, nx) < 1e-6, "maxpool backward (assign) case %zu ties=%d", t, ties);
+            sk_avgpool_forward(y1, x, N, C, H, W, k, s);
+            sk_avgpool_forward_ref(y2, x, N, C, H, W, k, s);
+            CHECK(sk_rel_err(y1, y2, ny) < 1e-6, "avgpool case %zu: %.3g", t, sk_rel_err(y1, y2, ny));
+            fill(dx1, nx, 80 + t);
+            memcpy(dx2, dx1, nx * 4);
+            sk_avgpool_backward(dx1, false, dy, N, C, H, W, k, s);
+            sk_avgpool_backward_ref(dx2, dy, N, C, H, W, k, s);
+            CHECK(sk_rel_err(dx1, dx2, nx) < 1e-6, "avgpool backward case %zu: %.3g", t, sk_rel_err(dx1, dx2, nx));
+            free(x), free(y1), free(y2), free(dy), free(dx1), free(dx2), free(arg);
+        }
 }
 
 static void test_errors(void)

@@ -115,6 +115,8 @@ void sk_maxpool_backward(float *dx, bool assign_dx, const float *dy, const int *
                          int OH, int OW);
 void sk_avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int k, int s);
 void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_maxpool_backward_ref(float *dx, const float *dy, const float *x, int N, int C, int H, int W, int k, int s);
+void sk_avgpool_backward_ref(float *dx, const float *dy, int N, int C, int H, int W, int k, int s);
 void sk_avgpool_backward(float *dx, bool assign_dx, const float *dy, int N, int C, int H, int W, int k, int s);
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */

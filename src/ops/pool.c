@@ -2,7 +2,60 @@
 #include "graph/graph_impl.h"
 
 #include <float.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <string.h>
+
+/* One output row of the common 2x2, stride-2 window: y[ow] is the first
+ * maximum (strict '>', as PyTorch) of r0[2ow], r0[2ow+1], r1[2ow], r1[2ow+1]
+ * with r1 = r0 + W, and arg[ow] its offset base + (2ow or 2ow+1) (+W). */
+static void maxpool2_row(float *y, int *arg, const float *r0, int W, int OW, int base)
+{
+    const float *r1 = r0 + W;
+    int ow = 0;
+#ifdef __AVX512F__
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    for (; ow < OW; ow += 16) {
+        int rem = OW - ow < 16 ? OW - ow : 16;
+        __mmask16 mo = (__mmask16)((1u << rem) - 1);
+        int r2 = 2 * rem;
+        __mmask16 m_lo = (__mmask16)(r2 >= 16 ? 0xFFFF : (1u << r2) - 1);
+        __mmask16 m_hi = (__mmask16)(r2 <= 16 ? 0 : (1u << (r2 - 16)) - 1);
+        const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+        __m512 a0 = _mm512_maskz_loadu_ps(m_lo, p0), a1 = _mm512_maskz_loadu_ps(m_hi, p0 + 16);
+        __m512 c0 = _mm512_maskz_loadu_ps(m_lo, p1), c1 = _mm512_maskz_loadu_ps(m_hi, p1 + 16);
+        __m512 a = _mm512_permutex2var_ps(a0, even, a1), b = _mm512_permutex2var_ps(a0, odd, a1);
+        __m512 c = _mm512_permutex2var_ps(c0, even, c1), d = _mm512_permutex2var_ps(c0, odd, c1);
+        __m512 m = a;
+        __m512i i = _mm512_setzero_si512();
+        __mmask16 gt = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, gt, b);
+        i = _mm512_mask_mov_epi32(i, gt, _mm512_set1_epi32(1));
+        gt = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, gt, c);
+        i = _mm512_mask_mov_epi32(i, gt, _mm512_set1_epi32(W));
+        gt = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, gt, d);
+        i = _mm512_mask_mov_epi32(i, gt, _mm512_set1_epi32(W + 1));
+        __m512i off = _mm512_add_epi32(_mm512_add_epi32(_mm512_set1_epi32(base + 2 * ow), lane2), i);
+        _mm512_mask_storeu_ps(y + ow, mo, m);
+        _mm512_mask_storeu_epi32(arg + ow, mo, off);
+    }
+#endif
+    for (; ow < OW; ow++) {
+        float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+        float m = a;
+        int i = 0;
+        if (b > m) m = b, i = 1;
+        if (c > m) m = c, i = W;
+        if (d > m) m = d, i = W + 1;
+        y[ow] = m;
+        arg[ow] = base + 2 * ow + i;
+    }
+}
 
 void sk_maxpool_forward(float *y, int *arg, const float *x, int N, int C, int H, int W, int k, int s)
 {
@@ -12,6 +65,12 @@ void sk_maxpool_forward(float *y, int *arg, const float *x, int N, int C, int H,
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * OH * OW;
         int *ap = arg + (size_t)nc * OH * OW;
+        if (k == 2 && s == 2) {
+            for (int oh = 0; oh < OH; oh++)
+                maxpool2_row(yp + (size_t)oh * OW, ap + (size_t)oh * OW, xp + (size_t)(2 * oh) * W, W, OW,
+                             2 * oh * W);
+            continue;
+        }
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 int best = (oh * s) * W + ow * s;
@@ -62,6 +121,37 @@ void sk_maxpool_backward(float *dx, bool assign_dx, const float *dy, const int *
         if (assign_dx) memset(dxp, 0, sizeof(float) * HW);
         for (size_t q = 0; q < P; q++) dxp[ap[q]] += dyp[q];
     }
+}
+
+void sk_maxpool_backward_ref(float *dx, const float *dy, const float *x, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    size_t plane = ((size_t)n * C + c) * H * W;
+                    size_t best = plane + (size_t)(oh * s) * W + ow * s;
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++) {
+                            size_t idx = plane + (size_t)(oh * s + i) * W + ow * s + j;
+                            if (x[idx] > x[best]) best = idx; /* first maximum */
+                        }
+                    dx[best] += dy[(((size_t)n * C + c) * OH + oh) * OW + ow];
+                }
+}
+
+void sk_avgpool_backward_ref(float *dx, const float *dy, int N, int C, int H, int W, int k, int s)
+{
+    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++)
+                    for (int i = 0; i < k; i++)
+                        for (int j = 0; j < k; j++)
+                            dx[(((size_t)n * C + c) * H + oh * s + i) * W + ow * s + j] +=
+                                dy[(((size_t)n * C + c) * OH + oh) * OW + ow] / (float)(k * k);
 }
 
 void sk_avgpool_forward(float *y, const float *x, int N, int C, int H, int W, int k, int s)

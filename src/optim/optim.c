@@ -90,20 +90,42 @@ float sk_optim_lr_at(const struct sk_optim_config *c, long t)
     return (float)lr;
 }
 
+/* sum of g^2 in fixed chunks: float lanes inside a chunk (vectorised), chunks
+ * added in order in double. The result does not depend on the thread count. */
+#define SQ_CHUNK 4096
+#define PAR_MIN 65536
+static double sum_sq(const float *g, size_t n)
+{
+    size_t nc = (n + SQ_CHUNK - 1) / SQ_CHUNK;
+    double ss = 0;
+    float part[256];
+    for (size_t c0 = 0; c0 < nc; c0 += 256) {
+        long cn = (long)(nc - c0 < 256 ? nc - c0 : 256);
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (long c = 0; c < cn; c++) {
+            size_t lo = (c0 + (size_t)c) * SQ_CHUNK, hi = lo + SQ_CHUNK < n ? lo + SQ_CHUNK : n;
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (size_t i = lo; i < hi; i++) acc += g[i] * g[i];
+            part[c] = acc;
+        }
+        for (long c = 0; c < cn; c++) ss += part[c];
+    }
+    return ss;
+}
+
 int sk_optim_step(struct sk_optim *o, float *w, float *g)
 {
     const struct sk_optim_config *c = &o->cfg;
     size_t n = o->n;
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    double ss = sum_sq(g, n);
     if (!isfinite(ss)) return sk_error(SK_ENONFINITE, "gradient is not finite at step %ld", o->t);
     float lr = sk_optim_lr_at(c, o->t);
     o->t++;
     float wd = c->kind == SK_OPT_ADAMW ? 0.0f : c->weight_decay, l1 = c->l1;
     if (wd != 0 || l1 != 0) {
         for (size_t i = 0; i < n; i++) g[i] += wd * w[i] + (w[i] > 0 ? l1 : w[i] < 0 ? -l1 : 0.0f);
-        ss = 0;
-        for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+        ss = sum_sq(g, n);
     }
     o->last_grad_norm = (float)sqrt(ss);
     if (c->clip_norm > 0 && o->last_grad_norm > c->clip_norm) {
@@ -113,12 +135,22 @@ int sk_optim_step(struct sk_optim *o, float *w, float *g)
     float *m = o->m, *v = o->v, mu = c->momentum;
     switch (c->kind) {
     case SK_OPT_SGD:
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++) w[i] -= lr * g[i];
         break;
     case SK_OPT_MOMENTUM:
-        for (size_t i = 0; i < n; i++) {
-            m[i] = o->t == 1 ? g[i] : mu * m[i] + g[i];
-            w[i] -= lr * m[i];
+        if (o->t == 1) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                m[i] = g[i];
+                w[i] -= lr * m[i];
+            }
+        } else {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                m[i] = mu * m[i] + g[i];
+                w[i] -= lr * m[i];
+            }
         }
         break;
     case SK_OPT_NESTEROV:

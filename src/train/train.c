@@ -136,12 +136,22 @@ int sk_trainer_run(struct sk_trainer *t)
         double t0 = sk_now();
         for (; st->batch < n_batches; st->batch++) {
             int lo = st->batch * B, nb = t->n_train - lo < B ? t->n_train - lo : B;
+            /* gathering the batch (random rows: memory-latency bound) and
+             * zeroing the gradient buffer are split over the threads */
+#pragma omp parallel for schedule(static) if ((size_t)nb * D > 65536)
             for (int i = 0; i < nb; i++) {
                 int r = order[lo + i];
                 memcpy(t->xb + (size_t)i * D, t->x + (size_t)r * D, sizeof(float) * (size_t)D);
                 t->yb[i] = t->y[r];
             }
-            memset(m->grads, 0, sizeof(float) * m->n_params);
+            {
+                size_t np = m->n_params, chunk = 16384, nch = (np + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (np > 65536)
+                for (size_t k = 0; k < nch; k++) {
+                    size_t a = k * chunk, b = a + chunk < np ? a + chunk : np;
+                    memset(m->grads + a, 0, sizeof(float) * (b - a));
+                }
+            }
             sk_graph_reset(t->g);
             uint64_t nk = sk_rng_derive(drop_key, (uint64_t)st->step).key;
             int logits = -1;

@@ -9,9 +9,11 @@
 #include "cli/cli.h"
 
 int cmd_train(int argc, char **argv);
+int cmd_certify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 
 static const struct {
@@ -22,8 +24,10 @@ static const struct {
     { "train", cmd_train, "train a classifier and save it as a safetensors file" },
     { "eval", cmd_eval, "accuracy, loss, per-class accuracy and confusion matrix of a model on data" },
     { "info", cmd_info, "architecture, parameter count and metadata of a model file" },
-    { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
     { "data", cmd_data, "shape, classes, counts and value range of a dataset" },
+    { "certify", cmd_certify, "certified accuracy: no perturbation within eps changes the prediction (ibp, crown, lipschitz)" },
+    { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
+    { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))
 

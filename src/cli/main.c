@@ -42,6 +42,7 @@ static void usage(FILE *fp)
 
 int main(int argc, char **argv)
 {
+    { void sk_cli_coretype_reexec(int, char **); sk_cli_coretype_reexec(argc, argv); } /* first: src/cli/coretype.c */
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

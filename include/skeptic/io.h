@@ -88,6 +88,9 @@ int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char 
  * weights. *metadata_json_out (may be NULL) receives the __metadata__ text. */
 int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_json_out);
 
+/* Write a float32 C-order array as NumPy .npy (format 1.0), atomically. */
+int sk_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
+
 /* Tests only: make the next atomic write fail after `bytes` bytes of the
  * temporary file are written (-1 = never), to check that the old file
  * survives. */

@@ -9,9 +9,11 @@
 int cmd_eval(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
+    const char *pred_path = NULL;
     struct cli_unc_opts u = { 0 };
     struct cli_opt opts[] = {
-        CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c), CLI_UNC_OPTS(u), { 0 },
+        CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c),
+        { "predictions", CLI_STR, &pred_path, "FILE.npy", "write the log-probabilities (n x classes, float32) as .npy" }, CLI_UNC_OPTS(u), { 0 },
     };
     static const struct cli_help h = {
         "eval",
@@ -48,6 +50,13 @@ int cmd_eval(int argc, char **argv)
     if (!lp || !conf || sk_model_log_probs(m, d->x, d->n, lp)) {
         status = cli_fail_lib();
         goto out;
+    }
+    if (pred_path) {
+        int64_t shp[2] = { d->n, K };
+        if (sk_npy_write_f32(pred_path, lp, 2, shp)) {
+            status = cli_fail_lib();
+            goto out;
+        }
     }
     double nll = 0;
     long correct = 0;

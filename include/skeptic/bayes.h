@@ -136,6 +136,7 @@ struct sk_posterior {
     int n_members;              /* ensemble members / sgld samples */
     float *members;             /* [n_members][n_params] */
     float *rho;                 /* vi: [n_params] */
+    float *vi_sigma;            /* vi: cache of softplus(rho), refreshed by every prediction call (owned) */
     struct sk_vi_config vi;
     struct sk_sgld_config sgld;
     struct sk_laplace_config laplace;

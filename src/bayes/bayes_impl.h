@@ -10,6 +10,11 @@
 float sk_softplusf(float r);
 float sk_sigmoidf(float r);
 bool sk_bayes_stochastic(const struct sk_posterior *p);
+/* out[i], i < n: standard normals of stream `key` (Box–Muller in float, both
+ * values of each pair used; thread-count independent). */
+void sk_bayes_normals(uint64_t key, float *out, size_t n);
+/* Refresh the vi sigma cache (no-op for other methods). */
+int sk_bayes_prepare(struct sk_posterior *p);
 /* Parameters of sample s of the draw keyed by `key`: a pointer into the
  * posterior (ensemble, sgld, deterministic) or into buf (n_params floats). */
 const float *sk_bayes_draw(const struct sk_posterior *p, uint64_t key, int s, float *buf);

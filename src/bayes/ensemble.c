@@ -62,11 +62,11 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
     long per_epoch = (n + B - 1) / B, total = per_epoch * cfg->epochs;
     long cycle = sc->cycles > 0 ? (total + sc->cycles - 1) / sc->cycles : 0;
     float *mem = sk_malloc(sizeof(float) * P * (size_t)sc->n_keep);
-    float *xb = sk_malloc(sizeof(float) * (size_t)B * D);
+    float *xb = sk_malloc(sizeof(float) * (size_t)B * D), *xi = sk_malloc(sizeof(float) * P);
     int *yb = sk_malloc(sizeof(int) * (size_t)B), *order = sk_malloc(sizeof(int) * (size_t)n);
     struct sk_graph *g = sk_graph_new();
     int rc = SK_ENOMEM, kept = 0;
-    if (!mem || !xb || !yb || !order || !g) goto out;
+    if (!mem || !xb || !xi || !yb || !order || !g) goto out;
     rc = SK_OK;
     uint64_t key = sk_rng_new(cfg->seed).key;
     uint64_t okey = sk_rng_derive(key, SK_STREAM_ORDER).key, nkey = sk_rng_derive(key, SK_STREAM_SGLD).key;
@@ -104,12 +104,12 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
                 sample_phase = ep >= sc->burnin_epochs;
             }
             double ns = noise ? sqrt(2.0 * lr * sc->temperature / n) : 0.0;
-            uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;
             float *w = m->params;
             const float *gr = m->grads;
+            if (noise) sk_bayes_normals(sk_rng_derive(nkey, (uint64_t)step).key, xi, P);
+            float flr = (float)lr, fwd = (float)(lr * wd), fns = noise ? (float)ns : 0.0f;
 #pragma omp parallel for schedule(static) if (P > 65536)
-            for (size_t i = 0; i < P; i++)
-                w[i] -= (float)(lr * (gr[i] + wd * w[i]) - (noise ? ns * sk_rng_normal_at(sk, i) : 0.0));
+            for (size_t i = 0; i < P; i++) w[i] -= flr * gr[i] + fwd * w[i] - (noise ? fns * xi[i] : 0.0f);
             if (sample_phase && (step + 1) % sc->thin == 0) {
                 /* a ring: the newest n_keep samples */
                 memcpy(mem + (size_t)(kept % sc->n_keep) * P, w, sizeof(float) * P);
@@ -143,6 +143,7 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
 out:
     sk_free(mem);
     sk_free(xb);
+    sk_free(xi);
     sk_free(yb);
     sk_free(order);
     sk_graph_free(g);

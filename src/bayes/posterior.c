@@ -92,6 +92,7 @@ void sk_posterior_free(struct sk_posterior *p)
     sk_model_free(p->model);
     sk_free(p->members);
     sk_free(p->rho);
+    sk_free(p->vi_sigma);
     sk_free(p->ll_avec);
     sk_free(p->ll_aval);
     sk_free(p->ll_gvec);
@@ -114,6 +115,29 @@ int sk_posterior_n_samples(const struct sk_posterior *p, int S)
 bool sk_bayes_stochastic(const struct sk_posterior *p)
 {
     return p->method == SK_BAYES_VI || p->method == SK_BAYES_MCDROPOUT || p->method == SK_BAYES_LAPLACE;
+}
+
+void sk_bayes_normals(uint64_t key, float *out, size_t n)
+{
+    const uint64_t G = 0x9E3779B97F4A7C15ull;
+    size_t np = (n + 1) / 2;
+#pragma omp parallel for schedule(static) if (np > 32768)
+    for (size_t j = 0; j < np; j++) {
+        uint64_t a = sk_mix64(key + (2 * j + 1) * G), b = sk_mix64(key + (2 * j + 2) * G);
+        float u1 = ((float)(a >> 40) + 1.0f) * 0x1.0p-24f, u2 = (float)(b >> 40) * 0x1.0p-24f;
+        float r = sqrtf(-2.0f * logf(u1)), t = 6.28318530717958648f * u2;
+        out[2 * j] = r * cosf(t);
+        if (2 * j + 1 < n) out[2 * j + 1] = r * sinf(t);
+    }
+}
+
+int sk_bayes_prepare(struct sk_posterior *p)
+{
+    if (p->method != SK_BAYES_VI || !p->rho) return SK_OK;
+    size_t P = p->model->n_params;
+    if (!p->vi_sigma && !(p->vi_sigma = sk_malloc(sizeof(float) * P))) return SK_ENOMEM;
+    for (size_t i = 0; i < P; i++) p->vi_sigma[i] = sk_softplusf(p->rho[i]);
+    return SK_OK;
 }
 
 float sk_softplusf(float r) { return r > 0 ? r + log1pf(expf(-r)) : log1pf(expf(r)); }
@@ -183,9 +207,15 @@ const float *sk_bayes_draw(const struct sk_posterior *p, uint64_t key, int s, fl
         if (p->n_members > 0) return p->members + (size_t)(s % p->n_members) * P;
         return m->params;
     case SK_BAYES_VI: {
-        const float *mu = m->params, *rho = p->rho;
+        const float *mu = m->params, *rho = p->rho, *sg = p->vi_sigma;
+        sk_bayes_normals(k, buf, P);
+        if (sg) {
 #pragma omp parallel for schedule(static) if (P > 65536)
-        for (size_t i = 0; i < P; i++) buf[i] = mu[i] + sk_softplusf(rho[i]) * sk_rng_normal_at(k, i);
+            for (size_t i = 0; i < P; i++) buf[i] = mu[i] + sg[i] * buf[i];
+        } else {
+#pragma omp parallel for schedule(static) if (P > 65536)
+            for (size_t i = 0; i < P; i++) buf[i] = mu[i] + sk_softplusf(rho[i]) * buf[i];
+        }
         return buf;
     }
     case SK_BAYES_LAPLACE:
@@ -223,7 +253,7 @@ static int sample_logp(struct sk_posterior *p, const float *x, int N, int S, uin
     int K = m->n_classes, D = m->in_dim;
     float *buf = sk_malloc(sizeof(float) * (m->n_params + 1));
     struct sk_graph *g = sk_graph_new();
-    int rc = SK_OK;
+    int rc = sk_bayes_prepare(p);
     if (!buf || !g) rc = SK_ENOMEM;
     if (g) sk_graph_set_param_grads(g, false);
     for (int s = 0; s < S && !rc; s++) {
@@ -453,6 +483,13 @@ struct sk_classifier *sk_posterior_classifier(struct sk_posterior *p, int S, uin
             sk_graph_free(c->g);
             sk_free(c->wbuf);
         }
+        sk_free(c);
+        return NULL;
+    }
+    if (sk_bayes_prepare(p)) {
+        sk_free(cl);
+        sk_graph_free(c->g);
+        sk_free(c->wbuf);
         sk_free(c);
         return NULL;
     }

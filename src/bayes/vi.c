@@ -104,17 +104,16 @@ static const float *lrt_forward(struct lrt *L, const struct sk_model *m, const f
             /* o = h W^T + b ; v = h^2 (sigma^2)^T + sigma_b^2 */
             sk_sgemm(false, true, n, O, win, 1.0f, h, win, W, win, 0.0f, o, O);
             sk_sgemm(false, true, n, O, win, 1.0f, L->h2, win, W2, win, 0.0f, L->sd[li], O);
-            uint64_t k = sk_rng_derive(key, (uint64_t)li).key;
             float *e = L->eps[li], *sd = L->sd[li];
-#pragma omp parallel for schedule(static) if (cnt > 65536)
-            for (size_t i = 0; i < cnt; i++) {
-                int j = (int)(i % (size_t)O);
-                float sdv = sqrtf(sd[i] + b2[j] + 1e-16f);
-                float ev = sk_rng_normal_at(k, i);
-                sd[i] = sdv;
-                e[i] = ev;
-                o[i] += b[j] + sdv * ev;
-            }
+            sk_bayes_normals(sk_rng_derive(key, (uint64_t)li).key, e, cnt);
+#pragma omp parallel for schedule(static) if (n > 64)
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < O; j++) {
+                    size_t q = (size_t)i * O + j;
+                    float sdv = sqrtf(sd[q] + b2[j] + 1e-16f);
+                    sd[q] = sdv;
+                    o[q] += b[j] + sdv * e[q];
+                }
             break;
         }
         case SK_LAYER_RELU:
@@ -256,25 +255,28 @@ double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed)
     return kl;
 }
 
-/* Add c * dKL/d(mu, rho) to dtheta. sig = softplus(rho). */
-static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, const float *rho, const float *sig,
-                    double c, uint64_t key, float *dmu, float *drho)
+/* On entry drho holds the data term's gradient w.r.t. sigma; on return
+ * dmu += c dKL/dmu and drho = (drho + c dKL/dsigma) dsigma/drho, with
+ * sgm = sigmoid(rho) = dsigma/drho. scratch: P floats. */
+static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, const float *sig, const float *sgm,
+                    double c, uint64_t key, float *scratch, float *dmu, float *drho)
 {
     if (vc->prior == SK_PRIOR_GAUSSIAN) {
-        double is2 = 1.0 / ((double)vc->prior_sigma * vc->prior_sigma);
+        float is2 = 1.0f / (vc->prior_sigma * vc->prior_sigma), cf = (float)c;
 #pragma omp parallel for schedule(static) if (P > 65536)
         for (size_t i = 0; i < P; i++) {
-            dmu[i] += (float)(c * mu[i] * is2);
-            drho[i] += (float)(c * (-1.0 / sig[i] + sig[i] * is2) * sk_sigmoidf(rho[i]));
+            dmu[i] += cf * mu[i] * is2;
+            drho[i] = (drho[i] + cf * (sig[i] * is2 - 1.0f / sig[i])) * sgm[i];
         }
     } else {
         /* one-sample estimate of log q(w) - log p(w), w = mu + sigma e' */
+        sk_bayes_normals(key, scratch, P);
 #pragma omp parallel for schedule(static) if (P > 65536)
         for (size_t i = 0; i < P; i++) {
-            double e = sk_rng_normal_at(key, i), w = mu[i] + sig[i] * e, gp;
+            double e = scratch[i], w = mu[i] + sig[i] * e, gp;
             mix_logp(vc, w, &gp);
             dmu[i] += (float)(c * gp);
-            drho[i] += (float)(c * (-1.0 / sig[i] + gp * e) * sk_sigmoidf(rho[i]));
+            drho[i] = (float)((drho[i] + c * (-1.0 / sig[i] + gp * e)) * sgm[i]);
         }
     }
 }
@@ -305,14 +307,14 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     if (oc.total_steps <= 0) oc.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
     struct sk_optim *opt = sk_optim_new(&oc, 2 * P);
     float *theta = sk_malloc(sizeof(float) * 2 * P), *dtheta = sk_malloc(sizeof(float) * 2 * P);
-    float *sig = sk_malloc(sizeof(float) * P), *s2 = sk_malloc(sizeof(float) * P);
+    float *sig = sk_malloc(sizeof(float) * P), *s2 = sk_malloc(sizeof(float) * P), *sgm = sk_malloc(sizeof(float) * P);
     float *wbuf = sk_malloc(sizeof(float) * P), *gw = sk_malloc(sizeof(float) * P);
     float *xb = sk_malloc(sizeof(float) * (size_t)B * D), *dz = sk_malloc(sizeof(float) * (size_t)B * K);
     int *yb = sk_malloc(sizeof(int) * (size_t)B), *order = sk_malloc(sizeof(int) * (size_t)n);
     struct sk_graph *g = sk_graph_new();
     struct lrt L = { 0 };
     int rc = SK_ENOMEM;
-    if (!opt || !theta || !dtheta || !sig || !s2 || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
+    if (!opt || !theta || !dtheta || !sig || !s2 || !sgm || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
     if (use_lrt && (rc = lrt_init(&L, m, B))) goto out;
     rc = SK_OK;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
@@ -337,10 +339,13 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
             }
             const float *mu = theta, *rho = theta + P;
             float *dmu = dtheta, *drho = dtheta + P;
+            /* one exp and one log1p per parameter: sigma, sigma^2, sigmoid(rho) */
 #pragma omp parallel for schedule(static) if (P > 65536)
             for (size_t i = 0; i < P; i++) {
-                sig[i] = sk_softplusf(rho[i]);
+                float rr = rho[i], e = expf(-fabsf(rr));
+                sig[i] = (rr > 0 ? rr : 0.0f) + log1pf(e);
                 s2[i] = sig[i] * sig[i];
+                sgm[i] = rr >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
             }
             memset(dtheta, 0, sizeof(float) * 2 * P);
             uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;
@@ -350,12 +355,12 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
                 loss = ce_grad(z, yb, nb, K, dz, &correct);
                 /* gradient w.r.t. the variances lands in drho, converted below */
                 lrt_backward(&L, m, mu, s2, xb, nb, dz, dmu, drho);
-#pragma omp parallel for schedule(static) if (P > 65536)
-                for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i] * sk_sigmoidf(rho[i]);
+                for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i];
             } else {
-                uint64_t wk = sk_rng_derive(sk, 1).key;
+                /* eps kept in s2 (unused without the local trick) */
+                sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
 #pragma omp parallel for schedule(static) if (P > 65536)
-                for (size_t i = 0; i < P; i++) wbuf[i] = mu[i] + sig[i] * sk_rng_normal_at(wk, i);
+                for (size_t i = 0; i < P; i++) wbuf[i] = mu[i] + sig[i] * s2[i];
                 struct sk_model view = *m;
                 view.params = wbuf;
                 view.grads = gw;
@@ -380,12 +385,12 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
 #pragma omp parallel for schedule(static) if (P > 65536)
                 for (size_t i = 0; i < P; i++) {
                     dmu[i] = gw[i];
-                    drho[i] = gw[i] * sk_rng_normal_at(wk, i) * sk_sigmoidf(rho[i]);
+                    drho[i] = gw[i] * s2[i];
                 }
             }
             double beta = vc->kl_weight;
             if (vc->anneal_epochs > 0) beta *= fmin(1.0, (double)(step + 1) / ((double)vc->anneal_epochs * per_epoch));
-            kl_grad(vc, P, mu, rho, sig, beta / n, sk_rng_derive(sk, 3).key, dmu, drho);
+            kl_grad(vc, P, mu, sig, sgm, beta / n, sk_rng_derive(sk, 3).key, s2, dmu, drho);
             if (!isfinite(loss)) {
                 rc = sk_error(SK_ENONFINITE, "VI loss became %g at epoch %d, batch %ld; lower the learning rate",
                               loss, ep + 1, bi);
@@ -429,6 +434,7 @@ out:
     sk_free(dtheta);
     sk_free(sig);
     sk_free(s2);
+    sk_free(sgm);
     sk_free(wbuf);
     sk_free(gw);
     sk_free(xb);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bayes/bayes_impl.h"
+#include "skeptic/attack.h"
 #include "skeptic/skeptic.h"
 #include "testutil.h"
 
@@ -393,6 +394,17 @@ static void test_vi_eot(void)
     double a1 = fgsm_acc(one, judge, te, 0.6f), a50 = fgsm_acc(eot, judge, te, 0.6f);
     CHECK(clean > 0.8, "clean accuracy %g", clean);
     CHECK(a50 < a1, "the EOT attack is stronger: accuracy %g (EOT) < %g (one sample)", a50, a1);
+    /* the attack library labels the run without EOT */
+    struct sk_attack_config ac = sk_attack_defaults(SK_ATTACK_FGSM, SK_NORM_LINF, 0.6f);
+    ac.clip_min = -1e3f;
+    ac.clip_max = 1e3f;
+    struct sk_attack_result *r1 = sk_attack_evaluate(one, &ac, te->x, te->y, 200);
+    struct sk_attack_result *r50 = sk_attack_evaluate(eot, &ac, te->x, te->y, 200);
+    CHECK(r1 && r1->stochastic && r1->no_eot && r1->warn_no_eot, "one-sample attack on a stochastic model is "
+          "labelled no-EOT (%s)", r1 ? (r1->n_warnings ? r1->warnings[0] : "no warning") : sk_last_error());
+    CHECK(r50 && r50->stochastic && !r50->no_eot && r50->eot_samples == 50, "50-sample attack is EOT");
+    sk_attack_result_free(r1);
+    sk_attack_result_free(r50);
     sk_classifier_free(one);
     sk_classifier_free(eot);
     sk_classifier_free(judge);

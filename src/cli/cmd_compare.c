@@ -25,9 +25,9 @@ struct row {
 };
 
 struct cmp {
-    const char *arch, *methods, *ood, *dir;
+    const char *arch, *methods, *ood, *dir, *prior;
     int epochs, ens_epochs, vi_epochs, batch, members, samples, attack_samples, n_adv, pgd_steps, sgld_epochs;
-    float lr, vi_lr, sgld_lr, eps, val_fraction, dropout, prior_sigma, init_sigma;
+    float lr, vi_lr, sgld_lr, kl_weight, eps, val_fraction, dropout, prior_sigma, init_sigma;
     uint64_t seed;
 };
 
@@ -128,6 +128,8 @@ static struct sk_posterior *make(const struct cmp *o, const char *method, const 
         struct sk_vi_config vc = sk_vi_defaults();
         vc.prior_sigma = o->prior_sigma;
         vc.init_sigma = o->init_sigma;
+        vc.kl_weight = o->kl_weight;
+        if (o->prior && !strcmp(o->prior, "mixture")) vc.prior = SK_PRIOR_MIXTURE;
         c = train_cfg(o, o->vi_epochs, o->vi_lr);
         c.opt.sched = SK_SCHED_COSINE;
         c.opt.min_lr = o->vi_lr * 0.05f;
@@ -245,6 +247,8 @@ int cmd_compare(int argc, char **argv)
     o.dropout = 0.2f;
     o.prior_sigma = 0.1f;
     o.init_sigma = 0.02f;
+    o.kl_weight = 1.0f;
+    o.prior = "gaussian";
     o.seed = 1;
     c.data = "fashion-mnist";
     int n_test = 0;
@@ -263,6 +267,8 @@ int cmd_compare(int argc, char **argv)
         { "vi-lr", CLI_FLOAT, &o.vi_lr, "LR", "Adam learning rate of VI, cosine schedule (default 1e-3)" },
         { "sgld-lr", CLI_FLOAT, &o.sgld_lr, "LR", "SGLD step size on the mean loss (default 0.01)" },
         { "prior-sigma", CLI_FLOAT, &o.prior_sigma, "S", "VI Gaussian prior scale (default 0.1)" },
+        { "prior", CLI_STR, &o.prior, "P", "VI prior: gaussian (N(0, prior-sigma^2)) | mixture (0.5 N(0,1) + 0.5 N(0,e^-12))" },
+        { "kl-weight", CLI_FLOAT, &o.kl_weight, "B", "VI KL weight beta (default 1)" },
         { "init-sigma", CLI_FLOAT, &o.init_sigma, "S", "VI initial posterior scale (default 0.02)" },
         { "dropout", CLI_FLOAT, &o.dropout, "P", "MC dropout rate (default 0.2)" },
         { "members", CLI_INT, &o.members, "M", "ensemble members (default 5)" },
@@ -293,6 +299,8 @@ int cmd_compare(int argc, char **argv)
         o.n_adv < 0 || o.sgld_epochs < 2)
         return cli_usage("--epochs, --vi-epochs, --batch, --members, --samples and --attack-samples must be >= 1, "
                          "--sgld-epochs >= 2, --n-adv >= 0");
+    if (strcmp(o.prior, "gaussian") && strcmp(o.prior, "mixture"))
+        return cli_usage("--prior must be gaussian or mixture (got '%s')", o.prior);
     if (o.dir) mkdir(o.dir, 0777);
     struct sk_dataset *all = cli_load_data(&c, "train"), *tr = NULL, *va = NULL, *te = NULL, *ood = NULL;
     struct cli_common ct = c;

@@ -151,22 +151,41 @@ struct cli_common cli_common_defaults(void)
     return c;
 }
 
-int cli_parse_classes(const char *s, int *classes, int cap, int *k)
+/* Parse a class list; on error writes a message to err and returns -1. */
+static int parse_classes(const char *s, int *classes, int cap, int *k, char *err, size_t errcap)
 {
     *k = 0;
     const char *p = s;
     while (*p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 100000 || (*end && *end != ','))
-            return cli_usage("--classes expects a comma-separated list of class numbers like 6,0; got '%s'", s);
-        if (*k >= cap) return cli_usage("--classes: at most %d classes", cap);
+        if (end == p || v < 0 || v > 100000 || (*end && *end != ',')) {
+            snprintf(err, errcap, "--classes expects a comma-separated list of class numbers like 6,0; got '%s'", s);
+            return -1;
+        }
+        if (*k >= cap) {
+            snprintf(err, errcap, "--classes: at most %d classes", cap);
+            return -1;
+        }
         for (int j = 0; j < *k; j++)
-            if (classes[j] == v) return cli_usage("--classes: class %ld is listed twice", v);
+            if (classes[j] == v) {
+                snprintf(err, errcap, "--classes: class %ld is listed twice", v);
+                return -1;
+            }
         classes[(*k)++] = (int)v;
         p = *end ? end + 1 : end;
     }
-    if (*k < 2) return cli_usage("--classes needs at least two classes, got '%s'", s);
+    if (*k < 2) {
+        snprintf(err, errcap, "--classes needs at least two classes, got '%s'", s);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_parse_classes(const char *s, int *classes, int cap, int *k)
+{
+    char err[256];
+    if (parse_classes(s, classes, cap, k, err, sizeof err)) return cli_usage("%s", err);
     return 0;
 }
 
@@ -186,9 +205,10 @@ static struct sk_dataset *select_and_limit(struct sk_dataset *d, const char *cla
 {
     if (d && classes && *classes) {
         int cl[1024], k;
-        if (cli_parse_classes(classes, cl, 1024, &k)) {
+        char err[256];
+        if (parse_classes(classes, cl, 1024, &k, err, sizeof err)) {
             sk_dataset_free(d);
-            sk_error(SK_EINVAL, "bad class list '%s'", classes);
+            sk_error(SK_EINVAL, "%s", err);
             return NULL;
         }
         struct sk_dataset *s = sk_data_select_classes(d, cl, k);

@@ -109,7 +109,7 @@ struct cli_common cli_common_defaults(void);
     { "header", CLI_STR, &(c).header, "yes|no|auto", "CSV header line (default auto)" },                        \
     { "test-fraction", CLI_FLOAT, &(c).test_fraction, "F", "CSV/npy: stratified fraction held out as test (default 0.2)" }, \
     { "data-seed", CLI_U64, &(c).data_seed, "S", "seed of synthetic data and of the CSV/npy split (default 1)" }, \
-    { "n", CLI_INT, &(c).limit, "N", "use only the first N rows" }
+    { "n", CLI_INT, &(c).limit, "N", "use only the first N rows (of each split)" }
 #define CLI_JSON_OPT(c) { "json", CLI_FLAG, &(c).json, NULL, "print one JSON object with the results on stdout" }
 #define CLI_THREADS_OPT(c) { "threads", CLI_INT, &(c).threads, "T", "threads (default: all cores)" }
 

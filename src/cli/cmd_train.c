@@ -141,7 +141,7 @@ int cmd_train(int argc, char **argv)
         { "checkpoint", CLI_STR, &ckpt, "FILE", "write a checkpoint (weights, optimizer, position) here" },
         { "checkpoint-every", CLI_LONG, &ckpt_every, "N", "checkpoint every N optimizer steps (and every epoch)" },
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
-        { "log", CLI_STR, &log_path, "FILE.jsonl", "append per-epoch metrics as JSON lines" },
+        { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard keeps the best PGD epoch) | trades | ibp" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; inputs in [0,1])" },
@@ -186,6 +186,10 @@ int cmd_train(int argc, char **argv)
     if (!(label_smoothing >= 0 && label_smoothing < 1)) return cli_usage("--label-smoothing must be in [0,1)");
     if (resume && !ckpt) return cli_usage("--resume needs --checkpoint FILE");
     if (ckpt_every < 0) return cli_usage("--checkpoint-every must be >= 0");
+    if (c.classes) {
+        int cl[1024], k;
+        if ((rc = cli_parse_classes(c.classes, cl, 1024, &k))) return rc;
+    }
     if (c.threads) sk_set_threads(c.threads);
 
     int status = CLI_FAIL;

@@ -348,6 +348,10 @@ int cmd_compare(int argc, char **argv)
             goto out;
         }
         if (o.n_adv == 0) r->fgsm_acc = r->pgd_acc = r->adv_mi.auroc = NAN;
+        fprintf(stderr, "compare: | %s | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", r->name,
+                r->samples, r->rep.clean.accuracy, r->rep.clean.nll, r->rep.clean.ece, r->rep.clean.brier,
+                ood ? r->rep.ood[SK_SCORE_ENTROPY].auroc : NAN, ood ? r->rep.ood[SK_SCORE_MI].auroc : NAN, r->fgsm_acc,
+                r->pgd_acc, r->adv_mi.auroc);
         sk_posterior_free(p);
         n_rows++;
     }

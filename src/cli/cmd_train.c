@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
 #include "skeptic/robust.h"
 
 struct train_ctx {
@@ -105,6 +106,8 @@ static int parse_init(const char *s)
 
 int cmd_train(int argc, char **argv)
 {
+    /* Bayesian methods (--method vi|mc-dropout|ensemble|sgld|laplace): see train_bayes.c */
+    if (cli_train_wants_bayes(argc, argv)) return cli_train_bayes(argc, argv);
     struct cli_common c = cli_common_defaults();
     const char *arch = NULL, *optimizer = "adam", *schedule = "constant", *out = NULL, *init = "he-uniform";
     const char *normalize = "none", *log_path = NULL, *ckpt = NULL;

@@ -22,4 +22,8 @@ bool cli_is_posterior_file(const char *path);
 /* The whole eval of a posterior file; returns the exit code. */
 int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *u);
 
+/* `skeptic train --method M` with M other than deterministic goes here. */
+bool cli_train_wants_bayes(int argc, char **argv);
+int cli_train_bayes(int argc, char **argv);
+
 #endif

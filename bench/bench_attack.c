@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "skeptic/attack.h"
 #include "skeptic/skeptic.h"
@@ -78,6 +79,10 @@ static struct sk_attack_result *run(struct sk_classifier *c, enum sk_attack_kind
     return r;
 }
 
+static double curves[2][5];
+static int n_curves;
+static const char *curve_names[2];
+
 static int bench(const char *name, struct sk_model *m, const struct sk_dataset *te, int n, int reps, bool suite,
                  bool torch, const char *dir, int threads)
 {
@@ -113,7 +118,12 @@ static int bench(const char *name, struct sk_model *m, const struct sk_dataset *
     double acc[5];
     struct sk_attack_config cc = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, 0);
     cc.steps = 20;
-    if (sk_attack_curve(c, &cc, eps, 5, te->x, te->y, n, acc, NULL) == 0)
+    bool curve_ok = sk_attack_curve(c, &cc, eps, 5, te->x, te->y, n, acc, NULL) == 0;
+    if (curve_ok && n_curves < 2) {
+        memcpy(curves[n_curves], acc, sizeof acc);
+        curve_names[n_curves++] = name;
+    }
+    if (curve_ok)
         printf("{\"bench\":\"attack-curve\",\"model\":\"%s\",\"attack\":\"pgd-20\",\"n\":%d,\"eps\":[0,0.02,0.05,0.1,0.2],"
                "\"robust_acc\":[%.4f,%.4f,%.4f,%.4f,%.4f]}\n",
                name, n, acc[0], acc[1], acc[2], acc[3], acc[4]);
@@ -140,8 +150,8 @@ static int bench(const char *name, struct sk_model *m, const struct sk_dataset *
         else snprintf(here, sizeof here, "bench");
         snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
         snprintf(cmd, sizeof cmd,
-                 "OMP_WAIT_POLICY=PASSIVE python3 %s/bench_attack_torch.py --model %s --n %d --reps %d --threads %d",
-                 here, path, n, reps, threads);
+                 "OMP_WAIT_POLICY=PASSIVE %s %s/bench_attack_torch.py --model %s --n %d --reps %d --threads %d",
+                 access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, reps, threads);
         FILE *p = popen(cmd, "r");
         char line[4096];
         while (p && fgets(line, sizeof line, p)) {
@@ -210,6 +220,15 @@ int main(int argc, char **argv)
             ep_cnn, tr);
         rc |= m ? bench("cnn", m, te, cnn_n, reps, suite, torch, dir, threads) : 1;
         sk_model_free(m);
+    }
+    if (n_curves) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/attack_eps.png", dir);
+        float eps[] = { 0, 0.02f, 0.05f, 0.1f, 0.2f };
+        double acc[10];
+        for (int s = 0; s < n_curves; s++) memcpy(acc + 5 * s, curves[s], sizeof curves[s]);
+        if (sk_attack_plot_curve(path, "FASHION-MNIST PGD-20 LINF", eps, 5, acc, n_curves, curve_names) == 0)
+            fprintf(stderr, "bench_attack: accuracy-vs-eps plot written to %s\n", path);
     }
     sk_dataset_free(tr);
     sk_dataset_free(te);

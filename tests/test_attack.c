@@ -432,6 +432,45 @@ static void test_masked(void)
     sk_attack_result_free(rp);
     sk_attack_result_free(rq);
     sk_attack_result_free(rs);
+    /* the audit warnings reach every point of an accuracy-vs-eps curve */
+    float eps[] = { 0.05f, 0.1f };
+    double acc[2];
+    struct sk_attack_result *cr[2] = { 0 };
+    cfg = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, 0);
+    cfg.steps = 5;
+    CHECK(sk_attack_curve(c, &cfg, eps, 2, x, y, n, acc, cr) == 0 && cr[1] && cr[1]->warn_bad_grad &&
+              cr[1]->n_warnings > 0,
+          "curve carries the zero-gradient warning to its last point");
+    sk_attack_result_free(cr[0]);
+    sk_attack_result_free(cr[1]);
+    /* pictures and arrays: PNG and npy files are written (atomically) */
+    char path[512];
+    snprintf(path, sizeof path, "%s/grid.png", sk_test_tmpdir());
+    int pred[64];
+    sk_classifier_predict(c, x, n, pred);
+    CHECK(sk_attack_grid_png(path, x, x, y, pred, NULL, 4, 1, 8, 8) == 0, "grid png: %s", sk_last_error());
+    FILE *f = fopen(path, "rb");
+    unsigned char sig[8] = { 0 };
+    CHECK(f && fread(sig, 1, 8, f) == 8 && sig[1] == 'P' && sig[2] == 'N' && sig[3] == 'G', "grid is a PNG");
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/adv.npy", sk_test_tmpdir());
+    CHECK(sk_attack_save_npy(path, x, n, 1, 8, 8) == 0, "npy written");
+    f = fopen(path, "rb");
+    char head[128] = { 0 };
+    long size = 0;
+    if (f) {
+        size_t got = fread(head, 1, sizeof head - 1, f);
+        (void)got;
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fclose(f);
+    }
+    CHECK(!memcmp(head, "\x93NUMPY", 6) && strstr(head + 10, "(64, 1, 8, 8)") && size % 64 == (long)(sizeof(float) * n * D) % 64 &&
+              size == 128 + (long)(sizeof(float) * n * D),
+          "npy header and size (%ld bytes)", size);
+    snprintf(path, sizeof path, "%s/no-such-dir/adv.npy", sk_test_tmpdir());
+    CHECK(sk_attack_save_npy(path, x, n, 1, 8, 8) != 0 && strstr(sk_last_error(), "no-such-dir"),
+          "npy to a missing directory fails with the path: %s", sk_last_error());
     free(x);
     free(y);
     sk_classifier_free(c);

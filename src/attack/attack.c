@@ -867,6 +867,19 @@ int sk_attack_curve(struct sk_classifier *c, const struct sk_attack_config *cfg,
             break;
         }
         robust_acc[e] = r->robust_acc;
+        if (prev) {
+            /* the audits ran once, at the first budget; every point of the curve carries them */
+            r->warn_no_eot |= prev->warn_no_eot;
+            r->warn_bad_grad |= prev->warn_bad_grad;
+            r->warn_probabilities |= prev->warn_probabilities;
+            r->warn_train_mode |= prev->warn_train_mode;
+            r->frac_zero_grad = prev->frac_zero_grad;
+            for (int i = 0; i < prev->n_warnings && r->n_warnings < SK_ATTACK_MAX_WARNINGS; i++) {
+                bool dup = false;
+                for (int j = 0; j < r->n_warnings; j++) dup |= !strcmp(r->warnings[j], prev->warnings[i]);
+                if (!dup) memcpy(r->warnings[r->n_warnings++], prev->warnings[i], sizeof r->warnings[0]);
+            }
+        }
         if (results) results[e] = r;
         else sk_attack_result_free(prev);
         prev = r;

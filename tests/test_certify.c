@@ -10,6 +10,7 @@
 #include "skeptic/skeptic.h"
 #include "skeptic/certify.h"
 #include "skeptic/robust.h"
+#include "skeptic/attack.h"
 #include "testutil.h"
 
 /* logits of N rows (eval mode) */
@@ -333,8 +334,29 @@ static void test_pgd_inside(void)
                 }
             }
         }
-        CHECK(outside == 0 && margin_bad == 0, "%s: PGD points stay in the ball and their logits inside the %s "
-              "bounds (%ld outside, %ld margin violations; %ld of %d flipped)", specs[s],
+        /* the attack suite's attacks (attack.h) through the classifier seam */
+        struct sk_classifier *cl = sk_classifier_from_model(m, SK_MODE_EVAL, 1, 0);
+        enum sk_attack_kind kinds[4] = { SK_ATTACK_APGD_CE, SK_ATTACK_APGD_T, SK_ATTACK_FMN, SK_ATTACK_SQUARE };
+        for (int q = 0; q < 4; q++) {
+            struct sk_attack_config ac = sk_attack_defaults(kinds[q], SK_NORM_LINF, eps);
+            ac.steps = 20;
+            ac.queries = 100;
+            ac.img_c = 1, ac.img_h = 2, ac.img_w = 5;
+            ac.seed = 3;
+            rc = sk_attack_run(cl, &ac, d->x, d->y, NULL, N, xa, NULL);
+            CHECK(rc == 0, "%s: %s", sk_attack_name(kinds[q]), sk_last_error());
+            if (rc) continue;
+            logits(m, xa, N, z);
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < K; k++) {
+                    float tol = 1e-4f * (1 + fabsf(z[n * K + k]));
+                    if (z[n * K + k] < zl[n * K + k] - tol || z[n * K + k] > zh[n * K + k] + tol) outside++;
+                    if (k != d->y[n] && z[n * K + d->y[n]] - z[n * K + k] < ml[n * K + k] - tol) margin_bad++;
+                }
+        }
+        sk_classifier_free(cl);
+        CHECK(outside == 0 && margin_bad == 0, "%s: PGD points stay in the ball; their logits and those of APGD-CE, "
+              "APGD-T, FMN and Square lie inside the %s bounds (%ld outside, %ld margin violations; %ld of %d flipped)", specs[s],
               sk_cert_method_name((enum sk_cert_method)meth), outside, margin_bad, flipped, 2 * N);
         CHECK(flipped > 0, "%s: PGD does find adversarial points at eps %.2f (%ld)", specs[s], eps, flipped);
         /* and certified points are never flipped */

@@ -62,6 +62,13 @@ static unsigned char *read_all(const char *path, size_t *len)
     size_t cap = 1 << 20, n = 0;
     unsigned char *buf = sk_malloc(cap);
     while (buf) {
+        if (n == cap && cap >= ((size_t)1 << 33)) {
+            /* 8 GiB decompressed: far beyond any IDX set, likely a compression bomb */
+            sk_error(SK_EFORMAT, "%s: decompresses to more than 8 GiB; refusing to read further", path);
+            sk_free(buf);
+            buf = NULL;
+            break;
+        }
         if (n == cap) {
             unsigned char *nb = sk_malloc(cap * 2);
             if (!nb) {

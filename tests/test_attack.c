@@ -281,6 +281,30 @@ static void test_monotone(void)
         printf("monotone: pgd 3 steps %.3f, 12 steps %.3f; 1 restart %.3f, 4 restarts %.3f; apgd 1 %.3f 3 %.3f\n",
                a->robust_acc, b->robust_acc, r1->robust_acc, r4->robust_acc, p1->robust_acc, p3->robust_acc);
     }
+    /* dropping broken rows from later model calls changes the cost, not the results */
+    struct sk_attack_config kc = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, 0.012f);
+    kc.steps = 12;
+    kc.step_size = 0.002f;
+    kc.keep_going = true;
+    struct sk_attack_result *k = sk_attack_evaluate(c, &kc, x, y, n);
+    struct sk_attack_config ka = sk_attack_defaults(SK_ATTACK_APGD_CE, SK_NORM_LINF, 0.008f);
+    ka.steps = 10;
+    struct sk_attack_result *ap0 = sk_attack_evaluate(c, &ka, x, y, n);
+    ka.keep_going = true;
+    struct sk_attack_result *ap1 = sk_attack_evaluate(c, &ka, x, y, n);
+    if (k && b && ap0 && ap1) {
+        int same = 0, same2 = 0;
+        for (int i = 0; i < n; i++) {
+            same += k->robust[i] == b->robust[i];
+            same2 += ap0->robust[i] == ap1->robust[i];
+        }
+        CHECK(same == n && same2 == n && k->grad_evals > b->grad_evals && ap1->grad_evals > ap0->grad_evals,
+              "early stop of broken rows: same per-point verdicts (%d, %d of %d), fewer gradients (%ld < %ld)", same,
+              same2, n, b->grad_evals, k->grad_evals);
+    }
+    sk_attack_result_free(k);
+    sk_attack_result_free(ap0);
+    sk_attack_result_free(ap1);
     sk_attack_result_free(a);
     sk_attack_result_free(b);
     sk_attack_result_free(r1);

@@ -109,6 +109,9 @@ struct sk_attack_config {
     float clip_min, clip_max; /* the valid input box (default [0,1]) */
     uint64_t seed;
     bool audit;           /* run the audits (default true) */
+    bool keep_going;      /* gradient attacks: keep computing rows already broken (the work of a
+                           * plain loop; default false: a broken row keeps its first adversarial
+                           * point and is dropped from later model calls — same results, less work) */
 };
 /* Reference settings of `kind` for this norm and budget. */
 struct sk_attack_config sk_attack_defaults(enum sk_attack_kind kind, enum sk_norm norm, float eps);

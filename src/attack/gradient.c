@@ -7,6 +7,8 @@
 #include <float.h>
 
 struct buf {
+    float *gx, *gdx, *glp, *gloss; /* gathered active rows */
+    int *gy, *gt, *gidx;
     float *x, *dx, *lp, *loss, *g, *xold, *xbest, *gbest, *lbest, *step, *lsteps, *lblast, *redlast;
     int *y, *t, *rid, *idx;
     float *x0, *bx, *bl;
@@ -19,6 +21,13 @@ static void buf_free(struct buf *b)
     float **f[] = { &b->x, &b->dx, &b->lp, &b->loss, &b->g, &b->xold, &b->xbest, &b->gbest, &b->lbest, &b->step,
                     &b->lsteps, &b->lblast, &b->redlast, &b->x0, &b->bx, &b->bl, &b->mn };
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) sk_free(*f[i]);
+    sk_free(b->gx);
+    sk_free(b->gdx);
+    sk_free(b->glp);
+    sk_free(b->gloss);
+    sk_free(b->gy);
+    sk_free(b->gt);
+    sk_free(b->gidx);
     sk_free(b->y);
     sk_free(b->t);
     sk_free(b->rid);
@@ -96,12 +105,55 @@ static int grad_call(struct sk_actx *a, const float *x, int M, struct sk_lctx *l
     return a->c->input_grad(a->c->self, x, M, sk_attack_lossfn, lc, lp, loss, dx);
 }
 
+/* Log-probs, loss and (grad) input gradient at x for the rows not yet broken
+ * (bs[i] false): a broken row already holds its first adversarial point,
+ * which no later iterate replaces, so computing it further changes nothing
+ * but the cost. The rows are gathered into one contiguous call; lp, loss and
+ * dx of broken rows keep stale values that nobody reads. With
+ * cfg.keep_going every row is computed (the work of a plain PGD loop). */
+static int eval_active(struct sk_actx *a, struct buf *b, const float *x, int M, const struct sk_lctx *lc,
+                       const bool *bs, bool grad, float *lp, float *loss, float *dx)
+{
+    int D = a->D, K = a->K, m = 0, rc;
+    struct sk_lctx l = *lc;
+    if (!a->cfg.keep_going)
+        for (int i = 0; i < M; i++)
+            if (!bs[i]) b->gidx[m++] = i;
+    if (a->cfg.keep_going || m == M) {
+        if (grad) return grad_call(a, x, M, &l, lp, loss, dx);
+        if ((rc = a->c->log_probs(a->c->self, x, M, lp))) return rc;
+        sk_attack_lossfn(&l, lp, M, K, loss, b->gdx); /* gdx: scratch (>= M*K) */
+        return SK_OK;
+    }
+    if (m == 0) return SK_OK;
+    for (int q = 0; q < m; q++) {
+        int i = b->gidx[q];
+        memcpy(b->gx + (size_t)q * D, x + (size_t)i * D, sizeof(float) * D);
+        b->gy[q] = lc->y[i];
+        b->gt[q] = lc->t ? lc->t[i] : -1;
+    }
+    l.y = b->gy;
+    l.t = lc->t ? b->gt : NULL;
+    if (grad)
+        rc = grad_call(a, b->gx, m, &l, b->glp, b->gloss, b->gdx);
+    else if (!(rc = a->c->log_probs(a->c->self, b->gx, m, b->glp)))
+        sk_attack_lossfn(&l, b->glp, m, K, b->gloss, b->gdx);
+    if (rc) return rc;
+    for (int q = 0; q < m; q++) {
+        int i = b->gidx[q];
+        memcpy(lp + (size_t)i * K, b->glp + (size_t)q * K, sizeof(float) * K);
+        loss[i] = b->gloss[q];
+        if (grad) memcpy(dx + (size_t)i * D, b->gdx + (size_t)q * D, sizeof(float) * D);
+    }
+    return SK_OK;
+}
+
 /* One run of FGSM / PGD / MI-FGSM over M rows. */
 static int pgd_single(struct sk_actx *a, enum sk_attack_kind kind, int r, const float *x0, const int *y,
                       const int *t, const int *rid, int M, float *bx, float *bl, bool *bs, float *mn, struct buf *b)
 {
     const struct sk_attack_config *cfg = &a->cfg;
-    int D = a->D, K = a->K, rc;
+    int D = a->D, rc;
     int steps = kind == SK_ATTACK_FGSM ? 1 : cfg->steps;
     float alpha = kind == SK_ATTACK_FGSM ? cfg->eps : cfg->step_size;
     bool rs = kind == SK_ATTACK_PGD && (cfg->random_start || r > 0);
@@ -113,12 +165,7 @@ static int pgd_single(struct sk_actx *a, enum sk_attack_kind kind, int r, const 
     if (kind == SK_ATTACK_MIFGSM) memset(b->g, 0, sizeof(float) * (size_t)M * D);
     for (int i = 0; i < M; i++) b->step[i] = alpha;
     for (int s = 0; s <= steps; s++) {
-        if (s < steps) {
-            if ((rc = grad_call(a, b->x, M, &lc, b->lp, b->loss, b->dx))) return rc;
-        } else {
-            if ((rc = a->c->log_probs(a->c->self, b->x, M, b->lp))) return rc;
-            sk_attack_lossfn(&lc, b->lp, M, K, b->loss, b->dx); /* dx is scratch here (>= M*K) */
-        }
+        if ((rc = eval_active(a, b, b->x, M, &lc, bs, s < steps, b->lp, b->loss, b->dx))) return rc;
         if (s > 0 || rs) track(a, b->x, x0, b->lp, b->loss, y, t, M, bx, bl, bs, mn);
         if (s == steps) break;
         const float *dir = b->dx;
@@ -181,7 +228,7 @@ static int apgd_single(struct sk_actx *a, enum sk_attack_loss loss, int r, const
         }
         sk_attack_proj_rows(a, cfg->eps, x0, x, M);
         memcpy(xold, b->dx, sizeof(float) * MD);
-        if ((rc = grad_call(a, x, M, &lc, b->lp, b->loss, g))) return rc;
+        if ((rc = eval_active(a, b, x, M, &lc, bs, true, b->lp, b->loss, g))) return rc;
         track(a, x, x0, b->lp, b->loss, y, t, M, bx, bl, bs, mn);
         for (int i = 0; i < M; i++) {
             ls[(size_t)it * M + i] = b->loss[i];
@@ -244,7 +291,15 @@ static int alloc_buf(struct buf *b, int M, int D, int K, int n_iter)
     b->rid = sk_malloc(sizeof(int) * M);
     b->idx = sk_malloc(sizeof(int) * M);
     b->bs = sk_malloc(sizeof(bool) * M);
-    if (!b->x || !b->dx || !b->lp || !b->loss || !b->g || !b->xold || !b->xbest || !b->gbest || !b->lbest ||
+    b->gx = sk_malloc(sizeof(float) * MD);
+    b->gdx = sk_malloc(sizeof(float) * big);
+    b->glp = sk_malloc(sizeof(float) * MK);
+    b->gloss = sk_malloc(sizeof(float) * M);
+    b->gy = sk_malloc(sizeof(int) * M);
+    b->gt = sk_malloc(sizeof(int) * M);
+    b->gidx = sk_malloc(sizeof(int) * M);
+    if (!b->gx || !b->gdx || !b->glp || !b->gloss || !b->gy || !b->gt || !b->gidx ||
+        !b->x || !b->dx || !b->lp || !b->loss || !b->g || !b->xold || !b->xbest || !b->gbest || !b->lbest ||
         !b->step || !b->lsteps || !b->lblast || !b->redlast || !b->x0 || !b->bx || !b->bl || !b->mn || !b->y ||
         !b->t || !b->rid || !b->idx || !b->bs) {
         buf_free(b);

@@ -212,7 +212,8 @@ static void test_kill_resume(void)
     unlink(ck);
     unlink(outp);
     bool killed_mid = false;
-    for (int attempt = 0; attempt < 3 && !killed_mid; attempt++) {
+    int ck_batch = -1;
+    for (int attempt = 0; attempt < 4 && !killed_mid; attempt++) {
         pid_t pid = fork();
         if (pid == 0) {
             char cmd[2048];
@@ -237,8 +238,18 @@ static void test_kill_resume(void)
         int st;
         waitpid(pid, &st, 0);
         killed_mid = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && stat(outp, &sb) != 0 && stat(ck, &sb) == 0;
+        /* the checkpoint must sit in the middle of an epoch (not at its end) */
+        struct sk_safetensors *f = killed_mid ? sk_safetensors_read(ck) : NULL;
+        const char *state = f ? sk_safetensors_meta(f, "skeptic.state") : NULL;
+        cJSON *so = state ? cJSON_Parse(state) : NULL;
+        ck_batch = so ? atoi(str(so, "batch")) : -1;
+        cJSON_Delete(so);
+        sk_safetensors_free(f);
+        killed_mid = killed_mid && ck_batch > 0;
+        if (!killed_mid) unlink(ck);
     }
-    CHECK(killed_mid, "the run was killed by SIGKILL before it finished, with a checkpoint on disk");
+    CHECK(killed_mid, "the run was killed by SIGKILL mid-epoch (checkpoint at batch %d), before it finished",
+          ck_batch);
     snprintf(a, sizeof a, "%s --out resumed.safetensors --checkpoint run.ckpt --checkpoint-every 37 --resume --json",
              args);
     rc = run(a);
@@ -246,7 +257,7 @@ static void test_kill_resume(void)
     CHECK(rc == 0 && o && strstr(err_buf, "resuming from"), "resumed run: rc %d %s", rc, err_buf);
     const char *b = strstr(err_buf, ", batch ");
     int batch = b ? atoi(b + 8) : -1;
-    CHECK(batch > 0, "resumed mid-epoch (batch %d)", batch);
+    CHECK(batch > 0 && batch == ck_batch, "resumed mid-epoch (batch %d, checkpoint at %d)", batch, ck_batch);
     CHECK(o && !strcmp(str(o, "weights_fnv1a64"), full_hash), "killed + resumed run ends bitwise identical: %s vs %s",
           o ? str(o, "weights_fnv1a64") : "?", full_hash);
     cJSON_Delete(o);

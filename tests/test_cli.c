@@ -178,6 +178,40 @@ static void test_failures_leave_outputs(void)
     CHECK(rc == 1 && strstr(err_buf, "bad.csv:3: column 2"), "bad CSV: rc %d '%s'", rc, err_buf);
     rc = run("train --data moons --arch mlp:3-4-2 --out moons.safetensors");
     CHECK(rc == 1 && strstr(err_buf, "takes 3 inputs"), "arch that does not fit the data: %s", err_buf);
+    /* one bad file per loader through the command line: exit 1, file named */
+    struct {
+        const char *name, *bytes, *args, *want;
+        size_t n;
+    } bad[] = {
+        { "trunc_x.npy", "", "", "truncated", 0 },
+        { "magic-images-idx3-ubyte", "\x01\x02\x08\x03\x00\x00\x00\x01", "--labels moons.jsonl", "bad magic", 12 },
+        { "garbage.csv", "\x7f\x45\x4c\x46,\x02,\x01\n\x01,\x02\n", "", "garbage.csv:", 0 },
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, bad[i].name);
+        f = fopen(p, "wb");
+        if (i == 0) { /* a valid .npy header promising 2x2 floats, then 2 bytes of data */
+            const char *h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n";
+            unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)strlen(h), 0 };
+            fwrite(pre, 1, 10, f);
+            fwrite(h, 1, strlen(h), f);
+            fwrite("\0\0", 1, 2, f);
+        } else {
+            fwrite(bad[i].bytes, 1, bad[i].n ? bad[i].n : strlen(bad[i].bytes), f);
+        }
+        fclose(f);
+        if (i == 0) { /* the companion labels file */
+            snprintf(p, sizeof p, "%s/trunc_y.npy", dir);
+            f = fopen(p, "wb");
+            fwrite("x", 1, 1, f);
+            fclose(f);
+        }
+        char a[512];
+        snprintf(a, sizeof a, "train --data %s %s --arch mlp:2-4-2 --out moons.safetensors", bad[i].name, bad[i].args);
+        rc = run(a);
+        CHECK(rc == 1 && strstr(err_buf, bad[i].name) && strstr(err_buf, bad[i].want), "bad %s: rc %d '%s'", bad[i].name,
+              rc, err_buf);
+    }
     unsigned char *after = file_bytes("moons.safetensors", &n1);
     CHECK(before && after && n0 == n1 && !memcmp(before, after, n0), "failed runs leave the existing model untouched");
     free(before);

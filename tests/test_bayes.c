@@ -328,7 +328,7 @@ static void test_methods(void)
         /* the classifier: EOT flags */
         struct sk_classifier *cl = sk_posterior_classifier(p, 8, 3);
         bool stoch = meth == SK_BAYES_VI || meth == SK_BAYES_MCDROPOUT || meth == SK_BAYES_LAPLACE;
-        int want_s = meth == SK_BAYES_DETERMINISTIC ? 1 : meth == SK_BAYES_SGLD ? 8 : 8;
+        int want_s = meth == SK_BAYES_DETERMINISTIC ? 1 : meth == SK_BAYES_ENSEMBLE ? 4 : 8;
         CHECK(cl && cl->stochastic == stoch && cl->n_samples == want_s && !strcmp(cl->kind, name),
               "%s classifier: stochastic %d samples %d kind %s", name, cl ? cl->stochastic : -1, cl ? cl->n_samples : -1,
               cl ? cl->kind : "");

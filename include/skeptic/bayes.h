@@ -184,8 +184,8 @@ double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s);
 double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed);
 
 /* ---------------- prediction ----------------
- * S weight samples (ensemble / sgld: S = 0 means all members, S > M cycles
- * through them; deterministic: S forced to 1). */
+ * S weight samples (ensemble / sgld: the first min(S, M) members, S = 0 all
+ * of them; deterministic: S forced to 1). */
 
 /* Per-sample probabilities [S,N,K] of the S samples (call key from seed). */
 int sk_posterior_sample_probs(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *probs);

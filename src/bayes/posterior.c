@@ -107,7 +107,11 @@ int sk_posterior_n_samples(const struct sk_posterior *p, int S)
     switch (p->method) {
     case SK_BAYES_DETERMINISTIC: return 1;
     case SK_BAYES_ENSEMBLE:
-    case SK_BAYES_SGLD: return S > 0 ? S : (p->n_members > 0 ? p->n_members : 1);
+    case SK_BAYES_SGLD: {
+        /* a finite set: at most every member once (more would repeat them) */
+        int M = p->n_members > 0 ? p->n_members : 1;
+        return S > 0 && S < M ? S : M;
+    }
     default: return S > 0 ? S : 1;
     }
 }

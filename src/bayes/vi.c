@@ -233,6 +233,15 @@ static double mix_logp(const struct sk_vi_config *c, double w, double *gneg)
     return lse - 0.5 * log(2 * SK_PI);
 }
 
+/* The same gradient in float for the training loop: the responsibility of
+ * the wide component is sigmoid(l1 - l2) (one exp per weight). */
+static inline float mix_grad(float w, float a1, float a2, float i1, float i2)
+{
+    float d = a1 - a2 - 0.5f * w * w * (i1 - i2); /* l1 - l2 */
+    float r1 = d >= 0 ? 1.0f / (1.0f + expf(-d)) : expf(d) / (1.0f + expf(d));
+    return w * (r1 * i1 + (1.0f - r1) * i2);
+}
+
 double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed)
 {
     if (p->method != SK_BAYES_VI || !p->rho) return 0;
@@ -271,12 +280,13 @@ static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, co
     } else {
         /* one-sample estimate of log q(w) - log p(w), w = mu + sigma e' */
         sk_bayes_normals(key, scratch, P);
+        float a1 = logf(vc->mix_pi) - logf(vc->mix_s1), a2 = logf(1 - vc->mix_pi) - logf(vc->mix_s2);
+        float i1 = 1.0f / (vc->mix_s1 * vc->mix_s1), i2 = 1.0f / (vc->mix_s2 * vc->mix_s2), cf = (float)c;
 #pragma omp parallel for schedule(static) if (P > 65536)
         for (size_t i = 0; i < P; i++) {
-            double e = scratch[i], w = mu[i] + sig[i] * e, gp;
-            mix_logp(vc, w, &gp);
-            dmu[i] += (float)(c * gp);
-            drho[i] = (float)((drho[i] + c * (-1.0 / sig[i] + gp * e)) * sgm[i]);
+            float e = scratch[i], w = mu[i] + sig[i] * e, gp = mix_grad(w, a1, a2, i1, i2);
+            dmu[i] += cf * gp;
+            drho[i] = (drho[i] + cf * (gp * e - 1.0f / sig[i])) * sgm[i];
         }
     }
 }

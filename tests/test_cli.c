@@ -184,7 +184,7 @@ static void test_failures_leave_outputs(void)
         size_t n;
     } bad[] = {
         { "trunc_x.npy", "", "", "truncated", 0 },
-        { "magic-images-idx3-ubyte", "\x01\x02\x08\x03\x00\x00\x00\x01", "--labels moons.jsonl", "bad magic", 12 },
+        { "magic-images-idx3-ubyte", "\x01\x02\x08\x03\x00\x00\x00\x01", "--labels moons.jsonl", "bad magic", 8 },
         { "garbage.csv", "\x7f\x45\x4c\x46,\x02,\x01\n\x01,\x02\n", "", "garbage.csv:", 0 },
     };
     for (int i = 0; i < 3; i++) {

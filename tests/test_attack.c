@@ -549,6 +549,92 @@ static void test_eot(void)
     sk_dataset_free(d);
 }
 
+/* ---- the other audits ---- */
+struct batchdep {
+    struct sk_classifier *inner;
+    float *buf;
+    int D;
+};
+
+/* rows centred on the batch mean, as a batch-norm layer left in train mode does */
+static void centre(struct batchdep *b, const float *x, int N)
+{
+    for (int j = 0; j < b->D; j++) {
+        double m = 0;
+        for (int i = 0; i < N; i++) m += x[(size_t)i * b->D + j];
+        m /= N;
+        for (int i = 0; i < N; i++) b->buf[(size_t)i * b->D + j] = x[(size_t)i * b->D + j] - (float)m + 0.5f;
+    }
+}
+
+static int bd_log_probs(void *self, const float *x, int N, float *logp)
+{
+    struct batchdep *b = self;
+    centre(b, x, N);
+    return b->inner->log_probs(b->inner->self, b->buf, N, logp);
+}
+
+static int bd_input_grad(void *self, const float *x, int N, sk_logp_loss_fn f, void *fctx, float *logp, float *loss,
+                         float *dx)
+{
+    struct batchdep *b = self;
+    centre(b, x, N);
+    return b->inner->input_grad(b->inner->self, b->buf, N, f, fctx, logp, loss, dx);
+}
+
+static void test_audits(void)
+{
+    int D = 64, n = 32;
+    float *x = rand_inputs(n, D, 0, 1, 77);
+    /* scores that are probabilities already: a sigmoid as the last layer */
+    struct sk_model *m = sk_model_from_spec("seq:64-dense32-relu-dense10-sigmoid");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
+    struct sk_classifier *c = sk_classifier_from_model(m, SK_MODE_EVAL, 1, 0);
+    int *y = own_labels(c, x, n);
+    struct sk_attack_config cfg = sk_attack_defaults(SK_ATTACK_FGSM, SK_NORM_LINF, 0.05f);
+    struct sk_attack_result *r = sk_attack_evaluate(c, &cfg, x, y, n);
+    CHECK(r && r->warn_probabilities && !r->warn_train_mode, "probabilities-as-logits audit fires");
+    sk_attack_result_free(r);
+    sk_classifier_free(c);
+    sk_model_free(m);
+    free(y);
+    /* dropout left on while the classifier claims to be deterministic */
+    m = sk_model_from_spec("mlp:64-32-10:relu:dropout0.5");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
+    c = sk_classifier_from_model(m, SK_MODE_MC, 1, 0);
+    c->stochastic = false;
+    y = own_labels(c, x, n);
+    r = sk_attack_evaluate(c, &cfg, x, y, n);
+    CHECK(r && r->warn_train_mode && r->warn_no_eot, "train-mode dropout audit fires");
+    sk_attack_result_free(r);
+    sk_classifier_free(c);
+    /* outputs that depend on the batch */
+    struct sk_model *m2 = sk_model_from_spec("mlp:64-32-10:relu");
+    sk_model_init(m2, SK_INIT_HE_UNIFORM, 4);
+    struct batchdep *bd = calloc(1, sizeof *bd);
+    bd->inner = sk_classifier_from_model(m2, SK_MODE_EVAL, 1, 0);
+    bd->buf = malloc(sizeof(float) * 256 * D);
+    bd->D = D;
+    struct sk_classifier w = *bd->inner;
+    w.self = bd;
+    w.log_probs = bd_log_probs;
+    w.input_grad = bd_input_grad;
+    w.destroy = NULL;
+    int *y2 = own_labels(&w, x, n);
+    r = sk_attack_evaluate(&w, &cfg, x, y2, n);
+    CHECK(r && r->warn_train_mode && !r->warn_no_eot, "batch-dependence audit fires (%s)",
+          r && r->n_warnings ? r->warnings[0] : "");
+    sk_attack_result_free(r);
+    sk_classifier_free(bd->inner);
+    free(bd->buf);
+    free(bd);
+    free(y2);
+    sk_model_free(m2);
+    sk_model_free(m);
+    free(y);
+    free(x);
+}
+
 int main(void)
 {
     sk_set_threads(2);
@@ -557,5 +643,6 @@ int main(void)
     test_monotone();
     test_masked();
     test_eot();
+    test_audits();
     return sk_test_finish("test_attack");
 }

@@ -28,6 +28,9 @@ static int add_prefixed(const struct sk_model *m, const char *prefix, const floa
 int sk_posterior_save(const struct sk_posterior *p, const char *path)
 {
     const struct sk_model *m = p->model;
+    if (p->method == SK_BAYES_VI && !p->rho) return sk_error(SK_ESTATE, "the VI posterior has not been trained (no rho)");
+    if (p->method == SK_BAYES_LAPLACE && p->ll_layer < 0)
+        return sk_error(SK_ESTATE, "the Laplace posterior has not been fitted");
     int per = m->n_tensors, cap = per * (p->n_members + 2) + 8;
     struct sk_st_tensor *ts = sk_calloc((size_t)cap, sizeof *ts);
     char (*names)[80] = sk_calloc((size_t)cap, sizeof *names);
@@ -42,7 +45,6 @@ int sk_posterior_save(const struct sk_posterior *p, const char *path)
                        sk_bayes_method_name(p->method), p->temperature);
     switch (p->method) {
     case SK_BAYES_VI:
-        if (!p->rho) return sk_error(SK_ESTATE, "the VI posterior has not been trained (no rho)");
         add_prefixed(m, "rho.", p->rho, ts, names, &n);
         len += snprintf(meta + len, sizeof meta - (size_t)len,
                         ",\"skeptic.vi.prior\":\"%s\",\"skeptic.vi.prior_sigma\":\"%.9g\",\"skeptic.vi.mix_pi\":\"%.9g\","
@@ -61,7 +63,6 @@ int sk_posterior_save(const struct sk_posterior *p, const char *path)
         len += snprintf(meta + len, sizeof meta - (size_t)len, ",\"skeptic.members\":\"%d\"", p->n_members);
         break;
     case SK_BAYES_LAPLACE: {
-        if (p->ll_layer < 0) return sk_error(SK_ESTATE, "the Laplace posterior has not been fitted");
         int D1 = p->ll_d1, K = p->ll_k, PK = K * D1;
         bool kfac = p->laplace.hessian == SK_LAPLACE_KFAC;
         struct { const char *name; const float *d; int64_t r, c; } ex[4] = {

@@ -305,6 +305,57 @@ static void test_conv_twin(void)
         }
 }
 
+/* The fused conv -> ReLU -> max-pool op gives exactly (==, bit for bit up to
+ * the sign of zeros) what the three ops give in a row: values, dx, dW, db.
+ * Inputs on a coarse grid make ReLU zeros and max-pool ties common. */
+static void test_fused_conv_twin(void)
+{
+    /* N, C, H, W, OC, K, stride, pad, pool k, pool stride */
+    int cfg[][10] = { { 3, 2, 9, 8, 4, 3, 1, 1, 2, 2 }, { 2, 1, 28, 28, 8, 3, 1, 1, 2, 2 },
+                      { 1, 3, 11, 10, 5, 3, 2, 1, 3, 1 }, { 5, 2, 7, 7, 3, 2, 1, 0, 2, 2 },
+                      { 2, 2, 9, 9, 3, 3, 1, 1, 2, 2 }, { 4, 3, 6, 13, 6, 3, 1, 1, 3, 2 } };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++)
+        for (int grid = 0; grid < 2; grid++) {
+            int N = cfg[t][0], C = cfg[t][1], H = cfg[t][2], W = cfg[t][3], OC = cfg[t][4], K = cfg[t][5];
+            int s = cfg[t][6], p = cfg[t][7], pk = cfg[t][8], ps = cfg[t][9];
+            size_t nx = (size_t)N * C * H * W, nw = (size_t)OC * C * K * K;
+            float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(OC * 4);
+            float *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4), *db1 = calloc(OC, 4), *db2 = calloc(OC, 4);
+            fill(x, nx, 100 + t), fill(w, nw, 110 + t), fill(b, OC, 120 + t);
+            if (grid) {
+                for (size_t i = 0; i < nx; i++) x[i] = floorf(x[i] * 2.0f);
+                for (size_t i = 0; i < nw; i++) w[i] = floorf(w[i] * 2.0f);
+                for (int i = 0; i < OC; i++) b[i] = floorf(b[i] * 2.0f);
+            }
+            struct sk_graph *g1 = sk_graph_new(), *g2 = sk_graph_new();
+            int xs[4] = { N, C, H, W }, ws[4] = { OC, C, K, K };
+            int x1 = sk_graph_input(g1, x, 4, xs, true), x2 = sk_graph_input(g2, x, 4, xs, true);
+            int w1 = sk_graph_param(g1, w, dw1, 4, ws), w2 = sk_graph_param(g2, w, dw2, 4, ws);
+            int b1 = sk_graph_param(g1, b, db1, 1, &OC), b2 = sk_graph_param(g2, b, db2, 1, &OC);
+            int y1 = sk_op_maxpool2d(g1, sk_op_relu(g1, sk_op_conv2d(g1, x1, w1, b1, s, p)), pk, ps);
+            int y2 = sk_op_conv2d_relu_maxpool(g2, x2, w2, b2, s, p, pk, ps);
+            CHECK(y1 >= 0 && y2 >= 0, "fused case %zu builds (%d, %d): %s", t, y1, y2, sk_last_error());
+            if (y1 < 0 || y2 < 0) continue;
+            size_t ny = sk_graph_numel(g1, y1);
+            CHECK(ny == sk_graph_numel(g2, y2), "fused case %zu: output sizes", t);
+            float *dy = malloc(ny * 4);
+            fill(dy, ny, 130 + t);
+            int same_y = 1, same_dx = 1, same_dw = 1, same_db = 1;
+            const float *v1 = sk_graph_value(g1, y1), *v2 = sk_graph_value(g2, y2);
+            for (size_t i = 0; i < ny; i++) same_y &= v1[i] == v2[i];
+            sk_graph_backward(g1, y1, dy);
+            sk_graph_backward(g2, y2, dy);
+            const float *dx1 = sk_graph_grad(g1, x1), *dx2 = sk_graph_grad(g2, x2);
+            for (size_t i = 0; i < nx; i++) same_dx &= dx1[i] == dx2[i];
+            for (size_t i = 0; i < nw; i++) same_dw &= dw1[i] == dw2[i];
+            for (int i = 0; i < OC; i++) same_db &= db1[i] == db2[i];
+            CHECK(same_y && same_dx && same_dw && same_db, "fused conv-relu-maxpool case %zu grid=%d: y %d dx %d dW %d db %d",
+                  t, grid, same_y, same_dx, same_dw, same_db);
+            sk_graph_free(g1), sk_graph_free(g2);
+            free(x), free(w), free(b), free(dw1), free(dw2), free(db1), free(db2), free(dy);
+        }
+}
+
 static void test_pool_twin(void)
 {
     /* N, C, H, W, k, s; the 2x2/2 cases cover the vectorised path (rows of 1,
@@ -385,6 +436,7 @@ int main(void)
     test_sgemm_twin();
     test_conv_twin();
     test_pool_twin();
+    test_fused_conv_twin();
     test_errors();
     free(rvec);
     return sk_test_finish("test_ops");

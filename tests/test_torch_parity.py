@@ -13,6 +13,8 @@ same forward/backward and compares. Models covered:
         sigmoid + softplus + leaky relu, label smoothing 0.1, in train and in eval mode
   pool  strided padded conv + bn + overlapping maxpool (k3 s1) + global average pool
   drop  an MLP with dropout, eval mode (dropout off = torch's eval)
+  fused conv-relu-maxpool blocks (run as one fused op) with a strided conv,
+        an overlapping pool and a floor-mode pool
 
 It also shows that it can fail: the comparator rejects a gradient with one
 element moved by 2e-4 * max, and a skeptic gradient computed with another
@@ -206,6 +208,9 @@ def main():
            "dense12-softplus-dense10-lrelu0.2-dense5")
     pool = "seq:2x9x9-conv5k3s2p1-bn-relu-maxpool3s1-gap-dense4"
     drop = "mlp:20-16-16-3:gelu:dropout0.3"
+    # conv-relu-maxpool runs as one fused op: here with a strided conv and an
+    # overlapping pool (k3 s1), then a padded conv and a floor-mode pool
+    fused = "seq:2x11x10-conv5k3s2p1-relu-maxpool3s1-conv4k3p1-relu-maxpool2-flatten-dense6"
 
     m, tgrads = compare("mlp", mlp, "train", 0.0, 32, 11)
     compare("cnn", cnn, "train", 0.0, 8, 12)
@@ -213,6 +218,7 @@ def main():
     compare("mix/eval", mix, "eval", 0.1, 16, 14)
     compare("pool", pool, "train", 0.0, 6, 15)
     compare("drop/eval", drop, "eval", 0.05, 10, 16)
+    compare("fused", fused, "train", 0.0, 7, 17)
 
     # The test can fail: the comparator rejects a small corruption ...
     name = "2.weight"

@@ -9,7 +9,7 @@ enum sk_op {
     OP_INPUT, OP_PARAM, OP_DENSE, OP_CONV2D, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_FLATTEN,
     OP_RELU, OP_LRELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_GELU, OP_DROPOUT, OP_BATCHNORM,
     OP_SOFTMAX, OP_LOGSOFTMAX, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_SUM, OP_MEAN,
-    OP_GAUSS, OP_CE, OP_BCE, OP_MSE, OP_KL, OP_MARGIN, OP_STEP,
+    OP_GAUSS, OP_CE, OP_BCE, OP_MSE, OP_KL, OP_MARGIN, OP_STEP, OP_CONV_RELU_POOL,
     OP_COUNT
 };
 
@@ -103,6 +103,12 @@ void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, 
 void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
                         const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
                         int KH, int KW, int stride, int pad);
+/* Fused conv2d -> ReLU -> max-pool(pk, stride ps): the same values and
+ * gradients, bit for bit, as sk_op_conv2d, sk_op_relu, sk_op_maxpool2d in a
+ * row, without writing the conv output and the ReLU to memory (per sample the
+ * conv output stays in cache; backward rebuilds its gradient from the pooled
+ * output and the argmax). sk_model_forward uses it for conv-relu-maxpool. */
+int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int stride, int pad, int pk, int ps);
 void sk_conv2d_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int C,
                            int H, int Wd, int OC, int KH, int KW, int stride, int pad);
 void sk_conv2d_backward_ref(float *dx, float *dW, float *db, const float *dy, const float *x,

@@ -1,6 +1,8 @@
 /* Initialisation, forward, prediction, loss gradient, Hessian-vector product. */
 #include "skeptic/model.h"
 
+#include "graph/graph_impl.h" /* the fused conv-relu-maxpool op */
+
 #include <math.h>
 #include <string.h>
 
@@ -81,6 +83,14 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
             int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
             int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 4, ws);
             int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
+            if (li + 2 < m->n_layers && m->layers[li + 1].kind == SK_LAYER_RELU &&
+                m->layers[li + 2].kind == SK_LAYER_MAXPOOL) {
+                /* conv-relu-maxpool as one op: same numbers, a third of the memory traffic */
+                h = sk_op_conv2d_relu_maxpool(g, h, W, b, L->stride, L->pad, m->layers[li + 2].k,
+                                              m->layers[li + 2].stride);
+                li += 2;
+                break;
+            }
             h = sk_op_conv2d(g, h, W, b, L->stride, L->pad);
             break;
         }

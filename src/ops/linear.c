@@ -142,12 +142,12 @@ static void col2im_add1(float *dx, const float *dcol, int C, int H, int Wd, int 
             }
 }
 
-/* Per-thread scratch, in floats, rounded to 64-byte multiples. */
+/* Per-thread scratch, in floats, rounded to 64-byte multiples: col, dcol,
+ * dW and db partial sums, and one conv-output plane set (fused op). */
 static size_t conv_thread_floats(int C, int OC, int KH, int KW, int OH, int OW)
 {
     size_t CKK = (size_t)C * KH * KW, P = (size_t)OH * OW;
-    size_t n = 2 * ((CKK * P + 15) / 16 * 16) + (CKK * OC + OC + 15) / 16 * 16;
-    return n;
+    return 2 * ((CKK * P + 15) / 16 * 16) + (CKK * OC + OC + 15) / 16 * 16 + ((size_t)OC * P + 15) / 16 * 16;
 }
 
 size_t sk_conv2d_scratch_floats(int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad, int n_threads)
@@ -162,46 +162,84 @@ static inline void block_of(int N, int t, int nt, int *lo, int *hi)
     *hi = (int)((long)N * (t + 1) / nt);
 }
 
-void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, const float *W, const float *b,
-                       int N, int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad)
+/* pk > 0: fused conv -> ReLU -> max-pool(pk, ps); y is the pooled output
+ * [N,OC,PH,PW] and arg its argmax inside each conv-output plane. */
+static void conv_forward_impl(float *y, int *arg, int pk, int ps, float *scratch, int n_threads, const float *x,
+                              const float *W, const float *b, int N, int C, int H, int Wd, int OC, int KH, int KW,
+                              int stride, int pad)
 {
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int CKK = C * KH * KW, P = OH * OW;
+    int PH = pk ? (OH - pk) / ps + 1 : 0, PW = pk ? (OW - pk) / ps + 1 : 0;
     size_t per = conv_thread_floats(C, OC, KH, KW, OH, OW);
+    size_t colf = ((size_t)CKK * P + 15) / 16 * 16, pwf = ((size_t)CKK * OC + OC + 15) / 16 * 16;
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), lo, hi;
-        float *col = scratch + (size_t)t * per;
+        float *col = scratch + (size_t)t * per, *yc = col + 2 * colf + pwf;
         block_of(N, t, nt, &lo, &hi);
         for (int n = lo; n < hi; n++) {
-            float *yn = y + (size_t)n * OC * P;
+            float *yn = pk ? yc : y + (size_t)n * OC * P;
             for (int oc = 0; oc < OC; oc++) {
                 float bias = b ? b[oc] : 0.0f;
                 for (int q = 0; q < P; q++) yn[(size_t)oc * P + q] = bias;
             }
             im2col1(col, x + (size_t)n * C * H * Wd, C, H, Wd, KH, KW, stride, pad, OH, OW);
             sk_sgemm(false, false, OC, P, CKK, 1.0f, W, CKK, col, P, 1.0f, yn, P);
+            if (pk) {
+                /* the same arithmetic as sk_op_relu then sk_op_maxpool2d, on a
+                 * plane set that stays in cache (the nested parallel region of
+                 * sk_maxpool_forward is inactive: one thread) */
+                for (size_t i = 0; i < (size_t)OC * P; i++) yc[i] = yc[i] > 0 ? yc[i] : 0.0f;
+                sk_maxpool_forward(y + (size_t)n * OC * PH * PW, arg + (size_t)n * OC * PH * PW, yc, 1, OC, OH, OW,
+                                   pk, ps);
+            }
         }
     }
 }
 
-void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
-                        const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
-                        int KH, int KW, int stride, int pad)
+void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, const float *W, const float *b,
+                       int N, int C, int H, int Wd, int OC, int KH, int KW, int stride, int pad)
+{
+    conv_forward_impl(y, NULL, 0, 0, scratch, n_threads, x, W, b, N, C, H, Wd, OC, KH, KW, stride, pad);
+}
+
+/* pk > 0: backward of the fused op; dy is then the gradient of the pooled
+ * output, py the pooled output and arg its argmax. The conv-output gradient
+ * of one sample is rebuilt in cache: dpool scattered to the argmax, kept where
+ * the pooled value (= ReLU output there) is positive, exactly as the max-pool
+ * and ReLU backwards would produce it. */
+static void conv_backward_impl(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
+                               const float *dy, const float *py, const int *arg, int pk, int ps, const float *x,
+                               const float *W, int N, int C, int H, int Wd, int OC, int KH, int KW, int stride,
+                               int pad)
 {
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int CKK = C * KH * KW, P = OH * OW;
+    int PH = pk ? (OH - pk) / ps + 1 : 0, PW = pk ? (OW - pk) / ps + 1 : 0, PP = PH * PW;
     size_t per = conv_thread_floats(C, OC, KH, KW, OH, OW);
-    size_t colf = ((size_t)CKK * P + 15) / 16 * 16;
+    size_t colf = ((size_t)CKK * P + 15) / 16 * 16, pwf = ((size_t)CKK * OC + OC + 15) / 16 * 16;
 #pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), lo, hi;
         float *col = scratch + (size_t)t * per, *dcol = col + colf, *pw = dcol + colf, *pb = pw + (size_t)OC * CKK;
+        float *dyc = col + 2 * colf + pwf;
         block_of(N, t, nt, &lo, &hi);
         if (dW) memset(pw, 0, sizeof(float) * (size_t)OC * CKK);
         if (db) memset(pb, 0, sizeof(float) * (size_t)OC);
         for (int n = lo; n < hi; n++) {
             const float *dyn = dy + (size_t)n * OC * P;
+            if (pk) {
+                memset(dyc, 0, sizeof(float) * (size_t)OC * P);
+                const float *dp = dy + (size_t)n * OC * PP, *pv = py + (size_t)n * OC * PP;
+                const int *ap = arg + (size_t)n * OC * PP;
+                for (int oc = 0; oc < OC; oc++)
+                    for (int q = 0; q < PP; q++) {
+                        size_t i = (size_t)oc * PP + q;
+                        if (pv[i] > 0) dyc[(size_t)oc * P + ap[i]] += dp[i];
+                    }
+                dyn = dyc;
+            }
             if (db)
                 for (int oc = 0; oc < OC; oc++) {
                     float s = 0;
@@ -238,6 +276,14 @@ void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *
             }
         }
     }
+}
+
+void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
+                        const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
+                        int KH, int KW, int stride, int pad)
+{
+    conv_backward_impl(dx, assign_dx, dW, db, scratch, n_threads, dy, NULL, NULL, 0, 0, x, W, N, C, H, Wd, OC, KH,
+                       KW, stride, pad);
 }
 
 void sk_conv2d_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int C,
@@ -285,27 +331,35 @@ void sk_conv2d_backward_ref(float *dx, float *dW, float *db, const float *dy, co
                 }
 }
 
-int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
+static int conv_check(struct sk_graph *g, int x, int W, int b, int stride, int pad, const char *name)
 {
-    int rc = sk_node_check(g, x, "sk_op_conv2d", "x");
-    if (!rc) rc = sk_node_check(g, W, "sk_op_conv2d", "W");
-    if (!rc && b >= 0) rc = sk_node_check(g, b, "sk_op_conv2d", "b");
+    int rc = sk_node_check(g, x, name, "x");
+    if (!rc) rc = sk_node_check(g, W, name, "W");
+    if (!rc && b >= 0) rc = sk_node_check(g, b, name, "b");
     if (rc) return rc;
     struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
     if (X->ndim != 4 || Wn->ndim != 4)
-        return sk_error(SK_EINVAL, "sk_op_conv2d: x and W must be 4-D (x has %d dims, W %d)", X->ndim,
-                        Wn->ndim);
-    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+        return sk_error(SK_EINVAL, "%s: x and W must be 4-D (x has %d dims, W %d)", name, X->ndim, Wn->ndim);
+    int C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
     int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
     if (Wn->shape[1] != C)
-        return sk_error(SK_EINVAL, "sk_op_conv2d: x has %d channels, W expects %d", C, Wn->shape[1]);
-    if (stride < 1 || pad < 0)
-        return sk_error(SK_EINVAL, "sk_op_conv2d: stride %d / padding %d invalid", stride, pad);
+        return sk_error(SK_EINVAL, "%s: x has %d channels, W expects %d", name, C, Wn->shape[1]);
+    if (stride < 1 || pad < 0) return sk_error(SK_EINVAL, "%s: stride %d / padding %d invalid", name, stride, pad);
     if (H + 2 * pad < KH || Wd + 2 * pad < KW)
-        return sk_error(SK_EINVAL, "sk_op_conv2d: %dx%d kernel larger than padded %dx%d input", KH, KW,
-                        H + 2 * pad, Wd + 2 * pad);
+        return sk_error(SK_EINVAL, "%s: %dx%d kernel larger than padded %dx%d input", name, KH, KW, H + 2 * pad,
+                        Wd + 2 * pad);
     if (b >= 0 && node_at(g, b)->n != (size_t)OC)
-        return sk_error(SK_EINVAL, "sk_op_conv2d: bias has %zu elements for %d channels", node_at(g, b)->n, OC);
+        return sk_error(SK_EINVAL, "%s: bias has %zu elements for %d channels", name, node_at(g, b)->n, OC);
+    return 0;
+}
+
+int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
+{
+    int rc = conv_check(g, x, W, b, stride, pad, "sk_op_conv2d");
+    if (rc) return rc;
+    struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
+    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int shape[4] = { N, OC, OH, OW };
     int id = sk_node_new(g, OP_CONV2D, 4, shape, x, W, b);
@@ -325,14 +379,47 @@ int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
     return id;
 }
 
+int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int stride, int pad, int pk, int ps)
+{
+    const char *name = "sk_op_conv2d_relu_maxpool";
+    int rc = conv_check(g, x, W, b, stride, pad, name);
+    if (rc) return rc;
+    struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
+    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
+    if (pk < 1 || ps < 1 || pk > OH || pk > OW || ps > 0xFFFF)
+        return sk_error(SK_EINVAL, "%s: pooling window %d / stride %d does not fit the %dx%d conv output", name, pk,
+                        ps, OH, OW);
+    int shape[4] = { N, OC, (OH - pk) / ps + 1, (OW - pk) / ps + 1 };
+    int id = sk_node_new(g, OP_CONV_RELU_POOL, 4, shape, x, W, b);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->iarg[0] = stride;
+    nd->iarg[1] = pad;
+    nd->iarg[3] = pk | (ps << 16);
+    int T = sk_get_threads();
+    float *scratch = sk_arena_alloc(g->arena, sk_conv2d_scratch_floats(C, H, Wd, OC, KH, KW, stride, pad, T) *
+                                                  sizeof(float));
+    int *arg = sk_arena_alloc(g->arena, nd->n * sizeof(int));
+    if (!scratch || !arg) return SK_ENOMEM;
+    nd->saved = scratch;
+    nd->saved2 = arg;
+    nd->iarg[2] = T;
+    conv_forward_impl(nd->val, arg, pk, ps, scratch, T, in_val(g, nd, 0), in_val(g, nd, 1),
+                      b >= 0 ? in_val(g, nd, 2) : NULL, N, C, H, Wd, OC, KH, KW, stride, pad);
+    return id;
+}
+
 void sk_conv2d_node_backward(struct sk_graph *g, struct sk_node *nd)
 {
     struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
     bool ow;
     float *dx = in_grad_w(g, nd, 0, &ow), *dW = in_grad(g, nd, 1), *db = in_grad(g, nd, 2);
-    sk_conv2d_backward(dx, ow, dW, db, nd->saved, nd->iarg[2], nd->grad, X->val, Wn->val, X->shape[0], X->shape[1],
-                       X->shape[2], X->shape[3], Wn->shape[0], Wn->shape[2], Wn->shape[3], nd->iarg[0],
-                       nd->iarg[1]);
+    int pk = nd->op == OP_CONV_RELU_POOL ? (nd->iarg[3] & 0xFFFF) : 0, ps = nd->iarg[3] >> 16;
+    conv_backward_impl(dx, ow, dW, db, nd->saved, nd->iarg[2], nd->grad, nd->val, nd->saved2, pk, ps, X->val, Wn->val,
+                       X->shape[0], X->shape[1], X->shape[2], X->shape[3], Wn->shape[0], Wn->shape[2],
+                       Wn->shape[3], nd->iarg[0], nd->iarg[1]);
 }
 
 int sk_op_reshape(struct sk_graph *g, int x, int ndim, const int *shape)

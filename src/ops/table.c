@@ -56,4 +56,5 @@ const sk_backward_fn sk_backward_table[OP_COUNT] = {
     [OP_KL] = sk_kl_backward,
     [OP_MARGIN] = sk_margin_backward,
     [OP_STEP] = NULL, /* zero gradient by definition: a masked gradient */
+    [OP_CONV_RELU_POOL] = sk_conv2d_node_backward,
 };

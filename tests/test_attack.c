@@ -114,8 +114,9 @@ static void test_linear(void)
     for (int a = 0; a < 3; a++) {
         cfg = sk_attack_defaults(kinds[a], SK_NORM_L2, INFINITY);
         if (kinds[a] == SK_ATTACK_CW) {
-            cfg.steps = 1000;
-            cfg.step_size = 0.002f;
+            cfg.steps = 2000;
+            cfg.step_size = 0.001f;
+            cfg.cw_search_steps = 12;
         }
         float *mn = malloc(sizeof(float) * n);
         rc = sk_attack_run(c, &cfg, x, y, NULL, n, xa, mn);

@@ -6,6 +6,22 @@
 
 static int argmax_row(const float *r, int K) { return sk_attack_argmax(r, K); }
 
+/* Adversarial with a margin: the winning log-probability leads the label's
+ * (targeted: the target leads every other class) by at least 1e-5, so that
+ * the verdict survives the float noise of another batch composition. */
+static bool adv_margin(const struct sk_actx *a, const float *lp, int y, int t)
+{
+    if (!sk_attack_is_adv(a, lp, y, t)) return false;
+    int K = a->K;
+    if (t >= 0 && !a->t_loss_only) {
+        for (int k = 0; k < K; k++)
+            if (k != t && lp[t] - lp[k] < 1e-5f) return false;
+        return true;
+    }
+    int am = sk_attack_argmax(lp, K);
+    return lp[am] - lp[y] >= 1e-5f;
+}
+
 /* loss = logp_k for one class k on every row */
 static void loss_class(void *ctx, const float *logp, int N, int K, float *loss, float *dlogp)
 {
@@ -43,7 +59,7 @@ int sk_attack_refine_line(struct sk_actx *a, const float *x0, const int *y, cons
         for (int i = 0; i < M; i++) {
             if (!bs[i]) continue;
             float s = 0.5f * (lo[i] + hi[i]);
-            if (sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1))
+            if (adv_margin(a, lp + (size_t)i * K, y[i], t ? t[i] : -1))
                 hi[i] = s;
             else
                 lo[i] = s;
@@ -55,7 +71,7 @@ int sk_attack_refine_line(struct sk_actx *a, const float *x0, const int *y, cons
     for (int pass = 0; pass < 2; pass++) {
         float push = pass == 0 ? 1.001f : 1.0f;
         for (int i = 0; i < M; i++) {
-            float s = bs[i] ? fminf(hi[i] * push, 1.0f) : 0.0f;
+            float s = bs[i] ? hi[i] * push : 0.0f;
             for (int j = 0; j < D; j++) {
                 size_t q = (size_t)i * D + j;
                 xs[q] = fminf(fmaxf(x0[q] + s * (bx[q] - x0[q]), a->cfg.clip_min), a->cfg.clip_max);
@@ -63,7 +79,8 @@ int sk_attack_refine_line(struct sk_actx *a, const float *x0, const int *y, cons
         }
         if ((rc = a->c->log_probs(a->c->self, xs, M, lp))) goto done;
         for (int i = 0; i < M; i++) {
-            if (!bs[i] || !sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1)) continue;
+            if (!bs[i] || !(pass == 0 ? adv_margin : sk_attack_is_adv)(a, lp + (size_t)i * K, y[i], t ? t[i] : -1))
+                continue;
             memcpy(bx + (size_t)i * D, xs + (size_t)i * D, sizeof(float) * D);
             mn[i] = (float)sk_attack_rownorm(a, a->cfg.norm, bx + (size_t)i * D, x0 + (size_t)i * D);
             hi[i] = 1; /* settled: pass 2 leaves it (s = 1 is bx itself) */
@@ -86,18 +103,29 @@ int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int 
     float *x = sk_malloc(sizeof(float) * MD), *rt = sk_calloc(MD, sizeof(float));
     float *gk = sk_malloc(sizeof(float) * MD * K), *lp = sk_malloc(sizeof(float) * (size_t)M * K);
     bool *done = sk_calloc((size_t)M, sizeof(bool));
-    if (!x || !rt || !gk || !lp || !done) {
+    float *xg = sk_malloc(sizeof(float) * MD), *gg = sk_malloc(sizeof(float) * MD);
+    float *lpg = sk_malloc(sizeof(float) * (size_t)M * K);
+    int *gi = sk_malloc(sizeof(int) * M);
+    if (!x || !rt || !gk || !lp || !done || !xg || !gg || !lpg || !gi) {
         rc = SK_ENOMEM;
         goto out;
     }
     memcpy(x, x0, sizeof(float) * MD);
     for (int it = 0; it <= steps; it++) {
-        /* gradients of every log-probability (one call per class) */
+        /* gradients of every log-probability (one call per class), for the rows
+         * still running only (gathered into one contiguous batch) */
+        int m = 0;
+        for (int i = 0; i < M; i++)
+            if (!done[i]) gi[m++] = i;
+        if (!m) break;
+        for (int q = 0; q < m; q++) memcpy(xg + (size_t)q * D, x + (size_t)gi[q] * D, sizeof(float) * D);
         for (int k = 0; k < K; k++) {
             int kk = k;
-            if ((rc = a->c->input_grad(a->c->self, x, M, loss_class, &kk, lp, NULL, gk + (size_t)k * MD)))
-                goto out;
+            if ((rc = a->c->input_grad(a->c->self, xg, m, loss_class, &kk, lpg, NULL, gg))) goto out;
+            for (int q = 0; q < m; q++)
+                memcpy(gk + (size_t)k * MD + (size_t)gi[q] * D, gg + (size_t)q * D, sizeof(float) * D);
         }
+        for (int q = 0; q < m; q++) memcpy(lp + (size_t)gi[q] * K, lpg + (size_t)q * K, sizeof(float) * K);
         int active = 0;
         for (int i = 0; i < M; i++) {
             if (done[i]) continue;
@@ -166,6 +194,10 @@ out:
     sk_free(gk);
     sk_free(lp);
     sk_free(done);
+    sk_free(xg);
+    sk_free(gg);
+    sk_free(lpg);
+    sk_free(gi);
     (void)rid;
     return rc;
 }
@@ -218,7 +250,9 @@ int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, co
         clo[i] = 0;
         chi[i] = INFINITY;
     }
-    struct cw_ctx cc = { y, t, c, a->cfg.cw_confidence };
+    /* a hair of confidence (1e-4 in log-probability) puts the optimum, which sits on the
+     * kink of the hinge, on the adversarial side of the boundary */
+    struct cw_ctx cc = { y, t, c, fmaxf(a->cfg.cw_confidence, 1e-4f) };
     for (int bsi = 0; bsi < a->cfg.cw_search_steps; bsi++) {
         memcpy(w, w0, sizeof(float) * MD);
         memset(m1, 0, sizeof(float) * MD);

@@ -112,8 +112,12 @@ void sk_arena_reset(struct sk_arena *a);
 size_t sk_arena_used(const struct sk_arena *a);
 
 /* ---- threads ----
- * Sets the OpenMP and OpenBLAS thread counts (n <= 0: all cores). Results are
- * bitwise reproducible for a fixed thread count. */
+ * Sets the OpenMP thread count (n <= 0: all cores). OpenBLAS itself runs
+ * single-threaded (set when libskeptic is loaded, for the whole process):
+ * sk_sgemm splits products over the OpenMP threads, so that one thread pool
+ * serves everything. Results are bitwise reproducible for a fixed thread
+ * count (and OpenBLAS kernel set). On a machine shared with other work,
+ * export OMP_WAIT_POLICY=PASSIVE (see docs/perf.md). */
 void sk_set_threads(int n);
 int sk_get_threads(void);
 /* Name of the BLAS kernel set in use (e.g. "SkylakeX", "Haswell"). */
@@ -121,7 +125,10 @@ const char *sk_blas_core(void);
 
 /* ---- sgemm: the one matrix-product entry point ----
  * C[M,N] = alpha * op(A) op(B) + beta * C, row-major; op(X) = X or X^T.
- * lda/ldb/ldc are row strides. Backed by OpenBLAS cblas_sgemm. */
+ * lda/ldb/ldc are row strides. Backed by OpenBLAS cblas_sgemm, one
+ * single-threaded call per block of rows/columns, one block per thread (a
+ * fixed split for a given shape and thread count). Inside a parallel region
+ * it runs on the calling thread only. */
 void sk_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta,
               float *C, int ldc);

@@ -87,6 +87,16 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void im2col
                 float *row = col + ((size_t)(c * KH + kh) * KW + kw) * P;
                 int lo, hi;
                 valid_cols(OW, Wd, s, kw - p, &lo, &hi);
+#ifdef __AVX512F__
+                __mmask16 mv[4], ms[4]; /* per 16-column chunk: valid lanes, stored lanes */
+                for (int j = 0, o = 0; j < 4; j++, o += 16) {
+                    int a = lo - o < 0 ? 0 : lo - o > 16 ? 16 : lo - o;
+                    int b = hi - o < 0 ? 0 : hi - o > 16 ? 16 : hi - o;
+                    int e = OW - o < 0 ? 0 : OW - o > 16 ? 16 : OW - o;
+                    mv[j] = (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
+                    ms[j] = (__mmask16)((1u << e) - 1);
+                }
+#endif
                 for (int oh = 0; oh < OH; oh++) {
                     float *dst = row + (size_t)oh * OW;
                     int ih = oh * s - p + kh;
@@ -96,16 +106,10 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void im2col
                     }
                     const float *src = x + ((size_t)c * H + ih) * Wd + (kw - p);
 #ifdef __AVX512F__
-                    if (s == 1) {
+                    if (s == 1 && OW <= 64) {
                         /* masked loads never touch the lanes outside [lo, hi) */
-                        for (int o = 0; o < OW; o += 16) {
-                            int a = lo - o < 0 ? 0 : lo - o > 16 ? 16 : lo - o;
-                            int b = hi - o < 0 ? 0 : hi - o > 16 ? 16 : hi - o;
-                            int e = OW - o > 16 ? 16 : OW - o;
-                            __mmask16 mv = (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
-                            __mmask16 ms = (__mmask16)((1u << e) - 1);
-                            _mm512_mask_storeu_ps(dst + o, ms, _mm512_maskz_loadu_ps(mv, src + o));
-                        }
+                        for (int j = 0, o = 0; o < OW; j++, o += 16)
+                            _mm512_mask_storeu_ps(dst + o, ms[j], _mm512_maskz_loadu_ps(mv[j], src + o));
                         continue;
                     }
 #endif
@@ -233,16 +237,18 @@ static void conv_backward_impl(float *dx, bool assign_dx, float *dW, float *db, 
                 memset(dyc, 0, sizeof(float) * (size_t)OC * P);
                 const float *dp = dy + (size_t)n * OC * PP, *pv = py + (size_t)n * OC * PP;
                 const int *ap = arg + (size_t)n * OC * PP;
+                /* branch-free: adding 0 where the ReLU is off changes nothing */
                 for (int oc = 0; oc < OC; oc++)
                     for (int q = 0; q < PP; q++) {
                         size_t i = (size_t)oc * PP + q;
-                        if (pv[i] > 0) dyc[(size_t)oc * P + ap[i]] += dp[i];
+                        dyc[(size_t)oc * P + ap[i]] += pv[i] > 0 ? dp[i] : 0.0f;
                     }
                 dyn = dyc;
             }
             if (db)
                 for (int oc = 0; oc < OC; oc++) {
                     float s = 0;
+#pragma omp simd reduction(+ : s)
                     for (int q = 0; q < P; q++) s += dyn[(size_t)oc * P + q];
                     pb[oc] += s;
                 }

@@ -387,6 +387,26 @@ static void test_vi_eot(void)
     vc.prior_sigma = 1.0f;
     vc.init_sigma = 0.3f;
     CHECK(sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n) == SK_OK, "vi trains");
+    /* prediction with the local trick in the first layer draws from the same
+     * predictive as plain weight sampling */
+    {
+        int n = 40, K = 3, S = 4000;
+        float *fa = malloc(sizeof(float) * n * K), *fb = malloc(sizeof(float) * n * K), ma[40], mb[40];
+        sk_posterior_predict(p, te->x, n, S, 1, fa, ma);
+        sk_bayes_fast_vi_predict = false;
+        sk_posterior_predict(p, te->x, n, S, 2, fb, mb);
+        sk_bayes_fast_vi_predict = true;
+        double dp = 0, sa = 0, sb = 0;
+        for (int i = 0; i < n * K; i++) dp = fmax(dp, fabs(fa[i] - fb[i]));
+        for (int i = 0; i < n; i++) {
+            sa += ma[i];
+            sb += mb[i];
+        }
+        CHECK(dp < 0.02 && fabs(sa - sb) < 0.1 * sb && sb > 0.01 * n,
+              "local-trick prediction matches weight sampling (max |dp| %g, mean MI %g vs %g)", dp, sa / n, sb / n);
+        free(fa);
+        free(fb);
+    }
     struct sk_classifier *one = sk_posterior_classifier(p, 1, 1), *eot = sk_posterior_classifier(p, 50, 2),
                          *judge = sk_posterior_classifier(p, 50, 3);
     CHECK(one->stochastic && one->n_samples == 1 && eot->n_samples == 50, "flags");

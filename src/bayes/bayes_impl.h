@@ -13,6 +13,9 @@ bool sk_bayes_stochastic(const struct sk_posterior *p);
 /* out[i], i < n: standard normals of stream `key` (Box–Muller in float, both
  * values of each pair used; thread-count independent). */
 void sk_bayes_normals(uint64_t key, float *out, size_t n);
+/* VI prediction with the local trick in the first layer (tests turn it off
+ * to compare with plain weight sampling). */
+extern bool sk_bayes_fast_vi_predict;
 /* Refresh the vi sigma cache (no-op for other methods). */
 int sk_bayes_prepare(struct sk_posterior *p);
 /* Parameters of sample s of the draw keyed by `key`: a pointer into the

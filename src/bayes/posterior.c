@@ -249,11 +249,104 @@ static uint64_t noise_key(const struct sk_posterior *p, uint64_t seed)
 
 #define PRED_BATCH 500
 
+bool sk_bayes_fast_vi_predict = true;
+
+/* VI prediction with the first (dense) layer by the local reparameterisation
+ * trick. Under weight sampling the first layer's pre-activations of one input
+ * are independent Gaussians N(x mu_j + b_j, x^2 sigma_j^2 + sigma_bj^2), so
+ * drawing them directly gives every input an exact sample of the predictive
+ * (draws of different inputs are independent instead of sharing one weight
+ * draw, which no per-input quantity can see). The two products are shared by
+ * all S samples; the later layers sample weights as usual. */
+static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int S, uint64_t key, float *out)
+{
+    struct sk_model *m = p->model;
+    const struct sk_layer *L0 = &m->layers[0];
+    int K = m->n_classes, D = m->in_dim, O = L0->units;
+    size_t P = m->n_params, off = L0->w_off < L0->b_off ? L0->w_off : L0->b_off;
+    size_t end = (L0->w_off > L0->b_off ? L0->w_off + L0->n_w : L0->b_off + L0->n_b);
+    float *mean = sk_malloc(sizeof(float) * (size_t)N * O), *sd = sk_malloc(sizeof(float) * (size_t)N * O);
+    float *x2 = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * D), *s2 = sk_malloc(sizeof(float) * L0->n_w);
+    float *h = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * O), *buf = sk_malloc(sizeof(float) * (P + 1));
+    struct sk_graph *g = sk_graph_new();
+    int rc = SK_OK;
+    if (!mean || !sd || !x2 || !s2 || !h || !buf || !g) {
+        rc = SK_ENOMEM;
+        goto out;
+    }
+    sk_graph_set_param_grads(g, false);
+    const float *sg = p->vi_sigma, *mu = m->params;
+    for (size_t j = 0; j < L0->n_w; j++) s2[j] = sg[L0->w_off + j] * sg[L0->w_off + j];
+    for (int i = 0; i < N; i += PRED_BATCH) {
+        int B = N - i < PRED_BATCH ? N - i : PRED_BATCH;
+        const float *xb = x + (size_t)i * D;
+        for (size_t q = 0; q < (size_t)B * D; q++) x2[q] = xb[q] * xb[q];
+        sk_sgemm(false, true, B, O, D, 1.0f, xb, D, mu + L0->w_off, D, 0.0f, mean + (size_t)i * O, O);
+        sk_sgemm(false, true, B, O, D, 1.0f, x2, D, s2, D, 0.0f, sd + (size_t)i * O, O);
+        for (int r = 0; r < B; r++)
+            for (int j = 0; j < O; j++) {
+                size_t q = (size_t)(i + r) * O + j;
+                float sb = sg[L0->b_off + j];
+                mean[q] += mu[L0->b_off + j];
+                sd[q] = sqrtf(sd[q] + sb * sb);
+            }
+    }
+    struct sk_model view = *m;
+    view.layers = m->layers + 1;
+    view.n_layers = m->n_layers - 1;
+    view.in_c = O;
+    view.in_h = view.in_w = 1;
+    view.in_dim = O;
+    view.spatial = false;
+    view.params = buf;
+    for (int s = 0; s < S && !rc; s++) {
+        uint64_t sk = sk_rng_derive(key, (uint64_t)s).key;
+        /* weights of the later layers only (layer 0's block is not used) */
+        sk_bayes_normals(sk_rng_derive(sk, 1).key, buf, off);
+        sk_bayes_normals(sk_rng_derive(sk, 3).key, buf + end, P - end);
+        for (size_t q = 0; q < P; q++)
+            if (q < off || q >= end) buf[q] = mu[q] + sg[q] * buf[q];
+        for (int i = 0; i < N && !rc; i += PRED_BATCH) {
+            int B = N - i < PRED_BATCH ? N - i : PRED_BATCH;
+            sk_bayes_normals(sk_rng_derive(sk_rng_derive(sk, 2).key, (uint64_t)i).key, h, (size_t)B * O);
+            for (size_t q = 0; q < (size_t)B * O; q++) {
+                size_t r = (size_t)i * O + q;
+                h[q] = mean[r] + sd[r] * h[q];
+            }
+            sk_graph_reset(g);
+            int shape[2] = { B, O };
+            int hin = sk_graph_input(g, h, 2, shape, false);
+            int z = sk_model_forward(&view, g, hin, SK_MODE_EVAL, 0);
+            if (z >= 0 && p->temperature != 1.0f) z = sk_op_scale(g, z, 1.0f / p->temperature);
+            int lp = sk_op_log_softmax(g, z);
+            if (lp < 0) {
+                rc = lp;
+                break;
+            }
+            memcpy(out + ((size_t)s * N + i) * K, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
+        }
+    }
+out:
+    sk_free(mean);
+    sk_free(sd);
+    sk_free(x2);
+    sk_free(s2);
+    sk_free(h);
+    sk_free(buf);
+    sk_graph_free(g);
+    return rc;
+}
+
 /* Log-probabilities of S samples [S,N,K] (s outer so that a weight draw is
  * made once per sample, rows in batches). */
 static int sample_logp(struct sk_posterior *p, const float *x, int N, int S, uint64_t key, float *out)
 {
     struct sk_model *m = p->model;
+    if (p->method == SK_BAYES_VI && sk_bayes_fast_vi_predict && !m->spatial && m->n_layers > 1 &&
+        m->layers[0].kind == SK_LAYER_DENSE && p->rho) {
+        int rc = sk_bayes_prepare(p);
+        return rc ? rc : sample_logp_vi_lrt(p, x, N, S, key, out);
+    }
     int K = m->n_classes, D = m->in_dim;
     float *buf = sk_malloc(sizeof(float) * (m->n_params + 1));
     struct sk_graph *g = sk_graph_new();

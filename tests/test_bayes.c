@@ -434,6 +434,59 @@ static void test_vi_eot(void)
     sk_dataset_free(te);
 }
 
+/* every method on a CNN spec (VI samples weights per minibatch there) */
+static void test_cnn(void)
+{
+    struct sk_dataset *all = sk_data_blobs(900, 3, 16, 1.0f, 8), *tr, *te;
+    sk_data_split(all, 0.33f, 1, &tr, &te);
+    for (int meth = SK_BAYES_VI; meth <= SK_BAYES_LAPLACE; meth++) {
+        const char *spec = meth == SK_BAYES_MCDROPOUT ? "cnn:1x4x4-conv4k3p1-relu-flatten-dropout0.1-dense3"
+                                                      : "cnn:1x4x4-conv4k3p1-relu-flatten-dense3";
+        struct sk_model *m = sk_model_from_spec(spec);
+        sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
+        struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
+        struct sk_train_config c = cfg_adam(10, 0.01f);
+        int rc;
+        switch (meth) {
+        case SK_BAYES_VI: {
+            struct sk_vi_config vc = sk_vi_defaults();
+            rc = sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n);
+            break;
+        }
+        case SK_BAYES_ENSEMBLE: rc = sk_bayes_train_ensemble(p, 3, SK_INIT_HE_UNIFORM, &c, tr->x, tr->y, tr->n); break;
+        case SK_BAYES_SGLD: {
+            struct sk_sgld_config sc = sk_sgld_defaults();
+            sc.burnin_epochs = 5;
+            sc.thin = 10;
+            sc.n_keep = 5;
+            c.opt.lr = 0.05f;
+            rc = sk_bayes_train_sgld(p, &c, &sc, tr->x, tr->y, tr->n);
+            break;
+        }
+        case SK_BAYES_LAPLACE: {
+            rc = sk_train(m, &c, tr->x, tr->y, tr->n);
+            struct sk_laplace_config lc = sk_laplace_defaults();
+            if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
+            break;
+        }
+        default: rc = sk_train(m, &c, tr->x, tr->y, tr->n); break;
+        }
+        const char *name = sk_bayes_method_name((enum sk_bayes_method)meth);
+        CHECK(rc == SK_OK, "cnn %s trains: %s", name, sk_last_error());
+        double a = acc_of(p, te, 10);
+        CHECK(a > 0.85, "cnn %s learns 16-d blobs as 1x4x4 images: accuracy %g", name, a);
+        struct sk_classifier *cl = sk_posterior_classifier(p, 4, 1);
+        float dx[16 * 4];
+        CHECK(cl && cl->input_grad(cl->self, te->x, 4, sk_logp_loss_ce, te->y, NULL, NULL, dx) == SK_OK,
+              "cnn %s EOT input gradient", name);
+        sk_classifier_free(cl);
+        sk_posterior_free(p);
+    }
+    sk_dataset_free(all);
+    sk_dataset_free(tr);
+    sk_dataset_free(te);
+}
+
 static void test_errors(void)
 {
     struct sk_model *m = sk_model_from_spec("mlp:2-3");
@@ -461,6 +514,7 @@ int main(void)
     test_laplace_linear();
     test_methods();
     test_vi_eot();
+    test_cnn();
     test_errors();
     return sk_test_finish("test_bayes");
 }

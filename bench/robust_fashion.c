@@ -6,7 +6,7 @@
  *
  *   robust_fashion --adv pgd --eps 0.1 --steps 7 --epochs 8 [--n-train N]
  *                  [--spec S] [--lr 1e-3] [--suite-n 500] [--test-n 10000]
- *                  [--dir D] [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R]
+ *                  [--dir D | --data mnist] [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R]
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +29,7 @@ static int on_epoch(void *ctx, const struct sk_epoch_metrics *em)
 int main(int argc, char **argv)
 {
     const char *adv_s = "none", *spec = "cnn:1x28x28-conv16k4s2p1-relu-conv32k4s2p1-relu-flatten-dense100-relu-dense10";
-    const char *dir = NULL, *split_train = "train", *split_test = "test";
+    const char *dir = NULL, *data = NULL, *split_train = "train", *split_test = "test";
     float eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
     int steps = 7, epochs = 5, n_train = 60000, suite_n = 0, test_n = 10000, warmup = 1, ramp = 0, eps_warm = 0;
     int threads = 2, batch = 128;
@@ -39,6 +39,7 @@ int main(int argc, char **argv)
         if (!strcmp(k, "--adv")) adv_s = v;
         else if (!strcmp(k, "--spec")) spec = v;
         else if (!strcmp(k, "--dir")) dir = v;
+        else if (!strcmp(k, "--data")) data = v;
         else if (!strcmp(k, "--eps")) eps = (float)atof(v);
         else if (!strcmp(k, "--lr")) lr = (float)atof(v);
         else if (!strcmp(k, "--steps")) steps = atoi(v);
@@ -66,7 +67,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown --adv %s\n", adv_s);
         return 2;
     }
-    struct sk_dataset *tr = sk_data_fashion_mnist(dir, split_train), *te = sk_data_fashion_mnist(dir, split_test);
+    struct sk_dataset *tr, *te;
+    if (data) { /* any dataset sk_data_open knows (mnist, an IDX dir, ...) */
+        tr = sk_data_open(data, split_train, NULL);
+        te = sk_data_open(data, split_test, NULL);
+    } else {
+        tr = sk_data_fashion_mnist(dir, split_train);
+        te = sk_data_fashion_mnist(dir, split_test);
+    }
     if (!tr || !te) {
         fprintf(stderr, "%s\n", sk_last_error());
         return 1;
@@ -148,12 +156,12 @@ int main(int argc, char **argv)
     /* per point over the whole test set: certified => PGD-robust => correct */
     long viol_pgd = 0;
     for (int i = 0; i < N; i++) viol_pgd += cert[i] && !pgd_ok[i];
-    printf("{\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"epochs\":%d,\"n_train\":%d,"
+    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"epochs\":%d,\"n_train\":%d,"
            "\"lr\":%g,\"train_s\":%.1f,\"test_n\":%d,\"clean\":%.4f,\"pgd20\":%.4f,\"pgd20_s\":%.1f,"
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
            "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,"
            "\"catastrophic\":%d}\n",
-           adv_s, spec, m->n_params, eps, steps, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
+           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, steps, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
            rep.best_guard_acc, rep.catastrophic);
     fflush(stdout);

@@ -87,8 +87,8 @@ struct sk_attack_config {
     enum sk_attack_kind kind;
     enum sk_norm norm;
     float eps;            /* budget (L0: pixels); minimal-norm attacks: success bound */
-    int steps;            /* 0 = the attack's default (pgd 20 (l2 50), mifgsm 10, apgd 100,
-                           * cw 100 per search step, deepfool 50, fmn 100) */
+    int steps;            /* 0 = the attack's default (pgd 20, mifgsm 10, apgd 100, fmn 100,
+                           * cw 100 per search step, deepfool 50) */
     int restarts;         /* runs per point (>= 1; default 1) */
     float step_size;      /* 0 = default: pgd 2.5 eps/steps, mifgsm eps/steps, cw adam lr 0.01 */
     bool random_start;    /* pgd: start uniformly in the ball (restarts after the first always do) */
@@ -98,10 +98,10 @@ struct sk_attack_config {
     int n_target_classes; /* apgd-t: top-k classes tried (default 9, capped at K-1) */
     float momentum;       /* mifgsm decay (default 1.0); apgd uses 0.75 (reference) */
     int queries;          /* square / sparse: queries per point (default 5000) */
-    float p_init;         /* square: initial fraction of pixels (0.8 linf, 0.1 l2); sparse: 0.3 */
+    float p_init;         /* square: initial fraction of pixels (0.8); sparse: of the k pixels swapped (0.3) */
     int cw_search_steps;  /* binary search steps on c (default 9) */
     float cw_c_init;      /* initial c (default 1e-2) */
-    float cw_confidence;  /* kappa (default 0) */
+    float cw_confidence;  /* kappa (default 0; at least 1e-4 is used so the optimum lands past the boundary) */
     float overshoot;      /* deepfool (default 0.02) */
     int batch;            /* rows per classifier call (default 256) */
     int img_c, img_h, img_w; /* image shape for square/sparse (0 = the classifier's; a

@@ -62,8 +62,9 @@
  * Files: one safetensors file per posterior. The spec and method are in
  * __metadata__ ("skeptic.spec", "skeptic.method", and the method's
  * settings); tensors are the nn.Sequential names with a prefix:
- *   every method                  "0.weight", ... (mean / MAP / member 0: the file
- *                                 also loads as a plain model with sk_model_load)
+ *   every method                  "0.weight", ... (mean / MAP / member 0 under the plain
+ *                                 names; PyTorch reads them directly. sk_model_load
+ *                                 refuses the extra tensors: use sk_posterior_load)
  *   vi                            + "rho.0.weight", ...
  *   ensemble                      + "member3.0.weight", ...
  *   sgld                          + "sample7.0.weight", ...

@@ -1,4 +1,3 @@
-/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
 /* skeptic/io.h — model files in safetensors (the format of the PyTorch /
  * Hugging Face world) and training checkpoints. Writes are atomic: a
  * temporary file in the same directory, fsync, rename. A failed or

@@ -1,4 +1,3 @@
-/* AGENT NOTE (the lead removes this line later; do not edit it): before any further work, read /tmp/common.md — the shared rules for the five agents working in this repo at once (git usage: commit only your own files, never git add -A/stash/reset; your own build dir; docs/NAME.md instead of README; hard stop 00:45 UTC; report format). */
 /* skeptic command line: git-style subcommands. Each command lives in
  * src/cli/cmd_NAME.c as `int cmd_NAME(int argc, char **argv)` and has one
  * line in the table below. Exit codes: 0 success, 1 runtime failure, 2 usage

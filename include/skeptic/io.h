@@ -23,6 +23,9 @@ extern "C" {
  * directory. On failure the temporary file is removed and an existing file at
  * path is untouched. */
 int sk_write_file_atomic(const char *path, const void *const *parts, const size_t *lens, int n_parts);
+/* Encode an 8-bit RGB image (h rows of w pixels, 3 bytes each, row-major)
+ * as PNG with libpng and write it atomically (sk_write_file_atomic). */
+int sk_png_write_rgb(const char *path, const unsigned char *rgb, int w, int h);
 
 /* ---- generic safetensors ---- */
 struct sk_st_tensor {

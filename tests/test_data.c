@@ -14,26 +14,6 @@
 #include "skeptic/skeptic.h"
 #include "testutil.h"
 
-static char *tmp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", sk_test_tmpdir(), name);
-    return buf[k];
-}
-
-static void put(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    if (n) fwrite(b, 1, n, f);
-    fclose(f);
-}
-
 static void put_gz(const char *path, const void *b, size_t n)
 {
     gzFile f = gzopen(path, "wb");
@@ -41,7 +21,7 @@ static void put_gz(const char *path, const void *b, size_t n)
     gzclose(f);
 }
 
-static void put_text(const char *path, const char *s) { put(path, s, strlen(s)); }
+static void put_text(const char *path, const char *s) { sk_test_write(path, s, strlen(s)); }
 
 static bool err_has(const char *a, const char *b)
 {
@@ -71,14 +51,14 @@ static size_t idx_labels(unsigned char *b, int n)
 static void expect_idx_bad(const char *what, const unsigned char *img, size_t ni, const unsigned char *lab, size_t nl,
                            const char *bad_file, const char *want, bool gz)
 {
-    char *ip = tmp(gz ? "bad-images-idx3-ubyte.gz" : "bad-images-idx3-ubyte");
-    char *lp = tmp(gz ? "bad-labels-idx1-ubyte.gz" : "bad-labels-idx1-ubyte");
+    const char *ip = sk_test_path(gz ? "bad-images-idx3-ubyte.gz" : "bad-images-idx3-ubyte");
+    const char *lp = sk_test_path(gz ? "bad-labels-idx1-ubyte.gz" : "bad-labels-idx1-ubyte");
     if (gz) {
         put_gz(ip, img, ni);
         put_gz(lp, lab, nl);
     } else {
-        put(ip, img, ni);
-        put(lp, lab, nl);
+        sk_test_write(ip, img, ni);
+        sk_test_write(lp, lab, nl);
     }
     struct sk_dataset *d = sk_data_load_idx(ip, lp);
     const char *named = !strcmp(bad_file, "images") ? ip : lp;
@@ -96,14 +76,14 @@ static void test_idx(void)
     unsigned char img[1024], lab[64];
     size_t ni = idx_images(img, 6, 4, 5), nl = idx_labels(lab, 6);
     for (int gz = 0; gz < 2; gz++) {
-        char *ip = tmp(gz ? "ok-images-idx3-ubyte.gz" : "ok-images-idx3-ubyte");
-        char *lp = tmp(gz ? "ok-labels-idx1-ubyte.gz" : "ok-labels-idx1-ubyte");
+        const char *ip = sk_test_path(gz ? "ok-images-idx3-ubyte.gz" : "ok-images-idx3-ubyte");
+        const char *lp = sk_test_path(gz ? "ok-labels-idx1-ubyte.gz" : "ok-labels-idx1-ubyte");
         if (gz) {
             put_gz(ip, img, ni);
             put_gz(lp, lab, nl);
         } else {
-            put(ip, img, ni);
-            put(lp, lab, nl);
+            sk_test_write(ip, img, ni);
+            sk_test_write(lp, lab, nl);
         }
         struct sk_dataset *d = sk_data_load_idx(ip, lp);
         CHECK(d && d->n == 6 && d->h == 4 && d->w == 5 && d->n_classes == 3, "IDX loads%s: %s", gz ? " (gzip)" : "",
@@ -131,23 +111,23 @@ static void test_idx(void)
         expect_idx_bad("float element type", bad, ni, lab, nl, "images", "not unsigned byte", g);
         unsigned char lab5[64];
         size_t nl5 = idx_labels(lab5, 5);
-        char *ip2 = tmp("cnt-images-idx3-ubyte"), *lp2 = tmp("cnt-labels-idx1-ubyte");
-        put(ip2, img, ni);
-        put(lp2, lab5, nl5);
+        const char *ip2 = sk_test_path("cnt-images-idx3-ubyte"), *lp2 = sk_test_path("cnt-labels-idx1-ubyte");
+        sk_test_write(ip2, img, ni);
+        sk_test_write(lp2, lab5, nl5);
         d = sk_data_load_idx(ip2, lp2);
         CHECK(!d && err_has(ip2, "6 images") && err_has(lp2, "5 labels"), "count mismatch: %s", sk_last_error());
         sk_dataset_free(d);
     }
     /* a gzip stream cut in the middle */
-    char *gp = tmp("cut-images-idx3-ubyte.gz");
+    const char *gp = sk_test_path("cut-images-idx3-ubyte.gz");
     put_gz(gp, img, ni);
     FILE *f = fopen(gp, "rb");
     unsigned char gzb[2048];
     size_t gn = fread(gzb, 1, sizeof gzb, f);
     fclose(f);
-    put(gp, gzb, gn / 2);
-    char *glp = tmp("cut-labels-idx1-ubyte");
-    put(glp, lab, nl);
+    sk_test_write(gp, gzb, gn / 2);
+    const char *glp = sk_test_path("cut-labels-idx1-ubyte");
+    sk_test_write(glp, lab, nl);
     struct sk_dataset *d = sk_data_load_idx(gp, glp);
     CHECK(!d && strstr(sk_last_error(), gp), "cut gzip stream refused: %s", sk_last_error());
     sk_dataset_free(d);
@@ -159,13 +139,13 @@ static void test_idx(void)
         size_t n = 1 + (size_t)sk_rng_below(&r, sizeof g - 1);
         for (size_t i = 0; i < n; i++) g[i] = (unsigned char)sk_rng_below(&r, 256);
         if (t % 3 == 0) g[0] = g[1] = 0;
-        put(gp, g, n);
+        sk_test_write(gp, g, n);
         d = sk_data_load_idx(gp, glp);
         refused += !d && strstr(sk_last_error(), gp) != NULL;
         sk_dataset_free(d);
     }
     CHECK(refused == 100, "IDX garbage refused naming the file: %d/100", refused);
-    d = sk_data_load_idx(tmp("missing-images"), glp);
+    d = sk_data_load_idx(sk_test_path("missing-images"), glp);
     CHECK(!d && err_has("missing-images", "cannot open"), "missing file: %s", sk_last_error());
 }
 
@@ -173,7 +153,7 @@ static void test_idx(void)
 
 static void expect_csv_bad(const char *what, const char *text, const char *label, const char *want)
 {
-    char *p = tmp("bad.csv");
+    const char *p = sk_test_path("bad.csv");
     put_text(p, text);
     struct sk_dataset *d = sk_data_load_csv(p, label, 0);
     CHECK(!d && err_has(p, want), "CSV %s: expected '%s', got '%s'", what, want, sk_last_error());
@@ -182,7 +162,7 @@ static void expect_csv_bad(const char *what, const char *text, const char *label
 
 static void test_csv(void)
 {
-    char *p = tmp("ok.csv");
+    const char *p = sk_test_path("ok.csv");
     put_text(p, "# comment\nf1,f2,target,f3\n1,2,0,3\n4.5,-5,1,6e1\n\n7,8,1,9\n10,11,0,12\n");
     struct sk_dataset *d = sk_data_load_csv(p, "target", 0);
     CHECK(d && d->n == 4 && d->dim == 3 && d->n_classes == 2, "CSV with header, label by name: %s", sk_last_error());
@@ -200,9 +180,9 @@ static void test_csv(void)
     expect_csv_bad("oversized row", "a,b,y\n1,2,0\n3,4,1,9\n", "y", ":3: 4 columns");
     expect_csv_bad("binary (wrong magic)", "PK\x03\x04\x01", NULL, "one column only");
     {
-        char *q = tmp("bad.csv");
+        const char *q = sk_test_path("bad.csv");
         unsigned char bin[8] = { 'P', 'K', 3, 4, 0, 0, 1, 2 };
-        put(q, bin, 8);
+        sk_test_write(q, bin, 8);
         struct sk_dataset *e = sk_data_load_csv(q, NULL, 0);
         CHECK(!e && err_has(q, "NUL"), "CSV with NUL bytes: %s", sk_last_error());
         sk_dataset_free(e);
@@ -218,14 +198,14 @@ static void test_csv(void)
     expect_csv_bad("one column", "1\n2\n", NULL, "one column");
     expect_csv_bad("header only", "a,b,y\n", "y", "no data rows");
     struct sk_rng r = sk_rng_new(9);
-    char *gp = tmp("garbage.csv");
+    const char *gp = sk_test_path("garbage.csv");
     int refused = 0, loaded = 0;
     for (int t = 0; t < 100; t++) {
         char g[400];
         size_t n = (size_t)sk_rng_below(&r, sizeof g - 1);
         for (size_t i = 0; i < n; i++) g[i] = (char)(1 + sk_rng_below(&r, 255));
         g[n] = 0;
-        put(gp, g, n);
+        sk_test_write(gp, g, n);
         struct sk_dataset *e = sk_data_load_csv(gp, NULL, 0);
         refused += !e && strstr(sk_last_error(), gp) != NULL;
         loaded += e != NULL;
@@ -256,9 +236,9 @@ static size_t npy(unsigned char *b, const char *descr, const char *shape, const 
 static void expect_npy_bad(const char *what, const unsigned char *x, size_t nx, const unsigned char *y, size_t ny,
                            bool bad_is_x, const char *want)
 {
-    char *xp = tmp("bad_x.npy"), *yp = tmp("bad_y.npy");
-    put(xp, x, nx);
-    put(yp, y, ny);
+    const char *xp = sk_test_path("bad_x.npy"), *yp = sk_test_path("bad_y.npy");
+    sk_test_write(xp, x, nx);
+    sk_test_write(yp, y, ny);
     struct sk_dataset *d = sk_data_load_npy(xp, NULL);
     const char *named = bad_is_x ? xp : yp;
     CHECK(!d && err_has(named, want), "npy %s: expected '%s' naming %s, got '%s'", what, want, named, sk_last_error());
@@ -277,23 +257,23 @@ static void test_npy(void)
     unsigned char bx[512], by[256];
     size_t ny = npy(by, "<i8", "(3,)", yl, sizeof yl, false);
     size_t nx = npy(bx, "<f4", "(3, 4)", xf, sizeof xf, false);
-    char *xp = tmp("ok_x.npy"), *yp = tmp("ok_y.npy");
-    put(xp, bx, nx);
-    put(yp, by, ny);
+    const char *xp = sk_test_path("ok_x.npy"), *yp = sk_test_path("ok_y.npy");
+    sk_test_write(xp, bx, nx);
+    sk_test_write(yp, by, ny);
     struct sk_dataset *d = sk_data_load_npy(xp, NULL);
     CHECK(d && d->n == 3 && d->dim == 4 && d->n_classes == 3 && d->x[5] == 2.5f && d->y[1] == 2,
           "npy float32 (N,D) with companion x->y: %s", sk_last_error());
     sk_dataset_free(d);
     nx = npy(bx, "<f8", "(3, 1, 2, 2)", xd, sizeof xd, false);
-    char *ip = tmp("imgs.npy"), *lp = tmp("imgs_labels.npy");
-    put(ip, bx, nx);
-    put(lp, by, ny);
+    const char *ip = sk_test_path("imgs.npy"), *lp = sk_test_path("imgs_labels.npy");
+    sk_test_write(ip, bx, nx);
+    sk_test_write(lp, by, ny);
     d = sk_data_load_npy(ip, NULL);
     CHECK(d && d->c == 1 && d->h == 2 && d->w == 2 && d->x[7] == -7.0f, "npy float64 (N,C,H,W), _labels companion: %s",
           sk_last_error());
     sk_dataset_free(d);
     nx = npy(bx, "|u1", "(3, 2, 2)", xu, sizeof xu, false);
-    put(ip, bx, nx);
+    sk_test_write(ip, bx, nx);
     d = sk_data_load_npy(ip, lp);
     CHECK(d && d->h == 2 && fabsf(d->x[11] - 220 / 255.0f) < 1e-7f, "npy uint8 (N,H,W) scaled to [0,1]: %s",
           sk_last_error());
@@ -333,8 +313,8 @@ static void test_npy(void)
     size_t nyf = npy(by2, "<f4", "(3,)", yf, sizeof yf, false);
     expect_npy_bad("fractional labels", bx, good, by2, nyf, false, "label 1 is 1.5");
     /* no companion */
-    char *lone = tmp("lonely.npy");
-    put(lone, bx, good);
+    const char *lone = sk_test_path("lonely.npy");
+    sk_test_write(lone, bx, good);
     d = sk_data_load_npy(lone, NULL);
     CHECK(!d && err_has(lone, "--labels"), "no labels file: %s", sk_last_error());
     struct sk_rng r = sk_rng_new(3);
@@ -344,9 +324,9 @@ static void test_npy(void)
         size_t n = (size_t)sk_rng_below(&r, sizeof g);
         for (size_t i = 0; i < n; i++) g[i] = (unsigned char)sk_rng_below(&r, 256);
         if (t % 2 && n > 10) memcpy(g, "\x93NUMPY\x01\x00", 8);
-        char *gx = tmp("g_x.npy");
-        put(gx, g, n);
-        put(tmp("g_y.npy"), by, ny);
+        const char *gx = sk_test_path("g_x.npy");
+        sk_test_write(gx, g, n);
+        sk_test_write(sk_test_path("g_y.npy"), by, ny);
         d = sk_data_load_npy(gx, NULL);
         refused += !d && strstr(sk_last_error(), gx) != NULL;
         sk_dataset_free(d);
@@ -356,9 +336,9 @@ static void test_npy(void)
 
 /* ---- MNIST JSON ---- */
 
-static char *mnist_dir(const char *name)
+static const char *mnist_dir(const char *name)
 {
-    char *d = tmp(name);
+    const char *d = sk_test_path(name);
     mkdir(d, 0755);
     return d;
 }
@@ -376,7 +356,7 @@ static void mnist_write(const char *dir, int digit, int count, float fill)
 
 static void test_mnist(void)
 {
-    char *dir = mnist_dir("mnist-ok");
+    const char *dir = mnist_dir("mnist-ok");
     for (int k = 0; k < 10; k++) mnist_write(dir, k, 5 + (k % 2), 0.5f);
     struct sk_dataset *tr = sk_data_mnist(dir, "train"), *te = sk_data_mnist(dir, "test"), *all = sk_data_mnist(dir, "all");
     /* 5 samples -> 4 train 1 test; 6 -> 4 train 2 test */
@@ -399,7 +379,7 @@ static void test_mnist(void)
     for (int i = 0; i < 6; i++) {
         char name[32];
         snprintf(name, sizeof name, "mnist-bad%d", i);
-        char *bd = mnist_dir(name);
+        const char *bd = mnist_dir(name);
         for (int k = 0; k < 10; k++) mnist_write(bd, k, 2, 0.25f);
         char p[600];
         snprintf(p, sizeof p, "%s/3.json", bd);
@@ -413,13 +393,13 @@ static void test_mnist(void)
         CHECK(!d && err_has(p, want), "MNIST %s: expected '%s', got '%s'", bad[i].what, want, sk_last_error());
         sk_dataset_free(d);
     }
-    struct sk_dataset *d = sk_data_mnist(tmp("mnist-none"), "train");
+    struct sk_dataset *d = sk_data_mnist(sk_test_path("mnist-none"), "train");
     CHECK(!d && err_has("0.json", "scripts/fetch-mnist"), "missing MNIST says how to fetch it: %s", sk_last_error());
     d = sk_data_mnist(dir, "validation");
     CHECK(!d && err_has("validation", NULL), "bad split named");
     /* random garbage in one digit file */
     struct sk_rng r = sk_rng_new(4);
-    char *gd = mnist_dir("mnist-garbage");
+    const char *gd = mnist_dir("mnist-garbage");
     for (int k = 0; k < 10; k++) mnist_write(gd, k, 1, 0.1f);
     int refused = 0;
     for (int t = 0; t < 30; t++) {
@@ -427,7 +407,7 @@ static void test_mnist(void)
         size_t n = (size_t)sk_rng_below(&r, sizeof g);
         for (size_t i = 0; i < n; i++) g[i] = (char)sk_rng_below(&r, 256);
         snprintf(p, sizeof p, "%s/7.json", gd);
-        put(p, g, n);
+        sk_test_write(p, g, n);
         d = sk_data_mnist(gd, "all");
         refused += !d && strstr(sk_last_error(), p) != NULL;
         sk_dataset_free(d);
@@ -519,7 +499,7 @@ static void test_open_split_prep(void)
     sk_dataset_free(d);
 
     /* CSV through sk_data_open: a seeded stratified test split */
-    char *cp = tmp("table.csv");
+    const char *cp = sk_test_path("table.csv");
     FILE *f = fopen(cp, "w");
     fprintf(f, "x,label\n");
     for (int i = 0; i < 50; i++) fprintf(f, "%d,%d\n", i, i % 2);

@@ -12,26 +12,6 @@
 #include "skeptic/skeptic.h"
 #include "testutil.h"
 
-static char *path_in_tmp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", sk_test_tmpdir(), name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    if (n) fwrite(b, 1, n, f);
-    fclose(f);
-}
-
 static unsigned char *read_bytes(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
@@ -53,7 +33,7 @@ static void write_st(const char *path, const char *header, const void *data, siz
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
     memcpy(b + 8, header, hl);
     if (dn) memcpy(b + 8 + hl, data, dn);
-    write_bytes(path, b, 8 + hl + dn);
+    sk_test_write(path, b, 8 + hl + dn);
     free(b);
 }
 
@@ -78,7 +58,7 @@ static void test_round_trip(void)
                             "mlp:5-7-3:tanh:dropout0.3" };
     for (int s = 0; s < 3; s++) {
         struct sk_model *m = random_model(specs[s], 7 + s);
-        char *p = path_in_tmp("rt.safetensors");
+        const char *p = sk_test_path("rt.safetensors");
         int rc = sk_model_save(m, p, "{\"note\":\"hello\",\"n\":3}");
         CHECK(rc == 0, "save %s: %s", specs[s], sk_last_error());
         char *meta = NULL;
@@ -145,7 +125,7 @@ static void test_dtypes(void)
              "\"e\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[42,44]},"
              "\"f\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[44,48]},"
              "\"__metadata__\":{\"k\":\"v\"}}");
-    char *p = path_in_tmp("dtypes.safetensors");
+    const char *p = sk_test_path("dtypes.safetensors");
     write_st(p, hdr, data, o);
     struct sk_safetensors *f = sk_safetensors_read(p);
     CHECK(f != NULL, "mixed dtypes read: %s", sk_last_error());
@@ -171,7 +151,7 @@ static void test_dtypes(void)
 
 static void expect_bad(const char *name, const char *header, const void *data, size_t dn, const char *want)
 {
-    char *p = path_in_tmp(name);
+    const char *p = sk_test_path(name);
     write_st(p, header, data, dn);
     struct sk_safetensors *f = sk_safetensors_read(p);
     CHECK(f == NULL && err_has(p, want), "%s refused naming the file and '%s': got '%s'", name, want, sk_last_error());
@@ -204,12 +184,12 @@ static void test_malformed(void)
     expect_bad("fivedims.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", z, 4,
                "at most 4");
     /* header length larger than the file */
-    char *p = path_in_tmp("badlen.st");
+    const char *p = sk_test_path("badlen.st");
     unsigned char b[16] = { 0xff, 0xff, 0, 0, 0, 0, 0, 0, '{', '}' };
-    write_bytes(p, b, 10);
+    sk_test_write(p, b, 10);
     struct sk_safetensors *f = sk_safetensors_read(p);
     CHECK(!f && err_has(p, "header length 65535"), "length past the end: %s", sk_last_error());
-    write_bytes(p, b, 5);
+    sk_test_write(p, b, 5);
     f = sk_safetensors_read(p);
     CHECK(!f && err_has(p, "too short"), "5-byte file: %s", sk_last_error());
     /* random garbage, many seeds: never a crash, always a clear refusal */
@@ -224,20 +204,20 @@ static void test_malformed(void)
             for (int i = 0; i < 8; i++) g[i] = (unsigned char)(hl >> (8 * i));
             g[8] = '{';
         }
-        write_bytes(p, g, n);
+        sk_test_write(p, g, n);
         f = sk_safetensors_read(p);
         refused += f == NULL && strstr(sk_last_error(), p) != NULL;
         sk_safetensors_free(f);
     }
     CHECK(refused == 200, "random garbage refused with the file named: %d/200", refused);
-    f = sk_safetensors_read(path_in_tmp("does-not-exist.st"));
+    f = sk_safetensors_read(sk_test_path("does-not-exist.st"));
     CHECK(!f && err_has("does-not-exist.st", "cannot open"), "missing file");
 }
 
 static void test_model_mismatch(void)
 {
     struct sk_model *m = random_model("mlp:4-3-2:relu", 3);
-    char *p = path_in_tmp("small.safetensors");
+    const char *p = sk_test_path("small.safetensors");
     CHECK(sk_model_save(m, p, NULL) == 0, "save");
     struct sk_model *l = sk_model_load(p, "mlp:4-5-2:relu", NULL);
     CHECK(!l && err_has(p, "has shape [3,4] but spec 'mlp:4-5-2:relu' needs [5,4]"), "shape mismatch: %s",
@@ -251,7 +231,7 @@ static void test_model_mismatch(void)
     CHECK(!l && err_has(p, "column"), "bad spec named with the file: %s", sk_last_error());
     /* a file without a spec (as PyTorch writes them) needs one */
     struct sk_st_tensor t[1] = { { "0.weight", 2, { 2, 4 }, m->params } };
-    char *q = path_in_tmp("nospec.safetensors");
+    const char *q = sk_test_path("nospec.safetensors");
     CHECK(sk_safetensors_write(q, t, 1, NULL) == 0, "generic write");
     l = sk_model_load(q, NULL, NULL);
     CHECK(!l && err_has(q, "--arch"), "no spec: %s", sk_last_error());
@@ -286,7 +266,7 @@ static int count_tmp_files(void)
 static void test_atomic(void)
 {
     struct sk_model *a = random_model("mlp:20-30-5:relu", 1), *b = random_model("mlp:20-30-5:relu", 2);
-    char *p = path_in_tmp("atomic.safetensors");
+    const char *p = sk_test_path("atomic.safetensors");
     CHECK(sk_model_save(a, p, NULL) == 0, "first write");
     size_t n0 = 0, n1 = 0;
     unsigned char *before = read_bytes(p, &n0);
@@ -346,7 +326,7 @@ static void test_checkpoint_resume(void)
     sk_model_init(full, SK_INIT_HE_UNIFORM, 11);
     CHECK(sk_train(full, &cfg, d->x, d->y, d->n) == 0, "uninterrupted run");
 
-    struct stopper s = { path_in_tmp("run.ckpt"), 20 }; /* 15 batches per epoch: step 20 is mid-epoch 2 */
+    struct stopper s = { sk_test_path("run.ckpt"), 20 }; /* 15 batches per epoch: step 20 is mid-epoch 2 */
     struct sk_model *m = sk_model_from_spec(spec);
     sk_model_init(m, SK_INIT_HE_UNIFORM, 11);
     struct sk_train_config c2 = cfg;
@@ -393,7 +373,7 @@ static void test_checkpoint_resume(void)
     sk_trainer_free(t);
     sk_model_free(m);
     /* a model file is not a checkpoint */
-    char *mp = path_in_tmp("plain.safetensors");
+    const char *mp = sk_test_path("plain.safetensors");
     sk_model_save(full, mp, NULL);
     m = sk_model_from_spec(spec);
     t = sk_trainer_new(m, &cfg, d->x, d->y, d->n);

@@ -27,6 +27,26 @@ const char *sk_test_tmpdir(void)
     return dir;
 }
 
+const char *sk_test_path(const char *name)
+{
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", sk_test_tmpdir(), name);
+    return buf[k];
+}
+
+void sk_test_write(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    if (n) fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+
 double sk_rel_err(const float *a, const float *b, size_t n)
 {
     double md = 0, mb = 0;

@@ -23,6 +23,10 @@ extern int sk_test_pass, sk_test_fail;
 int sk_test_finish(const char *name);
 /* Path of a fresh temporary directory for this test (created). */
 const char *sk_test_tmpdir(void);
+/* "<tmpdir>/<name>" (one of 8 rotating static buffers). */
+const char *sk_test_path(const char *name);
+/* Write n bytes to path (exits the test program if it cannot). */
+void sk_test_write(const char *path, const void *bytes, size_t n);
 /* max |a-b| / max(max|b|, tiny) */
 double sk_rel_err(const float *a, const float *b, size_t n);
 

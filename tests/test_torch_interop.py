@@ -4,8 +4,8 @@
    loaded into the equivalent torch nn.Sequential straight from its
    safetensors file (parsed here with struct + json + numpy: Debian has no
    safetensors package) and gives the same log-probabilities as
-   `skeptic eval --predictions` to 1e-4 relative (log-softmax of the logits:
-   equal log-probabilities mean logits equal up to a per-row constant).
+   `skeptic eval --logits` and `--predictions` to 1e-4 relative (the raw
+   logits and their log-softmax).
 2. An nn.Sequential trained in PyTorch and written to safetensors (with
    torch's int64 num_batches_tracked buffers) is evaluated by `skeptic eval
    --arch SPEC` to the same accuracy as torch computes, with the same
@@ -141,8 +141,9 @@ def main():
                 "--out", model_path, "--quiet")
         check(p.returncode == 0, f"skeptic train {spec}")
         pred = os.path.join(tmp, "pred.npy")
+        logits = os.path.join(tmp, "logits.npy")
         p = run("eval", "--model", model_path, "--data", os.path.join(tmp, "test_x.npy"), "--split", "all",
-                "--predictions", pred, "--json")
+                "--predictions", pred, "--logits", logits, "--json")
         check(p.returncode == 0, "skeptic eval --predictions")
         sk_lp = np.load(pred)
         sk_acc = json.loads(p.stdout)["accuracy"]
@@ -163,7 +164,11 @@ def main():
         net.load_state_dict(mapped, strict=False)
         net.eval()
         with torch.no_grad():
-            t_lp = torch.log_softmax(net(torch.from_numpy(xte)), dim=1).numpy()
+            t_z = net(torch.from_numpy(xte))
+            t_lp = torch.log_softmax(t_z, dim=1).numpy()
+        ez = rel_err(np.load(logits), t_z.numpy())
+        print(f"skeptic -> torch {spec}: logit relative error {ez:.2e}")
+        check(ez < 1e-4, f"same logits to 1e-4 (got {ez:.2e})")
         e = rel_err(sk_lp, t_lp)
         print(f"skeptic -> torch {spec}: log-prob relative error {e:.2e}, accuracy {sk_acc:.4f}")
         check(sk_lp.shape == t_lp.shape and e < 1e-4, f"same log-probabilities to 1e-4 (got {e:.2e})")
@@ -185,13 +190,15 @@ def main():
             opt.step()
     net.eval()
     with torch.no_grad():
-        t_lp = torch.log_softmax(net(torch.from_numpy(xte)), dim=1).numpy()
+        t_z = net(torch.from_numpy(xte))
+        t_lp = torch.log_softmax(t_z, dim=1).numpy()
     t_acc = float((t_lp.argmax(1) == yte).mean())
     tp = os.path.join(tmp, "torch.safetensors")
     write_safetensors(tp, net.state_dict())
     pred = os.path.join(tmp, "pred2.npy")
+    logits2 = os.path.join(tmp, "logits2.npy")
     p = run("eval", "--model", tp, "--arch", CNN_SPEC, "--data", os.path.join(tmp, "test_x.npy"), "--split", "all",
-            "--predictions", pred, "--json")
+            "--predictions", pred, "--logits", logits2, "--json")
     check(p.returncode == 0, "skeptic eval of a torch-trained file")
     if p.returncode == 0:
         r = json.loads(p.stdout)
@@ -201,6 +208,9 @@ def main():
               f"log-prob relative error {e:.2e}")
         check(abs(r["accuracy"] - t_acc) < 1e-12, f"skeptic eval accuracy {r['accuracy']} equals torch's {t_acc}")
         check(e < 1e-4, f"log-probabilities agree to 1e-4 (got {e:.2e})")
+        ez = rel_err(np.load(logits2), t_z.numpy())
+        print(f"torch -> skeptic: logit relative error {ez:.2e}")
+        check(ez < 1e-4, f"logits agree to 1e-4 (got {ez:.2e})")
         check(t_acc > 0.5, f"the torch model learned something ({t_acc})")
     # without --arch the file names no architecture: a clear runtime error
     p = run("eval", "--model", tp, "--data", os.path.join(tmp, "test_x.npy"), "--split", "all")

@@ -117,6 +117,8 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
 /* Log-probabilities for n rows of x (n x in_dim), batch by batch, written to
  * logp (n x n_classes). Eval mode. */
 int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp);
+/* The same, but the raw class scores (logits) before the softmax. */
+int sk_model_logits(struct sk_model *m, const float *x, int n, float *logits);
 /* Accuracy and mean cross-entropy on (x, y). Either output may be NULL. */
 int sk_model_evaluate(struct sk_model *m, const float *x, const int *y, int n, double *accuracy,
                       double *loss);

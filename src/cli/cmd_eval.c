@@ -9,11 +9,12 @@
 int cmd_eval(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
-    const char *pred_path = NULL;
+    const char *pred_path = NULL, *logits_path = NULL;
     struct cli_unc_opts u = { 0 };
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c), CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c),
-        { "predictions", CLI_STR, &pred_path, "FILE.npy", "write the log-probabilities (n x classes, float32) as .npy" }, CLI_UNC_OPTS(u), { 0 },
+        { "predictions", CLI_STR, &pred_path, "FILE.npy", "write the log-probabilities (n x classes, float32) as .npy" },
+        { "logits", CLI_STR, &logits_path, "FILE.npy", "write the logits (n x classes, float32) as .npy" }, CLI_UNC_OPTS(u), { 0 },
     };
     static const struct cli_help h = {
         "eval",
@@ -54,6 +55,17 @@ int cmd_eval(int argc, char **argv)
     if (pred_path) {
         int64_t shp[2] = { d->n, K };
         if (sk_npy_write_f32(pred_path, lp, 2, shp)) {
+            status = cli_fail_lib();
+            goto out;
+        }
+    }
+    if (logits_path) {
+        /* the raw scores, for comparison with other frameworks' logits */
+        int64_t shp[2] = { d->n, K };
+        float *z = sk_malloc(sizeof(float) * (size_t)d->n * K);
+        int wrc = !z || sk_model_logits(m, d->x, d->n, z) || sk_npy_write_f32(logits_path, z, 2, shp);
+        sk_free(z);
+        if (wrc) {
             status = cli_fail_lib();
             goto out;
         }

@@ -122,7 +122,8 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
 
 #define PRED_BATCH 256
 
-int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp)
+/* Eval-mode outputs of n rows, batch by batch: logits, or their log-softmax. */
+static int predict(struct sk_model *m, const float *x, int n, bool log_softmax, float *out)
 {
     struct sk_graph *g = sk_graph_new();
     if (!g) return SK_ENOMEM;
@@ -133,16 +134,21 @@ int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp)
         sk_graph_reset(g);
         int shape[2] = { B, m->in_dim };
         int xin = sk_graph_input(g, x + (size_t)i * m->in_dim, 2, shape, false);
-        int lp = sk_op_log_softmax(g, sk_model_forward(m, g, xin, SK_MODE_EVAL, 0));
-        if (lp < 0) {
-            rc = lp;
+        int z = sk_model_forward(m, g, xin, SK_MODE_EVAL, 0);
+        if (log_softmax) z = sk_op_log_softmax(g, z);
+        if (z < 0) {
+            rc = z;
             break;
         }
-        memcpy(logp + (size_t)i * K, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
+        memcpy(out + (size_t)i * K, sk_graph_value(g, z), sizeof(float) * (size_t)B * K);
     }
     sk_graph_free(g);
     return rc;
 }
+
+int sk_model_log_probs(struct sk_model *m, const float *x, int n, float *logp) { return predict(m, x, n, true, logp); }
+
+int sk_model_logits(struct sk_model *m, const float *x, int n, float *logits) { return predict(m, x, n, false, logits); }
 
 int sk_model_evaluate(struct sk_model *m, const float *x, const int *y, int n, double *accuracy, double *loss)
 {

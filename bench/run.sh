@@ -5,7 +5,7 @@
 #   bench/run.sh [BUILD_DIR] [REPS] [N]        (defaults: build 3 60000)
 #
 # Both sides: 2 threads, one epoch of N rows x 784 floats, batch 128, SGD with
-# momentum; MLP 784-512-512-10 and the CNN of docs/perf.md; sgemm GFLOP/s.
+# momentum; MLP 784-512-512-10 and the CNN of README.md, section Performance; sgemm GFLOP/s.
 # PyTorch gets its best settings on this machine: OMP_WAIT_POLICY=PASSIVE and
 # GLIBC_TUNABLES=glibc.malloc.mmap_threshold=2147483647 (keep large buffers).
 # OPENBLAS_CORETYPE=Haswell (AVX2 kernels, this machine's preset) and unset

@@ -117,7 +117,7 @@ size_t sk_arena_used(const struct sk_arena *a);
  * sk_sgemm splits products over the OpenMP threads, so that one thread pool
  * serves everything. Results are bitwise reproducible for a fixed thread
  * count (and OpenBLAS kernel set). On a machine shared with other work,
- * export OMP_WAIT_POLICY=PASSIVE (see docs/perf.md). */
+ * export OMP_WAIT_POLICY=PASSIVE (see README.md, section Performance). */
 void sk_set_threads(int n);
 int sk_get_threads(void);
 /* Name of the BLAS kernel set in use (e.g. "SkylakeX", "Haswell"). */

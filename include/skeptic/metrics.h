@@ -110,7 +110,7 @@ int sk_metric_coverage(const float *uncertainty, const float *pbar, const int *y
 
 /* ---- pictures (PNG, written atomically: a temporary file, then rename) ----
  * Plain raster charts without text (the axes run 0..1 with ticks every 0.1;
- * docs/bayes.md says what is drawn):
+ * README.md, section Uncertainty, says what is drawn):
  *   reliability diagram: per bin a bar of its accuracy (blue), the gap to its
  *     mean confidence (red) and the diagonal (grey); bar widths are equal,
  *     bin counts as a thin strip along the bottom (darker = more inputs).

@@ -4,7 +4,7 @@
  * Some environments preset OPENBLAS_CORETYPE=Haswell. OpenBLAS reads the
  * variable once, when the shared library is loaded (before main), and then
  * uses its AVX2 kernels even on an AVX-512 CPU, about half the sgemm speed
- * (measured here: docs/perf.md). Unsetting the variable inside the process is
+ * (measured here: README.md, section Performance). Unsetting the variable inside the process is
  * too late, so the skeptic program re-executes itself once without it when
  *   OPENBLAS_CORETYPE is "Haswell" (any case), the CPU has AVX-512F, and
  *   SKEPTIC_KEEP_CORETYPE is not set (set it to keep the preset).
@@ -13,7 +13,7 @@
  * parallel loop. On an idle machine that is fastest; on an oversubscribed one
  * (here: 4 other agents, load 13-20 on 2 cores) a spinning thread burns the
  * time slice its partner needs, and training ran 5-40x slower than with
- * OMP_WAIT_POLICY=PASSIVE (docs/perf.md). libgomp also reads the variable only
+ * OMP_WAIT_POLICY=PASSIVE (README.md, section Performance). libgomp also reads the variable only
  * at load time. So when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set
  * (nor SKEPTIC_KEEP_WAIT) and the 1-minute load average exceeds the number of
  * cores, the program sets OMP_WAIT_POLICY=PASSIVE for itself. The wait policy

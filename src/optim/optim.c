@@ -153,32 +153,43 @@ int sk_optim_step(struct sk_optim *o, float *w, float *g)
             }
         }
         break;
-    case SK_OPT_NESTEROV:
+    case SK_OPT_NESTEROV: {
+        float keep = o->t == 1 ? 0.0f : mu; /* b_1 = g_1 */
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++) {
-            m[i] = o->t == 1 ? g[i] : mu * m[i] + g[i];
+            m[i] = keep * m[i] + g[i];
             w[i] -= lr * (g[i] + mu * m[i]);
         }
         break;
+    }
     case SK_OPT_ADAM:
     case SK_OPT_ADAMW: {
         float b1 = c->beta1, b2 = c->beta2;
         float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
         float step = lr / bc1, dec = c->kind == SK_OPT_ADAMW ? lr * c->weight_decay : 0.0f;
-        float sbc2 = sqrtf(bc2);
+        float sbc2 = sqrtf(bc2), eps = c->eps;
+        /* element-wise: the same bits for any thread count (-fno-math-errno
+         * lets sqrtf vectorise) */
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++) {
-            w[i] -= dec * w[i];
-            m[i] = b1 * m[i] + (1 - b1) * g[i];
-            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-            w[i] -= step * m[i] / (sqrtf(v[i]) / sbc2 + c->eps);
+            float wi = w[i] - dec * w[i], gi = g[i];
+            float mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = wi - step * mi / (sqrtf(vi) / sbc2 + eps);
         }
         break;
     }
-    case SK_OPT_RMSPROP:
+    case SK_OPT_RMSPROP: {
+        float a = c->alpha, eps = c->eps;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
         for (size_t i = 0; i < n; i++) {
-            v[i] = c->alpha * v[i] + (1 - c->alpha) * g[i] * g[i];
-            w[i] -= lr * g[i] / (sqrtf(v[i]) + c->eps);
+            float vi = a * v[i] + (1 - a) * g[i] * g[i];
+            v[i] = vi;
+            w[i] -= lr * g[i] / (sqrtf(vi) + eps);
         }
         break;
+    }
     }
     return SK_OK;
 }

@@ -66,6 +66,24 @@ static int rs_eval(struct sk_actx *a, struct rs *r, int m, const int *t)
     return SK_OK;
 }
 
+/* Evaluate the M initial candidates (rows of bx, copied into r->xc by the
+ * caller): best margins start there, and rows already adversarial are marked
+ * broken with their perturbation's norm. */
+static int rs_start(struct sk_actx *a, struct rs *r, int M, const float *x0, const int *y, const int *t,
+                    enum sk_norm norm, const float *bx, bool *bs, float *mn)
+{
+    int rc = rs_eval(a, r, M, t);
+    if (rc) return rc;
+    for (int i = 0; i < M; i++) {
+        r->mb[i] = r->m[i];
+        if (sk_attack_is_adv(a, r->lp + (size_t)i * a->K, y[i], t ? t[i] : -1)) {
+            bs[i] = true;
+            mn[i] = (float)sk_attack_rownorm(a, norm, bx + (size_t)i * a->D, x0 + (size_t)i * a->D);
+        }
+    }
+    return SK_OK;
+}
+
 int sk_atk_square(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M,
                   float *bx, bool *bs, float *mn)
 {
@@ -93,14 +111,7 @@ int sk_atk_square(struct sk_actx *a, const float *x0, const int *y, const int *t
         r.yc[i] = y[i];
         r.tc[i] = t ? t[i] : -1;
     }
-    if ((rc = rs_eval(a, &r, M, t))) goto out;
-    for (int i = 0; i < M; i++) {
-        r.mb[i] = r.m[i];
-        if (sk_attack_is_adv(a, r.lp + (size_t)i * K, y[i], t ? t[i] : -1)) {
-            bs[i] = true;
-            mn[i] = (float)sk_attack_rownorm(a, SK_NORM_LINF, bx + (size_t)i * D, x0 + (size_t)i * D);
-        }
-    }
+    if ((rc = rs_start(a, &r, M, x0, y, t, SK_NORM_LINF, bx, bs, mn))) goto out;
     for (int it = 1; it < nq; it++) {
         int m = 0;
         for (int i = 0; i < M; i++)
@@ -193,14 +204,7 @@ int sk_atk_sparse(struct sk_actx *a, const float *x0, const int *y, const int *t
         r.yc[i] = y[i];
         r.tc[i] = t ? t[i] : -1;
     }
-    if ((rc = rs_eval(a, &r, M, t))) goto out;
-    for (int i = 0; i < M; i++) {
-        r.mb[i] = r.m[i];
-        if (sk_attack_is_adv(a, r.lp + (size_t)i * K, y[i], t ? t[i] : -1)) {
-            bs[i] = true;
-            mn[i] = (float)sk_attack_rownorm(a, SK_NORM_L0, bx + (size_t)i * D, x0 + (size_t)i * D);
-        }
-    }
+    if ((rc = rs_start(a, &r, M, x0, y, t, SK_NORM_L0, bx, bs, mn))) goto out;
     for (int it = 1; it < nq; it++) {
         int m = 0;
         for (int i = 0; i < M; i++)

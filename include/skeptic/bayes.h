@@ -109,6 +109,7 @@ struct sk_vi_config {
     float kl_weight;            /* beta (default 1) */
     int anneal_epochs;          /* linear KL warm-up (default 0 = none) */
     bool local_reparam;         /* LRT for MLP specs (default true) */
+    bool flipout;               /* Flipout for every spec the LRT does not cover (default true) */
 };
 struct sk_vi_config sk_vi_defaults(void);
 

@@ -28,4 +28,22 @@ double sk_bayes_tempered_nll(const float *lp, int S, int n, int K, const int *y,
 /* Laplace probit predictive pbar [N,K]. */
 int sk_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar);
 
+/* Flipout (flipout.c): a workspace for minibatches of up to B rows. */
+struct sk_flipout;
+struct sk_flipout *sk_flipout_new(const struct sk_model *m, int B);
+void sk_flipout_free(struct sk_flipout *f); /* NULL ok */
+/* The data term of one Bayes-by-Backprop step with Flipout: the mean
+ * cross-entropy of (x, y) [n rows] under W_n = mu + (sigma eps) (.) s_out,n s_in,n^T
+ * for dense and conv weights, mu + sigma eps for every other parameter.
+ * eps [P] is the minibatch's shared draw; the signs come from `key` (the
+ * step's noise key: sk_flipout_sign), dropout masks from stream 2 of it.
+ * Writes *loss, adds correct argmaxes to *correct (either may be NULL),
+ * and overwrites dmu, dsig [P] with the gradients w.r.t. mu and sigma.
+ * Training mode (dropout on, batch norm updates m's running statistics). */
+int sk_flipout_loss_grad(struct sk_flipout *f, struct sk_model *m, const float *mu, const float *sig,
+                         const float *eps, const float *x, const int *y, int n, uint64_t key, float *loss,
+                         long *correct, float *dmu, float *dsig);
+/* The sign of unit i (row * C + channel) on side 0 (input) or 1 (output) of layer `layer`. */
+float sk_flipout_sign(uint64_t key, int layer, int side, size_t i);
+
 #endif

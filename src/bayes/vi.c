@@ -6,8 +6,9 @@
  *  - MLP specs (dense + relu/lrelu/tanh/sigmoid): the local reparameterisation
  *    trick, by hand with sgemm (the graph has no square root op, and by hand
  *    it is two extra products per layer);
- *  - anything else: one weight draw per minibatch through the model's graph
- *    forward, then dmu = dw, drho = dw eps sigmoid(rho).
+ *  - anything else: Flipout (flipout.c; vc->flipout, the default), or one
+ *    weight draw per minibatch through the model's graph forward, then
+ *    dmu = dw, drho = dw eps sigmoid(rho).
  */
 #include "bayes/bayes_impl.h"
 
@@ -323,9 +324,11 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     int *yb = sk_malloc(sizeof(int) * (size_t)B), *order = sk_malloc(sizeof(int) * (size_t)n);
     struct sk_graph *g = sk_graph_new();
     struct lrt L = { 0 };
+    struct sk_flipout *fo = NULL;
     int rc = SK_ENOMEM;
     if (!opt || !theta || !dtheta || !sig || !s2 || !sgm || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
     if (use_lrt && (rc = lrt_init(&L, m, B))) goto out;
+    if (!use_lrt && vc->flipout && !(fo = sk_flipout_new(m, B))) goto out;
     rc = SK_OK;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
      * posterior's rho if it has one already (continued training) */
@@ -366,6 +369,12 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
                 /* gradient w.r.t. the variances lands in drho, converted below */
                 lrt_backward(&L, m, mu, s2, xb, nb, dz, dmu, drho);
                 for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i];
+            } else if (fo) {
+                /* eps kept in s2; the gradient w.r.t. sigma lands in drho, converted by kl_grad */
+                sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
+                float lf = 0;
+                if ((rc = sk_flipout_loss_grad(fo, m, mu, sig, s2, xb, yb, nb, sk, &lf, &correct, dmu, drho))) break;
+                loss = lf;
             } else {
                 /* eps kept in s2 (unused without the local trick) */
                 sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
@@ -439,6 +448,7 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     }
 out:
     lrt_free(&L);
+    sk_flipout_free(fo);
     sk_optim_free(opt);
     sk_free(theta);
     sk_free(dtheta);

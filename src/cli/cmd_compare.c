@@ -29,6 +29,7 @@ struct cmp {
     int epochs, ens_epochs, vi_epochs, batch, members, samples, attack_samples, n_adv, pgd_steps, sgld_epochs;
     float lr, vi_lr, sgld_lr, kl_weight, eps, val_fraction, dropout, prior_sigma, init_sigma;
     uint64_t seed;
+    bool flipout, no_flipout;
 };
 
 static const char *preset(const char *arch, bool dropout, float p, char *buf, size_t cap)
@@ -130,6 +131,7 @@ static struct sk_posterior *make(const struct cmp *o, const char *method, const 
         vc.init_sigma = o->init_sigma;
         vc.kl_weight = o->kl_weight;
         if (o->prior && !strcmp(o->prior, "mixture")) vc.prior = SK_PRIOR_MIXTURE;
+        if (o->flipout || o->no_flipout) vc.flipout = o->flipout;
         c = train_cfg(o, o->vi_epochs, o->vi_lr);
         c.opt.sched = SK_SCHED_COSINE;
         c.opt.min_lr = o->vi_lr * 0.05f;
@@ -270,6 +272,8 @@ int cmd_compare(int argc, char **argv)
         { "prior", CLI_STR, &o.prior, "P", "VI prior: gaussian (N(0, prior-sigma^2)) | mixture (0.5 N(0,1) + 0.5 N(0,e^-12))" },
         { "kl-weight", CLI_FLOAT, &o.kl_weight, "B", "VI KL weight beta (default 1)" },
         { "init-sigma", CLI_FLOAT, &o.init_sigma, "S", "VI initial posterior scale (default 0.02)" },
+        { "flipout", CLI_FLAG, &o.flipout, NULL, "VI: Flipout for the cnn and other non-MLP specs (the default)" },
+        { "no-flipout", CLI_FLAG, &o.no_flipout, NULL, "VI: one weight draw per minibatch instead of Flipout" },
         { "dropout", CLI_FLOAT, &o.dropout, "P", "MC dropout rate (default 0.2)" },
         { "members", CLI_INT, &o.members, "M", "ensemble members (default 5)" },
         { "samples", CLI_INT, &o.samples, "S", "posterior samples per prediction (default 20)" },
@@ -299,6 +303,7 @@ int cmd_compare(int argc, char **argv)
         o.n_adv < 0 || o.sgld_epochs < 2)
         return cli_usage("--epochs, --vi-epochs, --batch, --members, --samples and --attack-samples must be >= 1, "
                          "--sgld-epochs >= 2, --n-adv >= 0");
+    if (o.flipout && o.no_flipout) return cli_usage("--flipout and --no-flipout contradict each other");
     if (strcmp(o.prior, "gaussian") && strcmp(o.prior, "mixture"))
         return cli_usage("--prior must be gaussian or mixture (got '%s')", o.prior);
     if (o.dir) mkdir(o.dir, 0777);

@@ -36,7 +36,7 @@ int cli_train_bayes(int argc, char **argv)
     float lr = 1e-3f, sgld_lr = 0.01f, prior_sigma = 1.0f, init_sigma = 0.02f, kl_weight = 1.0f, val_split = 0;
     float sgld_prior = 1.0f, prior_precision = 0;
     uint64_t seed = 1;
-    bool temperature = false, probit = false, no_lrt = false;
+    bool temperature = false, probit = false, no_lrt = false, flipout = false, no_flipout = false;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c), CLI_THREADS_OPT(c),
         { "method", CLI_STR, &method, "M", "vi | mc-dropout | ensemble | sgld | laplace | deterministic" },
@@ -55,6 +55,8 @@ int cli_train_bayes(int argc, char **argv)
         { "kl-weight", CLI_FLOAT, &kl_weight, "B", "vi KL weight (default 1)" },
         { "kl-anneal", CLI_INT, &anneal, "E", "vi: ramp the KL weight up over E epochs (default 0)" },
         { "no-local-reparam", CLI_FLAG, &no_lrt, NULL, "vi: sample weights per minibatch instead of the local trick" },
+        { "flipout", CLI_FLAG, &flipout, NULL, "vi: Flipout where the local trick does not apply (CNNs; the default)" },
+        { "no-flipout", CLI_FLAG, &no_flipout, NULL, "vi: one weight draw per minibatch instead of Flipout" },
         { "sgld-epochs", CLI_INT, &burnin, "E", "sgld burn-in epochs (default 1)" },
         { "sgld-lr", CLI_FLOAT, &sgld_lr, "LR", "sgld step size on the mean loss (default 0.01)" },
         { "sgld-thin", CLI_INT, &thin, "K", "sgld: keep every K-th step (default 100)" },
@@ -70,7 +72,7 @@ int cli_train_bayes(int argc, char **argv)
         "train --method",
         "skeptic train --method vi|mc-dropout|ensemble|sgld|laplace --data D --arch SPEC --out FILE [options]",
         "Train a Bayesian neural network (see include/skeptic/bayes.h for each method). vi: Bayes by Backprop with\n"
-        "the local reparameterisation trick; ensemble: M members from independent seeds in one file; sgld: Langevin\n"
+        "the local reparameterisation trick (MLPs) or Flipout (other specs); ensemble: M members from independent seeds in one file; sgld: Langevin\n"
         "dynamics after --epochs of Adam, --sgld-epochs more epochs of sampling; laplace: last-layer Laplace around a\n"
         "network trained for --epochs. Evaluate with skeptic eval --samples S --ood mnist --plots DIR.",
         "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --epochs 20 --out bbb.safetensors\n"
@@ -89,6 +91,7 @@ int cli_train_bayes(int argc, char **argv)
     if (!(lr > 0) || !(sgld_lr > 0)) return cli_usage("--lr and --sgld-lr must be positive");
     if (!(val_split >= 0 && val_split < 1)) return cli_usage("--val-split must be in [0,1)");
     if (temperature && val_split <= 0) return cli_usage("--temperature needs --val-split");
+    if (flipout && no_flipout) return cli_usage("--flipout and --no-flipout contradict each other");
     if (strcmp(prior, "gaussian") && strcmp(prior, "mixture")) return cli_usage("--prior must be gaussian or mixture");
     if (strcmp(hessian, "kfac") && strcmp(hessian, "full")) return cli_usage("--hessian must be kfac or full");
     if (c.threads) sk_set_threads(c.threads);
@@ -136,6 +139,7 @@ int cli_train_bayes(int argc, char **argv)
         vc.kl_weight = kl_weight;
         vc.anneal_epochs = anneal;
         vc.local_reparam = !no_lrt;
+        if (flipout || no_flipout) vc.flipout = flipout;
         cfg.opt.sched = SK_SCHED_COSINE;
         cfg.opt.min_lr = lr * 0.05f;
         rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, tr->n);

@@ -101,6 +101,8 @@ int sk_bayes_method_parse(const char *s);
 
 enum sk_prior_kind { SK_PRIOR_GAUSSIAN = 0, SK_PRIOR_MIXTURE = 1 };
 
+struct sk_adv_config; /* robust.h */
+
 struct sk_vi_config {
     enum sk_prior_kind prior;
     float prior_sigma;          /* Gaussian prior s (default 0.1) */
@@ -110,6 +112,16 @@ struct sk_vi_config {
     int anneal_epochs;          /* linear KL warm-up (default 0 = none) */
     bool local_reparam;         /* LRT for MLP specs (default true) */
     bool flipout;               /* Flipout for every spec the LRT does not cover (default true) */
+    /* Adversarial training (default NULL = none; borrowed, read only during
+     * sk_bayes_train_vi, not kept in the posterior): kind pgd or fgsm. Every
+     * minibatch is replaced (Madry style) by the points an L-inf PGD finds
+     * against the current posterior: random start, adv->steps sign steps
+     * (fgsm: one of 1.25 eps), eps warm-up as robust.h; each step ascends the
+     * mean CE over adv->eot fresh weight draws mu + sigma e (EOT; eot <= 1:
+     * the attack runs on the mean weights). The KL term is unchanged. The
+     * attack's draws derive from the step's noise key (same seed, same bits).
+     * The FGSM guard is not applied (no rows are held out). */
+    const struct sk_adv_config *adv;
 };
 struct sk_vi_config sk_vi_defaults(void);
 
@@ -167,6 +179,11 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
 /* M members, each initialised with `init` from its own seed and trained with sk_train. */
 int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
                             const float *x, const int *y, int n);
+/* The same with every member trained by sk_adv_train(adv) (adv NULL or kind
+ * none: plain training). Lakshminarayanan et al.'s own variant is kind
+ * SK_ADV_FGSM_MIX: CE(x) + CE(x + eps sign grad_x CE), eps 0.01 of the range. */
+int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                                const struct sk_adv_config *adv, const float *x, const int *y, int n);
 /* SGLD from the current weights (cfg->opt.lr is the step size lr above). */
 int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_sgld_config *sc,
                         const float *x, const int *y, int n);
@@ -178,6 +195,13 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config 
  * with S samples; sets p->temperature and returns it in *T (may be NULL). */
 int sk_posterior_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
                                  float *T);
+
+/* The inner attack of VI adversarial training on a trained vi posterior:
+ * PGD (adv->kind pgd, adv->steps) or FGSM-RS (fgsm) at radius adv->eps with
+ * EOT over adv->eot weight draws per step, as described at sk_vi_config.adv;
+ * n rows of x into xadv (may not alias x). Stream SK_STREAM_ATTACK of seed. */
+int sk_vi_pgd_perturb(struct sk_posterior *p, const struct sk_adv_config *adv, const float *x, const int *y, int n,
+                      uint64_t seed, float *xadv);
 
 /* Closed-form KL(N(mu, sigma^2) || N(0, s^2)) summed over n weights (double). */
 double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s);

@@ -17,6 +17,11 @@
  *               worst-case logits of the specification form (certify.h);
  *               clean warm-up epochs, then eps_t ramps 0 -> eps_train and
  *               kappa 1 -> kappa_end linearly over ramp epochs (per step).
+ *   FGSM-mix:   L = CE(f(x), y) + CE(f(x'), y), x' = Proj_B(x + eps sign(grad_x CE))
+ *               (no random start; the gradient of the current model in eval
+ *               mode, x' held fixed in the parameter gradient): the
+ *               adversarial training of deep ensembles (Lakshminarayanan et
+ *               al. 2017), whose eps is 0.01 of the input range.
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *
@@ -62,9 +67,17 @@ int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk
 int sk_pgd_accuracy(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
                     uint64_t seed, double *robust_acc, unsigned char *correct);
 
-enum sk_adv_kind { SK_ADV_NONE = 0, SK_ADV_PGD = 1, SK_ADV_FGSM = 2, SK_ADV_TRADES = 3, SK_ADV_IBP = 4 };
+/* append only: saved in files by name */
+enum sk_adv_kind {
+    SK_ADV_NONE = 0,
+    SK_ADV_PGD = 1,
+    SK_ADV_FGSM = 2,
+    SK_ADV_TRADES = 3,
+    SK_ADV_IBP = 4,
+    SK_ADV_FGSM_MIX = 5,
+};
 const char *sk_adv_kind_name(enum sk_adv_kind k);
-/* "none" | "pgd" | "fgsm" | "trades" | "ibp" -> kind, or -1. */
+/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" -> kind, or -1. */
 int sk_adv_kind_parse(const char *s);
 
 struct sk_adv_config {

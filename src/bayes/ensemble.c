@@ -1,12 +1,19 @@
 /* Deep ensembles and stochastic-gradient Langevin dynamics: posteriors that
  * are a set of weight vectors of one spec. */
 #include "bayes/bayes_impl.h"
+#include "skeptic/robust.h"
 
 #include <math.h>
 #include <string.h>
 
 int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
                             const float *x, const int *y, int n)
+{
+    return sk_bayes_train_ensemble_adv(p, M, init, cfg, NULL, x, y, n);
+}
+
+int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                                const struct sk_adv_config *adv, const float *x, const int *y, int n)
 {
     struct sk_model *m = p->model;
     if (p->method != SK_BAYES_ENSEMBLE)
@@ -15,6 +22,10 @@ int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, co
     if (m->n_buffers > 0)
         return sk_error(SK_EINVAL, "ensembles of models with batch norm are not supported (members would share "
                         "running statistics); use a spec without 'bn'");
+    if (adv && adv->kind != SK_ADV_NONE) {
+        int rc = sk_adv_check(adv);
+        if (rc) return rc;
+    }
     size_t P = m->n_params;
     float *mem = sk_malloc(sizeof(float) * P * (size_t)M);
     if (!mem) return SK_ENOMEM;
@@ -25,7 +36,9 @@ int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, co
         struct sk_train_config c = *cfg;
         c.seed = seed;
         if ((rc = sk_model_init(m, init, seed))) break;
-        if ((rc = sk_train(m, &c, x, y, n))) break;
+        /* each member is its own adversarial training run (own seed, own guard) */
+        if ((rc = adv && adv->kind != SK_ADV_NONE ? sk_adv_train(m, &c, adv, x, y, n, NULL) : sk_train(m, &c, x, y, n)))
+            break;
         memcpy(mem + (size_t)i * P, m->params, sizeof(float) * P);
     }
     if (rc) {

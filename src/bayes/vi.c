@@ -11,6 +11,7 @@
  *    dmu = dw, drho = dw eps sigmoid(rho).
  */
 #include "bayes/bayes_impl.h"
+#include "bayes/vi_adv.h"
 
 #include <math.h>
 #include <string.h>
@@ -310,6 +311,7 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
         if (y[i] < 0 || y[i] >= m->n_classes)
             return sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
     p->vi = *vc;
+    p->vi.adv = NULL; /* borrowed for this call only */
     size_t P = m->n_params;
     int B = cfg->batch, D = m->in_dim, K = m->n_classes;
     bool use_lrt = vc->local_reparam && lrt_supported(m);
@@ -325,10 +327,12 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     struct sk_graph *g = sk_graph_new();
     struct lrt L = { 0 };
     struct sk_flipout *fo = NULL;
+    struct sk_vi_adv *va = NULL; /* adversarial training (vi_adv.c) */
     int rc = SK_ENOMEM;
     if (!opt || !theta || !dtheta || !sig || !s2 || !sgm || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
     if (use_lrt && (rc = lrt_init(&L, m, B))) goto out;
     if (!use_lrt && vc->flipout && !(fo = sk_flipout_new(m, B))) goto out;
+    if (vc->adv && vc->adv->kind != SK_ADV_NONE && (rc = sk_vi_adv_new(&va, m, vc->adv, B))) goto out;
     rc = SK_OK;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
      * posterior's rho if it has one already (continued training) */
@@ -350,6 +354,10 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
                 memcpy(xb + (size_t)i * D, x + (size_t)order[lo + i] * D, sizeof(float) * D);
                 yb[i] = y[order[lo + i]];
             }
+            /* Madry style: the batch is replaced by PGD-EOT points against q(w) */
+            if (va && (rc = sk_vi_adv_batch(va, theta, theta + P, xb, yb, nb, (double)step / per_epoch,
+                                            sk_rng_derive(nkey, (uint64_t)step).key)))
+                break;
             const float *mu = theta, *rho = theta + P;
             float *dmu = dtheta, *drho = dtheta + P;
             /* one exp and one log1p per parameter: sigma, sigma^2, sigmoid(rho) */
@@ -447,6 +455,7 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
         }
     }
 out:
+    sk_vi_adv_free(va);
     lrt_free(&L);
     sk_flipout_free(fo);
     sk_optim_free(opt);

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/eval_uncertainty.h"
 #include "skeptic/bayes.h"
+#include "skeptic/robust.h"
 
 static int on_epoch(void *ctx, const struct sk_epoch_metrics *em)
 {
@@ -37,6 +38,10 @@ int cli_train_bayes(int argc, char **argv)
     float sgld_prior = 1.0f, prior_precision = 0;
     uint64_t seed = 1;
     bool temperature = false, probit = false, no_lrt = false, flipout = false, no_flipout = false;
+    /* adversarial training: the options of the deterministic `skeptic train --adv` */
+    const char *adv_s = "none";
+    float adv_eps = NAN, adv_step = 0, adv_beta = 6;
+    int adv_steps = 10, adv_eot = -1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c), CLI_THREADS_OPT(c),
         { "method", CLI_STR, &method, "M", "vi | mc-dropout | ensemble | sgld | laplace | deterministic" },
@@ -66,6 +71,14 @@ int cli_train_bayes(int argc, char **argv)
         { "hessian", CLI_STR, &hessian, "H", "laplace: kfac | full (default kfac)" },
         { "prior-precision", CLI_FLOAT, &prior_precision, "D", "laplace prior precision (default: marginal likelihood)" },
         { "probit", CLI_FLAG, &probit, NULL, "laplace: probit predictive instead of Monte Carlo" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training (vi, mc-dropout, ensemble): none | pgd | fgsm | trades | ibp | "
+          "fgsm-mix (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
+        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; fgsm-mix 0.01; inputs in [0,1])" },
+        { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
+        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; fgsm-mix eps)" },
+        { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
+        { "adv-eot", CLI_INT, &adv_eot, "S", "EOT samples per inner step: vi weight draws / mc-dropout masks (default 4; "
+          "1: attack the mean weights / dropout off)" },
         { 0 },
     };
     static const struct cli_help h = {
@@ -74,9 +87,14 @@ int cli_train_bayes(int argc, char **argv)
         "Train a Bayesian neural network (see include/skeptic/bayes.h for each method). vi: Bayes by Backprop with\n"
         "the local reparameterisation trick (MLPs) or Flipout (other specs); ensemble: M members from independent seeds in one file; sgld: Langevin\n"
         "dynamics after --epochs of Adam, --sgld-epochs more epochs of sampling; laplace: last-layer Laplace around a\n"
-        "network trained for --epochs. Evaluate with skeptic eval --samples S --ood mnist --plots DIR.",
+        "network trained for --epochs. Evaluate with skeptic eval --samples S --ood mnist --plots DIR.\n"
+        "--adv K trains vi, mc-dropout and ensemble members adversarially: vi replaces each minibatch by PGD (or\n"
+        "FGSM-RS) points found against the current posterior with EOT over --adv-eot weight draws per step;\n"
+        "mc-dropout by the MC-mode attack over --adv-eot masks; ensemble members each by sk_adv_train.",
         "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --epochs 20 --out bbb.safetensors\n"
-        "skeptic train --method ensemble --members 5 --data fashion-mnist --arch mlp:784-400-400-10:relu --out ens.safetensors",
+        "skeptic train --method ensemble --members 5 --data fashion-mnist --arch mlp:784-400-400-10:relu --out ens.safetensors\n"
+        "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --adv pgd --adv-eps 0.1 --adv-steps 5 --adv-eot 4 --out bbb-pgd.safetensors\n"
+        "skeptic train --method ensemble --data fashion-mnist --arch mlp:784-400-400-10:relu --adv fgsm-mix --out ens-adv.safetensors",
     };
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
@@ -94,6 +112,28 @@ int cli_train_bayes(int argc, char **argv)
     if (flipout && no_flipout) return cli_usage("--flipout and --no-flipout contradict each other");
     if (strcmp(prior, "gaussian") && strcmp(prior, "mixture")) return cli_usage("--prior must be gaussian or mixture");
     if (strcmp(hessian, "kfac") && strcmp(hessian, "full")) return cli_usage("--hessian must be kfac or full");
+    int adv_kind = sk_adv_kind_parse(adv_s);
+    if (adv_kind < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp or fgsm-mix", adv_s);
+    struct sk_adv_config advc = sk_adv_defaults((enum sk_adv_kind)adv_kind,
+                                                isnan(adv_eps) ? (adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f) : adv_eps);
+    if (adv_kind != SK_ADV_NONE) {
+        if (mk != SK_BAYES_VI && mk != SK_BAYES_MCDROPOUT && mk != SK_BAYES_ENSEMBLE)
+            return cli_usage("--adv %s: adversarial training applies to --method vi, mc-dropout and ensemble, not %s",
+                             adv_s, method);
+        if (mk == SK_BAYES_VI && adv_kind != SK_ADV_PGD && adv_kind != SK_ADV_FGSM)
+            return cli_usage("--adv %s with --method vi: Bayes by Backprop trains with --adv pgd or fgsm only", adv_s);
+        if (adv_eot == 0 || adv_eot < -1) return cli_usage("--adv-eot %d must be >= 1", adv_eot);
+        if (adv_eot > 1 && mk == SK_BAYES_ENSEMBLE && !strstr(arch, "dropout"))
+            return cli_usage("--adv-eot %d: ensemble members without dropout are deterministic; EOT applies to vi and "
+                             "mc-dropout", adv_eot);
+        advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_FGSM_MIX ? 1 : adv_steps;
+        advc.step = adv_step;
+        advc.trades_beta = adv_beta;
+        advc.eot = adv_eot > 0 ? adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);
+        if (sk_adv_check(&advc)) return cli_usage("%s", sk_last_error());
+    } else if (adv_eot != -1 || !isnan(adv_eps) || adv_step != 0) {
+        return cli_usage("--adv-eps, --adv-step-size and --adv-eot need --adv pgd|fgsm|trades|ibp|fgsm-mix");
+    }
     if (c.threads) sk_set_threads(c.threads);
     struct sk_dataset *all = cli_load_data(&c, "train"), *tr = NULL, *va = NULL;
     if (!all) return cli_fail_lib();
@@ -140,12 +180,15 @@ int cli_train_bayes(int argc, char **argv)
         vc.anneal_epochs = anneal;
         vc.local_reparam = !no_lrt;
         if (flipout || no_flipout) vc.flipout = flipout;
+        vc.adv = adv_kind != SK_ADV_NONE ? &advc : NULL;
         cfg.opt.sched = SK_SCHED_COSINE;
         cfg.opt.min_lr = lr * 0.05f;
         rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, tr->n);
         break;
     }
-    case SK_BAYES_ENSEMBLE: rc = sk_bayes_train_ensemble(p, members, SK_INIT_HE_UNIFORM, &cfg, tr->x, tr->y, tr->n); break;
+    case SK_BAYES_ENSEMBLE:
+        rc = sk_bayes_train_ensemble_adv(p, members, SK_INIT_HE_UNIFORM, &cfg, &advc, tr->x, tr->y, tr->n);
+        break;
     case SK_BAYES_SGLD: {
         rc = sk_train(m, &cfg, tr->x, tr->y, tr->n);
         struct sk_sgld_config sc = sk_sgld_defaults();
@@ -170,6 +213,7 @@ int cli_train_bayes(int argc, char **argv)
         if (!rc) fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
         break;
     }
+    case SK_BAYES_MCDROPOUT: rc = sk_adv_train(m, &cfg, &advc, tr->x, tr->y, tr->n, NULL); break; /* none: sk_train */
     default: rc = sk_train(m, &cfg, tr->x, tr->y, tr->n); break;
     }
     if (!rc && temperature) {

@@ -1,5 +1,5 @@
 /* Adversarial training objectives as trainer loss hooks (PGD, FGSM-RS,
- * TRADES, IBP), the epsilon / kappa schedules, and the guard against
+ * TRADES, IBP, FGSM-mix), the epsilon / kappa schedules, and the guard against
  * catastrophic overfitting. */
 #include "skeptic/certify.h"
 #include "skeptic/robust.h"
@@ -9,13 +9,13 @@
 
 const char *sk_adv_kind_name(enum sk_adv_kind k)
 {
-    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp" };
-    return (unsigned)k < 5 ? names[k] : "?";
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix" };
+    return (unsigned)k < 6 ? names[k] : "?";
 }
 
 int sk_adv_kind_parse(const char *s)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
     return -1;
 }
@@ -25,7 +25,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     struct sk_adv_config a = { 0 };
     a.kind = kind;
     a.eps = eps;
-    a.steps = kind == SK_ADV_FGSM ? 1 : 10;
+    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX ? 1 : 10;
     a.step = 0;
     a.clip_lo = 0;
     a.clip_hi = 1;
@@ -128,8 +128,14 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
     }
     float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
-    struct sk_pgd_config pc = sk_pgd_defaults(eps, a->kind == SK_ADV_FGSM ? 1 : a->steps);
+    bool mix = a->kind == SK_ADV_FGSM_MIX;
+    struct sk_pgd_config pc = sk_pgd_defaults(eps, a->kind == SK_ADV_FGSM || mix ? 1 : a->steps);
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
+    if (mix) {
+        /* Lakshminarayanan et al.: plain FGSM, x + eps sign(grad), from x itself */
+        pc.random_start = false;
+        pc.step = eps;
+    }
     pc.clip_lo = a->clip_lo;
     pc.clip_hi = a->clip_hi;
     if (a->eot > 1 && sk_model_has_dropout(m)) {
@@ -141,6 +147,13 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     if (eps > 0) rc = sk_pgd_perturb_graph(m, l->ag, &pc, xb, yb, n, noise_key, l->xadv);
     else memcpy(l->xadv, xb, sizeof(float) * (size_t)n * m->in_dim);
     if (rc) return rc;
+    if (mix) {
+        int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        *logits = zc;
+        return sk_op_add(g, sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing),
+                         sk_loss_cross_entropy(g, za, yb, t->cfg.label_smoothing));
+    }
     if (a->kind == SK_ADV_TRADES) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
@@ -156,7 +169,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
 
 int sk_adv_check(const struct sk_adv_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ADV_IBP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ADV_FGSM_MIX) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)

@@ -7,6 +7,7 @@
  *   robust_fashion --adv pgd --eps 0.1 --steps 7 --epochs 8 [--n-train N]
  *                  [--spec S] [--lr 1e-3] [--suite-n 500] [--test-n 10000]
  *                  [--dir D | --data mnist] [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R]
+ *                  [--step-size A] [--beta B] [--out MODEL] [--eps-warmup E] [--threads T] [--batch B] [--seed S]
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,6 +35,21 @@ int main(int argc, char **argv)
     int steps = 7, epochs = 5, n_train = 60000, suite_n = 0, test_n = 10000, warmup = 1, ramp = 0, eps_warm = 0;
     int threads = 2, batch = 128;
     uint64_t seed = 1;
+    float step_size = 0;
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp [--eps E] [--steps K] [--step-size A]\n"
+                            "  [--epochs N] [--n-train N] [--spec S] [--lr X] [--batch B] [--seed S] [--threads T]\n"
+                            "  [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
+                            "  [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R] [--out MODEL]\n"
+                            "Trains one model, prints clean / PGD-20 / certified / suite accuracy as one JSON line.\n");
+            return 0;
+        }
+    if (argc % 2 == 0) {
+        fprintf(stderr, "flag %s has no value (--help lists the flags)\n", argv[argc - 1]);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--adv")) adv_s = v;
@@ -56,6 +72,8 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--threads")) threads = atoi(v);
         else if (!strcmp(k, "--batch")) batch = atoi(v);
         else if (!strcmp(k, "--seed")) seed = (uint64_t)atoll(v);
+        else if (!strcmp(k, "--step-size")) step_size = (float)atof(v);
+        else if (!strcmp(k, "--out")) out = v;
         else {
             fprintf(stderr, "unknown flag %s\n", k);
             return 2;
@@ -97,6 +115,7 @@ int main(int argc, char **argv)
     cfg.on_epoch = on_epoch;
     struct sk_adv_config adv = sk_adv_defaults((enum sk_adv_kind)kind, eps);
     adv.steps = steps;
+    adv.step = step_size;
     adv.trades_beta = beta;
     adv.ibp_eps_train = ibp_eps_train;
     adv.ibp_kappa_end = kappa;
@@ -109,6 +128,10 @@ int main(int argc, char **argv)
     double train_s = sk_now() - t0;
     if (rc) {
         fprintf(stderr, "training: %s\n", sk_last_error());
+        return 1;
+    }
+    if (out && sk_model_save(m, out, NULL)) {
+        fprintf(stderr, "%s\n", sk_last_error());
         return 1;
     }
     int N = test_n;
@@ -156,12 +179,12 @@ int main(int argc, char **argv)
     /* per point over the whole test set: certified => PGD-robust => correct */
     long viol_pgd = 0;
     for (int i = 0; i < N; i++) viol_pgd += cert[i] && !pgd_ok[i];
-    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"epochs\":%d,\"n_train\":%d,"
+    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"epochs\":%d,\"n_train\":%d,"
            "\"lr\":%g,\"train_s\":%.1f,\"test_n\":%d,\"clean\":%.4f,\"pgd20\":%.4f,\"pgd20_s\":%.1f,"
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
            "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,"
            "\"catastrophic\":%d}\n",
-           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, steps, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
+           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, steps, step_size, beta, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
            rep.best_guard_acc, rep.catastrophic);
     fflush(stdout);

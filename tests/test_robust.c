@@ -176,7 +176,7 @@ static void test_attack(void)
 
 /* ---------------- Bayesian models trained adversarially ---------------- */
 
-/* Robust accuracy under PGD-20 (L-inf, eps 0.1) on 250 test rows through the
+/* Robust accuracy under PGD-20 (L-inf, eps 0.1) on 200 test rows through the
  * posterior's classifier: the attack's gradients are EOT over S samples
  * (ensemble: S = 0, every member), the verdict is the predictive's own. */
 static double eot_pgd_acc(struct sk_posterior *p, int S, double *clean)
@@ -185,7 +185,7 @@ static double eot_pgd_acc(struct sk_posterior *p, int S, double *clean)
     struct sk_attack_config ac = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, EPS);
     ac.steps = 20;
     ac.seed = 4;
-    struct sk_attack_result *r = cl ? sk_attack_evaluate(cl, &ac, te->x, te->y, 250) : NULL;
+    struct sk_attack_result *r = cl ? sk_attack_evaluate(cl, &ac, te->x, te->y, 200) : NULL;
     CHECK(r != NULL, "EOT PGD on the %s posterior: %s", sk_bayes_method_name(p->method), sk_last_error());
     double acc = r ? r->robust_acc : -1;
     if (clean) *clean = r ? r->clean_acc : -1;
@@ -233,11 +233,11 @@ static void test_vi_adv(void)
 {
     const char *spec = "mlp:20-64-64-3:relu";
     double ts, ta, cs, ca;
-    struct sk_posterior *std = train_vi(spec, NULL, 10, 5, tr->n, &ts);
+    struct sk_posterior *std = train_vi(spec, NULL, 8, 5, tr->n, &ts);
     struct sk_adv_config adv = sk_adv_defaults(SK_ADV_PGD, EPS);
     adv.steps = 4;
     adv.eot = 3;
-    struct sk_posterior *rob = train_vi(spec, &adv, 10, 5, tr->n, &ta);
+    struct sk_posterior *rob = train_vi(spec, &adv, 8, 5, tr->n, &ta);
     double as = eot_pgd_acc(std, 8, &cs), aa = eot_pgd_acc(rob, 8, &ca);
     fprintf(stderr, "  vi      clean %.3f  eot-pgd-20 %.3f  (%.2fs)\n  vi+pgd  clean %.3f  eot-pgd-20 %.3f  (%.2fs)\n",
             cs, as, ts, ca, aa, ta);
@@ -331,10 +331,10 @@ static struct sk_posterior *train_ens(const struct sk_adv_config *adv, int M, in
  * (exact, all-member) EOT attack than the plain ensemble. */
 static void test_ensemble_adv(void)
 {
-    struct sk_posterior *plain = train_ens(NULL, 3, 8);
+    struct sk_posterior *plain = train_ens(NULL, 2, 6);
     struct sk_adv_config pgd = sk_adv_defaults(SK_ADV_PGD, EPS);
     pgd.steps = 5;
-    struct sk_posterior *rob = train_ens(&pgd, 3, 8);
+    struct sk_posterior *rob = train_ens(&pgd, 2, 6);
     double cp, cr, ap = eot_pgd_acc(plain, 0, &cp), ar = eot_pgd_acc(rob, 0, &cr);
     fprintf(stderr, "  ens     clean %.3f  eot-pgd-20 %.3f\n  ens+pgd clean %.3f  eot-pgd-20 %.3f\n", cp, ap, cr, ar);
     CHECK(ar > ap + 0.1, "PGD-trained ensemble raises EOT PGD-20 accuracy: %.3f vs plain %.3f", ar, ap);

@@ -24,6 +24,9 @@
  *               al. 2017), whose eps is 0.01 of the input range.
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
+ *   Bayesian:   variational posteriors train against PGD with EOT over weight
+ *               draws (bayes.h, sk_vi_config.adv); ensembles train every
+ *               member with sk_adv_train (sk_bayes_train_ensemble_adv).
  *
  * Randomness: random starts come from stream SK_STREAM_ATTACK of the seed
  * given (training: the trainer's dropout key of the step), so runs are

@@ -636,6 +636,20 @@ static void test_audits(void)
     free(x);
 }
 
+/* Inputs outside the box (data not scaled to [0,1], e.g. moons): the L-inf
+ * projection keeps |x - x0| <= eps and returns at once (it used to step
+ * ulp by ulp from the box edge towards x0). */
+static void test_project_outside_box(void)
+{
+    const float x0[4] = { -1.0f, 2.0f, 0.5f, 1.05f };
+    float x[4] = { 0.3f, 0.3f, 0.9f, 0.9f };
+    sk_attack_project(SK_NORM_LINF, 0.1f, 0.0f, 1.0f, x0, x, 1, 4);
+    CHECK(fabsf(x[0] + 0.9f) < 1e-6f && fabsf(x[1] - 1.9f) < 1e-6f, "outside the box the ball wins: %g %g", x[0], x[1]);
+    CHECK(fabsf(x[2] - 0.6f) < 1e-6f && fabsf(x[3] - 0.95f) < 1e-6f, "box and ball meet: the nearest point of both: %g %g",
+          x[2], x[3]);
+    for (int j = 0; j < 4; j++) CHECK(fabsf(x[j] - x0[j]) <= 0.1f, "|x - x0| <= eps at %d", j);
+}
+
 int main(void)
 {
     sk_set_threads(2);
@@ -645,5 +659,6 @@ int main(void)
     test_masked();
     test_eot();
     test_audits();
+    test_project_outside_box();
     return sk_test_finish("test_attack");
 }

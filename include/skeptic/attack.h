@@ -18,7 +18,9 @@
  *
  * Guarantees for every returned example x_adv (every attack, every norm):
  *   x_adv is in the box [clip_min, clip_max] and |x_adv - x|_p <= eps (L0:
- *   at most eps pixels changed), exactly up to float rounding (1e-6).
+ *   at most eps pixels changed), exactly up to float rounding (1e-6). For
+ *   inputs x outside the box (data not scaled to it) the L-inf ball wins:
+ *   a coordinate farther than eps outside stays within eps of x.
  * Worst case per sample: an attack keeps the best point it has seen for
  * each sample across iterations and restarts (the first adversarial point,
  * else the point of highest loss), never merely the last iterate; restarts

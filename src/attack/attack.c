@@ -217,8 +217,12 @@ static void project(enum sk_norm p, float eps, float lo, float hi, const float *
         const float *x0i = x0 + (size_t)i * D;
         if (p == SK_NORM_LINF) {
             for (int j = 0; j < D; j++) {
-                float v = fminf(fmaxf(xi[j], x0i[j] - eps), x0i[j] + eps);
-                v = fminf(fmaxf(v, lo), hi);
+                /* box first, then the ball: the same point when they meet; when x0 lies
+                 * farther than eps outside the box (data not in [lo, hi], e.g. moons)
+                 * the eps constraint wins, and the loop below only fixes rounding
+                 * (box last, it stepped ulp by ulp across the gap: a hang near 0) */
+                float v = fminf(fmaxf(xi[j], lo), hi);
+                v = fminf(fmaxf(v, x0i[j] - eps), x0i[j] + eps);
                 /* x0 +- eps rounds; keep |v - x0| <= eps in float */
                 while (fabsf(v - x0i[j]) > eps) v = nextafterf(v, x0i[j]);
                 xi[j] = v;

@@ -17,152 +17,92 @@
 #include "skeptic/skeptic.h"
 #include "testutil.h"
 
-static char bin[600], dir[600];
-static char out_buf[1 << 16], err_buf[1 << 16];
-
-static void slurp_into(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[n] = 0;
-    if (f) fclose(f);
-}
-
-/* Run "skeptic ARGS" through the shell; stdout/stderr captured. */
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd '%s' && SKEPTIC_NO_PROGRESS=1 '%s' %s > out.txt 2> err.txt", dir, bin, args);
-    int st = system(cmd);
-    char p[700];
-    snprintf(p, sizeof p, "%s/out.txt", dir);
-    slurp_into(p, out_buf, sizeof out_buf);
-    snprintf(p, sizeof p, "%s/err.txt", dir);
-    slurp_into(p, err_buf, sizeof err_buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* stdout must be exactly one JSON object (one line). */
-static cJSON *json_out(void)
-{
-    size_t n = strlen(out_buf);
-    if (n == 0 || out_buf[n - 1] != '\n' || memchr(out_buf, '\n', n - 1)) return NULL;
-    cJSON *o = cJSON_Parse(out_buf);
-    if (o && !cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-static double num(cJSON *o, const char *k)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1e300;
-}
-
-static const char *str(cJSON *o, const char *k)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
+static char dir[600];
 
 static void test_usage(void)
 {
-    CHECK(run("--version") == 0 && !strncmp(out_buf, "skeptic ", 8), "--version: %s", out_buf);
-    CHECK(run("") == 2, "no command is a usage error");
-    CHECK(run("frobnicate") == 2 && strstr(err_buf, "unknown command 'frobnicate'"), "unknown command");
-    CHECK(run("--help") == 0 && strstr(out_buf, "train") && strstr(out_buf, "eval"), "top-level help");
+    CHECK(sk_cli_run("--version") == 0 && !strncmp(sk_cli_out, "skeptic ", 8), "--version: %s", sk_cli_out);
+    CHECK(sk_cli_run("") == 2, "no command is a usage error");
+    CHECK(sk_cli_run("frobnicate") == 2 && strstr(sk_cli_err, "unknown command 'frobnicate'"), "unknown command");
+    CHECK(sk_cli_run("--help") == 0 && strstr(sk_cli_out, "train") && strstr(sk_cli_out, "eval"), "top-level help");
     const char *cmds[] = { "train", "eval", "info", "data" };
     for (int i = 0; i < 4; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
-        CHECK(run(a) == 0 && strstr(out_buf, "example:\n  skeptic ") && strstr(out_buf, "usage: skeptic"),
+        CHECK(sk_cli_run(a) == 0 && strstr(sk_cli_out, "example:\n  skeptic ") && strstr(sk_cli_out, "usage: skeptic"),
               "%s --help shows usage and an example", cmds[i]);
     }
-    CHECK(run("train --arch mlp:2-8-2 --out m.st") == 2 && strstr(err_buf, "--data"), "train without --data: %s",
-          err_buf);
-    CHECK(run("train --data moons --arch mlp:2-8-2 --out m.st --epochs ten") == 2 &&
-              strstr(err_buf, "--epochs expects an integer, got 'ten'"),
-          "bad integer: %s", err_buf);
-    CHECK(run("train --data moons --arch mlp:2-8-2 --out m.st --frobs 3") == 2 && strstr(err_buf, "--frobs"),
+    CHECK(sk_cli_run("train --arch mlp:2-8-2 --out m.st") == 2 && strstr(sk_cli_err, "--data"), "train without --data: %s",
+          sk_cli_err);
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-8-2 --out m.st --epochs ten") == 2 &&
+              strstr(sk_cli_err, "--epochs expects an integer, got 'ten'"),
+          "bad integer: %s", sk_cli_err);
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-8-2 --out m.st --frobs 3") == 2 && strstr(sk_cli_err, "--frobs"),
           "unknown option");
-    CHECK(run("train --data moons --arch mlp:2-8-2 --out m.st --optimizer adagrad") == 2 && strstr(err_buf, "adagrad"),
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-8-2 --out m.st --optimizer adagrad") == 2 && strstr(sk_cli_err, "adagrad"),
           "unknown optimizer");
-    CHECK(run("train --data moons --arch mlp:2-x-2 --out m.st") == 2 && strstr(err_buf, "column"), "bad spec: %s",
-          err_buf);
-    CHECK(run("train --data moons --arch mlp:2-8-2 --out m.st --early-stop 3") == 2 && strstr(err_buf, "--val-split"),
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-x-2 --out m.st") == 2 && strstr(sk_cli_err, "column"), "bad spec: %s",
+          sk_cli_err);
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-8-2 --out m.st --early-stop 3") == 2 && strstr(sk_cli_err, "--val-split"),
           "early stop without validation");
-    CHECK(run("eval --model nope.safetensors --data moons") == 1 && strstr(err_buf, "nope.safetensors"),
-          "missing model is a runtime failure naming the file: %s", err_buf);
-    CHECK(run("eval --data moons") == 2, "eval without --model");
-    CHECK(run("info") == 2, "info without a file");
-    CHECK(run("data no-such-thing") == 1 && strstr(err_buf, "no-such-thing"), "unknown data: %s", err_buf);
+    CHECK(sk_cli_run("eval --model nope.safetensors --data moons") == 1 && strstr(sk_cli_err, "nope.safetensors"),
+          "missing model is a runtime failure naming the file: %s", sk_cli_err);
+    CHECK(sk_cli_run("eval --data moons") == 2, "eval without --model");
+    CHECK(sk_cli_run("info") == 2, "info without a file");
+    CHECK(sk_cli_run("data no-such-thing") == 1 && strstr(sk_cli_err, "no-such-thing"), "unknown data: %s", sk_cli_err);
 }
 
 static void test_train_eval_json(void)
 {
-    int rc = run("train --data moons:n=400,noise=0.1 --arch mlp:2-32-32-2:relu --epochs 30 --batch 32 --lr 0.01 "
+    int rc = sk_cli_run("train --data moons:n=400,noise=0.1 --arch mlp:2-32-32-2:relu --epochs 30 --batch 32 --lr 0.01 "
                  "--seed 2 --val-split 0.1 --out moons.safetensors --log moons.jsonl --json");
-    cJSON *o = json_out();
-    CHECK(rc == 0 && o, "train --json prints one object: rc %d, '%s' '%s'", rc, out_buf, err_buf);
-    double tacc = num(o, "test_accuracy");
+    cJSON *o = sk_cli_json();
+    CHECK(rc == 0 && o, "train --json prints one object: rc %d, '%s' '%s'", rc, sk_cli_out, sk_cli_err);
+    double tacc = sk_json_num(o, "test_accuracy");
     CHECK(tacc > 0.95 && tacc <= 1, "moons test accuracy %g", tacc);
-    CHECK(num(o, "train_rows") == 360 && num(o, "val_rows") == 40 && num(o, "test_rows") == 400, "row counts");
-    CHECK(strlen(str(o, "weights_fnv1a64")) == 16, "train reports the weights hash");
+    CHECK(sk_json_num(o, "train_rows") == 360 && sk_json_num(o, "val_rows") == 40 && sk_json_num(o, "test_rows") == 400, "row counts");
+    CHECK(strlen(sk_json_str(o, "weights_fnv1a64")) == 16, "train reports the weights hash");
     cJSON_Delete(o);
     /* the log: one JSON object per epoch */
     char p[700], logb[1 << 15];
     snprintf(p, sizeof p, "%s/moons.jsonl", dir);
-    slurp_into(p, logb, sizeof logb);
+    sk_test_slurp(p, logb, sizeof logb);
     int lines = 0, good = 0;
     for (char *l = strtok(logb, "\n"); l; l = strtok(NULL, "\n")) {
         cJSON *e = cJSON_Parse(l);
         lines++;
-        good += e && num(e, "epoch") == lines && num(e, "train_loss") > 0 && cJSON_GetObjectItem(e, "val_acc");
+        good += e && sk_json_num(e, "epoch") == lines && sk_json_num(e, "train_loss") > 0 && cJSON_GetObjectItem(e, "val_acc");
         cJSON_Delete(e);
     }
     CHECK(lines == 30 && good == 30, "--log has 30 epoch lines (%d, %d good)", lines, good);
 
-    rc = run("eval --model moons.safetensors --data moons:n=400,noise=0.1 --json");
-    o = json_out();
-    CHECK(rc == 0 && o, "eval --json: %s %s", out_buf, err_buf);
-    CHECK(num(o, "accuracy") == tacc && num(o, "loss") > 0 && num(o, "n") == 400, "eval accuracy %g equals train's test accuracy %g",
-          num(o, "accuracy"), tacc);
+    rc = sk_cli_run("eval --model moons.safetensors --data moons:n=400,noise=0.1 --json");
+    o = sk_cli_json();
+    CHECK(rc == 0 && o, "eval --json: %s %s", sk_cli_out, sk_cli_err);
+    CHECK(sk_json_num(o, "accuracy") == tacc && sk_json_num(o, "loss") > 0 && sk_json_num(o, "n") == 400, "eval accuracy %g equals train's test accuracy %g",
+          sk_json_num(o, "accuracy"), tacc);
     cJSON *cm = cJSON_GetObjectItem(o, "confusion"), *pc = cJSON_GetObjectItem(o, "per_class_accuracy");
     CHECK(cJSON_GetArraySize(cm) == 2 && cJSON_GetArraySize(pc) == 2, "confusion matrix and per-class accuracy");
     double diag = cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 0), 0)->valuedouble +
                   cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 1), 1)->valuedouble;
     CHECK(diag / 400 == tacc, "confusion diagonal gives the accuracy");
     cJSON_Delete(o);
-    rc = run("eval --model moons.safetensors --data moons:n=400,noise=0.1");
-    CHECK(rc == 0 && strstr(out_buf, "accuracy") && strstr(out_buf, "confusion matrix"), "eval text output");
-    rc = run("info moons.safetensors --json");
-    o = json_out();
-    CHECK(rc == 0 && o && num(o, "params") == 2 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2 &&
-              !strcmp(str(o, "arch"), "mlp:2-32-32-2:relu") && cJSON_GetObjectItem(o, "metadata"),
-          "info --json: %s", out_buf);
+    rc = sk_cli_run("eval --model moons.safetensors --data moons:n=400,noise=0.1");
+    CHECK(rc == 0 && strstr(sk_cli_out, "accuracy") && strstr(sk_cli_out, "confusion matrix"), "eval text output");
+    rc = sk_cli_run("info moons.safetensors --json");
+    o = sk_cli_json();
+    CHECK(rc == 0 && o && sk_json_num(o, "params") == 2 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2 &&
+              !strcmp(sk_json_str(o, "arch"), "mlp:2-32-32-2:relu") && cJSON_GetObjectItem(o, "metadata"),
+          "info --json: %s", sk_cli_out);
     cJSON_Delete(o);
-    rc = run("data moons:n=100 --json");
-    o = json_out();
+    rc = sk_cli_run("data moons:n=100 --json");
+    o = sk_cli_json();
     cJSON *tr = o ? cJSON_GetObjectItem(cJSON_GetObjectItem(o, "splits"), "train") : NULL;
-    CHECK(rc == 0 && tr && num(tr, "n") == 100 && num(tr, "n_classes") == 2, "data --json: %s", out_buf);
+    CHECK(rc == 0 && tr && sk_json_num(tr, "n") == 100 && sk_json_num(tr, "n_classes") == 2, "data --json: %s", sk_cli_out);
     cJSON_Delete(o);
     /* a model for other data is refused with a clear message */
-    rc = run("eval --model moons.safetensors --data blobs:dim=3");
-    CHECK(rc == 1 && strstr(err_buf, "expects 2"), "data that does not fit the model: %s", err_buf);
-}
-
-static unsigned char *file_bytes(const char *name, size_t *n)
-{
-    char p[700];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    unsigned char *b = malloc(1 << 20);
-    *n = fread(b, 1, 1 << 20, f);
-    fclose(f);
-    return b;
+    rc = sk_cli_run("eval --model moons.safetensors --data blobs:dim=3");
+    CHECK(rc == 1 && strstr(sk_cli_err, "expects 2"), "data that does not fit the model: %s", sk_cli_err);
 }
 
 static void test_failures_leave_outputs(void)
@@ -173,11 +113,11 @@ static void test_failures_leave_outputs(void)
     fprintf(f, "a,b,y\n1,2,0\n3,nan,1\n");
     fclose(f);
     size_t n0, n1;
-    unsigned char *before = file_bytes("moons.safetensors", &n0);
-    int rc = run("train --data bad.csv --arch mlp:2-4-2 --out moons.safetensors");
-    CHECK(rc == 1 && strstr(err_buf, "bad.csv:3: column 2"), "bad CSV: rc %d '%s'", rc, err_buf);
-    rc = run("train --data moons --arch mlp:3-4-2 --out moons.safetensors");
-    CHECK(rc == 1 && strstr(err_buf, "takes 3 inputs"), "arch that does not fit the data: %s", err_buf);
+    unsigned char *before = sk_test_file_bytes("moons.safetensors", &n0);
+    int rc = sk_cli_run("train --data bad.csv --arch mlp:2-4-2 --out moons.safetensors");
+    CHECK(rc == 1 && strstr(sk_cli_err, "bad.csv:3: column 2"), "bad CSV: rc %d '%s'", rc, sk_cli_err);
+    rc = sk_cli_run("train --data moons --arch mlp:3-4-2 --out moons.safetensors");
+    CHECK(rc == 1 && strstr(sk_cli_err, "takes 3 inputs"), "arch that does not fit the data: %s", sk_cli_err);
     /* one bad file per loader through the command line: exit 1, file named */
     struct {
         const char *name, *bytes, *args, *want;
@@ -208,11 +148,11 @@ static void test_failures_leave_outputs(void)
         }
         char a[512];
         snprintf(a, sizeof a, "train --data %s %s --arch mlp:2-4-2 --out moons.safetensors", bad[i].name, bad[i].args);
-        rc = run(a);
-        CHECK(rc == 1 && strstr(err_buf, bad[i].name) && strstr(err_buf, bad[i].want), "bad %s: rc %d '%s'", bad[i].name,
-              rc, err_buf);
+        rc = sk_cli_run(a);
+        CHECK(rc == 1 && strstr(sk_cli_err, bad[i].name) && strstr(sk_cli_err, bad[i].want), "bad %s: rc %d '%s'", bad[i].name,
+              rc, sk_cli_err);
     }
-    unsigned char *after = file_bytes("moons.safetensors", &n1);
+    unsigned char *after = sk_test_file_bytes("moons.safetensors", &n1);
     CHECK(before && after && n0 == n1 && !memcmp(before, after, n0), "failed runs leave the existing model untouched");
     free(before);
     free(after);
@@ -221,9 +161,9 @@ static void test_failures_leave_outputs(void)
     f = fopen(p, "w");
     fprintf(f, "this is not a model");
     fclose(f);
-    rc = run("eval --model corrupt.safetensors --data moons");
-    CHECK(rc == 1 && strstr(err_buf, "corrupt.safetensors") && strstr(err_buf, "header length"), "corrupt model: %s",
-          err_buf);
+    rc = sk_cli_run("eval --model corrupt.safetensors --data moons");
+    CHECK(rc == 1 && strstr(sk_cli_err, "corrupt.safetensors") && strstr(sk_cli_err, "header length"), "corrupt model: %s",
+          sk_cli_err);
 }
 
 static void test_kill_resume(void)
@@ -232,11 +172,11 @@ static void test_kill_resume(void)
                        "--batch 16 --optimizer adam --schedule cosine --val-split 0.1 --seed 5 --threads 1 --quiet";
     char a[1024];
     snprintf(a, sizeof a, "%s --out full.safetensors --json", args);
-    int rc = run(a);
-    cJSON *o = json_out();
+    int rc = sk_cli_run(a);
+    cJSON *o = sk_cli_json();
     char full_hash[32] = "";
-    snprintf(full_hash, sizeof full_hash, "%s", o ? str(o, "weights_fnv1a64") : "");
-    CHECK(rc == 0 && strlen(full_hash) == 16, "uninterrupted run: %s", err_buf);
+    snprintf(full_hash, sizeof full_hash, "%s", o ? sk_json_str(o, "weights_fnv1a64") : "");
+    CHECK(rc == 0 && strlen(full_hash) == 16, "uninterrupted run: %s", sk_cli_err);
     cJSON_Delete(o);
 
     /* kill -9 while it trains, after a few checkpoints have been written */
@@ -254,7 +194,7 @@ static void test_kill_resume(void)
             snprintf(cmd, sizeof cmd,
                      "cd '%s' && exec '%s' %s --out resumed.safetensors --checkpoint run.ckpt --checkpoint-every 37 "
                      "> kill-out.txt 2> kill-err.txt",
-                     dir, bin, args);
+                     dir, sk_cli_bin(), args);
             execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
             _exit(127);
         }
@@ -276,7 +216,7 @@ static void test_kill_resume(void)
         struct sk_safetensors *f = killed_mid ? sk_safetensors_read(ck) : NULL;
         const char *state = f ? sk_safetensors_meta(f, "skeptic.state") : NULL;
         cJSON *so = state ? cJSON_Parse(state) : NULL;
-        ck_batch = so ? atoi(str(so, "batch")) : -1;
+        ck_batch = so ? atoi(sk_json_str(so, "batch")) : -1;
         cJSON_Delete(so);
         sk_safetensors_free(f);
         killed_mid = killed_mid && ck_batch > 0;
@@ -286,34 +226,28 @@ static void test_kill_resume(void)
           ck_batch);
     snprintf(a, sizeof a, "%s --out resumed.safetensors --checkpoint run.ckpt --checkpoint-every 37 --resume --json",
              args);
-    rc = run(a);
-    o = json_out();
-    CHECK(rc == 0 && o && strstr(err_buf, "resuming from"), "resumed run: rc %d %s", rc, err_buf);
-    const char *b = strstr(err_buf, ", batch ");
+    rc = sk_cli_run(a);
+    o = sk_cli_json();
+    CHECK(rc == 0 && o && strstr(sk_cli_err, "resuming from"), "resumed run: rc %d %s", rc, sk_cli_err);
+    const char *b = strstr(sk_cli_err, ", batch ");
     int batch = b ? atoi(b + 8) : -1;
     CHECK(batch > 0 && batch == ck_batch, "resumed mid-epoch (batch %d, checkpoint at %d)", batch, ck_batch);
-    CHECK(o && !strcmp(str(o, "weights_fnv1a64"), full_hash), "killed + resumed run ends bitwise identical: %s vs %s",
-          o ? str(o, "weights_fnv1a64") : "?", full_hash);
+    CHECK(o && !strcmp(sk_json_str(o, "weights_fnv1a64"), full_hash), "killed + resumed run ends bitwise identical: %s vs %s",
+          o ? sk_json_str(o, "weights_fnv1a64") : "?", full_hash);
     cJSON_Delete(o);
     /* and the files agree, read back through info */
-    rc = run("info resumed.safetensors --json");
-    o = json_out();
-    CHECK(o && !strcmp(str(o, "weights_fnv1a64"), full_hash), "model file hash matches");
+    rc = sk_cli_run("info resumed.safetensors --json");
+    o = sk_cli_json();
+    CHECK(o && !strcmp(sk_json_str(o, "weights_fnv1a64"), full_hash), "model file hash matches");
     cJSON_Delete(o);
     /* a checkpoint from another configuration is refused */
     snprintf(a, sizeof a, "%s --seed 6 --out x.safetensors --checkpoint run.ckpt --resume", args);
-    rc = run(a);
-    CHECK(rc == 1 && strstr(err_buf, "run.ckpt") && strstr(err_buf, "seed"), "mismatched resume: %s", err_buf);
+    rc = sk_cli_run(a);
+    CHECK(rc == 1 && strstr(sk_cli_err, "run.ckpt") && strstr(sk_cli_err, "seed"), "mismatched resume: %s", sk_cli_err);
 }
 
 int main(void)
 {
-    const char *bd = getenv("SKEPTIC_BUILD_DIR");
-    snprintf(bin, sizeof bin, "%s/skeptic", bd ? bd : ".");
-    if (access(bin, X_OK) != 0) {
-        char cwd[512];
-        if (getcwd(cwd, sizeof cwd)) snprintf(bin, sizeof bin, "%s/skeptic", cwd);
-    }
     snprintf(dir, sizeof dir, "%s", sk_test_tmpdir());
     test_usage();
     test_train_eval_json();

@@ -1,9 +1,12 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 int sk_test_pass, sk_test_fail;
 
@@ -56,4 +59,73 @@ double sk_rel_err(const float *a, const float *b, size_t n)
         if (fabs(b[i]) > mb) mb = fabs(b[i]);
     }
     return md / (mb > 1e-30 ? mb : 1e-30);
+}
+
+char sk_cli_out[1 << 16], sk_cli_err[1 << 16];
+
+const char *sk_cli_bin(void)
+{
+    static char bin[1200];
+    if (!bin[0]) {
+        /* absolute: commands run after a cd into the test's directory */
+        const char *bd = getenv("SKEPTIC_BUILD_DIR");
+        char rel[600], cwd[512];
+        snprintf(rel, sizeof rel, "%s/skeptic", bd ? bd : ".");
+        if (rel[0] != '/' && getcwd(cwd, sizeof cwd)) snprintf(bin, sizeof bin, "%s/%s", cwd, rel);
+        else snprintf(bin, sizeof bin, "%s", rel);
+    }
+    return bin;
+}
+
+void sk_test_slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+}
+
+int sk_cli_run(const char *args)
+{
+    char cmd[4096];
+    const char *dir = sk_test_tmpdir();
+    snprintf(cmd, sizeof cmd, "cd '%s' && SKEPTIC_NO_PROGRESS=1 '%s' %s > out.txt 2> err.txt", dir, sk_cli_bin(), args);
+    int st = system(cmd);
+    sk_test_slurp(sk_test_path("out.txt"), sk_cli_out, sizeof sk_cli_out);
+    sk_test_slurp(sk_test_path("err.txt"), sk_cli_err, sizeof sk_cli_err);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+struct cJSON *sk_cli_json(void)
+{
+    size_t n = strlen(sk_cli_out);
+    if (n == 0 || sk_cli_out[n - 1] != '\n' || memchr(sk_cli_out, '\n', n - 1)) return NULL;
+    cJSON *o = cJSON_Parse(sk_cli_out);
+    if (o && !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+double sk_json_num(const struct cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1e300;
+}
+
+const char *sk_json_str(const struct cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+unsigned char *sk_test_file_bytes(const char *name, size_t *n)
+{
+    FILE *f = fopen(sk_test_path(name), "rb");
+    if (!f) return NULL;
+    unsigned char *b = malloc(1 << 20);
+    *n = b ? fread(b, 1, 1 << 20, f) : 0;
+    fclose(f);
+    return b;
 }

@@ -30,4 +30,23 @@ void sk_test_write(const char *path, const void *bytes, size_t n);
 /* max |a-b| / max(max|b|, tiny) */
 double sk_rel_err(const float *a, const float *b, size_t n);
 
+/* ---- driving the skeptic binary (tests of the command line) ----
+ * The binary is $SKEPTIC_BUILD_DIR/skeptic (ctest sets it), else ./skeptic;
+ * commands run in sk_test_tmpdir() with SKEPTIC_NO_PROGRESS=1. */
+struct cJSON;
+extern char sk_cli_out[1 << 16], sk_cli_err[1 << 16]; /* stdout, stderr of the last run */
+/* Path of the binary. */
+const char *sk_cli_bin(void);
+/* Run "skeptic ARGS" through the shell; returns the exit code (128 + signal if killed). */
+int sk_cli_run(const char *args);
+/* stdout of the last run if it is exactly one JSON object on one line; else NULL. */
+struct cJSON *sk_cli_json(void);
+/* A number / string member of a JSON object (-1e300 / "" if absent or of another type). */
+double sk_json_num(const struct cJSON *o, const char *key);
+const char *sk_json_str(const struct cJSON *o, const char *key);
+/* Read up to cap-1 bytes of a file into buf, NUL terminated ("" if it cannot be read). */
+void sk_test_slurp(const char *path, char *buf, size_t cap);
+/* The bytes of tmpdir/name (malloc'ed, up to 1 MiB, length in *n); NULL if it cannot be read. */
+unsigned char *sk_test_file_bytes(const char *name, size_t *n);
+
 #endif

@@ -52,6 +52,9 @@ const char *sk_safetensors_name(const struct sk_safetensors *f, int i);
 const float *sk_safetensors_get(const struct sk_safetensors *f, const char *name, int *ndim, int64_t *shape);
 /* A metadata value (owned by f), NULL if absent. */
 const char *sk_safetensors_meta(const struct sk_safetensors *f, const char *key);
+/* The whole __metadata__ object as JSON text ("{}" if the file has none);
+ * the caller frees it with sk_free. NULL if out of memory. */
+char *sk_safetensors_meta_json(const struct sk_safetensors *f);
 
 /* ---- models ----
  * The spec goes in __metadata__["skeptic.spec"]; metadata_json (a JSON

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
+#include "skeptic/bayes.h"
 
 int cmd_info(int argc, char **argv)
 {
@@ -17,8 +19,10 @@ int cmd_info(int argc, char **argv)
         "info",
         "skeptic info MODEL [--arch SPEC] [--json]",
         "Show a model file's architecture (layer by layer, with tensor names as in PyTorch), parameter count,\n"
-        "a hash of its weights and its metadata (training configuration, preprocessing, final metrics).\n"
-        "JSON keys: model, arch, params, layers, tensors, weights_fnv1a64, metadata.",
+        "a hash of its weights and its metadata (training configuration, preprocessing, final metrics). For a\n"
+        "Bayesian posterior (skeptic train --method M) the weights are the mean / MAP / member 0, and the method\n"
+        "and its number of stored members or samples are shown.\n"
+        "JSON keys: model, arch, params, layers, tensors, weights_fnv1a64, metadata, method, members.",
         "skeptic info mlp.safetensors",
     };
     const char *pos[1];
@@ -28,8 +32,24 @@ int cmd_info(int argc, char **argv)
     if (np != 1) return cli_usage("give the model file: skeptic info MODEL");
     c.model = pos[0];
     char *meta = NULL;
-    struct sk_model *m = cli_load_model(&c, &meta);
-    if (!m) return CLI_FAIL;
+    struct sk_model *m = NULL;
+    struct sk_posterior *p = NULL;
+    if (cli_is_posterior_file(c.model)) {
+        /* a posterior: its extra tensors (rho, members, ...) are not part of the spec */
+        struct sk_safetensors *f = sk_safetensors_read(c.model);
+        p = f ? sk_posterior_load(c.model) : NULL;
+        meta = p ? sk_safetensors_meta_json(f) : NULL;
+        sk_safetensors_free(f);
+        if (!p || !meta) {
+            sk_posterior_free(p);
+            return cli_fail_lib();
+        }
+        m = p->model;
+    } else if (!(m = cli_load_model(&c, &meta))) {
+        return CLI_FAIL;
+    }
+    const char *method = sk_bayes_method_name(p ? p->method : SK_BAYES_DETERMINISTIC);
+    int members = p ? p->n_members : 0;
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)sk_model_weights_hash(m));
     cJSON *md = cJSON_Parse(meta ? meta : "{}");
@@ -48,11 +68,15 @@ int cmd_info(int argc, char **argv)
         }
         cJSON_AddStringToObject(o, "weights_fnv1a64", hash);
         cJSON_AddItemToObject(o, "metadata", md ? md : cJSON_CreateObject());
+        cJSON_AddStringToObject(o, "method", method);
+        cJSON_AddNumberToObject(o, "members", members);
         md = NULL;
         cli_json_print(o);
     } else {
-        printf("model     %s\narch      %s\ninput     %dx%dx%d\nclasses   %d\nparams    %zu\nweights   fnv1a64 %s\n\n",
+        printf("model     %s\narch      %s\ninput     %dx%dx%d\nclasses   %d\nparams    %zu\nweights   fnv1a64 %s\n",
                c.model, m->spec, m->in_c, m->in_h, m->in_w, m->n_classes, m->n_params, hash);
+        if (members) printf("method    %s (%d members / samples)\n\n", method, members);
+        else printf("method    %s\n\n", method);
         printf("layer  kind      output      tensors\n");
         for (int i = 0; i < m->n_layers; i++) {
             const struct sk_layer *L = &m->layers[i];
@@ -81,7 +105,8 @@ int cmd_info(int argc, char **argv)
     }
     cJSON_Delete(md);
     sk_free(meta);
-    sk_model_free(m);
+    if (p) sk_posterior_free(p);
+    else sk_model_free(m);
     return CLI_OK;
 }
 

@@ -648,6 +648,8 @@ static char *meta_dump(const struct sk_safetensors *f)
     return out;
 }
 
+char *sk_safetensors_meta_json(const struct sk_safetensors *f) { return meta_dump(f); }
+
 struct sk_model *sk_model_load(const char *path, const char *spec, char **metadata_json_out)
 {
     if (metadata_json_out) *metadata_json_out = NULL;

@@ -156,7 +156,7 @@ static void test_methods(void)
             cJSON_Delete(f);
         }
     }
-    /* vi on a spec the local trick does not cover: Flipout by default, --no-flipout the plain draw */
+    /* vi on a spec the local trick does not cover: --flipout, and --no-flipout the plain draw */
     char hash[2][32] = { "", "" };
     for (int v = 0; v < 2; v++) {
         snprintf(a, sizeof a, "train --method vi --data " DATA " --arch cnn:1x1x2-conv4k1-relu-flatten-dense2 --epochs 2 "

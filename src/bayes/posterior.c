@@ -34,7 +34,7 @@ struct sk_vi_config sk_vi_defaults(void)
     c.kl_weight = 1.0f;
     c.anneal_epochs = 0;
     c.local_reparam = true;
-    c.flipout = true;
+    c.flipout = false;
     return c;
 }
 

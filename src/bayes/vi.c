@@ -6,7 +6,7 @@
  *  - MLP specs (dense + relu/lrelu/tanh/sigmoid): the local reparameterisation
  *    trick, by hand with sgemm (the graph has no square root op, and by hand
  *    it is two extra products per layer);
- *  - anything else: Flipout (flipout.c; vc->flipout, the default), or one
+ *  - anything else: Flipout (flipout.c) when vc->flipout, else one
  *    weight draw per minibatch through the model's graph forward, then
  *    dmu = dw, drho = dw eps sigmoid(rho).
  */

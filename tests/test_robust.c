@@ -96,6 +96,12 @@ static void test_training(void)
     for (int e = 0; e < 12; e++)
         CHECK(rf.rep.guard_acc[e] > 0, "FGSM guard accuracy recorded for epoch %d (%.3f)", e + 1, rf.rep.guard_acc[e]);
 
+    struct sk_adv_config nf = sk_adv_defaults(SK_ADV_NFGSM, EPS);
+    nf.guard_n = 200;
+    CHECK(nf.steps == 1 && nf.guard, "n-fgsm defaults: one step, guard on");
+    struct result rn = run(spec, &nf, 12);
+    CHECK(rn.pgd > std.pgd + 0.1, "N-FGSM training raises PGD-20 accuracy: %.3f vs %.3f", rn.pgd, std.pgd);
+
     struct sk_adv_config ibp = sk_adv_defaults(SK_ADV_IBP, EPS);
     ibp.ibp_warmup_epochs = 1;
     ibp.ibp_ramp_epochs = 6;
@@ -156,6 +162,23 @@ static void test_attack(void)
     sk_pgd_accuracy(m, &fg, te->x, te->y, N, 3, &acc_fgsm, NULL);
     CHECK(acc_fgsm < acc_noise && acc_fgsm >= acc_pgd - 0.05, "FGSM-RS %.3f between PGD %.3f and noise %.3f",
           acc_fgsm, acc_pgd, acc_noise);
+    /* N-FGSM's step: noise of 2 eps, one step of eps, only the box: the
+     * points leave the eps-ball (up to 3 eps) but stay in [0,1] */
+    struct sk_pgd_config nf = sk_pgd_defaults(EPS, 1);
+    nf.start_radius = 2 * EPS;
+    nf.step = EPS;
+    nf.no_project = true;
+    rc = sk_pgd_perturb(m, &nf, te->x, te->y, N, 3, xa);
+    float dmax = 0;
+    int out_box = 0;
+    for (int i = 0; i < N * D; i++) {
+        float d = fabsf(xa[i] - te->x[i]);
+        dmax = d > dmax ? d : dmax;
+        out_box += xa[i] < 0 || xa[i] > 1;
+    }
+    CHECK(rc == 0 && dmax > 1.5f * EPS && dmax <= 3 * EPS * (1 + 1e-6f) && out_box == 0,
+          "N-FGSM perturbation reaches beyond eps (max %.4f of eps %.4f, at most 3 eps) inside the box (%d outside)",
+          dmax, EPS, out_box);
 
     /* refusals */
     struct sk_pgd_config bad = pc;
@@ -169,7 +192,8 @@ static void test_attack(void)
     struct sk_adv_config a = sk_adv_defaults(SK_ADV_PGD, -1);
     CHECK(sk_adv_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "--adv-eps"),
           "negative eps refused: %s", sk_last_error());
-    CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("foo") == -1, "kind names parse");
+    CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("n-fgsm") == SK_ADV_NFGSM &&
+              sk_adv_kind_parse("foo") == -1, "kind names parse");
     free(xa), free(xb);
     sk_model_free(m);
 }

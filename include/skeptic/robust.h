@@ -22,6 +22,10 @@
  *               mode, x' held fixed in the parameter gradient): the
  *               adversarial training of deep ensembles (Lakshminarayanan et
  *               al. 2017), whose eps is 0.01 of the input range.
+ *   N-FGSM:     de Jorge et al. 2022 ("make some noise"): x' = clip_box(x + d0 +
+ *               eps sign(grad_x CE(x + d0))), d0 ~ U(-2 eps, 2 eps), with no
+ *               projection back to the eps-ball (|x' - x| <= 3 eps): single-step
+ *               training without catastrophic overfitting at FGSM's cost.
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *   Bayesian:   variational posteriors train against PGD with EOT over weight
@@ -52,6 +56,8 @@ struct sk_pgd_config {
     enum sk_pgd_loss loss;
     enum sk_mode mode;   /* EVAL (default) or MC (dropout on) */
     int eot;             /* gradients averaged per step (MC mode), >= 1 */
+    float start_radius;  /* random start U(-r, r); <= 0: r = eps */
+    bool no_project;     /* keep only the box: the perturbation may leave the eps-ball (N-FGSM) */
 };
 /* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
 struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
@@ -78,6 +84,7 @@ enum sk_adv_kind {
     SK_ADV_TRADES = 3,
     SK_ADV_IBP = 4,
     SK_ADV_FGSM_MIX = 5,
+    SK_ADV_NFGSM = 6,
 };
 const char *sk_adv_kind_name(enum sk_adv_kind k);
 /* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" -> kind, or -1. */

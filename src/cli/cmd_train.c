@@ -146,7 +146,7 @@ int cmd_train(int argc, char **argv)
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
-        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard keeps the best PGD epoch) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard keeps the best PGD epoch) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; inputs in [0,1])" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
@@ -256,10 +256,10 @@ int cmd_train(int argc, char **argv)
     int adv_kind = sk_adv_kind_parse(adv_s);
     struct sk_adv_config advc = sk_adv_defaults(adv_kind < 0 ? SK_ADV_NONE : (enum sk_adv_kind)adv_kind, adv_eps);
     if (adv_kind < 0) {
-        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp or fgsm-mix", adv_s);
+        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix or n-fgsm", adv_s);
         goto out;
     }
-    advc.steps = adv_kind == SK_ADV_FGSM ? 1 : adv_steps;
+    advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_NFGSM ? 1 : adv_steps;
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
     advc.ibp_kappa_end = adv_kappa;

@@ -72,7 +72,7 @@ int cli_train_bayes(int argc, char **argv)
         { "prior-precision", CLI_FLOAT, &prior_precision, "D", "laplace prior precision (default: marginal likelihood)" },
         { "probit", CLI_FLAG, &probit, NULL, "laplace: probit predictive instead of Monte Carlo" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training (vi, mc-dropout, ensemble): none | pgd | fgsm | trades | ibp | "
-          "fgsm-mix (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
+          "fgsm-mix | n-fgsm (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; fgsm-mix 0.01; inputs in [0,1])" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; fgsm-mix eps)" },
@@ -126,7 +126,7 @@ int cli_train_bayes(int argc, char **argv)
         if (adv_eot > 1 && mk == SK_BAYES_ENSEMBLE && !strstr(arch, "dropout"))
             return cli_usage("--adv-eot %d: ensemble members without dropout are deterministic; EOT applies to vi and "
                              "mc-dropout", adv_eot);
-        advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_FGSM_MIX ? 1 : adv_steps;
+        advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_FGSM_MIX || adv_kind == SK_ADV_NFGSM ? 1 : adv_steps;
         advc.step = adv_step;
         advc.trades_beta = adv_beta;
         advc.eot = adv_eot > 0 ? adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);

@@ -9,13 +9,13 @@
 
 const char *sk_adv_kind_name(enum sk_adv_kind k)
 {
-    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix" };
-    return (unsigned)k < 6 ? names[k] : "?";
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm" };
+    return (unsigned)k < 7 ? names[k] : "?";
 }
 
 int sk_adv_kind_parse(const char *s)
 {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
     return -1;
 }
@@ -25,7 +25,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     struct sk_adv_config a = { 0 };
     a.kind = kind;
     a.eps = eps;
-    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX ? 1 : 10;
+    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX || kind == SK_ADV_NFGSM ? 1 : 10;
     a.step = 0;
     a.clip_lo = 0;
     a.clip_hi = 1;
@@ -33,7 +33,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
-    a.guard = kind == SK_ADV_FGSM;
+    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM;
     a.guard_n = 512;
     a.guard_steps = 10;
     return a;
@@ -129,8 +129,15 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     }
     float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
     bool mix = a->kind == SK_ADV_FGSM_MIX;
-    struct sk_pgd_config pc = sk_pgd_defaults(eps, a->kind == SK_ADV_FGSM || mix ? 1 : a->steps);
+    bool single = a->kind == SK_ADV_FGSM || a->kind == SK_ADV_NFGSM || mix;
+    struct sk_pgd_config pc = sk_pgd_defaults(eps, single ? 1 : a->steps);
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
+    if (a->kind == SK_ADV_NFGSM) {
+        /* de Jorge et al.: noise of 2 eps, a step of eps, no projection */
+        pc.start_radius = 2.0f * eps;
+        pc.no_project = true;
+        if (!(a->step > 0)) pc.step = eps;
+    }
     if (mix) {
         /* Lakshminarayanan et al.: plain FGSM, x + eps sign(grad), from x itself */
         pc.random_start = false;
@@ -169,7 +176,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
 
 int sk_adv_check(const struct sk_adv_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ADV_FGSM_MIX) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ADV_NFGSM) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)

@@ -36,6 +36,7 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
     int D = m->in_dim, K = m->n_classes;
     size_t n = (size_t)B * D;
     bool box = c->clip_lo < c->clip_hi;
+    float pe = c->no_project ? INFINITY : c->eps, r0 = c->start_radius > 0 ? c->start_radius : c->eps;
     float step = c->step > 0 ? c->step : (c->steps == 1 ? 1.25f * c->eps : 2.5f * c->eps / (float)c->steps);
     int eot = c->mode == SK_MODE_MC && c->eot > 1 ? c->eot : 1;
     int shape[2] = { B, D }, ks[2] = { B, K };
@@ -51,11 +52,11 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
         uint64_t rk = sk_rng_derive(key, 0).key;
         for (size_t i = 0; i < n; i++) {
             float u = c->loss == SK_PGD_LOSS_KL ? 0.001f * sk_rng_normal_at(rk, i)
-                                                : c->eps * (2.0f * sk_rng_uniform_at(rk, i) - 1.0f);
-            xa[i] = project(x[i] + u, x[i], c->eps, box, c->clip_lo, c->clip_hi);
+                                                : r0 * (2.0f * sk_rng_uniform_at(rk, i) - 1.0f);
+            xa[i] = project(x[i] + u, x[i], pe, box, c->clip_lo, c->clip_hi);
         }
     } else {
-        for (size_t i = 0; i < n; i++) xa[i] = project(x[i], x[i], c->eps, box, c->clip_lo, c->clip_hi);
+        for (size_t i = 0; i < n; i++) xa[i] = project(x[i], x[i], pe, box, c->clip_lo, c->clip_hi);
     }
     for (int s = 0; s < c->steps; s++) {
         memset(grad, 0, sizeof(float) * n);
@@ -79,7 +80,7 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
         }
         for (size_t i = 0; i < n; i++) {
             float d = grad[i] > 0 ? step : (grad[i] < 0 ? -step : 0.0f);
-            xa[i] = project(xa[i] + d, x[i], c->eps, box, c->clip_lo, c->clip_hi);
+            xa[i] = project(xa[i] + d, x[i], pe, box, c->clip_lo, c->clip_hi);
         }
     }
     return SK_OK;

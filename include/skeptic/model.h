@@ -113,6 +113,11 @@ enum sk_mode {
  * of this call (layer i uses sk_rng_derive(noise_key, i)). Returns the logits
  * node [N,n_classes] or a negative status. */
 int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode mode, uint64_t noise_key);
+/* One layer without parameters (pooling, flatten, activations, dropout with
+ * the mask keyed by dropout_key when dropout_on) applied to node h; for
+ * dense, conv and batch-norm layers (which need weights) it returns h as is.
+ * For callers that build their own forward pass over other weights. */
+int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, bool dropout_on, uint64_t dropout_key);
 
 /* Log-probabilities for n rows of x (n x in_dim), batch by batch, written to
  * logp (n x n_classes). Eval mode. */

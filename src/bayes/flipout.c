@@ -158,19 +158,6 @@ int sk_flipout_loss_grad(struct sk_flipout *f, struct sk_model *m, const float *
         switch (L->kind) {
         case SK_LAYER_DENSE:
         case SK_LAYER_CONV: h = flip_layer(f, L, li, h, n, key); break;
-        case SK_LAYER_MAXPOOL: h = sk_op_maxpool2d(g, h, L->k, L->stride); break;
-        case SK_LAYER_AVGPOOL: h = sk_op_avgpool2d(g, h, L->k, L->stride); break;
-        case SK_LAYER_GAP: h = sk_op_global_avgpool(g, h); break;
-        case SK_LAYER_FLATTEN: h = sk_op_flatten(g, h); break;
-        case SK_LAYER_RELU: h = sk_op_relu(g, h); break;
-        case SK_LAYER_LRELU: h = sk_op_leaky_relu(g, h, L->p); break;
-        case SK_LAYER_TANH: h = sk_op_tanh(g, h); break;
-        case SK_LAYER_SIGMOID: h = sk_op_sigmoid(g, h); break;
-        case SK_LAYER_SOFTPLUS: h = sk_op_softplus(g, h); break;
-        case SK_LAYER_GELU: h = sk_op_gelu(g, h); break;
-        case SK_LAYER_DROPOUT:
-            if (L->p > 0) h = sk_op_dropout(g, h, L->p, sk_rng_derive(dkey, (uint64_t)li).key);
-            break;
         case SK_LAYER_BATCHNORM: {
             int cs[1] = { L->units };
             int gm = sk_graph_param(g, f->w + L->w_off, f->gw + L->w_off, 1, cs);
@@ -179,6 +166,7 @@ int sk_flipout_loss_grad(struct sk_flipout *f, struct sk_model *m, const float *
                                 m->bn_eps, true);
             break;
         }
+        default: h = sk_layer_forward_fixed(g, L, h, true, sk_rng_derive(dkey, (uint64_t)li).key); break;
         }
     }
     int Ln = sk_loss_cross_entropy(g, h, y, 0.0f);

@@ -94,19 +94,6 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
             h = sk_op_conv2d(g, h, W, b, L->stride, L->pad);
             break;
         }
-        case SK_LAYER_MAXPOOL: h = sk_op_maxpool2d(g, h, L->k, L->stride); break;
-        case SK_LAYER_AVGPOOL: h = sk_op_avgpool2d(g, h, L->k, L->stride); break;
-        case SK_LAYER_GAP: h = sk_op_global_avgpool(g, h); break;
-        case SK_LAYER_FLATTEN: h = sk_op_flatten(g, h); break;
-        case SK_LAYER_RELU: h = sk_op_relu(g, h); break;
-        case SK_LAYER_LRELU: h = sk_op_leaky_relu(g, h, L->p); break;
-        case SK_LAYER_TANH: h = sk_op_tanh(g, h); break;
-        case SK_LAYER_SIGMOID: h = sk_op_sigmoid(g, h); break;
-        case SK_LAYER_SOFTPLUS: h = sk_op_softplus(g, h); break;
-        case SK_LAYER_GELU: h = sk_op_gelu(g, h); break;
-        case SK_LAYER_DROPOUT:
-            if (drop && L->p > 0) h = sk_op_dropout(g, h, L->p, sk_rng_derive(noise_key, (uint64_t)li).key);
-            break;
         case SK_LAYER_BATCHNORM: {
             int cs[1] = { L->units };
             int gm = sk_graph_param(g, P + L->w_off, G + L->w_off, 1, cs);
@@ -115,9 +102,28 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
                                 m->bn_eps, train);
             break;
         }
+        default: h = sk_layer_forward_fixed(g, L, h, drop, sk_rng_derive(noise_key, (uint64_t)li).key); break;
         }
     }
     return h;
+}
+
+int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, bool dropout_on, uint64_t dropout_key)
+{
+    switch (L->kind) {
+    case SK_LAYER_MAXPOOL: return sk_op_maxpool2d(g, h, L->k, L->stride);
+    case SK_LAYER_AVGPOOL: return sk_op_avgpool2d(g, h, L->k, L->stride);
+    case SK_LAYER_GAP: return sk_op_global_avgpool(g, h);
+    case SK_LAYER_FLATTEN: return sk_op_flatten(g, h);
+    case SK_LAYER_RELU: return sk_op_relu(g, h);
+    case SK_LAYER_LRELU: return sk_op_leaky_relu(g, h, L->p);
+    case SK_LAYER_TANH: return sk_op_tanh(g, h);
+    case SK_LAYER_SIGMOID: return sk_op_sigmoid(g, h);
+    case SK_LAYER_SOFTPLUS: return sk_op_softplus(g, h);
+    case SK_LAYER_GELU: return sk_op_gelu(g, h);
+    case SK_LAYER_DROPOUT: return dropout_on && L->p > 0 ? sk_op_dropout(g, h, L->p, dropout_key) : h;
+    default: return h;
+    }
 }
 
 #define PRED_BATCH 256

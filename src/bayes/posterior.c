@@ -2,6 +2,7 @@
  * predictive probabilities, temperature scaling and the classifier seam
  * (log of the averaged probability, EOT input gradient). */
 #include "bayes/bayes_impl.h"
+#include "core/fastmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -122,68 +123,24 @@ bool sk_bayes_stochastic(const struct sk_posterior *p)
     return p->method == SK_BAYES_VI || p->method == SK_BAYES_MCDROPOUT || p->method == SK_BAYES_LAPLACE;
 }
 
-/* Branch-free float kernels of Box–Muller, so that the loop below
- * vectorises (glibc's logf and sincosf are scalar calls; they were a quarter
- * of Monte Carlo prediction's time). Both are accurate to a few float ulps
- * (test_bayes compares them with libm). */
-static inline uint64_t mix64(uint64_t z) /* sk_mix64, inlined */
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* log(x) for normal positive floats: x = 2^e m, m in [sqrt(1/2), sqrt(2)),
- * log m = 2 atanh(s), s = (m - 1)/(m + 1), |s| < 0.172 (odd series to s^9). */
-static inline float fast_logf(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    int32_t e = (int32_t)((u >> 23) & 0xff) - 127;
-    u = (u & 0x007fffffu) | 0x3f800000u; /* m in [1, 2) */
-    float m;
-    memcpy(&m, &u, 4);
-    int big = m > 1.41421356f;
-    m = big ? 0.5f * m : m;
-    e += big;
-    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-    float poly = 2.0f + s2 * (0.6666666667f + s2 * (0.4f + s2 * (0.2857142857f + s2 * 0.2222222222f)));
-    return (float)e * 0.69314718056f + s * poly;
-}
-
-/* sin and cos of 2 pi u for u in [0, 1): quadrant q = round(4u), the rest
- * theta = 2 pi (u - q/4) in [-pi/4, pi/4] by Taylor polynomials. */
-struct sincos { float s, c; };
-static inline struct sincos fast_sincos_2pi(float u)
-{
-    int q = (int)(4.0f * u + 0.5f); /* u >= 0: truncation is floor */
-    float t = 6.28318530717958648f * (u - 0.25f * (float)q), t2 = t * t;
-    float s = t * (1.0f + t2 * (-1.0f / 6 + t2 * (1.0f / 120 + t2 * (-1.0f / 5040 + t2 * (1.0f / 362880)))));
-    float c = 1.0f + t2 * (-0.5f + t2 * (1.0f / 24 + t2 * (-1.0f / 720 + t2 * (1.0f / 40320))));
-    int k = q & 3;
-    float a = (k & 1) ? c : s, b = (k & 1) ? s : c;
-    struct sincos r = { (k & 2) ? -a : a, ((k + 1) & 2) ? -b : b };
-    return r;
-}
-
 void sk_bayes_normals(uint64_t key, float *out, size_t n)
 {
     const uint64_t G = 0x9E3779B97F4A7C15ull;
     size_t np = n / 2;
 #pragma omp parallel for simd schedule(static) if (np > 32768)
     for (size_t j = 0; j < np; j++) {
-        uint64_t a = mix64(key + (2 * j + 1) * G), b = mix64(key + (2 * j + 2) * G);
+        uint64_t a = sk_mix64_inline(key + (2 * j + 1) * G), b = sk_mix64_inline(key + (2 * j + 2) * G);
         float u1 = ((float)(int32_t)(a >> 40) + 1.0f) * 0x1.0p-24f, u2 = (float)(int32_t)(b >> 40) * 0x1.0p-24f;
-        float r = sqrtf(-2.0f * fast_logf(u1));
-        struct sincos sc = fast_sincos_2pi(u2);
+        float r = sqrtf(-2.0f * sk_fast_logf(u1));
+        struct sk_sincos sc = sk_fast_sincos_2pi(u2);
         out[2 * j] = r * sc.c;
         out[2 * j + 1] = r * sc.s;
     }
     if (n & 1) { /* the last, odd one: the cosine half of its pair */
         size_t j = np;
-        uint64_t a = mix64(key + (2 * j + 1) * G), b = mix64(key + (2 * j + 2) * G);
+        uint64_t a = sk_mix64_inline(key + (2 * j + 1) * G), b = sk_mix64_inline(key + (2 * j + 2) * G);
         float u1 = ((float)(int32_t)(a >> 40) + 1.0f) * 0x1.0p-24f, u2 = (float)(int32_t)(b >> 40) * 0x1.0p-24f;
-        out[2 * j] = sqrtf(-2.0f * fast_logf(u1)) * fast_sincos_2pi(u2).c;
+        out[2 * j] = sqrtf(-2.0f * sk_fast_logf(u1)) * sk_fast_sincos_2pi(u2).c;
     }
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bayes/bayes_impl.h"
+#include "core/fastmath.h"
 #include "skeptic/attack.h"
 #include "skeptic/skeptic.h"
 #include "testutil.h"
@@ -720,6 +721,20 @@ static void test_normals(void)
     CHECK(w[0] == v[0] && w[1] == v[1] && w[2] == v[2], "the first 3 of 3 equal the first 3 of %zu", n);
     free(v);
     free(w);
+    /* the softplus kernels of VI: exp(-a) on [0, 100] and log1p(e) on [0, 1],
+     * relative to double-precision libm */
+    double we = 0, wl = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float a = 100.0f * (float)i / 200000;
+        double ref = exp(-(double)a), got = sk_fast_exp_neg(a);
+        double e1 = a > 87.0f ? fabs(got) : fabs(got - ref) / ref;
+        if (e1 > we) we = e1;
+        float e = (float)i / 200000 * (i % 2 ? 1.0f : 1e-6f);
+        double rl = log1p((double)e), gl = sk_fast_log1p_unit(e);
+        double e2 = e > 0 ? fabs(gl - rl) / rl : fabs(gl);
+        if (e2 > wl) wl = e2;
+    }
+    CHECK(we < 1e-6 && wl < 1e-6, "fast exp(-a) relative error %.3g, log1p %.3g (need < 1e-6)", we, wl);
 }
 
 static void test_errors(void)

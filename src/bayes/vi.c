@@ -11,6 +11,7 @@
  *    dmu = dw, drho = dw eps sigmoid(rho).
  */
 #include "bayes/bayes_impl.h"
+#include "core/fastmath.h"
 #include "bayes/vi_adv.h"
 
 #include <math.h>
@@ -361,12 +362,12 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
             const float *mu = theta, *rho = theta + P;
             float *dmu = dtheta, *drho = dtheta + P;
             /* one exp and one log1p per parameter: sigma, sigma^2, sigmoid(rho) */
-#pragma omp parallel for schedule(static) if (P > 65536)
+#pragma omp parallel for simd schedule(static) if (P > 65536)
             for (size_t i = 0; i < P; i++) {
-                float rr = rho[i], e = expf(-fabsf(rr));
-                sig[i] = (rr > 0 ? rr : 0.0f) + log1pf(e);
+                float rr = rho[i], e = sk_fast_exp_neg(fabsf(rr));
+                sig[i] = (rr > 0 ? rr : 0.0f) + sk_fast_log1p_unit(e);
                 s2[i] = sig[i] * sig[i];
-                sgm[i] = rr >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                sgm[i] = (rr >= 0 ? 1.0f : e) / (1.0f + e);
             }
             memset(dtheta, 0, sizeof(float) * 2 * P);
             uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;

@@ -3,9 +3,11 @@
  * one object with the documented keys, --log JSON lines, failed runs leaving
  * existing output files untouched, and a training run killed with SIGKILL
  * mid-epoch then continued with --resume ending bitwise identical to an
- * uninterrupted run. Runs $SKEPTIC_BUILD_DIR/skeptic. */
+ * uninterrupted run; a write cut off by a signal (SIGXFSZ from a file size
+ * limit) leaves no temporary file behind. Runs $SKEPTIC_BUILD_DIR/skeptic. */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,31 @@ static void test_kill_resume(void)
     CHECK(rc == 1 && strstr(sk_cli_err, "run.ckpt") && strstr(sk_cli_err, "seed"), "mismatched resume: %s", sk_cli_err);
 }
 
+/* A file size limit (a full quota) kills the writer with SIGXFSZ in the
+ * middle of the model file: the handler removes the temporary file, the
+ * process still dies of the signal, and nothing named like the output is
+ * left. (Without the handler `fsz.safetensors.tmp-XXXXXX` stayed.) */
+static void test_signal_cleanup(void)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && ulimit -f 8 && SKEPTIC_NO_PROGRESS=1 '%s' train --data moons --arch mlp:2-64-64-2 "
+             "--epochs 1 --quiet --out fsz.safetensors > fsz-out.txt 2> fsz-err.txt",
+             dir, sk_cli_bin());
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGXFSZ, "the writer died of SIGXFSZ (status %d)", st);
+    DIR *d = opendir(dir);
+    int left = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, "fsz.safetensors", 15)) {
+            left++;
+            fprintf(stderr, "  left behind: %s\n", e->d_name);
+        }
+    if (d) closedir(d);
+    CHECK(d && left == 0, "no output or temporary file left after the signal (%d)", left);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s", sk_test_tmpdir());
@@ -253,5 +280,6 @@ int main(void)
     test_train_eval_json();
     test_failures_leave_outputs();
     test_kill_resume();
+    test_signal_cleanup();
     return sk_test_finish("test_cli");
 }

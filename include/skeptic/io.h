@@ -96,6 +96,12 @@ int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_j
 /* Write a float32 C-order array as NumPy .npy (format 1.0), atomically. */
 int sk_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 
+/* Async-signal-safe: removes the temporary file of the atomic write in
+ * progress, if any (the destination is untouched until the rename). For a
+ * program's SIGINT/SIGTERM/SIGXFSZ handler, so that an interrupted write
+ * leaves no `PATH.tmp-XXXXXX` behind; SIGKILL cannot be caught and still can. */
+void sk_io_remove_inflight(void);
+
 /* Tests only: make the next atomic write fail after `bytes` bytes of the
  * temporary file are written (-1 = never), to check that the old file
  * survives. */

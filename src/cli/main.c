@@ -2,10 +2,13 @@
  * src/cli/cmd_NAME.c as `int cmd_NAME(int argc, char **argv)` and has one
  * line in the table below. Exit codes: 0 success, 1 runtime failure, 2 usage
  * error. */
+#define _XOPEN_SOURCE 700 /* sigaction, SA_RESETHAND, SIGXFSZ */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "skeptic/io.h"
 
 int cmd_train(int argc, char **argv);
 int cmd_certify(int argc, char **argv);
@@ -39,9 +42,30 @@ static void usage(FILE *fp)
                 "  skeptic eval --model mlp.safetensors --data fashion-mnist\n");
 }
 
+/* Ctrl-C, kill, a closed terminal or a full quota (file size limit) during
+ * an atomic write: remove its temporary file, then die of the signal as
+ * usual (the destination was never touched). */
+static void on_fatal_signal(int sig)
+{
+    sk_io_remove_inflight();
+    raise(sig); /* SA_RESETHAND: the default action now */
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sa.sa_flags = (int)SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGXFSZ };
+    for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
     { void sk_cli_coretype_reexec(int, char **); sk_cli_coretype_reexec(argc, argv); } /* first: src/cli/coretype.c */
+    install_signal_handlers();
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,15 @@
 /* ------------------------------------------------------------ atomic writes */
 
 static long fail_write_after = -1;
+
+/* the temporary file of the write in progress, for sk_io_remove_inflight */
+static char inflight[4096];
+static volatile sig_atomic_t inflight_on;
+
+void sk_io_remove_inflight(void)
+{
+    if (inflight_on) unlink(inflight);
+}
 
 void sk_io_fail_write_after(long bytes) { fail_write_after = bytes; }
 
@@ -62,6 +72,10 @@ int sk_write_file_atomic(const char *path, const void *const *parts, const size_
         sk_free(tmp);
         return rc;
     }
+    if (pl + 16 <= sizeof inflight) {
+        memcpy(inflight, tmp, pl + 16);
+        inflight_on = 1;
+    }
     long budget = fail_write_after;
     fail_write_after = -1;
     mode_t um = umask(0);
@@ -75,9 +89,9 @@ int sk_write_file_atomic(const char *path, const void *const *parts, const size_
     if (close(fd) != 0 && !rc) rc = sk_error(SK_EIO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = sk_error(SK_EIO, "%s: cannot rename the temporary file into place: %s", path, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-    } else {
+    if (rc) unlink(tmp);
+    inflight_on = 0;
+    if (!rc) {
         /* make the rename itself durable */
         char *dir = sk_strdup(path);
         if (dir) {

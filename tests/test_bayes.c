@@ -289,6 +289,35 @@ static double fgsm_acc(struct sk_classifier *attacker, struct sk_classifier *jud
     return (double)c / N;
 }
 
+/* The settings each method needs beyond the common training config. */
+struct method_setup {
+    struct sk_vi_config vi;
+    int members, member_epochs;  /* ensemble */
+    struct sk_train_config sgld; /* sgld: its own config (step size, epochs) */
+    struct sk_sgld_config sc;
+};
+
+/* Train posterior p (model initialised) by method meth on tr. */
+static int train_method(struct sk_posterior *p, int meth, const struct sk_train_config *c,
+                        const struct method_setup *ms, const struct sk_dataset *tr)
+{
+    switch (meth) {
+    case SK_BAYES_VI: return sk_bayes_train_vi(p, c, &ms->vi, tr->x, tr->y, tr->n);
+    case SK_BAYES_ENSEMBLE: {
+        struct sk_train_config ce = *c;
+        ce.epochs = ms->member_epochs;
+        return sk_bayes_train_ensemble(p, ms->members, SK_INIT_HE_UNIFORM, &ce, tr->x, tr->y, tr->n);
+    }
+    case SK_BAYES_SGLD: return sk_bayes_train_sgld(p, &ms->sgld, &ms->sc, tr->x, tr->y, tr->n);
+    case SK_BAYES_LAPLACE: {
+        int rc = sk_train(p->model, c, tr->x, tr->y, tr->n);
+        struct sk_laplace_config lc = sk_laplace_defaults();
+        return rc ? rc : sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
+    }
+    default: return sk_train(p->model, c, tr->x, tr->y, tr->n);
+    }
+}
+
 static void test_methods(void)
 {
     struct sk_dataset *tr = sk_data_moons(800, 0.15f, 1), *te = sk_data_moons(400, 0.15f, 2);
@@ -299,32 +328,12 @@ static void test_methods(void)
         sk_model_init(m, SK_INIT_HE_UNIFORM, 7);
         struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
         struct sk_train_config c = cfg_adam(30, 0.01f);
-        int rc = SK_OK;
-        switch (meth) {
-        case SK_BAYES_VI: {
-            struct sk_vi_config vc = sk_vi_defaults();
-            vc.prior_sigma = 1.0f;
-            rc = sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n);
-            break;
-        }
-        case SK_BAYES_ENSEMBLE: c.epochs = 15; rc = sk_bayes_train_ensemble(p, 4, SK_INIT_HE_UNIFORM, &c, tr->x, tr->y, tr->n); break;
-        case SK_BAYES_SGLD: {
-            struct sk_sgld_config sc = sk_sgld_defaults();
-            c = cfg_adam(40, 0.05f);
-            sc.burnin_epochs = 20;
-            sc.thin = 50;
-            sc.n_keep = 10;
-            rc = sk_bayes_train_sgld(p, &c, &sc, tr->x, tr->y, tr->n);
-            break;
-        }
-        case SK_BAYES_LAPLACE: {
-            rc = sk_train(m, &c, tr->x, tr->y, tr->n);
-            struct sk_laplace_config lc = sk_laplace_defaults();
-            if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
-            break;
-        }
-        default: rc = sk_train(m, &c, tr->x, tr->y, tr->n); break;
-        }
+        struct method_setup ms = { sk_vi_defaults(), 4, 15, cfg_adam(40, 0.05f), sk_sgld_defaults() };
+        ms.vi.prior_sigma = 1.0f;
+        ms.sc.burnin_epochs = 20;
+        ms.sc.thin = 50;
+        ms.sc.n_keep = 10;
+        int rc = train_method(p, meth, &c, &ms, tr);
         const char *name = sk_bayes_method_name((enum sk_bayes_method)meth);
         CHECK(rc == SK_OK, "%s trains: %s", name, sk_last_error());
         double a = acc_of(p, te, 20);
@@ -450,31 +459,12 @@ static void test_cnn(void)
         sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
         struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
         struct sk_train_config c = cfg_adam(10, 0.01f);
-        int rc;
-        switch (meth) {
-        case SK_BAYES_VI: {
-            struct sk_vi_config vc = sk_vi_defaults();
-            rc = sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n);
-            break;
-        }
-        case SK_BAYES_ENSEMBLE: rc = sk_bayes_train_ensemble(p, 3, SK_INIT_HE_UNIFORM, &c, tr->x, tr->y, tr->n); break;
-        case SK_BAYES_SGLD: {
-            struct sk_sgld_config sc = sk_sgld_defaults();
-            sc.burnin_epochs = 5;
-            sc.thin = 10;
-            sc.n_keep = 5;
-            c.opt.lr = 0.05f;
-            rc = sk_bayes_train_sgld(p, &c, &sc, tr->x, tr->y, tr->n);
-            break;
-        }
-        case SK_BAYES_LAPLACE: {
-            rc = sk_train(m, &c, tr->x, tr->y, tr->n);
-            struct sk_laplace_config lc = sk_laplace_defaults();
-            if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
-            break;
-        }
-        default: rc = sk_train(m, &c, tr->x, tr->y, tr->n); break;
-        }
+        struct method_setup ms = { sk_vi_defaults(), 3, 10, c, sk_sgld_defaults() };
+        ms.sgld.opt.lr = 0.05f;
+        ms.sc.burnin_epochs = 5;
+        ms.sc.thin = 10;
+        ms.sc.n_keep = 5;
+        int rc = train_method(p, meth, &c, &ms, tr);
         const char *name = sk_bayes_method_name((enum sk_bayes_method)meth);
         CHECK(rc == SK_OK, "cnn %s trains: %s", name, sk_last_error());
         double a = acc_of(p, te, 10);

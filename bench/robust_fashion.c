@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 {
     const char *adv_s = "none", *spec = "cnn:1x28x28-conv16k4s2p1-relu-conv32k4s2p1-relu-flatten-dense100-relu-dense10";
     const char *dir = NULL, *data = NULL, *split_train = "train", *split_test = "test";
-    float eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
+    float noise = 0, eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
     int steps = 7, epochs = 5, n_train = 60000, suite_n = 0, test_n = 10000, warmup = 1, ramp = 0, eps_warm = 0;
     int threads = 2, batch = 128;
     uint64_t seed = 1;
@@ -42,6 +42,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp [--eps E] [--steps K] [--step-size A]\n"
                             "  [--epochs N] [--n-train N] [--spec S] [--lr X] [--batch B] [--seed S] [--threads T]\n"
                             "  [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
+                            "  [--noise K (n-fgsm noise radius / eps, default 2)]\n"
                             "  [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R] [--out MODEL]\n"
                             "Trains one model, prints clean / PGD-20 / certified / suite accuracy as one JSON line.\n");
             return 0;
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--warmup")) warmup = atoi(v);
         else if (!strcmp(k, "--ramp")) ramp = atoi(v);
         else if (!strcmp(k, "--eps-warmup")) eps_warm = atoi(v);
+        else if (!strcmp(k, "--noise")) noise = (float)atof(v);
         else if (!strcmp(k, "--threads")) threads = atoi(v);
         else if (!strcmp(k, "--batch")) batch = atoi(v);
         else if (!strcmp(k, "--seed")) seed = (uint64_t)atoll(v);
@@ -122,10 +124,17 @@ int main(int argc, char **argv)
     adv.ibp_warmup_epochs = warmup;
     adv.ibp_ramp_epochs = ramp;
     adv.eps_warmup_epochs = eps_warm;
+    if (noise > 0) adv.nfgsm_noise = noise;
     struct sk_adv_report rep;
     double t0 = sk_now();
     int rc = sk_adv_train(m, &cfg, &adv, tr->x, tr->y, n_train, &rep);
     double train_s = sk_now() - t0;
+    if (rep.best_epoch >= 0) {
+        fprintf(stderr, "guard PGD-10 accuracy by epoch:");
+        for (int e = 0; e < rep.epochs && e < 64; e++) fprintf(stderr, " %.3f", rep.guard_acc[e]);
+        fprintf(stderr, "\nguard: kept epoch %d (best %.4f at epoch %d)\n", rep.kept_epoch + 1, rep.best_guard_acc,
+                rep.best_epoch + 1);
+    }
     if (rc) {
         fprintf(stderr, "training: %s\n", sk_last_error());
         return 1;
@@ -182,11 +191,11 @@ int main(int argc, char **argv)
     printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"epochs\":%d,\"n_train\":%d,"
            "\"lr\":%g,\"train_s\":%.1f,\"test_n\":%d,\"clean\":%.4f,\"pgd20\":%.4f,\"pgd20_s\":%.1f,"
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
-           "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,"
+           "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,\"guard_kept_epoch\":%d,"
            "\"catastrophic\":%d}\n",
            data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, steps, step_size, beta, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
-           rep.best_guard_acc, rep.catastrophic);
+           rep.best_guard_acc, rep.kept_epoch, rep.catastrophic);
     fflush(stdout);
     free(pgd_ok), free(cert), free(certc);
     sk_model_free(m);

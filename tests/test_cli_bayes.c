@@ -232,7 +232,8 @@ static void test_compare(void)
     rc = sk_cli_run("compare --data " DATA " --ood none --arch mlp:2-8-2:relu --methods deterministic --epochs 1 --n-adv 0 --json");
     o = sk_cli_json();
     cJSON *r = o ? cJSON_GetArrayItem(item(o, "methods"), 0) : NULL;
-    CHECK(rc == 0 && r && cJSON_IsNull(item(r, "ood_auroc_entropy")) && cJSON_IsNull(item(r, "pgd_accuracy")),
+    CHECK(rc == 0 && r && cJSON_IsNull(item(r, "ood_auroc_entropy")) && cJSON_IsNull(item(r, "pgd_accuracy")) &&
+              cJSON_IsNull(item(r, "adv_auroc_mi")) && cJSON_IsNull(item(r, "adv_auroc_entropy")),
           "compare --ood none --n-adv 0: OOD and attack columns null: %s", sk_cli_out);
     cJSON_Delete(o);
 }

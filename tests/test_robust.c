@@ -95,6 +95,13 @@ static void test_training(void)
           rf.rep.best_epoch, rf.rep.epochs);
     for (int e = 0; e < 12; e++)
         CHECK(rf.rep.guard_acc[e] > 0, "FGSM guard accuracy recorded for epoch %d (%.3f)", e + 1, rf.rep.guard_acc[e]);
+    CHECK(rf.rep.kept_epoch == (rf.rep.guard_acc[11] < rf.rep.best_guard_acc - fg.guard_tol ? rf.rep.best_epoch : 11),
+          "guard keeps the last epoch unless it fell more than %.2f below the best (kept %d, best %.3f at %d, last %.3f)",
+          fg.guard_tol, rf.rep.kept_epoch, rf.rep.best_guard_acc, rf.rep.best_epoch, rf.rep.guard_acc[11]);
+    fg.guard_tol = -1; /* any epoch short of the best: restore the best */
+    struct result rb = run(spec, &fg, 12);
+    CHECK(rb.rep.kept_epoch == rb.rep.best_epoch && rb.rep.guard_acc[rb.rep.best_epoch] == rb.rep.best_guard_acc,
+          "guard_tol < 0 restores the best guard epoch (kept %d, best %d)", rb.rep.kept_epoch, rb.rep.best_epoch);
 
     struct sk_adv_config nf = sk_adv_defaults(SK_ADV_NFGSM, EPS);
     nf.guard_n = 200;
@@ -192,6 +199,12 @@ static void test_attack(void)
     struct sk_adv_config a = sk_adv_defaults(SK_ADV_PGD, -1);
     CHECK(sk_adv_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "--adv-eps"),
           "negative eps refused: %s", sk_last_error());
+    a = sk_adv_defaults(SK_ADV_NFGSM, EPS);
+    a.nfgsm_noise = -1;
+    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "--adv-noise"), "negative N-FGSM noise refused: %s",
+          sk_last_error());
+    a.nfgsm_noise = 1;
+    CHECK(sk_adv_check(&a) == SK_OK, "N-FGSM noise of 1 eps accepted");
     CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("n-fgsm") == SK_ADV_NFGSM &&
               sk_adv_kind_parse("foo") == -1, "kind names parse");
     free(xa), free(xb);

@@ -98,14 +98,19 @@ struct sk_adv_config {
     float clip_lo, clip_hi;
     int eps_warmup_epochs;/* PGD/FGSM/TRADES: eps ramps from 0 over these epochs (0: none) */
     float trades_beta;    /* default 6 */
+    float nfgsm_noise;    /* N-FGSM: radius of the uniform noise in units of eps (<= 0: 2, de Jorge et al.'s) */
     float ibp_eps_train;  /* <= 0: eps */
     float ibp_kappa_end;  /* default 0.5 */
     int ibp_warmup_epochs;/* clean epochs first (default 1) */
     int ibp_ramp_epochs;  /* <= 0: half of the remaining epochs */
     int eot;              /* dropout models: MC attack averaged over eot masks (<= 1: eval-mode attack) */
-    bool guard;           /* keep the weights of the best guard PGD accuracy (FGSM default on) */
+    bool guard;           /* track PGD accuracy on held-out rows each epoch (FGSM default on) */
     int guard_n;          /* held-out rows for the guard (default 512) */
     int guard_steps;      /* PGD steps of the guard (default 10) */
+    float guard_tol;      /* keep the last epoch's weights unless its guard accuracy is more than
+                           * guard_tol below the best epoch's, then restore the best (default 0.05,
+                           * about 2.5 standard errors at 512 rows: the best of noisy estimates is
+                           * biased, and picking it would throw away the end of the schedule) */
 };
 struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps);
 
@@ -113,7 +118,8 @@ struct sk_adv_report {
     int epochs;                /* epochs run */
     double guard_acc[64];      /* guard PGD accuracy after each epoch (first 64) */
     double best_guard_acc;
-    int best_epoch;            /* restored weights (guard), -1 without guard */
+    int best_epoch;            /* epoch of the best guard accuracy, -1 without guard */
+    int kept_epoch;            /* epoch whose weights were returned (last, or best after a drop), -1 without guard */
     int catastrophic;          /* epochs whose guard accuracy fell > 20 points below the best so far */
     double seconds;
 };
@@ -122,7 +128,7 @@ struct sk_adv_report {
  * callbacks other than loss) and the adversarial objective adv. With the
  * guard, held-out rows are the validation split if there is one, else the
  * last guard_n rows (not trained on); at the end the best-guard weights are
- * restored. rep may be NULL. */
+ * restored if the last epoch fell more than guard_tol below them. rep may be NULL. */
 int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
                  const float *x, const int *y, int n, struct sk_adv_report *rep);
 
@@ -134,7 +140,7 @@ int sk_adv_check(const struct sk_adv_config *adv);
  *     struct sk_adv_loss *l = sk_adv_loss_new(m, &adv, cfg.batch);
  *     sk_adv_attach(&cfg, l);          // before sk_trainer_new
  *     t = sk_trainer_new(m, &cfg, x, y, n); sk_trainer_run(t);
- *     sk_adv_finish(l, &rep);          // restores the best-guard weights
+ *     sk_adv_finish(l, &rep);          // restores the best-guard weights after a drop
  *     sk_adv_loss_free(l);
  *
  * attach replaces cfg->loss and chains cfg's other callbacks (called with

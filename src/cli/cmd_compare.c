@@ -352,7 +352,7 @@ int cmd_compare(int argc, char **argv)
             status = cli_fail_lib();
             goto out;
         }
-        if (o.n_adv == 0) r->fgsm_acc = r->pgd_acc = r->adv_mi.auroc = NAN;
+        if (o.n_adv == 0) r->fgsm_acc = r->pgd_acc = r->adv_mi.auroc = r->adv_ent.auroc = NAN;
         fprintf(stderr, "compare: | %s | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", r->name,
                 r->samples, r->rep.clean.accuracy, r->rep.clean.nll, r->rep.clean.ece, r->rep.clean.brier,
                 ood ? r->rep.ood[SK_SCORE_ENTROPY].auroc : NAN, ood ? r->rep.ood[SK_SCORE_MI].auroc : NAN, r->fgsm_acc,

@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv)
     uint64_t seed = 1;
     bool resume = false, quiet = false;
     const char *adv_s = "none"; /* adversarial training (robust.h) */
-    float adv_eps = 0.1f, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f;
+    float adv_eps = 0.1f, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2;
     int adv_steps = 10, adv_eot = 1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c),
@@ -146,11 +146,12 @@ int cmd_train(int argc, char **argv)
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
-        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard keeps the best PGD epoch) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; inputs in [0,1])" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
+        { "adv-noise", CLI_FLOAT, &adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
         { "adv-kappa", CLI_FLOAT, &adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
         CLI_THREADS_OPT(c),
@@ -262,6 +263,7 @@ int cmd_train(int argc, char **argv)
     advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_NFGSM ? 1 : adv_steps;
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
+    advc.nfgsm_noise = adv_noise;
     advc.ibp_kappa_end = adv_kappa;
     advc.eot = adv_eot;
     if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {
@@ -371,8 +373,9 @@ int cmd_train(int argc, char **argv)
     free(ck_txt);
     struct sk_adv_report adv_rep;
     if (!rc && advl && !(rc = sk_adv_finish(advl, &adv_rep)) && adv_rep.best_epoch >= 0 && !quiet)
-        fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows)\n",
-                adv_rep.best_epoch + 1, adv_rep.best_guard_acc, t->n_val < 512 ? t->n_val : 512);
+        fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows; best %.4f at epoch %d)\n",
+                adv_rep.kept_epoch + 1, adv_rep.guard_acc[adv_rep.kept_epoch < 64 ? adv_rep.kept_epoch : 63],
+                t->n_val < 512 ? t->n_val : 512, adv_rep.best_guard_acc, adv_rep.best_epoch + 1);
     if (rc) {
         status = cli_fail("%s", sk_last_error());
         goto out;

@@ -30,12 +30,14 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.clip_lo = 0;
     a.clip_hi = 1;
     a.trades_beta = 6;
+    a.nfgsm_noise = 2;
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
     a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM;
     a.guard_n = 512;
     a.guard_steps = 10;
+    a.guard_tol = 0.05f;
     return a;
 }
 
@@ -53,6 +55,7 @@ struct sk_adv_loss {
     const int *gy;
     int gn;
     float *best, *best_buf;
+    double last_acc;
     struct sk_adv_report rep;
     int rc;
 };
@@ -73,6 +76,7 @@ struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_conf
         return NULL;
     }
     l->rep.best_epoch = -1;
+    l->rep.kept_epoch = -1;
     sk_graph_set_param_grads(l->ag, false);
     return l;
 }
@@ -134,7 +138,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
     if (a->kind == SK_ADV_NFGSM) {
         /* de Jorge et al.: noise of 2 eps, a step of eps, no projection */
-        pc.start_radius = 2.0f * eps;
+        pc.start_radius = (a->nfgsm_noise > 0 ? a->nfgsm_noise : 2.0f) * eps;
         pc.no_project = true;
         if (!(a->step > 0)) pc.step = eps;
     }
@@ -181,6 +185,8 @@ int sk_adv_check(const struct sk_adv_config *adv)
         return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)
         return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
+    if (!(adv->nfgsm_noise >= 0 && adv->nfgsm_noise <= 100)) /* 0: the default 2 */
+        return sk_error(SK_EINVAL, "N-FGSM: --adv-noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
     if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
         return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
     if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
@@ -215,6 +221,7 @@ static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
             return 1;
         }
         if (em->epoch < 64) l->rep.guard_acc[em->epoch] = acc;
+        l->last_acc = acc;
         if (l->rep.best_epoch >= 0 && acc < l->rep.best_guard_acc - 0.2) l->rep.catastrophic++;
         if (l->rep.best_epoch < 0 || acc > l->rep.best_guard_acc) {
             l->rep.best_guard_acc = acc;
@@ -272,8 +279,12 @@ int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep)
 {
     struct sk_model *m = l->m;
     if (l->rc == SK_OK && l->rep.best_epoch >= 0) {
-        memcpy(m->params, l->best, sizeof(float) * m->n_params);
-        memcpy(m->buffers, l->best_buf, sizeof(float) * m->n_buffers);
+        l->rep.kept_epoch = l->rep.epochs - 1;
+        if (l->last_acc < l->rep.best_guard_acc - l->a.guard_tol) {
+            memcpy(m->params, l->best, sizeof(float) * m->n_params);
+            memcpy(m->buffers, l->best_buf, sizeof(float) * m->n_buffers);
+            l->rep.kept_epoch = l->rep.best_epoch;
+        }
     }
     if (rep) *rep = l->rep;
     return l->rc;
@@ -284,7 +295,7 @@ int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const st
 {
     double t0 = sk_now();
     if (adv->kind == SK_ADV_NONE) {
-        if (rep) memset(rep, 0, sizeof *rep), rep->best_epoch = -1;
+        if (rep) memset(rep, 0, sizeof *rep), rep->best_epoch = -1, rep->kept_epoch = -1;
         return sk_train(m, cfg, x, y, n);
     }
     int rc = sk_adv_check(adv);

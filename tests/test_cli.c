@@ -107,6 +107,63 @@ static void test_train_eval_json(void)
     CHECK(rc == 1 && strstr(sk_cli_err, "expects 2"), "data that does not fit the model: %s", sk_cli_err);
 }
 
+/* Adversarial training and attacks on data outside [0,1] (moons lie in
+ * about [-1.2, 2.2]): the input box is the data's range, not [0,1] -- with
+ * [0,1] adversarial training pulled every point into the box (37% test
+ * accuracy) and attacks could only move coordinates towards it. */
+static void test_adv_box(void)
+{
+    const char *D = "moons:n=400,noise=0.1";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-32-32-2:relu --epochs 30 --batch 32 --lr 0.01 --seed 2 "
+             "--adv pgd --adv-eps 0.1 --adv-steps 5 --out advm.safetensors --json", D);
+    int rc = sk_cli_run(cmd);
+    cJSON *o = sk_cli_json();
+    double acc = sk_json_num(o, "test_accuracy");
+    CHECK(rc == 0 && acc > 0.95, "train --adv pgd on moons: test accuracy %g (rc %d) %s", acc, rc, sk_cli_err);
+    CHECK(strstr(sk_cli_err, "range") && strstr(sk_cli_err, "input box"), "train --adv names the box: %s", sk_cli_err);
+    cJSON_Delete(o);
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack pgd --eps 0.1 --steps 20 --json", D);
+    rc = sk_cli_run(cmd);
+    o = sk_cli_json();
+    cJSON *box = o ? cJSON_GetObjectItem(o, "box") : NULL;
+    double lo = box ? cJSON_GetArrayItem(box, 0)->valuedouble : 0, hi = box ? cJSON_GetArrayItem(box, 1)->valuedouble : 0;
+    CHECK(rc == 0 && lo < -1 && hi > 2, "attack box is the data's range [%g, %g], not [0,1]", lo, hi);
+    double robust = sk_json_num(o, "robust_accuracy");
+    CHECK(robust > 0.5 && robust <= sk_json_num(o, "clean_accuracy"), "PGD-trained moons keep %g under PGD-20", robust);
+    cJSON_Delete(o);
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack pgd --eps 0.1 --clip-min 0 --clip-max 1", D);
+    CHECK(sk_cli_run(cmd) == 1 && strstr(sk_cli_err, "outside --clip-min"), "a box that excludes the data: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack pgd --eps 0.1 --clip-min -3", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "both"), "half a box: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack pgd --eps 0.1 --clip-min -3 --clip-max 3 --json", D);
+    rc = sk_cli_run(cmd);
+    o = sk_cli_json();
+    box = o ? cJSON_GetObjectItem(o, "box") : NULL;
+    CHECK(rc == 0 && box && cJSON_GetArrayItem(box, 0)->valuedouble == -3 && cJSON_GetArrayItem(box, 1)->valuedouble == 3,
+          "--clip-min/--clip-max are used as given: %s", sk_cli_out);
+    cJSON_Delete(o);
+
+    /* the other adversarial-training options */
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv fgsm-mix --out mix.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 0, "train --adv fgsm-mix: %s", sk_cli_err);
+    rc = sk_cli_run("info mix.safetensors --json");
+    o = sk_cli_json();
+    cJSON *md = o ? cJSON_GetObjectItem(o, "metadata") : NULL;
+    CHECK(rc == 0 && md && !strcmp(sk_json_str(md, "skeptic.adv"), "fgsm-mix") && !strcmp(sk_json_str(md, "skeptic.adv_eps"), "0.01"),
+          "fgsm-mix defaults to eps 0.01, recorded in the file: %s", sk_cli_out);
+    cJSON_Delete(o);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv n-fgsm --adv-noise -1 --out nf.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-noise"), "negative --adv-noise: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 3 --adv fgsm --val-split 0.25 --out fg.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 0 && strstr(sk_cli_err, "guard: kept the weights of epoch"), "fgsm guard reports its epoch: %s",
+          sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --adv pgd --normalize standardize --out x.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 &&
+              strstr(sk_cli_err, "--normalize none"),
+          "--adv with normalisation refused: %s", sk_cli_err);
+}
+
 static void test_failures_leave_outputs(void)
 {
     char p[700];
@@ -278,6 +335,7 @@ int main(void)
     snprintf(dir, sizeof dir, "%s", sk_test_tmpdir());
     test_usage();
     test_train_eval_json();
+    test_adv_box();
     test_failures_leave_outputs();
     test_kill_resume();
     test_signal_cleanup();

@@ -40,6 +40,43 @@ int cli_usage(const char *fmt, ...)
 
 int cli_fail_lib(void) { return cli_fail("%s", sk_last_error()[0] ? sk_last_error() : "unknown failure"); }
 
+int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d, float given_lo, float given_hi,
+                  bool allow_none, float *lo, float *hi)
+{
+    if (isnan(given_lo) != isnan(given_hi)) return cli_usage("give both --clip-min and --clip-max, or neither");
+    if (!isnan(given_lo) && !(given_lo < given_hi))
+        return cli_usage("--clip-min %g must be below --clip-max %g", given_lo, given_hi);
+    size_t n = (size_t)d->n * (size_t)d->dim;
+    if (!isnan(given_lo)) {
+        for (size_t i = 0; i < n; i++)
+            if (!(d->x[i] >= given_lo && d->x[i] <= given_hi))
+                return cli_fail("%s: row %zu has the value %g outside --clip-min %g .. --clip-max %g", data,
+                                i / (size_t)d->dim, d->x[i], given_lo, given_hi);
+        *lo = given_lo;
+        *hi = given_hi;
+        return CLI_OK;
+    }
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        mn = d->x[i] < mn ? d->x[i] : mn;
+        mx = d->x[i] > mx ? d->x[i] : mx;
+    }
+    if (n == 0 || (mn >= 0 && mx <= 1)) {
+        *lo = 0;
+        *hi = 1;
+    } else if (allow_none) {
+        *lo = *hi = 0;
+        fprintf(stderr, "skeptic %s: note: the data leave [0,1] (range %g..%g): no input box is used "
+                        "(--clip-min/--clip-max set one)\n", cmd, mn, mx);
+    } else {
+        *lo = mn;
+        *hi = mx < mn + 1e-6f ? mn + 1e-6f : mx;
+        fprintf(stderr, "skeptic %s: note: the data leave [0,1] (range %g..%g): the input box is that range "
+                        "(--clip-min/--clip-max set another)\n", cmd, mn, mx);
+    }
+    return CLI_OK;
+}
+
 void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts)
 {
     fprintf(fp, "usage: %s\n\n%s\n\noptions:\n", h->usage, h->summary);

@@ -134,6 +134,20 @@ struct sk_model *cli_load_model(const struct cli_common *c, char **meta);
  * returns NULL. */
 struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct sk_model *m, const char *meta);
 
+/* The valid input box of attacks, adversarial training and certification
+ * (--clip-min / --clip-max, NaN when not given):
+ *   given: both or neither, lo < hi, and every value of d inside it;
+ *   not given: [0,1] when every value of d lies in it (images), else
+ *   (allow_none) no box, *lo = *hi = 0, or the data's own range [min, max];
+ *   the last two with a note on stderr naming the range, so a tabular data
+ *   set is never silently clipped into [0,1] (which weakens attacks).
+ * Returns CLI_OK, or the exit status after printing what was wrong. */
+int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d, float given_lo, float given_hi,
+                  bool allow_none, float *lo, float *hi);
+#define CLI_BOX_OPTS(lo, hi)                                                                                      \
+    { "clip-min", CLI_FLOAT, &(lo), "X", "lower end of the valid input box (default 0 if the data lie in [0,1], else their minimum)" }, \
+    { "clip-max", CLI_FLOAT, &(hi), "X", "upper end of the valid input box (default 1 if the data lie in [0,1], else their maximum)" }
+
 /* ---- output ---- */
 /* Print o as one line of JSON on stdout and delete it. */
 void cli_json_print(cJSON *o);

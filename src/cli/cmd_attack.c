@@ -72,7 +72,7 @@ int cmd_attack(int argc, char **argv)
     struct cli_common c = cli_common_defaults();
     const char *attack = "pgd", *norm = NULL, *eps_list = NULL, *targeted = NULL, *loss = NULL;
     const char *save_adv = NULL, *save_grad = NULL, *grid = NULL, *plot = NULL, *csv = NULL;
-    float eps = NAN, step_size = 0;
+    float eps = NAN, step_size = 0, clip_min = NAN, clip_max = NAN;
     int steps = 0, restarts = 1, eot = 0, queries = 0, n_targets = 0, batch = 256, target = -1, grid_n = 8;
     uint64_t seed = 0;
     bool random_start = false, mc = false;
@@ -103,6 +103,7 @@ int cmd_attack(int argc, char **argv)
         { "grid-n", CLI_INT, &grid_n, "N", "rows of the grid (default 8; successful examples first)" },
         { "plot", CLI_STR, &plot, "FILE.png", "with --eps-list: the accuracy-versus-eps plot" },
         { "csv", CLI_STR, &csv, "FILE", "with --eps-list: eps,robust_accuracy lines" },
+        CLI_BOX_OPTS(clip_min, clip_max),
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -113,13 +114,14 @@ int cmd_attack(int argc, char **argv)
         "Attack a model on the test split of D (the first --n points) and report clean accuracy, robust accuracy\n"
         "(correct at the adversarial example), attack success rate, mean and median norm of the successful\n"
         "perturbations, input gradients and forward rows spent, and wall time. Every example is projected onto the\n"
-        "eps ball and the [0,1] box; each point keeps the best example found across iterations and restarts.\n"
+        "eps ball and the valid input box ([0,1] when the data lie in it, else their range, or --clip-min/--clip-max);\n"
+        "each point keeps the best example found across iterations and restarts.\n"
         "--attack suite runs APGD-CE, APGD-T (targeted DLR), FMN and Square (linf) each on the points still\n"
         "standing: a point is robust only if it survives all. Audits print warnings: stochastic model without EOT,\n"
         "zero or non-finite input gradients, black-box beating white-box (gradient masking), outputs that look\n"
         "like probabilities, train-mode behaviour. With --mc and no --eot K the figure is labelled 'no EOT'.\n"
         "JSON keys: attack, norm, eps, n, clean_accuracy, robust_accuracy, success_rate, mean_norm, median_norm,\n"
-        "grad_evals, queries, seconds, stochastic, eot_samples, no_eot, stages, warnings, curve.",
+        "grad_evals, queries, seconds, stochastic, eot_samples, no_eot, stages, warnings, curve, box.",
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --attack pgd --eps 0.1 --steps 20\n"
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --attack suite --eps 0.1 --json\n"
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --eps-list 0,0.02,0.05,0.1,0.2 --plot eps.png\n"
@@ -199,6 +201,11 @@ int cmd_attack(int argc, char **argv)
     }
     if (mc && !sk_model_has_dropout(m)) {
         status = cli_usage("--mc: the model has no dropout layer, it is deterministic");
+        goto out;
+    }
+    int brc = cli_input_box("attack", c.data, d, clip_min, clip_max, false, &cfg.clip_min, &cfg.clip_max);
+    if (brc) {
+        status = brc;
         goto out;
     }
     if (eot && !mc) fprintf(stderr, "skeptic attack: note: --eot without --mc: the model runs deterministic (eval mode); --eot ignored\n");
@@ -315,6 +322,9 @@ int cmd_attack(int argc, char **argv)
         cJSON_AddStringToObject(o, "model", c.model);
         cJSON_AddStringToObject(o, "data", c.data);
         json_result(o, r);
+        cJSON *bx = cJSON_AddArrayToObject(o, "box");
+        cJSON_AddItemToArray(bx, cJSON_CreateNumber(cfg.clip_min));
+        cJSON_AddItemToArray(bx, cJSON_CreateNumber(cfg.clip_max));
         if (eps_list) {
             cJSON *cv = cJSON_AddObjectToObject(o, "curve");
             cJSON *ea = cJSON_AddArrayToObject(cv, "eps"), *aa = cJSON_AddArrayToObject(cv, "robust_accuracy");

@@ -23,8 +23,8 @@ int cmd_certify(int argc, char **argv)
         CLI_DATA_OPTS(c),
         { "eps", CLI_FLOAT, &eps, "E", "L-infinity radius (in the model's input units)" },
         { "method", CLI_STR, &method_s, "M", "ibp | crown | lipschitz (default ibp; crown needs an MLP)" },
-        { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of the valid input box (default 0 if the data lie in [0,1])" },
-        { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of the valid input box (default 1 if the data lie in [0,1])" },
+        { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of the valid input box (default 0 if the data lie in [0,1], else no box)" },
+        { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of the valid input box (default 1 if the data lie in [0,1], else no box)" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -50,7 +50,8 @@ int cmd_certify(int argc, char **argv)
     int method = sk_cert_method_parse(method_s);
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
     if (isnan(clip_min) != isnan(clip_max)) return cli_usage("give both --clip-min and --clip-max, or neither");
-    if (!isnan(clip_min) && !(clip_min < clip_max)) return cli_usage("--clip-min must be below --clip-max");
+    if (!isnan(clip_min) && !(clip_min < clip_max))
+        return cli_usage("--clip-min %g must be below --clip-max %g", clip_min, clip_max);
     if (c.threads) sk_set_threads(c.threads);
     char *meta = NULL;
     struct sk_model *m = cli_load_model(&c, &meta);
@@ -65,27 +66,11 @@ int cmd_certify(int argc, char **argv)
         goto out;
     }
     /* the box: given, else [0,1] when the data lie in it, else none */
-    bool box_given = !isnan(clip_min);
-    if (!box_given) {
-        float lo = INFINITY, hi = -INFINITY;
-        for (size_t i = 0; i < (size_t)d->n * d->dim; i++) {
-            lo = d->x[i] < lo ? d->x[i] : lo;
-            hi = d->x[i] > hi ? d->x[i] : hi;
-        }
-        if (lo >= 0 && hi <= 1) {
-            clip_min = 0;
-            clip_max = 1;
-        } else {
-            clip_min = clip_max = 0; /* none */
-            fprintf(stderr, "skeptic certify: note: the data leave [0,1] (range %g..%g): no input box is used\n", lo, hi);
-        }
-    } else {
-        for (size_t i = 0; i < (size_t)d->n * d->dim; i++)
-            if (d->x[i] < clip_min || d->x[i] > clip_max) {
-                status = cli_fail("%s: row %zu has the value %g outside --clip-min %g .. --clip-max %g", c.data,
-                                  i / (size_t)d->dim, d->x[i], clip_min, clip_max);
-                goto out;
-            }
+    float cmin = clip_min, cmax = clip_max;
+    int brc = cli_input_box("certify", c.data, d, cmin, cmax, true, &clip_min, &clip_max);
+    if (brc) {
+        status = brc;
+        goto out;
     }
     cert = sk_malloc((size_t)d->n);
     if (!cert) {

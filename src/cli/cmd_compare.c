@@ -28,6 +28,7 @@ struct cmp {
     const char *arch, *methods, *ood, *dir, *prior;
     int epochs, ens_epochs, vi_epochs, batch, members, samples, attack_samples, n_adv, pgd_steps, sgld_epochs;
     float lr, vi_lr, sgld_lr, kl_weight, eps, val_fraction, dropout, prior_sigma, init_sigma;
+    float clip_min, clip_max; /* the attacks' input box */
     uint64_t seed;
     bool flipout, no_flipout;
 };
@@ -202,6 +203,8 @@ static int attack_row(const struct cmp *o, struct sk_posterior *p, const struct 
         struct sk_attack_config ac = sk_attack_defaults(a ? SK_ATTACK_PGD : SK_ATTACK_FGSM, SK_NORM_LINF, o->eps);
         if (a) ac.steps = o->pgd_steps;
         ac.seed = o->seed;
+        ac.clip_min = o->clip_min;
+        ac.clip_max = o->clip_max;
         if ((rc = sk_attack_run(c, &ac, te->x, te->y, NULL, n, xa, NULL))) goto out;
         if ((rc = sk_posterior_predict(p, xa, n, o->samples, o->seed + 6, pb, mi_a))) goto out;
         double acc = sk_metric_accuracy(pb, te->y, n, K);
@@ -245,6 +248,7 @@ int cmd_compare(int argc, char **argv)
     o.vi_lr = 1e-3f;
     o.sgld_lr = 0.01f;
     o.eps = 0.1f;
+    o.clip_min = o.clip_max = NAN;
     o.val_fraction = 1.0f / 12;
     o.dropout = 0.2f;
     o.prior_sigma = 0.1f;
@@ -280,6 +284,7 @@ int cmd_compare(int argc, char **argv)
         { "attack-samples", CLI_INT, &o.attack_samples, "S", "EOT samples per attack gradient (default 10)" },
         { "n-adv", CLI_INT, &o.n_adv, "N", "test rows attacked (default 500; 0 = no attacks)" },
         { "eps", CLI_FLOAT, &o.eps, "E", "Linf budget of FGSM and PGD (default 0.1)" },
+        CLI_BOX_OPTS(o.clip_min, o.clip_max),
         { "pgd-steps", CLI_INT, &o.pgd_steps, "K", "PGD steps (default 10)" },
         { "n-test", CLI_INT, &n_test, "N", "use only the first N test rows (default all)" },
         { "seed", CLI_U64, &o.seed, "S", "seed of everything (default 1)" },
@@ -323,6 +328,12 @@ int cmd_compare(int argc, char **argv)
     if (strcmp(o.ood, "none") && !(ood = sk_data_open(o.ood, "all", NULL))) {
         status = cli_fail("%s (for MNIST run scripts/fetch-mnist or set SKEPTIC_MNIST_DIR; --ood none skips)",
                           sk_last_error());
+        goto out;
+    }
+    float cmin = o.clip_min, cmax = o.clip_max;
+    int brc = o.n_adv > 0 ? cli_input_box("compare", c.data, te, cmin, cmax, false, &o.clip_min, &o.clip_max) : CLI_OK;
+    if (brc) {
+        status = brc;
         goto out;
     }
     if (ood && ood->dim != te->dim) {

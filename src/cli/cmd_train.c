@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv)
     uint64_t seed = 1;
     bool resume = false, quiet = false;
     const char *adv_s = "none"; /* adversarial training (robust.h) */
-    float adv_eps = 0.1f, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2;
+    float adv_eps = NAN, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2, clip_min = NAN, clip_max = NAN;
     int adv_steps = 10, adv_eot = 1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c),
@@ -147,11 +147,12 @@ int cmd_train(int argc, char **argv)
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
-        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; inputs in [0,1])" },
+        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; fgsm-mix 0.01; inputs in [0,1])" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
+        CLI_BOX_OPTS(clip_min, clip_max),
         { "adv-kappa", CLI_FLOAT, &adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
         CLI_THREADS_OPT(c),
@@ -255,6 +256,7 @@ int cmd_train(int argc, char **argv)
     }
 
     int adv_kind = sk_adv_kind_parse(adv_s);
+    if (isnan(adv_eps)) adv_eps = adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
     struct sk_adv_config advc = sk_adv_defaults(adv_kind < 0 ? SK_ADV_NONE : (enum sk_adv_kind)adv_kind, adv_eps);
     if (adv_kind < 0) {
         status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix or n-fgsm", adv_s);
@@ -267,8 +269,18 @@ int cmd_train(int argc, char **argv)
     advc.ibp_kappa_end = adv_kappa;
     advc.eot = adv_eot;
     if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {
-        status = pk != SK_PREP_NONE ? cli_usage("--adv works on the data's own [0,1] scale: use --normalize none")
+        status = pk != SK_PREP_NONE ? cli_usage("--adv works on the data's own scale (attacks and eps are in its units): use --normalize none")
                                     : cli_usage("%s", sk_last_error());
+        goto out;
+    }
+    if (adv_kind != SK_ADV_NONE) {
+        int brc = cli_input_box("train", c.data, train, clip_min, clip_max, false, &advc.clip_lo, &advc.clip_hi);
+        if (brc) {
+            status = brc;
+            goto out;
+        }
+    } else if (!isnan(clip_min) || !isnan(clip_max)) {
+        status = cli_usage("--clip-min/--clip-max bound adversarial training: they need --adv");
         goto out;
     }
     struct sk_train_config cfg = sk_train_defaults();

@@ -40,7 +40,7 @@ int cli_train_bayes(int argc, char **argv)
     bool temperature = false, probit = false, no_lrt = false, flipout = false, no_flipout = false;
     /* adversarial training: the options of the deterministic `skeptic train --adv` */
     const char *adv_s = "none";
-    float adv_eps = NAN, adv_step = 0, adv_beta = 6;
+    float adv_eps = NAN, adv_step = 0, adv_beta = 6, clip_min = NAN, clip_max = NAN;
     int adv_steps = 10, adv_eot = -1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c), CLI_THREADS_OPT(c),
@@ -77,6 +77,7 @@ int cli_train_bayes(int argc, char **argv)
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; fgsm-mix eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
+        CLI_BOX_OPTS(clip_min, clip_max),
         { "adv-eot", CLI_INT, &adv_eot, "S", "EOT samples per inner step: vi weight draws / mc-dropout masks (default 4; "
           "1: attack the mean weights / dropout off)" },
         { 0 },
@@ -113,7 +114,7 @@ int cli_train_bayes(int argc, char **argv)
     if (strcmp(prior, "gaussian") && strcmp(prior, "mixture")) return cli_usage("--prior must be gaussian or mixture");
     if (strcmp(hessian, "kfac") && strcmp(hessian, "full")) return cli_usage("--hessian must be kfac or full");
     int adv_kind = sk_adv_kind_parse(adv_s);
-    if (adv_kind < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp or fgsm-mix", adv_s);
+    if (adv_kind < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix or n-fgsm", adv_s);
     struct sk_adv_config advc = sk_adv_defaults((enum sk_adv_kind)adv_kind,
                                                 isnan(adv_eps) ? (adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f) : adv_eps);
     if (adv_kind != SK_ADV_NONE) {
@@ -131,8 +132,8 @@ int cli_train_bayes(int argc, char **argv)
         advc.trades_beta = adv_beta;
         advc.eot = adv_eot > 0 ? adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);
         if (sk_adv_check(&advc)) return cli_usage("%s", sk_last_error());
-    } else if (adv_eot != -1 || !isnan(adv_eps) || adv_step != 0) {
-        return cli_usage("--adv-eps, --adv-step-size and --adv-eot need --adv pgd|fgsm|trades|ibp|fgsm-mix");
+    } else if (adv_eot != -1 || !isnan(adv_eps) || adv_step != 0 || !isnan(clip_min) || !isnan(clip_max)) {
+        return cli_usage("--adv-eps, --adv-step-size, --adv-eot and --clip-min/--clip-max need --adv pgd|fgsm|trades|ibp|fgsm-mix|n-fgsm");
     }
     if (c.threads) sk_set_threads(c.threads);
     struct sk_dataset *all = cli_load_data(&c, "train"), *tr = NULL, *va = NULL;
@@ -147,6 +148,13 @@ int cli_train_bayes(int argc, char **argv)
     if (all->dim != m->in_dim) {
         status = cli_fail("%s has %d values per row, the model takes %d", c.data, all->dim, m->in_dim);
         goto out;
+    }
+    if (adv_kind != SK_ADV_NONE) {
+        int brc = cli_input_box("train", c.data, all, clip_min, clip_max, false, &advc.clip_lo, &advc.clip_hi);
+        if (brc) {
+            status = brc;
+            goto out;
+        }
     }
     if (val_split > 0) {
         if (sk_data_split(all, val_split, seed, &tr, &va)) {

@@ -147,7 +147,7 @@ int cmd_train(int argc, char **argv)
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
-        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; fgsm-mix 0.01; inputs in [0,1])" },
+        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },

@@ -73,7 +73,7 @@ int cli_train_bayes(int argc, char **argv)
         { "probit", CLI_FLAG, &probit, NULL, "laplace: probit predictive instead of Monte Carlo" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training (vi, mc-dropout, ensemble): none | pgd | fgsm | trades | ibp | "
           "fgsm-mix | n-fgsm (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
-        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training (default 0.1; fgsm-mix 0.01; inputs in [0,1])" },
+        { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; fgsm-mix eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },

@@ -109,6 +109,12 @@ static void test_training(void)
     struct result rn = run(spec, &nf, 12);
     CHECK(rn.pgd > std.pgd + 0.1, "N-FGSM training raises PGD-20 accuracy: %.3f vs %.3f", rn.pgd, std.pgd);
 
+    struct sk_adv_config fe = sk_adv_defaults(SK_ADV_FGSM_EP, EPS);
+    fe.guard_n = 200;
+    CHECK(fe.steps == 1 && fe.guard && sk_adv_kind_parse("fgsm-ep") == SK_ADV_FGSM_EP, "fgsm-ep defaults: one step, guard on");
+    struct result re = run(spec, &fe, 12);
+    CHECK(re.pgd > std.pgd + 0.1, "FGSM-EP training raises PGD-20 accuracy: %.3f vs %.3f", re.pgd, std.pgd);
+
     struct sk_adv_config ibp = sk_adv_defaults(SK_ADV_IBP, EPS);
     ibp.ibp_warmup_epochs = 1;
     ibp.ibp_ramp_epochs = 6;
@@ -186,6 +192,28 @@ static void test_attack(void)
     CHECK(rc == 0 && dmax > 1.5f * EPS && dmax <= 3 * EPS * (1 + 1e-6f) && out_box == 0,
           "N-FGSM perturbation reaches beyond eps (max %.4f of eps %.4f, at most 3 eps) inside the box (%d outside)",
           dmax, EPS, out_box);
+
+    /* a given start (FGSM-EP's prior): projected onto the ball and the box, then the steps */
+    float *xs = malloc(sizeof(float) * (size_t)N * D);
+    for (int i = 0; i < N * D; i++) xs[i] = te->x[i] + (i % 3 == 0 ? 0.5f * EPS : (i % 3 == 1 ? -3 * EPS : 2.0f));
+    struct sk_pgd_config st = sk_pgd_defaults(EPS, 1);
+    st.x_start = xs;
+    st.step = 1e-7f;
+    rc = sk_pgd_perturb(m, &st, te->x, te->y, N, 3, xa);
+    int bad_start = 0;
+    for (int i = 0; i < N * D; i++) {
+        float x0 = te->x[i], want = i % 3 == 0 ? x0 + 0.5f * EPS : (i % 3 == 1 ? x0 - EPS : x0 + EPS);
+        want = want < 0 ? 0 : (want > 1 ? 1 : want);
+        bad_start += fabsf(xa[i] - want) > 1e-6f;
+    }
+    CHECK(rc == 0 && bad_start == 0, "x_start is the starting point, projected onto the eps-ball and the box (%d off)",
+          bad_start);
+    st.step = EPS;
+    rc = sk_pgd_perturb(m, &st, te->x, te->y, N, 3, xa);
+    float dm = 0;
+    for (int i = 0; i < N * D; i++) dm = fmaxf(dm, fabsf(xa[i] - te->x[i]));
+    CHECK(rc == 0 && dm <= EPS * (1 + 1e-6f), "a step from x_start stays in the eps-ball (max %.4f)", dm);
+    free(xs);
 
     /* refusals */
     struct sk_pgd_config bad = pc;

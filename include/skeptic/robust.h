@@ -26,6 +26,12 @@
  *               eps sign(grad_x CE(x + d0))), d0 ~ U(-2 eps, 2 eps), with no
  *               projection back to the eps-ball (|x' - x| <= 3 eps): single-step
  *               training without catastrophic overfitting at FGSM's cost.
+ *   FGSM-EP:    Jia et al. 2022 (prior-guided initialisation, the epoch prior):
+ *               x' = Proj_B(x + d + a sign(grad_x CE(x + d))) where d is the
+ *               perturbation this training row got in the previous epoch
+ *               (U(-eps, eps) in its first), a = eps by default: one gradient per
+ *               step like FGSM, but the perturbation accumulates over epochs.
+ *               Keeps one perturbation per training row (n x in_dim floats).
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *   Bayesian:   variational posteriors train against PGD with EOT over weight
@@ -58,6 +64,8 @@ struct sk_pgd_config {
     int eot;             /* gradients averaged per step (MC mode), >= 1 */
     float start_radius;  /* random start U(-r, r); <= 0: r = eps */
     bool no_project;     /* keep only the box: the perturbation may leave the eps-ball (N-FGSM) */
+    const float *x_start;/* N x in_dim start points (projected onto the ball and box), instead of
+                          * the random start or x itself; NULL: not used (FGSM-EP's prior) */
 };
 /* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
 struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
@@ -85,9 +93,10 @@ enum sk_adv_kind {
     SK_ADV_IBP = 4,
     SK_ADV_FGSM_MIX = 5,
     SK_ADV_NFGSM = 6,
+    SK_ADV_FGSM_EP = 7,
 };
 const char *sk_adv_kind_name(enum sk_adv_kind k);
-/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" -> kind, or -1. */
+/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" -> kind, or -1. */
 int sk_adv_kind_parse(const char *s);
 
 struct sk_adv_config {

@@ -95,6 +95,7 @@ struct sk_trainer {
     float *vx;                     /* owned copy of the validation rows */
     int *vy;
     struct sk_epoch_metrics last;  /* metrics of the last finished epoch */
+    const int *batch_rows;         /* inside the loss hook: the row of x of each example of the batch */
 };
 
 /* Prepare training of m on n rows. NULL + sk_last_error() on bad config. */

@@ -146,10 +146,10 @@ int cmd_train(int argc, char **argv)
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
-        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.)" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.) | fgsm-ep (one step of eps from the row's perturbation of the last epoch; Jia et al. 2022)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
-        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps)" },
+        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; n-fgsm, fgsm-ep eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
         CLI_BOX_OPTS(clip_min, clip_max),
@@ -259,10 +259,10 @@ int cmd_train(int argc, char **argv)
     if (isnan(adv_eps)) adv_eps = adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
     struct sk_adv_config advc = sk_adv_defaults(adv_kind < 0 ? SK_ADV_NONE : (enum sk_adv_kind)adv_kind, adv_eps);
     if (adv_kind < 0) {
-        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix or n-fgsm", adv_s);
+        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm or fgsm-ep", adv_s);
         goto out;
     }
-    advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_NFGSM ? 1 : adv_steps;
+    advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_NFGSM || adv_kind == SK_ADV_FGSM_EP ? 1 : adv_steps;
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
     advc.nfgsm_noise = adv_noise;

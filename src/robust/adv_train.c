@@ -9,13 +9,13 @@
 
 const char *sk_adv_kind_name(enum sk_adv_kind k)
 {
-    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm" };
-    return (unsigned)k < 7 ? names[k] : "?";
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep" };
+    return (unsigned)k < 8 ? names[k] : "?";
 }
 
 int sk_adv_kind_parse(const char *s)
 {
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
     return -1;
 }
@@ -25,7 +25,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     struct sk_adv_config a = { 0 };
     a.kind = kind;
     a.eps = eps;
-    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX || kind == SK_ADV_NFGSM ? 1 : 10;
+    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP ? 1 : 10;
     a.step = 0;
     a.clip_lo = 0;
     a.clip_hi = 1;
@@ -34,7 +34,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
-    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM;
+    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP;
     a.guard_n = 512;
     a.guard_steps = 10;
     a.guard_tol = 0.05f;
@@ -56,6 +56,10 @@ struct sk_adv_loss {
     int gn;
     float *best, *best_buf;
     double last_acc;
+    /* FGSM-EP: the last perturbation of every training row (prior_n x in_dim), and a batch buffer */
+    float *prior, *xstart;
+    unsigned char *has_prior;
+    int prior_n;
     struct sk_adv_report rep;
     int rc;
 };
@@ -88,6 +92,9 @@ void sk_adv_loss_free(struct sk_adv_loss *l)
     sk_free(l->xadv);
     sk_free(l->best);
     sk_free(l->best_buf);
+    sk_free(l->prior);
+    sk_free(l->xstart);
+    sk_free(l->has_prior);
     sk_free(l);
 }
 
@@ -132,8 +139,8 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
     }
     float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
-    bool mix = a->kind == SK_ADV_FGSM_MIX;
-    bool single = a->kind == SK_ADV_FGSM || a->kind == SK_ADV_NFGSM || mix;
+    bool mix = a->kind == SK_ADV_FGSM_MIX, ep = a->kind == SK_ADV_FGSM_EP;
+    bool single = a->kind == SK_ADV_FGSM || a->kind == SK_ADV_NFGSM || mix || ep;
     struct sk_pgd_config pc = sk_pgd_defaults(eps, single ? 1 : a->steps);
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
     if (a->kind == SK_ADV_NFGSM) {
@@ -154,10 +161,46 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         pc.eot = a->eot;
     }
     if (a->kind == SK_ADV_TRADES) pc.loss = SK_PGD_LOSS_KL;
+    size_t D = (size_t)m->in_dim;
+    if (ep) {
+        /* Jia et al.: start from the row's perturbation of the last epoch, one step of eps */
+        if (!t->batch_rows) return sk_error(SK_EINVAL, "fgsm-ep: the trainer gives no row indices");
+        if (!l->prior) {
+            l->prior_n = t->n;
+            l->prior = sk_malloc(sizeof(float) * (size_t)t->n * D);
+            l->has_prior = sk_calloc((size_t)t->n, 1);
+            l->xstart = sk_malloc(sizeof(float) * (size_t)l->cap * D);
+            if (!l->prior || !l->has_prior || !l->xstart) return SK_ENOMEM;
+        }
+        if (t->n != l->prior_n) return sk_error(SK_EINVAL, "fgsm-ep: %d training rows, the prior has %d", t->n, l->prior_n);
+        uint64_t rk = sk_rng_derive(noise_key, 0x6570u).key;
+        for (int i = 0; i < n; i++) {
+            int r = t->batch_rows[i];
+            const float *d = l->prior + (size_t)r * D;
+            float *xs = l->xstart + (size_t)i * D;
+            const float *x0 = xb + (size_t)i * D;
+            if (l->has_prior[r])
+                for (size_t j = 0; j < D; j++) xs[j] = x0[j] + d[j];
+            else
+                for (size_t j = 0; j < D; j++)
+                    xs[j] = x0[j] + eps * (2.0f * sk_rng_uniform_at(rk, (uint64_t)i * D + j) - 1.0f);
+        }
+        pc.random_start = false;
+        pc.x_start = l->xstart;
+        if (!(a->step > 0)) pc.step = eps;
+    }
     int rc = SK_OK;
     if (eps > 0) rc = sk_pgd_perturb_graph(m, l->ag, &pc, xb, yb, n, noise_key, l->xadv);
     else memcpy(l->xadv, xb, sizeof(float) * (size_t)n * m->in_dim);
     if (rc) return rc;
+    if (ep)
+        for (int i = 0; i < n; i++) {
+            int r = t->batch_rows[i];
+            float *d = l->prior + (size_t)r * D;
+            const float *xa = l->xadv + (size_t)i * D, *x0 = xb + (size_t)i * D;
+            for (size_t j = 0; j < D; j++) d[j] = xa[j] - x0[j];
+            l->has_prior[r] = 1;
+        }
     if (mix) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
@@ -180,7 +223,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
 
 int sk_adv_check(const struct sk_adv_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ADV_NFGSM) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ADV_FGSM_EP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)

@@ -31,7 +31,7 @@ static inline float project(float v, float x0, float eps, bool box, float lo, fl
 
 /* One batch of B rows: xa holds the start and receives the result. */
 static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
-                     const int *y, int B, uint64_t key, float *xa, float *grad, float *lpc)
+                     const float *xs, const int *y, int B, uint64_t key, float *xa, float *grad, float *lpc)
 {
     int D = m->in_dim, K = m->n_classes;
     size_t n = (size_t)B * D;
@@ -48,7 +48,9 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
         if (lp < 0) return lp;
         memcpy(lpc, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
     }
-    if (c->random_start) {
+    if (xs) {
+        for (size_t i = 0; i < n; i++) xa[i] = project(xs[i], x[i], pe, box, c->clip_lo, c->clip_hi);
+    } else if (c->random_start) {
         uint64_t rk = sk_rng_derive(key, 0).key;
         for (size_t i = 0; i < n; i++) {
             float u = c->loss == SK_PGD_LOSS_KL ? 0.001f * sk_rng_normal_at(rk, i)
@@ -105,7 +107,7 @@ int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_ATTACK).key;
     for (int i = 0; i < N && rc == SK_OK; i += PGD_BATCH) {
         int nb = N - i < PGD_BATCH ? N - i : PGD_BATCH;
-        rc = pgd_batch(m, g, c, x + (size_t)i * D, y ? y + i : NULL, nb, sk_rng_derive(key, (uint64_t)i).key,
+        rc = pgd_batch(m, g, c, x + (size_t)i * D, c->x_start ? c->x_start + (size_t)i * D : NULL, y ? y + i : NULL, nb, sk_rng_derive(key, (uint64_t)i).key,
                        xadv + (size_t)i * D, grad, lpc);
     }
     sk_free(grad);

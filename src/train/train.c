@@ -153,6 +153,7 @@ int sk_trainer_run(struct sk_trainer *t)
                 }
             }
             sk_graph_reset(t->g);
+            t->batch_rows = order + lo;
             uint64_t nk = sk_rng_derive(drop_key, (uint64_t)st->step).key;
             int logits = -1;
             int L = c->loss ? c->loss(c->ctx, t, t->g, t->xb, t->yb, nb, nk, &logits)

@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 {
     const char *adv_s = "none", *spec = "cnn:1x28x28-conv16k4s2p1-relu-conv32k4s2p1-relu-flatten-dense100-relu-dense10";
     const char *dir = NULL, *data = NULL, *split_train = "train", *split_test = "test";
-    float noise = 0, eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
+    float noise = 0, lambda = -1, eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
     int steps = 7, epochs = 5, n_train = 60000, suite_n = 0, test_n = 10000, warmup = 1, ramp = 0, eps_warm = 0;
     int threads = 2, batch = 128;
     uint64_t seed = 1;
@@ -42,7 +42,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp [--eps E] [--steps K] [--step-size A]\n"
                             "  [--epochs N] [--n-train N] [--spec S] [--lr X] [--batch B] [--seed S] [--threads T]\n"
                             "  [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
-                            "  [--noise K (n-fgsm noise radius / eps, default 2)]\n"
+                            "  [--noise K (n-fgsm noise radius / eps, default 2)] [--lambda L (fgsm-ep, default 10)]\n"
                             "  [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R] [--out MODEL]\n"
                             "Trains one model, prints clean / PGD-20 / certified / suite accuracy as one JSON line.\n");
             return 0;
@@ -71,6 +71,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--ramp")) ramp = atoi(v);
         else if (!strcmp(k, "--eps-warmup")) eps_warm = atoi(v);
         else if (!strcmp(k, "--noise")) noise = (float)atof(v);
+        else if (!strcmp(k, "--lambda")) lambda = (float)atof(v);
         else if (!strcmp(k, "--threads")) threads = atoi(v);
         else if (!strcmp(k, "--batch")) batch = atoi(v);
         else if (!strcmp(k, "--seed")) seed = (uint64_t)atoll(v);
@@ -125,6 +126,7 @@ int main(int argc, char **argv)
     adv.ibp_ramp_epochs = ramp;
     adv.eps_warmup_epochs = eps_warm;
     if (noise > 0) adv.nfgsm_noise = noise;
+    if (lambda >= 0) adv.ep_lambda = lambda;
     struct sk_adv_report rep;
     double t0 = sk_now();
     int rc = sk_adv_train(m, &cfg, &adv, tr->x, tr->y, n_train, &rep);

@@ -233,6 +233,11 @@ static void test_attack(void)
           sk_last_error());
     a.nfgsm_noise = 1;
     CHECK(sk_adv_check(&a) == SK_OK, "N-FGSM noise of 1 eps accepted");
+    a = sk_adv_defaults(SK_ADV_FGSM_EP, EPS);
+    CHECK(a.ep_lambda == 10 && sk_adv_check(&a) == SK_OK, "fgsm-ep: regulariser weight 10 by default");
+    a.ep_lambda = -1;
+    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "--adv-lambda"), "negative FGSM-EP lambda refused: %s",
+          sk_last_error());
     CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("n-fgsm") == SK_ADV_NFGSM &&
               sk_adv_kind_parse("foo") == -1, "kind names parse");
     free(xa), free(xb);

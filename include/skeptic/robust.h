@@ -31,7 +31,10 @@
  *               perturbation this training row got in the previous epoch
  *               (U(-eps, eps) in its first), a = eps by default: one gradient per
  *               step like FGSM, but the perturbation accumulates over epochs.
- *               Keeps one perturbation per training row (n x in_dim floats).
+ *               L = CE(f(x'), y) + lambda mean_k (z_k(x') - z_k(x + d))^2, the
+ *               paper's regulariser against catastrophic overfitting (the
+ *               logits of the start and of the adversarial point, both with
+ *               gradients). Keeps one perturbation per training row (n x in_dim floats).
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *   Bayesian:   variational posteriors train against PGD with EOT over weight
@@ -108,6 +111,7 @@ struct sk_adv_config {
     int eps_warmup_epochs;/* PGD/FGSM/TRADES: eps ramps from 0 over these epochs (0: none) */
     float trades_beta;    /* default 6 */
     float nfgsm_noise;    /* N-FGSM: radius of the uniform noise in units of eps (<= 0: 2, de Jorge et al.'s) */
+    float ep_lambda;      /* FGSM-EP: weight of the prior regulariser lambda mean (z(x') - z(x + d))^2 (default 10) */
     float ibp_eps_train;  /* <= 0: eps */
     float ibp_kappa_end;  /* default 0.5 */
     int ibp_warmup_epochs;/* clean epochs first (default 1) */

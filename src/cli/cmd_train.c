@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv)
     uint64_t seed = 1;
     bool resume = false, quiet = false;
     const char *adv_s = "none"; /* adversarial training (robust.h) */
-    float adv_eps = NAN, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2, clip_min = NAN, clip_max = NAN;
+    float adv_eps = NAN, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2, adv_lambda = 10, clip_min = NAN, clip_max = NAN;
     int adv_steps = 10, adv_eot = 1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c),
@@ -152,6 +152,7 @@ int cmd_train(int argc, char **argv)
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; n-fgsm, fgsm-ep eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
+        { "adv-lambda", CLI_FLOAT, &adv_lambda, "L", "fgsm-ep: weight of the regulariser mean (z(x') - z(start))^2 (default 10)" },
         CLI_BOX_OPTS(clip_min, clip_max),
         { "adv-kappa", CLI_FLOAT, &adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
@@ -266,6 +267,7 @@ int cmd_train(int argc, char **argv)
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
     advc.nfgsm_noise = adv_noise;
+    advc.ep_lambda = adv_lambda;
     advc.ibp_kappa_end = adv_kappa;
     advc.eot = adv_eot;
     if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {

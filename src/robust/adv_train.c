@@ -31,6 +31,7 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.clip_hi = 1;
     a.trades_beta = 6;
     a.nfgsm_noise = 2;
+    a.ep_lambda = 10;
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
@@ -179,11 +180,13 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
             const float *d = l->prior + (size_t)r * D;
             float *xs = l->xstart + (size_t)i * D;
             const float *x0 = xb + (size_t)i * D;
-            if (l->has_prior[r])
-                for (size_t j = 0; j < D; j++) xs[j] = x0[j] + d[j];
-            else
-                for (size_t j = 0; j < D; j++)
-                    xs[j] = x0[j] + eps * (2.0f * sk_rng_uniform_at(rk, (uint64_t)i * D + j) - 1.0f);
+            for (size_t j = 0; j < D; j++) {
+                float v = x0[j] + (l->has_prior[r] ? d[j] : eps * (2.0f * sk_rng_uniform_at(rk, (uint64_t)i * D + j) - 1.0f));
+                /* onto the eps-ball (eps may have grown or shrunk) and the box */
+                v = v < x0[j] - eps ? x0[j] - eps : (v > x0[j] + eps ? x0[j] + eps : v);
+                if (a->clip_lo < a->clip_hi) v = v < a->clip_lo ? a->clip_lo : (v > a->clip_hi ? a->clip_hi : v);
+                xs[j] = v;
+            }
         }
         pc.random_start = false;
         pc.x_start = l->xstart;
@@ -208,6 +211,13 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         return sk_op_add(g, sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing),
                          sk_loss_cross_entropy(g, za, yb, t->cfg.label_smoothing));
     }
+    if (ep && a->ep_lambda > 0) {
+        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        int zs = sk_model_forward(m, g, sk_graph_input(g, l->xstart, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        *logits = za;
+        return sk_op_add(g, sk_loss_cross_entropy(g, za, yb, t->cfg.label_smoothing),
+                         sk_op_scale(g, sk_loss_mse(g, za, zs), a->ep_lambda));
+    }
     if (a->kind == SK_ADV_TRADES) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
@@ -230,6 +240,8 @@ int sk_adv_check(const struct sk_adv_config *adv)
         return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
     if (!(adv->nfgsm_noise >= 0 && adv->nfgsm_noise <= 100)) /* 0: the default 2 */
         return sk_error(SK_EINVAL, "N-FGSM: --adv-noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
+    if (!(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
+        return sk_error(SK_EINVAL, "FGSM-EP: --adv-lambda %g must be in [0, 1e6]", adv->ep_lambda);
     if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
         return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
     if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))

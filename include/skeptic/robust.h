@@ -101,6 +101,8 @@ enum sk_adv_kind {
 const char *sk_adv_kind_name(enum sk_adv_kind k);
 /* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" -> kind, or -1. */
 int sk_adv_kind_parse(const char *s);
+/* true for the one-gradient-step kinds (fgsm, fgsm-mix, n-fgsm, fgsm-ep), whose steps is always 1 */
+bool sk_adv_single_step(enum sk_adv_kind k);
 
 struct sk_adv_config {
     enum sk_adv_kind kind;

@@ -263,7 +263,7 @@ int cmd_train(int argc, char **argv)
         status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm or fgsm-ep", adv_s);
         goto out;
     }
-    advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_NFGSM || adv_kind == SK_ADV_FGSM_EP ? 1 : adv_steps;
+    advc.steps = sk_adv_single_step((enum sk_adv_kind)adv_kind) ? 1 : adv_steps;
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
     advc.nfgsm_noise = adv_noise;

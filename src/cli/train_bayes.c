@@ -127,7 +127,7 @@ int cli_train_bayes(int argc, char **argv)
         if (adv_eot > 1 && mk == SK_BAYES_ENSEMBLE && !strstr(arch, "dropout"))
             return cli_usage("--adv-eot %d: ensemble members without dropout are deterministic; EOT applies to vi and "
                              "mc-dropout", adv_eot);
-        advc.steps = adv_kind == SK_ADV_FGSM || adv_kind == SK_ADV_FGSM_MIX || adv_kind == SK_ADV_NFGSM || adv_kind == SK_ADV_FGSM_EP ? 1 : adv_steps;
+        advc.steps = sk_adv_single_step((enum sk_adv_kind)adv_kind) ? 1 : adv_steps;
         advc.step = adv_step;
         advc.trades_beta = adv_beta;
         advc.eot = adv_eot > 0 ? adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);

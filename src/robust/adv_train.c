@@ -20,12 +20,17 @@ int sk_adv_kind_parse(const char *s)
     return -1;
 }
 
+bool sk_adv_single_step(enum sk_adv_kind k)
+{
+    return k == SK_ADV_FGSM || k == SK_ADV_FGSM_MIX || k == SK_ADV_NFGSM || k == SK_ADV_FGSM_EP;
+}
+
 struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
 {
     struct sk_adv_config a = { 0 };
     a.kind = kind;
     a.eps = eps;
-    a.steps = kind == SK_ADV_FGSM || kind == SK_ADV_FGSM_MIX || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP ? 1 : 10;
+    a.steps = sk_adv_single_step(kind) ? 1 : 10;
     a.step = 0;
     a.clip_lo = 0;
     a.clip_hi = 1;
@@ -141,7 +146,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     }
     float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
     bool mix = a->kind == SK_ADV_FGSM_MIX, ep = a->kind == SK_ADV_FGSM_EP;
-    bool single = a->kind == SK_ADV_FGSM || a->kind == SK_ADV_NFGSM || mix || ep;
+    bool single = sk_adv_single_step(a->kind);
     struct sk_pgd_config pc = sk_pgd_defaults(eps, single ? 1 : a->steps);
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
     if (a->kind == SK_ADV_NFGSM) {

@@ -49,9 +49,6 @@ int cmd_certify(int argc, char **argv)
     if (!(eps >= 0) || !isfinite(eps)) return cli_usage("--eps E is required (a finite radius >= 0, e.g. 0.1)");
     int method = sk_cert_method_parse(method_s);
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
-    if (isnan(clip_min) != isnan(clip_max)) return cli_usage("give both --clip-min and --clip-max, or neither");
-    if (!isnan(clip_min) && !(clip_min < clip_max))
-        return cli_usage("--clip-min %g must be below --clip-max %g", clip_min, clip_max);
     if (c.threads) sk_set_threads(c.threads);
     char *meta = NULL;
     struct sk_model *m = cli_load_model(&c, &meta);

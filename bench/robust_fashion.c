@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 {
     const char *adv_s = "none", *spec = "cnn:1x28x28-conv16k4s2p1-relu-conv32k4s2p1-relu-flatten-dense100-relu-dense10";
     const char *dir = NULL, *data = NULL, *split_train = "train", *split_test = "test";
-    float noise = 0, lambda = -1, eps = 0.1f, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
+    float noise = 0, lambda = -1, eps = 0.1f, train_eps = 0, lr = 1e-3f, ibp_eps_train = 0, kappa = 0.5f, beta = 6;
     int steps = 7, epochs = 5, n_train = 60000, suite_n = 0, test_n = 10000, warmup = 1, ramp = 0, eps_warm = 0;
     int threads = 2, batch = 128;
     uint64_t seed = 1;
@@ -41,7 +41,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp [--eps E] [--steps K] [--step-size A]\n"
                             "  [--epochs N] [--n-train N] [--spec S] [--lr X] [--batch B] [--seed S] [--threads T]\n"
-                            "  [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
+                            "  [--train-eps E (train at E, evaluate at --eps)] [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
                             "  [--noise K (n-fgsm noise radius / eps, default 2)] [--lambda L (fgsm-ep, default 10)]\n"
                             "  [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R] [--out MODEL]\n"
                             "Trains one model, prints clean / PGD-20 / certified / suite accuracy as one JSON line.\n");
@@ -58,6 +58,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--dir")) dir = v;
         else if (!strcmp(k, "--data")) data = v;
         else if (!strcmp(k, "--eps")) eps = (float)atof(v);
+        else if (!strcmp(k, "--train-eps")) train_eps = (float)atof(v);
         else if (!strcmp(k, "--lr")) lr = (float)atof(v);
         else if (!strcmp(k, "--steps")) steps = atoi(v);
         else if (!strcmp(k, "--epochs")) epochs = atoi(v);
@@ -116,7 +117,7 @@ int main(int argc, char **argv)
     cfg.opt.lr = lr;
     cfg.opt.sched = SK_SCHED_COSINE;
     cfg.on_epoch = on_epoch;
-    struct sk_adv_config adv = sk_adv_defaults((enum sk_adv_kind)kind, eps);
+    struct sk_adv_config adv = sk_adv_defaults((enum sk_adv_kind)kind, train_eps > 0 ? train_eps : eps);
     adv.steps = steps;
     adv.step = step_size;
     adv.trades_beta = beta;
@@ -190,12 +191,12 @@ int main(int argc, char **argv)
     /* per point over the whole test set: certified => PGD-robust => correct */
     long viol_pgd = 0;
     for (int i = 0; i < N; i++) viol_pgd += cert[i] && !pgd_ok[i];
-    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"epochs\":%d,\"n_train\":%d,"
+    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"train_eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"epochs\":%d,\"n_train\":%d,"
            "\"lr\":%g,\"train_s\":%.1f,\"test_n\":%d,\"clean\":%.4f,\"pgd20\":%.4f,\"pgd20_s\":%.1f,"
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
            "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,\"guard_kept_epoch\":%d,"
            "\"catastrophic\":%d}\n",
-           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, steps, step_size, beta, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
+           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, train_eps > 0 ? train_eps : eps, steps, step_size, beta, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
            rep.best_guard_acc, rep.kept_epoch, rep.catastrophic);
     fflush(stdout);

@@ -31,9 +31,11 @@
  * Floating point: bounds are computed in float (CROWN's backward products
  * too, with the final sums in double); a point is certified only when every margin lower
  * bound exceeds SK_CERT_TOL * (1 + max |bound|), a margin for rounding.
- * The power iteration converges to the spectral norm from below; with the
- * default 100 iterations (and a 1.01 safety factor) it is an upper bound in
- * practice, not a proof.
+ * Layer spectral norms are proved upper bounds (Gram iteration on the
+ * layer's explicit matrix, rounding accounted for) wherever the matrix has
+ * at most 4096 rows or columns on its smaller side and 2^26 entries; larger
+ * layers fall back to power iteration (which converges from below) times
+ * 1.01 — an estimate, reported by sk_lipschitz's *proved.
  *
  * Supported layers: dense, conv, relu, leaky relu (slope >= 0), tanh, sigmoid,
  * softplus, max/avg pooling, global average pooling, batch norm (eval: running
@@ -109,12 +111,16 @@ int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, c
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep);
 
 /* ---------------- Lipschitz ----------------
- * Spectral norm of every layer (1 for ReLU-like activations, 1/4 sigmoid,
- * gamma/sqrt(var+eps) max for batch norm, power iteration for dense/conv and
- * pooling as linear maps) written to norms[n_layers] (may be NULL);
- * *prefix = product over the layers before the last dense layer; *global =
- * product over all layers. iters <= 0: 100. */
-int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix, double *global);
+ * Upper bound of the spectral norm of every layer (1 for ReLU-like
+ * activations, 1/4 sigmoid, gamma/sqrt(var+eps) max for batch norm; dense,
+ * conv and average pooling as linear maps: Gram iteration, a proof, or power
+ * iteration x 1.01 for layers too large for it) written to norms[n_layers]
+ * (may be NULL); *prefix = product over the layers before the last dense
+ * layer; *global = product over all layers; *proved (may be NULL) = every
+ * factor is a proved bound. iters (power iteration; <= 0: 100) sets the lower
+ * bound at which Gram iteration stops (within 0.1% of it). */
+int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix, double *global,
+                 bool *proved);
 /* Certified L2 radius of each point (0 if misclassified):
  * r = min_{j != y} (z_y - z_j)(x) / (prefix |W_y - W_j|_2); and the implied
  * L-infinity radius r / sqrt(in_dim). Either output may be NULL. */

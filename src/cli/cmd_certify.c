@@ -80,10 +80,11 @@ int cmd_certify(int argc, char **argv)
         goto out;
     }
     double lip = NAN, med2 = NAN, medinf = NAN;
+    bool lip_proved = false;
     if (method == SK_CERT_LIPSCHITZ) {
         r2 = sk_malloc(sizeof(float) * (size_t)d->n);
         rinf = sk_malloc(sizeof(float) * (size_t)d->n);
-        if (!r2 || !rinf || sk_lipschitz(m, 0, 1, NULL, NULL, &lip) ||
+        if (!r2 || !rinf || sk_lipschitz(m, 0, 1, NULL, NULL, &lip, &lip_proved) ||
             sk_lipschitz_radius(m, d->x, d->y, d->n, 0, r2, rinf)) {
             status = cli_fail_lib();
             goto out;
@@ -118,6 +119,7 @@ int cmd_certify(int argc, char **argv)
         }
         if (method == SK_CERT_LIPSCHITZ) {
             cli_json_num(o, "lipschitz_global", lip);
+            cJSON_AddBoolToObject(o, "lipschitz_proved", lip_proved);
             cli_json_num(o, "median_radius_l2", med2);
             cli_json_num(o, "median_radius_linf", medinf);
         }
@@ -133,7 +135,8 @@ int cmd_certify(int argc, char **argv)
         printf("certified  %.4f  (%d of %d)\n", rep.certified_acc, rep.n_certified, d->n);
         printf("margin     mean lower bound of the worst margin %.4g\n", rep.mean_margin_lo);
         if (method == SK_CERT_LIPSCHITZ)
-            printf("lipschitz  global L2 bound %.4g; median certified radius L2 %.4g, L-inf %.4g\n", lip, med2, medinf);
+            printf("lipschitz  global L2 bound %.4g (%s); median certified radius L2 %.4g, L-inf %.4g\n", lip,
+                   lip_proved ? "proved" : "estimated: a layer too large for Gram iteration", med2, medinf);
         printf("time       %.2f s\n", rep.seconds);
     }
     status = CLI_OK;

@@ -39,10 +39,10 @@ int main(int argc, char **argv)
     const char *out = NULL;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp [--eps E] [--steps K] [--step-size A]\n"
+            fprintf(stderr, "usage: robust_fashion --adv none|pgd|fgsm|trades|ibp|fgsm-mix|n-fgsm|fgsm-ep|nuat [--eps E] [--steps K] [--step-size A]\n"
                             "  [--epochs N] [--n-train N] [--spec S] [--lr X] [--batch B] [--seed S] [--threads T]\n"
                             "  [--train-eps E (train at E, evaluate at --eps)] [--suite-n N] [--test-n N] [--dir D | --data mnist] [--beta B] [--eps-warmup E]\n"
-                            "  [--noise K (n-fgsm noise radius / eps, default 2)] [--lambda L (fgsm-ep, default 10)]\n"
+                            "  [--noise K (n-fgsm noise radius / eps, default 2)] [--lambda L (fgsm-ep, default 10; nuat, default 4.5)]\n"
                             "  [--ibp-eps-train E] [--kappa K] [--warmup W] [--ramp R] [--out MODEL]\n"
                             "Trains one model, prints clean / PGD-20 / certified / suite accuracy as one JSON line.\n");
             return 0;
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     adv.ibp_ramp_epochs = ramp;
     adv.eps_warmup_epochs = eps_warm;
     if (noise > 0) adv.nfgsm_noise = noise;
-    if (lambda >= 0) adv.ep_lambda = lambda;
+    if (lambda >= 0) adv.ep_lambda = adv.nuat_lambda = lambda;
     struct sk_adv_report rep;
     double t0 = sk_now();
     int rc = sk_adv_train(m, &cfg, &adv, tr->x, tr->y, n_train, &rep);
@@ -191,12 +191,12 @@ int main(int argc, char **argv)
     /* per point over the whole test set: certified => PGD-robust => correct */
     long viol_pgd = 0;
     for (int i = 0; i < N; i++) viol_pgd += cert[i] && !pgd_ok[i];
-    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"train_eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"epochs\":%d,\"n_train\":%d,"
+    printf("{\"data\":\"%s\",\"adv\":\"%s\",\"spec\":\"%s\",\"params\":%zu,\"eps\":%g,\"train_eps\":%g,\"steps\":%d,\"step_size\":%g,\"beta\":%g,\"lambda\":%g,\"epochs\":%d,\"n_train\":%d,"
            "\"lr\":%g,\"train_s\":%.1f,\"test_n\":%d,\"clean\":%.4f,\"pgd20\":%.4f,\"pgd20_s\":%.1f,"
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
            "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,\"guard_kept_epoch\":%d,"
            "\"catastrophic\":%d}\n",
-           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, train_eps > 0 ? train_eps : eps, steps, step_size, beta, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
+           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, train_eps > 0 ? train_eps : eps, steps, step_size, beta, kind == SK_ADV_NUAT ? adv.nuat_lambda : adv.ep_lambda, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
            rep.best_guard_acc, rep.kept_epoch, rep.catastrophic);
     fflush(stdout);

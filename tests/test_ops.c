@@ -180,6 +180,7 @@ static int b_kl(struct sk_graph *g, const int *in, void *ctx)
     (void)ctx;
     return sk_loss_kl_categorical(g, sk_op_log_softmax(g, in[0]), sk_op_log_softmax(g, in[1]));
 }
+static int b_nuc(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_nuclear(g, in[0]); }
 static int b_cw(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, NULL, SK_MARGIN_CW); }
 static int b_cw_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, tgt, SK_MARGIN_CW); }
 static int b_dlr(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, NULL, SK_MARGIN_DLR); }
@@ -227,6 +228,8 @@ static void run_gradchecks(void)
         { "bce logits", 1, { 2 }, { S2(6, 1) }, { 0 }, -3, 3, 0, b_bce, NULL, 1e-2 },
         { "mse", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0, b_mse, NULL, 1e-2 },
         { "kl categorical", 2, { 2, 2 }, { S2(4, 5), S2(4, 5) }, { 0, 0 }, -2, 2, 0, b_kl, NULL, 1e-2 },
+        { "nuclear norm tall", 1, { 2 }, { S2(7, 4) }, { 0 }, -2, 2, 0, b_nuc, NULL, 1e-2 },
+        { "nuclear norm wide", 1, { 2 }, { S2(3, 6) }, { 0 }, -2, 2, 0, b_nuc, NULL, 1e-2 },
         { "cw margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_cw, NULL, 1e-2 },
         { "cw margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_cw_t, NULL, 1e-2 },
         { "dlr margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr, NULL, 2e-2 },
@@ -401,6 +404,61 @@ static void test_pool_twin(void)
         }
 }
 
+/* Nuclear norm against hand-built singular value decompositions. */
+static double nuc_case(const float *a, int N, int K, float *grad)
+{
+    struct sk_graph *g = sk_graph_new();
+    int ai = sk_graph_input(g, a, 2, (int[]){ N, K }, true);
+    int L = sk_loss_nuclear(g, ai);
+    SK_ASSERT(L >= 0);
+    SK_ASSERT(sk_graph_backward(g, L, NULL) == SK_OK);
+    double v = sk_graph_value(g, L)[0];
+    memcpy(grad, sk_graph_grad(g, ai), sizeof(float) * (size_t)N * K);
+    sk_graph_free(g);
+    return v;
+}
+
+static void test_nuclear(void)
+{
+    /* A = 5 u1 v1^T + 2 u2 v2^T with orthonormal u (3-d) and v (2-d): ||A||_* = 7, gradient u1 v1^T + u2 v2^T */
+    const double u1[3] = { 0.6, 0.8, 0 }, u2[3] = { -0.48, 0.36, 0.8 }, v1[2] = { 0.28, 0.96 }, v2[2] = { -0.96, 0.28 };
+    float a[6], gr[12];
+    double want[6];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) {
+            a[i * 2 + j] = (float)(5 * u1[i] * v1[j] + 2 * u2[i] * v2[j]);
+            want[i * 2 + j] = u1[i] * v1[j] + u2[i] * v2[j];
+        }
+    double v = nuc_case(a, 3, 2, gr), worst = 0;
+    for (int i = 0; i < 6; i++) worst = fmax(worst, fabs(gr[i] - want[i]));
+    CHECK(fabs(v - 7) < 1e-5, "nuclear norm of a rank-2 3x2 matrix with singular values 5, 2: %.7f (want 7)", v);
+    CHECK(worst < 1e-5, "its gradient is U V^T (worst error %.3g)", worst);
+    /* the transpose has the same norm and the transposed gradient */
+    float at[6], gt[6];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) at[j * 3 + i] = a[i * 2 + j];
+    double vt = nuc_case(at, 2, 3, gt);
+    worst = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) worst = fmax(worst, fabs(gt[j * 3 + i] - want[i * 2 + j]));
+    CHECK(fabs(vt - 7) < 1e-5 && worst < 1e-5, "the 2x3 transpose: %.7f, gradient error %.3g", vt, worst);
+    /* rank 1, u v^T with |u| = 3, |v| = 2 (4x3): norm 6, gradient u v^T / 6 (the zero singular values add nothing) */
+    const float u[4] = { 1, 2, 0, -2 }, w[3] = { 1.2f, 0, -1.6f };
+    float r1[12];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) r1[i * 3 + j] = u[i] * w[j];
+    double v1n = nuc_case(r1, 4, 3, gr);
+    worst = 0;
+    for (int i = 0; i < 12; i++) worst = fmax(worst, fabs(gr[i] - r1[i] / 6.0));
+    CHECK(fabs(v1n - 6) < 1e-5 && worst < 1e-5, "rank-1 4x3: norm %.7f (want 6), gradient error %.3g", v1n, worst);
+    /* zero: norm 0, gradient 0 (not NaN) */
+    float z[12] = { 0 };
+    double v0 = nuc_case(z, 4, 3, gr);
+    int finite0 = 1;
+    for (int i = 0; i < 12; i++) finite0 &= gr[i] == 0.0f;
+    CHECK(v0 == 0 && finite0, "zero matrix: norm %g, gradient all zero %d", v0, finite0);
+}
+
 static void test_errors(void)
 {
     struct sk_graph *g = sk_graph_new();
@@ -437,6 +495,7 @@ int main(void)
     test_conv_twin();
     test_pool_twin();
     test_fused_conv_twin();
+    test_nuclear();
     test_errors();
     free(rvec);
     return sk_test_finish("test_ops");

@@ -6,7 +6,8 @@
  * models trained adversarially: Bayes by Backprop with PGD-EOT inputs and
  * ensembles of PGD-trained members beat their plain versions under an EOT
  * attack; adversarial VI is bitwise reproducible (MLP and CNN); the FGSM-mix
- * loss of deep ensembles matches CE(x) + CE(x_adv) worked by hand. */
+ * loss of deep ensembles matches CE(x) + CE(x_adv) worked by hand. NuAT
+ * (nuclear-norm single step) raises robustness through its regulariser. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,17 @@ static void test_training(void)
     struct result re = run(spec, &fe, 12);
     CHECK(re.pgd > std.pgd + 0.1, "FGSM-EP training raises PGD-20 accuracy: %.3f vs %.3f", re.pgd, std.pgd);
 
+    struct sk_adv_config nu = sk_adv_defaults(SK_ADV_NUAT, EPS);
+    nu.guard_n = 200;
+    CHECK(nu.steps == 1 && nu.guard && nu.nuat_lambda == 4.5f && sk_adv_kind_parse("nuat") == SK_ADV_NUAT,
+          "nuat defaults: one step, guard on, lambda 4.5");
+    struct result ru = run(spec, &nu, 12);
+    CHECK(ru.pgd > std.pgd + 0.1, "NuAT training raises PGD-20 accuracy: %.3f vs %.3f", ru.pgd, std.pgd);
+    nu.nuat_lambda = 0; /* then it is clean training: the adversarial points never enter the loss */
+    struct result r0 = run(spec, &nu, 12);
+    CHECK(r0.pgd < ru.pgd - 0.1, "NuAT's robustness comes from its nuclear norm: lambda 0 gives %.3f, 4.5 %.3f", r0.pgd,
+          ru.pgd);
+
     struct sk_adv_config ibp = sk_adv_defaults(SK_ADV_IBP, EPS);
     ibp.ibp_warmup_epochs = 1;
     ibp.ibp_ramp_epochs = 6;
@@ -193,6 +205,36 @@ static void test_attack(void)
           "N-FGSM perturbation reaches beyond eps (max %.4f of eps %.4f, at most 3 eps) inside the box (%d outside)",
           dmax, EPS, out_box);
 
+    /* NuAT's start: x +- r with probability 1/2 each (then the box), then its CE + nuclear-norm step */
+    struct sk_pgd_config nb = sk_pgd_defaults(EPS, 1);
+    nb.sign_start = true;
+    nb.start_radius = 0.5f * EPS;
+    nb.step = 1e-7f;
+    nb.loss = SK_PGD_LOSS_CE_NUC;
+    nb.nuc_lambda = 4.5f;
+    rc = sk_pgd_perturb(m, &nb, te->x, te->y, N, 3, xa);
+    int off_start = 0, plus = 0;
+    for (int i = 0; i < N * D; i++) {
+        float x0 = te->x[i], lo = x0 - 0.5f * EPS, hi = x0 + 0.5f * EPS;
+        float want = fabsf(xa[i] - lo) < fabsf(xa[i] - hi) ? lo : hi;
+        plus += want == hi;
+        want = want < 0 ? 0 : (want > 1 ? 1 : want);
+        off_start += fabsf(xa[i] - want) > 1e-6f;
+    }
+    CHECK(rc == 0 && off_start == 0 && plus > N * D * 0.45 && plus < N * D * 0.55,
+          "the Bernoulli start is x +- eps/2 (%d off), half of each sign (%d of %d +)", off_start, plus, N * D);
+    nb.step = EPS;
+    double acc_nuc, acc_nuc0;
+    rc = sk_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc, NULL);
+    nb.nuc_lambda = 0;
+    sk_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc0, NULL);
+    CHECK(rc == 0 && acc_nuc < acc_noise - 0.1 && acc_nuc0 < acc_noise - 0.1,
+          "NuAT's step (CE + nuclear norm %.3f, CE alone %.3f) is much stronger than noise (%.3f)", acc_nuc, acc_nuc0,
+          acc_noise);
+    nb.nuc_lambda = NAN;
+    CHECK(sk_pgd_perturb(m, &nb, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "nuclear"),
+          "NaN nuclear-norm weight refused: %s", sk_last_error());
+
     /* a given start (FGSM-EP's prior): projected onto the ball and the box, then the steps */
     float *xs = malloc(sizeof(float) * (size_t)N * D);
     for (int i = 0; i < N * D; i++) xs[i] = te->x[i] + (i % 3 == 0 ? 0.5f * EPS : (i % 3 == 1 ? -3 * EPS : 2.0f));
@@ -238,6 +280,12 @@ static void test_attack(void)
     a.ep_lambda = -1;
     CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "--adv-lambda"), "negative FGSM-EP lambda refused: %s",
           sk_last_error());
+    a = sk_adv_defaults(SK_ADV_NUAT, EPS);
+    a.nuat_lambda = -1;
+    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "NuAT"), "negative NuAT lambda refused: %s",
+          sk_last_error());
+    CHECK(strcmp(sk_adv_kind_name(SK_ADV_NUAT), "nuat") == 0 && strcmp(sk_adv_kind_name((enum sk_adv_kind)9), "?") == 0,
+          "kind names: nuat, and ? past the end");
     CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("n-fgsm") == SK_ADV_NFGSM &&
               sk_adv_kind_parse("foo") == -1, "kind names parse");
     free(xa), free(xb);

@@ -146,6 +146,10 @@ int sk_loss_mse(struct sk_graph *g, int a, int b);
 /* KL(p || q) = mean_n sum_k e^{lp_nk} (lp_nk - lq_nk) for log-probability
  * inputs lp, lq [N,K] (e.g. TRADES: p clean, q adversarial). */
 int sk_loss_kl_categorical(struct sk_graph *g, int lp, int lq);
+/* Nuclear norm sum_k sigma_k(A) of A [N,K] (one-sided Jacobi SVD in double);
+ * gradient U V^T over the singular values above 1e-9 sigma_max (NuAT's
+ * regulariser on z(x') - z(x) over a batch). */
+int sk_loss_nuclear(struct sk_graph *g, int a);
 
 /* Margin losses used by attacks (bigger = closer to misclassification),
  * computed per row of z[N,K] and summed over rows:

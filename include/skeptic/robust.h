@@ -54,7 +54,9 @@
 extern "C" {
 #endif
 
-enum sk_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2 };
+/* CE_NUC (NuAT's attack): CE(z(x'), y) + nuc_lambda ||z(x') - z(x)||_* / B over
+ * each batch of B rows (at most 256 rows per batch). */
+enum sk_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2, SK_PGD_LOSS_CE_NUC = 3 };
 
 struct sk_pgd_config {
     float eps;           /* L-infinity radius */
@@ -69,6 +71,8 @@ struct sk_pgd_config {
     bool no_project;     /* keep only the box: the perturbation may leave the eps-ball (N-FGSM) */
     const float *x_start;/* N x in_dim start points (projected onto the ball and box), instead of
                           * the random start or x itself; NULL: not used (FGSM-EP's prior) */
+    bool sign_start;     /* random start +-r with probability 1/2 each (Bernoulli; NuAT) instead of U(-r, r) */
+    float nuc_lambda;    /* SK_PGD_LOSS_CE_NUC: weight of the nuclear norm */
 };
 /* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
 struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
@@ -97,11 +101,12 @@ enum sk_adv_kind {
     SK_ADV_FGSM_MIX = 5,
     SK_ADV_NFGSM = 6,
     SK_ADV_FGSM_EP = 7,
+    SK_ADV_NUAT = 8,
 };
 const char *sk_adv_kind_name(enum sk_adv_kind k);
-/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" -> kind, or -1. */
+/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" | "nuat" -> kind, or -1. */
 int sk_adv_kind_parse(const char *s);
-/* true for the one-gradient-step kinds (fgsm, fgsm-mix, n-fgsm, fgsm-ep), whose steps is always 1 */
+/* true for the one-gradient-step kinds (fgsm, fgsm-mix, n-fgsm, fgsm-ep, nuat), whose steps is always 1 */
 bool sk_adv_single_step(enum sk_adv_kind k);
 
 struct sk_adv_config {
@@ -114,6 +119,10 @@ struct sk_adv_config {
     float trades_beta;    /* default 6 */
     float nfgsm_noise;    /* N-FGSM: radius of the uniform noise in units of eps (<= 0: 2, de Jorge et al.'s) */
     float ep_lambda;      /* FGSM-EP: weight of the prior regulariser lambda mean (z(x') - z(x + d))^2 (default 10) */
+    float nuat_lambda;    /* NuAT: final weight of the nuclear norm (default 4.5), ramped from 0 over the
+                           * first 90% of the epochs. Loss CE(z(x)) + lambda ||z(x') - z(x)||_* / B; x' one
+                           * step of eps from x +- eps/2 (Bernoulli) on CE(z(x')) + lambda ||.||_* / B (the
+                           * nuclear term on every other batch), projected (Sriramanan et al. 2021) */
     float ibp_eps_train;  /* <= 0: eps */
     float ibp_kappa_end;  /* default 0.5 */
     int ibp_warmup_epochs;/* clean epochs first (default 1) */

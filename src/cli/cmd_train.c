@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv)
     uint64_t seed = 1;
     bool resume = false, quiet = false;
     const char *adv_s = "none"; /* adversarial training (robust.h) */
-    float adv_eps = NAN, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2, adv_lambda = 10, clip_min = NAN, clip_max = NAN;
+    float adv_eps = NAN, adv_step = 0, adv_beta = 6, adv_kappa = 0.5f, adv_noise = 2, adv_lambda = NAN, clip_min = NAN, clip_max = NAN;
     int adv_steps = 10, adv_eot = 1;
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c),
@@ -146,13 +146,13 @@ int cmd_train(int argc, char **argv)
         { "resume", CLI_FLAG, &resume, NULL, "continue from --checkpoint FILE if it exists" },
         { "log", CLI_STR, &log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         { "quiet", CLI_FLAG, &quiet, NULL, "no per-epoch lines on stderr" },
-        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.) | fgsm-ep (one step of eps from the row's perturbation of the last epoch; Jia et al. 2022)" },
+        { "adv", CLI_STR, &adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.) | fgsm-ep (one step of eps from the row's perturbation of the last epoch; Jia et al. 2022) | nuat (clean CE + lambda * nuclear norm of the batch's logit change; one step of eps from Bernoulli noise eps/2; Sriramanan et al. 2021)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
-        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; n-fgsm, fgsm-ep eps)" },
+        { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; n-fgsm, fgsm-ep, nuat eps)" },
         { "adv-beta", CLI_FLOAT, &adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
-        { "adv-lambda", CLI_FLOAT, &adv_lambda, "L", "fgsm-ep: weight of the regulariser mean (z(x') - z(start))^2 (default 10)" },
+        { "adv-lambda", CLI_FLOAT, &adv_lambda, "L", "fgsm-ep: weight of the regulariser mean (z(x') - z(start))^2 (default 10); nuat: final weight of the nuclear norm, ramped from 0 over 90% of the epochs (default 4.5)" },
         CLI_BOX_OPTS(clip_min, clip_max),
         { "adv-kappa", CLI_FLOAT, &adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
@@ -260,14 +260,17 @@ int cmd_train(int argc, char **argv)
     if (isnan(adv_eps)) adv_eps = adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
     struct sk_adv_config advc = sk_adv_defaults(adv_kind < 0 ? SK_ADV_NONE : (enum sk_adv_kind)adv_kind, adv_eps);
     if (adv_kind < 0) {
-        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm or fgsm-ep", adv_s);
+        status = cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep or nuat", adv_s);
         goto out;
     }
     advc.steps = sk_adv_single_step((enum sk_adv_kind)adv_kind) ? 1 : adv_steps;
     advc.step = adv_step;
     advc.trades_beta = adv_beta;
     advc.nfgsm_noise = adv_noise;
-    advc.ep_lambda = adv_lambda;
+    if (!isnan(adv_lambda)) {
+        advc.ep_lambda = adv_lambda;
+        advc.nuat_lambda = adv_lambda;
+    }
     advc.ibp_kappa_end = adv_kappa;
     advc.eot = adv_eot;
     if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {

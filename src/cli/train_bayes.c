@@ -72,7 +72,7 @@ int cli_train_bayes(int argc, char **argv)
         { "prior-precision", CLI_FLOAT, &prior_precision, "D", "laplace prior precision (default: marginal likelihood)" },
         { "probit", CLI_FLAG, &probit, NULL, "laplace: probit predictive instead of Monte Carlo" },
         { "adv", CLI_STR, &adv_s, "K", "adversarial training (vi, mc-dropout, ensemble): none | pgd | fgsm | trades | ibp | "
-          "fgsm-mix | n-fgsm | fgsm-ep (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
+          "fgsm-mix | n-fgsm | fgsm-ep | nuat (vi: pgd or fgsm only; fgsm-mix = CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.)" },
         { "adv-eps", CLI_FLOAT, &adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
         { "adv-steps", CLI_INT, &adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; fgsm-mix eps)" },
@@ -114,7 +114,7 @@ int cli_train_bayes(int argc, char **argv)
     if (strcmp(prior, "gaussian") && strcmp(prior, "mixture")) return cli_usage("--prior must be gaussian or mixture");
     if (strcmp(hessian, "kfac") && strcmp(hessian, "full")) return cli_usage("--hessian must be kfac or full");
     int adv_kind = sk_adv_kind_parse(adv_s);
-    if (adv_kind < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm or fgsm-ep", adv_s);
+    if (adv_kind < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep or nuat", adv_s);
     struct sk_adv_config advc = sk_adv_defaults((enum sk_adv_kind)adv_kind,
                                                 isnan(adv_eps) ? (adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f) : adv_eps);
     if (adv_kind != SK_ADV_NONE) {
@@ -133,7 +133,7 @@ int cli_train_bayes(int argc, char **argv)
         advc.eot = adv_eot > 0 ? adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);
         if (sk_adv_check(&advc)) return cli_usage("%s", sk_last_error());
     } else if (adv_eot != -1 || !isnan(adv_eps) || adv_step != 0 || !isnan(clip_min) || !isnan(clip_max)) {
-        return cli_usage("--adv-eps, --adv-step-size, --adv-eot and --clip-min/--clip-max need --adv pgd|fgsm|trades|ibp|fgsm-mix|n-fgsm|fgsm-ep");
+        return cli_usage("--adv-eps, --adv-step-size, --adv-eot and --clip-min/--clip-max need --adv pgd|fgsm|trades|ibp|fgsm-mix|n-fgsm|fgsm-ep|nuat");
     }
     if (c.threads) sk_set_threads(c.threads);
     struct sk_dataset *all = cli_load_data(&c, "train"), *tr = NULL, *va = NULL;

@@ -181,6 +181,96 @@ void sk_kl_backward(struct sk_graph *g, struct sk_node *nd)
     }
 }
 
+/* ---- nuclear norm ---- */
+/* One-sided Jacobi (Hestenes) in double on A (N x K, row-major): rotates pairs
+ * of columns until every pair is orthogonal, accumulating the rotations in V
+ * (K x K). On return column k of A is sigma_k u_k and column k of V is v_k, so
+ * A_in = sum_k sigma_k u_k v_k^T. */
+static void jacobi_svd(double *A, int N, int K, double *V)
+{
+    for (int i = 0; i < K * K; i++) V[i] = i % (K + 1) == 0 ? 1.0 : 0.0;
+    for (int sweep = 0; sweep < 64; sweep++) {
+        double off = 0;
+        for (int p = 0; p < K - 1; p++)
+            for (int q = p + 1; q < K; q++) {
+                double a = 0, b = 0, c = 0;
+                for (int i = 0; i < N; i++) {
+                    double x = A[(size_t)i * K + p], y = A[(size_t)i * K + q];
+                    a += x * x;
+                    b += y * y;
+                    c += x * y;
+                }
+                if (c == 0 || fabs(c) <= 1e-15 * sqrt(a * b)) continue;
+                off = fmax(off, fabs(c) / sqrt(a * b));
+                /* the smaller root t of t^2 + 2 zeta t - 1 = 0 zeroes the pair's inner product */
+                double zeta = (b - a) / (2 * c);
+                double t = copysign(1.0, zeta) / (fabs(zeta) + sqrt(1 + zeta * zeta));
+                double cs = 1 / sqrt(1 + t * t), sn = cs * t;
+                for (int i = 0; i < N; i++) {
+                    double x = A[(size_t)i * K + p], y = A[(size_t)i * K + q];
+                    A[(size_t)i * K + p] = cs * x - sn * y;
+                    A[(size_t)i * K + q] = sn * x + cs * y;
+                }
+                for (int i = 0; i < K; i++) {
+                    double x = V[i * K + p], y = V[i * K + q];
+                    V[i * K + p] = cs * x - sn * y;
+                    V[i * K + q] = sn * x + cs * y;
+                }
+            }
+        if (off <= 1e-14) break;
+    }
+}
+
+int sk_loss_nuclear(struct sk_graph *g, int a)
+{
+    int rc = check_2d(g, a, "sk_loss_nuclear");
+    if (rc) return rc;
+    int N = node_at(g, a)->shape[0], K = node_at(g, a)->shape[1];
+    int id = scalar_node(g, OP_NUC, a, -1);
+    if (id < 0) return id;
+    float *G = sk_arena_alloc(g->arena, (size_t)N * K * sizeof(float));
+    double *W = sk_malloc(sizeof(double) * ((size_t)N * K + (size_t)K * K + (size_t)K + 1));
+    if (!G || !W) {
+        sk_free(W);
+        return SK_ENOMEM;
+    }
+    double *V = W + (size_t)N * K, *sig = V + (size_t)K * K;
+    const float *X = node_at(g, a)->val;
+    for (size_t i = 0; i < (size_t)N * K; i++) W[i] = X[i];
+    jacobi_svd(W, N, K, V);
+    double total = 0, smax = 0;
+    for (int k = 0; k < K; k++) {
+        double s = 0;
+        for (int i = 0; i < N; i++) s += W[(size_t)i * K + k] * W[(size_t)i * K + k];
+        sig[k] = sqrt(s);
+        total += sig[k];
+        smax = fmax(smax, sig[k]);
+    }
+    /* gradient U V^T over the non-zero singular values (a subgradient where some are 0) */
+    for (int k = 0; k < K; k++) sig[k] = sig[k] > 1e-9 * smax ? 1 / sig[k] : 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < K; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += W[(size_t)i * K + k] * sig[k] * V[j * K + k];
+            G[(size_t)i * K + j] = (float)s;
+        }
+    sk_free(W);
+    struct sk_node *nd = node_at(g, id);
+    nd->saved = G;
+    nd->val[0] = (float)total;
+    return id;
+}
+
+void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dA = in_grad(g, nd, 0);
+    if (!dA) return;
+    const float *G = nd->saved;
+    size_t n = node_at(g, nd->in[0])->n;
+    float d = nd->grad[0];
+    for (size_t i = 0; i < n; i++) dA[i] += d * G[i];
+}
+
 /* ---- margins ---- */
 void sk_margin_rows(enum sk_margin_kind kind, const float *z, int N, int K, const int *labels,
                     const int *targets, float *loss, float *dz)

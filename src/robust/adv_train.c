@@ -9,20 +9,20 @@
 
 const char *sk_adv_kind_name(enum sk_adv_kind k)
 {
-    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep" };
-    return (unsigned)k < 8 ? names[k] : "?";
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep", "nuat" };
+    return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
 int sk_adv_kind_parse(const char *s)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i <= SK_ADV_NUAT; i++)
         if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
     return -1;
 }
 
 bool sk_adv_single_step(enum sk_adv_kind k)
 {
-    return k == SK_ADV_FGSM || k == SK_ADV_FGSM_MIX || k == SK_ADV_NFGSM || k == SK_ADV_FGSM_EP;
+    return k == SK_ADV_FGSM || k == SK_ADV_FGSM_MIX || k == SK_ADV_NFGSM || k == SK_ADV_FGSM_EP || k == SK_ADV_NUAT;
 }
 
 struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
@@ -37,10 +37,11 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.trades_beta = 6;
     a.nfgsm_noise = 2;
     a.ep_lambda = 10;
+    a.nuat_lambda = 4.5f;
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
-    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP;
+    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP || kind == SK_ADV_NUAT;
     a.guard_n = 512;
     a.guard_steps = 10;
     a.guard_tol = 0.05f;
@@ -167,6 +168,17 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         pc.eot = a->eot;
     }
     if (a->kind == SK_ADV_TRADES) pc.loss = SK_PGD_LOSS_KL;
+    /* NuAT: lambda ramps from 0 over the first 90% of the epochs */
+    float nuc = a->kind == SK_ADV_NUAT ? a->nuat_lambda * ramp(p, 0, 0.9 * t->cfg.epochs) : 0;
+    if (a->kind == SK_ADV_NUAT) {
+        /* Sriramanan et al.: x +- eps/2 (Bernoulli), one step of eps on CE + the nuclear norm (every
+         * other batch: CE alone), projected onto the ball */
+        pc.sign_start = true;
+        pc.start_radius = 0.5f * eps;
+        if (!(a->step > 0)) pc.step = eps;
+        pc.loss = SK_PGD_LOSS_CE_NUC;
+        pc.nuc_lambda = t->st.batch % 2 ? nuc : 0;
+    }
     size_t D = (size_t)m->in_dim;
     if (ep) {
         /* Jia et al.: start from the row's perturbation of the last epoch, one step of eps */
@@ -223,6 +235,15 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         return sk_op_add(g, sk_loss_cross_entropy(g, za, yb, t->cfg.label_smoothing),
                          sk_op_scale(g, sk_loss_mse(g, za, zs), a->ep_lambda));
     }
+    if (a->kind == SK_ADV_NUAT) {
+        int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
+        *logits = zc;
+        int Lc = sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing);
+        if (nuc == 0) return Lc;
+        int Ln = sk_loss_nuclear(g, sk_op_sub(g, za, zc));
+        return sk_op_add(g, Lc, sk_op_scale(g, Ln, nuc / (float)n));
+    }
     if (a->kind == SK_ADV_TRADES) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
@@ -238,7 +259,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
 
 int sk_adv_check(const struct sk_adv_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ADV_FGSM_EP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ADV_NUAT) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)
@@ -247,6 +268,8 @@ int sk_adv_check(const struct sk_adv_config *adv)
         return sk_error(SK_EINVAL, "N-FGSM: --adv-noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
     if (!(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
         return sk_error(SK_EINVAL, "FGSM-EP: --adv-lambda %g must be in [0, 1e6]", adv->ep_lambda);
+    if (adv->kind == SK_ADV_NUAT && !(adv->nuat_lambda >= 0 && adv->nuat_lambda <= 1e6f))
+        return sk_error(SK_EINVAL, "NuAT: --adv-lambda %g must be in [0, 1e6]", adv->nuat_lambda);
     if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
         return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
     if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))

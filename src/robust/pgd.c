@@ -40,11 +40,11 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
     float step = c->step > 0 ? c->step : (c->steps == 1 ? 1.25f * c->eps : 2.5f * c->eps / (float)c->steps);
     int eot = c->mode == SK_MODE_MC && c->eot > 1 ? c->eot : 1;
     int shape[2] = { B, D }, ks[2] = { B, K };
-    if (c->loss == SK_PGD_LOSS_KL) {
-        /* clean log-probabilities, fixed during the attack */
+    if (c->loss == SK_PGD_LOSS_KL || c->loss == SK_PGD_LOSS_CE_NUC) {
+        /* clean log-probabilities (KL) or logits (nuclear norm), fixed during the attack */
         sk_graph_reset(g);
         int z = sk_model_forward(m, g, sk_graph_input(g, x, 2, shape, false), c->mode, sk_rng_derive(key, 1u << 30).key);
-        int lp = sk_op_log_softmax(g, z);
+        int lp = c->loss == SK_PGD_LOSS_KL ? sk_op_log_softmax(g, z) : z;
         if (lp < 0) return lp;
         memcpy(lpc, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
     }
@@ -54,6 +54,7 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
         uint64_t rk = sk_rng_derive(key, 0).key;
         for (size_t i = 0; i < n; i++) {
             float u = c->loss == SK_PGD_LOSS_KL ? 0.001f * sk_rng_normal_at(rk, i)
+                      : c->sign_start           ? (sk_rng_uniform_at(rk, i) < 0.5f ? -r0 : r0)
                                                 : r0 * (2.0f * sk_rng_uniform_at(rk, i) - 1.0f);
             xa[i] = project(x[i] + u, x[i], pe, box, c->clip_lo, c->clip_hi);
         }
@@ -71,6 +72,13 @@ static int pgd_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd
             case SK_PGD_LOSS_CW: L = sk_loss_margin(g, z, y, NULL, SK_MARGIN_CW); break;
             case SK_PGD_LOSS_KL:
                 L = sk_loss_kl_categorical(g, sk_graph_input(g, lpc, 2, ks, false), sk_op_log_softmax(g, z));
+                break;
+            case SK_PGD_LOSS_CE_NUC:
+                L = sk_loss_cross_entropy(g, z, y, 0.0f);
+                if (c->nuc_lambda != 0) {
+                    int d = sk_op_sub(g, z, sk_graph_input(g, lpc, 2, ks, false));
+                    L = sk_op_add(g, L, sk_op_scale(g, sk_loss_nuclear(g, d), c->nuc_lambda / (float)B));
+                }
                 break;
             default: L = sk_loss_cross_entropy(g, z, y, 0.0f); break;
             }
@@ -100,6 +108,8 @@ int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk
                 return sk_error(SK_EINVAL, "PGD: label %d of row %d outside the model's %d classes", y[i], i,
                                 m->n_classes);
     if (!y && c->loss != SK_PGD_LOSS_KL) return sk_error(SK_EINVAL, "PGD: labels needed for the CE/CW loss");
+    if (c->loss == SK_PGD_LOSS_CE_NUC && !isfinite(c->nuc_lambda))
+        return sk_error(SK_EINVAL, "PGD: nuclear-norm weight %g must be finite", c->nuc_lambda);
     int D = m->in_dim, K = m->n_classes, B = N < PGD_BATCH ? N : PGD_BATCH;
     float *grad = sk_malloc(sizeof(float) * ((size_t)B * D + 1));
     float *lpc = sk_malloc(sizeof(float) * ((size_t)B * K + 1));

@@ -155,6 +155,16 @@ static void test_adv_box(void)
     cJSON_Delete(o);
     snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv n-fgsm --adv-noise -1 --out nf.safetensors", D);
     CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-noise"), "negative --adv-noise: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv nuat --adv-lambda -1 --out nu.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "NuAT") && strstr(sk_cli_err, "--adv-lambda"), "negative NuAT --adv-lambda: %s",
+          sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 20 --lr 0.01 --adv nuat --adv-lambda 2 --val-split 0.25 --out nu.safetensors --json", D);
+    rc = sk_cli_run(cmd);
+    o = sk_cli_json();
+    acc = sk_json_num(o, "test_accuracy");
+    CHECK(rc == 0 && acc > 0.8 && strstr(sk_cli_err, "guard: kept the weights of epoch"),
+          "train --adv nuat learns moons (test accuracy %g) with the guard: %s", acc, sk_cli_err);
+    cJSON_Delete(o);
     snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 3 --adv fgsm --val-split 0.25 --out fg.safetensors", D);
     CHECK(sk_cli_run(cmd) == 0 && strstr(sk_cli_err, "guard: kept the weights of epoch"), "fgsm guard reports its epoch: %s",
           sk_cli_err);

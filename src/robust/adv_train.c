@@ -266,7 +266,7 @@ int sk_adv_check(const struct sk_adv_config *adv)
         return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
     if (!(adv->nfgsm_noise >= 0 && adv->nfgsm_noise <= 100)) /* 0: the default 2 */
         return sk_error(SK_EINVAL, "N-FGSM: --adv-noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
-    if (!(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
+    if (adv->kind == SK_ADV_FGSM_EP && !(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
         return sk_error(SK_EINVAL, "FGSM-EP: --adv-lambda %g must be in [0, 1e6]", adv->ep_lambda);
     if (adv->kind == SK_ADV_NUAT && !(adv->nuat_lambda >= 0 && adv->nuat_lambda <= 1e6f))
         return sk_error(SK_EINVAL, "NuAT: --adv-lambda %g must be in [0, 1e6]", adv->nuat_lambda);

@@ -237,10 +237,10 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     }
     if (a->kind == SK_ADV_NUAT) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
-        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
         *logits = zc;
         int Lc = sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing);
         if (nuc == 0) return Lc;
+        int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int Ln = sk_loss_nuclear(g, sk_op_sub(g, za, zc));
         return sk_op_add(g, Lc, sk_op_scale(g, Ln, nuc / (float)n));
     }

@@ -17,6 +17,7 @@ reads the safetensors file). On the first 300 test points:
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,8 +118,9 @@ def main():
     check(not (rob_t + 0.02 <= rob_t + 0.01), "self-check: a robust accuracy 2 points above PyTorch's is rejected")
 
     if failures:
-        print(f"{len(failures)} check(s) failed")
+        print(f"{len(failures)} check(s) failed; files kept in {d}")
         sys.exit(1)
+    shutil.rmtree(d)
     print("test_attack_torch: all checks passed")
 
 

@@ -19,6 +19,7 @@ import gzip
 import json
 import os
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -221,7 +222,11 @@ def main():
     check(p.returncode == 1 and "7.weight" in p.stderr, "wrong --arch refused naming the tensor")
 
     print(f"test_torch_interop: {passes} passed, {failures} failed")
-    return 1 if failures else 0
+    if failures:
+        print("files kept in", tmp)
+        return 1
+    shutil.rmtree(tmp)
+    return 0
 
 
 if __name__ == "__main__":

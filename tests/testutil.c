@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +11,29 @@
 
 int sk_test_pass, sk_test_fail;
 
+static char tmp_dir[256];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 int sk_test_finish(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, sk_test_pass, sk_test_fail);
+    /* the scratch directory goes when everything passed and stays, named, for a failure */
+    if (tmp_dir[0] && sk_test_fail) printf("%s: files kept in %s\n", name, tmp_dir);
+    else if (tmp_dir[0] && nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) perror(tmp_dir);
     return sk_test_fail ? 1 : 0;
 }
 
 const char *sk_test_tmpdir(void)
 {
-    static char dir[256];
+    char *dir = tmp_dir;
     if (!dir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/skeptic-test-XXXXXX", base ? base : "/tmp");
+        snprintf(dir, sizeof tmp_dir, "%s/skeptic-test-XXXXXX", base ? base : "/tmp");
         if (!mkdtemp(dir)) {
             perror("mkdtemp");
             exit(1);

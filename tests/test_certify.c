@@ -510,6 +510,27 @@ static void test_lipschitz(void)
     sk_certify(m, SK_CERT_IBP, d->x, d->y, N, 0.01f, 0, 1, NULL, &ri);
     CHECK(rl.n_certified <= rl.n_correct && rl.n_correct == ri.n_correct, "lipschitz certify: %d certified of %d "
           "correct (IBP %d)", rl.n_certified, rl.n_correct, ri.n_certified);
+    /* the one-pass entry point: the same points, radii and global bound as the separate calls; a point is
+     * certified at eps exactly when its L-inf radius exceeds eps (up to the tolerance) */
+    float eps1 = 0.02f, *r2a = malloc(sizeof(float) * N), *rinfa = malloc(sizeof(float) * N);
+    unsigned char *c1 = malloc(N), *c2 = malloc(N);
+    struct sk_cert_report r1, r2rep;
+    int rc1 = sk_certify_lipschitz(m, d->x, d->y, N, eps1, c1, r2a, rinfa, &r1);
+    sk_certify(m, SK_CERT_LIPSCHITZ, d->x, d->y, N, eps1, 0, 1, c2, &r2rep);
+    sk_lipschitz(m, 0, 1, NULL, &pre, &all, &proved);
+    int same_cert = 0, same_r = 0, radius_agrees = 0;
+    for (int n = 0; n < N; n++) {
+        same_cert += c1[n] == c2[n];
+        same_r += rinfa[n] == rinf[n] && fabsf(r2a[n] - rinf[n] * sqrtf(6.0f)) <= 1e-5f * r2a[n];
+        radius_agrees += c1[n] == (rinfa[n] > eps1 * 1.001f) || fabsf(rinfa[n] - eps1) < 2e-3f * eps1;
+    }
+    CHECK(rc1 == SK_OK && same_cert == N && same_r == N && r1.n_certified == r2rep.n_certified &&
+              r1.n_certified > 0 && r1.n_certified < r1.n_correct && r1.lipschitz_global == all &&
+              r1.lipschitz_proved == proved && proved && isnan(ri.lipschitz_global),
+          "sk_certify_lipschitz: %d of %d points and %d radii as the separate calls, %d certified (%d), global %g "
+          "(%g)", same_cert, N, same_r, r1.n_certified, r2rep.n_certified, r1.lipschitz_global, all);
+    CHECK(radius_agrees == N, "certified at eps <=> L-inf radius > eps on %d of %d points", radius_agrees, N);
+    free(r2a), free(rinfa), free(c1), free(c2);
     free(rinf), free(xa), free(lp);
     sk_model_free(m);
     sk_dataset_free(d);

@@ -103,12 +103,19 @@ struct sk_cert_report {
     double clean_acc, certified_acc;
     double mean_margin_lo; /* mean over points of min_j margin bound */
     double seconds;
+    double lipschitz_global; /* lipschitz: sk_lipschitz's global bound (else NAN) */
+    bool lipschitz_proved;   /* lipschitz: every layer's factor is a proof */
 };
 
 /* Certified accuracy over (x, y): cert[N] (may be NULL) gets 1 where the
  * point is certified. Eval mode. Box [clip_lo, clip_hi] (0,1 for images). */
 int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep);
+/* sk_certify with the Lipschitz method (which ignores the box) and, from the
+ * same layer bounds (computed once: they dominate the cost), the certified
+ * radii of sk_lipschitz_radius (r2, rinf: N each, may be NULL). */
+int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
+                         float *r2, float *rinf, struct sk_cert_report *rep);
 
 /* ---------------- Lipschitz ----------------
  * Upper bound of the spectral norm of every layer (1 for ReLU-like

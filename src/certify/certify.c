@@ -98,48 +98,81 @@ int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const flo
     return rc;
 }
 
+/* The report (and cert[]) from the log-probabilities and the margin bounds. */
+static void cert_report(const struct sk_model *m, enum sk_cert_method method, float eps, const float *lp,
+                        const float *mlo, const int *y, int N, unsigned char *cert, struct sk_cert_report *rep)
+{
+    int K = m->n_classes;
+    struct sk_cert_report r = { 0 };
+    r.method = method;
+    r.eps = eps;
+    r.n = N;
+    r.lipschitz_global = NAN;
+    double msum = 0;
+    for (int n = 0; n < N; n++) {
+        const float *z = lp + (size_t)n * K, *ml = mlo + (size_t)n * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > z[best]) best = k;
+        bool correct = best == y[n];
+        float big = 0, worst = INFINITY;
+        for (int k = 0; k < K; k++) {
+            if (k == y[n]) continue;
+            big = fabsf(ml[k]) > big ? fabsf(ml[k]) : big;
+            worst = ml[k] < worst ? ml[k] : worst;
+        }
+        bool ok = correct && K > 1 && worst > SK_CERT_TOL * (1.0f + big);
+        r.n_correct += correct;
+        r.n_certified += ok;
+        msum += K > 1 ? worst : 0;
+        if (cert) cert[n] = ok;
+    }
+    r.clean_acc = N ? (double)r.n_correct / N : 0;
+    r.certified_acc = N ? (double)r.n_certified / N : 0;
+    r.mean_margin_lo = N ? msum / N : 0;
+    *rep = r;
+}
+
+int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
+                         float *r2, float *rinf, struct sk_cert_report *rep)
+{
+    double t0 = sk_now();
+    int rc = check_rows(m, y, N);
+    if (rc) return rc;
+    if (!y) return sk_error(SK_EINVAL, "certify: labels needed");
+    if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "certify: epsilon %g must be finite and >= 0", eps);
+    size_t nk = (size_t)N * m->n_classes + 1;
+    float *mlo = sk_malloc(sizeof(float) * nk), *lp = sk_malloc(sizeof(float) * nk);
+    double global = NAN;
+    bool proved = false;
+    rc = mlo && lp ? sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved) : SK_ENOMEM;
+    if (!rc) {
+        struct sk_cert_report r;
+        cert_report(m, SK_CERT_LIPSCHITZ, eps, lp, mlo, y, N, cert, &r);
+        r.lipschitz_global = global;
+        r.lipschitz_proved = proved;
+        r.seconds = sk_now() - t0;
+        if (rep) *rep = r;
+    }
+    sk_free(mlo);
+    sk_free(lp);
+    return rc;
+}
+
 int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep)
 {
+    if (method == SK_CERT_LIPSCHITZ) return sk_certify_lipschitz(m, x, y, N, eps, cert, NULL, NULL, rep);
     double t0 = sk_now();
-    int K = m->n_classes;
     int rc = check_rows(m, y, N);
     if (rc) return rc;
-    float *mlo = sk_malloc(sizeof(float) * ((size_t)N * K + 1)), *lp = sk_malloc(sizeof(float) * ((size_t)N * K + 1));
-    if (!mlo || !lp) {
-        sk_free(mlo);
-        sk_free(lp);
-        return SK_ENOMEM;
-    }
-    rc = sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo);
+    size_t nk = (size_t)N * m->n_classes + 1;
+    float *mlo = sk_malloc(sizeof(float) * nk), *lp = sk_malloc(sizeof(float) * nk);
+    rc = mlo && lp ? sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo) : SK_ENOMEM;
     if (!rc) rc = sk_model_log_probs(m, x, N, lp);
     if (!rc) {
-        struct sk_cert_report r = { 0 };
-        r.method = method;
-        r.eps = eps;
-        r.n = N;
-        double msum = 0;
-        for (int n = 0; n < N; n++) {
-            const float *z = lp + (size_t)n * K, *ml = mlo + (size_t)n * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (z[k] > z[best]) best = k;
-            bool correct = best == y[n];
-            float big = 0, worst = INFINITY;
-            for (int k = 0; k < K; k++) {
-                if (k == y[n]) continue;
-                big = fabsf(ml[k]) > big ? fabsf(ml[k]) : big;
-                worst = ml[k] < worst ? ml[k] : worst;
-            }
-            bool ok = correct && K > 1 && worst > SK_CERT_TOL * (1.0f + big);
-            r.n_correct += correct;
-            r.n_certified += ok;
-            msum += K > 1 ? worst : 0;
-            if (cert) cert[n] = ok;
-        }
-        r.clean_acc = N ? (double)r.n_correct / N : 0;
-        r.certified_acc = N ? (double)r.n_certified / N : 0;
-        r.mean_margin_lo = N ? msum / N : 0;
+        struct sk_cert_report r;
+        cert_report(m, method, eps, lp, mlo, y, N, cert, &r);
         r.seconds = sk_now() - t0;
         if (rep) *rep = r;
     }

@@ -20,5 +20,11 @@ int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y,
              float *zhi);
 /* Lipschitz margin bounds (z_y - z_j)(x) - L_yj eps sqrt(dim). */
 int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo);
+/* All the Lipschitz method gives, the layer bounds computed once (iters as
+ * sk_lipschitz): the log-probabilities lp[N*K], the margin bounds mlo at eps,
+ * the certified radii r2 / rinf, the global bound and whether it is proved
+ * (all but lp may be NULL). */
+int sk_lipschitz_certify(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
+                         float *mlo, float *r2, float *rinf, double *global, bool *proved);
 
 #endif

@@ -275,12 +275,14 @@ int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, do
     return SK_OK;
 }
 
-/* Lipschitz constant of each margin z_y - z_j: Lyj[K*K]. */
-static int margin_lip(struct sk_model *m, int iters, double *Lyj)
+/* Lipschitz constant of each margin z_y - z_j: Lyj[K*K]; the global bound and
+ * whether every factor is proved. */
+static int margin_lip(struct sk_model *m, int iters, double *Lyj, double *global, bool *proved)
 {
     double pre, all;
-    int rc = sk_lipschitz(m, iters, 1, NULL, &pre, &all, NULL);
+    int rc = sk_lipschitz(m, iters, 1, NULL, &pre, &all, proved);
     if (rc) return rc;
+    if (global) *global = all;
     int K = m->n_classes, ld = sk_cert_last_dense(m);
     for (int a = 0; a < K; a++)
         for (int b = 0; b < K; b++) {
@@ -301,40 +303,23 @@ static int margin_lip(struct sk_model *m, int iters, double *Lyj)
     return SK_OK;
 }
 
-int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo)
+int sk_lipschitz_certify(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
+                         float *mlo, float *r2, float *rinf, double *global, bool *proved)
 {
     int K = m->n_classes;
     double *Lyj = sk_malloc(sizeof(double) * (size_t)K * K);
-    float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * K);
     int rc = SK_ENOMEM;
-    if (Lyj && lp && !(rc = margin_lip(m, 0, Lyj)) && !(rc = sk_model_log_probs(m, x, N, lp))) {
+    if (Lyj && !(rc = margin_lip(m, iters, Lyj, global, proved)) && !(rc = sk_model_log_probs(m, x, N, lp))) {
         double s = eps * sqrt((double)m->in_dim); /* |d|_2 <= sqrt(dim) |d|_inf */
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < K; j++)
-                mlo[(size_t)n * K + j] =
-                    j == y[n] ? 0.0f
-                              : (float)((double)lp[(size_t)n * K + y[n]] - lp[(size_t)n * K + j] -
-                                        Lyj[y[n] * K + j] * s);
-    }
-    sk_free(Lyj);
-    sk_free(lp);
-    return rc;
-}
-
-int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2, float *rinf)
-{
-    int K = m->n_classes;
-    double *Lyj = sk_malloc(sizeof(double) * (size_t)K * K);
-    float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * K);
-    int rc = SK_ENOMEM;
-    if (Lyj && lp && !(rc = margin_lip(m, iters, Lyj)) && !(rc = sk_model_log_probs(m, x, N, lp))) {
         for (int n = 0; n < N; n++) {
             const float *z = lp + (size_t)n * K;
+            const double *L = Lyj + (size_t)y[n] * K;
             double r = INFINITY;
             for (int j = 0; j < K; j++) {
+                if (mlo) mlo[(size_t)n * K + j] = j == y[n] ? 0.0f : (float)((double)z[y[n]] - z[j] - L[j] * s);
                 if (j == y[n]) continue;
                 double d = (double)z[y[n]] - z[j];
-                double q = d <= 0 ? 0 : (Lyj[y[n] * K + j] > 0 ? d / Lyj[y[n] * K + j] : INFINITY);
+                double q = d <= 0 ? 0 : (L[j] > 0 ? d / L[j] : INFINITY);
                 r = q < r ? q : r;
             }
             if (r2) r2[n] = (float)r;
@@ -342,6 +327,21 @@ int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N,
         }
     }
     sk_free(Lyj);
+    return rc;
+}
+
+int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo)
+{
+    float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * m->n_classes);
+    int rc = lp ? sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, NULL, NULL, NULL, NULL) : SK_ENOMEM;
+    sk_free(lp);
+    return rc;
+}
+
+int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2, float *rinf)
+{
+    float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * m->n_classes);
+    int rc = lp ? sk_lipschitz_certify(m, x, y, N, 0, iters, lp, NULL, r2, rinf, NULL, NULL) : SK_ENOMEM;
     sk_free(lp);
     return rc;
 }

@@ -75,17 +75,12 @@ int cmd_certify(int argc, char **argv)
         goto out;
     }
     struct sk_cert_report rep;
-    if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, clip_min, clip_max, cert, &rep)) {
-        status = cli_fail("%s", sk_last_error());
-        goto out;
-    }
-    double lip = NAN, med2 = NAN, medinf = NAN;
-    bool lip_proved = false;
+    double med2 = NAN, medinf = NAN;
     if (method == SK_CERT_LIPSCHITZ) {
+        /* one computation of the layer bounds gives the certified points and the radii */
         r2 = sk_malloc(sizeof(float) * (size_t)d->n);
         rinf = sk_malloc(sizeof(float) * (size_t)d->n);
-        if (!r2 || !rinf || sk_lipschitz(m, 0, 1, NULL, NULL, &lip, &lip_proved) ||
-            sk_lipschitz_radius(m, d->x, d->y, d->n, 0, r2, rinf)) {
+        if (!r2 || !rinf || sk_certify_lipschitz(m, d->x, d->y, d->n, eps, cert, r2, rinf, &rep)) {
             status = cli_fail_lib();
             goto out;
         }
@@ -93,7 +88,12 @@ int cmd_certify(int argc, char **argv)
         qsort(rinf, (size_t)d->n, sizeof(float), cmp_float);
         med2 = r2[d->n / 2];
         medinf = rinf[d->n / 2];
+    } else if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, clip_min, clip_max, cert, &rep)) {
+        status = cli_fail("%s", sk_last_error());
+        goto out;
     }
+    double lip = rep.lipschitz_global;
+    bool lip_proved = rep.lipschitz_proved;
     bool has_box = clip_min < clip_max;
     if (c.json) {
         cJSON *o = cJSON_CreateObject();

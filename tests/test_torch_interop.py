@@ -18,8 +18,8 @@ Exit 77 (skipped) when torch is missing; run by tests/run_py_test.sh.
 import gzip
 import json
 import os
-import struct
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile

@@ -107,7 +107,6 @@ static void cert_report(const struct sk_model *m, enum sk_cert_method method, fl
     r.method = method;
     r.eps = eps;
     r.n = N;
-    r.lipschitz_global = NAN;
     double msum = 0;
     for (int n = 0; n < N; n++) {
         const float *z = lp + (size_t)n * K, *ml = mlo + (size_t)n * K;
@@ -133,8 +132,10 @@ static void cert_report(const struct sk_model *m, enum sk_cert_method method, fl
     *rep = r;
 }
 
-int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
-                         float *r2, float *rinf, struct sk_cert_report *rep)
+/* sk_certify and sk_certify_lipschitz: margins and log-probabilities, then the report. */
+static int certify_run(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+                       float eps, float clip_lo, float clip_hi, unsigned char *cert, float *r2, float *rinf,
+                       struct sk_cert_report *rep)
 {
     double t0 = sk_now();
     int rc = check_rows(m, y, N);
@@ -145,10 +146,14 @@ int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N
     float *mlo = sk_malloc(sizeof(float) * nk), *lp = sk_malloc(sizeof(float) * nk);
     double global = NAN;
     bool proved = false;
-    rc = mlo && lp ? sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved) : SK_ENOMEM;
+    rc = SK_ENOMEM;
+    if (mlo && lp && method == SK_CERT_LIPSCHITZ) /* the layer bounds once for everything */
+        rc = sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved);
+    else if (mlo && lp && !(rc = sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo)))
+        rc = sk_model_log_probs(m, x, N, lp);
     if (!rc) {
         struct sk_cert_report r;
-        cert_report(m, SK_CERT_LIPSCHITZ, eps, lp, mlo, y, N, cert, &r);
+        cert_report(m, method, eps, lp, mlo, y, N, cert, &r);
         r.lipschitz_global = global;
         r.lipschitz_proved = proved;
         r.seconds = sk_now() - t0;
@@ -159,24 +164,14 @@ int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N
     return rc;
 }
 
+int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
+                         float *r2, float *rinf, struct sk_cert_report *rep)
+{
+    return certify_run(m, SK_CERT_LIPSCHITZ, x, y, N, eps, 0, 0, cert, r2, rinf, rep);
+}
+
 int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep)
 {
-    if (method == SK_CERT_LIPSCHITZ) return sk_certify_lipschitz(m, x, y, N, eps, cert, NULL, NULL, rep);
-    double t0 = sk_now();
-    int rc = check_rows(m, y, N);
-    if (rc) return rc;
-    size_t nk = (size_t)N * m->n_classes + 1;
-    float *mlo = sk_malloc(sizeof(float) * nk), *lp = sk_malloc(sizeof(float) * nk);
-    rc = mlo && lp ? sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo) : SK_ENOMEM;
-    if (!rc) rc = sk_model_log_probs(m, x, N, lp);
-    if (!rc) {
-        struct sk_cert_report r;
-        cert_report(m, method, eps, lp, mlo, y, N, cert, &r);
-        r.seconds = sk_now() - t0;
-        if (rep) *rep = r;
-    }
-    sk_free(mlo);
-    sk_free(lp);
-    return rc;
+    return certify_run(m, method, x, y, N, eps, clip_lo, clip_hi, cert, NULL, NULL, rep);
 }

@@ -101,6 +101,11 @@ struct sk_data_options {
  * NULL + sk_last_error() naming the file and the problem. */
 struct sk_dataset *sk_data_open(const char *name_or_path, const char *split, const struct sk_data_options *opt);
 
+/* True when sk_data_open splits `name` into train and test by a seeded
+ * stratified split (a single CSV, npy or IDX file): then the data seed and
+ * test fraction decide which rows are test rows. */
+bool sk_data_split_by_seed(const char *name);
+
 /* Stratified split: for every class, the first round(fraction * count) rows
  * of a seeded permutation (stream SK_STREAM_SPLIT) go to *b, the rest to *a;
  * both keep the original row order. */
@@ -131,6 +136,8 @@ const char *sk_prep_kind_name(enum sk_prep_kind k);
 struct sk_preprocess *sk_preprocess_fit(const struct sk_dataset *train, enum sk_prep_kind kind);
 void sk_preprocess_apply(const struct sk_preprocess *p, struct sk_dataset *d);
 void sk_preprocess_free(struct sk_preprocess *p); /* NULL ok */
+/* A deep copy (NULL + sk_last_error() when out of memory). */
+struct sk_preprocess *sk_preprocess_clone(const struct sk_preprocess *p);
 /* JSON text {"kind":..,"shift":[..],"scale":[..]} (caller sk_free()s) and back. */
 char *sk_preprocess_to_json(const struct sk_preprocess *p);
 struct sk_preprocess *sk_preprocess_from_json(const char *json);

@@ -126,6 +126,10 @@ int sk_op_add(struct sk_graph *g, int a, int b);
 int sk_op_sub(struct sk_graph *g, int a, int b);
 int sk_op_mul(struct sk_graph *g, int a, int b);
 int sk_op_scale(struct sk_graph *g, int x, float alpha);
+/* Per-feature affine map with constants: y[n,j] = (x[n,j] - shift[j]) * scale[j],
+ * j over the D = numel/N values of row n (any shape [N,...]); dx = dy * scale.
+ * shift and scale (D floats each) are borrowed until the graph is reset. */
+int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float *scale);
 /* Scalar reductions over all elements: sum, mean. */
 int sk_op_sum(struct sk_graph *g, int x);
 int sk_op_mean(struct sk_graph *g, int x);

@@ -77,6 +77,13 @@ const char *sk_meta_get(const char *metadata_json, const char *key, char *buf, s
 /* FNV-1a 64-bit hash of the model's parameters and buffers (their bytes):
  * two models with the same hash have bitwise identical weights. */
 uint64_t sk_model_weights_hash(const struct sk_model *m);
+/* Read the model's record from f's __metadata__ into m: the preprocessing
+ * ("skeptic.preprocess", attached with sk_model_set_preprocess), the class
+ * selection ("skeptic.classes") and the split ("skeptic.data_seed",
+ * "skeptic.test_fraction"). sk_model_load does it; sk_model_save_ex writes
+ * them from the model, so every file kind carries them. SK_EFORMAT naming
+ * the file on a malformed record. */
+int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f);
 
 /* ---- checkpoints ----
  * A checkpoint is a safetensors file holding the model's tensors, the

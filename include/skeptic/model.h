@@ -31,6 +31,7 @@
 #ifndef SKEPTIC_MODEL_H
 #define SKEPTIC_MODEL_H
 
+#include "skeptic/data.h"
 #include "skeptic/graph.h"
 
 #ifdef __cplusplus
@@ -66,6 +67,18 @@ struct sk_tensor_info {
     int shape[4];
 };
 
+/* The data a model was trained on, as its files record it: the class
+ * selection ("6,0": class 6 became 0, class 0 became 1; "" = all classes)
+ * and, for single-file sets (CSV, npy), the seeded split that made the test
+ * rows. A command given other classes or another split stops with an error
+ * (sk_data_record_check) rather than scoring training rows as test rows. */
+struct sk_data_record {
+    char classes[256];
+    bool has_split;       /* data_seed / test_fraction were recorded */
+    uint64_t data_seed;   /* the effective seed (1 when none was given) */
+    float test_fraction;  /* the effective fraction (0.2 when none was given) */
+};
+
 struct sk_model {
     char *spec;
     int n_layers;
@@ -81,6 +94,13 @@ struct sk_model {
     int n_tensors;
     struct sk_tensor_info *tensors;
     float bn_momentum, bn_eps; /* 0.1, 1e-5 as PyTorch */
+    /* The model's input transform, its file's preprocessing record: the first
+     * layer sees (x - shift[j]) * scale[j] (scale > 0) for raw x. NULL: none.
+     * Owned. Inputs, eps, boxes and gradients are all in the raw data's units. */
+    struct sk_preprocess *prep;
+    /* What the training data were, recorded in every file made from the model
+     * and checked against the data a command is given. */
+    struct sk_data_record data;
 };
 
 /* Parse a spec and allocate a model with zeroed parameters (running
@@ -140,6 +160,32 @@ int sk_model_loss_grad(struct sk_model *m, struct sk_graph *g, const float *x, c
  * curvature and sharpness studies; not for exact second-order methods.
  * hv has n_params floats. Parameters are restored exactly. */
 int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
+
+/* Attach the input transform p (copied; NULL or kind none removes it):
+ * the model then takes raw data and applies p as its first step, so every
+ * forward, gradient, attack and bound sees raw inputs. p->dim must be in_dim
+ * and every scale finite and > 0. */
+int sk_model_set_preprocess(struct sk_model *m, const struct sk_preprocess *p);
+/* Record node x ([N,in_dim] or [N,C,H,W]) through the model's input transform
+ * (x itself when it has none). sk_model_forward calls it first. */
+int sk_model_input(const struct sk_model *m, struct sk_graph *g, int x);
+/* The same on n raw rows (in place), for code that runs the network's
+ * layers by hand (local reparameterisation, flipout). */
+void sk_model_input_rows(const struct sk_model *m, float *x, int n);
+/* The box [lo, hi] (per feature, n rows each of in_dim) mapped through the
+ * input transform (exact: scale > 0); out may alias in. */
+void sk_model_input_box(const struct sk_model *m, const float *lo, const float *hi, int n, float *lo_out,
+                        float *hi_out);
+/* The largest input scale (1 without a transform): the transform's Lipschitz
+ * constant in every norm. */
+float sk_model_input_gain(const struct sk_model *m);
+
+/* Check a data request against the record (classes: the selection asked for,
+ * NULL = none asked; seed/fraction: 0 = not asked). Fills *eff with what to
+ * open (the record's values where none were asked). SK_EINVAL with a
+ * message naming both when they differ. `what` names the model in messages. */
+int sk_data_record_check(const struct sk_data_record *rec, const char *what, const char *classes, uint64_t seed,
+                         float test_fraction, struct sk_data_record *eff);
 
 /* Number of trainable parameters of a tensor table entry / whole model. */
 size_t sk_model_n_params(const struct sk_model *m);

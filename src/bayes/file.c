@@ -180,7 +180,7 @@ struct sk_posterior *sk_posterior_load(const char *path)
         return NULL;
     }
     struct sk_model *m = sk_model_from_spec(spec);
-    if (!m || get_prefixed(f, m, "", m->params, path) || get_buffers(f, m, path)) {
+    if (!m || get_prefixed(f, m, "", m->params, path) || get_buffers(f, m, path) || sk_model_read_record(m, f)) {
         sk_model_free(m);
         sk_safetensors_free(f);
         return NULL;

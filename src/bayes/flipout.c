@@ -150,7 +150,7 @@ int sk_flipout_loss_grad(struct sk_flipout *f, struct sk_model *m, const float *
     struct sk_graph *g = f->g;
     sk_graph_reset(g);
     int s2[2] = { n, m->in_dim }, s4[4] = { n, m->in_c, m->in_h, m->in_w };
-    int h = sk_graph_input(g, x, 2, s2, false);
+    int h = sk_model_input(m, g, sk_graph_input(g, x, 2, s2, false));
     if (m->spatial) h = sk_op_reshape(g, h, 4, s4);
     uint64_t dkey = sk_rng_derive(key, 2).key; /* dropout masks, as the plain path */
     for (int li = 0; li < m->n_layers && h >= 0; li++) {

@@ -276,10 +276,11 @@ static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int
     size_t end = (L0->w_off > L0->b_off ? L0->w_off + L0->n_w : L0->b_off + L0->n_b);
     float *mean = sk_malloc(sizeof(float) * (size_t)N * O), *sd = sk_malloc(sizeof(float) * (size_t)N * O);
     float *x2 = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * D), *s2 = sk_malloc(sizeof(float) * L0->n_w);
+    float *xt = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * D);
     float *h = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * O), *buf = sk_malloc(sizeof(float) * (P + 1));
     struct sk_graph *g = sk_graph_new();
     int rc = SK_OK;
-    if (!mean || !sd || !x2 || !s2 || !h || !buf || !g) {
+    if (!mean || !sd || !x2 || !xt || !s2 || !h || !buf || !g) {
         rc = SK_ENOMEM;
         goto out;
     }
@@ -288,7 +289,10 @@ static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int
     for (size_t j = 0; j < L0->n_w; j++) s2[j] = sg[L0->w_off + j] * sg[L0->w_off + j];
     for (int i = 0; i < N; i += PRED_BATCH) {
         int B = N - i < PRED_BATCH ? N - i : PRED_BATCH;
-        const float *xb = x + (size_t)i * D;
+        /* xt: the rows after the model's input transform (x2 holds them first) */
+        memcpy(xt, x + (size_t)i * D, sizeof(float) * (size_t)B * D);
+        sk_model_input_rows(m, xt, B);
+        const float *xb = xt;
         for (size_t q = 0; q < (size_t)B * D; q++) x2[q] = xb[q] * xb[q];
         sk_sgemm(false, true, B, O, D, 1.0f, xb, D, mu + L0->w_off, D, 0.0f, mean + (size_t)i * O, O);
         sk_sgemm(false, true, B, O, D, 1.0f, x2, D, s2, D, 0.0f, sd + (size_t)i * O, O);
@@ -307,6 +311,7 @@ static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int
     view.in_h = view.in_w = 1;
     view.in_dim = O;
     view.spatial = false;
+    view.prep = NULL; /* the view starts at layer 1: the input transform is behind it */
     view.params = buf;
     for (int s = 0; s < S && !rc; s++) {
         uint64_t sk = sk_rng_derive(key, (uint64_t)s).key;
@@ -339,6 +344,7 @@ out:
     sk_free(mean);
     sk_free(sd);
     sk_free(x2);
+    sk_free(xt);
     sk_free(s2);
     sk_free(h);
     sk_free(buf);

@@ -373,6 +373,8 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
             uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;
             double loss;
             if (use_lrt) {
+                /* the hand-written layers start after the model's input transform */
+                sk_model_input_rows(m, xb, nb);
                 const float *z = lrt_forward(&L, m, mu, s2, xb, nb, sk);
                 loss = ce_grad(z, yb, nb, K, dz, &correct);
                 /* gradient w.r.t. the variances lands in drho, converted below */

@@ -126,7 +126,8 @@ int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y,
     float *ac = sk_malloc(sizeof(float) * (size_t)maxd), *ar = sk_malloc(sizeof(float) * (size_t)maxd);
     double *bias = sk_malloc(sizeof(double) * (size_t)Mmax);
     float *ibl = sk_malloc(sizeof(float) * (size_t)Mmax);
-    if (!A || !B || !Lam || !lu || !out || !ac || !ar || !bias || !ibl) {
+    float *tcr = sk_malloc(sizeof(float) * 2 * (size_t)net.dim[0]); /* the box after the input transform */
+    if (!A || !B || !Lam || !lu || !out || !ac || !ar || !bias || !ibl || !tcr) {
         rc = SK_ENOMEM;
         goto done;
     }
@@ -142,6 +143,15 @@ int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y,
     int d0 = net.dim[0];
     for (int n = 0; n < N; n++) {
         const float *c = cv + (size_t)n * d0, *r = rv + (size_t)n * d0;
+        if (m->prep) {
+            /* x' = (x - shift) * scale with scale > 0: centre and radius map exactly */
+            for (int j = 0; j < d0; j++) {
+                tcr[j] = (c[j] - m->prep->shift[j]) * m->prep->scale[j];
+                tcr[d0 + j] = r[j] * m->prep->scale[j];
+            }
+            c = tcr;
+            r = tcr + d0;
+        }
         for (int k = 1; k < L; k++) {
             int d = net.dim[k];
             /* Lam = [I; -I]: rows 0..d-1 lower of z_k, rows d..2d-1 lower of -z_k */
@@ -247,5 +257,6 @@ done:
     sk_free(ar);
     sk_free(bias);
     sk_free(ibl);
+    sk_free(tcr);
     return rc;
 }

@@ -54,6 +54,15 @@ int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto,
     int N = sk_graph_shape(g, c)[0];
     if (sk_graph_numel(g, c) != (size_t)N * m->in_dim || sk_graph_numel(g, r) != sk_graph_numel(g, c))
         return sk_error(SK_EINVAL, "sk_ibp_graph: model '%s' expects %d inputs per row", m->spec, m->in_dim);
+    if (m->prep) {
+        /* the input transform (scale > 0) maps the box exactly: c' = (c - shift) scale, r' = r scale */
+        float *zero = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)m->in_dim);
+        if (!zero) return SK_ENOMEM;
+        c = sk_model_input(m, g, c);
+        r = sk_op_affine_cols(g, r, zero, m->prep->scale);
+        if (c < 0) return c;
+        if (r < 0) return r;
+    }
     if (m->spatial) {
         int s4[4] = { N, m->in_c, m->in_h, m->in_w };
         if (sk_graph_ndim(g, c) != 4) c = sk_op_reshape(g, c, 4, s4);

@@ -228,7 +228,8 @@ int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, do
     bool all_proved = true;
     if (iters <= 0) iters = 100;
     int ld = sk_cert_last_dense(m);
-    double pre = 1, all = 1;
+    /* the input transform (x - shift) * scale is diagonal: its norm is the largest scale */
+    double pre = sk_model_input_gain(m), all = pre;
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_NOISE).key;
     for (int li = 0; li < m->n_layers; li++) {
         const struct sk_layer *L = &m->layers[li];

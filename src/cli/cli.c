@@ -290,36 +290,56 @@ struct sk_model *cli_load_model(const struct cli_common *c, char **meta)
     return m;
 }
 
+int cli_record_training_data(struct sk_model *m, const struct cli_common *c, const struct sk_dataset *train,
+                             enum sk_prep_kind prep)
+{
+    struct sk_data_record *r = &m->data;
+    memset(r, 0, sizeof *r);
+    if (c->classes && strlen(c->classes) >= sizeof r->classes)
+        return sk_error(SK_EINVAL, "the class list '%.40s...' is longer than %zu characters", c->classes,
+                        sizeof r->classes - 1);
+    if (c->classes) snprintf(r->classes, sizeof r->classes, "%s", c->classes);
+    r->data_seed = c->data_seed ? c->data_seed : 1;
+    r->test_fraction = c->test_fraction > 0 ? c->test_fraction : 0.2f;
+    r->has_split = sk_data_split_by_seed(c->data);
+    struct sk_preprocess *p = sk_preprocess_fit(train, prep);
+    int rc = p ? sk_model_set_preprocess(m, p) : SK_ENOMEM;
+    sk_preprocess_free(p);
+    return rc;
+}
+
+struct sk_dataset *cli_open_model_data(const struct cli_common *c, const struct sk_model *m, const char *name,
+                                       const char *split)
+{
+    struct sk_data_record eff;
+    if (sk_data_record_check(&m->data, c->model ? c->model : "the model", c->classes, c->data_seed,
+                             c->test_fraction, &eff))
+        return NULL;
+    struct sk_data_options o = data_options(c);
+    o.seed = eff.data_seed;
+    o.test_fraction = eff.test_fraction;
+    struct sk_dataset *d = sk_data_open(name, split, &o);
+    d = select_and_limit(d, eff.classes, c->limit);
+    if (!d) return NULL;
+    if (d->dim != m->in_dim) {
+        sk_error(SK_EINVAL, "%s has %d values per row (%dx%dx%d) but model '%s' expects %d", name, d->dim, d->c, d->h,
+                 d->w, m->spec, m->in_dim);
+        sk_dataset_free(d);
+        return NULL;
+    }
+    return d;
+}
+
 struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct sk_model *m, const char *meta)
 {
+    (void)meta;
     if (!c->data) {
         cli_usage("--data D is required");
         return NULL;
     }
-    char classes[4096] = "";
-    if (c->classes)
-        snprintf(classes, sizeof classes, "%s", c->classes);
-    else if (meta)
-        sk_meta_get(meta, "skeptic.classes", classes, sizeof classes);
-    struct sk_data_options o = data_options(c);
-    if (!o.seed && meta) {
-        char s[32];
-        if (sk_meta_get(meta, "skeptic.data_seed", s, sizeof s)) o.seed = strtoull(s, NULL, 10);
-    }
-    if (!o.test_fraction && meta) {
-        char s[32];
-        if (sk_meta_get(meta, "skeptic.test_fraction", s, sizeof s)) o.test_fraction = strtof(s, NULL);
-    }
-    struct sk_dataset *d = sk_data_open(c->data, c->split ? c->split : "test", &o);
-    d = select_and_limit(d, classes, c->limit);
+    struct sk_dataset *d = cli_open_model_data(c, m, c->data, c->split ? c->split : "test");
     if (!d) {
         cli_fail_lib();
-        return NULL;
-    }
-    if (d->dim != m->in_dim) {
-        cli_fail("%s has %d values per row (%dx%dx%d) but model '%s' expects %d", c->data, d->dim, d->c, d->h, d->w,
-                 m->spec, m->in_dim);
-        sk_dataset_free(d);
         return NULL;
     }
     for (int i = 0; i < d->n; i++)
@@ -329,32 +349,6 @@ struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct s
             sk_dataset_free(d);
             return NULL;
         }
-    size_t pl = 0;
-    char *pj = NULL;
-    if (meta) {
-        /* the preprocessing record can be long: fetch it without a fixed buffer */
-        cJSON *o2 = cJSON_Parse(meta);
-        cJSON *v = o2 ? cJSON_GetObjectItemCaseSensitive(o2, "skeptic.preprocess") : NULL;
-        if (cJSON_IsString(v)) {
-            pl = strlen(v->valuestring);
-            pj = sk_strdup(v->valuestring);
-        }
-        cJSON_Delete(o2);
-    }
-    if (pj && pl) {
-        struct sk_preprocess *p = sk_preprocess_from_json(pj);
-        if (!p || (p->kind != SK_PREP_NONE && p->dim != d->dim)) {
-            cli_fail("%s: bad preprocessing record in the model file: %s", c->model,
-                     p ? "dimension differs from the data" : sk_last_error());
-            sk_preprocess_free(p);
-            sk_free(pj);
-            sk_dataset_free(d);
-            return NULL;
-        }
-        sk_preprocess_apply(p, d);
-        sk_preprocess_free(p);
-    }
-    sk_free(pj);
     return d;
 }
 

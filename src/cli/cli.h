@@ -126,12 +126,22 @@ struct sk_dataset *cli_load_data(const struct cli_common *c, const char *split);
  * returns NULL. */
 struct sk_model *cli_load_model(const struct cli_common *c, char **meta);
 
-/* Data as the model saw it in training: opens c->data (split c->split, or
- * "test"), applies the class selection recorded in the model
- * ("skeptic.classes") unless --classes is given, then the model's
- * preprocessing ("skeptic.preprocess"), and checks that rows fit the
- * model's input and labels its classes. On failure prints the error and
- * returns NULL. */
+/* Record in m what its training data were: c's class selection and, for a
+ * single-file set, its split (data seed, test fraction); and fit the
+ * preprocessing `prep` on train, attached to m as its input transform (the
+ * data stay raw). Every training command calls it before training. */
+int cli_record_training_data(struct sk_model *m, const struct cli_common *c, const struct sk_dataset *train,
+                             enum sk_prep_kind prep);
+/* Open data set `name` (split `split`) as model m was trained on it: the
+ * class selection and split recorded in m (c's --classes, --data-seed and
+ * --test-fraction must agree with the record: otherwise an error naming
+ * both), then c->limit rows; raw values (m applies its own preprocessing).
+ * NULL + sk_last_error() on failure. */
+struct sk_dataset *cli_open_model_data(const struct cli_common *c, const struct sk_model *m, const char *name,
+                                       const char *split);
+/* cli_open_model_data of c->data (split c->split, or "test"), checking that
+ * the labels fit the model's classes. On failure prints the error and
+ * returns NULL. (meta is unused: the record travels in the model.) */
 struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct sk_model *m, const char *meta);
 
 /* The valid input box of attacks, adversarial training and certification

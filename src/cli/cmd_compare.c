@@ -19,7 +19,8 @@ struct row {
     double train_s;
     struct sk_bayes_report rep;
     double fgsm_acc, pgd_acc;
-    struct sk_detection adv_mi, adv_ent;
+    struct sk_detection adv_mi, adv_ent; /* over the adv_n attacked rows that were right before the attack */
+    int adv_n;
     int samples;
     float temperature;
 };
@@ -31,6 +32,7 @@ struct cmp {
     float clip_min, clip_max; /* the attacks' input box */
     uint64_t seed;
     bool flipout, no_flipout;
+    const struct cli_common *c; /* the data options: what the models record and are checked against */
 };
 
 static const char *preset(const char *arch, bool dropout, float p, char *buf, size_t cap)
@@ -88,6 +90,33 @@ static int base_weights(const struct cmp *o, struct sk_model *m, struct sk_train
     return rc;
 }
 
+/* A file from --dir must fit the data compare judges it on: the same class
+ * selection and split as recorded in it, the same row length, and labels
+ * inside its classes (its preprocessing is its own: it takes raw data). */
+static int check_loaded(const struct cmp *o, const struct sk_posterior *p, const struct sk_dataset *tr,
+                        const char *path)
+{
+    const struct sk_model *m = p->model;
+    uint64_t seed = o->c->data_seed ? o->c->data_seed : 1;
+    float frac = o->c->test_fraction > 0 ? o->c->test_fraction : 0.2f;
+    if (m->data.has_split && sk_data_split_by_seed(o->c->data) &&
+        (m->data.data_seed != seed || m->data.test_fraction != frac))
+        return sk_error(SK_EINVAL, "%s was trained on the split of data seed %llu, test fraction %g; compare splits %s "
+                        "with seed %llu, fraction %g, so its test rows would include the file's training rows: give "
+                        "--data-seed %llu --test-fraction %g",
+                        path, (unsigned long long)m->data.data_seed, m->data.test_fraction, o->c->data,
+                        (unsigned long long)seed, frac, (unsigned long long)m->data.data_seed, m->data.test_fraction);
+    const char *asked = o->c->classes ? o->c->classes : "";
+    if (strcmp(m->data.classes, asked))
+        return sk_error(SK_EINVAL, "%s was trained on classes %s; compare runs on %s: give --classes %s or leave the "
+                        "file out", path, m->data.classes, *asked ? asked : "all classes", m->data.classes);
+    if (m->in_dim != tr->dim)
+        return sk_error(SK_EINVAL, "%s takes %d values per row; %s has %d", path, m->in_dim, o->c->data, tr->dim);
+    if (tr->n_classes > m->n_classes)
+        return sk_error(SK_EINVAL, "%s outputs %d classes; the data have %d", path, m->n_classes, tr->n_classes);
+    return SK_OK;
+}
+
 static struct sk_posterior *make(const struct cmp *o, const char *method, const struct sk_dataset *tr,
                                  const struct sk_dataset *va, double *secs)
 {
@@ -99,6 +128,10 @@ static struct sk_posterior *make(const struct cmp *o, const char *method, const 
             fprintf(stderr, "compare: loading %s\n", path);
             *secs = NAN;
             struct sk_posterior *lp = sk_posterior_load(path);
+            if (lp && check_loaded(o, lp, tr, path)) {
+                sk_posterior_free(lp);
+                return NULL;
+            }
             if (lp && lp->method == SK_BAYES_DETERMINISTIC && !base_net && lp->temperature == 1.0f)
                 base_net = sk_model_clone(lp->model);
             return lp;
@@ -113,6 +146,13 @@ static struct sk_posterior *make(const struct cmp *o, const char *method, const 
     }
     struct sk_model *m = sk_model_from_spec(preset(o->arch, mk == SK_BAYES_MCDROPOUT, o->dropout, spec, sizeof spec));
     if (!m) return NULL;
+    if (m->in_dim != tr->dim || m->n_classes < tr->n_classes || cli_record_training_data(m, o->c, tr, SK_PREP_NONE)) {
+        if (!sk_last_error()[0] || m->in_dim != tr->dim || m->n_classes < tr->n_classes)
+            sk_error(SK_EINVAL, "--arch '%s' takes %d values and outputs %d classes; %s has %d values and %d classes",
+                     spec, m->in_dim, m->n_classes, o->c->data, tr->dim, tr->n_classes);
+        sk_model_free(m);
+        return NULL;
+    }
     sk_model_init(m, SK_INIT_HE_UNIFORM, o->seed);
     struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)mk);
     if (!p) {
@@ -195,10 +235,18 @@ static int attack_row(const struct cmp *o, struct sk_posterior *p, const struct 
     float *xa = sk_malloc(sizeof(float) * (size_t)n * D), *pb = sk_malloc(sizeof(float) * (size_t)n * K);
     float *mi_c = sk_malloc(sizeof(float) * (size_t)n), *mi_a = sk_malloc(sizeof(float) * (size_t)n);
     float *h_c = sk_malloc(sizeof(float) * (size_t)n), *h_a = sk_malloc(sizeof(float) * (size_t)n);
+    bool *ok = sk_malloc(sizeof(bool) * (size_t)n);
     int rc = SK_ENOMEM;
-    if (!c || !xa || !pb || !mi_c || !mi_a || !h_c || !h_a) goto out;
+    if (!c || !xa || !pb || !mi_c || !mi_a || !h_c || !h_a || !ok) goto out;
     if ((rc = sk_posterior_predict(p, te->x, n, o->samples, o->seed + 5, pb, mi_c))) goto out;
     sk_entropy_rows(pb, n, K, h_c);
+    for (int i = 0; i < n; i++) {
+        const float *q = pb + (size_t)i * K;
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (q[k] > q[b]) b = k;
+        ok[i] = b == te->y[i];
+    }
     for (int a = 0; a < 2; a++) {
         struct sk_attack_config ac = sk_attack_defaults(a ? SK_ATTACK_PGD : SK_ATTACK_FGSM, SK_NORM_LINF, o->eps);
         if (a) ac.steps = o->pgd_steps;
@@ -211,8 +259,20 @@ static int attack_row(const struct cmp *o, struct sk_posterior *p, const struct 
         if (a) {
             r->pgd_acc = acc;
             sk_entropy_rows(pb, n, K, h_a);
-            if ((rc = sk_metric_detection(mi_a, n, mi_c, n, &r->adv_mi))) goto out;
-            if ((rc = sk_metric_detection(h_a, n, h_c, n, &r->adv_ent))) goto out;
+            /* detection of adversarial inputs among the rows the model got right before the attack:
+             * a row misclassified already is no adversarial example to detect */
+            int nk = 0;
+            for (int i = 0; i < n; i++)
+                if (ok[i]) {
+                    mi_a[nk] = mi_a[i];
+                    mi_c[nk] = mi_c[i];
+                    h_a[nk] = h_a[i];
+                    h_c[nk] = h_c[i];
+                    nk++;
+                }
+            r->adv_n = nk;
+            if ((rc = sk_metric_detection(mi_a, nk, mi_c, nk, &r->adv_mi))) goto out;
+            if ((rc = sk_metric_detection(h_a, nk, h_c, nk, &r->adv_ent))) goto out;
         } else {
             r->fgsm_acc = acc;
         }
@@ -225,6 +285,7 @@ out:
     sk_free(mi_a);
     sk_free(h_c);
     sk_free(h_a);
+    sk_free(ok);
     return rc;
 }
 
@@ -256,6 +317,7 @@ int cmd_compare(int argc, char **argv)
     o.kl_weight = 1.0f;
     o.prior = "gaussian";
     o.seed = 1;
+    o.c = &c;
     c.data = "fashion-mnist";
     int n_test = 0;
     struct cli_opt opts[] = {
@@ -397,6 +459,7 @@ int cmd_compare(int argc, char **argv)
             cli_json_num(e, "pgd_accuracy", r->pgd_acc);
             cli_json_num(e, "adv_auroc_mi", r->adv_mi.auroc);
             cli_json_num(e, "adv_auroc_entropy", r->adv_ent.auroc);
+            cli_json_num(e, "adv_detection_n", r->adv_n);
             cli_json_num(e, "train_seconds", r->train_s);
             cJSON_AddItemToArray(arr, e);
         }

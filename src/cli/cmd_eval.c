@@ -32,6 +32,8 @@ int cmd_eval(int argc, char **argv)
     if (!c.data) return cli_usage("--data D is required");
     if (c.threads) sk_set_threads(c.threads);
     /* Bayesian posteriors and uncertainty flags: see eval_uncertainty.c */
+    u.predictions = pred_path;
+    u.logits = logits_path;
     if (u.samples || u.ood || u.plots || cli_is_posterior_file(c.model)) return cli_eval_uncertainty(&c, &u);
     char *meta = NULL;
     struct sk_model *m = cli_load_model(&c, &meta);

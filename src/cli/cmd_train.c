@@ -201,10 +201,9 @@ int cmd_train(int argc, char **argv)
     int status = CLI_FAIL;
     struct sk_dataset *train = NULL, *test = NULL;
     struct sk_model *m = NULL;
-    struct sk_preprocess *prep = NULL;
     struct sk_trainer *t = NULL;
     struct sk_adv_loss *advl = NULL;
-    char *spec = NULL, *prep_json = NULL, *meta_json = NULL;
+    char *spec = NULL, *meta_json = NULL;
     cJSON *meta = NULL, *res = NULL;
     struct train_ctx tc = { .ckpt = ckpt, .json = c.json, .quiet = quiet, .n_epochs = epochs };
 
@@ -245,12 +244,11 @@ int cmd_train(int argc, char **argv)
                           m->n_classes, c.classes ? "" : " (select classes with --classes)");
         goto out;
     }
-    if (!(prep = sk_preprocess_fit(train, (enum sk_prep_kind)pk)) || !(prep_json = sk_preprocess_to_json(prep))) {
+    /* the preprocessing becomes the model's input transform: the data stay raw */
+    if (cli_record_training_data(m, &c, train, (enum sk_prep_kind)pk)) {
         status = cli_fail_lib();
         goto out;
     }
-    sk_preprocess_apply(prep, train);
-    if (test) sk_preprocess_apply(prep, test);
     if (sk_model_init(m, (enum sk_init)ik, seed)) {
         status = cli_fail_lib();
         goto out;
@@ -273,9 +271,8 @@ int cmd_train(int argc, char **argv)
     }
     advc.ibp_kappa_end = adv_kappa;
     advc.eot = adv_eot;
-    if (adv_kind != SK_ADV_NONE && (sk_adv_check(&advc) || pk != SK_PREP_NONE)) {
-        status = pk != SK_PREP_NONE ? cli_usage("--adv works on the data's own scale (attacks and eps are in its units): use --normalize none")
-                                    : cli_usage("%s", sk_last_error());
+    if (adv_kind != SK_ADV_NONE && sk_adv_check(&advc)) {
+        status = cli_usage("%s", sk_last_error());
         goto out;
     }
     if (adv_kind != SK_ADV_NONE) {
@@ -318,19 +315,10 @@ int cmd_train(int argc, char **argv)
     meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "skeptic.version", SKEPTIC_VERSION);
     cJSON_AddStringToObject(meta, "skeptic.data", c.data);
-    if (c.classes) cJSON_AddStringToObject(meta, "skeptic.classes", c.classes);
-    cJSON_AddStringToObject(meta, "skeptic.preprocess", prep_json);
+    /* classes, split and preprocessing: the model's record, written with it */
     char num[64];
     snprintf(num, sizeof num, "%llu", (unsigned long long)seed);
     cJSON_AddStringToObject(meta, "skeptic.seed", num);
-    if (c.data_seed) {
-        snprintf(num, sizeof num, "%llu", (unsigned long long)c.data_seed);
-        cJSON_AddStringToObject(meta, "skeptic.data_seed", num);
-    }
-    if (c.test_fraction > 0) {
-        snprintf(num, sizeof num, "%g", c.test_fraction);
-        cJSON_AddStringToObject(meta, "skeptic.test_fraction", num);
-    }
     cJSON *tcfg = cJSON_CreateObject();
     cJSON_AddStringToObject(tcfg, "optimizer", optimizer);
     cJSON_AddNumberToObject(tcfg, "lr", cfg.opt.lr);
@@ -450,8 +438,6 @@ out:
     cJSON_Delete(meta);
     free(meta_json);
     sk_free(spec);
-    sk_free(prep_json);
-    sk_preprocess_free(prep);
     sk_trainer_free(t);
     sk_adv_loss_free(advl);
     sk_model_free(m);

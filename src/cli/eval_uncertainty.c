@@ -24,23 +24,24 @@ bool cli_is_posterior_file(const char *path)
     return yes;
 }
 
-/* the metadata keys cli_load_eval_data reads, as a JSON object text */
-static char *meta_json(const char *path)
+/* --predictions: log of the S-sample predictive (the report's numbers);
+ * --logits (deterministic files): the logits divided by the temperature. */
+static int write_outputs(struct sk_posterior *p, const struct sk_dataset *d, const struct cli_unc_opts *u, int S)
 {
-    struct sk_safetensors *f = sk_safetensors_read(path);
-    if (!f) return NULL;
-    cJSON *o = cJSON_CreateObject();
-    const char *keys[] = { "skeptic.spec", "skeptic.classes", "skeptic.preprocess", "skeptic.method" };
-    for (int i = 0; i < 4; i++) {
-        const char *v = sk_safetensors_meta(f, keys[i]);
-        if (v) cJSON_AddStringToObject(o, keys[i], v);
+    int K = p->model->n_classes;
+    int64_t shp[2] = { d->n, K };
+    float *a = sk_malloc(sizeof(float) * (size_t)(d->n > 0 ? d->n : 1) * K);
+    int rc = a ? SK_OK : SK_ENOMEM;
+    if (!rc && u->predictions && !(rc = sk_posterior_predict(p, d->x, d->n, S, u->seed, a, NULL))) {
+        for (size_t i = 0; i < (size_t)d->n * K; i++) a[i] = logf(a[i]);
+        rc = sk_npy_write_f32(u->predictions, a, 2, shp);
     }
-    sk_safetensors_free(f);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    char *out = s ? sk_strdup(s) : NULL;
-    free(s);
-    return out;
+    if (!rc && u->logits && !(rc = sk_model_logits(p->model, d->x, d->n, a))) {
+        for (size_t i = 0; i < (size_t)d->n * K; i++) a[i] /= p->temperature;
+        rc = sk_npy_write_f32(u->logits, a, 2, shp);
+    }
+    sk_free(a);
+    return rc ? cli_fail_lib() : CLI_OK;
 }
 
 static void add_det(cJSON *o, const char *key, const struct sk_detection *d)
@@ -58,13 +59,18 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
     if (u->samples < 0) return cli_usage("--samples must be >= 1 (got %d)", u->samples);
     struct sk_posterior *p = sk_posterior_load(c->model);
     if (!p) return cli_fail_lib();
-    char *meta = meta_json(c->model);
-    struct sk_dataset *d = cli_load_eval_data(c, p->model, meta), *ood = NULL;
+    struct sk_dataset *d = cli_load_eval_data(c, p->model, NULL), *ood = NULL;
     struct sk_bayes_report r = { 0 };
     int status = CLI_FAIL;
     int S = u->samples > 0 ? u->samples : 20;
     if (!d) goto out;
+    if (u->logits && p->method != SK_BAYES_DETERMINISTIC) {
+        status = cli_usage("--logits: a %s model's predictive is an average of probabilities and has no logits; "
+                           "--predictions writes its log-probabilities", sk_bayes_method_name(p->method));
+        goto out;
+    }
     if (u->ood && strcmp(u->ood, "none")) {
+        /* raw values, like the test data: the model applies its own preprocessing */
         if (!(ood = sk_data_open(u->ood, "all", NULL))) {
             status = cli_fail("--ood %s: %s", u->ood, sk_last_error());
             goto out;
@@ -74,6 +80,8 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
             goto out;
         }
     }
+    if ((u->predictions || u->logits) && (status = write_outputs(p, d, u, S)) != CLI_OK) goto out;
+    status = CLI_FAIL;
     if (sk_bayes_report(p, d->x, d->y, d->n, ood ? ood->x : NULL, ood ? ood->n : 0, S, u->seed, &r)) {
         status = cli_fail_lib();
         goto out;
@@ -175,7 +183,6 @@ out:
     sk_bayes_report_free(&r);
     sk_dataset_free(d);
     sk_dataset_free(ood);
-    sk_free(meta);
     sk_posterior_free(p);
     return status;
 }

@@ -10,6 +10,8 @@ struct cli_unc_opts {
     const char *ood;     /* --ood D */
     const char *plots;   /* --plots DIR */
     uint64_t seed;       /* --mc-seed S */
+    const char *predictions; /* eval --predictions FILE.npy: log of the predictive */
+    const char *logits;      /* eval --logits FILE.npy: deterministic files only */
 };
 #define CLI_UNC_OPTS(u)                                                                                          \
     { "samples", CLI_INT, &(u).samples, "S", "posterior samples per prediction (Bayesian models; default 20)" }, \

@@ -32,7 +32,7 @@ bool cli_train_wants_bayes(int argc, char **argv)
 int cli_train_bayes(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
-    const char *arch = NULL, *out = NULL, *method = NULL, *prior = "gaussian", *hessian = "kfac";
+    const char *arch = NULL, *out = NULL, *method = NULL, *prior = "gaussian", *hessian = "kfac", *normalize = "none";
     int epochs = 10, batch = 128, members = 5, anneal = 0, burnin = 1, thin = 100, keep = 20, cycles = 0;
     float lr = 1e-3f, sgld_lr = 0.01f, prior_sigma = 1.0f, init_sigma = 0.02f, kl_weight = 1.0f, val_split = 0;
     float sgld_prior = 1.0f, prior_precision = 0;
@@ -51,6 +51,7 @@ int cli_train_bayes(int argc, char **argv)
         { "batch", CLI_INT, &batch, "B", "minibatch (default 128)" },
         { "lr", CLI_FLOAT, &lr, "LR", "Adam learning rate (default 1e-3; vi: cosine schedule)" },
         { "seed", CLI_U64, &seed, "S", "seed (default 1)" },
+        { "normalize", CLI_STR, &normalize, "K", "none | minmax | standardize (statistics from the training split, saved in the model)" },
         { "val-split", CLI_FLOAT, &val_split, "F", "held-out fraction for --temperature and laplace --select-on-val" },
         { "temperature", CLI_FLAG, &temperature, NULL, "fit a temperature on the validation split afterwards" },
         { "members", CLI_INT, &members, "M", "ensemble members (default 5)" },
@@ -102,6 +103,12 @@ int cli_train_bayes(int argc, char **argv)
     if (!c.data) return cli_usage("--data D is required");
     if (!arch) return cli_usage("--arch SPEC is required");
     if (!out) return cli_usage("--out FILE is required");
+    int pk = sk_prep_kind_parse(normalize);
+    if (pk < 0) return cli_usage("--normalize '%s' is not none, minmax or standardize", normalize);
+    if (c.classes) {
+        int cl[1024], k;
+        if ((rc = cli_parse_classes(c.classes, cl, 1024, &k))) return rc;
+    }
     int mk = method ? sk_bayes_method_parse(method) : -1;
     if (mk < 0) return cli_usage("--method '%s' is not vi, mc-dropout, ensemble, sgld, laplace or deterministic",
                                  method ? method : "");
@@ -147,6 +154,16 @@ int cli_train_bayes(int argc, char **argv)
     }
     if (all->dim != m->in_dim) {
         status = cli_fail("%s has %d values per row, the model takes %d", c.data, all->dim, m->in_dim);
+        goto out;
+    }
+    if (all->n_classes > m->n_classes) {
+        status = cli_fail("%s has %d classes but --arch '%s' outputs %d scores%s", c.data, all->n_classes, arch,
+                          m->n_classes, c.classes ? "" : " (select classes with --classes)");
+        goto out;
+    }
+    /* classes, split and preprocessing travel in the posterior file (the data stay raw) */
+    if (cli_record_training_data(m, &c, all, (enum sk_prep_kind)pk)) {
+        status = cli_fail_lib();
         goto out;
     }
     if (adv_kind != SK_ADV_NONE) {

@@ -287,6 +287,8 @@ struct sk_dataset *sk_data_open(const char *name, const char *split, const struc
     return pick_split(sk_data_load_idx(name, labels), split, frac, seed);
 }
 
+bool sk_data_split_by_seed(const char *name) { return name && !is_dir(name) && is_file(name); }
+
 /* ----------------------------------------------------------- preprocessing */
 
 static const char *prep_names[] = { "none", "minmax", "standardize" };
@@ -323,6 +325,16 @@ static struct sk_preprocess *prep_new(enum sk_prep_kind kind, int dim)
         }
     }
     return p;
+}
+
+struct sk_preprocess *sk_preprocess_clone(const struct sk_preprocess *p)
+{
+    struct sk_preprocess *c = prep_new(p->kind, p->dim);
+    if (c && p->kind != SK_PREP_NONE) {
+        memcpy(c->shift, p->shift, sizeof(float) * (size_t)p->dim);
+        memcpy(c->scale, p->scale, sizeof(float) * (size_t)p->dim);
+    }
+    return c;
 }
 
 struct sk_preprocess *sk_preprocess_fit(const struct sk_dataset *d, enum sk_prep_kind kind)

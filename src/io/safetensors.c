@@ -571,6 +571,69 @@ int sk_safetensors_write(const char *path, const struct sk_st_tensor *tensors, i
 
 /* ----------------------------------------------------------------- models */
 
+/* The model's record (preprocessing, classes, split) into meta, replacing
+ * whatever the caller's metadata said: the model is the authority. */
+static int write_record(const struct sk_model *m, cJSON *meta)
+{
+    if (m->prep) {
+        char *pj = sk_preprocess_to_json(m->prep);
+        if (!pj) return SK_ENOMEM;
+        set_string(meta, "skeptic.preprocess", pj);
+        sk_free(pj);
+    } else {
+        set_string(meta, "skeptic.preprocess", "{\"kind\":\"none\"}");
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.classes");
+    if (m->data.classes[0]) set_string(meta, "skeptic.classes", m->data.classes);
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.data_seed");
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.test_fraction");
+    if (m->data.has_split) {
+        char b[40];
+        snprintf(b, sizeof b, "%llu", (unsigned long long)m->data.data_seed);
+        set_string(meta, "skeptic.data_seed", b);
+        snprintf(b, sizeof b, "%.9g", m->data.test_fraction);
+        set_string(meta, "skeptic.test_fraction", b);
+    }
+    return SK_OK;
+}
+
+int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f)
+{
+    const char *pj = sk_safetensors_meta(f, "skeptic.preprocess");
+    if (pj) {
+        struct sk_preprocess *p = sk_preprocess_from_json(pj);
+        if (!p) return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.preprocess\": %s", f->path, sk_last_error());
+        int rc = p->kind != SK_PREP_NONE && p->dim != m->in_dim
+                     ? sk_error(SK_EFORMAT, "%s: the preprocessing record has %d features, model '%s' takes %d", f->path,
+                                p->dim, m->spec, m->in_dim)
+                     : sk_model_set_preprocess(m, p);
+        sk_preprocess_free(p);
+        if (rc) {
+            if (rc != SK_EFORMAT) sk_error(SK_EFORMAT, "%s: preprocessing record: %s", f->path, sk_last_error());
+            return SK_EFORMAT;
+        }
+    }
+    const char *cl = sk_safetensors_meta(f, "skeptic.classes");
+    if (cl) {
+        if (strlen(cl) >= sizeof m->data.classes || strspn(cl, "0123456789,") != strlen(cl))
+            return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.classes\" is not a list like 6,0", f->path);
+        snprintf(m->data.classes, sizeof m->data.classes, "%s", cl);
+    }
+    const char *ds = sk_safetensors_meta(f, "skeptic.data_seed"), *tf = sk_safetensors_meta(f, "skeptic.test_fraction");
+    if (ds || tf) {
+        char *e1 = NULL, *e2 = NULL;
+        unsigned long long seed = ds ? strtoull(ds, &e1, 10) : 1;
+        double frac = tf ? strtod(tf, &e2) : 0.2;
+        if ((ds && (e1 == ds || *e1)) || (tf && (e2 == tf || *e2)) || !(frac > 0 && frac < 1))
+            return sk_error(SK_EFORMAT, "%s: __metadata__ data split (skeptic.data_seed '%s', skeptic.test_fraction "
+                            "'%s') is not a seed and a fraction in (0,1)", f->path, ds ? ds : "", tf ? tf : "");
+        m->data.has_split = true;
+        m->data.data_seed = seed ? seed : 1;
+        m->data.test_fraction = (float)frac;
+    }
+    return SK_OK;
+}
+
 int sk_model_save_ex(const struct sk_model *m, const char *path, const char *metadata_json,
                      const struct sk_st_tensor *extra, int n_extra)
 {
@@ -579,6 +642,10 @@ int sk_model_save_ex(const struct sk_model *m, const char *path, const char *met
     if (rc) return rc;
     set_string(meta, "format", "pt");
     set_string(meta, "skeptic.spec", m->spec);
+    if ((rc = write_record(m, meta))) {
+        cJSON_Delete(meta);
+        return rc;
+    }
     int n = m->n_tensors + n_extra;
     struct sk_st_tensor *mt = sk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *mt);
     const struct sk_st_tensor **ts = sk_malloc(sizeof *ts * (size_t)(n ? n : 1));
@@ -687,7 +754,7 @@ struct sk_model *sk_model_load(const char *path, const char *spec, char **metada
         sk_safetensors_free(f);
         return NULL;
     }
-    if (fill_model(m, f)) {
+    if (fill_model(m, f) || sk_model_read_record(m, f)) {
         sk_model_free(m);
         sk_safetensors_free(f);
         return NULL;

@@ -4,6 +4,7 @@
 #include "graph/graph_impl.h" /* the fused conv-relu-maxpool op */
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *sk_init_name(enum sk_init k)
@@ -58,7 +59,8 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
     if (n != (size_t)N * m->in_dim)
         return sk_error(SK_EINVAL, "model '%s' expects %d inputs per row, got %zu", m->spec, m->in_dim,
                         n / (size_t)(N > 0 ? N : 1));
-    int h;
+    int h = x = sk_model_input(m, g, x);
+    if (h < 0) return h;
     if (m->spatial) {
         int s4[4] = { N, m->in_c, m->in_h, m->in_w };
         h = sk_graph_ndim(g, x) == 4 ? x : sk_op_reshape(g, x, 4, s4);
@@ -124,6 +126,91 @@ int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, 
     case SK_LAYER_DROPOUT: return dropout_on && L->p > 0 ? sk_op_dropout(g, h, L->p, dropout_key) : h;
     default: return h;
     }
+}
+
+int sk_model_set_preprocess(struct sk_model *m, const struct sk_preprocess *p)
+{
+    if (p && p->kind != SK_PREP_NONE) {
+        if (p->dim != m->in_dim)
+            return sk_error(SK_EINVAL, "preprocessing has %d features but model '%s' takes %d", p->dim, m->spec,
+                            m->in_dim);
+        for (int j = 0; j < p->dim; j++)
+            if (!isfinite(p->shift[j]) || !(p->scale[j] > 0) || !isfinite(p->scale[j]))
+                return sk_error(SK_EINVAL, "preprocessing feature %d: shift %g, scale %g (need finite, scale > 0)", j,
+                                p->shift[j], p->scale[j]);
+    }
+    struct sk_preprocess *c = NULL;
+    if (p && p->kind != SK_PREP_NONE && !(c = sk_preprocess_clone(p))) return SK_ENOMEM;
+    sk_preprocess_free(m->prep);
+    m->prep = c;
+    return SK_OK;
+}
+
+int sk_model_input(const struct sk_model *m, struct sk_graph *g, int x)
+{
+    if (x < 0 || !m->prep) return x;
+    return sk_op_affine_cols(g, x, m->prep->shift, m->prep->scale);
+}
+
+void sk_model_input_rows(const struct sk_model *m, float *x, int n)
+{
+    if (!m->prep) return;
+    struct sk_dataset d = { .n = n, .dim = m->in_dim, .x = x };
+    sk_preprocess_apply(m->prep, &d);
+}
+
+void sk_model_input_box(const struct sk_model *m, const float *lo, const float *hi, int n, float *lo_out,
+                        float *hi_out)
+{
+    size_t D = (size_t)m->in_dim;
+    for (size_t i = 0; i < (size_t)n * D; i++) {
+        float a = lo[i], b = hi[i];
+        if (m->prep) {
+            /* scale > 0: the map is increasing in every feature, so the box maps to a box */
+            a = (a - m->prep->shift[i % D]) * m->prep->scale[i % D];
+            b = (b - m->prep->shift[i % D]) * m->prep->scale[i % D];
+        }
+        lo_out[i] = a;
+        hi_out[i] = b;
+    }
+}
+
+float sk_model_input_gain(const struct sk_model *m)
+{
+    float g = 1.0f;
+    if (m->prep)
+        for (int j = 0; j < m->prep->dim; j++) g = j ? fmaxf(g, m->prep->scale[j]) : m->prep->scale[j];
+    return g;
+}
+
+int sk_data_record_check(const struct sk_data_record *rec, const char *what, const char *classes, uint64_t seed,
+                         float test_fraction, struct sk_data_record *eff)
+{
+    *eff = *rec;
+    if (classes && *classes) {
+        if (rec->classes[0] && strcmp(classes, rec->classes))
+            return sk_error(SK_EINVAL,
+                            "%s was trained on classes %s (class %.*s is its output 0); classes %s were asked for: "
+                            "the class selection travels with the model, leave it out",
+                            what, rec->classes, (int)strcspn(rec->classes, ","), rec->classes, classes);
+        snprintf(eff->classes, sizeof eff->classes, "%s", classes);
+    }
+    if (seed) {
+        if (rec->has_split && seed != rec->data_seed)
+            return sk_error(SK_EINVAL,
+                            "%s was trained on the split of data seed %llu; data seed %llu would score its training "
+                            "rows as test rows: leave the data seed out",
+                            what, (unsigned long long)rec->data_seed, (unsigned long long)seed);
+        eff->data_seed = seed;
+    }
+    if (test_fraction > 0) {
+        if (rec->has_split && test_fraction != rec->test_fraction)
+            return sk_error(SK_EINVAL,
+                            "%s was trained with test fraction %g; test fraction %g makes another split: leave it out",
+                            what, rec->test_fraction, test_fraction);
+        eff->test_fraction = test_fraction;
+    }
+    return SK_OK;
 }
 
 #define PRED_BATCH 256

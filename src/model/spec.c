@@ -346,6 +346,8 @@ struct sk_model *sk_model_from_spec(const char *spec)
     m->spec = sk_strdup(spec);
     m->bn_momentum = 0.1f;
     m->bn_eps = 1e-5f;
+    m->data.data_seed = 1;
+    m->data.test_fraction = 0.2f;
     int rc = SK_ENOMEM;
     if (m->layers && m->tensors && m->spec) {
         if (!strncmp(spec, "mlp:", 4)) {
@@ -398,6 +400,7 @@ void sk_model_free(struct sk_model *m)
     sk_free(m->params);
     sk_free(m->grads);
     sk_free(m->buffers);
+    sk_preprocess_free(m->prep);
     sk_free(m);
 }
 
@@ -407,7 +410,12 @@ struct sk_model *sk_model_clone(const struct sk_model *src)
     if (!m) return NULL;
     m->bn_momentum = src->bn_momentum;
     m->bn_eps = src->bn_eps;
+    m->data = src->data;
     sk_model_copy_weights(m, src);
+    if (sk_model_set_preprocess(m, src->prep)) {
+        sk_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

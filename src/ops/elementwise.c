@@ -68,6 +68,32 @@ int sk_op_scale(struct sk_graph *g, int x, float alpha)
     return id;
 }
 
+int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float *scale)
+{
+    int id = unary(g, x, OP_AFFINE_COLS, "sk_op_affine_cols");
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->cptr[0] = shift;
+    nd->cptr[1] = scale;
+    size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
+    const float *X = in_val(g, nd, 0);
+    float *Y = nd->val;
+    /* the same float expression as sk_preprocess_apply: same bits as data
+     * transformed up front */
+    for (size_t i = 0; i < nd->n; i++) Y[i] = (X[i] - shift[i % D]) * scale[i % D];
+    return id;
+}
+
+void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    bool ow;
+    float *dX = in_grad_w(g, nd, 0, &ow);
+    if (!dX) return;
+    const float *scale = nd->cptr[1], *dY = nd->grad;
+    size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
+    for (size_t i = 0; i < nd->n; i++) dX[i] = (ow ? 0.0f : dX[i]) + dY[i] * scale[i % D];
+}
+
 /* Backward of the unary ops: dx += dy * f'(x), f' written with x and y
  * (dx = ... when dx has no contribution yet: see in_grad_w). */
 #define UNARY_BACKWARD(bname, expr)                                              \

@@ -24,6 +24,7 @@ void sk_mse_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_kl_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_margin_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd);
 
 const sk_backward_fn sk_backward_table[OP_COUNT] = {
     [OP_INPUT] = NULL,
@@ -58,5 +59,6 @@ const sk_backward_fn sk_backward_table[OP_COUNT] = {
     [OP_MARGIN] = sk_margin_backward,
     [OP_STEP] = NULL, /* zero gradient by definition: a masked gradient */
     [OP_CONV_RELU_POOL] = sk_conv2d_node_backward,
+    [OP_AFFINE_COLS] = sk_affine_cols_backward,
     [OP_NUC] = sk_nuc_backward,
 };

@@ -492,6 +492,23 @@ static void test_open_split_prep(void)
     sk_preprocess_apply(p, d);
     CHECK(d->x[0] == 0 && d->x[6] == 1 && fabsf(d->x[2] - 1.0f / 3) < 1e-6f, "minmax to [0,1]");
     sk_preprocess_free(p);
+    /* images: one statistic per channel over its pixels, expanded to every pixel */
+    struct sk_dataset *im = sk_dataset_new(3, 2, 2, 2, 2);
+    for (int i = 0; i < 3 * 8; i++) im->x[i] = (float)((i % 8) < 4 ? i : 100 + 2 * i);
+    p = sk_preprocess_fit(im, SK_PREP_STANDARDIZE);
+    bool same = p != NULL;
+    for (int j = 1; same && j < 4; j++) same = p->shift[j] == p->shift[0] && p->scale[j] == p->scale[0] &&
+                                               p->shift[4 + j] == p->shift[4] && p->scale[4 + j] == p->scale[4];
+    sk_preprocess_apply(p, im);
+    double m0 = 0, v0 = 0;
+    for (int i = 0; i < 3; i++)
+        for (int q2 = 0; q2 < 4; q2++) m0 += im->x[i * 8 + q2] / 12.0;
+    for (int i = 0; i < 3; i++)
+        for (int q2 = 0; q2 < 4; q2++) v0 += (im->x[i * 8 + q2] - m0) * (im->x[i * 8 + q2] - m0) / 12.0;
+    CHECK(same && p->shift[0] != p->shift[4] && fabs(m0) < 1e-5 && fabs(v0 - 1) < 1e-4,
+          "image standardisation is per channel (channel 0 mean %g, variance %g)", m0, v0);
+    sk_preprocess_free(p);
+    sk_dataset_free(im);
     q = sk_preprocess_from_json("{\"kind\":\"standardize\",\"shift\":[1],\"scale\":[]}");
     CHECK(!q && err_has("equal length", NULL), "bad preprocessing record: %s", sk_last_error());
     d->x[3] = NAN;

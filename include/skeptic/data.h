@@ -121,10 +121,13 @@ long sk_data_first_nonfinite(const struct sk_dataset *d);
 
 /* ---- preprocessing ----
  * x' = (x - shift[j]) * scale[j] per feature j. "minmax" maps the training
- * split's range of every feature to [0,1]; "standardize" gives every
- * feature zero mean and unit variance on the training split (constant
- * features get scale 1). Statistics always come from the training split and
- * travel in the model file (sk_preprocess_to_json). */
+ * split's range to [0,1]; "standardize" gives zero mean and unit variance on
+ * the training split (constant features get scale 1). For tables the
+ * statistics are per feature; for images (H x W > 1) per channel, over all
+ * its pixels (as torchvision's Normalize), stored expanded to every pixel.
+ * Statistics always come from the training split and travel in the model
+ * file (sk_preprocess_to_json), where they become the model's input
+ * transform (sk_model_set_preprocess): data stay in their own units. */
 enum sk_prep_kind { SK_PREP_NONE, SK_PREP_MINMAX, SK_PREP_STANDARDIZE };
 struct sk_preprocess {
     enum sk_prep_kind kind;

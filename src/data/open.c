@@ -345,27 +345,41 @@ struct sk_preprocess *sk_preprocess_fit(const struct sk_dataset *d, enum sk_prep
     }
     struct sk_preprocess *p = prep_new(kind, d->dim);
     if (!p || kind == SK_PREP_NONE) return p;
-    int D = d->dim;
-    for (int j = 0; j < D; j++) {
+    /* Images (H x W > 1): one statistic per channel over all its pixels, as
+     * torchvision's Normalize. Per pixel, a border pixel that is almost always
+     * 0 gets a scale of 1/std in the thousands: the model becomes that
+     * sensitive to it, and an eps-ball in pixels is huge there (adversarial
+     * training at eps 0.1 on Fashion-MNIST then reaches a third of the
+     * robustness of training on raw pixels). Tables: one per feature. */
+    int D = d->dim, HW = d->h * d->w > 1 && d->c * d->h * d->w == D ? d->h * d->w : 1, G = D / HW;
+    for (int gi = 0; gi < G; gi++) {
         double lo = INFINITY, hi = -INFINITY, s = 0, ss = 0;
-        for (int i = 0; i < d->n; i++) {
-            double v = d->x[(size_t)i * D + j];
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-            s += v;
-        }
-        double mean = d->n ? s / d->n : 0;
-        for (int i = 0; i < d->n; i++) {
-            double v = d->x[(size_t)i * D + j] - mean;
-            ss += v * v;
-        }
-        double sd = d->n ? sqrt(ss / d->n) : 0;
+        size_t cnt = (size_t)d->n * HW;
+        for (int i = 0; i < d->n; i++)
+            for (int q = 0; q < HW; q++) {
+                double v = d->x[(size_t)i * D + (size_t)gi * HW + q];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+                s += v;
+            }
+        double mean = cnt ? s / cnt : 0;
+        for (int i = 0; i < d->n; i++)
+            for (int q = 0; q < HW; q++) {
+                double v = d->x[(size_t)i * D + (size_t)gi * HW + q] - mean;
+                ss += v * v;
+            }
+        double sd = cnt ? sqrt(ss / cnt) : 0;
+        float shift, scale;
         if (kind == SK_PREP_MINMAX) {
-            p->shift[j] = d->n ? (float)lo : 0.0f;
-            p->scale[j] = d->n && hi > lo ? (float)(1.0 / (hi - lo)) : 1.0f;
+            shift = cnt ? (float)lo : 0.0f;
+            scale = cnt && hi > lo ? (float)(1.0 / (hi - lo)) : 1.0f;
         } else {
-            p->shift[j] = (float)mean;
-            p->scale[j] = sd > 1e-12 ? (float)(1.0 / sd) : 1.0f;
+            shift = (float)mean;
+            scale = sd > 1e-12 ? (float)(1.0 / sd) : 1.0f;
+        }
+        for (int q = 0; q < HW; q++) {
+            p->shift[(size_t)gi * HW + q] = shift;
+            p->scale[(size_t)gi * HW + q] = scale;
         }
     }
     return p;

@@ -80,7 +80,9 @@ int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float
     float *Y = nd->val;
     /* the same float expression as sk_preprocess_apply: same bits as data
      * transformed up front */
-    for (size_t i = 0; i < nd->n; i++) Y[i] = (X[i] - shift[i % D]) * scale[i % D];
+#pragma omp parallel for if (nd->n > SK_PAR_MIN) schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (size_t j = 0; j < D; j++) Y[r * D + j] = (X[r * D + j] - shift[j]) * scale[j];
     return id;
 }
 
@@ -91,7 +93,9 @@ void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd)
     if (!dX) return;
     const float *scale = nd->cptr[1], *dY = nd->grad;
     size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
-    for (size_t i = 0; i < nd->n; i++) dX[i] = (ow ? 0.0f : dX[i]) + dY[i] * scale[i % D];
+#pragma omp parallel for if (nd->n > SK_PAR_MIN) schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (size_t j = 0; j < D; j++) dX[r * D + j] = (ow ? 0.0f : dX[r * D + j]) + dY[r * D + j] * scale[j];
 }
 
 /* Backward of the unary ops: dx += dy * f'(x), f' written with x and y

@@ -417,6 +417,30 @@ static void test_flags_do_what_they_say(void)
           n, nq);
     free(z);
     free(q);
+    /* attack on a posterior file: its predictive (the ensemble's members, its temperature), as eval judges it */
+    double ev = run_num("eval --model ens60.st --data fashion-mnist --samples 2 --json", "accuracy");
+    rc = sk_cli_run("attack --model ens60.st --data fashion-mnist --n 2000 --attack fgsm --eps 0.01 --json");
+    cJSON *o = sk_cli_json();
+    double at = sk_json_num(o, "clean_accuracy");
+    cJSON_Delete(o);
+    CHECK(rc == 0 && at == ev && strstr(sk_cli_err, "ensemble posterior"),
+          "attack judges an ensemble file by its predictive (clean %g, eval %g): %s", at, ev, sk_cli_err);
+    /* data that were preprocessed already are refused, naming the model's own preprocessing */
+    struct sk_dataset *te = fashion("test", 300);
+    struct sk_model *m = sk_model_load(sk_test_path("std.st"), NULL, NULL);
+    struct sk_dataset tt = { .n = 300, .dim = 784, .x = te->x };
+    sk_preprocess_apply(m->prep, &tt);
+    int64_t shp[2] = { 300, 784 }, lshp[1] = { 300 };
+    float zeros[300] = { 0 };
+    sk_npy_write_f32(sk_test_path("pre.npy"), te->x, 2, shp);
+    sk_npy_write_f32(sk_test_path("pre_labels.npy"), zeros, 1, lshp);
+    rc = sk_cli_run("eval --model std.st --data pre.npy --split all");
+    CHECK(rc == 1 && strstr(sk_cli_err, "preprocessed already") && strstr(sk_cli_err, "standardize"),
+          "pre-standardised data are refused: %s", sk_cli_err);
+    rc = sk_cli_run("eval --model std.st --data fashion-mnist --n 300");
+    CHECK(rc == 0, "raw data are fine: %s", sk_cli_err);
+    sk_model_free(m);
+    sk_dataset_free(te);
 }
 
 int main(void)

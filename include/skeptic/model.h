@@ -101,6 +101,10 @@ struct sk_model {
     /* What the training data were, recorded in every file made from the model
      * and checked against the data a command is given. */
     struct sk_data_record data;
+    /* Per-feature range [in_lo, in_hi] of the training split (NULL: not
+     * recorded, e.g. files from PyTorch). Data far outside it were probably
+     * preprocessed already: sk_model_check_range says so. Owned. */
+    float *in_lo, *in_hi;
 };
 
 /* Parse a spec and allocate a model with zeroed parameters (running
@@ -179,6 +183,17 @@ void sk_model_input_box(const struct sk_model *m, const float *lo, const float *
 /* The largest input scale (1 without a transform): the transform's Lipschitz
  * constant in every norm. */
 float sk_model_input_gain(const struct sk_model *m);
+
+/* Record the range of the training rows as m->in_lo/in_hi: per feature for
+ * tables, per channel over all its pixels for images (H x W > 1; stored
+ * expanded to every pixel), like the preprocessing's statistics. */
+int sk_model_set_range(struct sk_model *m, const struct sk_dataset *train);
+/* SK_EINVAL when more than 1% of the values of n rows x lie outside the
+ * recorded training range widened by a quarter of its width on each side
+ * (the message names the data `what`, the worst feature and the
+ * preprocessing the model applies itself); SK_OK otherwise or without a
+ * record. Catches data preprocessed a second time, or in other units. */
+int sk_model_check_range(const struct sk_model *m, const float *x, int n, const char *what);
 
 /* Check a data request against the record (classes: the selection asked for,
  * NULL = none asked; seed/fraction: 0 = not asked). Fills *eff with what to

@@ -305,7 +305,7 @@ int cli_record_training_data(struct sk_model *m, const struct cli_common *c, con
     struct sk_preprocess *p = sk_preprocess_fit(train, prep);
     int rc = p ? sk_model_set_preprocess(m, p) : SK_ENOMEM;
     sk_preprocess_free(p);
-    return rc;
+    return rc ? rc : sk_model_set_range(m, train);
 }
 
 struct sk_dataset *cli_open_model_data(const struct cli_common *c, const struct sk_model *m, const char *name,
@@ -324,6 +324,10 @@ struct sk_dataset *cli_open_model_data(const struct cli_common *c, const struct 
     if (d->dim != m->in_dim) {
         sk_error(SK_EINVAL, "%s has %d values per row (%dx%dx%d) but model '%s' expects %d", name, d->dim, d->c, d->h,
                  d->w, m->spec, m->in_dim);
+        sk_dataset_free(d);
+        return NULL;
+    }
+    if (sk_model_check_range(m, d->x, d->n, name)) {
         sk_dataset_free(d);
         return NULL;
     }

@@ -583,6 +583,17 @@ static int write_record(const struct sk_model *m, cJSON *meta)
     } else {
         set_string(meta, "skeptic.preprocess", "{\"kind\":\"none\"}");
     }
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.input_range");
+    if (m->in_lo) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddItemToObject(r, "lo", cJSON_CreateFloatArray(m->in_lo, m->in_dim));
+        cJSON_AddItemToObject(r, "hi", cJSON_CreateFloatArray(m->in_hi, m->in_dim));
+        char *t = cJSON_PrintUnformatted(r);
+        cJSON_Delete(r);
+        if (!t) return SK_ENOMEM;
+        set_string(meta, "skeptic.input_range", t);
+        free(t);
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.classes");
     if (m->data.classes[0]) set_string(meta, "skeptic.classes", m->data.classes);
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.data_seed");
@@ -612,6 +623,35 @@ int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f)
             if (rc != SK_EFORMAT) sk_error(SK_EFORMAT, "%s: preprocessing record: %s", f->path, sk_last_error());
             return SK_EFORMAT;
         }
+    }
+    const char *rj = sk_safetensors_meta(f, "skeptic.input_range");
+    if (rj) {
+        cJSON *r = cJSON_Parse(rj);
+        cJSON *lo = r ? cJSON_GetObjectItemCaseSensitive(r, "lo") : NULL, *hi = r ? cJSON_GetObjectItemCaseSensitive(r, "hi") : NULL;
+        int D = m->in_dim;
+        bool ok = cJSON_IsArray(lo) && cJSON_IsArray(hi) && cJSON_GetArraySize(lo) == D && cJSON_GetArraySize(hi) == D;
+        float *a = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL, *b = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL;
+        ok = ok && a && b;
+        int j = 0;
+        for (cJSON *p = ok ? lo->child : NULL, *q = ok ? hi->child : NULL; ok && p && q; p = p->next, q = q->next, j++) {
+            ok = cJSON_IsNumber(p) && cJSON_IsNumber(q) && isfinite(p->valuedouble) && isfinite(q->valuedouble) &&
+                 p->valuedouble <= q->valuedouble;
+            if (ok) {
+                a[j] = (float)p->valuedouble;
+                b[j] = (float)q->valuedouble;
+            }
+        }
+        cJSON_Delete(r);
+        if (!ok) {
+            sk_free(a);
+            sk_free(b);
+            return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.input_range\" is not {\"lo\":[%d numbers], "
+                            "\"hi\":[%d numbers]} with lo <= hi", f->path, D, D);
+        }
+        sk_free(m->in_lo);
+        sk_free(m->in_hi);
+        m->in_lo = a;
+        m->in_hi = b;
     }
     const char *cl = sk_safetensors_meta(f, "skeptic.classes");
     if (cl) {

@@ -183,6 +183,68 @@ float sk_model_input_gain(const struct sk_model *m)
     return g;
 }
 
+int sk_model_set_range(struct sk_model *m, const struct sk_dataset *d)
+{
+    if (d->dim != m->in_dim)
+        return sk_error(SK_EINVAL, "training range: the data have %d values per row, model '%s' takes %d", d->dim,
+                        m->spec, m->in_dim);
+    size_t D = (size_t)m->in_dim;
+    size_t HW = d->h * d->w > 1 && (size_t)d->c * d->h * d->w == D ? (size_t)d->h * d->w : 1;
+    float *lo = sk_malloc(sizeof(float) * D), *hi = sk_malloc(sizeof(float) * D);
+    if (!lo || !hi) {
+        sk_free(lo);
+        sk_free(hi);
+        return SK_ENOMEM;
+    }
+    for (size_t g0 = 0; g0 < D; g0 += HW) {
+        float a = d->n > 0 ? d->x[g0] : 0, b = a;
+        for (size_t i = 0; i < (size_t)d->n; i++)
+            for (size_t q = 0; q < HW; q++) {
+                float v = d->x[i * D + g0 + q];
+                a = v < a ? v : a;
+                b = v > b ? v : b;
+            }
+        for (size_t q = 0; q < HW; q++) {
+            lo[g0 + q] = a;
+            hi[g0 + q] = b;
+        }
+    }
+    sk_free(m->in_lo);
+    sk_free(m->in_hi);
+    m->in_lo = lo;
+    m->in_hi = hi;
+    return SK_OK;
+}
+
+int sk_model_check_range(const struct sk_model *m, const float *x, int n, const char *what)
+{
+    if (!m->in_lo || n < 1) return SK_OK;
+    size_t D = (size_t)m->in_dim, outside = 0, worst_j = 0;
+    double worst = 0, worst_v = 0;
+    for (size_t i = 0; i < (size_t)n; i++)
+        for (size_t j = 0; j < D; j++) {
+            double lo = m->in_lo[j], hi = m->in_hi[j], w = hi - lo, v = x[i * D + j];
+            /* a constant training feature: any change as large as the feature itself is far */
+            double pad = w > 0 ? 0.25 * w : 0.25 * fabs(lo) + 1e-6;
+            double d = v < lo - pad ? lo - pad - v : v > hi + pad ? v - hi - pad : 0;
+            if (d > 0) {
+                outside++;
+                if (d > worst) {
+                    worst = d;
+                    worst_j = j;
+                    worst_v = v;
+                }
+            }
+        }
+    if (outside * 100 <= (size_t)n * D) return SK_OK;
+    return sk_error(SK_EINVAL,
+                    "%s: %.1f%% of the values lie far outside the range the model was trained on (feature %zu: "
+                    "training range [%g, %g], here %g). The model takes the data in their own units and applies its "
+                    "own preprocessing (%s): were these data preprocessed already, or are they another data set?",
+                    what, 100.0 * (double)outside / ((double)n * (double)D), worst_j, m->in_lo[worst_j],
+                    m->in_hi[worst_j], worst_v, m->prep ? sk_prep_kind_name(m->prep->kind) : "none");
+}
+
 int sk_data_record_check(const struct sk_data_record *rec, const char *what, const char *classes, uint64_t seed,
                          float test_fraction, struct sk_data_record *eff)
 {

@@ -401,6 +401,8 @@ void sk_model_free(struct sk_model *m)
     sk_free(m->grads);
     sk_free(m->buffers);
     sk_preprocess_free(m->prep);
+    sk_free(m->in_lo);
+    sk_free(m->in_hi);
     sk_free(m);
 }
 
@@ -415,6 +417,16 @@ struct sk_model *sk_model_clone(const struct sk_model *src)
     if (sk_model_set_preprocess(m, src->prep)) {
         sk_model_free(m);
         return NULL;
+    }
+    if (src->in_lo) {
+        m->in_lo = sk_malloc(sizeof(float) * (size_t)m->in_dim);
+        m->in_hi = sk_malloc(sizeof(float) * (size_t)m->in_dim);
+        if (!m->in_lo || !m->in_hi) {
+            sk_model_free(m);
+            return NULL;
+        }
+        memcpy(m->in_lo, src->in_lo, sizeof(float) * (size_t)m->in_dim);
+        memcpy(m->in_hi, src->in_hi, sizeof(float) * (size_t)m->in_dim);
     }
     return m;
 }

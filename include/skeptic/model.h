@@ -33,6 +33,7 @@
 
 #include "skeptic/data.h"
 #include "skeptic/graph.h"
+#include "skeptic/model_file.h" /* save, load, the record in the file */
 
 #ifdef __cplusplus
 extern "C" {
@@ -195,6 +196,15 @@ int sk_model_set_range(struct sk_model *m, const struct sk_dataset *train);
  * record. Catches data preprocessed a second time, or in other units. */
 int sk_model_check_range(const struct sk_model *m, const float *x, int n, const char *what);
 
+/* Record in m what its training data were: the class selection `classes`
+ * (NULL = all), and for a data set `data` that is split by seed
+ * (sk_data_split_by_seed) its data seed and test fraction (0 = the defaults
+ * 1 and 0.2); fit the preprocessing `prep` on train and attach it as m's
+ * input transform (the data stay raw); record train's range
+ * (sk_model_set_range). Every trainer calls it before training, so that the
+ * file written afterwards opens the same data the same way. */
+int sk_model_record_data(struct sk_model *m, const char *data, const char *classes, uint64_t data_seed,
+                         float test_fraction, const struct sk_dataset *train, enum sk_prep_kind prep);
 /* Check a data request against the record (classes: the selection asked for,
  * NULL = none asked; seed/fraction: 0 = not asked). Fills *eff with what to
  * open (the record's values where none were asked). SK_EINVAL with a

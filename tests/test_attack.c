@@ -550,6 +550,207 @@ static void test_eot(void)
     sk_dataset_free(d);
 }
 
+/* ---- a stochastic classifier that lucky samples fool ----
+ * Two classes, inputs (x1, x2, x3) in [0,1]; per sample the score of class 0 is
+ *   z = 1.25 (x1 + x2 - 1) + base + u,  base = 2.2 if x3 rounds to 1, else 1.3,
+ * u = -7 with probability 0.2 (a lucky sample: p0 < 0.01), else 0; a call
+ * averages the probabilities of 8 samples (EOT). At x = (0.5, 0.5, x3) with
+ * eps 0.45 (L-inf) the attack can lower z by 1.125: the averaged
+ * p0 = 0.8 sigma(z) + 0.2 sigma(z - 7) stays >= 0.6 for base 2.2 (robust
+ * everywhere in the ball) and drops to 0.44 for base 1.3 (clean 0.63:
+ * breakable). One call misclassifies a robust point when 3 or more of its 8
+ * samples are lucky: about one time in five. */
+#define LUCKY_S 8
+struct lucky {
+    uint64_t key, calls;
+};
+
+/* the S sample scores of row i in call `call`, and the log of the averaged probabilities */
+static void lucky_forward(const struct lucky *l, uint64_t call, int row, const float *x, float *z, float *lp)
+{
+    float base = rintf(x[2]) >= 1 ? 2.2f : 1.3f;
+    double p0 = 0;
+    for (int s = 0; s < LUCKY_S; s++) {
+        uint64_t k = sk_rng_derive(sk_rng_derive(l->key, call).key, (uint64_t)row).key;
+        bool hit = sk_rng_uniform_at(k, (uint64_t)s) < 0.2f;
+        z[s] = 1.25f * (x[0] + x[1] - 1) + base - (hit ? 7.0f : 0.0f);
+        p0 += 1 / (1 + exp(-(double)z[s]));
+    }
+    p0 /= LUCKY_S;
+    lp[0] = (float)log(p0);
+    lp[1] = (float)log1p(-p0);
+}
+
+static int lucky_log_probs(void *self, const float *x, int N, float *logp)
+{
+    struct lucky *l = self;
+    uint64_t call = l->calls++;
+    float z[LUCKY_S];
+    for (int i = 0; i < N; i++) lucky_forward(l, call, i, x + (size_t)i * 3, z, logp + 2 * i);
+    return SK_OK;
+}
+
+static int lucky_input_grad(void *self, const float *x, int N, sk_logp_loss_fn f, void *fctx, float *logp,
+                            float *loss, float *dx)
+{
+    struct lucky *l = self;
+    uint64_t call = l->calls++;
+    float *lp = calloc(2 * (size_t)N + 2, sizeof(float)), *dl = calloc(2 * (size_t)N + 2, sizeof(float));
+    float *z = calloc((size_t)N * LUCKY_S + 1, sizeof(float));
+    for (int i = 0; i < N; i++) lucky_forward(l, call, i, x + (size_t)i * 3, z + (size_t)i * LUCKY_S, lp + 2 * i);
+    f(fctx, lp, N, 2, loss, dl);
+    for (int i = 0; i < N; i++) {
+        /* d log pbar0 / d z_s = sigma'(z_s) / (S pbar0), d log pbar1 / d z_s = -sigma'(z_s) / (S pbar1) */
+        double p0 = exp(lp[2 * i]), p1 = exp(lp[2 * i + 1]), g = 0;
+        for (int s = 0; s < LUCKY_S; s++) {
+            double sg = 1 / (1 + exp(-(double)z[(size_t)i * LUCKY_S + s])), ds = sg * (1 - sg) / LUCKY_S;
+            g += dl[2 * i] * ds / p0 - dl[2 * i + 1] * ds / p1;
+        }
+        dx[3 * i] = dx[3 * i + 1] = (float)(1.25 * g);
+        dx[3 * i + 2] = 0;
+    }
+    if (logp) memcpy(logp, lp, sizeof(float) * 2 * (size_t)N);
+    free(lp);
+    free(dl);
+    free(z);
+    return SK_OK;
+}
+
+static void test_lucky_sample(void)
+{
+    int n = 60;
+    struct lucky l = { sk_rng_derive(sk_rng_new(5).key, 1).key, 0 };
+    struct sk_classifier c = { 0 };
+    c.self = &l;
+    c.n_classes = 2;
+    c.in_c = 3;
+    c.in_h = c.in_w = 1;
+    c.in_dim = 3;
+    c.stochastic = true;
+    c.n_samples = LUCKY_S;
+    c.kind = "lucky";
+    c.log_probs = lucky_log_probs;
+    c.input_grad = lucky_input_grad;
+    float *x = malloc(sizeof(float) * 3 * (size_t)n);
+    int *y = calloc((size_t)n, sizeof(int));
+    for (int i = 0; i < n; i++) {
+        x[3 * i] = x[3 * i + 1] = 0.5f;
+        x[3 * i + 2] = i < n / 2 ? 1.0f : 0.0f; /* first half robust, second half breakable */
+    }
+    struct sk_attack_config cfg = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, 0.45f);
+    cfg.steps = 10;
+    cfg.audit = false;
+    struct sk_attack_result *r = sk_attack_evaluate(&c, &cfg, x, y, n);
+    CHECK(r != NULL, "lucky: %s", sk_last_error());
+    if (r) {
+        int rob_first = 0, rob_second = 0;
+        for (int i = 0; i < n; i++) *(i < n / 2 ? &rob_first : &rob_second) += r->robust[i];
+        printf("lucky sample: clean %.3f robust %.3f (s.e. %.4f, verdict %d samples); robust half %d/%d, "
+               "breakable half %d/%d robust\n", r->clean_acc, r->robust_acc, r->robust_acc_se, r->verdict_samples,
+               rob_first, n / 2, rob_second, n / 2);
+        /* one call as the verdict would misjudge about 6 of the 30 robust points (each 1 in 5) */
+        CHECK(r->clean_acc == 1.0, "every clean point is correct on average (clean %.3f)", r->clean_acc);
+        CHECK(rob_first == n / 2, "no robust point is counted broken by a lucky sample (%d of %d robust)", rob_first,
+              n / 2);
+        CHECK(rob_second == 0, "every breakable point is broken (%d of %d left robust)", rob_second, n / 2);
+        CHECK(fabs(r->robust_acc - 0.5) < 1e-12 && r->n_stages == 1 && r->stages[0].robust_acc == r->robust_acc,
+              "robust accuracy 0.5 = the stage's (%g, %g)", r->robust_acc, r->stages[0].robust_acc);
+        CHECK(r->verdict_samples == SK_ATTACK_VERDICT_SAMPLES, "verdict of %d samples (%d)", SK_ATTACK_VERDICT_SAMPLES,
+              r->verdict_samples);
+        /* margins are >= 6 standard errors: the error is tiny but positive */
+        CHECK(r->robust_acc_se >= 0 && r->robust_acc_se < 0.01, "Monte-Carlo s.e. %g", r->robust_acc_se);
+        /* the breakable points' kept iterates sit at the corner of the ball (z lowered by 1) */
+        double worst = 0;
+        for (int i = n / 2; i < n; i++)
+            worst = fmax(worst, fabs(r->x_adv[3 * i] - 0.05f) + fabs(r->x_adv[3 * i + 1] - 0.05f));
+        CHECK(worst < 0.05, "broken points pushed to the corner of the ball (worst distance %g)", worst);
+    }
+    sk_attack_result_free(r);
+    /* a verdict of 16 samples (2 calls of 8) misjudges robust points: the sample count matters */
+    cfg.verdict_samples = 1;
+    r = sk_attack_evaluate(&c, &cfg, x, y, n);
+    CHECK(r && r->verdict_samples == 2 * LUCKY_S, "the verdict takes two calls at least (%d)",
+          r ? r->verdict_samples : -1);
+    if (r) {
+        int rob_first = 0;
+        for (int i = 0; i < n / 2; i++) rob_first += r->robust[i];
+        printf("lucky sample, verdict of 16 samples: %d of %d robust points kept, s.e. %.4f\n", rob_first, n / 2,
+               r->robust_acc_se);
+        CHECK(rob_first < n / 2 && r->robust_acc_se > 0.01,
+              "a 16-sample verdict loses robust points (%d of %d) and says so (s.e. %g)", rob_first, n / 2,
+              r->robust_acc_se);
+    }
+    sk_attack_result_free(r);
+    /* sk_attack_run: the same verdict, min_norm only where it says adversarial */
+    float *xa = malloc(sizeof(float) * 3 * (size_t)n), *mn = malloc(sizeof(float) * (size_t)n);
+    cfg.verdict_samples = 0; /* the default */
+    int rc = sk_attack_run(&c, &cfg, x, y, NULL, n, xa, mn);
+    CHECK(rc == 0, "run: %s", sk_last_error());
+    int inf_first = 0, fin_second = 0;
+    for (int i = 0; i < n; i++) {
+        if (i < n / 2) inf_first += isinf(mn[i]);
+        else fin_second += isfinite(mn[i]) && fabsf(mn[i] - 0.45f) < 1e-3f;
+    }
+    CHECK(inf_first == n / 2 && fin_second == n / 2, "min_norm: none for robust points (%d of %d), eps for broken (%d of %d)",
+          inf_first, n / 2, fin_second, n / 2);
+    free(xa);
+    free(mn);
+    free(x);
+    free(y);
+}
+
+/* ---- the suite on an MC-dropout model: stage lines and headline agree ---- */
+static void test_suite_stochastic(void)
+{
+    int D = 64, n = 40;
+    struct sk_dataset *d = sk_data_blobs(n + 300, 10, D, 1.0f, 3);
+    for (size_t i = 0; i < (size_t)d->n * D; i++) d->x[i] = 1 / (1 + expf(-d->x[i] / 3));
+    struct sk_model *m = sk_model_from_spec("mlp:64-128-10:relu:dropout0.3");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 2);
+    struct sk_train_config tc = sk_train_defaults();
+    tc.epochs = 15;
+    tc.batch = 32;
+    tc.opt = sk_optim_defaults(SK_OPT_ADAM);
+    CHECK(sk_train(m, &tc, d->x + (size_t)n * D, d->y + n, 300) == 0, "train: %s", sk_last_error());
+    struct sk_classifier *c = sk_classifier_from_model(m, SK_MODE_MC, 4, 1);
+    struct sk_attack_config cfg = sk_attack_defaults(SK_ATTACK_SUITE, SK_NORM_LINF, 0.02f);
+    cfg.steps = 8;
+    cfg.queries = 40;
+    cfg.verdict_samples = 100;
+    struct sk_attack_result *r = sk_attack_evaluate(c, &cfg, d->x, d->y, n);
+    CHECK(r && r->n_stages == 4, "suite runs: %s", r ? "" : sk_last_error());
+    if (r && r->n_stages == 4) {
+        char buf[4096];
+        sk_attack_summary(r, buf, sizeof buf);
+        printf("%s", buf);
+        CHECK(r->stages[3].robust_acc == r->robust_acc, "last stage %.4f = headline %.4f", r->stages[3].robust_acc,
+              r->robust_acc);
+        for (int s = 1; s < 4; s++)
+            CHECK(r->stages[s].robust_acc <= r->stages[s - 1].robust_acc, "stage %d %.4f <= stage %d %.4f", s,
+                  r->stages[s].robust_acc, s - 1, r->stages[s - 1].robust_acc);
+        CHECK(r->robust_acc < r->clean_acc && r->clean_acc > 0.5, "the attack breaks something (clean %.3f, robust %.3f)",
+              r->clean_acc, r->robust_acc);
+        CHECK(r->verdict_samples == 100 && r->robust_acc_se > 0 && r->robust_acc_se < 0.05,
+              "verdict of 100 samples (%d), s.e. %g", r->verdict_samples, r->robust_acc_se);
+        CHECK(strstr(buf, "100 predictive samples") != NULL, "summary names the verdict");
+        /* a fresh 400-sample predictive agrees with the headline on the kept iterates */
+        struct sk_classifier *judge = sk_classifier_from_model(m, SK_MODE_MC, 400, 99);
+        int *p = malloc(sizeof(int) * n), ok = 0;
+        sk_classifier_predict(judge, r->x_adv, n, p);
+        for (int i = 0; i < n; i++) ok += p[i] == d->y[i] && r->clean_correct[i];
+        free(p);
+        sk_classifier_free(judge);
+        double acc = (double)ok / n;
+        CHECK(fabs(acc - r->robust_acc) <= 3 * r->robust_acc_se + 1.0 / n + 1e-9,
+              "a fresh 400-sample verdict %.4f agrees with the headline %.4f (s.e. %.4f)", acc, r->robust_acc,
+              r->robust_acc_se);
+    }
+    sk_attack_result_free(r);
+    sk_classifier_free(c);
+    sk_model_free(m);
+    sk_dataset_free(d);
+}
+
 /* ---- the other audits ---- */
 struct batchdep {
     struct sk_classifier *inner;
@@ -658,6 +859,8 @@ int main(void)
     test_monotone();
     test_masked();
     test_eot();
+    test_lucky_sample();
+    test_suite_stochastic();
     test_audits();
     test_project_outside_box();
     return sk_test_finish("test_attack");

@@ -62,7 +62,9 @@ static void random_start(const struct sk_actx *a, int tag, int r, const float *x
     sk_attack_proj_rows(a, eps, x0, x, M);
 }
 
-/* update tracking state with the point x whose log-probs and loss are lp, loss */
+/* update tracking state with the point x whose log-probs and loss are lp, loss.
+ * Stochastic classifier: one call's misclassification may be luck, so no row
+ * is locked; bx is the iterate of the highest (EOT-averaged) loss. */
 static void track(const struct sk_actx *a, const float *x, const float *x0, const float *lp, const float *loss,
                   const int *y, const int *t, int M, float *bx, float *bl, bool *bs, float *mn)
 {
@@ -70,7 +72,7 @@ static void track(const struct sk_actx *a, const float *x, const float *x0, cons
     for (int i = 0; i < M; i++) {
         if (bs[i]) continue;
         const float *xi = x + (size_t)i * D;
-        if (sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1)) {
+        if (!a->stoch && sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1)) {
             bs[i] = true;
             memcpy(bx + (size_t)i * D, xi, sizeof(float) * D);
             mn[i] = (float)sk_attack_rownorm(a, a->cfg.norm, xi, x0 + (size_t)i * D);
@@ -341,6 +343,7 @@ static int restarts_loop(struct sk_actx *a, int kind_or_loss, bool is_apgd, cons
         if (rc) break;
         for (int q = 0; q < m; q++) {
             int i = b.idx[q];
+            if (a->last) memcpy(a->last + (size_t)i * D, b.x + (size_t)q * D, sizeof(float) * D);
             memcpy(bx + (size_t)i * D, b.bx + (size_t)q * D, sizeof(float) * D);
             bl[i] = b.bl[q];
             bs[i] = b.bs[q];
@@ -400,8 +403,11 @@ int sk_atk_apgd_t(struct sk_actx *a, const float *x0, const int *y, const int *r
             }
             tg[i] = best;
         }
-        for (int i = 0; i < M; i++)
-            if (!bs[i]) bl[i] = -INFINITY; /* a new loss: best-loss tracking restarts */
+        /* a new loss: best-loss tracking restarts. Stochastic: no row is locked, so the
+         * targeted DLR losses (normalised margins toward different targets) are compared
+         * across targets instead, and the iterate of the best one stays. */
+        for (int i = 0; i < M && !a->stoch; i++)
+            if (!bs[i]) bl[i] = -INFINITY;
         a->stage = saved_stage * 16 + tc;
         rc = restarts_loop(a, SK_LOSS_DLR, true, x0, y, tg, rid, M, bx, bl, bs, mn, a->cfg.restarts);
     }

@@ -3,7 +3,8 @@
  * arrays are compact (row i of x0 is row i of bx, ...). Best-point state:
  *   bx [M,D]  best point so far (init x0)
  *   bl [M]    its loss (init -INFINITY; only compared within one attack)
- *   bs [M]    an adversarial point was found (bx is then the first one)
+ *   bs [M]    an adversarial point was found (bx is then the first one);
+ *             always false on a stochastic classifier (a->stoch)
  *   mn [M]    norm of the smallest adversarial found (INFINITY if none)
  */
 #ifndef SK_ATTACK_INTERNAL_H
@@ -23,6 +24,11 @@ struct sk_actx {
     int img_c, img_h, img_w;
     bool t_loss_only;    /* targets steer the loss only; success = misclassified (apgd-t) */
     int stage;           /* index of the current stage (randomness tag) */
+    bool stoch;          /* stochastic classifier: no row is locked or stopped on a noisy success;
+                          * bx keeps the iterate of the best averaged objective, bs stays false
+                          * (the caller's verdict decides) */
+    float *last;         /* if not NULL [M,D]: gradient attacks write each row's final iterate
+                          * (a second candidate for the verdict; set by the caller per chunk) */
 };
 
 /* loss callback context: the attack ascends this loss */

@@ -1,7 +1,9 @@
 /* Minimal-norm attacks: Carlini–Wagner L2 (tanh box, Adam, binary search on
  * c), DeepFool (multi-class linearisation) and FMN (fast minimum-norm, L2 and
  * Linf). Each returns in bx the smallest adversarial point found (mn its
- * norm), or x0 if none; the caller projects onto the budget. */
+ * norm), or x0 if none; the caller projects onto the budget. On a
+ * stochastic classifier: bx is the iterate within eps of the largest
+ * averaged margin (keep_margin), DeepFool runs all its steps, no bisection. */
 #include "attack/internal.h"
 
 static int argmax_row(const float *r, int K) { return sk_attack_argmax(r, K); }
@@ -20,6 +22,28 @@ static bool adv_margin(const struct sk_actx *a, const float *lp, int y, int t)
     }
     int am = sk_attack_argmax(lp, K);
     return lp[am] - lp[y] >= 1e-5f;
+}
+
+/* Stochastic classifier: a noisy success proves nothing and the caller's
+ * verdict judges the point within eps, so each row keeps (in bx) its iterate
+ * within the budget of the largest EOT-averaged CW margin (bm[i], init
+ * -INFINITY); bs and mn are left to the verdict. */
+static void keep_margin(const struct sk_actx *a, const float *xi, const float *x0i, const float *lpi, int y,
+                        const int *t, float *bxi, float *bmi)
+{
+    if (sk_attack_rownorm(a, a->cfg.norm, xi, x0i) > a->cfg.eps) return;
+    float m;
+    sk_margin_rows(SK_MARGIN_CW, lpi, 1, a->K, &y, t, &m, NULL);
+    if (m <= *bmi) return;
+    *bmi = m;
+    memcpy(bxi, xi, sizeof(float) * a->D);
+}
+
+static float *margins_new(int M)
+{
+    float *bm = sk_malloc(sizeof(float) * (size_t)(M > 0 ? M : 1));
+    for (int i = 0; bm && i < M; i++) bm[i] = -INFINITY;
+    return bm;
 }
 
 /* loss = logp_k for one class k on every row */
@@ -106,7 +130,8 @@ int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int 
     float *xg = sk_malloc(sizeof(float) * MD), *gg = sk_malloc(sizeof(float) * MD);
     float *lpg = sk_malloc(sizeof(float) * (size_t)M * K);
     int *gi = sk_malloc(sizeof(int) * M);
-    if (!x || !rt || !gk || !lp || !done || !xg || !gg || !lpg || !gi) {
+    float *bm = a->stoch ? margins_new(M) : NULL;
+    if (!x || !rt || !gk || !lp || !done || !xg || !gg || !lpg || !gi || (a->stoch && !bm)) {
         rc = SK_ENOMEM;
         goto out;
     }
@@ -131,7 +156,10 @@ int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int 
             if (done[i]) continue;
             const float *li = lp + (size_t)i * K;
             int ti = t ? t[i] : -1;
-            if (sk_attack_is_adv(a, li, y[i], ti)) {
+            if (a->stoch)
+                keep_margin(a, x + (size_t)i * D, x0 + (size_t)i * D, li, y[i], t ? t + i : NULL,
+                            bx + (size_t)i * D, bm + i);
+            else if (sk_attack_is_adv(a, li, y[i], ti)) {
                 done[i] = bs[i] = true;
                 memcpy(bx + (size_t)i * D, x + (size_t)i * D, sizeof(float) * D);
                 mn[i] = (float)sk_attack_rownorm(a, SK_NORM_L2, x + (size_t)i * D, x0 + (size_t)i * D);
@@ -183,12 +211,16 @@ int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int 
             if (!any) break;
         }
     }
-    /* the overshoot passes the boundary on purpose; bisect back to it */
-    enum sk_norm saved = a->cfg.norm;
-    a->cfg.norm = SK_NORM_L2;
-    rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 12);
-    a->cfg.norm = saved;
+    /* the overshoot passes the boundary on purpose; bisect back to it (not on a
+     * stochastic classifier: bisection on noisy calls would only pull bx back) */
+    if (!a->stoch) {
+        enum sk_norm saved = a->cfg.norm;
+        a->cfg.norm = SK_NORM_L2;
+        rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 12);
+        a->cfg.norm = saved;
+    }
 out:
+    sk_free(bm);
     sk_free(x);
     sk_free(rt);
     sk_free(gk);
@@ -236,7 +268,8 @@ int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, co
     float *lp = sk_malloc(sizeof(float) * (size_t)M * K), *loss = sk_malloc(sizeof(float) * M);
     float *c = sk_malloc(sizeof(float) * M), *clo = sk_malloc(sizeof(float) * M), *chi = sk_malloc(sizeof(float) * M);
     bool *found = sk_malloc(sizeof(bool) * M);
-    if (!w || !w0 || !x || !dx || !m1 || !v || !lp || !loss || !c || !clo || !chi || !found) {
+    float *bm = a->stoch ? margins_new(M) : NULL;
+    if (!w || !w0 || !x || !dx || !m1 || !v || !lp || !loss || !c || !clo || !chi || !found || (a->stoch && !bm)) {
         rc = SK_ENOMEM;
         goto out;
     }
@@ -267,10 +300,13 @@ int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, co
                 goto out;
             for (int i = 0; i < M; i++) {
                 const float *xi = x + (size_t)i * D;
+                if (a->stoch)
+                    keep_margin(a, xi, x0 + (size_t)i * D, lp + (size_t)i * K, y[i], t ? t + i : NULL,
+                                bx + (size_t)i * D, bm + i);
                 if (!sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1)) continue;
                 found[i] = true;
                 float nrm = (float)sk_attack_rownorm(a, SK_NORM_L2, xi, x0 + (size_t)i * D);
-                if (nrm < mn[i]) {
+                if (nrm < mn[i] && !a->stoch) {
                     mn[i] = nrm;
                     bs[i] = true;
                     memcpy(bx + (size_t)i * D, xi, sizeof(float) * D);
@@ -303,8 +339,9 @@ int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, co
             }
         }
     }
-    rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 10);
+    if (!a->stoch) rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 10);
 out:
+    sk_free(bm);
     sk_free(w);
     sk_free(w0);
     sk_free(x);
@@ -337,7 +374,8 @@ int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, c
     float *x = sk_malloc(sizeof(float) * MD), *dx = sk_malloc(sizeof(float) * MD);
     float *lp = sk_malloc(sizeof(float) * (size_t)M * K), *loss = sk_malloc(sizeof(float) * M);
     float *eps = sk_malloc(sizeof(float) * M);
-    if (!x || !dx || !lp || !loss || !eps) {
+    float *bm = a->stoch ? margins_new(M) : NULL;
+    if (!x || !dx || !lp || !loss || !eps || (a->stoch && !bm)) {
         rc = SK_ENOMEM;
         goto out;
     }
@@ -358,7 +396,11 @@ int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, c
             const float *x0i = x0 + (size_t)i * D;
             bool adv = sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1);
             float nrm = (float)sk_attack_rownorm(a, a->cfg.norm, xi, x0i);
-            if (adv && nrm < mn[i]) {
+            if (a->stoch) {
+                /* the radius schedule still follows the noisy calls (mn: smallest seen) */
+                keep_margin(a, xi, x0i, lp + (size_t)i * K, y[i], t ? t + i : NULL, bx + (size_t)i * D, bm + i);
+                if (adv && nrm < mn[i]) mn[i] = nrm;
+            } else if (adv && nrm < mn[i]) {
                 mn[i] = nrm;
                 bs[i] = true;
                 memcpy(bx + (size_t)i * D, xi, sizeof(float) * D);
@@ -375,7 +417,7 @@ int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, c
                 eps[i] = adv ? nrm : (gdual > 0 ? (float)(fabs(loss[i]) / gdual) : 0);
             else if (adv)
                 eps[i] = fminf(eps[i] * (1 - gamma), mn[i]);
-            else if (bs[i])
+            else if (bs[i] || (a->stoch && isfinite(mn[i])))
                 eps[i] = eps[i] * (1 + gamma);
             else
                 eps[i] = fmaxf(eps[i] * (1 + gamma), gdual > 0 ? (float)(nrm + fabs(loss[i]) / gdual) : 0);
@@ -391,8 +433,9 @@ int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, c
             sk_attack_proj_rows(a, eps[i], x0i, xi, 1);
         }
     }
-    rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 8);
+    if (!a->stoch) rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 8);
 out:
+    sk_free(bm);
     sk_free(x);
     sk_free(dx);
     sk_free(lp);

@@ -2,7 +2,9 @@
  * al. 2020) and Sparse-RS L0 (Croce et al. 2022). Both do random search on
  * the margin max_{j!=y} z_j - z_y (targeted: z_t - max_{j!=t} z_j), accept a
  * proposal when the margin does not drop, and query only the rows still
- * standing. Randomness: one stream per (row id, iteration). */
+ * standing. On a stochastic classifier no row is stopped: every row spends
+ * all its queries and bx is the proposal of the best (EOT-averaged) margin.
+ * Randomness: one stream per (row id, iteration). */
 #include "attack/internal.h"
 
 /* fraction of pixels changed at iteration it of n (the reference schedule,
@@ -76,7 +78,7 @@ static int rs_start(struct sk_actx *a, struct rs *r, int M, const float *x0, con
     if (rc) return rc;
     for (int i = 0; i < M; i++) {
         r->mb[i] = r->m[i];
-        if (sk_attack_is_adv(a, r->lp + (size_t)i * a->K, y[i], t ? t[i] : -1)) {
+        if (!a->stoch && sk_attack_is_adv(a, r->lp + (size_t)i * a->K, y[i], t ? t[i] : -1)) {
             bs[i] = true;
             mn[i] = (float)sk_attack_rownorm(a, norm, bx + (size_t)i * a->D, x0 + (size_t)i * a->D);
         }
@@ -155,7 +157,7 @@ int sk_atk_square(struct sk_actx *a, const float *x0, const int *y, const int *t
             if (r.m[q] < r.mb[i]) continue;
             r.mb[i] = r.m[q];
             memcpy(bx + (size_t)i * D, r.xc + (size_t)q * D, sizeof(float) * D);
-            if (sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
+            if (!a->stoch && sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
                 bs[i] = true;
                 mn[i] = (float)sk_attack_rownorm(a, SK_NORM_LINF, bx + (size_t)i * D, x0 + (size_t)i * D);
             }
@@ -246,7 +248,7 @@ int sk_atk_sparse(struct sk_actx *a, const float *x0, const int *y, const int *t
             r.mb[i] = r.m[q];
             memcpy(bx + (size_t)i * D, r.xc + (size_t)q * D, sizeof(float) * D);
             memcpy(pos + (size_t)i * k, npos + (size_t)q * k, sizeof(int) * k);
-            if (sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
+            if (!a->stoch && sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
                 bs[i] = true;
                 mn[i] = (float)sk_attack_rownorm(a, SK_NORM_L0, bx + (size_t)i * D, x0 + (size_t)i * D);
             }

@@ -50,6 +50,8 @@ static void json_result(cJSON *o, const struct sk_attack_result *r)
     cJSON_AddBoolToObject(o, "stochastic", r->stochastic);
     cJSON_AddNumberToObject(o, "eot_samples", r->eot_samples);
     cJSON_AddBoolToObject(o, "no_eot", r->no_eot);
+    cJSON_AddNumberToObject(o, "verdict_samples", r->verdict_samples);
+    cli_json_num(o, "robust_accuracy_se", r->robust_acc_se);
     if (r->no_eot) cJSON_AddStringToObject(o, "label", "stochastic model, no EOT: optimistic robust accuracy");
     cJSON *st = cJSON_AddArrayToObject(o, "stages");
     for (int s = 0; s < r->n_stages; s++) {
@@ -74,6 +76,7 @@ int cmd_attack(int argc, char **argv)
     const char *save_adv = NULL, *save_grad = NULL, *grid = NULL, *plot = NULL, *csv = NULL;
     float eps = NAN, step_size = 0, clip_min = NAN, clip_max = NAN;
     int steps = 0, restarts = 1, eot = 0, queries = 0, n_targets = 0, batch = 256, target = -1, grid_n = 8;
+    int verdict = SK_ATTACK_VERDICT_SAMPLES;
     uint64_t seed = 0;
     bool random_start = false, mc = false;
     struct cli_opt opts[] = {
@@ -93,6 +96,8 @@ int cmd_attack(int argc, char **argv)
         { "target", CLI_INT, &target, "K", "target class for every point (implies --targeted given)" },
         { "mc", CLI_FLAG, &mc, NULL, "attack the MC-dropout predictive (dropout on at test time)" },
         { "eot", CLI_INT, &eot, "K", "expectation over transformation: K dropout samples per call (with --mc)" },
+        { "verdict-samples", CLI_INT, &verdict, "N",
+          "stochastic model: predictive samples that judge each point (default 200; same for every stage)" },
         { "queries", CLI_INT, &queries, "Q", "square/sparse queries per point (default 5000)" },
         { "n-targets", CLI_INT, &n_targets, "K", "apgd-t: target classes tried (default 9)" },
         { "batch", CLI_INT, &batch, "B", "rows per model call (default 256)" },
@@ -121,7 +126,9 @@ int cmd_attack(int argc, char **argv)
         "zero or non-finite input gradients, black-box beating white-box (gradient masking), outputs that look\n"
         "like probabilities, train-mode behaviour. With --mc and no --eot K the figure is labelled 'no EOT'.\n"
         "JSON keys: attack, norm, eps, n, clean_accuracy, robust_accuracy, success_rate, mean_norm, median_norm,\n"
-        "grad_evals, queries, seconds, stochastic, eot_samples, no_eot, stages, warnings, curve, box.",
+        "grad_evals, queries, seconds, stochastic, eot_samples, no_eot, verdict_samples, robust_accuracy_se,\n"
+        "stages, warnings, curve, box. With --mc the attacks run all their steps on every point and a point is\n"
+        "broken only if the average of --verdict-samples predictive samples misclassifies it.",
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --attack pgd --eps 0.1 --steps 20\n"
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --attack suite --eps 0.1 --json\n"
         "skeptic attack --model mlp.safetensors --data fashion-mnist --n 1000 --eps-list 0,0.02,0.05,0.1,0.2 --plot eps.png\n"
@@ -152,8 +159,8 @@ int cmd_attack(int argc, char **argv)
     }
     if (!eps_list && !(eps >= 0)) return cli_usage("--eps must be >= 0 (got %g)", eps);
     if ((plot || csv) && !eps_list) return cli_usage("--plot and --csv need --eps-list");
-    if (steps < 0 || restarts < 1 || batch < 1 || eot < 0 || queries < 0 || grid_n < 1)
-        return cli_usage("--steps, --restarts, --batch, --eot, --queries and --grid-n must be positive");
+    if (steps < 0 || restarts < 1 || batch < 1 || eot < 0 || queries < 0 || grid_n < 1 || verdict < 1)
+        return cli_usage("--steps, --restarts, --batch, --eot, --queries, --verdict-samples and --grid-n must be positive");
     struct sk_attack_config cfg = sk_attack_defaults((enum sk_attack_kind)kind, (enum sk_norm)p, eps);
     cfg.steps = steps;
     cfg.restarts = restarts;
@@ -161,6 +168,7 @@ int cmd_attack(int argc, char **argv)
     cfg.random_start = random_start;
     cfg.batch = batch;
     cfg.seed = seed;
+    cfg.verdict_samples = verdict;
     if (queries) cfg.queries = queries;
     if (n_targets) cfg.n_target_classes = n_targets;
     if (loss) {

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
 #include "skeptic/attack.h"
+#include "skeptic/bayes.h"
 
 #define MAX_EPS 32
 
@@ -190,8 +192,16 @@ int cmd_attack(int argc, char **argv)
     if (c.threads) sk_set_threads(c.threads);
 
     char *meta = NULL;
-    struct sk_model *m = cli_load_model(&c, &meta);
-    if (!m) return CLI_FAIL;
+    /* a posterior file (or one with a temperature) is attacked through its
+     * predictive, like eval and compare judge it; a plain file as a network */
+    struct sk_posterior *post = NULL;
+    struct sk_model *m = NULL;
+    if (cli_is_posterior_file(c.model)) {
+        if (!(post = sk_posterior_load(c.model))) return cli_fail_lib();
+        m = post->model;
+    } else if (!(m = cli_load_model(&c, &meta))) {
+        return CLI_FAIL;
+    }
     struct sk_dataset *d = cli_load_eval_data(&c, m, meta);
     struct sk_classifier *cl = NULL;
     struct sk_attack_result *r = NULL, **rs = NULL;
@@ -207,6 +217,11 @@ int cmd_attack(int argc, char **argv)
         status = cli_usage("--target %d: the model has %d classes", target, m->n_classes);
         goto out;
     }
+    if (post && mc) {
+        status = cli_usage("--mc: %s holds a %s posterior, attacked through its own predictive (--eot K samples per "
+                           "call); --mc is for plain files with dropout", c.model, sk_bayes_method_name(post->method));
+        goto out;
+    }
     if (mc && !sk_model_has_dropout(m)) {
         status = cli_usage("--mc: the model has no dropout layer, it is deterministic");
         goto out;
@@ -216,8 +231,19 @@ int cmd_attack(int argc, char **argv)
         status = brc;
         goto out;
     }
-    if (eot && !mc) fprintf(stderr, "skeptic attack: note: --eot without --mc: the model runs deterministic (eval mode); --eot ignored\n");
-    cl = sk_classifier_from_model(m, mc ? SK_MODE_MC : SK_MODE_EVAL, mc ? (eot ? eot : 1) : 1, seed);
+    if (post) {
+        /* ensembles and SGLD: every member unless --eot K; vi / laplace: K samples per call (default 1: no EOT) */
+        bool stoch = post->method == SK_BAYES_VI || post->method == SK_BAYES_LAPLACE || post->method == SK_BAYES_MCDROPOUT;
+        cl = sk_posterior_classifier(post, eot ? eot : (stoch ? 1 : 0), seed);
+        if (cl)
+            fprintf(stderr, "skeptic attack: %s is a %s posterior: attacking its predictive over %d sample(s) per call, "
+                    "temperature %g applied\n", c.model, sk_bayes_method_name(post->method), cl->n_samples,
+                    post->temperature);
+    } else {
+        if (eot && !mc)
+            fprintf(stderr, "skeptic attack: note: --eot without --mc: the model runs deterministic (eval mode); --eot ignored\n");
+        cl = sk_classifier_from_model(m, mc ? SK_MODE_MC : SK_MODE_EVAL, mc ? (eot ? eot : 1) : 1, seed);
+    }
     if (!cl) {
         status = cli_fail_lib();
         goto out;
@@ -372,6 +398,9 @@ out:
     sk_classifier_free(cl);
     sk_free(meta);
     sk_dataset_free(d);
-    sk_model_free(m);
+    if (post)
+        sk_posterior_free(post);
+    else
+        sk_model_free(m);
     return status;
 }

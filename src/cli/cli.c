@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -39,6 +40,48 @@ int cli_usage(const char *fmt, ...)
 }
 
 int cli_fail_lib(void) { return cli_fail("%s", sk_last_error()[0] ? sk_last_error() : "unknown failure"); }
+
+/* Whether s[0] continues a field name like "adv.eps" (a '.' only inside one). */
+static bool in_word(const char *s)
+{
+    return isalnum((unsigned char)s[0]) || s[0] == '_' || (s[0] == '.' && isalnum((unsigned char)s[1]));
+}
+
+/* sk_last_error() into buf with the fields of map named by their flags. */
+static const char *map_fields(const struct cli_field_flag *map, char *buf, size_t cap)
+{
+    const char *e = sk_last_error()[0] ? sk_last_error() : "unknown failure";
+    size_t n = 0;
+    for (const char *p = e; *p && n + 1 < cap;) {
+        const struct cli_field_flag *m = NULL;
+        if (p == e || !in_word(p - 1))
+            for (m = map; m && m->field; m++) {
+                size_t l = strlen(m->field);
+                if (!strncmp(p, m->field, l) && !in_word(p + l)) break;
+            }
+        if (m && m->field) {
+            n += (size_t)snprintf(buf + n, cap - n, "%s", m->flag);
+            if (n >= cap) n = cap - 1;
+            p += strlen(m->field);
+        } else {
+            buf[n++] = *p++;
+        }
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int cli_fail_lib_map(const struct cli_field_flag *map)
+{
+    char buf[2048];
+    return cli_fail("%s", map_fields(map, buf, sizeof buf));
+}
+
+int cli_usage_lib(const struct cli_field_flag *map)
+{
+    char buf[2048];
+    return cli_usage("%s", map_fields(map, buf, sizeof buf));
+}
 
 int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d, float given_lo, float given_hi,
                   bool allow_none, float *lo, float *hi)
@@ -178,6 +221,8 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
         pos[np++] = a;
     }
     if (n_pos) *n_pos = np;
+    for (const struct cli_opt *o = opts; o->name; o++)
+        if (!strcmp(o->name, "threads") && o->type == CLI_INT && *(int *)o->dst != 0) sk_set_threads(*(int *)o->dst);
     return 0;
 }
 
@@ -293,19 +338,7 @@ struct sk_model *cli_load_model(const struct cli_common *c, char **meta)
 int cli_record_training_data(struct sk_model *m, const struct cli_common *c, const struct sk_dataset *train,
                              enum sk_prep_kind prep)
 {
-    struct sk_data_record *r = &m->data;
-    memset(r, 0, sizeof *r);
-    if (c->classes && strlen(c->classes) >= sizeof r->classes)
-        return sk_error(SK_EINVAL, "the class list '%.40s...' is longer than %zu characters", c->classes,
-                        sizeof r->classes - 1);
-    if (c->classes) snprintf(r->classes, sizeof r->classes, "%s", c->classes);
-    r->data_seed = c->data_seed ? c->data_seed : 1;
-    r->test_fraction = c->test_fraction > 0 ? c->test_fraction : 0.2f;
-    r->has_split = sk_data_split_by_seed(c->data);
-    struct sk_preprocess *p = sk_preprocess_fit(train, prep);
-    int rc = p ? sk_model_set_preprocess(m, p) : SK_ENOMEM;
-    sk_preprocess_free(p);
-    return rc ? rc : sk_model_set_range(m, train);
+    return sk_model_record_data(m, c->data, c->classes, c->data_seed, c->test_fraction, train, prep);
 }
 
 struct sk_dataset *cli_open_model_data(const struct cli_common *c, const struct sk_model *m, const char *name,

@@ -65,7 +65,9 @@ struct cli_help {
 };
 
 /* Parse argv[1..argc) against opts. "--name value" and "--name=value" are
- * both accepted; "-h"/"--help" prints help to stdout. Positional arguments
+ * both accepted; "-h"/"--help" prints help to stdout. An option "threads"
+ * (CLI_THREADS_OPT) given a count other than 0 sets the library's threads, so
+ * no command does. Positional arguments
  * go to pos[0..max_pos) (*n_pos counts them; pos may be NULL when none are
  * allowed). Returns 0 on success, -1 after printing --help (the command then
  * exits 0), CLI_USAGE after printing a usage error to stderr. Values are
@@ -79,6 +81,17 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* cli_fail with sk_last_error() as the message. */
 int cli_fail_lib(void);
+
+/* The library's messages name config fields ("adv.eps"); the command line
+ * names the flag that sets each ("--adv-eps"). A table ends with { NULL }. */
+struct cli_field_flag {
+    const char *field;
+    const char *flag;
+};
+/* cli_fail_lib / cli_usage with every field of map that sk_last_error()
+ * names (as a whole word) replaced by its flag. */
+int cli_fail_lib_map(const struct cli_field_flag *map);
+int cli_usage_lib(const struct cli_field_flag *map);
 
 /* ---- options most commands share ---- */
 struct cli_common {
@@ -126,10 +139,8 @@ struct sk_dataset *cli_load_data(const struct cli_common *c, const char *split);
  * returns NULL. */
 struct sk_model *cli_load_model(const struct cli_common *c, char **meta);
 
-/* Record in m what its training data were: c's class selection and, for a
- * single-file set, its split (data seed, test fraction); and fit the
- * preprocessing `prep` on train, attached to m as its input transform (the
- * data stay raw). Every training command calls it before training. */
+/* sk_model_record_data with c's data set, class selection, data seed and
+ * test fraction. Every training command calls it before training. */
 int cli_record_training_data(struct sk_model *m, const struct cli_common *c, const struct sk_dataset *train,
                              enum sk_prep_kind prep);
 /* Open data set `name` (split `split`) as model m was trained on it: the

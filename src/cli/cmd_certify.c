@@ -13,6 +13,118 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* What certify found: the report, and the Lipschitz radii's medians. */
+struct cert_result {
+    struct sk_cert_report rep;
+    double med2, medinf;
+};
+
+/* Certify d: the Lipschitz bound (one computation of the layer bounds gives
+ * the certified points and the radii) or bound propagation in [lo, hi]. */
+static int certify(struct sk_model *m, const struct sk_dataset *d, int method, float eps, float lo, float hi,
+                   struct cert_result *r)
+{
+    unsigned char *cert = sk_malloc((size_t)d->n);
+    float *r2 = NULL, *rinf = NULL;
+    int status = CLI_OK;
+    r->med2 = r->medinf = NAN;
+    if (!cert) {
+        status = cli_fail_lib();
+    } else if (method == SK_CERT_LIPSCHITZ) {
+        r2 = sk_malloc(sizeof(float) * (size_t)d->n);
+        rinf = sk_malloc(sizeof(float) * (size_t)d->n);
+        if (!r2 || !rinf || sk_certify_lipschitz(m, d->x, d->y, d->n, eps, cert, r2, rinf, &r->rep)) {
+            status = cli_fail_lib();
+        } else {
+            qsort(r2, (size_t)d->n, sizeof(float), cmp_float);
+            qsort(rinf, (size_t)d->n, sizeof(float), cmp_float);
+            r->med2 = r2[d->n / 2];
+            r->medinf = rinf[d->n / 2];
+        }
+    } else if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, lo, hi, cert, &r->rep)) {
+        status = cli_fail("%s", sk_last_error());
+    }
+    sk_free(cert);
+    sk_free(r2);
+    sk_free(rinf);
+    return status;
+}
+
+static void print_json(const struct cli_common *c, int method, float eps, float lo, float hi, int n,
+                       const struct cert_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddStringToObject(o, "data", c->data);
+    cJSON_AddStringToObject(o, "split", c->split ? c->split : "test");
+    cJSON_AddStringToObject(o, "method", sk_cert_method_name((enum sk_cert_method)method));
+    char eb[32];
+    snprintf(eb, sizeof eb, "%g", eps); /* the flag as given, not its float rounding */
+    cli_json_num(o, "eps", atof(eb));
+    cJSON_AddNumberToObject(o, "n", n);
+    cli_json_num(o, "clean_accuracy", r->rep.clean_acc);
+    cli_json_num(o, "certified_accuracy", r->rep.certified_acc);
+    cJSON_AddNumberToObject(o, "n_certified", r->rep.n_certified);
+    cli_json_num(o, "mean_margin_lower", r->rep.mean_margin_lo);
+    cli_json_num(o, "seconds", r->rep.seconds);
+    if (lo < hi) {
+        cJSON *b = cJSON_AddArrayToObject(o, "box");
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(lo));
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(hi));
+    } else {
+        cJSON_AddNullToObject(o, "box");
+    }
+    if (method == SK_CERT_LIPSCHITZ) {
+        cli_json_num(o, "lipschitz_global", r->rep.lipschitz_global);
+        cJSON_AddBoolToObject(o, "lipschitz_proved", r->rep.lipschitz_proved);
+        cli_json_num(o, "median_radius_l2", r->med2);
+        cli_json_num(o, "median_radius_linf", r->medinf);
+    }
+    cli_json_print(o);
+}
+
+static void print_text(const struct cli_common *c, const char *spec, int method, float eps, float lo, float hi,
+                       int n, const struct cert_result *r)
+{
+    printf("model      %s (%s)\n", c->model, spec);
+    printf("data       %s, split %s, %d rows\n", c->data, c->split ? c->split : "test", n);
+    printf("threat     L-inf ball of radius %g", eps);
+    if (lo < hi) printf(" within [%g, %g]\n", lo, hi);
+    else printf(" (no input box)\n");
+    printf("method     %s\n", sk_cert_method_name((enum sk_cert_method)method));
+    printf("clean      %.4f  (%d of %d)\n", r->rep.clean_acc, r->rep.n_correct, n);
+    printf("certified  %.4f  (%d of %d)\n", r->rep.certified_acc, r->rep.n_certified, n);
+    printf("margin     mean lower bound of the worst margin %.4g\n", r->rep.mean_margin_lo);
+    if (method == SK_CERT_LIPSCHITZ)
+        printf("lipschitz  global L2 bound %.4g (%s); median certified radius L2 %.4g, L-inf %.4g\n",
+               r->rep.lipschitz_global,
+               r->rep.lipschitz_proved ? "proved" : "estimated: a layer too large for Gram iteration", r->med2,
+               r->medinf);
+    printf("time       %.2f s\n", r->rep.seconds);
+}
+
+static int run(const struct cli_common *c, int method, float eps, float clip_min, float clip_max)
+{
+    char *meta = NULL;
+    struct sk_model *m = cli_load_model(c, &meta);
+    if (!m) return CLI_FAIL;
+    struct sk_dataset *d = cli_load_eval_data(c, m, meta);
+    int status = CLI_FAIL;
+    float lo = 0, hi = 0;
+    struct cert_result r = { 0 };
+    if (d && d->n < 1) status = cli_fail("%s: no rows to certify", c->data);
+    /* the box: given, else [0,1] when the data lie in it, else none */
+    else if (d && !(status = cli_input_box("certify", c->data, d, clip_min, clip_max, true, &lo, &hi)) &&
+             !(status = certify(m, d, method, eps, lo, hi, &r))) {
+        if (c->json) print_json(c, method, eps, lo, hi, d->n, &r);
+        else print_text(c, m->spec, method, eps, lo, hi, d->n, &r);
+    }
+    sk_free(meta);
+    sk_dataset_free(d);
+    sk_model_free(m);
+    return status;
+}
+
 int cmd_certify(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
@@ -49,103 +161,5 @@ int cmd_certify(int argc, char **argv)
     if (!(eps >= 0) || !isfinite(eps)) return cli_usage("--eps E is required (a finite radius >= 0, e.g. 0.1)");
     int method = sk_cert_method_parse(method_s);
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
-    if (c.threads) sk_set_threads(c.threads);
-    char *meta = NULL;
-    struct sk_model *m = cli_load_model(&c, &meta);
-    if (!m) return CLI_FAIL;
-    struct sk_dataset *d = cli_load_eval_data(&c, m, meta);
-    int status = CLI_FAIL;
-    unsigned char *cert = NULL;
-    float *r2 = NULL, *rinf = NULL;
-    if (!d) goto out;
-    if (d->n < 1) {
-        status = cli_fail("%s: no rows to certify", c.data);
-        goto out;
-    }
-    /* the box: given, else [0,1] when the data lie in it, else none */
-    float cmin = clip_min, cmax = clip_max;
-    int brc = cli_input_box("certify", c.data, d, cmin, cmax, true, &clip_min, &clip_max);
-    if (brc) {
-        status = brc;
-        goto out;
-    }
-    cert = sk_malloc((size_t)d->n);
-    if (!cert) {
-        status = cli_fail_lib();
-        goto out;
-    }
-    struct sk_cert_report rep;
-    double med2 = NAN, medinf = NAN;
-    if (method == SK_CERT_LIPSCHITZ) {
-        /* one computation of the layer bounds gives the certified points and the radii */
-        r2 = sk_malloc(sizeof(float) * (size_t)d->n);
-        rinf = sk_malloc(sizeof(float) * (size_t)d->n);
-        if (!r2 || !rinf || sk_certify_lipschitz(m, d->x, d->y, d->n, eps, cert, r2, rinf, &rep)) {
-            status = cli_fail_lib();
-            goto out;
-        }
-        qsort(r2, (size_t)d->n, sizeof(float), cmp_float);
-        qsort(rinf, (size_t)d->n, sizeof(float), cmp_float);
-        med2 = r2[d->n / 2];
-        medinf = rinf[d->n / 2];
-    } else if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, clip_min, clip_max, cert, &rep)) {
-        status = cli_fail("%s", sk_last_error());
-        goto out;
-    }
-    double lip = rep.lipschitz_global;
-    bool lip_proved = rep.lipschitz_proved;
-    bool has_box = clip_min < clip_max;
-    if (c.json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", c.model);
-        cJSON_AddStringToObject(o, "data", c.data);
-        cJSON_AddStringToObject(o, "split", c.split ? c.split : "test");
-        cJSON_AddStringToObject(o, "method", sk_cert_method_name((enum sk_cert_method)method));
-        char eb[32];
-        snprintf(eb, sizeof eb, "%g", eps); /* the flag as given, not its float rounding */
-        cli_json_num(o, "eps", atof(eb));
-        cJSON_AddNumberToObject(o, "n", d->n);
-        cli_json_num(o, "clean_accuracy", rep.clean_acc);
-        cli_json_num(o, "certified_accuracy", rep.certified_acc);
-        cJSON_AddNumberToObject(o, "n_certified", rep.n_certified);
-        cli_json_num(o, "mean_margin_lower", rep.mean_margin_lo);
-        cli_json_num(o, "seconds", rep.seconds);
-        if (has_box) {
-            cJSON *b = cJSON_AddArrayToObject(o, "box");
-            cJSON_AddItemToArray(b, cJSON_CreateNumber(clip_min));
-            cJSON_AddItemToArray(b, cJSON_CreateNumber(clip_max));
-        } else {
-            cJSON_AddNullToObject(o, "box");
-        }
-        if (method == SK_CERT_LIPSCHITZ) {
-            cli_json_num(o, "lipschitz_global", lip);
-            cJSON_AddBoolToObject(o, "lipschitz_proved", lip_proved);
-            cli_json_num(o, "median_radius_l2", med2);
-            cli_json_num(o, "median_radius_linf", medinf);
-        }
-        cli_json_print(o);
-    } else {
-        printf("model      %s (%s)\n", c.model, m->spec);
-        printf("data       %s, split %s, %d rows\n", c.data, c.split ? c.split : "test", d->n);
-        printf("threat     L-inf ball of radius %g", eps);
-        if (has_box) printf(" within [%g, %g]\n", clip_min, clip_max);
-        else printf(" (no input box)\n");
-        printf("method     %s\n", sk_cert_method_name((enum sk_cert_method)method));
-        printf("clean      %.4f  (%d of %d)\n", rep.clean_acc, rep.n_correct, d->n);
-        printf("certified  %.4f  (%d of %d)\n", rep.certified_acc, rep.n_certified, d->n);
-        printf("margin     mean lower bound of the worst margin %.4g\n", rep.mean_margin_lo);
-        if (method == SK_CERT_LIPSCHITZ)
-            printf("lipschitz  global L2 bound %.4g (%s); median certified radius L2 %.4g, L-inf %.4g\n", lip,
-                   lip_proved ? "proved" : "estimated: a layer too large for Gram iteration", med2, medinf);
-        printf("time       %.2f s\n", rep.seconds);
-    }
-    status = CLI_OK;
-out:
-    sk_free(cert);
-    sk_free(r2);
-    sk_free(rinf);
-    sk_free(meta);
-    sk_dataset_free(d);
-    sk_model_free(m);
-    return status;
+    return run(&c, method, eps, clip_min, clip_max);
 }

@@ -52,6 +52,115 @@ static void add_det(cJSON *o, const char *key, const struct sk_detection *d)
     cli_json_num(e, "fpr95", d->fpr95);
 }
 
+/* --ood D: raw values, like the test data (the model applies its own preprocessing). */
+static int open_ood(const struct cli_unc_opts *u, const struct sk_model *m, struct sk_dataset **ood)
+{
+    if (!u->ood || !strcmp(u->ood, "none")) return CLI_OK;
+    if (!(*ood = sk_data_open(u->ood, "all", NULL))) return cli_fail("--ood %s: %s", u->ood, sk_last_error());
+    if ((*ood)->dim != m->in_dim)
+        return cli_fail("--ood %s has %d values per row, the model takes %d", u->ood, (*ood)->dim, m->in_dim);
+    return CLI_OK;
+}
+
+static int write_plots(const char *dir, const struct sk_bayes_report *r, int n_classes)
+{
+    mkdir(dir, 0777);
+    char path[1024];
+    float hmax = logf((float)n_classes);
+    float mimax = 0;
+    for (int i = 0; i < r->n; i++) mimax = fmaxf(mimax, r->mi[i]);
+    for (int i = 0; i < r->n_ood; i++) mimax = fmaxf(mimax, r->ood_mi[i]);
+    if (!(mimax > 0)) mimax = 1;
+    snprintf(path, sizeof path, "%s/reliability.png", dir);
+    int rc = sk_plot_reliability(path, &r->rel);
+    snprintf(path, sizeof path, "%s/entropy.png", dir);
+    if (!rc) rc = sk_plot_histograms(path, r->entropy, r->n, r->ood_entropy, r->n_ood, 40, 0, hmax);
+    snprintf(path, sizeof path, "%s/mutual_information.png", dir);
+    if (!rc) rc = sk_plot_histograms(path, r->mi, r->n, r->ood_mi, r->n_ood, 40, 0, mimax);
+    return rc ? cli_fail_lib() : CLI_OK;
+}
+
+static const char *score_names[3] = { "maxprob", "entropy", "mi" };
+
+static void print_json(const struct cli_common *c, const struct cli_unc_opts *u, const struct sk_posterior *p,
+                       const struct sk_bayes_report *r, bool has_ood)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddStringToObject(o, "method", sk_bayes_method_name(p->method));
+    cJSON_AddStringToObject(o, "data", c->data);
+    cli_json_num(o, "n", r->n);
+    cli_json_num(o, "samples", r->n_samples);
+    cli_json_num(o, "temperature", p->temperature);
+    cli_json_num(o, "accuracy", r->clean.accuracy);
+    cli_json_num(o, "nll", r->clean.nll);
+    cli_json_num(o, "brier", r->clean.brier);
+    cli_json_num(o, "ece", r->clean.ece);
+    cli_json_num(o, "mce", r->clean.mce);
+    double me = 0, mm = 0;
+    for (int i = 0; i < r->n; i++) {
+        me += r->entropy[i] / r->n;
+        mm += r->mi[i] / r->n;
+    }
+    cli_json_num(o, "mean_entropy", me);
+    cli_json_num(o, "mean_mi", mm);
+    cJSON *rel = cJSON_AddArrayToObject(o, "reliability");
+    for (int b = 0; b < r->rel.n_bins; b++) {
+        cJSON *e = cJSON_CreateObject();
+        cli_json_num(e, "lo", (double)b / r->rel.n_bins);
+        cli_json_num(e, "hi", (double)(b + 1) / r->rel.n_bins);
+        cli_json_num(e, "count", (double)r->rel.count[b]);
+        cli_json_num(e, "confidence", r->rel.count[b] ? r->rel.conf[b] : NAN);
+        cli_json_num(e, "accuracy", r->rel.count[b] ? r->rel.acc[b] : NAN);
+        cJSON_AddItemToArray(rel, e);
+    }
+    cJSON *mis = cJSON_AddObjectToObject(o, "misclassification");
+    for (int s = 0; s < 3; s++) add_det(mis, score_names[s], &r->misc[s]);
+    if (has_ood) {
+        cJSON *od = cJSON_AddObjectToObject(o, "ood");
+        cJSON_AddStringToObject(od, "data", u->ood);
+        cli_json_num(od, "n", r->n_ood);
+        for (int s = 0; s < 3; s++) add_det(od, score_names[s], &r->ood[s]);
+    }
+    cJSON *cov = cJSON_AddArrayToObject(o, "accuracy_at_coverage");
+    const double cv[4] = { 0.5, 0.8, 0.9, 1.0 };
+    for (int i = 0; i < 4; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cli_json_num(e, "coverage", cv[i]);
+        cli_json_num(e, "accuracy", r->coverage_acc[i]);
+        cJSON_AddItemToArray(cov, e);
+    }
+    cli_json_print(o);
+}
+
+static void print_text(const struct cli_common *c, const struct cli_unc_opts *u, const struct sk_posterior *p,
+                       const struct sk_bayes_report *r, bool has_ood)
+{
+    printf("model     %s (%s, %s, %d samples, T = %.3g)\n", c->model, p->model->spec, sk_bayes_method_name(p->method),
+           r->n_samples, p->temperature);
+    printf("data      %s, %d rows\n", c->data, r->n);
+    printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n\n",
+           r->clean.accuracy, r->clean.nll, r->clean.brier, r->clean.ece, r->clean.mce);
+    printf("reliability   bin        count  confidence  accuracy\n");
+    for (int b = 0; b < r->rel.n_bins; b++)
+        if (r->rel.count[b])
+            printf("          (%.3f,%.3f] %7ld  %.4f      %.4f\n", (double)b / r->rel.n_bins,
+                   (double)(b + 1) / r->rel.n_bins, r->rel.count[b], r->rel.conf[b], r->rel.acc[b]);
+    printf("\ndetection            AUROC   AUPR    FPR@95%%TPR\n");
+    for (int s = 0; s < 3; s++)
+        printf("misclassified %-7s %.4f  %.4f  %.4f\n", score_names[s], r->misc[s].auroc, r->misc[s].aupr,
+               r->misc[s].fpr95);
+    if (has_ood)
+        for (int s = 0; s < 3; s++)
+            printf("OOD %-6s %-7s %.4f  %.4f  %.4f\n", u->ood, score_names[s], r->ood[s].auroc, r->ood[s].aupr,
+                   r->ood[s].fpr95);
+    printf("\naccuracy at coverage (most certain first, by entropy): 50%% %.4f  80%% %.4f  90%% %.4f  100%% %.4f\n",
+           r->coverage_acc[0], r->coverage_acc[1], r->coverage_acc[2], r->coverage_acc[3]);
+    if (u->plots)
+        printf("\nplots     %s/reliability.png, %s/entropy.png, %s/mutual_information.png "
+               "(blue: test data, orange: %s)\n", u->plots, u->plots, u->plots, has_ood ? u->ood : "none");
+}
+
 int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *u)
 {
     if (!c->model) return cli_usage("--model FILE is required");
@@ -69,115 +178,15 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
                            "--predictions writes its log-probabilities", sk_bayes_method_name(p->method));
         goto out;
     }
-    if (u->ood && strcmp(u->ood, "none")) {
-        /* raw values, like the test data: the model applies its own preprocessing */
-        if (!(ood = sk_data_open(u->ood, "all", NULL))) {
-            status = cli_fail("--ood %s: %s", u->ood, sk_last_error());
-            goto out;
-        }
-        if (ood->dim != p->model->in_dim) {
-            status = cli_fail("--ood %s has %d values per row, the model takes %d", u->ood, ood->dim, p->model->in_dim);
-            goto out;
-        }
-    }
+    if ((status = open_ood(u, p->model, &ood))) goto out;
     if ((u->predictions || u->logits) && (status = write_outputs(p, d, u, S)) != CLI_OK) goto out;
-    status = CLI_FAIL;
     if (sk_bayes_report(p, d->x, d->y, d->n, ood ? ood->x : NULL, ood ? ood->n : 0, S, u->seed, &r)) {
         status = cli_fail_lib();
         goto out;
     }
-    if (u->plots) {
-        mkdir(u->plots, 0777);
-        char path[1024];
-        float hmax = logf((float)p->model->n_classes);
-        float mimax = 0;
-        for (int i = 0; i < r.n; i++) mimax = fmaxf(mimax, r.mi[i]);
-        for (int i = 0; i < r.n_ood; i++) mimax = fmaxf(mimax, r.ood_mi[i]);
-        if (!(mimax > 0)) mimax = 1;
-        snprintf(path, sizeof path, "%s/reliability.png", u->plots);
-        int rc = sk_plot_reliability(path, &r.rel);
-        snprintf(path, sizeof path, "%s/entropy.png", u->plots);
-        if (!rc) rc = sk_plot_histograms(path, r.entropy, r.n, r.ood_entropy, r.n_ood, 40, 0, hmax);
-        snprintf(path, sizeof path, "%s/mutual_information.png", u->plots);
-        if (!rc) rc = sk_plot_histograms(path, r.mi, r.n, r.ood_mi, r.n_ood, 40, 0, mimax);
-        if (rc) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    const char *score_names[3] = { "maxprob", "entropy", "mi" };
-    if (c->json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", c->model);
-        cJSON_AddStringToObject(o, "method", sk_bayes_method_name(p->method));
-        cJSON_AddStringToObject(o, "data", c->data);
-        cli_json_num(o, "n", r.n);
-        cli_json_num(o, "samples", r.n_samples);
-        cli_json_num(o, "temperature", p->temperature);
-        cli_json_num(o, "accuracy", r.clean.accuracy);
-        cli_json_num(o, "nll", r.clean.nll);
-        cli_json_num(o, "brier", r.clean.brier);
-        cli_json_num(o, "ece", r.clean.ece);
-        cli_json_num(o, "mce", r.clean.mce);
-        double me = 0, mm = 0;
-        for (int i = 0; i < r.n; i++) {
-            me += r.entropy[i] / r.n;
-            mm += r.mi[i] / r.n;
-        }
-        cli_json_num(o, "mean_entropy", me);
-        cli_json_num(o, "mean_mi", mm);
-        cJSON *rel = cJSON_AddArrayToObject(o, "reliability");
-        for (int b = 0; b < r.rel.n_bins; b++) {
-            cJSON *e = cJSON_CreateObject();
-            cli_json_num(e, "lo", (double)b / r.rel.n_bins);
-            cli_json_num(e, "hi", (double)(b + 1) / r.rel.n_bins);
-            cli_json_num(e, "count", (double)r.rel.count[b]);
-            cli_json_num(e, "confidence", r.rel.count[b] ? r.rel.conf[b] : NAN);
-            cli_json_num(e, "accuracy", r.rel.count[b] ? r.rel.acc[b] : NAN);
-            cJSON_AddItemToArray(rel, e);
-        }
-        cJSON *mis = cJSON_AddObjectToObject(o, "misclassification");
-        for (int s = 0; s < 3; s++) add_det(mis, score_names[s], &r.misc[s]);
-        if (ood) {
-            cJSON *od = cJSON_AddObjectToObject(o, "ood");
-            cJSON_AddStringToObject(od, "data", u->ood);
-            cli_json_num(od, "n", r.n_ood);
-            for (int s = 0; s < 3; s++) add_det(od, score_names[s], &r.ood[s]);
-        }
-        cJSON *cov = cJSON_AddArrayToObject(o, "accuracy_at_coverage");
-        const double cv[4] = { 0.5, 0.8, 0.9, 1.0 };
-        for (int i = 0; i < 4; i++) {
-            cJSON *e = cJSON_CreateObject();
-            cli_json_num(e, "coverage", cv[i]);
-            cli_json_num(e, "accuracy", r.coverage_acc[i]);
-            cJSON_AddItemToArray(cov, e);
-        }
-        cli_json_print(o);
-    } else {
-        printf("model     %s (%s, %s, %d samples, T = %.3g)\n", c->model, p->model->spec, sk_bayes_method_name(p->method),
-               r.n_samples, p->temperature);
-        printf("data      %s, %d rows\n", c->data, r.n);
-        printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n\n",
-               r.clean.accuracy, r.clean.nll, r.clean.brier, r.clean.ece, r.clean.mce);
-        printf("reliability   bin        count  confidence  accuracy\n");
-        for (int b = 0; b < r.rel.n_bins; b++)
-            if (r.rel.count[b])
-                printf("          (%.3f,%.3f] %7ld  %.4f      %.4f\n", (double)b / r.rel.n_bins,
-                       (double)(b + 1) / r.rel.n_bins, r.rel.count[b], r.rel.conf[b], r.rel.acc[b]);
-        printf("\ndetection            AUROC   AUPR    FPR@95%%TPR\n");
-        for (int s = 0; s < 3; s++)
-            printf("misclassified %-7s %.4f  %.4f  %.4f\n", score_names[s], r.misc[s].auroc, r.misc[s].aupr,
-                   r.misc[s].fpr95);
-        if (ood)
-            for (int s = 0; s < 3; s++)
-                printf("OOD %-6s %-7s %.4f  %.4f  %.4f\n", u->ood, score_names[s], r.ood[s].auroc, r.ood[s].aupr,
-                       r.ood[s].fpr95);
-        printf("\naccuracy at coverage (most certain first, by entropy): 50%% %.4f  80%% %.4f  90%% %.4f  100%% %.4f\n",
-               r.coverage_acc[0], r.coverage_acc[1], r.coverage_acc[2], r.coverage_acc[3]);
-        if (u->plots)
-            printf("\nplots     %s/reliability.png, %s/entropy.png, %s/mutual_information.png "
-                   "(blue: test data, orange: %s)\n", u->plots, u->plots, u->plots, ood ? u->ood : "none");
-    }
+    if (u->plots && (status = write_plots(u->plots, &r, p->model->n_classes))) goto out;
+    if (c->json) print_json(c, u, p, &r, ood != NULL);
+    else print_text(c, u, p, &r, ood != NULL);
     status = CLI_OK;
 out:
     sk_bayes_report_free(&r);

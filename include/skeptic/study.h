@@ -1,0 +1,127 @@
+/* study.h — the seed's experiments as reproducible library calls.
+ *
+ * sk_compare_run is experiment 3 of the seed: a deterministic network and its
+ * Bayesian counterparts of the same architecture, trained on the same rows
+ * (or loaded from a directory), judged on the same test rows, the same
+ * out-of-distribution rows and the same adversarial attacks (FGSM and PGD
+ * through the classifier seam, with EOT over each method's samples). One row
+ * per method: accuracy, NLL, ECE, Brier, OOD AUROC, accuracy under attack and
+ * the AUROC of telling PGD inputs from clean ones.
+ *
+ *   struct sk_compare_config cfg = sk_compare_defaults();
+ *   cfg.methods = "deterministic,ensemble";
+ *   cfg.data = "moons";
+ *   struct sk_compare_result *r = NULL;
+ *   if (sk_compare_run(&cfg, train, test, ood, &r)) fprintf(stderr, "%s\n", sk_last_error());
+ *   for (int i = 0; r && i < r->n_rows; i++) printf("%s %.4f\n", r->rows[i].method, r->rows[i].rep.clean.accuracy);
+ *   sk_compare_result_free(r);
+ */
+#ifndef SKEPTIC_STUDY_H
+#define SKEPTIC_STUDY_H
+
+#include "skeptic/bayes.h"
+#include "skeptic/data.h"
+#include "skeptic/metrics.h"
+#include "skeptic/train.h"
+
+#define SK_COMPARE_MAX_METHODS 8
+
+/* What sk_compare_run is doing, for a progress display. Only the fields
+ * that the stage names are set; every pointer lives for the call only. */
+enum sk_compare_stage {
+    SK_COMPARE_LOADING,    /* method, path: a file of cfg.dir is loaded instead of trained */
+    SK_COMPARE_TRAINING,   /* method, spec */
+    SK_COMPARE_EPOCH,      /* method, epoch: one epoch of a training run ended */
+    SK_COMPARE_WARM_START, /* method: starts from the deterministic network of this run */
+    SK_COMPARE_FITTED,     /* method, value: laplace's prior precision, temperature's T */
+    SK_COMPARE_EVALUATING, /* method, row (samples set) */
+    SK_COMPARE_ROW,        /* method, row: the row is complete */
+};
+struct sk_compare_row;
+struct sk_compare_progress {
+    enum sk_compare_stage stage;
+    const char *method;
+    const char *path;
+    const char *spec;
+    const struct sk_epoch_metrics *epoch;
+    double value;
+    const struct sk_compare_row *row;
+};
+
+struct sk_compare_config {
+    const char *arch;    /* "mlp" (784-400-400-10), "cnn" (Fashion-MNIST CNN) or a spec (default "mlp") */
+    const char *methods; /* comma list of deterministic, temperature, mc-dropout, ensemble, vi, sgld, laplace
+                          * (default all seven, at most SK_COMPARE_MAX_METHODS) */
+    const char *dir;     /* NULL, or a directory: METHOD.safetensors there is loaded instead of trained, and
+                          * trained methods are saved there (the directory is created) */
+    /* The data the rows came from, as the caller opened them: the trained
+     * models record it, and files loaded from dir must have been trained on
+     * the same selection and split. */
+    const char *data;      /* the data set's name or path (default "fashion-mnist") */
+    const char *classes;   /* the class selection ("6,0"), NULL = all classes */
+    uint64_t data_seed;    /* the split's seed (0 = the default 1) */
+    float test_fraction;   /* the split's test fraction (0 = the default 0.2) */
+    int epochs;            /* deterministic nets and warm starts (default 10), >= 1 */
+    int ens_epochs;        /* each ensemble member (0 = epochs) */
+    int vi_epochs;         /* Bayes by Backprop, cosine schedule (default 20), >= 1 */
+    int sgld_epochs;       /* SGLD after the warm start, the first is burn-in (default 5), >= 2 */
+    int batch;             /* default 128, >= 1 */
+    int members;           /* ensemble members (default 5), >= 1 */
+    int samples;           /* posterior samples per prediction (default 20), >= 1 */
+    int attack_samples;    /* EOT samples per attack gradient (default 10), >= 1 */
+    int n_adv;             /* test rows attacked (default 500; 0 = no attacks), >= 0 */
+    int pgd_steps;         /* default 10, >= 1 */
+    float lr, vi_lr, sgld_lr; /* Adam (1e-3), Adam of VI (1e-3), SGLD step on the mean loss (0.01); > 0 */
+    float val_fraction;    /* training rows held out for temperature and Laplace (default 1/12), in (0,1) */
+    float dropout;         /* MC dropout rate (default 0.2), in [0,1) */
+    enum sk_prior_kind prior; /* VI prior (default gaussian) */
+    float prior_sigma;     /* VI Gaussian prior scale (default 0.1), > 0 */
+    float init_sigma;      /* VI initial posterior scale (default 0.02), > 0 */
+    float kl_weight;       /* VI KL weight (default 1), >= 0 */
+    int flipout;           /* VI on non-MLP specs: 1 Flipout, 0 one draw per minibatch, -1 VI's default */
+    float eps;             /* Linf budget of FGSM and PGD, in the data's units (default 0.1), >= 0 */
+    float clip_min, clip_max; /* the attacks' valid input box (default [0,1]), clip_min < clip_max */
+    uint64_t seed;         /* of everything: init, order, split, samples, attacks (default 1) */
+    /* Called at every stage (NULL: silent). */
+    void (*on_progress)(void *ctx, const struct sk_compare_progress *p);
+    void *ctx;
+};
+
+struct sk_compare_row {
+    char method[32];
+    double train_seconds;     /* NaN when loaded from dir */
+    int samples;              /* posterior samples per prediction */
+    float temperature;
+    struct sk_bayes_report rep; /* clean metrics, and OOD detection when ood was given */
+    double fgsm_acc, pgd_acc; /* NaN without attacks */
+    /* detecting PGD inputs by mutual information / entropy, over the adv_n
+     * attacked rows that were right before the attack (a row misclassified
+     * already is no adversarial example to detect); AUROC NaN without attacks */
+    struct sk_detection adv_mi, adv_ent;
+    int adv_n;
+};
+struct sk_compare_result {
+    int n_rows;
+    struct sk_compare_row *rows; /* one per method, in the order of cfg.methods */
+    int n_test;                  /* test rows judged */
+    int n_adv;                   /* test rows attacked: min(cfg.n_adv, n_test) */
+    bool has_ood;
+};
+
+struct sk_compare_config sk_compare_defaults(void);
+/* SK_EINVAL naming the first field out of range ("compare.epochs") or
+ * contradicting another; SK_OK otherwise. sk_compare_run calls it first. */
+int sk_compare_check(const struct sk_compare_config *cfg);
+/* Run the comparison: train (or load from cfg->dir) every method on train
+ * (its last val_fraction, by cfg->seed, serving temperature scaling and
+ * Laplace), judge it on test and ood (NULL: no OOD columns) and attack the
+ * first n_adv test rows. All data are raw: every model applies its own
+ * preprocessing. *out receives an owned result (free with
+ * sk_compare_result_free); NULL on failure, with sk_last_error() naming
+ * the method, file or field at fault. */
+int sk_compare_run(const struct sk_compare_config *cfg, const struct sk_dataset *train,
+                   const struct sk_dataset *test, const struct sk_dataset *ood, struct sk_compare_result **out);
+/* Accepts NULL. */
+void sk_compare_result_free(struct sk_compare_result *r);
+
+#endif

@@ -1,9 +1,10 @@
 /* Model files and checkpoints: safetensors round trips (bitwise), dtype
  * conversion, every kind of malformed header refused with a message naming
  * the file and the problem, atomic writes that leave the old file intact when
- * the write fails, and a checkpoint/resume that ends bitwise identical to an
- * uninterrupted run. */
+ * the write fails, a checkpoint/resume that ends bitwise identical to an
+ * uninterrupted run, and crafted checkpoint states refused naming the field. */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
@@ -385,6 +386,129 @@ static void test_checkpoint_resume(void)
     sk_dataset_free(d);
 }
 
+/* Rewrite checkpoint src as dst with state field `key` set to `val` (NULL:
+ * removed), everything else as it was, through io's generic interface. */
+static int craft_checkpoint(const char *src, const char *dst, const char *key, const char *val)
+{
+    struct sk_safetensors *f = sk_safetensors_read(src);
+    if (!f) return -1;
+    cJSON *st = cJSON_Parse(sk_safetensors_meta(f, "skeptic.state"));
+    if (val)
+        cJSON_ReplaceItemInObjectCaseSensitive(st, key, cJSON_CreateString(val));
+    else
+        cJSON_DeleteItemFromObjectCaseSensitive(st, key);
+    char *state = cJSON_PrintUnformatted(st), *mj = sk_safetensors_meta_json(f), *out = NULL;
+    struct sk_meta *meta = NULL;
+    int n = sk_safetensors_count(f), rc = sk_meta_parse(mj, &meta);
+    if (!rc) rc = sk_meta_set(meta, "skeptic.state", state);
+    if (!rc) out = sk_meta_print(meta);
+    struct sk_st_tensor *ts = calloc((size_t)n, sizeof *ts);
+    for (int i = 0; i < n; i++) {
+        ts[i].name = sk_safetensors_name(f, i);
+        ts[i].data = sk_safetensors_get(f, ts[i].name, &ts[i].ndim, ts[i].shape);
+    }
+    if (!rc) rc = sk_safetensors_write(dst, ts, n, out);
+    free(ts);
+    sk_free(out);
+    sk_meta_free(meta);
+    sk_free(mj);
+    free(state);
+    cJSON_Delete(st);
+    sk_safetensors_free(f);
+    return rc;
+}
+
+/* A checkpoint whose state was edited by hand is refused with SK_EFORMAT
+ * naming the file and the field, before anything of the trainer changes:
+ * negative, NaN, huge (float -> int overflow), fractional and out-of-range
+ * values against the resuming run's configuration. */
+static void test_checkpoint_crafted(void)
+{
+    struct sk_dataset *d = sk_data_blobs(600, 3, 6, 2.0f, 5);
+    const char *spec = "seq:6-dense16-bn-relu-dense3";
+    struct sk_train_config cfg = sk_train_defaults();
+    cfg.epochs = 3;
+    cfg.batch = 32; /* 480 training rows: 15 batches per epoch */
+    cfg.val_split = 0.2f;
+    cfg.seed = 11;
+    cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
+    struct stopper s = { sk_test_path("craft.ckpt"), 20 };
+    struct sk_train_config c2 = cfg;
+    c2.on_checkpoint = ck_stop;
+    c2.checkpoint_every = 4;
+    c2.ctx = &s;
+    struct sk_model *m = sk_model_from_spec(spec);
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 11);
+    struct sk_trainer *t = sk_trainer_new(m, &c2, d->x, d->y, d->n);
+    CHECK(sk_trainer_run(t) == SK_ESTATE, "run stopped at step 20");
+    sk_trainer_free(t);
+    sk_model_free(m);
+
+    static const struct {
+        const char *key, *val, *want;
+    } cases[] = {
+        { "batch", "-3", "a batch in [0, 15]" },
+        { "batch", "16", "a batch in [0, 15]" },
+        { "batch", "1.5", "not an integer" },
+        { "batch", "", "lacks a number" },
+        { "batch", NULL, "lacks a number" },
+        { "epoch", "nan", "'nan', not an integer" },
+        { "epoch", "1e99", "not an integer" },
+        { "epoch", "4", "an epoch in [0, 3]" },
+        { "epoch", "-inf", "not an integer" },
+        { "step", "-1", "a count >= 0" },
+        { "step", "1e99", "fits a long" },
+        { "step", "9223372036854775808", "fits a long" },
+        { "optim_t", "-5", "a count >= 0" },
+        { "ep_seen", "481", "in [0, 480]" },
+        { "ep_correct", "1e20", "fits a long" },
+        { "ep_loss_sum", "inf", "a finite number" },
+        { "ep_loss_sum", "nan", "not a number" },
+        { "ep_seconds", "-1", ">= 0" },
+        { "best_val", "nan", "not a number" },
+        { "best_val", "-inf", "a finite loss" },
+        { "best_epoch", "-2", "-1 or an epoch" },
+        { "bad_epochs", "9", "in [0, 3]" },
+        { "done", "2", "not 0 or 1" },
+        { "n_train", "1e99", "fits an int" },
+        { "batch_size", "-1e300", "fits an int" },
+        { "n_val", "nan", "fits an int" },
+    };
+    const char *cp = sk_test_path("crafted.ckpt");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        m = sk_model_from_spec(spec);
+        uint64_t fresh = sk_model_weights_hash(m);
+        t = sk_trainer_new(m, &cfg, d->x, d->y, d->n);
+        CHECK(craft_checkpoint(s.path, cp, cases[i].key, cases[i].val) == 0, "craft %s: %s", cases[i].key,
+              sk_last_error());
+        char field[40];
+        snprintf(field, sizeof field, "'%s'", cases[i].key);
+        int rc = sk_checkpoint_load(cp, t, NULL);
+        CHECK(rc == SK_EFORMAT && err_has(cp, field) && err_has(cases[i].want, NULL),
+              "\"%s\":\"%s\" gives rc %d: %s", cases[i].key, cases[i].val ? cases[i].val : "(absent)", rc,
+              sk_last_error());
+        CHECK(t->st.epoch == 0 && t->st.batch == 0 && t->st.step == 0 && t->opt->t == 0 &&
+                  sk_model_weights_hash(m) == fresh,
+              "\"%s\":\"%s\" left the trainer untouched", cases[i].key, cases[i].val ? cases[i].val : "");
+        sk_trainer_free(t);
+        sk_model_free(m);
+    }
+    m = sk_model_from_spec(spec);
+    t = sk_trainer_new(m, &cfg, d->x, d->y, d->n);
+    /* another command line is still SK_EINVAL, not a format error */
+    CHECK(craft_checkpoint(s.path, cp, "batch_size", "64") == 0, "craft batch_size");
+    CHECK(sk_checkpoint_load(cp, t, NULL) == SK_EINVAL && err_has(cp, "batch 64"), "other batch size: %s",
+          sk_last_error());
+    /* the crafting itself keeps a checkpoint whole: an unchanged value loads */
+    CHECK(craft_checkpoint(s.path, cp, "epoch", "1") == 0, "craft epoch 1");
+    int rc = sk_checkpoint_load(cp, t, NULL);
+    CHECK(rc == 0 && t->st.epoch == 1 && t->st.batch == 5 && t->st.step == 20 && t->opt->t == 20 && t->st.best_epoch == 0,
+          "rewritten checkpoint loads: rc %d %s", rc, sk_last_error());
+    sk_trainer_free(t);
+    sk_model_free(m);
+    sk_dataset_free(d);
+}
+
 int main(void)
 {
     sk_set_threads(1);
@@ -394,5 +518,6 @@ int main(void)
     test_model_mismatch();
     test_atomic();
     test_checkpoint_resume();
+    test_checkpoint_crafted();
     return sk_test_finish("test_io");
 }

@@ -33,6 +33,7 @@
 
 #include "skeptic/data.h"
 #include "skeptic/graph.h"
+#include "skeptic/model_file.h" /* save, load, the record in the file */
 
 #ifdef __cplusplus
 extern "C" {

@@ -110,6 +110,27 @@ int sk_trainer_run(struct sk_trainer *t);
 /* Convenience: new + run + free. */
 int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float *x, const int *y, int n);
 
+/* ---- checkpoints ----
+ * A checkpoint is a model file (skeptic/model_file.h) that also holds the
+ * optimiser moments ("skeptic.optim.m", "skeptic.optim.v"), the best weights
+ * so far ("skeptic.best.params", "skeptic.best.buffers") and, in
+ * __metadata__, the optimiser step count and struct sk_train_state
+ * ("skeptic.state": numbers printed as strings with 17 significant digits,
+ * so a resume is exact) next to metadata_json (e.g. the command line that
+ * started the run). Written atomically, so a run killed while writing leaves
+ * the previous checkpoint intact. */
+int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char *metadata_json);
+/* Restore a checkpoint into a trainer built with the same model spec, data
+ * and configuration: weights, buffers, optimiser state, train state, best
+ * weights. *metadata_json_out (may be NULL) receives the __metadata__ text.
+ * Another configuration (seed, batch size, rows, optimiser) is SK_EINVAL.
+ * Every state field is checked before anything is restored: a number that
+ * is missing, NaN, not an integer where one is due, or outside its range
+ * for this run (epoch in [0, epochs], batch in [0, batches per epoch],
+ * counts >= 0, ...) is SK_EFORMAT naming the file and the field, found
+ * before anything of t is overwritten. */
+int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_json_out);
+
 #ifdef __cplusplus
 }
 #endif

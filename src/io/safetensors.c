@@ -1,4 +1,4 @@
-/* safetensors read/write, atomic file writes, model files and checkpoints.
+/* safetensors read/write, string metadata, atomic file writes.
  *
  * Layout: u64 little-endian header length N, N bytes of JSON, then the data
  * area; every tensor's data_offsets are relative to the start of the data
@@ -425,6 +425,8 @@ fail:
 
 int sk_safetensors_count(const struct sk_safetensors *f) { return f->n; }
 
+const char *sk_safetensors_path(const struct sk_safetensors *f) { return f->path; }
+
 const char *sk_safetensors_name(const struct sk_safetensors *f, int i)
 {
     return i >= 0 && i < f->n ? f->e[i].name : NULL;
@@ -452,6 +454,14 @@ const char *sk_safetensors_meta(const struct sk_safetensors *f, const char *key)
     if (!f->meta) return NULL;
     cJSON *v = cJSON_GetObjectItemCaseSensitive(f->meta, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+char *sk_safetensors_meta_json(const struct sk_safetensors *f)
+{
+    char *txt = f->meta ? cJSON_PrintUnformatted(f->meta) : NULL;
+    char *out = sk_strdup(txt ? txt : "{}");
+    free(txt);
+    return out;
 }
 
 /* ----------------------------------------------------------------- write */
@@ -482,21 +492,72 @@ static int meta_object(const char *metadata_json, cJSON **out)
     return SK_OK;
 }
 
-static void set_string(cJSON *o, const char *key, const char *val)
+struct sk_meta {
+    cJSON *o; /* an object whose values are all strings */
+};
+
+int sk_meta_parse(const char *metadata_json, struct sk_meta **out)
 {
-    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-    cJSON_AddStringToObject(o, key, val);
+    *out = NULL;
+    struct sk_meta *m = sk_calloc(1, sizeof *m);
+    if (!m) return SK_ENOMEM;
+    int rc = meta_object(metadata_json, &m->o);
+    if (rc) {
+        sk_free(m);
+        return rc;
+    }
+    *out = m;
+    return SK_OK;
 }
 
-static int write_st(const char *path, const struct sk_st_tensor *const *ts, int n, cJSON *meta)
+void sk_meta_free(struct sk_meta *m)
+{
+    if (!m) return;
+    cJSON_Delete(m->o);
+    sk_free(m);
+}
+
+int sk_meta_set(struct sk_meta *m, const char *key, const char *value)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(m->o, key);
+    if (value && !cJSON_AddStringToObject(m->o, key, value)) return SK_ENOMEM;
+    return SK_OK;
+}
+
+char *sk_meta_print(const struct sk_meta *m)
+{
+    char *txt = cJSON_PrintUnformatted(m->o);
+    char *out = txt ? sk_strdup(txt) : NULL;
+    free(txt);
+    return out;
+}
+
+const char *sk_meta_get(const char *metadata_json, const char *key, char *buf, size_t cap)
+{
+    if (!metadata_json || !cap) return NULL;
+    cJSON *o = cJSON_Parse(metadata_json);
+    cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    const char *r = NULL;
+    if (cJSON_IsString(v)) {
+        snprintf(buf, cap, "%s", v->valuestring);
+        r = buf;
+    }
+    cJSON_Delete(o);
+    return r;
+}
+
+static int write_st(const char *path, const struct sk_st_tensor *ts, int n, cJSON *meta)
 {
     cJSON *root = cJSON_CreateObject();
-    if (!root) return SK_ENOMEM;
+    if (!root) {
+        cJSON_Delete(meta);
+        return SK_ENOMEM;
+    }
     if (meta) cJSON_AddItemToObject(root, "__metadata__", meta);
     size_t off = 0;
     int rc = SK_OK;
     for (int i = 0; i < n && !rc; i++) {
-        const struct sk_st_tensor *t = ts[i];
+        const struct sk_st_tensor *t = &ts[i];
         if (t->ndim < 0 || t->ndim > 4 || !t->name || !t->name[0] || !strcmp(t->name, "__metadata__")) {
             rc = sk_error(SK_EINVAL, "%s: tensor %d has a bad name or %d dimensions", path, i, t->ndim);
             break;
@@ -538,8 +599,8 @@ static int write_st(const char *path, const struct sk_st_tensor *const *ts, int 
         /* float32 data written as is: the host is little-endian (x86-64, arm64) */
         for (int i = 0; i < n; i++) {
             size_t numel = 1;
-            for (int d = 0; d < ts[i]->ndim; d++) numel *= (size_t)ts[i]->shape[d];
-            parts[1 + i] = ts[i]->data;
+            for (int d = 0; d < ts[i].ndim; d++) numel *= (size_t)ts[i].shape[d];
+            parts[1 + i] = ts[i].data;
             lens[1 + i] = 4 * numel;
         }
         parts[n + 1] = "";
@@ -558,419 +619,5 @@ int sk_safetensors_write(const char *path, const struct sk_st_tensor *tensors, i
     cJSON *meta = NULL;
     int rc = meta_object(metadata_json, &meta);
     if (rc) return rc;
-    const struct sk_st_tensor **ts = sk_malloc(sizeof *ts * (size_t)(n ? n : 1));
-    if (!ts) {
-        cJSON_Delete(meta);
-        return SK_ENOMEM;
-    }
-    for (int i = 0; i < n; i++) ts[i] = &tensors[i];
-    rc = write_st(path, ts, n, meta);
-    sk_free(ts);
-    return rc;
-}
-
-/* ----------------------------------------------------------------- models */
-
-/* The model's record (preprocessing, classes, split) into meta, replacing
- * whatever the caller's metadata said: the model is the authority. */
-static int write_record(const struct sk_model *m, cJSON *meta)
-{
-    if (m->prep) {
-        char *pj = sk_preprocess_to_json(m->prep);
-        if (!pj) return SK_ENOMEM;
-        set_string(meta, "skeptic.preprocess", pj);
-        sk_free(pj);
-    } else {
-        set_string(meta, "skeptic.preprocess", "{\"kind\":\"none\"}");
-    }
-    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.input_range");
-    if (m->in_lo) {
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddItemToObject(r, "lo", cJSON_CreateFloatArray(m->in_lo, m->in_dim));
-        cJSON_AddItemToObject(r, "hi", cJSON_CreateFloatArray(m->in_hi, m->in_dim));
-        char *t = cJSON_PrintUnformatted(r);
-        cJSON_Delete(r);
-        if (!t) return SK_ENOMEM;
-        set_string(meta, "skeptic.input_range", t);
-        free(t);
-    }
-    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.classes");
-    if (m->data.classes[0]) set_string(meta, "skeptic.classes", m->data.classes);
-    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.data_seed");
-    cJSON_DeleteItemFromObjectCaseSensitive(meta, "skeptic.test_fraction");
-    if (m->data.has_split) {
-        char b[40];
-        snprintf(b, sizeof b, "%llu", (unsigned long long)m->data.data_seed);
-        set_string(meta, "skeptic.data_seed", b);
-        snprintf(b, sizeof b, "%.9g", m->data.test_fraction);
-        set_string(meta, "skeptic.test_fraction", b);
-    }
-    return SK_OK;
-}
-
-int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f)
-{
-    const char *pj = sk_safetensors_meta(f, "skeptic.preprocess");
-    if (pj) {
-        struct sk_preprocess *p = sk_preprocess_from_json(pj);
-        if (!p) return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.preprocess\": %s", f->path, sk_last_error());
-        int rc = p->kind != SK_PREP_NONE && p->dim != m->in_dim
-                     ? sk_error(SK_EFORMAT, "%s: the preprocessing record has %d features, model '%s' takes %d", f->path,
-                                p->dim, m->spec, m->in_dim)
-                     : sk_model_set_preprocess(m, p);
-        sk_preprocess_free(p);
-        if (rc) {
-            if (rc != SK_EFORMAT) sk_error(SK_EFORMAT, "%s: preprocessing record: %s", f->path, sk_last_error());
-            return SK_EFORMAT;
-        }
-    }
-    const char *rj = sk_safetensors_meta(f, "skeptic.input_range");
-    if (rj) {
-        cJSON *r = cJSON_Parse(rj);
-        cJSON *lo = r ? cJSON_GetObjectItemCaseSensitive(r, "lo") : NULL, *hi = r ? cJSON_GetObjectItemCaseSensitive(r, "hi") : NULL;
-        int D = m->in_dim;
-        bool ok = cJSON_IsArray(lo) && cJSON_IsArray(hi) && cJSON_GetArraySize(lo) == D && cJSON_GetArraySize(hi) == D;
-        float *a = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL, *b = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL;
-        ok = ok && a && b;
-        int j = 0;
-        for (cJSON *p = ok ? lo->child : NULL, *q = ok ? hi->child : NULL; ok && p && q; p = p->next, q = q->next, j++) {
-            ok = cJSON_IsNumber(p) && cJSON_IsNumber(q) && isfinite(p->valuedouble) && isfinite(q->valuedouble) &&
-                 p->valuedouble <= q->valuedouble;
-            if (ok) {
-                a[j] = (float)p->valuedouble;
-                b[j] = (float)q->valuedouble;
-            }
-        }
-        cJSON_Delete(r);
-        if (!ok) {
-            sk_free(a);
-            sk_free(b);
-            return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.input_range\" is not {\"lo\":[%d numbers], "
-                            "\"hi\":[%d numbers]} with lo <= hi", f->path, D, D);
-        }
-        sk_free(m->in_lo);
-        sk_free(m->in_hi);
-        m->in_lo = a;
-        m->in_hi = b;
-    }
-    const char *cl = sk_safetensors_meta(f, "skeptic.classes");
-    if (cl) {
-        if (strlen(cl) >= sizeof m->data.classes || strspn(cl, "0123456789,") != strlen(cl))
-            return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.classes\" is not a list like 6,0", f->path);
-        snprintf(m->data.classes, sizeof m->data.classes, "%s", cl);
-    }
-    const char *ds = sk_safetensors_meta(f, "skeptic.data_seed"), *tf = sk_safetensors_meta(f, "skeptic.test_fraction");
-    if (ds || tf) {
-        char *e1 = NULL, *e2 = NULL;
-        unsigned long long seed = ds ? strtoull(ds, &e1, 10) : 1;
-        double frac = tf ? strtod(tf, &e2) : 0.2;
-        if ((ds && (e1 == ds || *e1)) || (tf && (e2 == tf || *e2)) || !(frac > 0 && frac < 1))
-            return sk_error(SK_EFORMAT, "%s: __metadata__ data split (skeptic.data_seed '%s', skeptic.test_fraction "
-                            "'%s') is not a seed and a fraction in (0,1)", f->path, ds ? ds : "", tf ? tf : "");
-        m->data.has_split = true;
-        m->data.data_seed = seed ? seed : 1;
-        m->data.test_fraction = (float)frac;
-    }
-    return SK_OK;
-}
-
-int sk_model_save_ex(const struct sk_model *m, const char *path, const char *metadata_json,
-                     const struct sk_st_tensor *extra, int n_extra)
-{
-    cJSON *meta = NULL;
-    int rc = meta_object(metadata_json, &meta);
-    if (rc) return rc;
-    set_string(meta, "format", "pt");
-    set_string(meta, "skeptic.spec", m->spec);
-    if ((rc = write_record(m, meta))) {
-        cJSON_Delete(meta);
-        return rc;
-    }
-    int n = m->n_tensors + n_extra;
-    struct sk_st_tensor *mt = sk_calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *mt);
-    const struct sk_st_tensor **ts = sk_malloc(sizeof *ts * (size_t)(n ? n : 1));
-    if (!mt || !ts) {
-        cJSON_Delete(meta);
-        sk_free(mt);
-        sk_free(ts);
-        return SK_ENOMEM;
-    }
-    for (int i = 0; i < m->n_tensors; i++) {
-        const struct sk_tensor_info *ti = &m->tensors[i];
-        mt[i].name = ti->name;
-        mt[i].ndim = ti->ndim;
-        for (int d = 0; d < ti->ndim; d++) mt[i].shape[d] = ti->shape[d];
-        mt[i].data = sk_model_tensor_data(m, ti);
-        ts[i] = &mt[i];
-    }
-    for (int i = 0; i < n_extra; i++) ts[m->n_tensors + i] = &extra[i];
-    rc = write_st(path, ts, n, meta);
-    sk_free(mt);
-    sk_free(ts);
-    return rc;
-}
-
-int sk_model_save(const struct sk_model *m, const char *path, const char *metadata_json)
-{
-    return sk_model_save_ex(m, path, metadata_json, NULL, 0);
-}
-
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t o = (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < ndim && o < cap; d++) o += (size_t)snprintf(buf + o, cap - o, d ? ",%lld" : "%lld", (long long)shape[d]);
-    if (o < cap) snprintf(buf + o, cap - o, "]");
-}
-
-/* Copy every tensor of m's spec from f into m, checking presence, shape and
- * finiteness; tensors not in the spec are an error except PyTorch's
- * "*.num_batches_tracked" and skeptic's own "skeptic.*" extras. */
-static int fill_model(struct sk_model *m, const struct sk_safetensors *f)
-{
-    for (int i = 0; i < m->n_tensors; i++) {
-        const struct sk_tensor_info *ti = &m->tensors[i];
-        const struct st_entry *e = find_entry(f, ti->name);
-        if (!e)
-            return sk_error(SK_EFORMAT, "%s: tensor '%s' required by spec '%s' is missing", f->path, ti->name, m->spec);
-        int64_t want[4];
-        bool same = e->ndim == ti->ndim;
-        for (int d = 0; d < ti->ndim; d++) {
-            want[d] = ti->shape[d];
-            same = same && e->shape[d] == want[d];
-        }
-        if (!same) {
-            char a[96], b[96];
-            shape_str(a, sizeof a, e->ndim, e->shape);
-            shape_str(b, sizeof b, ti->ndim, want);
-            return sk_error(SK_EFORMAT, "%s: tensor '%s' has shape %s but spec '%s' needs %s", f->path, ti->name, a,
-                            m->spec, b);
-        }
-        for (size_t k = 0; k < e->numel; k++)
-            if (!isfinite(e->data[k]))
-                return sk_error(SK_ENONFINITE, "%s: tensor '%s' element %zu is %g", f->path, ti->name, k, e->data[k]);
-        memcpy(sk_model_tensor_data(m, ti), e->data, sizeof(float) * e->numel);
-    }
-    for (int i = 0; i < f->n; i++) {
-        const char *nm = f->e[i].name;
-        size_t l = strlen(nm), s = strlen(".num_batches_tracked");
-        if (!strncmp(nm, "skeptic.", 8) || (l > s && !strcmp(nm + l - s, ".num_batches_tracked"))) continue;
-        if (!sk_model_tensor(m, nm))
-            return sk_error(SK_EFORMAT, "%s: tensor '%s' is not part of spec '%s' (wrong --arch?)", f->path, nm,
-                            m->spec);
-    }
-    return SK_OK;
-}
-
-static char *meta_dump(const struct sk_safetensors *f)
-{
-    char *txt = f->meta ? cJSON_PrintUnformatted(f->meta) : NULL;
-    char *out = sk_strdup(txt ? txt : "{}");
-    free(txt);
-    return out;
-}
-
-char *sk_safetensors_meta_json(const struct sk_safetensors *f) { return meta_dump(f); }
-
-struct sk_model *sk_model_load(const char *path, const char *spec, char **metadata_json_out)
-{
-    if (metadata_json_out) *metadata_json_out = NULL;
-    struct sk_safetensors *f = sk_safetensors_read(path);
-    if (!f) return NULL;
-    const char *fs = sk_safetensors_meta(f, "skeptic.spec");
-    if (!spec) spec = fs;
-    if (!spec) {
-        sk_error(SK_EINVAL,
-                 "%s: the file names no architecture (no __metadata__ \"skeptic.spec\", e.g. written by PyTorch): "
-                 "give one with --arch",
-                 path);
-        sk_safetensors_free(f);
-        return NULL;
-    }
-    struct sk_model *m = sk_model_from_spec(spec);
-    if (!m) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", path, sk_last_error());
-        sk_error(SK_EFORMAT, "%s", msg);
-        sk_safetensors_free(f);
-        return NULL;
-    }
-    if (fill_model(m, f) || sk_model_read_record(m, f)) {
-        sk_model_free(m);
-        sk_safetensors_free(f);
-        return NULL;
-    }
-    if (metadata_json_out && !(*metadata_json_out = meta_dump(f))) {
-        sk_model_free(m);
-        m = NULL;
-    }
-    sk_safetensors_free(f);
-    return m;
-}
-
-const char *sk_meta_get(const char *metadata_json, const char *key, char *buf, size_t cap)
-{
-    if (!metadata_json || !cap) return NULL;
-    cJSON *o = cJSON_Parse(metadata_json);
-    cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-    const char *r = NULL;
-    if (cJSON_IsString(v)) {
-        snprintf(buf, cap, "%s", v->valuestring);
-        r = buf;
-    }
-    cJSON_Delete(o);
-    return r;
-}
-
-uint64_t sk_model_weights_hash(const struct sk_model *m)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    const unsigned char *p = (const unsigned char *)m->params;
-    for (size_t i = 0; i < m->n_params * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    p = (const unsigned char *)m->buffers;
-    for (size_t i = 0; i < m->n_buffers * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-/* ------------------------------------------------------------ checkpoints */
-
-static void add_num(cJSON *o, const char *key, double v)
-{
-    char b[40];
-    snprintf(b, sizeof b, "%.17g", v);
-    cJSON_AddStringToObject(o, key, b);
-}
-
-int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char *metadata_json)
-{
-    const struct sk_model *m = t->model;
-    const struct sk_train_state *s = &t->st;
-    cJSON *meta = NULL;
-    int rc = meta_object(metadata_json, &meta);
-    if (rc) return rc;
-    cJSON *st = cJSON_CreateObject();
-    add_num(st, "epoch", s->epoch);
-    add_num(st, "batch", s->batch);
-    add_num(st, "step", (double)s->step);
-    add_num(st, "ep_loss_sum", s->ep_loss_sum);
-    add_num(st, "ep_correct", (double)s->ep_correct);
-    add_num(st, "ep_seen", (double)s->ep_seen);
-    add_num(st, "ep_seconds", s->ep_seconds);
-    add_num(st, "best_val", s->best_val);
-    add_num(st, "best_epoch", s->best_epoch);
-    add_num(st, "bad_epochs", s->bad_epochs);
-    add_num(st, "done", s->done);
-    add_num(st, "optim_t", (double)t->opt->t);
-    add_num(st, "seed", (double)t->cfg.seed);
-    add_num(st, "batch_size", t->cfg.batch);
-    add_num(st, "n_train", t->n_train);
-    add_num(st, "n_val", t->n_val);
-    cJSON_AddStringToObject(st, "optimizer", sk_optim_kind_name(t->opt->cfg.kind));
-    char *txt = cJSON_PrintUnformatted(st);
-    cJSON_Delete(st);
-    char seedbuf[32];
-    snprintf(seedbuf, sizeof seedbuf, "%llu", (unsigned long long)t->cfg.seed);
-    set_string(meta, "skeptic.state", txt ? txt : "{}");
-    set_string(meta, "skeptic.seed", seedbuf);
-    free(txt);
-    char *mj = cJSON_PrintUnformatted(meta);
-    cJSON_Delete(meta);
-    if (!mj) return SK_ENOMEM;
-    struct sk_st_tensor ex[4] = {
-        { "skeptic.optim.m", 1, { (int64_t)m->n_params }, t->opt->m },
-        { "skeptic.optim.v", 1, { (int64_t)m->n_params }, t->opt->v },
-        { "skeptic.best.params", 1, { (int64_t)m->n_params }, t->best_params },
-        { "skeptic.best.buffers", 1, { (int64_t)m->n_buffers }, t->best_buffers },
-    };
-    rc = sk_model_save_ex(m, path, mj, ex, 4);
-    free(mj);
-    return rc;
-}
-
-static int state_num(const char *path, cJSON *st, const char *key, double *out)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(st, key);
-    char *end = NULL;
-    if (!cJSON_IsString(v) || (*out = strtod(v->valuestring, &end), end == v->valuestring || *end))
-        return sk_error(SK_EFORMAT, "%s: checkpoint state lacks a number '%s'", path, key);
-    return SK_OK;
-}
-
-int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_json_out)
-{
-    if (metadata_json_out) *metadata_json_out = NULL;
-    struct sk_model *m = t->model;
-    struct sk_safetensors *f = sk_safetensors_read(path);
-    if (!f) return sk_last_error()[0] ? SK_EFORMAT : SK_EIO;
-    int rc = SK_OK;
-    cJSON *st = NULL;
-    const char *spec = sk_safetensors_meta(f, "skeptic.spec"), *sts = sk_safetensors_meta(f, "skeptic.state");
-    if (!spec || strcmp(spec, m->spec)) {
-        rc = sk_error(SK_EFORMAT, "%s: checkpoint is of model '%s', this run trains '%s'", path, spec ? spec : "?",
-                      m->spec);
-        goto out;
-    }
-    if (!sts || !(st = cJSON_Parse(sts))) {
-        rc = sk_error(SK_EFORMAT, "%s: not a checkpoint (no valid __metadata__ \"skeptic.state\")", path);
-        goto out;
-    }
-    double v[16];
-    static const char *keys[] = { "epoch",    "batch",      "step",       "ep_loss_sum", "ep_correct", "ep_seen",
-                                  "ep_seconds", "best_val", "best_epoch", "bad_epochs",  "done",       "optim_t",
-                                  "batch_size", "n_train",  "n_val" };
-    for (int i = 0; i < 15; i++)
-        if ((rc = state_num(path, st, keys[i], &v[i]))) goto out;
-    cJSON *ok = cJSON_GetObjectItemCaseSensitive(st, "optimizer");
-    const char *seed_s = sk_safetensors_meta(f, "skeptic.seed");
-    unsigned long long seed = seed_s ? strtoull(seed_s, NULL, 10) : 0;
-    if (seed != t->cfg.seed || (int)v[12] != t->cfg.batch || (int)v[13] != t->n_train || (int)v[14] != t->n_val ||
-        !cJSON_IsString(ok) || strcmp(ok->valuestring, sk_optim_kind_name(t->opt->cfg.kind))) {
-        rc = sk_error(SK_EINVAL,
-                      "%s: checkpoint was written with seed %llu, batch %d, %d training + %d validation rows, "
-                      "optimizer %s; this run has seed %llu, batch %d, %d + %d rows, optimizer %s — resume with the "
-                      "same command line",
-                      path, seed, (int)v[12], (int)v[13], (int)v[14], cJSON_IsString(ok) ? ok->valuestring : "?",
-                      (unsigned long long)t->cfg.seed, t->cfg.batch, t->n_train, t->n_val,
-                      sk_optim_kind_name(t->opt->cfg.kind));
-        goto out;
-    }
-    if ((rc = fill_model(m, f))) goto out;
-    struct {
-        const char *name;
-        float *dst;
-        size_t n;
-    } ex[4] = {
-        { "skeptic.optim.m", t->opt->m, m->n_params },
-        { "skeptic.optim.v", t->opt->v, m->n_params },
-        { "skeptic.best.params", t->best_params, m->n_params },
-        { "skeptic.best.buffers", t->best_buffers, m->n_buffers },
-    };
-    for (int i = 0; i < 4; i++) {
-        int nd;
-        int64_t shp[4];
-        const float *d = sk_safetensors_get(f, ex[i].name, &nd, shp);
-        if (!d || nd != 1 || (size_t)shp[0] != ex[i].n) {
-            rc = sk_error(SK_EFORMAT, "%s: checkpoint tensor '%s' is missing or not of %zu values", path, ex[i].name,
-                          ex[i].n);
-            goto out;
-        }
-        memcpy(ex[i].dst, d, sizeof(float) * ex[i].n);
-    }
-    struct sk_train_state *s = &t->st;
-    s->epoch = (int)v[0];
-    s->batch = (int)v[1];
-    s->step = (long)v[2];
-    s->ep_loss_sum = v[3];
-    s->ep_correct = (long)v[4];
-    s->ep_seen = (long)v[5];
-    s->ep_seconds = v[6];
-    s->best_val = v[7];
-    s->best_epoch = (int)v[8];
-    s->bad_epochs = (int)v[9];
-    s->done = v[10] != 0;
-    t->opt->t = (long)v[11];
-    if (metadata_json_out && !(*metadata_json_out = meta_dump(f))) rc = SK_ENOMEM;
-out:
-    cJSON_Delete(st);
-    sk_safetensors_free(f);
-    return rc;
+    return write_st(path, tensors, n, meta);
 }

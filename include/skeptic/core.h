@@ -123,7 +123,7 @@ int sk_get_threads(void);
 /* Name of the BLAS kernel set in use (e.g. "SkylakeX", "Haswell"). */
 const char *sk_blas_core(void);
 
-/* ---- sgemm: the one matrix-product entry point ----
+/* ---- sgemm: the one single-precision matrix-product entry point ----
  * C[M,N] = alpha * op(A) op(B) + beta * C, row-major; op(X) = X or X^T.
  * lda/ldb/ldc are row strides. Backed by OpenBLAS cblas_sgemm, one
  * single-threaded call per block of rows/columns, one block per thread (a
@@ -136,6 +136,25 @@ void sk_sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
 void sk_sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta,
                   float *C, int ldc);
+
+/* ---- double precision: the rest of the BLAS/LAPACK door ----
+ * Code outside src/core/ reaches BLAS and LAPACK only through these (and
+ * sk_sgemm), so that another backend replaces one file. Single-threaded
+ * calls on the calling thread; row-major like sk_sgemm. */
+/* C[M,N] = alpha * op(A) op(B) + beta * C in double. */
+void sk_dgemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha,
+              const double *A, int lda, const double *B, int ldb, double beta,
+              double *C, int ldc);
+/* Symmetric rank-k update of the upper triangle of C [n,n]:
+ * C = alpha * A A^T + beta * C with A [n,k] (trans false), or
+ * C = alpha * A^T A + beta * C with A [k,n] (trans true).
+ * The strictly lower triangle of C is not touched. */
+void sk_dsyrk(bool trans, int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc);
+/* Eigendecomposition of the symmetric n x n matrix a (row-major, both
+ * triangles filled; LAPACK dsyev): on return row i of a is the unit
+ * eigenvector of eigenvalue w[i], eigenvalues ascending. SK_ENOMEM, or
+ * SK_ENONFINITE with a message when LAPACK fails (e.g. NaN entries). */
+int sk_dsyev(double *a, int n, double *w);
 
 /* Monotonic wall clock in seconds. */
 double sk_now(void);

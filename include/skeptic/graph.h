@@ -56,6 +56,18 @@ int sk_graph_input(struct sk_graph *g, const float *x, int ndim, const int *shap
 /* A parameter: value w, gradient accumulator dw (same size; NULL = frozen). */
 int sk_graph_param(struct sk_graph *g, float *w, float *dw, int ndim, const int *shape);
 
+/* Scratch memory from the graph's arena for arrays that ops borrow (boxes,
+ * masks, constant weights given to sk_graph_input / sk_graph_param): bytes
+ * bytes, 64-byte aligned, uninitialised (_zero: zeroed). Owned by the graph,
+ * valid until sk_graph_reset()/sk_graph_free(); never freed by the caller.
+ * NULL when out of memory. */
+void *sk_graph_scratch(struct sk_graph *g, size_t bytes);
+void *sk_graph_scratch_zero(struct sk_graph *g, size_t bytes);
+
+/* Name of the op that made a node ("dense", "relu", "input", ...; "?" for
+ * an id the graph does not have). Static storage. */
+const char *sk_graph_op_name(const struct sk_graph *g, int node);
+
 int sk_graph_n_nodes(const struct sk_graph *g);
 int sk_graph_ndim(const struct sk_graph *g, int node);
 const int *sk_graph_shape(const struct sk_graph *g, int node);
@@ -74,13 +86,21 @@ int sk_graph_backward(struct sk_graph *g, int node, const float *seed);
  * provided at the model level (sk_model_hvp in model.h) by central
  * differences of gradients. */
 
-/* ---------------- ops: forward here, backward in the op table ---------------- */
+/* ---------------- ops ----------------
+ * Each constructor checks shapes, records a node and runs the op's forward
+ * from the op table (src/ops/table.c), which also holds its backward. */
 
 /* y[N,O] = x[N,D] W[O,D]^T + b[O]          (b < 0: no bias) */
 int sk_op_dense(struct sk_graph *g, int x, int W, int b);
 /* y[N,OC,OH,OW] = conv(x[N,C,H,W], W[OC,C,KH,KW]) + b[OC];
  * OH = (H + 2 pad - KH)/stride + 1 (cross-correlation, zero padding, as PyTorch). */
 int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad);
+/* Fused conv2d -> ReLU -> max-pool(pk, stride ps): the same values and
+ * gradients, bit for bit, as sk_op_conv2d, sk_op_relu, sk_op_maxpool2d in a
+ * row, without writing the conv output and the ReLU to memory (per sample the
+ * conv output stays in cache; backward rebuilds its gradient from the pooled
+ * output and the argmax). sk_model_forward uses it for conv-relu-maxpool. */
+int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int stride, int pad, int pk, int ps);
 /* y = max over each k x k window (stride s; no padding; floor mode). */
 int sk_op_maxpool2d(struct sk_graph *g, int x, int k, int stride);
 /* y = mean over each k x k window (stride s; no padding; floor mode). */

@@ -39,11 +39,14 @@
 extern "C" {
 #endif
 
-/* Layer kinds: append only (saved in files through the spec string). */
+/* Layer kinds: append only, before SK_LAYER_COUNT (saved in files through
+ * the spec string). Each kind has one row in the layer table
+ * (src/model/layers.c) and a branch in the spec parser. */
 enum sk_layer_kind {
     SK_LAYER_DENSE, SK_LAYER_CONV, SK_LAYER_MAXPOOL, SK_LAYER_AVGPOOL, SK_LAYER_GAP,
     SK_LAYER_FLATTEN, SK_LAYER_RELU, SK_LAYER_LRELU, SK_LAYER_TANH, SK_LAYER_SIGMOID,
     SK_LAYER_SOFTPLUS, SK_LAYER_GELU, SK_LAYER_DROPOUT, SK_LAYER_BATCHNORM,
+    SK_LAYER_COUNT
 };
 const char *sk_layer_name(enum sk_layer_kind k);
 

@@ -3,32 +3,11 @@
  * likelihood or validation NLL, probit or Monte Carlo predictive. */
 #include "bayes/bayes_impl.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-/* LAPACK (shipped inside OpenBLAS): symmetric eigendecomposition. */
-extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
-                   double *work, const int *lwork, int *info);
-
 #define FULL_MAX 2500 /* largest K*(D+1) for the full Hessian */
 #define BATCH 500
-
-/* Eigen-decomposition of the symmetric n x n matrix a (row-major; the result
- * has eigenvector i in row i), eigenvalues ascending in w. */
-static int sym_eig(double *a, int n, double *w)
-{
-    int lwork = -1, info = 0;
-    double q;
-    dsyev_("V", "U", &n, a, &n, w, &q, &lwork, &info);
-    lwork = (int)q + 1;
-    double *work = sk_malloc(sizeof(double) * (size_t)lwork);
-    if (!work) return SK_ENOMEM;
-    dsyev_("V", "U", &n, a, &n, w, work, &lwork, &info);
-    sk_free(work);
-    if (info != 0) return sk_error(SK_ENONFINITE, "eigendecomposition failed (LAPACK dsyev info %d)", info);
-    return SK_OK;
-}
 
 /* Features (the input of the last layer) of N rows: phi [N, D]. */
 static int features(const struct sk_posterior *p, const float *x, int N, float *phi)
@@ -153,7 +132,7 @@ static int full_cov(const double *V, const double *lam, int n, double delta, flo
     }
     for (int i = 0; i < n; i++)
         for (int r = 0; r < n; r++) Vs[(size_t)i * n + r] = V[(size_t)i * n + r] / sqrt(lam[i] + delta);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0, Vs, n, Vs, n, 0.0, C, n);
+    sk_dgemm(true, false, n, n, n, 1.0, Vs, n, Vs, n, 0.0, C, n);
     for (size_t i = 0; i < (size_t)n * n; i++) cov[i] = (float)C[i];
     /* square root S = V^T diag(..)^(1/2): S[r][c] = Vs[c][r] */
     if (sqrt_out)
@@ -224,7 +203,7 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config 
                     }
             }
         }
-        if (kfac) cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D1, D1, B, 1.0, pb, D1, pb, D1, 1.0, H, D1);
+        if (kfac) sk_dgemm(true, false, D1, D1, B, 1.0, pb, D1, pb, D1, 1.0, H, D1);
     }
     /* eigenvalues of the Hessian (kfac: all products g_i a_j) */
     size_t nl = (size_t)PK;
@@ -235,7 +214,7 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config 
         goto out;
     }
     if (kfac) {
-        if ((rc = sym_eig(H, D1, evals)) || (rc = sym_eig(G, K, evals + D1))) goto out;
+        if ((rc = sk_dsyev(H, D1, evals)) || (rc = sk_dsyev(G, K, evals + D1))) goto out;
         for (int j = 0; j < D1; j++) evals[j] = fmax(evals[j], 0);
         for (int i = 0; i < K; i++) evals[D1 + i] = fmax(evals[D1 + i], 0);
         for (int i = 0; i < K; i++)
@@ -257,7 +236,7 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config 
         for (int i = 0; i < K * K; i++) p->ll_gvec[i] = (float)G[i];
         for (int i = 0; i < K; i++) p->ll_gval[i] = (float)evals[D1 + i];
     } else {
-        if ((rc = sym_eig(H, PK, evals))) goto out;
+        if ((rc = sk_dsyev(H, PK, evals))) goto out;
         for (int i = 0; i < PK; i++) lam[i] = fmax(evals[i], 0);
     }
     /* prior precision */

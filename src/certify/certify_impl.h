@@ -2,7 +2,6 @@
 #ifndef SK_CERTIFY_IMPL_H
 #define SK_CERTIFY_IMPL_H
 
-#include "graph/graph_impl.h"
 #include "skeptic/certify.h"
 
 /* Index of the last dense layer if only dropout/flatten follow it, else -1. */

@@ -1,6 +1,7 @@
 /* Interval bound propagation as graph ops (centre/radius form), the
  * specification-form worst-case logits, and IBP margins on arrays. */
 #include "certify/certify_impl.h"
+#include "model/layers.h"
 
 #include <math.h>
 #include <string.h>
@@ -18,33 +19,6 @@ int sk_cert_method_parse(const char *s)
     return -1;
 }
 
-/* |W| = relu(W) + relu(-W): differentiable (sign(W)) through existing ops. */
-static int abs_node(struct sk_graph *g, int W)
-{
-    return sk_op_add(g, sk_op_relu(g, W), sk_op_relu(g, sk_op_scale(g, W, -1.0f)));
-}
-
-/* Monotone non-decreasing f applied to the endpoints l = c - r, u = c + r. */
-static int monotone(struct sk_graph *g, const struct sk_layer *L, int c, int r, int *c2, int *r2)
-{
-    int lo = sk_op_sub(g, c, r), hi = sk_op_add(g, c, r), flo, fhi;
-    switch (L->kind) {
-    case SK_LAYER_RELU: flo = sk_op_relu(g, lo); fhi = sk_op_relu(g, hi); break;
-    case SK_LAYER_LRELU: flo = sk_op_leaky_relu(g, lo, L->p); fhi = sk_op_leaky_relu(g, hi, L->p); break;
-    case SK_LAYER_TANH: flo = sk_op_tanh(g, lo); fhi = sk_op_tanh(g, hi); break;
-    case SK_LAYER_SIGMOID: flo = sk_op_sigmoid(g, lo); fhi = sk_op_sigmoid(g, hi); break;
-    case SK_LAYER_SOFTPLUS: flo = sk_op_softplus(g, lo); fhi = sk_op_softplus(g, hi); break;
-    case SK_LAYER_MAXPOOL:
-        flo = sk_op_maxpool2d(g, lo, L->k, L->stride);
-        fhi = sk_op_maxpool2d(g, hi, L->k, L->stride);
-        break;
-    default: return sk_error(SK_EINVAL, "IBP: layer %s is not monotone", sk_layer_name(L->kind));
-    }
-    *c2 = sk_op_scale(g, sk_op_add(g, fhi, flo), 0.5f);
-    *r2 = sk_op_scale(g, sk_op_sub(g, fhi, flo), 0.5f);
-    return *r2 < 0 ? *r2 : SK_OK;
-}
-
 int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out)
 {
     if (c < 0) return c;
@@ -56,7 +30,7 @@ int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto,
         return sk_error(SK_EINVAL, "sk_ibp_graph: model '%s' expects %d inputs per row", m->spec, m->in_dim);
     if (m->prep) {
         /* the input transform (scale > 0) maps the box exactly: c' = (c - shift) scale, r' = r scale */
-        float *zero = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)m->in_dim);
+        float *zero = sk_graph_scratch_zero(g, sizeof(float) * (size_t)m->in_dim);
         if (!zero) return SK_ENOMEM;
         c = sk_model_input(m, g, c);
         r = sk_op_affine_cols(g, r, zero, m->prep->scale);
@@ -72,76 +46,18 @@ int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto,
         if (sk_graph_ndim(g, c) != 2) c = sk_op_reshape(g, c, 2, s2);
         if (sk_graph_ndim(g, r) != 2) r = sk_op_reshape(g, r, 2, s2);
     }
-    float *P = m->params, *G = m->grads;
+    struct sk_layer_run run = { .g = g, .m = m, .w = m->params, .dw = m->grads };
     int rc = SK_OK;
     for (int li = 0; li < upto && rc == SK_OK; li++) {
-        const struct sk_layer *L = &m->layers[li];
-        switch (L->kind) {
-        case SK_LAYER_DENSE: {
-            int ws[2] = { L->units, L->in[0] }, bs[1] = { L->units };
-            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 2, ws);
-            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
-            int c2 = sk_op_dense(g, c, W, b);
-            r = sk_op_dense(g, r, abs_node(g, W), -1);
-            c = c2;
+        const struct sk_layer_def *d = sk_layer_of(&m->layers[li]);
+        run.L = &m->layers[li];
+        run.index = li;
+        if (!d->ibp) {
+            rc = sk_error(SK_EINVAL, "IBP: layer %d (%s) %s", li, d->name,
+                          d->ibp_note ? d->ibp_note : "is not supported");
             break;
         }
-        case SK_LAYER_CONV: {
-            int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
-            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 4, ws);
-            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
-            int c2 = sk_op_conv2d(g, c, W, b, L->stride, L->pad);
-            r = sk_op_conv2d(g, r, abs_node(g, W), -1, L->stride, L->pad);
-            c = c2;
-            break;
-        }
-        case SK_LAYER_LRELU:
-            if (L->p < 0) {
-                rc = sk_error(SK_EINVAL, "IBP: leaky relu with negative slope %g is not monotone", L->p);
-                break;
-            }
-            /* fallthrough */
-        case SK_LAYER_RELU:
-        case SK_LAYER_TANH:
-        case SK_LAYER_SIGMOID:
-        case SK_LAYER_SOFTPLUS:
-        case SK_LAYER_MAXPOOL: rc = monotone(g, L, c, r, &c, &r); break;
-        case SK_LAYER_AVGPOOL:
-            c = sk_op_avgpool2d(g, c, L->k, L->stride);
-            r = sk_op_avgpool2d(g, r, L->k, L->stride);
-            break;
-        case SK_LAYER_GAP:
-            c = sk_op_global_avgpool(g, c);
-            r = sk_op_global_avgpool(g, r);
-            break;
-        case SK_LAYER_FLATTEN:
-            c = sk_op_flatten(g, c);
-            r = sk_op_flatten(g, r);
-            break;
-        case SK_LAYER_DROPOUT: break; /* identity in eval */
-        case SK_LAYER_BATCHNORM: {
-            /* y = a (x - mean) + beta with a = gamma / sqrt(var + eps): c through the
-             * layer itself, r through |gamma| with zero mean and zero shift. */
-            int C = L->units, cs[1] = { C };
-            int gm = sk_graph_param(g, P + L->w_off, G + L->w_off, 1, cs);
-            int bt = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, cs);
-            float *zero = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)C);
-            if (!zero) {
-                rc = SK_ENOMEM;
-                break;
-            }
-            int zb = sk_graph_param(g, zero, NULL, 1, cs);
-            float *rv = m->buffers + L->rv_off;
-            c = sk_op_batchnorm(g, c, gm, bt, m->buffers + L->rm_off, rv, m->bn_momentum, m->bn_eps, false);
-            r = sk_op_batchnorm(g, r, abs_node(g, gm), zb, zero, rv, m->bn_momentum, m->bn_eps, false);
-            break;
-        }
-        case SK_LAYER_GELU:
-            rc = sk_error(SK_EINVAL, "IBP: layer %d (gelu) is not monotone; bound propagation supports relu, "
-                          "leaky relu, tanh, sigmoid, softplus", li);
-            break;
-        default: rc = sk_error(SK_EINVAL, "IBP: layer %d (%s) is not supported", li, sk_layer_name(L->kind));
-        }
+        rc = d->ibp(&run, &c, &r);
         if (rc == SK_OK && c < 0) rc = c;
         if (rc == SK_OK && r < 0) rc = r;
     }
@@ -156,7 +72,7 @@ int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, i
 {
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "epsilon %g must be finite and >= 0", eps);
     size_t n = (size_t)N * m->in_dim;
-    float *cv = sk_arena_alloc(g->arena, n * sizeof(float)), *rv = sk_arena_alloc(g->arena, n * sizeof(float));
+    float *cv = sk_graph_scratch(g, n * sizeof(float)), *rv = sk_graph_scratch(g, n * sizeof(float));
     if (!cv || !rv) return SK_ENOMEM;
     bool box = clip_lo < clip_hi;
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +108,7 @@ int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, co
     if (ld < 0) {
         /* elementwise (Gowal et al.'s form): zw_j = upper(z_j) for j != y, zw_y = lower(z_y) */
         if ((rc = sk_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) return rc;
-        float *mask = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)N * K);
+        float *mask = sk_graph_scratch_zero(g, sizeof(float) * (size_t)N * K);
         if (!mask) return SK_ENOMEM;
         for (int n = 0; n < N; n++) mask[(size_t)n * K + y[n]] = 1.0f;
         int shape[2] = { N, K };
@@ -209,8 +125,8 @@ int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, co
     int b = sk_graph_param(g, m->params + L->b_off, m->grads + L->b_off, 2, bs);
     /* Wt = I_D W^T (a dense op), then per class k: D_k = M_k W with
      * M_k = I - 1 e_k^T (row j: W_j - W_k), bias M_k b. */
-    float *eye = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)D * D);
-    float *Ms = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)K * K * K);
+    float *eye = sk_graph_scratch_zero(g, sizeof(float) * (size_t)D * D);
+    float *Ms = sk_graph_scratch_zero(g, sizeof(float) * (size_t)K * K * K);
     if (!eye || !Ms) return SK_ENOMEM;
     for (int i = 0; i < D; i++) eye[(size_t)i * D + i] = 1.0f;
     int es[2] = { D, D }, ms[2] = { K, K }, vs[1] = { K };
@@ -228,8 +144,8 @@ int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, co
         int Mk = sk_graph_input(g, M, 2, ms, false);
         int Dk = sk_op_dense(g, Mk, Wt, -1);                       /* [K,D] */
         int bk = sk_op_reshape(g, sk_op_dense(g, Mk, b, -1), 1, vs); /* [K] */
-        int up = sk_op_add(g, sk_op_dense(g, hc, Dk, bk), sk_op_dense(g, hr, abs_node(g, Dk), -1));
-        float *mk = sk_arena_zalloc(g->arena, sizeof(float) * (size_t)N * K);
+        int up = sk_op_add(g, sk_op_dense(g, hc, Dk, bk), sk_op_dense(g, hr, sk_layer_abs(g, Dk), -1));
+        float *mk = sk_graph_scratch_zero(g, sizeof(float) * (size_t)N * K);
         if (!mk) return SK_ENOMEM;
         for (int n = 0; n < N; n++)
             if (y[n] == k)
@@ -332,7 +248,7 @@ int sk_ibp_bounds_box(struct sk_model *m, const float *lo, const float *hi, int 
         int B = N - i < CERT_BATCH ? N - i : CERT_BATCH;
         sk_graph_reset(g);
         size_t nn = (size_t)B * D;
-        float *cv = sk_arena_alloc(g->arena, nn * sizeof(float)), *rv = sk_arena_alloc(g->arena, nn * sizeof(float));
+        float *cv = sk_graph_scratch(g, nn * sizeof(float)), *rv = sk_graph_scratch(g, nn * sizeof(float));
         if (!cv || !rv) {
             rc = SK_ENOMEM;
             break;

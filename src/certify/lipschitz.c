@@ -13,8 +13,8 @@
  * iteration, which approaches the norm from below, times LIP_SAFETY: an
  * estimate, reported as not proved. */
 #include "certify/certify_impl.h"
+#include "model/layers.h"
 
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -37,17 +37,9 @@ static int layer_map(struct sk_graph *g, struct sk_model *m, const struct sk_lay
                      bool needs_grad, int *xin)
 {
     int xs4[4] = { B, L->in[0], L->in[1], L->in[2] }, xs2[2] = { B, L->in[0] };
-    *xin = L->kind == SK_LAYER_DENSE ? sk_graph_input(g, x, 2, xs2, needs_grad)
-                                     : sk_graph_input(g, x, 4, xs4, needs_grad);
-    if (L->kind == SK_LAYER_DENSE) {
-        int ws[2] = { L->units, L->in[0] };
-        return sk_op_dense(g, *xin, sk_graph_param(g, m->params + L->w_off, NULL, 2, ws), -1);
-    }
-    if (L->kind == SK_LAYER_CONV) {
-        int ws[4] = { L->units, L->in[0], L->k, L->k };
-        return sk_op_conv2d(g, *xin, sk_graph_param(g, m->params + L->w_off, NULL, 4, ws), -1, L->stride, L->pad);
-    }
-    return sk_op_avgpool2d(g, *xin, L->k, L->stride);
+    *xin = L->spatial_in ? sk_graph_input(g, x, 4, xs4, needs_grad) : sk_graph_input(g, x, 2, xs2, needs_grad);
+    struct sk_layer_run r = { .g = g, .m = m, .L = L, .w = m->params };
+    return sk_layer_of(L)->linear(&r, *xin);
 }
 
 /* Power iteration: A x by the graph's forward, A^T y by its backward with
@@ -166,9 +158,9 @@ static double gram_bound(double *A, size_t rows, size_t cols, double lower)
     fP[0] = ldexp(f, -k[0]);
     gam[0] = (double)inner * u / (1 - (double)inner * u);
     if (rows < cols)
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)cols, 1.0, A, (int)cols, 0.0, S, (int)n);
+        sk_dsyrk(false, (int)n, (int)cols, 1.0, A, (int)cols, 0.0, S, (int)n);
     else
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)rows, 1.0, A, (int)cols, 0.0, S, (int)n);
+        sk_dsyrk(true, (int)n, (int)rows, 1.0, A, (int)cols, 0.0, S, (int)n);
     double *T = A; /* A is no longer needed: n*n <= rows*cols */
     for (int t = 1; t <= GRAM_MAX_ITERS; t++) {
         for (size_t i = 0; i < n; i++)
@@ -183,7 +175,7 @@ static double gram_bound(double *A, size_t rows, size_t cols, double lower)
         for (size_t i = 0; i < n * n; i++) S[i] = ldexp(S[i], -k[t]);
         fP[t] = ldexp(fs, -k[t]);
         gam[t] = (double)n * u / (1 - (double)n * u);
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)n, (int)n, 1.0, S, (int)n, 0.0, T, (int)n);
+        sk_dsyrk(true, (int)n, (int)n, 1.0, S, (int)n, 0.0, T, (int)n);
         double *sw = S;
         S = T;
         T = sw;
@@ -193,7 +185,7 @@ static double gram_bound(double *A, size_t rows, size_t cols, double lower)
     return best;
 }
 
-/* Spectral norm of a dense / conv / average-pooling layer: a proved upper
+/* Spectral norm of a linear layer (dense, conv, average pooling): a proved upper
  * bound by Gram iteration where the matrix fits, else power iteration times
  * LIP_SAFETY (*proved false). */
 static int layer_norm(struct sk_model *m, const struct sk_layer *L, int iters, uint64_t key, double *out,
@@ -233,38 +225,17 @@ int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, do
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_NOISE).key;
     for (int li = 0; li < m->n_layers; li++) {
         const struct sk_layer *L = &m->layers[li];
+        const struct sk_layer_def *d = sk_layer_of(L);
         double s = 1;
-        int rc;
-        switch (L->kind) {
-        case SK_LAYER_DENSE:
-        case SK_LAYER_CONV:
-        case SK_LAYER_AVGPOOL:
-        {
+        if (d->linear) {
             bool p = false;
-            if ((rc = layer_norm(m, L, iters, sk_rng_derive(key, (uint64_t)li).key, &s, &p))) return rc;
+            int rc = layer_norm(m, L, iters, sk_rng_derive(key, (uint64_t)li).key, &s, &p);
+            if (rc) return rc;
             all_proved = all_proved && p;
-            break;
-        }
-        case SK_LAYER_MAXPOOL: {
-            /* each input lies in at most ceil(k/s)^2 windows; max is 1-Lipschitz per window */
-            int q = (L->k + L->stride - 1) / L->stride;
-            s = q;
-            break;
-        }
-        case SK_LAYER_GAP: s = 1.0 / sqrt((double)L->in[1] * L->in[2]); break;
-        case SK_LAYER_RELU: case SK_LAYER_TANH: case SK_LAYER_SOFTPLUS:
-        case SK_LAYER_FLATTEN: case SK_LAYER_DROPOUT: s = 1; break;
-        case SK_LAYER_LRELU: s = fabs(L->p) > 1 ? fabs(L->p) : 1; break;
-        case SK_LAYER_SIGMOID: s = 0.25; break;
-        case SK_LAYER_GELU: s = 1.1290; break; /* max of GELU's derivative, about 1.1289 */
-        case SK_LAYER_BATCHNORM:
-            s = 0;
-            for (int c = 0; c < L->units; c++) {
-                double a = fabs(m->params[L->w_off + c]) / sqrt(m->buffers[L->rv_off + c] + m->bn_eps);
-                s = a > s ? a : s;
-            }
-            break;
-        default: return sk_error(SK_EINVAL, "Lipschitz: layer %d (%s) not supported", li, sk_layer_name(L->kind));
+        } else if (d->lipschitz) {
+            s = d->lipschitz(m, L);
+        } else {
+            return sk_error(SK_EINVAL, "Lipschitz: layer %d (%s) not supported", li, d->name);
         }
         if (norms) norms[li] = s;
         if (ld < 0 || li < ld) pre *= s;

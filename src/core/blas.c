@@ -1,4 +1,5 @@
-/* The one sgemm entry point, thread control and the naive reference twin. */
+/* The one BLAS/LAPACK door (sgemm split over threads, dgemm, dsyrk, dsyev),
+ * thread control and the naive sgemm twin. */
 #include "skeptic/core.h"
 
 #include <cblas.h>
@@ -85,4 +86,37 @@ void sk_sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
             float *c = &C[(size_t)i * ldc + j];
             *c = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * *c));
         }
+}
+
+void sk_dgemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha,
+              const double *A, int lda, const double *B, int ldb, double beta,
+              double *C, int ldc)
+{
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sk_dsyrk(bool trans, int n, int k, double alpha, const double *A, int lda, double beta, double *C, int ldc)
+{
+    cblas_dsyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+/* LAPACK (shipped inside OpenBLAS). */
+extern void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                   double *work, const int *lwork, int *info);
+
+int sk_dsyev(double *a, int n, double *w)
+{
+    /* A symmetric row-major matrix is its own column-major transpose, and
+     * LAPACK's column-major eigenvector columns are then rows. */
+    int lwork = -1, info = 0;
+    double q;
+    dsyev_("V", "U", &n, a, &n, w, &q, &lwork, &info);
+    lwork = (int)q + 1;
+    double *work = sk_malloc(sizeof(double) * (size_t)lwork);
+    if (!work) return SK_ENOMEM;
+    dsyev_("V", "U", &n, a, &n, w, work, &lwork, &info);
+    sk_free(work);
+    if (info != 0) return sk_error(SK_ENONFINITE, "eigendecomposition failed (LAPACK dsyev info %d)", info);
+    return SK_OK;
 }

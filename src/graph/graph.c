@@ -128,6 +128,15 @@ int sk_graph_param(struct sk_graph *g, float *w, float *dw, int ndim, const int 
     return id;
 }
 
+void *sk_graph_scratch(struct sk_graph *g, size_t bytes) { return sk_arena_alloc(g->arena, bytes); }
+void *sk_graph_scratch_zero(struct sk_graph *g, size_t bytes) { return sk_arena_zalloc(g->arena, bytes); }
+
+const char *sk_graph_op_name(const struct sk_graph *g, int id)
+{
+    if (id < 0 || id >= g->n_nodes) return "?";
+    return sk_op_table[g->nodes[id].op].name;
+}
+
 int sk_graph_n_nodes(const struct sk_graph *g) { return g->n_nodes; }
 int sk_graph_ndim(const struct sk_graph *g, int id) { return g->nodes[id].ndim; }
 const int *sk_graph_shape(const struct sk_graph *g, int id) { return g->nodes[id].shape; }
@@ -182,7 +191,7 @@ int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
     for (int i = id; i >= 0; i--) {
         struct sk_node *nd = &g->nodes[i];
         if (!nd->needs_grad) continue;
-        sk_backward_fn f = sk_backward_table[nd->op];
+        sk_op_fn f = sk_op_table[nd->op].backward;
         if (!f) continue;
         struct sk_node *own = grad_owner(g, i);
         if (own->grad_fresh) { /* no contribution reached it: its gradient is zero */

@@ -1,10 +1,11 @@
-/* Internal: the node record, the op table and helpers shared by op files. */
+/* Internal to src/graph/ and src/ops/: the node record, the op table and
+ * helpers shared by op files. Everything else sees nodes through graph.h. */
 #ifndef SK_GRAPH_IMPL_H
 #define SK_GRAPH_IMPL_H
 
 #include "skeptic/graph.h"
 
-/* Op ids: append only (names are in op_names[] in graph.c). */
+/* Op ids: append only (ids index sk_op_table, which holds each op's name). */
 enum sk_op {
     OP_INPUT, OP_PARAM, OP_DENSE, OP_CONV2D, OP_MAXPOOL, OP_AVGPOOL, OP_GAP, OP_FLATTEN,
     OP_RELU, OP_LRELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_GELU, OP_DROPOUT, OP_BATCHNORM,
@@ -40,11 +41,41 @@ struct sk_graph {
     bool param_grads;
 };
 
-/* Backward of one node: add into the gradients of its inputs that need one. */
-typedef void (*sk_backward_fn)(struct sk_graph *g, struct sk_node *nd);
-extern const sk_backward_fn sk_backward_table[OP_COUNT];
+/* ---- the op table (src/ops/table.c) ----
+ * One row per op id. An op's constructor (sk_op_*, sk_loss_* in graph.h)
+ * checks shapes, records the node, stores its arguments on it and allocates
+ * in the arena whatever the op keeps for backward; then it runs the row's
+ * forward (sk_node_run). Forward and backward see only the node, so the same
+ * rows can drive a replay of the tape or another backend. */
+typedef void (*sk_op_fn)(struct sk_graph *g, struct sk_node *nd);
+struct sk_op_def {
+    const char *name;     /* the constructor's name without sk_op_ / sk_loss_ */
+    /* nd->val (and nd->saved state) from the inputs' values and the node's
+     * arguments; cannot fail: the constructor allocated what it needs.
+     * NULL for leaves (caller's buffer) and views (the input's buffer). */
+    sk_op_fn forward;
+    /* Add dL/d(input) into the gradient of every input that needs one (see
+     * in_grad / in_grad_w). NULL: no gradient flows through the op, and
+     * no_grad says why. */
+    sk_op_fn backward;
+    /* Second-order rule for exact Hessian-vector products (forward-over-
+     * reverse: the directional derivative of the backward). NULL for every
+     * op until that feature fills the column; sk_model_hvp meanwhile uses
+     * central differences of gradients. */
+    sk_op_fn hvp;
+    const char *no_grad;  /* why backward is NULL; NULL when it is not */
+};
+extern const struct sk_op_def sk_op_table[OP_COUNT];
 
 static inline struct sk_node *node_at(struct sk_graph *g, int id) { return &g->nodes[id]; }
+
+/* Run the table's forward on node id (a constructor's last step); returns id,
+ * or id unchanged when it is a negative status. */
+static inline int sk_node_run(struct sk_graph *g, int id)
+{
+    if (id >= 0) sk_op_table[g->nodes[id].op].forward(g, &g->nodes[id]);
+    return id;
+}
 
 /* Append a node with the given shape and op; allocates its value in the arena.
  * Returns the id or a negative status. */
@@ -103,12 +134,6 @@ void sk_conv2d_forward(float *y, float *scratch, int n_threads, const float *x, 
 void sk_conv2d_backward(float *dx, bool assign_dx, float *dW, float *db, float *scratch, int n_threads,
                         const float *dy, const float *x, const float *W, int N, int C, int H, int Wd, int OC,
                         int KH, int KW, int stride, int pad);
-/* Fused conv2d -> ReLU -> max-pool(pk, stride ps): the same values and
- * gradients, bit for bit, as sk_op_conv2d, sk_op_relu, sk_op_maxpool2d in a
- * row, without writing the conv output and the ReLU to memory (per sample the
- * conv output stays in cache; backward rebuilds its gradient from the pooled
- * output and the argmax). sk_model_forward uses it for conv-relu-maxpool. */
-int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int stride, int pad, int pk, int ps);
 void sk_conv2d_forward_ref(float *y, const float *x, const float *W, const float *b, int N, int C,
                            int H, int Wd, int OC, int KH, int KW, int stride, int pad);
 void sk_conv2d_backward_ref(float *dx, float *dW, float *db, const float *dy, const float *x,
@@ -124,6 +149,70 @@ void sk_avgpool_forward_ref(float *y, const float *x, int N, int C, int H, int W
 void sk_maxpool_backward_ref(float *dx, const float *dy, const float *x, int N, int C, int H, int W, int k, int s);
 void sk_avgpool_backward_ref(float *dx, const float *dy, int N, int C, int H, int W, int k, int s);
 void sk_avgpool_backward(float *dx, bool assign_dx, const float *dy, int N, int C, int H, int W, int k, int s);
+
+/* Node kernels, the rows of sk_op_table (_node_ where an array kernel above
+ * has the plain name). */
+void sk_dense_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_dense_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_conv2d_node_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_conv2d_node_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_conv_relu_pool_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_conv_relu_pool_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_maxpool_node_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_maxpool_node_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_avgpool_node_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_avgpool_node_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_gap_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_gap_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_relu_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_relu_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_lrelu_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_lrelu_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_tanh_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_tanh_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_sigmoid_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_sigmoid_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_softplus_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_softplus_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_gelu_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_gelu_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_dropout_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_dropout_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_batchnorm_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_batchnorm_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_softmax_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_softmax_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_log_softmax_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_log_softmax_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_add_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_add_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_sub_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_sub_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_mul_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_mul_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_scale_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_scale_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_sum_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_sum_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_mean_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_mean_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_gauss_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_gauss_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_ce_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_ce_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_bce_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_bce_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_mse_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_mse_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_kl_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_kl_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_margin_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_margin_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_nuc_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_affine_cols_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_step_forward(struct sk_graph *g, struct sk_node *nd); /* no backward: see the table */
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
 

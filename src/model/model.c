@@ -1,7 +1,5 @@
 /* Initialisation, forward, prediction, loss gradient, Hessian-vector product. */
-#include "skeptic/model.h"
-
-#include "graph/graph_impl.h" /* the fused conv-relu-maxpool op */
+#include "model/layers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,37 +15,22 @@ int sk_model_init(struct sk_model *m, enum sk_init init, uint64_t seed)
 {
     struct sk_rng root = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_INIT);
     for (int li = 0; li < m->n_layers; li++) {
-        struct sk_layer *L = &m->layers[li];
-        if (L->kind == SK_LAYER_BATCHNORM) {
-            for (int c = 0; c < L->units; c++) {
-                m->params[L->w_off + c] = 1.0f;
-                m->params[L->b_off + c] = 0.0f;
-                m->buffers[L->rm_off + c] = 0.0f;
-                m->buffers[L->rv_off + c] = 1.0f;
-            }
-            continue;
-        }
-        if (L->kind != SK_LAYER_DENSE && L->kind != SK_LAYER_CONV) continue;
+        const struct sk_layer *L = &m->layers[li];
+        if (!sk_layer_of(L)->init) continue;
         /* each layer its own stream: adding a layer does not shift the others */
         struct sk_rng r = sk_rng_derive(root.key, (uint64_t)li);
-        int rf = L->kind == SK_LAYER_CONV ? L->k * L->k : 1;
-        double fan_in = (double)L->in[0] * rf, fan_out = (double)L->units * rf;
-        float *w = m->params + L->w_off, *b = m->params + L->b_off;
-        double bound = 0, std = 0;
-        switch (init) {
-        case SK_INIT_HE_UNIFORM: bound = sqrt(6.0 / fan_in); break;
-        case SK_INIT_HE_NORMAL: std = sqrt(2.0 / fan_in); break;
-        case SK_INIT_GLOROT_UNIFORM: bound = sqrt(6.0 / (fan_in + fan_out)); break;
-        case SK_INIT_GLOROT_NORMAL: std = sqrt(2.0 / (fan_in + fan_out)); break;
-        case SK_INIT_TORCH: bound = 1.0 / sqrt(fan_in); break;
-        default: return sk_error(SK_EINVAL, "unknown initialiser %d", (int)init);
-        }
-        for (size_t i = 0; i < L->n_w; i++)
-            w[i] = std > 0 ? (float)(std * sk_rng_normal(&r)) : (float)(bound * (2.0 * sk_rng_uniform_d(&r) - 1.0));
-        for (size_t i = 0; i < L->n_b; i++)
-            b[i] = init == SK_INIT_TORCH ? (float)(bound * (2.0 * sk_rng_uniform_d(&r) - 1.0)) : 0.0f;
+        int rc = sk_layer_of(L)->init(m, L, init, &r);
+        if (rc) return rc;
     }
     return SK_OK;
+}
+
+/* conv-relu-maxpool at layer li: one fused op with the same numbers and a
+ * third of the memory traffic. */
+static bool fusable(const struct sk_model *m, int li)
+{
+    return m->layers[li].kind == SK_LAYER_CONV && li + 2 < m->n_layers &&
+           m->layers[li + 1].kind == SK_LAYER_RELU && m->layers[li + 2].kind == SK_LAYER_MAXPOOL;
 }
 
 int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode mode, uint64_t noise_key)
@@ -68,64 +51,22 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
         int s2[2] = { N, m->in_dim };
         h = sk_graph_ndim(g, x) == 2 ? x : sk_op_reshape(g, x, 2, s2);
     }
-    bool train = mode == SK_MODE_TRAIN;
-    bool drop = mode == SK_MODE_TRAIN || mode == SK_MODE_MC;
+    struct sk_layer_run r = { .g = g, .m = m, .w = m->params, .dw = m->grads, .train = mode == SK_MODE_TRAIN,
+                              .dropout = mode == SK_MODE_TRAIN || mode == SK_MODE_MC };
     for (int li = 0; li < m->n_layers && h >= 0; li++) {
-        const struct sk_layer *L = &m->layers[li];
-        float *P = m->params, *G = m->grads;
-        switch (L->kind) {
-        case SK_LAYER_DENSE: {
-            int ws[2] = { L->units, L->in[0] }, bs[1] = { L->units };
-            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 2, ws);
-            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
-            h = sk_op_dense(g, h, W, b);
-            break;
+        r.L = &m->layers[li];
+        r.index = li;
+        r.key = sk_rng_derive(noise_key, (uint64_t)li).key;
+        if (fusable(m, li)) {
+            const struct sk_layer *P = &m->layers[li + 2];
+            int W, b, rc = sk_layer_of(r.L)->params(&r, &W, &b);
+            h = rc ? rc : sk_op_conv2d_relu_maxpool(g, h, W, b, r.L->stride, r.L->pad, P->k, P->stride);
+            li += 2;
+            continue;
         }
-        case SK_LAYER_CONV: {
-            int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
-            int W = sk_graph_param(g, P + L->w_off, G + L->w_off, 4, ws);
-            int b = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, bs);
-            if (li + 2 < m->n_layers && m->layers[li + 1].kind == SK_LAYER_RELU &&
-                m->layers[li + 2].kind == SK_LAYER_MAXPOOL) {
-                /* conv-relu-maxpool as one op: same numbers, a third of the memory traffic */
-                h = sk_op_conv2d_relu_maxpool(g, h, W, b, L->stride, L->pad, m->layers[li + 2].k,
-                                              m->layers[li + 2].stride);
-                li += 2;
-                break;
-            }
-            h = sk_op_conv2d(g, h, W, b, L->stride, L->pad);
-            break;
-        }
-        case SK_LAYER_BATCHNORM: {
-            int cs[1] = { L->units };
-            int gm = sk_graph_param(g, P + L->w_off, G + L->w_off, 1, cs);
-            int bt = sk_graph_param(g, P + L->b_off, G + L->b_off, 1, cs);
-            h = sk_op_batchnorm(g, h, gm, bt, m->buffers + L->rm_off, m->buffers + L->rv_off, m->bn_momentum,
-                                m->bn_eps, train);
-            break;
-        }
-        default: h = sk_layer_forward_fixed(g, L, h, drop, sk_rng_derive(noise_key, (uint64_t)li).key); break;
-        }
+        h = sk_layer_of(r.L)->forward(&r, h);
     }
     return h;
-}
-
-int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, bool dropout_on, uint64_t dropout_key)
-{
-    switch (L->kind) {
-    case SK_LAYER_MAXPOOL: return sk_op_maxpool2d(g, h, L->k, L->stride);
-    case SK_LAYER_AVGPOOL: return sk_op_avgpool2d(g, h, L->k, L->stride);
-    case SK_LAYER_GAP: return sk_op_global_avgpool(g, h);
-    case SK_LAYER_FLATTEN: return sk_op_flatten(g, h);
-    case SK_LAYER_RELU: return sk_op_relu(g, h);
-    case SK_LAYER_LRELU: return sk_op_leaky_relu(g, h, L->p);
-    case SK_LAYER_TANH: return sk_op_tanh(g, h);
-    case SK_LAYER_SIGMOID: return sk_op_sigmoid(g, h);
-    case SK_LAYER_SOFTPLUS: return sk_op_softplus(g, h);
-    case SK_LAYER_GELU: return sk_op_gelu(g, h);
-    case SK_LAYER_DROPOUT: return dropout_on && L->p > 0 ? sk_op_dropout(g, h, L->p, dropout_key) : h;
-    default: return h;
-    }
 }
 
 int sk_model_set_preprocess(struct sk_model *m, const struct sk_preprocess *p)

@@ -6,19 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *layer_names[] = {
-    [SK_LAYER_DENSE] = "dense", [SK_LAYER_CONV] = "conv", [SK_LAYER_MAXPOOL] = "maxpool",
-    [SK_LAYER_AVGPOOL] = "avgpool", [SK_LAYER_GAP] = "gap", [SK_LAYER_FLATTEN] = "flatten",
-    [SK_LAYER_RELU] = "relu", [SK_LAYER_LRELU] = "lrelu", [SK_LAYER_TANH] = "tanh",
-    [SK_LAYER_SIGMOID] = "sigmoid", [SK_LAYER_SOFTPLUS] = "softplus", [SK_LAYER_GELU] = "gelu",
-    [SK_LAYER_DROPOUT] = "dropout", [SK_LAYER_BATCHNORM] = "bn",
-};
-
-const char *sk_layer_name(enum sk_layer_kind k)
-{
-    return (unsigned)k < sizeof layer_names / sizeof *layer_names ? layer_names[k] : "?";
-}
-
 struct parser {
     const char *spec;
     const char *p;

@@ -14,12 +14,10 @@ static int unary(struct sk_graph *g, int x, int op, const char *name)
     return sk_node_new(g, op, in->ndim, shape, x, -1, -1);
 }
 
-#define UNARY_FORWARD(fname, OPID, expr)                                         \
-    int fname(struct sk_graph *g, int x)                                         \
+/* Kernel sk_<k>_forward: y = expr(v) element-wise; and its constructor. */
+#define UNARY_OP(cname, k, OPID, expr)                                           \
+    void sk_##k##_forward(struct sk_graph *g, struct sk_node *nd)                \
     {                                                                            \
-        int id = unary(g, x, OPID, #fname);                                      \
-        if (id < 0) return id;                                                   \
-        struct sk_node *nd = node_at(g, id);                                     \
         const float *X = in_val(g, nd, 0);                                       \
         float *Y = nd->val;                                                      \
         size_t n = nd->n;                                                        \
@@ -28,8 +26,8 @@ static int unary(struct sk_graph *g, int x, int op, const char *name)
             float v = X[i];                                                      \
             Y[i] = (expr);                                                       \
         }                                                                        \
-        return id;                                                               \
-    }
+    }                                                                            \
+    int cname(struct sk_graph *g, int x) { return sk_node_run(g, unary(g, x, OPID, #cname)); }
 
 static inline float softplusf(float v) { return v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v)); }
 static inline float sigmoidf(float v)
@@ -39,42 +37,47 @@ static inline float sigmoidf(float v)
     return e / (1.0f + e);
 }
 
-UNARY_FORWARD(sk_op_relu, OP_RELU, v > 0 ? v : 0.0f)
-UNARY_FORWARD(sk_op_tanh, OP_TANH, tanhf(v))
-UNARY_FORWARD(sk_op_sigmoid, OP_SIGMOID, sigmoidf(v))
-UNARY_FORWARD(sk_op_softplus, OP_SOFTPLUS, softplusf(v))
-UNARY_FORWARD(sk_op_gelu, OP_GELU, 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)))
-UNARY_FORWARD(sk_op_step, OP_STEP, v > 0 ? 1.0f : 0.0f)
+UNARY_OP(sk_op_relu, relu, OP_RELU, v > 0 ? v : 0.0f)
+UNARY_OP(sk_op_tanh, tanh, OP_TANH, tanhf(v))
+UNARY_OP(sk_op_sigmoid, sigmoid, OP_SIGMOID, sigmoidf(v))
+UNARY_OP(sk_op_softplus, softplus, OP_SOFTPLUS, softplusf(v))
+UNARY_OP(sk_op_gelu, gelu, OP_GELU, 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)))
+UNARY_OP(sk_op_step, step, OP_STEP, v > 0 ? 1.0f : 0.0f)
+
+/* farg[0] = alpha */
+void sk_lrelu_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *X = in_val(g, nd, 0);
+    float alpha = nd->farg[0];
+    for (size_t i = 0; i < nd->n; i++) nd->val[i] = X[i] > 0 ? X[i] : alpha * X[i];
+}
 
 int sk_op_leaky_relu(struct sk_graph *g, int x, float alpha)
 {
     int id = unary(g, x, OP_LRELU, "sk_op_leaky_relu");
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->farg[0] = alpha;
+    if (id >= 0) node_at(g, id)->farg[0] = alpha;
+    return sk_node_run(g, id);
+}
+
+/* farg[0] = alpha */
+void sk_scale_forward(struct sk_graph *g, struct sk_node *nd)
+{
     const float *X = in_val(g, nd, 0);
-    for (size_t i = 0; i < nd->n; i++) nd->val[i] = X[i] > 0 ? X[i] : alpha * X[i];
-    return id;
+    float alpha = nd->farg[0];
+    for (size_t i = 0; i < nd->n; i++) nd->val[i] = alpha * X[i];
 }
 
 int sk_op_scale(struct sk_graph *g, int x, float alpha)
 {
     int id = unary(g, x, OP_SCALE, "sk_op_scale");
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->farg[0] = alpha;
-    const float *X = in_val(g, nd, 0);
-    for (size_t i = 0; i < nd->n; i++) nd->val[i] = alpha * X[i];
-    return id;
+    if (id >= 0) node_at(g, id)->farg[0] = alpha;
+    return sk_node_run(g, id);
 }
 
-int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float *scale)
+/* cptr[0] = shift, cptr[1] = scale (D floats each, borrowed) */
+void sk_affine_cols_forward(struct sk_graph *g, struct sk_node *nd)
 {
-    int id = unary(g, x, OP_AFFINE_COLS, "sk_op_affine_cols");
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->cptr[0] = shift;
-    nd->cptr[1] = scale;
+    const float *shift = nd->cptr[0], *scale = nd->cptr[1];
     size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
     const float *X = in_val(g, nd, 0);
     float *Y = nd->val;
@@ -83,7 +86,16 @@ int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float
 #pragma omp parallel for if (nd->n > SK_PAR_MIN) schedule(static)
     for (size_t r = 0; r < N; r++)
         for (size_t j = 0; j < D; j++) Y[r * D + j] = (X[r * D + j] - shift[j]) * scale[j];
-    return id;
+}
+
+int sk_op_affine_cols(struct sk_graph *g, int x, const float *shift, const float *scale)
+{
+    int id = unary(g, x, OP_AFFINE_COLS, "sk_op_affine_cols");
+    if (id >= 0) {
+        node_at(g, id)->cptr[0] = shift;
+        node_at(g, id)->cptr[1] = scale;
+    }
+    return sk_node_run(g, id);
 }
 
 void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd)
@@ -150,41 +162,37 @@ static int binary(struct sk_graph *g, int a, int b, int op, const char *name)
                         B->shape[1], B->shape[2], B->shape[3]);
     int shape[4];
     memcpy(shape, A->shape, sizeof shape);
-    int id = sk_node_new(g, op, A->ndim, shape, a, b, -1);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    const float *X = in_val(g, nd, 0), *Y = in_val(g, nd, 1);
-    float *Z = nd->val;
-    for (size_t i = 0; i < nd->n; i++)
-        Z[i] = op == OP_ADD ? X[i] + Y[i] : op == OP_SUB ? X[i] - Y[i] : X[i] * Y[i];
-    return id;
+    return sk_node_run(g, sk_node_new(g, op, A->ndim, shape, a, b, -1));
 }
+
+/* Kernels sk_<k>_forward: z = a OP b; sk_<k>_backward: da += da_expr,
+ * db += db_expr with d = dz (one pass for both: a and b may be one node). */
+#define BINARY_OP(k, OP, da_expr, db_expr)                                       \
+    void sk_##k##_forward(struct sk_graph *g, struct sk_node *nd)                \
+    {                                                                            \
+        const float *X = in_val(g, nd, 0), *Y = in_val(g, nd, 1);                \
+        float *Z = nd->val;                                                      \
+        for (size_t i = 0; i < nd->n; i++) Z[i] = X[i] OP Y[i];                  \
+    }                                                                            \
+    void sk_##k##_backward(struct sk_graph *g, struct sk_node *nd)               \
+    {                                                                            \
+        float *dA = in_grad(g, nd, 0), *dB = in_grad(g, nd, 1);                  \
+        const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1), *dY = nd->grad; \
+        (void)A; (void)B;                                                        \
+        for (size_t i = 0; i < nd->n; i++) {                                     \
+            float d = dY[i];                                                     \
+            if (dA) dA[i] += da_expr;                                            \
+            if (dB) dB[i] += db_expr;                                            \
+        }                                                                        \
+    }
+
+BINARY_OP(add, +, d, d)
+BINARY_OP(sub, -, d, -d) /* x + (-d) is x - d exactly (IEEE 754) */
+BINARY_OP(mul, *, d * B[i], d * A[i])
 
 int sk_op_add(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_ADD, "sk_op_add"); }
 int sk_op_sub(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_SUB, "sk_op_sub"); }
 int sk_op_mul(struct sk_graph *g, int a, int b) { return binary(g, a, b, OP_MUL, "sk_op_mul"); }
-
-void sk_binary_backward(struct sk_graph *g, struct sk_node *nd)
-{
-    float *dA = in_grad(g, nd, 0), *dB = in_grad(g, nd, 1);
-    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1), *dY = nd->grad;
-    for (size_t i = 0; i < nd->n; i++) {
-        float d = dY[i];
-        switch (nd->op) {
-        case OP_ADD:
-            if (dA) dA[i] += d;
-            if (dB) dB[i] += d;
-            break;
-        case OP_SUB:
-            if (dA) dA[i] += d;
-            if (dB) dB[i] -= d;
-            break;
-        default:
-            if (dA) dA[i] += d * B[i];
-            if (dB) dB[i] += d * A[i];
-        }
-    }
-}
 
 /* ---- reductions ---- */
 static int reduce(struct sk_graph *g, int x, int op, const char *name)
@@ -192,28 +200,34 @@ static int reduce(struct sk_graph *g, int x, int op, const char *name)
     int rc = sk_node_check(g, x, name, "x");
     if (rc) return rc;
     int one = 1;
-    int id = sk_node_new(g, op, 1, &one, x, -1, -1);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    struct sk_node *in = node_at(g, x);
-    double s = 0;
-    for (size_t i = 0; i < in->n; i++) s += in->val[i];
-    nd->val[0] = (float)(op == OP_MEAN ? s / (double)in->n : s);
-    return id;
+    return sk_node_run(g, sk_node_new(g, op, 1, &one, x, -1, -1));
 }
 
-int sk_op_sum(struct sk_graph *g, int x) { return reduce(g, x, OP_SUM, "sk_op_sum"); }
-int sk_op_mean(struct sk_graph *g, int x) { return reduce(g, x, OP_MEAN, "sk_op_mean"); }
+static void reduce_forward(struct sk_graph *g, struct sk_node *nd, bool mean)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    double s = 0;
+    for (size_t i = 0; i < in->n; i++) s += in->val[i];
+    nd->val[0] = (float)(mean ? s / (double)in->n : s);
+}
 
-void sk_reduce_backward(struct sk_graph *g, struct sk_node *nd)
+static void reduce_backward(struct sk_graph *g, struct sk_node *nd, bool mean)
 {
     float *dX = in_grad(g, nd, 0);
     if (!dX) return;
     size_t n = node_at(g, nd->in[0])->n;
     float d = nd->grad[0];
-    if (nd->op == OP_MEAN) d /= (float)n;
+    if (mean) d /= (float)n;
     for (size_t i = 0; i < n; i++) dX[i] += d;
 }
+
+void sk_sum_forward(struct sk_graph *g, struct sk_node *nd) { reduce_forward(g, nd, false); }
+void sk_mean_forward(struct sk_graph *g, struct sk_node *nd) { reduce_forward(g, nd, true); }
+void sk_sum_backward(struct sk_graph *g, struct sk_node *nd) { reduce_backward(g, nd, false); }
+void sk_mean_backward(struct sk_graph *g, struct sk_node *nd) { reduce_backward(g, nd, true); }
+
+int sk_op_sum(struct sk_graph *g, int x) { return reduce(g, x, OP_SUM, "sk_op_sum"); }
+int sk_op_mean(struct sk_graph *g, int x) { return reduce(g, x, OP_MEAN, "sk_op_mean"); }
 
 /* ---- softmax / log-softmax over the last dim of [N,K] ---- */
 static int rowwise(struct sk_graph *g, int x, int op, const char *name)
@@ -223,11 +237,13 @@ static int rowwise(struct sk_graph *g, int x, int op, const char *name)
     struct sk_node *in = node_at(g, x);
     if (in->ndim != 2) return sk_error(SK_EINVAL, "%s: x must be [N,K], got %d dims", name, in->ndim);
     int shape[2] = { in->shape[0], in->shape[1] };
-    int id = sk_node_new(g, op, 2, shape, x, -1, -1);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
+    return sk_node_run(g, sk_node_new(g, op, 2, shape, x, -1, -1));
+}
+
+static void rowwise_forward(struct sk_graph *g, struct sk_node *nd, bool log_out)
+{
     const float *X = in_val(g, nd, 0);
-    int N = shape[0], K = shape[1];
+    int N = nd->shape[0], K = nd->shape[1];
     for (int i = 0; i < N; i++) {
         const float *r = X + (size_t)i * K;
         float *y = nd->val + (size_t)i * K;
@@ -236,11 +252,12 @@ static int rowwise(struct sk_graph *g, int x, int op, const char *name)
         double s = 0;
         for (int k = 0; k < K; k++) s += exp((double)r[k] - m);
         float ls = (float)log(s);
-        for (int k = 0; k < K; k++)
-            y[k] = op == OP_LOGSOFTMAX ? r[k] - m - ls : (float)(exp((double)r[k] - m) / s);
+        for (int k = 0; k < K; k++) y[k] = log_out ? r[k] - m - ls : (float)(exp((double)r[k] - m) / s);
     }
-    return id;
 }
+
+void sk_softmax_forward(struct sk_graph *g, struct sk_node *nd) { rowwise_forward(g, nd, false); }
+void sk_log_softmax_forward(struct sk_graph *g, struct sk_node *nd) { rowwise_forward(g, nd, true); }
 
 int sk_op_softmax(struct sk_graph *g, int x) { return rowwise(g, x, OP_SOFTMAX, "sk_op_softmax"); }
 int sk_op_log_softmax(struct sk_graph *g, int x)
@@ -248,7 +265,8 @@ int sk_op_log_softmax(struct sk_graph *g, int x)
     return rowwise(g, x, OP_LOGSOFTMAX, "sk_op_log_softmax");
 }
 
-void sk_rowwise_backward(struct sk_graph *g, struct sk_node *nd)
+/* dx = y * (dy - <dy, y>) */
+void sk_softmax_backward(struct sk_graph *g, struct sk_node *nd)
 {
     float *dX = in_grad(g, nd, 0);
     if (!dX) return;
@@ -256,16 +274,23 @@ void sk_rowwise_backward(struct sk_graph *g, struct sk_node *nd)
     for (int i = 0; i < N; i++) {
         const float *y = nd->val + (size_t)i * K, *dy = nd->grad + (size_t)i * K;
         float *dx = dX + (size_t)i * K;
-        if (nd->op == OP_SOFTMAX) {
-            /* dx = y * (dy - <dy, y>) */
-            double dot = 0;
-            for (int k = 0; k < K; k++) dot += (double)dy[k] * y[k];
-            for (int k = 0; k < K; k++) dx[k] += y[k] * (dy[k] - (float)dot);
-        } else {
-            /* dx = dy - softmax * sum(dy) */
-            double s = 0;
-            for (int k = 0; k < K; k++) s += dy[k];
-            for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * (float)s;
-        }
+        double dot = 0;
+        for (int k = 0; k < K; k++) dot += (double)dy[k] * y[k];
+        for (int k = 0; k < K; k++) dx[k] += y[k] * (dy[k] - (float)dot);
+    }
+}
+
+/* dx = dy - softmax * sum(dy) */
+void sk_log_softmax_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *dX = in_grad(g, nd, 0);
+    if (!dX) return;
+    int N = nd->shape[0], K = nd->shape[1];
+    for (int i = 0; i < N; i++) {
+        const float *y = nd->val + (size_t)i * K, *dy = nd->grad + (size_t)i * K;
+        float *dx = dX + (size_t)i * K;
+        double s = 0;
+        for (int k = 0; k < K; k++) s += dy[k];
+        for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * (float)s;
     }
 }

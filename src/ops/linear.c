@@ -23,17 +23,20 @@ int sk_op_dense(struct sk_graph *g, int x, int W, int b)
     if (b >= 0 && node_at(g, b)->n != (size_t)O)
         return sk_error(SK_EINVAL, "sk_op_dense: bias has %zu elements, W has %d rows", node_at(g, b)->n, O);
     int shape[2] = { N, O };
-    int id = sk_node_new(g, OP_DENSE, 2, shape, x, W, b);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
+    return sk_node_run(g, sk_node_new(g, OP_DENSE, 2, shape, x, W, b));
+}
+
+void sk_dense_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    int N = nd->shape[0], O = nd->shape[1];
+    int D = node_at(g, nd->in[1])->shape[1];
+    bool bias = nd->in[2] >= 0;
     float *Y = nd->val;
-    if (b >= 0) {
+    if (bias) {
         const float *B = in_val(g, nd, 2);
         for (int i = 0; i < N; i++) memcpy(Y + (size_t)i * O, B, sizeof(float) * (size_t)O);
     }
-    sk_sgemm(false, true, N, O, D, 1.0f, in_val(g, nd, 0), D, in_val(g, nd, 1), D, b >= 0 ? 1.0f : 0.0f,
-             Y, O);
-    return id;
+    sk_sgemm(false, true, N, O, D, 1.0f, in_val(g, nd, 0), D, in_val(g, nd, 1), D, bias ? 1.0f : 0.0f, Y, O);
 }
 
 void sk_dense_backward(struct sk_graph *g, struct sk_node *nd)
@@ -359,30 +362,45 @@ static int conv_check(struct sk_graph *g, int x, int W, int b, int stride, int p
     return 0;
 }
 
+/* Records a conv node (OP_CONV2D, or OP_CONV_RELU_POOL with pooled output
+ * shape) with its thread scratch: iarg = stride, pad, threads, pk | ps << 16. */
+static int conv_node(struct sk_graph *g, int op, int x, int W, int b, int stride, int pad, int pk, int ps,
+                     const int *shape)
+{
+    struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
+    int C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
+    int id = sk_node_new(g, op, 4, shape, x, W, b);
+    if (id < 0) return id;
+    struct sk_node *nd = node_at(g, id);
+    nd->iarg[0] = stride;
+    nd->iarg[1] = pad;
+    nd->iarg[3] = pk | (ps << 16);
+    int T = sk_get_threads();
+    /* The scratch is reused by backward, which therefore cannot fail. */
+    float *scratch = sk_arena_alloc(g->arena, sk_conv2d_scratch_floats(C, H, Wd, OC, KH, KW, stride, pad, T) *
+                                                  sizeof(float));
+    if (!scratch) return SK_ENOMEM;
+    nd->saved = scratch;
+    nd->iarg[2] = T;
+    if (pk) {
+        int *arg = sk_arena_alloc(g->arena, nd->n * sizeof(int));
+        if (!arg) return SK_ENOMEM;
+        nd->saved2 = arg;
+    }
+    return id;
+}
+
 int sk_op_conv2d(struct sk_graph *g, int x, int W, int b, int stride, int pad)
 {
     int rc = conv_check(g, x, W, b, stride, pad, "sk_op_conv2d");
     if (rc) return rc;
     struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
-    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int N = X->shape[0], H = X->shape[2], Wd = X->shape[3];
     int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     int shape[4] = { N, OC, OH, OW };
-    int id = sk_node_new(g, OP_CONV2D, 4, shape, x, W, b);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->iarg[0] = stride;
-    nd->iarg[1] = pad;
-    int T = sk_get_threads();
-    float *scratch = sk_arena_alloc(g->arena, sk_conv2d_scratch_floats(C, H, Wd, OC, KH, KW, stride, pad, T) *
-                                                  sizeof(float));
-    if (!scratch) return SK_ENOMEM;
-    /* The scratch is reused by backward, which therefore cannot fail. */
-    nd->saved = scratch;
-    nd->iarg[2] = T;
-    sk_conv2d_forward(nd->val, scratch, T, in_val(g, nd, 0), in_val(g, nd, 1), b >= 0 ? in_val(g, nd, 2) : NULL,
-                      N, C, H, Wd, OC, KH, KW, stride, pad);
-    return id;
+    return sk_node_run(g, conv_node(g, OP_CONV2D, x, W, b, stride, pad, 0, 0, shape));
 }
 
 int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int stride, int pad, int pk, int ps)
@@ -391,42 +409,41 @@ int sk_op_conv2d_relu_maxpool(struct sk_graph *g, int x, int W, int b, int strid
     int rc = conv_check(g, x, W, b, stride, pad, name);
     if (rc) return rc;
     struct sk_node *X = node_at(g, x), *Wn = node_at(g, W);
-    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int N = X->shape[0], H = X->shape[2], Wd = X->shape[3];
     int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3];
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (Wd + 2 * pad - KW) / stride + 1;
     if (pk < 1 || ps < 1 || pk > OH || pk > OW || ps > 0xFFFF)
         return sk_error(SK_EINVAL, "%s: pooling window %d / stride %d does not fit the %dx%d conv output", name, pk,
                         ps, OH, OW);
     int shape[4] = { N, OC, (OH - pk) / ps + 1, (OW - pk) / ps + 1 };
-    int id = sk_node_new(g, OP_CONV_RELU_POOL, 4, shape, x, W, b);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->iarg[0] = stride;
-    nd->iarg[1] = pad;
-    nd->iarg[3] = pk | (ps << 16);
-    int T = sk_get_threads();
-    float *scratch = sk_arena_alloc(g->arena, sk_conv2d_scratch_floats(C, H, Wd, OC, KH, KW, stride, pad, T) *
-                                                  sizeof(float));
-    int *arg = sk_arena_alloc(g->arena, nd->n * sizeof(int));
-    if (!scratch || !arg) return SK_ENOMEM;
-    nd->saved = scratch;
-    nd->saved2 = arg;
-    nd->iarg[2] = T;
-    conv_forward_impl(nd->val, arg, pk, ps, scratch, T, in_val(g, nd, 0), in_val(g, nd, 1),
-                      b >= 0 ? in_val(g, nd, 2) : NULL, N, C, H, Wd, OC, KH, KW, stride, pad);
-    return id;
+    return sk_node_run(g, conv_node(g, OP_CONV_RELU_POOL, x, W, b, stride, pad, pk, ps, shape));
 }
 
-void sk_conv2d_node_backward(struct sk_graph *g, struct sk_node *nd)
+/* Forward / backward of both conv nodes (pk = 0: plain conv). */
+static void conv_node_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
+    int pk = nd->iarg[3] & 0xFFFF, ps = nd->iarg[3] >> 16;
+    conv_forward_impl(nd->val, nd->saved2, pk, ps, nd->saved, nd->iarg[2], X->val, Wn->val,
+                      nd->in[2] >= 0 ? in_val(g, nd, 2) : NULL, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+                      Wn->shape[0], Wn->shape[2], Wn->shape[3], nd->iarg[0], nd->iarg[1]);
+}
+
+static void conv_node_backward(struct sk_graph *g, struct sk_node *nd)
 {
     struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
     bool ow;
     float *dx = in_grad_w(g, nd, 0, &ow), *dW = in_grad(g, nd, 1), *db = in_grad(g, nd, 2);
-    int pk = nd->op == OP_CONV_RELU_POOL ? (nd->iarg[3] & 0xFFFF) : 0, ps = nd->iarg[3] >> 16;
+    int pk = nd->iarg[3] & 0xFFFF, ps = nd->iarg[3] >> 16;
     conv_backward_impl(dx, ow, dW, db, nd->saved, nd->iarg[2], nd->grad, nd->val, nd->saved2, pk, ps, X->val, Wn->val,
                        X->shape[0], X->shape[1], X->shape[2], X->shape[3], Wn->shape[0], Wn->shape[2],
                        Wn->shape[3], nd->iarg[0], nd->iarg[1]);
 }
+
+void sk_conv2d_node_forward(struct sk_graph *g, struct sk_node *nd) { conv_node_forward(g, nd); }
+void sk_conv2d_node_backward(struct sk_graph *g, struct sk_node *nd) { conv_node_backward(g, nd); }
+void sk_conv_relu_pool_forward(struct sk_graph *g, struct sk_node *nd) { conv_node_forward(g, nd); }
+void sk_conv_relu_pool_backward(struct sk_graph *g, struct sk_node *nd) { conv_node_backward(g, nd); }
 
 int sk_op_reshape(struct sk_graph *g, int x, int ndim, const int *shape)
 {

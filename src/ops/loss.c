@@ -37,11 +37,20 @@ int sk_loss_cross_entropy(struct sk_graph *g, int z, const int *labels, float sm
     struct sk_node *nd = node_at(g, id);
     nd->cptr[0] = labels;
     nd->farg[0] = smoothing;
-    /* Keep the softmax for backward. */
     float *P = sk_arena_alloc(g->arena, (size_t)N * K * sizeof(float));
     if (!P) return SK_ENOMEM;
     nd->saved = P;
-    const float *Z = node_at(g, z)->val; /* the node array may have moved */
+    return sk_node_run(g, id);
+}
+
+/* cptr[0] = labels, farg[0] = smoothing; saved = the softmax [N,K] for backward */
+void sk_ce_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    const int *labels = nd->cptr[0];
+    float smoothing = nd->farg[0], *P = nd->saved;
+    const float *Z = in->val;
     double total = 0;
     for (int i = 0; i < N; i++) {
         const float *r = Z + (size_t)i * K;
@@ -58,7 +67,6 @@ int sk_loss_cross_entropy(struct sk_graph *g, int z, const int *labels, float sm
         total -= (1.0 - smoothing) * lp_y + smoothing / K * lsum;
     }
     nd->val[0] = (float)(total / N);
-    return id;
 }
 
 void sk_ce_backward(struct sk_graph *g, struct sk_node *nd)
@@ -85,17 +93,21 @@ int sk_loss_bce_logits(struct sk_graph *g, int z, const float *targets)
     if (in->n != (size_t)in->shape[0])
         return sk_error(SK_EINVAL, "sk_loss_bce_logits: z must hold one logit per row ([N] or [N,1])");
     int id = scalar_node(g, OP_BCE, z, -1);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    nd->cptr[0] = targets;
-    in = node_at(g, z); /* the node array may have moved */
+    if (id >= 0) node_at(g, id)->cptr[0] = targets;
+    return sk_node_run(g, id);
+}
+
+/* cptr[0] = targets */
+void sk_bce_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *targets = nd->cptr[0];
     double total = 0;
     for (size_t i = 0; i < in->n; i++) {
         double v = in->val[i], t = targets[i];
         total += (v > 0 ? v : 0) - v * t + log1p(exp(-fabs(v)));
     }
     nd->val[0] = (float)(total / (double)in->n);
-    return id;
 }
 
 void sk_bce_backward(struct sk_graph *g, struct sk_node *nd)
@@ -120,18 +132,18 @@ int sk_loss_mse(struct sk_graph *g, int a, int b)
     struct sk_node *A = node_at(g, a), *B = node_at(g, b);
     if (A->n != B->n)
         return sk_error(SK_EINVAL, "sk_loss_mse: %zu vs %zu elements", A->n, B->n);
-    int id = scalar_node(g, OP_MSE, a, b);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    A = node_at(g, a);
-    B = node_at(g, b);
+    return sk_node_run(g, scalar_node(g, OP_MSE, a, b));
+}
+
+void sk_mse_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *A = node_at(g, nd->in[0]), *B = node_at(g, nd->in[1]);
     double s = 0;
     for (size_t i = 0; i < A->n; i++) {
         double d = (double)A->val[i] - B->val[i];
         s += d * d;
     }
     nd->val[0] = (float)(s / (double)A->n);
-    return id;
 }
 
 void sk_mse_backward(struct sk_graph *g, struct sk_node *nd)
@@ -156,15 +168,15 @@ int sk_loss_kl_categorical(struct sk_graph *g, int lp, int lq)
     if (P->shape[0] != Q->shape[0] || P->shape[1] != Q->shape[1])
         return sk_error(SK_EINVAL, "sk_loss_kl_categorical: shapes [%d,%d] and [%d,%d] differ",
                         P->shape[0], P->shape[1], Q->shape[0], Q->shape[1]);
-    int id = scalar_node(g, OP_KL, lp, lq);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    P = node_at(g, lp);
-    Q = node_at(g, lq);
+    return sk_node_run(g, scalar_node(g, OP_KL, lp, lq));
+}
+
+void sk_kl_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *P = node_at(g, nd->in[0]), *Q = node_at(g, nd->in[1]);
     double s = 0;
     for (size_t i = 0; i < P->n; i++) s += exp((double)P->val[i]) * ((double)P->val[i] - Q->val[i]);
     nd->val[0] = (float)(s / P->shape[0]);
-    return id;
 }
 
 void sk_kl_backward(struct sk_graph *g, struct sk_node *nd)
@@ -229,13 +241,22 @@ int sk_loss_nuclear(struct sk_graph *g, int a)
     int id = scalar_node(g, OP_NUC, a, -1);
     if (id < 0) return id;
     float *G = sk_arena_alloc(g->arena, (size_t)N * K * sizeof(float));
-    double *W = sk_malloc(sizeof(double) * ((size_t)N * K + (size_t)K * K + (size_t)K + 1));
-    if (!G || !W) {
-        sk_free(W);
-        return SK_ENOMEM;
-    }
-    double *V = W + (size_t)N * K, *sig = V + (size_t)K * K;
-    const float *X = node_at(g, a)->val;
+    double *W = sk_arena_alloc(g->arena, sizeof(double) * ((size_t)N * K + (size_t)K * K + (size_t)K + 1));
+    if (!G || !W) return SK_ENOMEM;
+    struct sk_node *nd = node_at(g, id);
+    nd->saved = G;
+    nd->saved2 = W;
+    return sk_node_run(g, id);
+}
+
+/* saved = the gradient U V^T [N,K]; saved2 = the SVD's double workspace */
+void sk_nuc_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    float *G = nd->saved;
+    double *W = nd->saved2, *V = W + (size_t)N * K, *sig = V + (size_t)K * K;
+    const float *X = in->val;
     for (size_t i = 0; i < (size_t)N * K; i++) W[i] = X[i];
     jacobi_svd(W, N, K, V);
     double total = 0, smax = 0;
@@ -254,11 +275,7 @@ int sk_loss_nuclear(struct sk_graph *g, int a)
             for (int k = 0; k < K; k++) s += W[(size_t)i * K + k] * sig[k] * V[j * K + k];
             G[(size_t)i * K + j] = (float)s;
         }
-    sk_free(W);
-    struct sk_node *nd = node_at(g, id);
-    nd->saved = G;
     nd->val[0] = (float)total;
-    return id;
 }
 
 void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd)
@@ -360,16 +377,25 @@ int sk_loss_margin(struct sk_graph *g, int z, const int *labels, const int *targ
     nd->cptr[0] = labels;
     nd->cptr[1] = targets;
     nd->iarg[0] = kind;
-    /* The row gradients are cheap: compute them now so backward cannot fail. */
+    /* The row gradients are cheap: computed in the forward so backward cannot fail. */
     float *l = sk_arena_alloc(g->arena, sizeof(float) * (size_t)N);
     float *dz = sk_arena_alloc(g->arena, sizeof(float) * (size_t)N * K);
     if (!l || !dz) return SK_ENOMEM;
     nd->saved = dz;
-    sk_margin_rows(kind, node_at(g, z)->val, N, K, labels, targets, l, dz);
+    nd->saved2 = l;
+    return sk_node_run(g, id);
+}
+
+/* cptr = labels, targets; iarg[0] = kind; saved = dloss/dz [N,K], saved2 = loss per row [N] */
+void sk_margin_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    float *l = nd->saved2;
+    sk_margin_rows((enum sk_margin_kind)nd->iarg[0], in->val, N, K, nd->cptr[0], nd->cptr[1], l, nd->saved);
     double s = 0;
     for (int i = 0; i < N; i++) s += l[i];
     nd->val[0] = (float)s;
-    return id;
 }
 
 void sk_margin_backward(struct sk_graph *g, struct sk_node *nd)

@@ -228,35 +228,51 @@ int sk_op_maxpool2d(struct sk_graph *g, int x, int k, int stride)
 {
     int id = pool_node(g, x, k, stride, OP_MAXPOOL, "sk_op_maxpool2d");
     if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id), *X = node_at(g, x);
+    struct sk_node *nd = node_at(g, id);
     int *arg = sk_arena_alloc(g->arena, nd->n * sizeof(int));
     if (!arg) return SK_ENOMEM;
     nd->saved = arg;
-    sk_maxpool_forward(nd->val, arg, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], k, stride);
-    return id;
+    return sk_node_run(g, id);
 }
 
 int sk_op_avgpool2d(struct sk_graph *g, int x, int k, int stride)
 {
-    int id = pool_node(g, x, k, stride, OP_AVGPOOL, "sk_op_avgpool2d");
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id), *X = node_at(g, x);
-    sk_avgpool_forward(nd->val, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], k, stride);
-    return id;
+    return sk_node_run(g, pool_node(g, x, k, stride, OP_AVGPOOL, "sk_op_avgpool2d"));
 }
 
-void sk_pool_backward(struct sk_graph *g, struct sk_node *nd)
+/* iarg = window, stride; saved = argmax (max pooling) */
+void sk_maxpool_node_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_maxpool_forward(nd->val, nd->saved, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+                       nd->iarg[1]);
+}
+
+void sk_avgpool_node_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_avgpool_forward(nd->val, X->val, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+                       nd->iarg[1]);
+}
+
+void sk_maxpool_node_backward(struct sk_graph *g, struct sk_node *nd)
 {
     bool ow;
     float *dX = in_grad_w(g, nd, 0, &ow);
     if (!dX) return;
     struct sk_node *X = node_at(g, nd->in[0]);
-    if (nd->op == OP_MAXPOOL)
-        sk_maxpool_backward(dX, ow, nd->grad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
-                            nd->shape[2], nd->shape[3]);
-    else
-        sk_avgpool_backward(dX, ow, nd->grad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
-                            nd->iarg[1]);
+    sk_maxpool_backward(dX, ow, nd->grad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+                        nd->shape[2], nd->shape[3]);
+}
+
+void sk_avgpool_node_backward(struct sk_graph *g, struct sk_node *nd)
+{
+    bool ow;
+    float *dX = in_grad_w(g, nd, 0, &ow);
+    if (!dX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_avgpool_backward(dX, ow, nd->grad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+                        nd->iarg[1]);
 }
 
 int sk_op_global_avgpool(struct sk_graph *g, int x)
@@ -267,17 +283,18 @@ int sk_op_global_avgpool(struct sk_graph *g, int x)
     if (X->ndim != 4)
         return sk_error(SK_EINVAL, "sk_op_global_avgpool: x must be [N,C,H,W], got %d dims", X->ndim);
     int shape[2] = { X->shape[0], X->shape[1] };
-    int id = sk_node_new(g, OP_GAP, 2, shape, x, -1, -1);
-    if (id < 0) return id;
-    struct sk_node *nd = node_at(g, id);
-    X = node_at(g, x);
+    return sk_node_run(g, sk_node_new(g, OP_GAP, 2, shape, x, -1, -1));
+}
+
+void sk_gap_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
     size_t HW = (size_t)X->shape[2] * X->shape[3];
     for (size_t i = 0; i < nd->n; i++) {
         double acc = 0;
         for (size_t q = 0; q < HW; q++) acc += X->val[i * HW + q];
         nd->val[i] = (float)(acc / (double)HW);
     }
-    return id;
 }
 
 void sk_gap_backward(struct sk_graph *g, struct sk_node *nd)

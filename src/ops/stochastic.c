@@ -20,7 +20,15 @@ int sk_op_dropout(struct sk_graph *g, int x, float p, uint64_t key)
     nd->saved = mask;
     nd->farg[0] = p;
     nd->key = key;
-    const float *xv = node_at(g, x)->val;
+    return sk_node_run(g, id);
+}
+
+/* farg[0] = p, key = mask stream; saved = the mask, 0 or 1/(1-p) */
+void sk_dropout_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *mask = nd->saved, p = nd->farg[0];
+    uint64_t key = nd->key;
+    const float *xv = in_val(g, nd, 0);
     float keep = 1.0f / (1.0f - p);
     size_t n = nd->n;
 #pragma omp parallel for if (n > SK_PAR_MIN) schedule(static)
@@ -28,7 +36,6 @@ int sk_op_dropout(struct sk_graph *g, int x, float p, uint64_t key)
         mask[i] = sk_rng_uniform_at(key, i) >= p ? keep : 0.0f;
         nd->val[i] = xv[i] * mask[i];
     }
-    return id;
 }
 
 void sk_dropout_backward(struct sk_graph *g, struct sk_node *nd)
@@ -39,7 +46,6 @@ void sk_dropout_backward(struct sk_graph *g, struct sk_node *nd)
     for (size_t i = 0; i < nd->n; i++) dX[i] += nd->grad[i] * mask[i];
 }
 
-/* saved: [mean(C), invstd(C)] of the statistics used in the forward. */
 int sk_op_batchnorm(struct sk_graph *g, int x, int gamma, int beta, float *running_mean,
                     float *running_var, float momentum, float eps, bool training)
 {
@@ -68,8 +74,25 @@ int sk_op_batchnorm(struct sk_graph *g, int x, int gamma, int beta, float *runni
     nd->saved = st;
     nd->iarg[0] = training;
     nd->farg[0] = eps;
-    const float *xv = node_at(g, x)->val, *gm = node_at(g, gamma)->val, *bt = node_at(g, beta)->val;
-    float *mean = st, *invstd = st + C;
+    nd->farg[1] = momentum;
+    nd->rbuf[0] = running_mean;
+    nd->rbuf[1] = running_var;
+    return sk_node_run(g, id);
+}
+
+/* iarg[0] = training, farg = eps, momentum, rbuf = running mean, var (updated
+ * in training: running the forward again updates them again);
+ * saved: [mean(C), invstd(C)] of the statistics used. */
+void sk_batchnorm_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    int N = X->shape[0], C = X->shape[1];
+    size_t HW = X->n / ((size_t)N * C), M = (size_t)N * HW;
+    bool training = nd->iarg[0];
+    float eps = nd->farg[0], momentum = nd->farg[1];
+    float *running_mean = nd->rbuf[0], *running_var = nd->rbuf[1];
+    const float *xv = X->val, *gm = in_val(g, nd, 1), *bt = in_val(g, nd, 2);
+    float *mean = nd->saved, *invstd = mean + C;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double mu, var;
@@ -100,7 +123,6 @@ int sk_op_batchnorm(struct sk_graph *g, int x, int gamma, int beta, float *runni
             for (size_t q = 0; q < HW; q++) y[q] = a * p[q] + b;
         }
     }
-    return id;
 }
 
 void sk_batchnorm_backward(struct sk_graph *g, struct sk_node *nd)
@@ -160,7 +182,15 @@ int sk_op_gauss_sample(struct sk_graph *g, int mu, int rho, uint64_t key)
     if (!eps) return SK_ENOMEM;
     nd->saved = eps;
     nd->key = key;
-    const float *m = node_at(g, mu)->val, *r = node_at(g, rho)->val;
+    return sk_node_run(g, id);
+}
+
+/* key = noise stream; saved = eps */
+void sk_gauss_forward(struct sk_graph *g, struct sk_node *nd)
+{
+    float *eps = nd->saved;
+    uint64_t key = nd->key;
+    const float *m = in_val(g, nd, 0), *r = in_val(g, nd, 1);
     size_t n = nd->n;
 #pragma omp parallel for if (n > SK_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -168,7 +198,6 @@ int sk_op_gauss_sample(struct sk_graph *g, int mu, int rho, uint64_t key)
         float sp = r[i] > 0 ? r[i] + log1pf(expf(-r[i])) : log1pf(expf(r[i]));
         nd->val[i] = m[i] + sp * eps[i];
     }
-    return id;
 }
 
 void sk_gauss_backward(struct sk_graph *g, struct sk_node *nd)

@@ -1,0 +1,328 @@
+/* The layer table (see layers.h): one row per layer kind. */
+#include "model/layers.h"
+
+#include <math.h>
+
+int sk_layer_abs(struct sk_graph *g, int W)
+{
+    return sk_op_add(g, sk_op_relu(g, W), sk_op_relu(g, sk_op_scale(g, W, -1.0f)));
+}
+
+/* ---- parameters ---- */
+
+static int param(const struct sk_layer_run *r, size_t off, int ndim, const int *shape)
+{
+    return sk_graph_param(r->g, r->w + off, r->dw ? r->dw + off : NULL, ndim, shape);
+}
+
+static int dense_params(const struct sk_layer_run *r, int *W, int *b)
+{
+    const struct sk_layer *L = r->L;
+    int ws[2] = { L->units, L->in[0] }, bs[1] = { L->units };
+    *W = param(r, L->w_off, 2, ws);
+    *b = param(r, L->b_off, 1, bs);
+    return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
+}
+
+static int conv_params(const struct sk_layer_run *r, int *W, int *b)
+{
+    const struct sk_layer *L = r->L;
+    int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
+    *W = param(r, L->w_off, 4, ws);
+    *b = param(r, L->b_off, 1, bs);
+    return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
+}
+
+/* gamma, beta */
+static int bn_params(const struct sk_layer_run *r, int *W, int *b)
+{
+    const struct sk_layer *L = r->L;
+    int cs[1] = { L->units };
+    *W = param(r, L->w_off, 1, cs);
+    *b = param(r, L->b_off, 1, cs);
+    return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
+}
+
+/* ---- initialisation ---- */
+
+/* Fan-in / fan-out initialisers; rf = receptive field (k*k for conv). */
+static int init_fan(struct sk_model *m, const struct sk_layer *L, enum sk_init init, struct sk_rng *r, int rf)
+{
+    double fan_in = (double)L->in[0] * rf, fan_out = (double)L->units * rf;
+    float *w = m->params + L->w_off, *b = m->params + L->b_off;
+    double bound = 0, std = 0;
+    switch (init) {
+    case SK_INIT_HE_UNIFORM: bound = sqrt(6.0 / fan_in); break;
+    case SK_INIT_HE_NORMAL: std = sqrt(2.0 / fan_in); break;
+    case SK_INIT_GLOROT_UNIFORM: bound = sqrt(6.0 / (fan_in + fan_out)); break;
+    case SK_INIT_GLOROT_NORMAL: std = sqrt(2.0 / (fan_in + fan_out)); break;
+    case SK_INIT_TORCH: bound = 1.0 / sqrt(fan_in); break;
+    default: return sk_error(SK_EINVAL, "unknown initialiser %d", (int)init);
+    }
+    for (size_t i = 0; i < L->n_w; i++)
+        w[i] = std > 0 ? (float)(std * sk_rng_normal(r)) : (float)(bound * (2.0 * sk_rng_uniform_d(r) - 1.0));
+    for (size_t i = 0; i < L->n_b; i++)
+        b[i] = init == SK_INIT_TORCH ? (float)(bound * (2.0 * sk_rng_uniform_d(r) - 1.0)) : 0.0f;
+    return SK_OK;
+}
+
+static int dense_init(struct sk_model *m, const struct sk_layer *L, enum sk_init init, struct sk_rng *r)
+{
+    return init_fan(m, L, init, r, 1);
+}
+
+static int conv_init(struct sk_model *m, const struct sk_layer *L, enum sk_init init, struct sk_rng *r)
+{
+    return init_fan(m, L, init, r, L->k * L->k);
+}
+
+/* gamma 1, beta 0, running mean 0, running variance 1 (every initialiser) */
+static int bn_init(struct sk_model *m, const struct sk_layer *L, enum sk_init init, struct sk_rng *r)
+{
+    (void)init;
+    (void)r;
+    for (int c = 0; c < L->units; c++) {
+        m->params[L->w_off + c] = 1.0f;
+        m->params[L->b_off + c] = 0.0f;
+        m->buffers[L->rm_off + c] = 0.0f;
+        m->buffers[L->rv_off + c] = 1.0f;
+    }
+    return SK_OK;
+}
+
+/* ---- forward ---- */
+
+static int dense_forward(const struct sk_layer_run *r, int h)
+{
+    int W, b, rc = dense_params(r, &W, &b);
+    return rc ? rc : sk_op_dense(r->g, h, W, b);
+}
+
+static int conv_forward(const struct sk_layer_run *r, int h)
+{
+    int W, b, rc = conv_params(r, &W, &b);
+    return rc ? rc : sk_op_conv2d(r->g, h, W, b, r->L->stride, r->L->pad);
+}
+
+static int bn_forward(const struct sk_layer_run *r, int h)
+{
+    const struct sk_layer *L = r->L;
+    const struct sk_model *m = r->m;
+    int gm, bt, rc = bn_params(r, &gm, &bt);
+    return rc ? rc : sk_op_batchnorm(r->g, h, gm, bt, m->buffers + L->rm_off, m->buffers + L->rv_off, m->bn_momentum,
+                           m->bn_eps, r->train);
+}
+
+static int maxpool_forward(const struct sk_layer_run *r, int h)
+{
+    return sk_op_maxpool2d(r->g, h, r->L->k, r->L->stride);
+}
+static int avgpool_forward(const struct sk_layer_run *r, int h)
+{
+    return sk_op_avgpool2d(r->g, h, r->L->k, r->L->stride);
+}
+static int gap_forward(const struct sk_layer_run *r, int h) { return sk_op_global_avgpool(r->g, h); }
+static int flatten_forward(const struct sk_layer_run *r, int h) { return sk_op_flatten(r->g, h); }
+static int relu_forward(const struct sk_layer_run *r, int h) { return sk_op_relu(r->g, h); }
+static int lrelu_forward(const struct sk_layer_run *r, int h) { return sk_op_leaky_relu(r->g, h, r->L->p); }
+static int tanh_forward(const struct sk_layer_run *r, int h) { return sk_op_tanh(r->g, h); }
+static int sigmoid_forward(const struct sk_layer_run *r, int h) { return sk_op_sigmoid(r->g, h); }
+static int softplus_forward(const struct sk_layer_run *r, int h) { return sk_op_softplus(r->g, h); }
+static int gelu_forward(const struct sk_layer_run *r, int h) { return sk_op_gelu(r->g, h); }
+static int dropout_forward(const struct sk_layer_run *r, int h)
+{
+    return r->dropout && r->L->p > 0 ? sk_op_dropout(r->g, h, r->L->p, r->key) : h;
+}
+
+int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, bool dropout_on, uint64_t dropout_key)
+{
+    const struct sk_layer_def *d = sk_layer_of(L);
+    if (d->params) return h;
+    struct sk_layer_run r = { .g = g, .L = L, .dropout = dropout_on, .key = dropout_key };
+    return d->forward(&r, h);
+}
+
+/* ---- interval bound propagation ---- */
+
+/* c through the layer, the radius through |W| without bias. */
+static int dense_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    int W, b, rc = dense_params(r, &W, &b);
+    if (rc) return rc;
+    int c2 = sk_op_dense(r->g, *c, W, b);
+    *rad = sk_op_dense(r->g, *rad, sk_layer_abs(r->g, W), -1);
+    *c = c2;
+    return SK_OK;
+}
+
+static int conv_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    const struct sk_layer *L = r->L;
+    int W, b, rc = conv_params(r, &W, &b);
+    if (rc) return rc;
+    int c2 = sk_op_conv2d(r->g, *c, W, b, L->stride, L->pad);
+    *rad = sk_op_conv2d(r->g, *rad, sk_layer_abs(r->g, W), -1, L->stride, L->pad);
+    *c = c2;
+    return SK_OK;
+}
+
+/* A monotone non-decreasing layer f maps [l, u] = [c - r, c + r] into
+ * [f(l), f(u)]. */
+static int monotone_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    struct sk_graph *g = r->g;
+    int lo = sk_op_sub(g, *c, *rad), hi = sk_op_add(g, *c, *rad);
+    int flo = sk_layer_of(r->L)->forward(r, lo);
+    int fhi = sk_layer_of(r->L)->forward(r, hi);
+    *c = sk_op_scale(g, sk_op_add(g, fhi, flo), 0.5f);
+    *rad = sk_op_scale(g, sk_op_sub(g, fhi, flo), 0.5f);
+    return *rad < 0 ? *rad : SK_OK;
+}
+
+static int lrelu_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    if (r->L->p < 0) return sk_error(SK_EINVAL, "IBP: leaky relu with negative slope %g is not monotone", r->L->p);
+    return monotone_ibp(r, c, rad);
+}
+
+/* A linear map with non-negative weights and no bias (average pooling,
+ * flatten): the centre and the radius go through it unchanged. */
+static int positive_linear_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    *c = sk_layer_of(r->L)->forward(r, *c);
+    *rad = sk_layer_of(r->L)->forward(r, *rad);
+    return SK_OK;
+}
+
+static int identity_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    (void)r;
+    (void)c;
+    (void)rad;
+    return SK_OK;
+}
+
+/* y = a (x - mean) + beta with a = gamma / sqrt(var + eps): the centre
+ * through the layer itself, the radius through |gamma| with zero mean and
+ * zero shift. */
+static int bn_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    const struct sk_layer *L = r->L;
+    const struct sk_model *m = r->m;
+    struct sk_graph *g = r->g;
+    int C = L->units, cs[1] = { C }, gm, bt, rc = bn_params(r, &gm, &bt);
+    if (rc) return rc;
+    float *zero = sk_graph_scratch_zero(g, sizeof(float) * (size_t)C);
+    if (!zero) return SK_ENOMEM;
+    int zb = sk_graph_param(g, zero, NULL, 1, cs);
+    float *rv = m->buffers + L->rv_off;
+    *c = sk_op_batchnorm(g, *c, gm, bt, m->buffers + L->rm_off, rv, m->bn_momentum, m->bn_eps, false);
+    *rad = sk_op_batchnorm(g, *rad, sk_layer_abs(g, gm), zb, zero, rv, m->bn_momentum, m->bn_eps, false);
+    return SK_OK;
+}
+
+/* ---- bias-free linear maps and Lipschitz constants ---- */
+
+static int dense_linear(const struct sk_layer_run *r, int h)
+{
+    int ws[2] = { r->L->units, r->L->in[0] };
+    return sk_op_dense(r->g, h, param(r, r->L->w_off, 2, ws), -1);
+}
+
+static int conv_linear(const struct sk_layer_run *r, int h)
+{
+    const struct sk_layer *L = r->L;
+    int ws[4] = { L->units, L->in[0], L->k, L->k };
+    return sk_op_conv2d(r->g, h, param(r, L->w_off, 4, ws), -1, L->stride, L->pad);
+}
+
+static double lip_one(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    (void)L;
+    return 1;
+}
+
+/* each input lies in at most ceil(k/s)^2 windows; max is 1-Lipschitz per window */
+static double maxpool_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    int q = (L->k + L->stride - 1) / L->stride;
+    return q;
+}
+
+static double gap_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    return 1.0 / sqrt((double)L->in[1] * L->in[2]);
+}
+
+static double lrelu_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    return fabs(L->p) > 1 ? fabs(L->p) : 1;
+}
+
+static double sigmoid_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    (void)L;
+    return 0.25;
+}
+
+/* the maximum of GELU's derivative, about 1.1289 */
+static double gelu_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    (void)m;
+    (void)L;
+    return 1.1290;
+}
+
+/* eval mode: max_c |gamma_c| / sqrt(running_var_c + eps) */
+static double bn_lip(const struct sk_model *m, const struct sk_layer *L)
+{
+    double s = 0;
+    for (int c = 0; c < L->units; c++) {
+        double a = fabs(m->params[L->w_off + c]) / sqrt(m->buffers[L->rv_off + c] + m->bn_eps);
+        s = a > s ? a : s;
+    }
+    return s;
+}
+
+/* ---- the table ---- */
+
+const struct sk_layer_def sk_layer_table[] = {
+    [SK_LAYER_DENSE] = { .name = "dense", .params = dense_params, .init = dense_init, .forward = dense_forward,
+                         .ibp = dense_ibp, .linear = dense_linear },
+    [SK_LAYER_CONV] = { .name = "conv", .params = conv_params, .init = conv_init, .forward = conv_forward,
+                        .ibp = conv_ibp, .linear = conv_linear },
+    [SK_LAYER_MAXPOOL] = { .name = "maxpool", .forward = maxpool_forward, .ibp = monotone_ibp,
+                           .lipschitz = maxpool_lip },
+    [SK_LAYER_AVGPOOL] = { .name = "avgpool", .forward = avgpool_forward, .ibp = positive_linear_ibp,
+                           .linear = avgpool_forward },
+    [SK_LAYER_GAP] = { .name = "gap", .forward = gap_forward, .ibp = positive_linear_ibp, .lipschitz = gap_lip },
+    [SK_LAYER_FLATTEN] = { .name = "flatten", .forward = flatten_forward, .ibp = positive_linear_ibp,
+                           .lipschitz = lip_one },
+    [SK_LAYER_RELU] = { .name = "relu", .forward = relu_forward, .ibp = monotone_ibp, .lipschitz = lip_one },
+    [SK_LAYER_LRELU] = { .name = "lrelu", .forward = lrelu_forward, .ibp = lrelu_ibp, .lipschitz = lrelu_lip },
+    [SK_LAYER_TANH] = { .name = "tanh", .forward = tanh_forward, .ibp = monotone_ibp, .lipschitz = lip_one },
+    [SK_LAYER_SIGMOID] = { .name = "sigmoid", .forward = sigmoid_forward, .ibp = monotone_ibp,
+                           .lipschitz = sigmoid_lip },
+    [SK_LAYER_SOFTPLUS] = { .name = "softplus", .forward = softplus_forward, .ibp = monotone_ibp,
+                            .lipschitz = lip_one },
+    [SK_LAYER_GELU] = { .name = "gelu", .forward = gelu_forward, .lipschitz = gelu_lip,
+                        .ibp_note = "is not monotone; bound propagation supports relu, leaky relu, tanh, sigmoid, "
+                                    "softplus" },
+    /* identity in eval mode, where bounds are taken */
+    [SK_LAYER_DROPOUT] = { .name = "dropout", .forward = dropout_forward, .ibp = identity_ibp, .lipschitz = lip_one },
+    [SK_LAYER_BATCHNORM] = { .name = "bn", .params = bn_params, .init = bn_init, .forward = bn_forward,
+                             .ibp = bn_ibp, .lipschitz = bn_lip },
+};
+
+_Static_assert(sizeof sk_layer_table / sizeof sk_layer_table[0] == SK_LAYER_COUNT,
+               "sk_layer_table needs one row per layer kind (enum sk_layer_kind in model.h)");
+
+const char *sk_layer_name(enum sk_layer_kind k)
+{
+    return (unsigned)k < SK_LAYER_COUNT ? sk_layer_table[k].name : "?";
+}

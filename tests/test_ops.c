@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "graph/graph_impl.h"
+#include "model/layers.h"
 #include "skeptic/skeptic.h"
 #include "testutil.h"
 
@@ -29,6 +30,9 @@ static size_t numel(const int *s, int nd)
     for (int i = 0; i < nd; i++) n *= (size_t)s[i];
     return n;
 }
+
+/* Ops whose backward ran in a gradient check (test_op_table wants them all). */
+static bool op_checked[OP_COUNT];
 
 /* L = sum(out * r) with a fixed random r (so every output element matters). */
 static float *rvec;
@@ -93,6 +97,7 @@ static double gradcheck(struct gc_case *c, uint64_t seed, float scale)
         fprintf(stderr, "%s: backward failed: %s\n", c->name, sk_last_error());
         goto done;
     }
+    for (int i = 0; i < sk_graph_n_nodes(g); i++) op_checked[node_at(g, i)->op] = true;
     for (int i = 0; i < c->n_in; i++) {
         const float *gr = c->as_param[i] ? grads[i] : sk_graph_grad(g, ids[i]);
         for (size_t j = 0; j < n[i]; j++) ana[i][j] = gr[j] * scale;
@@ -185,6 +190,8 @@ static int b_cw(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; retur
 static int b_cw_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, tgt, SK_MARGIN_CW); }
 static int b_dlr(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, NULL, SK_MARGIN_DLR); }
 static int b_dlr_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_loss_margin(g, in[0], lab, tgt, SK_MARGIN_DLR); }
+static const float aff_shift[6] = { 0.5f, -1, 0, 2, 0.25f, -0.5f }, aff_scale[6] = { 2, 0.5f, 1, 3, 0.1f, 1.5f };
+static int b_affine(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_affine_cols(g, in[0], aff_shift, aff_scale); }
 
 #define S2(a, b) { a, b, 1, 1 }
 #define S4(a, b, c, d) { a, b, c, d }
@@ -234,6 +241,7 @@ static void run_gradchecks(void)
         { "cw margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_cw_t, NULL, 1e-2 },
         { "dlr margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr, NULL, 2e-2 },
         { "dlr margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr_t, NULL, 2e-2 },
+        { "affine cols", 1, { 4 }, { S4(3, 6, 1, 1) }, { 0 }, -2, 2, 0, b_affine, NULL, 1e-2 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         double e = gradcheck(&cases[i], 1000 + i, 1.0f);
@@ -487,6 +495,197 @@ static void test_errors(void)
     sk_graph_free(g);
 }
 
+
+/* Every op id has a row: a unique name, a forward (leaves and views
+ * excepted), and a backward or the reason it has none; every backward is
+ * gradient-checked above (run_gradchecks first). */
+static void test_op_table(void)
+{
+    for (int op = 0; op < OP_COUNT; op++) {
+        const struct sk_op_def *d = &sk_op_table[op];
+        CHECK(d->name && d->name[0], "op %d has no name", op);
+        if (!d->name) continue;
+        for (int q = 0; q < op; q++)
+            CHECK(!sk_op_table[q].name || strcmp(sk_op_table[q].name, d->name), "ops %d and %d are both '%s'", q, op,
+                  d->name);
+        CHECK((d->backward != NULL) != (d->no_grad != NULL), "op %s: a backward, or (only then) why it has none",
+              d->name);
+        CHECK(d->forward || d->no_grad, "op %s: no forward, and not a leaf or view", d->name);
+        CHECK(!d->hvp || d->backward, "op %s: a second-order rule without a backward", d->name);
+        /* the fused conv is compared bit for bit with the checked chain in test_fused_conv_twin */
+        if (d->backward && op != OP_CONV_RELU_POOL)
+            CHECK(op_checked[op], "op %s has a backward but no gradient check", d->name);
+    }
+    struct sk_graph *g = sk_graph_new();
+    float x[4] = { -1, 2, -3, 4 };
+    int xi = sk_graph_input(g, x, 2, (int[]){ 2, 2 }, false);
+    int y = sk_op_log_softmax(g, sk_op_relu(g, xi));
+    CHECK(!strcmp(sk_graph_op_name(g, xi), "input") && !strcmp(sk_graph_op_name(g, y), "log_softmax") &&
+              !strcmp(sk_graph_op_name(g, y + 1), "?"),
+          "op names of nodes: %s, %s, %s", sk_graph_op_name(g, xi), sk_graph_op_name(g, y), sk_graph_op_name(g, y + 1));
+    sk_graph_free(g);
+}
+
+/* Forwards read only their node: running the table's forwards again over a
+ * recorded tape reproduces every value bit for bit. */
+static void test_forward_replay(void)
+{
+    float x[2 * 36], w[3 * 9], b[3], dw[4 * 27], db[4], gm[4], beta[4], rmean[4] = { 0.1f, -0.2f, 0, 0.3f };
+    float rvar[4] = { 1, 0.5f, 2, 1.5f }, rho[4], shift[36], scale[36];
+    int labels[2] = { 1, 3 };
+    fill(x, 72, 11);
+    fill(w, 27, 12);
+    fill(b, 3, 13);
+    fill(dw, 108, 14);
+    fill(db, 4, 15);
+    fill(gm, 4, 16);
+    fill(beta, 4, 17);
+    fill(rho, 4, 18);
+    fill(shift, 36, 19);
+    for (int i = 0; i < 36; i++) scale[i] = 0.5f + 0.01f * (float)i;
+    struct sk_graph *g = sk_graph_new();
+    int xi = sk_graph_input(g, x, 4, (int[]){ 2, 1, 6, 6 }, true);
+    int h = sk_op_affine_cols(g, xi, shift, scale);
+    int W = sk_graph_param(g, w, NULL, 4, (int[]){ 3, 1, 3, 3 }), B = sk_graph_param(g, b, NULL, 1, (int[]){ 3 });
+    int a = sk_op_maxpool2d(g, sk_op_relu(g, sk_op_conv2d(g, h, W, B, 1, 1)), 2, 2);
+    int f = sk_op_conv2d_relu_maxpool(g, h, W, B, 1, 1, 2, 2);
+    h = sk_op_flatten(g, sk_op_add(g, sk_op_avgpool2d(g, a, 1, 1), sk_op_scale(g, f, 0.5f)));
+    int D = sk_graph_param(g, dw, NULL, 2, (int[]){ 4, 27 }), Db = sk_graph_param(g, db, NULL, 1, (int[]){ 4 });
+    h = sk_op_dropout(g, sk_op_dense(g, h, D, Db), 0.25f, 99);
+    int G = sk_graph_param(g, gm, NULL, 1, (int[]){ 4 }), Bt = sk_graph_param(g, beta, NULL, 1, (int[]){ 4 });
+    h = sk_op_batchnorm(g, h, G, Bt, rmean, rvar, 0.1f, 1e-5f, false);
+    int R = sk_graph_param(g, rho, NULL, 1, (int[]){ 4 });
+    int s = sk_op_gauss_sample(g, G, R, 5);
+    h = sk_op_mul(g, sk_op_tanh(g, h), sk_op_sigmoid(g, sk_op_sub(g, h, sk_op_softplus(g, h))));
+    int z = sk_op_sub(g, sk_op_gelu(g, h), sk_op_leaky_relu(g, h, 0.1f));
+    int L = sk_op_add(g, sk_loss_cross_entropy(g, z, labels, 0.1f), sk_loss_margin(g, z, labels, NULL, SK_MARGIN_DLR));
+    L = sk_op_add(g, L, sk_op_mean(g, sk_op_softmax(g, z)));
+    L = sk_op_add(g, L, sk_op_sum(g, sk_op_step(g, s)));
+    L = sk_op_add(g, L, sk_loss_kl_categorical(g, sk_op_log_softmax(g, z), sk_op_log_softmax(g, h)));
+    L = sk_op_add(g, L, sk_loss_nuclear(g, z));
+    CHECK(L >= 0, "replay graph recorded (%s)", sk_last_error());
+    if (L < 0) {
+        sk_graph_free(g);
+        return;
+    }
+    int n = sk_graph_n_nodes(g);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += sk_graph_numel(g, i);
+    float *keep = malloc(total * sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(keep + off, sk_graph_value(g, i), sk_graph_numel(g, i) * sizeof(float));
+        off += sk_graph_numel(g, i);
+    }
+    for (int i = 0; i < n; i++) {
+        struct sk_node *nd = node_at(g, i);
+        if (!sk_op_table[nd->op].forward) continue;
+        for (size_t q = 0; q < nd->n; q++) nd->val[q] = NAN;
+        sk_op_table[nd->op].forward(g, nd);
+    }
+    int same = 0, ops = 0;
+    off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = sk_graph_numel(g, i);
+        same += memcmp(keep + off, sk_graph_value(g, i), k * sizeof(float)) == 0;
+        ops += sk_op_table[node_at(g, i)->op].forward != NULL;
+        off += k;
+    }
+    CHECK(same == n, "replaying %d forwards reproduces %d of %d node values bit for bit", ops, same, n);
+    free(keep);
+    sk_graph_free(g);
+}
+
+/* Every layer kind has a row: a name (sk_layer_name), a forward, an
+ * initialiser exactly when it has parameters, a linear map or a closed-form
+ * Lipschitz constant, and IBP or the reason it has none. The layer table
+ * (model/) is checked here beside the op table it is built on. */
+static void test_layer_table(void)
+{
+    for (int k = 0; k < SK_LAYER_COUNT; k++) {
+        const struct sk_layer_def *d = &sk_layer_table[k];
+        CHECK(d->name && d->forward, "layer kind %d has a name and a forward", k);
+        if (!d->name) continue;
+        CHECK(!strcmp(sk_layer_name((enum sk_layer_kind)k), d->name), "sk_layer_name(%d) is the table's", k);
+        CHECK((d->params != NULL) == (d->init != NULL), "layer %s: an initialiser iff it has parameters", d->name);
+        CHECK((d->linear != NULL) != (d->lipschitz != NULL), "layer %s: a linear map or a Lipschitz constant",
+              d->name);
+        CHECK((d->ibp != NULL) != (d->ibp_note != NULL), "layer %s: IBP, or (only then) why not", d->name);
+    }
+    CHECK(!strcmp(sk_layer_name(SK_LAYER_COUNT), "?"), "no name past the last kind");
+}
+
+/* The double-precision door against triple loops. */
+static void test_blas_door(void)
+{
+    enum { M = 7, N = 5, K = 6 };
+    double A[M * K], B[K * N], C[M * N], R[M * N];
+    struct sk_rng r = sk_rng_new(3);
+    for (int i = 0; i < M * K; i++) A[i] = sk_rng_uniform_d(&r) - 0.5;
+    for (int i = 0; i < K * N; i++) B[i] = sk_rng_uniform_d(&r) - 0.5;
+    double worst = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int i = 0; i < M * N; i++) C[i] = R[i] = 0.25 * i;
+            /* A is op(A) [M,K] read as [K,M] when transposed; B likewise */
+            sk_dgemm(ta, tb, M, N, K, 1.5, A, ta ? M : K, B, tb ? K : N, -0.5, C, N);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int q = 0; q < K; q++)
+                        s += (ta ? A[q * M + i] : A[i * K + q]) * (tb ? B[j * K + q] : B[q * N + j]);
+                    R[i * N + j] = 1.5 * s - 0.5 * R[i * N + j];
+                }
+            for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs(C[i] - R[i]));
+        }
+    CHECK(worst < 1e-12, "sk_dgemm matches the triple loop (max diff %.3g)", worst);
+    /* syrk: upper triangle of A A^T (A [M,K]) and of A^T A; the lower one untouched */
+    double S[M * M], T[K * K];
+    for (int i = 0; i < M * M; i++) S[i] = -7;
+    for (int i = 0; i < K * K; i++) T[i] = -7;
+    sk_dsyrk(false, M, K, 1.0, A, K, 0.0, S, M);
+    sk_dsyrk(true, K, M, 2.0, A, K, 0.0, T, K);
+    worst = 0;
+    bool lower_kept = true;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < M; j++) {
+            double s = 0;
+            for (int q = 0; q < K; q++) s += A[i * K + q] * A[j * K + q];
+            if (j >= i) worst = fmax(worst, fabs(S[i * M + j] - s));
+            else lower_kept &= S[i * M + j] == -7;
+        }
+    for (int i = 0; i < K; i++)
+        for (int j = i; j < K; j++) {
+            double s = 0;
+            for (int q = 0; q < M; q++) s += A[q * K + i] * A[q * K + j];
+            worst = fmax(worst, fabs(T[i * K + j] - 2 * s));
+        }
+    CHECK(worst < 1e-12 && lower_kept, "sk_dsyrk: upper triangles match (max diff %.3g), lower kept %d", worst,
+          lower_kept);
+    /* dsyev on S (symmetrised): S v_i = w_i v_i, ascending, unit rows */
+    double E[M * M], w[M];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < M; j++) E[i * M + j] = S[(i < j ? i : j) * M + (i < j ? j : i)];
+    double Ssym[M * M];
+    memcpy(Ssym, E, sizeof E);
+    int rc = sk_dsyev(E, M, w);
+    worst = 0;
+    bool ascending = true;
+    for (int i = 0; i < M; i++) {
+        double nn = 0;
+        for (int j = 0; j < M; j++) {
+            double s = 0;
+            for (int q = 0; q < M; q++) s += Ssym[j * M + q] * E[i * M + q];
+            worst = fmax(worst, fabs(s - w[i] * E[i * M + j]));
+            nn += E[i * M + j] * E[i * M + j];
+        }
+        worst = fmax(worst, fabs(nn - 1));
+        if (i) ascending &= w[i] >= w[i - 1];
+    }
+    CHECK(rc == SK_OK && worst < 1e-10 && ascending, "sk_dsyev: rc %d, max residual %.3g, ascending %d", rc, worst,
+          ascending);
+}
+
 int main(void)
 {
     sk_set_threads(2);
@@ -497,6 +696,10 @@ int main(void)
     test_fused_conv_twin();
     test_nuclear();
     test_errors();
+    test_op_table();
+    test_forward_replay();
+    test_layer_table();
+    test_blas_door();
     free(rvec);
     return sk_test_finish("test_ops");
 }

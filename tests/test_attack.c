@@ -227,13 +227,13 @@ static void test_bounds(void)
                   "suite stages (%d)", r->n_stages);
         sk_attack_result_free(r);
     }
-    /* errors name the flag */
+    /* errors name the config field (the CLI names its flag: test_cli) */
     struct sk_attack_config bad = sk_attack_defaults(SK_ATTACK_CW, SK_NORM_LINF, 0.1f);
     struct sk_attack_result *r = sk_attack_evaluate(c, &bad, x, y, n);
-    CHECK(!r && strstr(sk_last_error(), "--norm l2"), "cw with linf rejected: %s", sk_last_error());
+    CHECK(!r && strstr(sk_last_error(), "cfg.norm l2"), "cw with linf rejected: %s", sk_last_error());
     bad = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, -1);
     r = sk_attack_evaluate(c, &bad, x, y, n);
-    CHECK(!r && strstr(sk_last_error(), "--eps"), "negative eps rejected: %s", sk_last_error());
+    CHECK(!r && strstr(sk_last_error(), "cfg.eps"), "negative eps rejected: %s", sk_last_error());
     free(tg);
     free(x);
     free(y);

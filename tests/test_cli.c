@@ -153,6 +153,17 @@ static void test_adv_box(void)
     CHECK(rc == 0 && md && !strcmp(sk_json_str(md, "skeptic.adv"), "fgsm-mix") && !strcmp(sk_json_str(md, "skeptic.adv_eps"), "0.01"),
           "fgsm-mix defaults to eps 0.01, recorded in the file: %s", sk_cli_out);
     cJSON_Delete(o);
+    /* the library names config fields; the CLI names the flags that set them */
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack cw --norm linf --eps 0.1", D);
+    CHECK(sk_cli_run(cmd) != 0 && strstr(sk_cli_err, "--norm l2"), "cw with linf rejected: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "attack --model advm.safetensors --data %s --attack pgd --eps -1", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--eps"), "negative eps rejected: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv pgd --adv-eps -1 --out ne.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-eps"), "negative eps refused: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --method vi --data %s --arch mlp:2-16-2:relu --epochs 2 --adv pgd --adv-eps -0.5 --out nv.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-eps"), "VI refuses a negative eps: %s", sk_cli_err);
+    snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv fgsm-ep --adv-lambda -1 --out ep.safetensors", D);
+    CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-lambda"), "negative FGSM-EP lambda refused: %s", sk_cli_err);
     snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv n-fgsm --adv-noise -1 --out nf.safetensors", D);
     CHECK(sk_cli_run(cmd) == 2 && strstr(sk_cli_err, "--adv-noise"), "negative --adv-noise: %s", sk_cli_err);
     snprintf(cmd, sizeof cmd, "train --data %s --arch mlp:2-16-2:relu --epochs 2 --adv nuat --adv-lambda -1 --out nu.safetensors", D);
@@ -220,6 +231,20 @@ static void test_failures_leave_outputs(void)
         CHECK(rc == 1 && strstr(sk_cli_err, bad[i].name) && strstr(sk_cli_err, bad[i].want), "bad %s: rc %d '%s'", bad[i].name,
               rc, sk_cli_err);
     }
+    /* an .npy without a labels file: the library names labels_path, the CLI the flag */
+    snprintf(p, sizeof p, "%s/lonely.npy", dir);
+    f = fopen(p, "wb");
+    {
+        const char *h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n";
+        unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)strlen(h), 0 };
+        float v[4] = { 0, 1, 2, 3 };
+        fwrite(pre, 1, 10, f);
+        fwrite(h, 1, strlen(h), f);
+        fwrite(v, sizeof v, 1, f);
+    }
+    fclose(f);
+    rc = sk_cli_run("train --data lonely.npy --arch mlp:2-4-2 --out moons.safetensors");
+    CHECK(rc == 1 && strstr(sk_cli_err, "--labels"), "no labels file: %s", sk_cli_err);
     unsigned char *after = sk_test_file_bytes("moons.safetensors", &n1);
     CHECK(before && after && n0 == n1 && !memcmp(before, after, n0), "failed runs leave the existing model untouched");
     free(before);

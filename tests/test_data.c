@@ -316,7 +316,7 @@ static void test_npy(void)
     const char *lone = sk_test_path("lonely.npy");
     sk_test_write(lone, bx, good);
     d = sk_data_load_npy(lone, NULL);
-    CHECK(!d && err_has(lone, "--labels"), "no labels file: %s", sk_last_error());
+    CHECK(!d && err_has(lone, "labels_path"), "no labels file: %s", sk_last_error());
     struct sk_rng r = sk_rng_new(3);
     int refused = 0;
     for (int t = 0; t < 100; t++) {

@@ -267,18 +267,18 @@ static void test_attack(void)
     CHECK(sk_pgd_perturb(m, &bad, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "epsilon"),
           "NaN eps refused: %s", sk_last_error());
     struct sk_adv_config a = sk_adv_defaults(SK_ADV_PGD, -1);
-    CHECK(sk_adv_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "--adv-eps"),
+    CHECK(sk_adv_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "adv.eps"),
           "negative eps refused: %s", sk_last_error());
     a = sk_adv_defaults(SK_ADV_NFGSM, EPS);
     a.nfgsm_noise = -1;
-    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "--adv-noise"), "negative N-FGSM noise refused: %s",
+    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.nfgsm_noise"), "negative N-FGSM noise refused: %s",
           sk_last_error());
     a.nfgsm_noise = 1;
     CHECK(sk_adv_check(&a) == SK_OK, "N-FGSM noise of 1 eps accepted");
     a = sk_adv_defaults(SK_ADV_FGSM_EP, EPS);
     CHECK(a.ep_lambda == 10 && sk_adv_check(&a) == SK_OK, "fgsm-ep: regulariser weight 10 by default");
     a.ep_lambda = -1;
-    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "--adv-lambda"), "negative FGSM-EP lambda refused: %s",
+    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.ep_lambda"), "negative FGSM-EP lambda refused: %s",
           sk_last_error());
     a = sk_adv_defaults(SK_ADV_NUAT, EPS);
     a.nuat_lambda = -1;
@@ -424,7 +424,7 @@ static void test_vi_adv(void)
     struct sk_adv_config neg = sk_adv_defaults(SK_ADV_PGD, -0.5f);
     vc.adv = &neg;
     rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, 100);
-    CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "--adv-eps"), "VI refuses a negative eps: %s", sk_last_error());
+    CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "adv.eps"), "VI refuses a negative eps: %s", sk_last_error());
     sk_posterior_free(p);
     sk_posterior_free(std);
     sk_posterior_free(rob);

@@ -11,6 +11,7 @@
  *   train.h  the training loop
  *   data.h   datasets and loaders (IDX, MNIST JSON, CSV, npy, synthetic), splits, preprocessing
  *   io.h     safetensors model files, checkpoints, atomic writes
+ *   study.h  the seed's experiments as library calls (compare: deterministic vs Bayesian)
  *
  * A worked example (train an MLP on two moons):
  *
@@ -34,5 +35,6 @@
 #include "skeptic/optim.h"
 #include "skeptic/train.h"
 #include "skeptic/io.h"
+#include "skeptic/study.h"
 
 #endif

@@ -291,9 +291,9 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
     enum sk_attack_kind k = cfg->kind;
     enum sk_norm p = cfg->norm;
     if ((unsigned)k >= SK_ATTACK_COUNT) return sk_error(SK_EINVAL, "attack: unknown attack kind %d", (int)k);
-    if (!(cfg->eps >= 0)) return sk_error(SK_EINVAL, "attack: --eps must be >= 0 (got %g)", cfg->eps);
+    if (!(cfg->eps >= 0)) return sk_error(SK_EINVAL, "attack: cfg.eps must be >= 0 (got %g)", cfg->eps);
     if (!isfinite(cfg->eps) && !is_minnorm(k))
-        return sk_error(SK_EINVAL, "attack %s: needs a finite --eps (only cw, deepfool and fmn are unbounded)",
+        return sk_error(SK_EINVAL, "attack %s: needs a finite cfg.eps (only cw, deepfool and fmn are unbounded)",
                         sk_attack_name(k));
     if (!(cfg->clip_min < cfg->clip_max)) return sk_error(SK_EINVAL, "attack: empty box [%g, %g]", cfg->clip_min, cfg->clip_max);
     bool ok;
@@ -309,7 +309,7 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
                            : k == SK_ATTACK_SQUARE                     ? "linf"
                            : k == SK_ATTACK_SPARSE                     ? "l0 (eps = number of pixels)"
                                                                        : "linf or l2";
-        return sk_error(SK_EINVAL, "attack %s does not support the %s norm: use --norm %s", sk_attack_name(k),
+        return sk_error(SK_EINVAL, "attack %s does not support the %s norm: use cfg.norm %s", sk_attack_name(k),
                         sk_norm_name(p), want);
     }
     int K = c->n_classes;
@@ -318,7 +318,7 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
         return sk_error(SK_EINVAL, "attack %s: the DLR loss needs at least %d classes (the model has %d)",
                         sk_attack_name(k), k == SK_ATTACK_APGD_DLR && !targeted ? 3 : 4, K);
     if (targeted && (k == SK_ATTACK_APGD_T || k == SK_ATTACK_SUITE))
-        return sk_error(SK_EINVAL, "attack %s chooses its own targets; drop --targeted", sk_attack_name(k));
+        return sk_error(SK_EINVAL, "attack %s chooses its own targets; drop cfg.target", sk_attack_name(k));
     if (cfg->loss == SK_LOSS_DLR && (targeted ? K < 4 : K < 3))
         return sk_error(SK_EINVAL, "attack: the DLR loss needs at least %d classes", targeted ? 4 : 3);
     return SK_OK;
@@ -1060,7 +1060,7 @@ int sk_attack_curve(struct sk_classifier *c, const struct sk_attack_config *cfg,
     if (!eps_list || n_eps < 1 || !robust_acc) return sk_error(SK_EINVAL, "sk_attack_curve: empty eps list");
     for (int i = 1; i < n_eps; i++)
         if (!(eps_list[i] >= eps_list[i - 1]))
-            return sk_error(SK_EINVAL, "attack: the eps list must be sorted ascending (%g after %g)", eps_list[i],
+            return sk_error(SK_EINVAL, "attack: eps_list must be sorted ascending (%g after %g)", eps_list[i],
                             eps_list[i - 1]);
     struct sk_attack_result *prev = NULL;
     int rc = SK_OK;

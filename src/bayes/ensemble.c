@@ -103,7 +103,7 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
                                          &loss)))
                 break;
             if (!isfinite(loss)) {
-                rc = sk_error(SK_ENONFINITE, "SGLD loss became %g at epoch %d; lower the step size (--lr)", loss, ep + 1);
+                rc = sk_error(SK_ENONFINITE, "SGLD loss became %g at epoch %d; lower the step size (cfg.opt.lr)", loss, ep + 1);
                 break;
             }
             double lr = cfg->opt.lr;

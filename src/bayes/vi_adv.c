@@ -39,7 +39,7 @@ int sk_vi_adv_new(struct sk_vi_adv **out, struct sk_model *m, const struct sk_ad
     int rc = sk_adv_check(adv);
     if (rc) return rc;
     if (adv->kind != SK_ADV_PGD && adv->kind != SK_ADV_FGSM)
-        return sk_error(SK_EINVAL, "VI adversarial training supports --adv pgd and fgsm, not %s (TRADES, IBP and "
+        return sk_error(SK_EINVAL, "VI adversarial training supports adv.kind pgd and fgsm, not %s (TRADES, IBP and "
                         "fgsm-mix need a clean pass beside the adversarial one, which Bayes by Backprop does not make)",
                         sk_adv_kind_name(adv->kind));
     if (batch < 1) return sk_error(SK_EINVAL, "VI adversarial training: batch %d", batch);

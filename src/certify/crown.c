@@ -34,7 +34,7 @@ static int mlp_of(const struct sk_model *m, struct mlp *net)
             want_dense = true;
         } else {
             return sk_error(SK_EINVAL, "CROWN supports models of dense layers with relu/leaky relu between them "
-                            "(an MLP); layer %d (%s) of '%s' does not fit: use --method ibp", li,
+                            "(an MLP); layer %d (%s) of '%s' does not fit: use method ibp", li,
                             sk_layer_name(L->kind), m->spec);
         }
     }

@@ -39,7 +39,6 @@ int cli_usage(const char *fmt, ...)
     return CLI_USAGE;
 }
 
-int cli_fail_lib(void) { return cli_fail("%s", sk_last_error()[0] ? sk_last_error() : "unknown failure"); }
 
 /* Whether s[0] continues a field name like "adv.eps" (a '.' only inside one). */
 static bool in_word(const char *s)
@@ -81,6 +80,18 @@ int cli_usage_lib(const struct cli_field_flag *map)
 {
     char buf[2048];
     return cli_usage("%s", map_fields(map, buf, sizeof buf));
+}
+
+/* Fields that any command's library calls may name: the data options, and
+ * the training loop's learning rate. */
+static const struct cli_field_flag common_flags[] = {
+    { "opt.labels_path", "--labels" }, { "labels_path", "--labels" }, { "cfg.opt.lr", "--lr" }, { NULL, NULL },
+};
+
+int cli_fail_lib(void)
+{
+    char buf[2048];
+    return cli_fail("%s", map_fields(common_flags, buf, sizeof buf));
 }
 
 int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d, float given_lo, float given_hi,

@@ -79,7 +79,8 @@ void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *op
 /* Print "skeptic CMD: error: ..." to stderr and return CLI_FAIL / CLI_USAGE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* cli_fail with sk_last_error() as the message. */
+/* cli_fail with sk_last_error() as the message (the data options' and the
+ * learning rate's fields named by their flags, as cli_fail_lib_map does). */
 int cli_fail_lib(void);
 
 /* The library's messages name config fields ("adv.eps"); the command line

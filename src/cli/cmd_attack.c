@@ -29,9 +29,7 @@ static int parse_eps_list(const char *s, float *eps, int *n)
         else if (*p) return cli_usage("--eps-list: unexpected '%c' in '%s'", *p, s);
     }
     if (!*n) return cli_usage("--eps-list is empty");
-    for (int i = 1; i < *n; i++)
-        if (eps[i] < eps[i - 1]) return cli_usage("--eps-list must be ascending ('%s')", s);
-    return 0;
+    return 0; /* ascending: sk_attack_curve checks */
 }
 
 static void json_result(cJSON *o, const struct sk_attack_result *r)
@@ -71,46 +69,346 @@ static void json_result(cJSON *o, const struct sk_attack_result *r)
     for (int i = 0; i < r->n_warnings; i++) cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
 }
 
+/* The flags that set the attack-config fields the library names. */
+static const struct cli_field_flag attack_flags[] = {
+    { "cfg.eps", "--eps" }, { "cfg.norm", "--norm" }, { "cfg.target", "--targeted" }, { "eps_list", "--eps-list" },
+    { NULL, NULL },
+};
+
+/* A bad eps or eps list (the library checks them) is a usage error, as it
+ * always was; any other failure a failure. */
+static int attack_failed(void)
+{
+    const char *e = sk_last_error();
+    if (strstr(e, "cfg.eps") || strstr(e, "eps_list")) return cli_usage_lib(attack_flags);
+    return cli_fail_lib_map(attack_flags);
+}
+
+/* The options of an attack run. */
+struct attack_args {
+    const char *attack, *norm, *eps_list, *targeted, *loss;
+    const char *save_adv, *save_grad, *grid, *plot, *csv;
+    float eps, step_size, clip_min, clip_max;
+    int steps, restarts, eot, queries, n_targets, batch, target, grid_n, verdict;
+    uint64_t seed;
+    bool random_start, mc;
+    float epsv[MAX_EPS];
+    int n_eps;
+};
+
+/* What a run holds; attack_run_free releases it. */
+struct attack_run {
+    struct sk_attack_config cfg;
+    struct sk_posterior *post; /* a posterior file; else m is a plain network */
+    struct sk_model *m;
+    char *meta;
+    struct sk_dataset *d;
+    struct sk_classifier *cl;
+    struct sk_attack_result *r, **rs; /* rs: one per eps of --eps-list, r the last */
+    int *tg;
+    double curve[MAX_EPS];
+    int C, H, W; /* the picture shape of a row */
+};
+
+static void attack_run_free(struct attack_run *r, int n_eps)
+{
+    if (r->rs) {
+        for (int e = 0; e < n_eps; e++) sk_attack_result_free(r->rs[e]);
+        sk_free(r->rs);
+    } else {
+        sk_attack_result_free(r->r);
+    }
+    sk_free(r->tg);
+    sk_classifier_free(r->cl);
+    sk_free(r->meta);
+    sk_dataset_free(r->d);
+    if (r->post)
+        sk_posterior_free(r->post);
+    else
+        sk_model_free(r->m);
+}
+
+static int parse_target(struct attack_args *a, struct sk_attack_config *cfg)
+{
+    if (a->loss) {
+        if (!strcmp(a->loss, "ce")) cfg->loss = SK_LOSS_CE;
+        else if (!strcmp(a->loss, "cw")) cfg->loss = SK_LOSS_CW;
+        else if (!strcmp(a->loss, "dlr")) cfg->loss = SK_LOSS_DLR;
+        else return cli_usage("--loss: expected ce, cw or dlr, got '%s'", a->loss);
+    }
+    if (a->target >= 0 && !a->targeted) a->targeted = "given";
+    if (!a->targeted) return CLI_OK;
+    if (!strcmp(a->targeted, "random")) cfg->target = SK_TARGET_RANDOM;
+    else if (!strcmp(a->targeted, "least-likely") || !strcmp(a->targeted, "ll")) cfg->target = SK_TARGET_LEAST_LIKELY;
+    else if (!strcmp(a->targeted, "given")) {
+        if (a->target < 0) return cli_usage("--targeted given needs --target K");
+        cfg->target = SK_TARGET_GIVEN;
+    } else
+        return cli_usage("--targeted: expected random, least-likely or given, got '%s'", a->targeted);
+    return CLI_OK;
+}
+
+/* The options into the attack config; the library checks eps and the norm. */
+static int build_config(const struct cli_common *c, struct attack_args *a, struct sk_attack_config *cfg)
+{
+    if (!c->model) return cli_usage("--model FILE is required");
+    if (!c->data) return cli_usage("--data D is required");
+    int kind = sk_attack_parse(a->attack), rc;
+    if (kind < 0) return cli_usage("--attack: unknown attack '%s' (see --help)", a->attack);
+    int p = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL ? SK_NORM_L2
+            : kind == SK_ATTACK_SPARSE                         ? SK_NORM_L0
+                                                               : SK_NORM_LINF;
+    if (a->norm && (p = sk_norm_parse(a->norm)) < 0)
+        return cli_usage("--norm: expected linf, l2 or l0, got '%s'", a->norm);
+    bool minnorm = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL || kind == SK_ATTACK_FMN;
+    if (a->eps_list && (rc = parse_eps_list(a->eps_list, a->epsv, &a->n_eps))) return rc;
+    if (!a->eps_list && isnan(a->eps)) {
+        if (!minnorm) return cli_usage("--eps E is required for --attack %s (or give --eps-list)", a->attack);
+        a->eps = INFINITY;
+    }
+    if ((a->plot || a->csv) && !a->eps_list) return cli_usage("--plot and --csv need --eps-list");
+    if (a->steps < 0 || a->restarts < 1 || a->batch < 1 || a->eot < 0 || a->queries < 0 || a->grid_n < 1 ||
+        a->verdict < 1)
+        return cli_usage("--steps, --restarts, --batch, --eot, --queries, --verdict-samples and --grid-n must be positive");
+    *cfg = sk_attack_defaults((enum sk_attack_kind)kind, (enum sk_norm)p, a->eps);
+    cfg->steps = a->steps;
+    cfg->restarts = a->restarts;
+    cfg->step_size = a->step_size;
+    cfg->random_start = a->random_start;
+    cfg->batch = a->batch;
+    cfg->seed = a->seed;
+    cfg->verdict_samples = a->verdict;
+    if (a->queries) cfg->queries = a->queries;
+    if (a->n_targets) cfg->n_target_classes = a->n_targets;
+    return parse_target(a, cfg);
+}
+
+/* The model file (a posterior file, or one with a temperature, is attacked
+ * through its predictive, like eval and compare judge it; a plain file as a
+ * network) and its data. */
+static int open_target(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
+{
+    if (cli_is_posterior_file(c->model)) {
+        if (!(r->post = sk_posterior_load(c->model))) return cli_fail_lib();
+        r->m = r->post->model;
+    } else if (!(r->m = cli_load_model(c, &r->meta))) {
+        return CLI_FAIL;
+    }
+    if (!(r->d = cli_load_eval_data(c, r->m, r->meta))) return CLI_FAIL;
+    if (r->d->n < 1) return cli_fail("%s: no rows to attack", c->data);
+    if (a->target >= r->m->n_classes)
+        return cli_usage("--target %d: the model has %d classes", a->target, r->m->n_classes);
+    if (r->post && a->mc)
+        return cli_usage("--mc: %s holds a %s posterior, attacked through its own predictive (--eot K samples per "
+                         "call); --mc is for plain files with dropout", c->model, sk_bayes_method_name(r->post->method));
+    if (a->mc && !sk_model_has_dropout(r->m)) return cli_usage("--mc: the model has no dropout layer, it is deterministic");
+    return cli_input_box("attack", c->data, r->d, a->clip_min, a->clip_max, false, &r->cfg.clip_min, &r->cfg.clip_max);
+}
+
+static int make_classifier(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
+{
+    int eot = a->eot;
+    if (r->post) {
+        /* ensembles and SGLD: every member unless --eot K; vi / laplace: K samples per call (default 1: no EOT) */
+        enum sk_bayes_method me = r->post->method;
+        bool stoch = me == SK_BAYES_VI || me == SK_BAYES_LAPLACE || me == SK_BAYES_MCDROPOUT;
+        r->cl = sk_posterior_classifier(r->post, eot ? eot : (stoch ? 1 : 0), a->seed);
+        if (r->cl)
+            fprintf(stderr, "skeptic attack: %s is a %s posterior: attacking its predictive over %d sample(s) per call, "
+                    "temperature %g applied\n", c->model, sk_bayes_method_name(me), r->cl->n_samples,
+                    r->post->temperature);
+    } else {
+        if (eot && !a->mc)
+            fprintf(stderr, "skeptic attack: note: --eot without --mc: the model runs deterministic (eval mode); --eot ignored\n");
+        r->cl = sk_classifier_from_model(r->m, a->mc ? SK_MODE_MC : SK_MODE_EVAL, a->mc ? (eot ? eot : 1) : 1, a->seed);
+    }
+    return r->cl ? CLI_OK : cli_fail_lib();
+}
+
+/* The attack (or the curve of --eps-list); warnings on stderr. */
+static int run_attack(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
+{
+    const struct sk_dataset *d = r->d;
+    struct sk_attack_config *cfg = &r->cfg;
+    /* image shape for square/sparse and pictures: the data's (an MLP sees a vector) */
+    if (d->c * d->h * d->w == r->m->in_dim) {
+        cfg->img_c = d->c;
+        cfg->img_h = d->h;
+        cfg->img_w = d->w;
+    }
+    r->C = cfg->img_c ? cfg->img_c : r->m->in_c;
+    r->H = cfg->img_c ? cfg->img_h : r->m->in_h;
+    r->W = cfg->img_c ? cfg->img_w : r->m->in_w;
+    if (cfg->target == SK_TARGET_GIVEN) {
+        if (!(r->tg = sk_malloc(sizeof(int) * (size_t)d->n))) return cli_fail_lib();
+        for (int i = 0; i < d->n; i++) r->tg[i] = a->target;
+        cfg->targets = r->tg;
+    }
+    if (a->eps_list) {
+        r->rs = sk_calloc((size_t)a->n_eps, sizeof *r->rs);
+        if (!r->rs) return cli_fail_lib();
+        if (sk_attack_curve(r->cl, cfg, a->epsv, a->n_eps, d->x, d->y, d->n, r->curve, r->rs)) return attack_failed();
+        r->r = r->rs[a->n_eps - 1];
+    } else if (!(r->r = sk_attack_evaluate(r->cl, cfg, d->x, d->y, d->n))) {
+        return attack_failed();
+    }
+    for (int i = 0; i < r->r->n_warnings; i++)
+        fprintf(stderr, "%swarning: %s\n", c->json ? "skeptic attack: " : "", r->r->warnings[i]);
+    return CLI_OK;
+}
+
+static int write_csv(const char *path, const struct attack_args *a, const double *curve)
+{
+    size_t cap = 64 + 48 * (size_t)a->n_eps, o = 0;
+    char *buf = sk_malloc(cap);
+    if (!buf) return cli_fail_lib();
+    o += (size_t)snprintf(buf + o, cap - o, "eps,robust_accuracy\n");
+    for (int e = 0; e < a->n_eps; e++) o += (size_t)snprintf(buf + o, cap - o, "%g,%.6f\n", a->epsv[e], curve[e]);
+    const void *parts[1] = { buf };
+    size_t lens[1] = { o };
+    int wrc = sk_write_file_atomic(path, parts, lens, 1);
+    sk_free(buf);
+    return wrc ? cli_fail_lib() : CLI_OK;
+}
+
+/* --save-grad: the input gradient of the cross-entropy at the clean points. */
+static int write_grad(const struct attack_args *a, const struct attack_run *r)
+{
+    const struct sk_dataset *d = r->d;
+    int D = r->m->in_dim, B = a->batch;
+    float *gx = sk_malloc(sizeof(float) * (size_t)d->n * D);
+    int rc = gx ? SK_OK : SK_ENOMEM;
+    for (int s = 0; !rc && s < d->n; s += B) {
+        int nb = d->n - s < B ? d->n - s : B;
+        rc = r->cl->input_grad(r->cl->self, d->x + (size_t)s * D, nb, sk_logp_loss_ce, d->y + s, NULL, NULL,
+                               gx + (size_t)s * D);
+    }
+    if (!rc) rc = sk_attack_save_npy(a->save_grad, gx, d->n, r->C, r->H, r->W);
+    sk_free(gx);
+    return rc ? cli_fail_lib() : CLI_OK;
+}
+
+/* --grid: successful examples first. */
+static int write_grid(const struct attack_args *a, const struct attack_run *r)
+{
+    const struct sk_dataset *d = r->d;
+    if (r->C != 1 && r->C != 3) return cli_fail("--grid: images need 1 or 3 channels (the data has %d)", r->C);
+    int *idx = sk_malloc(sizeof(int) * (size_t)d->n), k = 0;
+    if (!idx) return cli_fail_lib();
+    for (int i = 0; i < d->n && k < a->grid_n; i++)
+        if (r->r->success[i]) idx[k++] = i;
+    for (int i = 0; i < d->n && k < a->grid_n; i++)
+        if (!r->r->success[i]) idx[k++] = i;
+    int grc = sk_attack_grid_png(a->grid, d->x, r->r->x_adv, d->y, r->r->pred_adv, idx, k, r->C, r->H, r->W);
+    sk_free(idx);
+    return grc ? cli_fail_lib() : CLI_OK;
+}
+
+static int write_files(const struct attack_args *a, const struct attack_run *r)
+{
+    int rc = CLI_OK;
+    if (a->csv && (rc = write_csv(a->csv, a, r->curve))) return rc;
+    if (a->plot) {
+        char title[96];
+        snprintf(title, sizeof title, "%s %s%s", sk_attack_name(r->cfg.kind), sk_norm_name(r->cfg.norm),
+                 r->r->no_eot ? " NO EOT" : "");
+        const char *names[1] = { title };
+        if (sk_attack_plot_curve(a->plot, title, a->epsv, a->n_eps, r->curve, 1, names)) return cli_fail_lib();
+    }
+    if (a->save_adv && sk_attack_save_npy(a->save_adv, r->r->x_adv, r->r->n, r->C, r->H, r->W)) return cli_fail_lib();
+    if (a->save_grad && (rc = write_grad(a, r))) return rc;
+    if (a->grid && (rc = write_grid(a, r))) return rc;
+    return CLI_OK;
+}
+
+static void print_json(const struct cli_common *c, const struct attack_args *a, const struct attack_run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", c->model);
+    cJSON_AddStringToObject(o, "data", c->data);
+    json_result(o, r->r);
+    cJSON *bx = cJSON_AddArrayToObject(o, "box");
+    cJSON_AddItemToArray(bx, cJSON_CreateNumber(r->cfg.clip_min));
+    cJSON_AddItemToArray(bx, cJSON_CreateNumber(r->cfg.clip_max));
+    if (a->eps_list) {
+        cJSON *cv = cJSON_AddObjectToObject(o, "curve");
+        cJSON *ea = cJSON_AddArrayToObject(cv, "eps"), *aa = cJSON_AddArrayToObject(cv, "robust_accuracy");
+        for (int e = 0; e < a->n_eps; e++) {
+            cJSON_AddItemToArray(ea, cJSON_CreateNumber(a->epsv[e]));
+            cJSON_AddItemToArray(aa, cJSON_CreateNumber(r->curve[e]));
+        }
+    }
+    cli_json_print(o);
+}
+
+static void print_text(const struct attack_args *a, const struct attack_run *r)
+{
+    const struct sk_attack_result *res = r->r;
+    char buf[4096];
+    if (a->eps_list) {
+        printf("accuracy versus eps (%s, %s%s), %d points\n  eps        robust accuracy\n", res->attack,
+               sk_norm_name(res->norm), res->no_eot ? ", stochastic model, no EOT" : "", res->n);
+        for (int e = 0; e < a->n_eps; e++) printf("  %-9g  %.4f\n", a->epsv[e], r->curve[e]);
+        printf("\nat the largest eps:\n");
+    }
+    sk_attack_summary(res, buf, sizeof buf);
+    /* warnings were printed on stderr already */
+    char *w = strstr(buf, "warning: ");
+    if (w) *w = 0;
+    fputs(buf, stdout);
+    if (a->save_adv) printf("adversarial examples written to %s\n", a->save_adv);
+    if (a->grid) printf("grid written to %s\n", a->grid);
+    if (a->plot) printf("plot written to %s\n", a->plot);
+}
+
+static int attack(const struct cli_common *c, struct attack_args *a, const struct sk_attack_config *cfg)
+{
+    struct attack_run r = { .cfg = *cfg };
+    int status = open_target(c, a, &r);
+    if (!status) status = make_classifier(c, a, &r);
+    if (!status) status = run_attack(c, a, &r);
+    if (!status) status = write_files(a, &r);
+    if (!status && c->json) print_json(c, a, &r);
+    else if (!status) print_text(a, &r);
+    attack_run_free(&r, a->n_eps);
+    return status;
+}
+
 int cmd_attack(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
-    const char *attack = "pgd", *norm = NULL, *eps_list = NULL, *targeted = NULL, *loss = NULL;
-    const char *save_adv = NULL, *save_grad = NULL, *grid = NULL, *plot = NULL, *csv = NULL;
-    float eps = NAN, step_size = 0, clip_min = NAN, clip_max = NAN;
-    int steps = 0, restarts = 1, eot = 0, queries = 0, n_targets = 0, batch = 256, target = -1, grid_n = 8;
-    int verdict = SK_ATTACK_VERDICT_SAMPLES;
-    uint64_t seed = 0;
-    bool random_start = false, mc = false;
+    struct attack_args a = { .attack = "pgd", .eps = NAN, .clip_min = NAN, .clip_max = NAN, .restarts = 1,
+                             .batch = 256, .target = -1, .grid_n = 8, .verdict = SK_ATTACK_VERDICT_SAMPLES };
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         CLI_DATA_OPTS(c),
-        { "attack", CLI_STR, &attack, "A",
+        { "attack", CLI_STR, &a.attack, "A",
           "fgsm | pgd | mifgsm | apgd-ce | apgd-dlr | apgd-t | cw | deepfool | fmn | square | sparse | suite (default pgd)" },
-        { "norm", CLI_STR, &norm, "P", "linf | l2 | l0 (sparse: eps = pixels) (default linf; cw, deepfool: l2)" },
-        { "eps", CLI_FLOAT, &eps, "E", "budget (required, except cw/deepfool/fmn: unbounded by default)" },
-        { "eps-list", CLI_STR, &eps_list, "LIST", "accuracy versus eps, e.g. 0,0.02,0.05,0.1,0.2 (ascending)" },
-        { "steps", CLI_INT, &steps, "S", "iterations (default: pgd 20, mifgsm 10, apgd/fmn 100, cw 100 per search step)" },
-        { "restarts", CLI_INT, &restarts, "R", "restarts, run on the points still standing (default 1)" },
-        { "step-size", CLI_FLOAT, &step_size, "A", "pgd (default 2.5 eps/steps), mifgsm (eps/steps), cw Adam lr (0.01)" },
-        { "random-start", CLI_FLAG, &random_start, NULL, "pgd: start at a uniform point of the ball" },
-        { "loss", CLI_STR, &loss, "L", "pgd/mifgsm loss: ce | cw | dlr (default ce)" },
-        { "targeted", CLI_STR, &targeted, "T", "random | least-likely | given (with --target K)" },
-        { "target", CLI_INT, &target, "K", "target class for every point (implies --targeted given)" },
-        { "mc", CLI_FLAG, &mc, NULL, "attack the MC-dropout predictive (dropout on at test time)" },
-        { "eot", CLI_INT, &eot, "K", "expectation over transformation: K dropout samples per call (with --mc)" },
-        { "verdict-samples", CLI_INT, &verdict, "N",
+        { "norm", CLI_STR, &a.norm, "P", "linf | l2 | l0 (sparse: eps = pixels) (default linf; cw, deepfool: l2)" },
+        { "eps", CLI_FLOAT, &a.eps, "E", "budget (required, except cw/deepfool/fmn: unbounded by default)" },
+        { "eps-list", CLI_STR, &a.eps_list, "LIST", "accuracy versus eps, e.g. 0,0.02,0.05,0.1,0.2 (ascending)" },
+        { "steps", CLI_INT, &a.steps, "S", "iterations (default: pgd 20, mifgsm 10, apgd/fmn 100, cw 100 per search step)" },
+        { "restarts", CLI_INT, &a.restarts, "R", "restarts, run on the points still standing (default 1)" },
+        { "step-size", CLI_FLOAT, &a.step_size, "A", "pgd (default 2.5 eps/steps), mifgsm (eps/steps), cw Adam lr (0.01)" },
+        { "random-start", CLI_FLAG, &a.random_start, NULL, "pgd: start at a uniform point of the ball" },
+        { "loss", CLI_STR, &a.loss, "L", "pgd/mifgsm loss: ce | cw | dlr (default ce)" },
+        { "targeted", CLI_STR, &a.targeted, "T", "random | least-likely | given (with --target K)" },
+        { "target", CLI_INT, &a.target, "K", "target class for every point (implies --targeted given)" },
+        { "mc", CLI_FLAG, &a.mc, NULL, "attack the MC-dropout predictive (dropout on at test time)" },
+        { "eot", CLI_INT, &a.eot, "K", "expectation over transformation: K dropout samples per call (with --mc)" },
+        { "verdict-samples", CLI_INT, &a.verdict, "N",
           "stochastic model: predictive samples that judge each point (default 200; same for every stage)" },
-        { "queries", CLI_INT, &queries, "Q", "square/sparse queries per point (default 5000)" },
-        { "n-targets", CLI_INT, &n_targets, "K", "apgd-t: target classes tried (default 9)" },
-        { "batch", CLI_INT, &batch, "B", "rows per model call (default 256)" },
-        { "seed", CLI_U64, &seed, "S", "seed of random starts, targets and search (default 0)" },
-        { "save-adv", CLI_STR, &save_adv, "FILE.npy", "write the adversarial examples (float32, N x C x H x W)" },
-        { "save-grad", CLI_STR, &save_grad, "FILE.npy", "write the input gradient of the cross-entropy at the clean points" },
-        { "grid", CLI_STR, &grid, "FILE.png", "picture: originals, perturbations (magnified), adversarial examples" },
-        { "grid-n", CLI_INT, &grid_n, "N", "rows of the grid (default 8; successful examples first)" },
-        { "plot", CLI_STR, &plot, "FILE.png", "with --eps-list: the accuracy-versus-eps plot" },
-        { "csv", CLI_STR, &csv, "FILE", "with --eps-list: eps,robust_accuracy lines" },
-        CLI_BOX_OPTS(clip_min, clip_max),
+        { "queries", CLI_INT, &a.queries, "Q", "square/sparse queries per point (default 5000)" },
+        { "n-targets", CLI_INT, &a.n_targets, "K", "apgd-t: target classes tried (default 9)" },
+        { "batch", CLI_INT, &a.batch, "B", "rows per model call (default 256)" },
+        { "seed", CLI_U64, &a.seed, "S", "seed of random starts, targets and search (default 0)" },
+        { "save-adv", CLI_STR, &a.save_adv, "FILE.npy", "write the adversarial examples (float32, N x C x H x W)" },
+        { "save-grad", CLI_STR, &a.save_grad, "FILE.npy", "write the input gradient of the cross-entropy at the clean points" },
+        { "grid", CLI_STR, &a.grid, "FILE.png", "picture: originals, perturbations (magnified), adversarial examples" },
+        { "grid-n", CLI_INT, &a.grid_n, "N", "rows of the grid (default 8; successful examples first)" },
+        { "plot", CLI_STR, &a.plot, "FILE.png", "with --eps-list: the accuracy-versus-eps plot" },
+        { "csv", CLI_STR, &a.csv, "FILE", "with --eps-list: eps,robust_accuracy lines" },
+        CLI_BOX_OPTS(a.clip_min, a.clip_max),
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -138,269 +436,7 @@ int cmd_attack(int argc, char **argv)
     };
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
-    if (!c.model) return cli_usage("--model FILE is required");
-    if (!c.data) return cli_usage("--data D is required");
-    int kind = sk_attack_parse(attack);
-    if (kind < 0) return cli_usage("--attack: unknown attack '%s' (see --help)", attack);
-    int p;
-    if (norm) {
-        p = sk_norm_parse(norm);
-        if (p < 0) return cli_usage("--norm: expected linf, l2 or l0, got '%s'", norm);
-    } else {
-        p = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL ? SK_NORM_L2
-            : kind == SK_ATTACK_SPARSE                         ? SK_NORM_L0
-                                                               : SK_NORM_LINF;
-    }
-    bool minnorm = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL || kind == SK_ATTACK_FMN;
-    float epsv[MAX_EPS];
-    int n_eps = 0;
-    if (eps_list && (rc = parse_eps_list(eps_list, epsv, &n_eps))) return rc;
-    if (!eps_list && isnan(eps)) {
-        if (!minnorm) return cli_usage("--eps E is required for --attack %s (or give --eps-list)", attack);
-        eps = INFINITY;
-    }
-    if (!eps_list && !(eps >= 0)) return cli_usage("--eps must be >= 0 (got %g)", eps);
-    if ((plot || csv) && !eps_list) return cli_usage("--plot and --csv need --eps-list");
-    if (steps < 0 || restarts < 1 || batch < 1 || eot < 0 || queries < 0 || grid_n < 1 || verdict < 1)
-        return cli_usage("--steps, --restarts, --batch, --eot, --queries, --verdict-samples and --grid-n must be positive");
-    struct sk_attack_config cfg = sk_attack_defaults((enum sk_attack_kind)kind, (enum sk_norm)p, eps);
-    cfg.steps = steps;
-    cfg.restarts = restarts;
-    cfg.step_size = step_size;
-    cfg.random_start = random_start;
-    cfg.batch = batch;
-    cfg.seed = seed;
-    cfg.verdict_samples = verdict;
-    if (queries) cfg.queries = queries;
-    if (n_targets) cfg.n_target_classes = n_targets;
-    if (loss) {
-        if (!strcmp(loss, "ce")) cfg.loss = SK_LOSS_CE;
-        else if (!strcmp(loss, "cw")) cfg.loss = SK_LOSS_CW;
-        else if (!strcmp(loss, "dlr")) cfg.loss = SK_LOSS_DLR;
-        else return cli_usage("--loss: expected ce, cw or dlr, got '%s'", loss);
-    }
-    if (target >= 0 && !targeted) targeted = "given";
-    if (targeted) {
-        if (!strcmp(targeted, "random")) cfg.target = SK_TARGET_RANDOM;
-        else if (!strcmp(targeted, "least-likely") || !strcmp(targeted, "ll")) cfg.target = SK_TARGET_LEAST_LIKELY;
-        else if (!strcmp(targeted, "given")) {
-            if (target < 0) return cli_usage("--targeted given needs --target K");
-            cfg.target = SK_TARGET_GIVEN;
-        } else
-            return cli_usage("--targeted: expected random, least-likely or given, got '%s'", targeted);
-    }
-    if (c.threads) sk_set_threads(c.threads);
-
-    char *meta = NULL;
-    /* a posterior file (or one with a temperature) is attacked through its
-     * predictive, like eval and compare judge it; a plain file as a network */
-    struct sk_posterior *post = NULL;
-    struct sk_model *m = NULL;
-    if (cli_is_posterior_file(c.model)) {
-        if (!(post = sk_posterior_load(c.model))) return cli_fail_lib();
-        m = post->model;
-    } else if (!(m = cli_load_model(&c, &meta))) {
-        return CLI_FAIL;
-    }
-    struct sk_dataset *d = cli_load_eval_data(&c, m, meta);
-    struct sk_classifier *cl = NULL;
-    struct sk_attack_result *r = NULL, **rs = NULL;
-    int *tg = NULL;
-    float *gx = NULL;
-    int status = CLI_FAIL;
-    if (!d) goto out;
-    if (d->n < 1) {
-        status = cli_fail("%s: no rows to attack", c.data);
-        goto out;
-    }
-    if (target >= m->n_classes) {
-        status = cli_usage("--target %d: the model has %d classes", target, m->n_classes);
-        goto out;
-    }
-    if (post && mc) {
-        status = cli_usage("--mc: %s holds a %s posterior, attacked through its own predictive (--eot K samples per "
-                           "call); --mc is for plain files with dropout", c.model, sk_bayes_method_name(post->method));
-        goto out;
-    }
-    if (mc && !sk_model_has_dropout(m)) {
-        status = cli_usage("--mc: the model has no dropout layer, it is deterministic");
-        goto out;
-    }
-    int brc = cli_input_box("attack", c.data, d, clip_min, clip_max, false, &cfg.clip_min, &cfg.clip_max);
-    if (brc) {
-        status = brc;
-        goto out;
-    }
-    if (post) {
-        /* ensembles and SGLD: every member unless --eot K; vi / laplace: K samples per call (default 1: no EOT) */
-        bool stoch = post->method == SK_BAYES_VI || post->method == SK_BAYES_LAPLACE || post->method == SK_BAYES_MCDROPOUT;
-        cl = sk_posterior_classifier(post, eot ? eot : (stoch ? 1 : 0), seed);
-        if (cl)
-            fprintf(stderr, "skeptic attack: %s is a %s posterior: attacking its predictive over %d sample(s) per call, "
-                    "temperature %g applied\n", c.model, sk_bayes_method_name(post->method), cl->n_samples,
-                    post->temperature);
-    } else {
-        if (eot && !mc)
-            fprintf(stderr, "skeptic attack: note: --eot without --mc: the model runs deterministic (eval mode); --eot ignored\n");
-        cl = sk_classifier_from_model(m, mc ? SK_MODE_MC : SK_MODE_EVAL, mc ? (eot ? eot : 1) : 1, seed);
-    }
-    if (!cl) {
-        status = cli_fail_lib();
-        goto out;
-    }
-    /* image shape for square/sparse and pictures: the data's (an MLP sees a vector) */
-    if (d->c * d->h * d->w == m->in_dim) {
-        cfg.img_c = d->c;
-        cfg.img_h = d->h;
-        cfg.img_w = d->w;
-    }
-    if (cfg.target == SK_TARGET_GIVEN) {
-        tg = sk_malloc(sizeof(int) * (size_t)d->n);
-        if (!tg) {
-            status = cli_fail_lib();
-            goto out;
-        }
-        for (int i = 0; i < d->n; i++) tg[i] = target;
-        cfg.targets = tg;
-    }
-    double curve[MAX_EPS];
-    if (eps_list) {
-        rs = sk_calloc((size_t)n_eps, sizeof *rs);
-        if (!rs || sk_attack_curve(cl, &cfg, epsv, n_eps, d->x, d->y, d->n, curve, rs)) {
-            status = cli_fail_lib();
-            goto out;
-        }
-        r = rs[n_eps - 1];
-    } else {
-        r = sk_attack_evaluate(cl, &cfg, d->x, d->y, d->n);
-        if (!r) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    for (int i = 0; i < r->n_warnings && !c.json; i++) fprintf(stderr, "warning: %s\n", r->warnings[i]);
-    if (c.json)
-        for (int i = 0; i < r->n_warnings; i++) fprintf(stderr, "skeptic attack: warning: %s\n", r->warnings[i]);
-    if (csv) {
-        size_t cap = 64 + 48 * (size_t)n_eps, o = 0;
-        char *buf = sk_malloc(cap);
-        if (!buf) {
-            status = cli_fail_lib();
-            goto out;
-        }
-        o += (size_t)snprintf(buf + o, cap - o, "eps,robust_accuracy\n");
-        for (int e = 0; e < n_eps; e++) o += (size_t)snprintf(buf + o, cap - o, "%g,%.6f\n", epsv[e], curve[e]);
-        const void *parts[1] = { buf };
-        size_t lens[1] = { o };
-        int wrc = sk_write_file_atomic(csv, parts, lens, 1);
-        sk_free(buf);
-        if (wrc) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    if (plot) {
-        char title[96];
-        snprintf(title, sizeof title, "%s %s%s", sk_attack_name(cfg.kind), sk_norm_name(cfg.norm),
-                 r->no_eot ? " NO EOT" : "");
-        const char *names[1] = { title };
-        if (sk_attack_plot_curve(plot, title, epsv, n_eps, curve, 1, names)) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    int C = cfg.img_c ? cfg.img_c : m->in_c, H = cfg.img_c ? cfg.img_h : m->in_h, W = cfg.img_c ? cfg.img_w : m->in_w;
-    if (save_adv && sk_attack_save_npy(save_adv, r->x_adv, r->n, C, H, W)) {
-        status = cli_fail_lib();
-        goto out;
-    }
-    if (save_grad) {
-        gx = sk_malloc(sizeof(float) * (size_t)d->n * m->in_dim);
-        int B = batch;
-        for (int s = 0; gx && s < d->n; s += B) {
-            int nb = d->n - s < B ? d->n - s : B;
-            if (cl->input_grad(cl->self, d->x + (size_t)s * m->in_dim, nb, sk_logp_loss_ce, d->y + s, NULL, NULL,
-                               gx + (size_t)s * m->in_dim)) {
-                status = cli_fail_lib();
-                goto out;
-            }
-        }
-        if (!gx || sk_attack_save_npy(save_grad, gx, d->n, C, H, W)) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    if (grid) {
-        if (C != 1 && C != 3) {
-            status = cli_fail("--grid: images need 1 or 3 channels (the data has %d)", C);
-            goto out;
-        }
-        int *idx = sk_malloc(sizeof(int) * (size_t)d->n), k = 0;
-        if (!idx) {
-            status = cli_fail_lib();
-            goto out;
-        }
-        for (int i = 0; i < d->n && k < grid_n; i++)
-            if (r->success[i]) idx[k++] = i;
-        for (int i = 0; i < d->n && k < grid_n; i++)
-            if (!r->success[i]) idx[k++] = i;
-        int grc = sk_attack_grid_png(grid, d->x, r->x_adv, d->y, r->pred_adv, idx, k, C, H, W);
-        sk_free(idx);
-        if (grc) {
-            status = cli_fail_lib();
-            goto out;
-        }
-    }
-    if (c.json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", c.model);
-        cJSON_AddStringToObject(o, "data", c.data);
-        json_result(o, r);
-        cJSON *bx = cJSON_AddArrayToObject(o, "box");
-        cJSON_AddItemToArray(bx, cJSON_CreateNumber(cfg.clip_min));
-        cJSON_AddItemToArray(bx, cJSON_CreateNumber(cfg.clip_max));
-        if (eps_list) {
-            cJSON *cv = cJSON_AddObjectToObject(o, "curve");
-            cJSON *ea = cJSON_AddArrayToObject(cv, "eps"), *aa = cJSON_AddArrayToObject(cv, "robust_accuracy");
-            for (int e = 0; e < n_eps; e++) {
-                cJSON_AddItemToArray(ea, cJSON_CreateNumber(epsv[e]));
-                cJSON_AddItemToArray(aa, cJSON_CreateNumber(curve[e]));
-            }
-        }
-        cli_json_print(o);
-    } else {
-        char buf[4096];
-        if (eps_list) {
-            printf("accuracy versus eps (%s, %s%s), %d points\n  eps        robust accuracy\n", r->attack,
-                   sk_norm_name(r->norm), r->no_eot ? ", stochastic model, no EOT" : "", r->n);
-            for (int e = 0; e < n_eps; e++) printf("  %-9g  %.4f\n", epsv[e], curve[e]);
-            printf("\nat the largest eps:\n");
-        }
-        sk_attack_summary(r, buf, sizeof buf);
-        /* warnings were printed on stderr already */
-        char *w = strstr(buf, "warning: ");
-        if (w) *w = 0;
-        fputs(buf, stdout);
-        if (save_adv) printf("adversarial examples written to %s\n", save_adv);
-        if (grid) printf("grid written to %s\n", grid);
-        if (plot) printf("plot written to %s\n", plot);
-    }
-    status = CLI_OK;
-out:
-    if (rs) {
-        for (int e = 0; e < n_eps; e++) sk_attack_result_free(rs[e]);
-        sk_free(rs);
-    } else {
-        sk_attack_result_free(r);
-    }
-    sk_free(tg);
-    sk_free(gx);
-    sk_classifier_free(cl);
-    sk_free(meta);
-    sk_dataset_free(d);
-    if (post)
-        sk_posterior_free(post);
-    else
-        sk_model_free(m);
-    return status;
+    struct sk_attack_config cfg;
+    if ((rc = build_config(&c, &a, &cfg))) return rc;
+    return attack(&c, &a, &cfg);
 }

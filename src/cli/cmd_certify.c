@@ -13,6 +13,9 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The flags of the values the library's messages name. */
+static const struct cli_field_flag certify_flags[] = { { "method ibp", "--method ibp" }, { NULL, NULL } };
+
 /* What certify found: the report, and the Lipschitz radii's medians. */
 struct cert_result {
     struct sk_cert_report rep;
@@ -42,7 +45,7 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
             r->medinf = rinf[d->n / 2];
         }
     } else if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, lo, hi, cert, &r->rep)) {
-        status = cli_fail("%s", sk_last_error());
+        status = cli_fail_lib_map(certify_flags);
     }
     sk_free(cert);
     sk_free(r2);

@@ -22,6 +22,7 @@ static const struct cli_field_flag compare_flags[] = {
     { "compare.classes", "--classes" },         { "compare.data_seed", "--data-seed" },
     { "compare.test_fraction", "--test-fraction" }, { "compare.clip_min", "--clip-min" },
     { "compare.clip_max", "--clip-max" },       { "compare.data", "--data" },
+    { "cfg.opt.lr", "--lr" },                   { "labels_path", "--labels" },
     { NULL, NULL },
 };
 

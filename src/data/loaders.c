@@ -518,7 +518,7 @@ struct sk_dataset *sk_data_load_npy(const char *x_path, const char *labels_path)
         if (!npy_companion(x_path, comp, sizeof comp)) {
             sk_error(SK_EINVAL,
                      "%s: no labels file found beside it (tried <stem>_labels.npy, <stem>-labels.npy, <stem>.labels.npy, "
-                     "x->y); name one with --labels",
+                     "x->y); name one with labels_path",
                      x_path);
             return NULL;
         }

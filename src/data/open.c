@@ -277,7 +277,7 @@ struct sk_dataset *sk_data_open(const char *name, const char *split, const struc
         if (!im) {
             sk_error(SK_EINVAL,
                      "%s: unknown kind of file (expected .csv, .npy, or IDX images named *images-idx3*; for IDX name the "
-                     "labels with --labels)",
+                     "labels with opt.labels_path)",
                      name);
             return NULL;
         }

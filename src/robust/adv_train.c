@@ -261,19 +261,19 @@ int sk_adv_check(const struct sk_adv_config *adv)
 {
     if ((unsigned)adv->kind > SK_ADV_NUAT) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
-        return sk_error(SK_EINVAL, "adversarial training: --adv-eps %g must be finite and >= 0", adv->eps);
+        return sk_error(SK_EINVAL, "adversarial training: adv.eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)
-        return sk_error(SK_EINVAL, "adversarial training: --adv-steps %d must be >= 1", adv->steps);
+        return sk_error(SK_EINVAL, "adversarial training: adv.steps %d must be >= 1", adv->steps);
     if (!(adv->nfgsm_noise >= 0 && adv->nfgsm_noise <= 100)) /* 0: the default 2 */
-        return sk_error(SK_EINVAL, "N-FGSM: --adv-noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
+        return sk_error(SK_EINVAL, "N-FGSM: adv.nfgsm_noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
     if (adv->kind == SK_ADV_FGSM_EP && !(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
-        return sk_error(SK_EINVAL, "FGSM-EP: --adv-lambda %g must be in [0, 1e6]", adv->ep_lambda);
+        return sk_error(SK_EINVAL, "FGSM-EP: adv.ep_lambda %g must be in [0, 1e6]", adv->ep_lambda);
     if (adv->kind == SK_ADV_NUAT && !(adv->nuat_lambda >= 0 && adv->nuat_lambda <= 1e6f))
-        return sk_error(SK_EINVAL, "NuAT: --adv-lambda %g must be in [0, 1e6]", adv->nuat_lambda);
+        return sk_error(SK_EINVAL, "NuAT: adv.nuat_lambda %g must be in [0, 1e6]", adv->nuat_lambda);
     if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
-        return sk_error(SK_EINVAL, "TRADES: beta %g must be >= 0", adv->trades_beta);
+        return sk_error(SK_EINVAL, "TRADES: adv.trades_beta %g must be >= 0", adv->trades_beta);
     if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
-        return sk_error(SK_EINVAL, "IBP training: kappa %g must be in [0,1]", adv->ibp_kappa_end);
+        return sk_error(SK_EINVAL, "IBP training: adv.ibp_kappa_end %g must be in [0,1]", adv->ibp_kappa_end);
     return SK_OK;
 }
 

@@ -166,7 +166,7 @@ int sk_trainer_run(struct sk_trainer *t)
             if (!isfinite(loss)) {
                 rc = sk_error(SK_ENONFINITE,
                               "training loss became %g at epoch %d, batch %d (step %ld); the weights of the last "
-                              "good step are kept. Lower the learning rate (--lr) or clip gradients.",
+                              "good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
                               loss, st->epoch + 1, st->batch, st->step);
                 goto out;
             }
@@ -175,7 +175,7 @@ int sk_trainer_run(struct sk_trainer *t)
             if ((rc = sk_optim_step(t->opt, m->params, m->grads))) {
                 rc = sk_error(SK_ENONFINITE,
                               "gradient became non-finite at epoch %d, batch %d (step %ld); the weights of the "
-                              "last good step are kept. Lower the learning rate (--lr) or clip gradients.",
+                              "last good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
                               st->epoch + 1, st->batch, st->step);
                 goto out;
             }

@@ -6,11 +6,11 @@
  *
  *   core.h   status and errors, seeded random streams, arena, threads, sgemm
  *   graph.h  reverse-mode autodiff on a tape; the ops and losses
- *   model.h  sequential models from spec strings; the classifier seam
+ *   model.h  sequential models from spec strings; the classifier seam; model files (model_file.h)
  *   optim.h  optimisers and schedules
- *   train.h  the training loop
+ *   train.h  the training loop; checkpoints
  *   data.h   datasets and loaders (IDX, MNIST JSON, CSV, npy, synthetic), splits, preprocessing
- *   io.h     safetensors model files, checkpoints, atomic writes
+ *   io.h     file formats (safetensors, npy, png) and atomic writes
  *   study.h  the seed's experiments as library calls (compare: deterministic vs Bayesian)
  *
  * A worked example (train an MLP on two moons):

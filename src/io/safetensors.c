@@ -257,20 +257,14 @@ static bool json_uint(const cJSON *j, uint64_t max, uint64_t *out)
     return true;
 }
 
-struct sk_safetensors *sk_safetensors_read(const char *path)
+/* The JSON header of the file's bytes: the length word, the opening brace,
+ * the JSON object and the padding after it. *data_off: where the data area
+ * starts. NULL + sk_last_error() naming the offset of the problem. */
+static cJSON *parse_header(const char *path, const unsigned char *buf, size_t len, size_t *data_off)
 {
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    if (read_file(path, &buf, &len)) return NULL;
-    struct sk_safetensors *f = sk_calloc(1, sizeof *f);
-    cJSON *root = NULL;
-    struct st_entry **order = NULL;
-    int rc = SK_ENOMEM;
-    if (!f || !(f->path = sk_strdup(path))) goto fail;
-    rc = SK_EFORMAT;
     if (len < 8) {
         sk_error(SK_EFORMAT, "%s: file is %zu bytes, too short for a safetensors header (8-byte length + JSON)", path, len);
-        goto fail;
+        return NULL;
     }
     uint64_t hlen = rd_le(buf, 8);
     if (hlen < 2 || hlen > len - 8 || hlen > MAX_HEADER_BYTES) {
@@ -278,133 +272,144 @@ struct sk_safetensors *sk_safetensors_read(const char *path)
                  "%s: offset 0: header length %llu does not fit the file (%zu bytes; a header is 2..%u bytes and "
                  "must end inside the file) — not a safetensors file, or truncated",
                  path, (unsigned long long)hlen, len, MAX_HEADER_BYTES);
-        goto fail;
+        return NULL;
     }
     if (buf[8] != '{') {
         sk_error(SK_EFORMAT, "%s: offset 8: the header does not start with '{' (byte 0x%02x)", path, buf[8]);
-        goto fail;
+        return NULL;
     }
     const char *endp = NULL;
-    root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &endp, false);
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &endp, false);
     if (!root || !cJSON_IsObject(root)) {
         long at = endp ? (long)(endp - (const char *)buf) : 8;
         if (!root && cJSON_GetErrorPtr()) at = (long)(cJSON_GetErrorPtr() - (const char *)buf);
         sk_error(SK_EFORMAT, "%s: offset %ld: the header is not a valid JSON object", path, at);
-        goto fail;
+        cJSON_Delete(root);
+        return NULL;
     }
     for (const unsigned char *p = (const unsigned char *)endp; p && p < buf + 8 + hlen; p++)
         if (*p != ' ' && *p != '\n' && *p != '\t' && *p != '\r' && *p != 0) {
             sk_error(SK_EFORMAT, "%s: offset %ld: unexpected bytes after the JSON header", path, (long)(p - buf));
-            goto fail;
+            cJSON_Delete(root);
+            return NULL;
         }
-    size_t data_off = 8 + (size_t)hlen, data_len = len - data_off;
+    *data_off = 8 + (size_t)hlen;
+    return root;
+}
+
+static int check_meta(const char *path, const cJSON *meta)
+{
+    if (!cJSON_IsObject(meta)) return sk_error(SK_EFORMAT, "%s: __metadata__ is not an object", path);
+    for (const cJSON *m = meta->child; m; m = m->next)
+        if (!cJSON_IsString(m))
+            return sk_error(SK_EFORMAT, "%s: __metadata__ value '%s' is not a string", path, m->string);
+    return SK_OK;
+}
+
+/* Header entry `it` of tensor e (named already): dtype, shape and
+ * data_offsets, which must lie inside the data area (data_len bytes) and
+ * span exactly what shape and dtype need. */
+static int parse_entry(const char *path, const cJSON *it, struct st_entry *e, size_t data_len)
+{
+    const char *name = e->name;
+    if (!cJSON_IsObject(it)) return sk_error(SK_EFORMAT, "%s: tensor '%s': header entry is not an object", path, name);
+    cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of))
+        return sk_error(SK_EFORMAT, "%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'",
+                        path, name);
+    e->dtype = -1;
+    for (int k = 0; k < DT_COUNT; k++)
+        if (!strcmp(dt->valuestring, dtypes[k].name)) e->dtype = k;
+    if (e->dtype < 0)
+        return sk_error(SK_EFORMAT,
+                        "%s: tensor '%s': dtype '%.20s' is not supported (F32 F64 F16 BF16 I64 I32 I16 I8 U8 BOOL)",
+                        path, name, dt->valuestring);
+    e->ndim = cJSON_GetArraySize(sh);
+    if (e->ndim > 4)
+        return sk_error(SK_EFORMAT, "%s: tensor '%s': %d dimensions (skeptic handles at most 4)", path, name, e->ndim);
+    e->numel = 1;
+    int d = 0;
+    for (cJSON *s = sh->child; s; s = s->next, d++) {
+        uint64_t v;
+        if (!json_uint(s, (uint64_t)1 << 40, &v))
+            return sk_error(SK_EFORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
+        e->shape[d] = (int64_t)v;
+        if (v && e->numel > ((size_t)1 << 40) / v)
+            return sk_error(SK_EFORMAT, "%s: tensor '%s': shape is implausibly large", path, name);
+        e->numel *= (size_t)v;
+    }
+    uint64_t b, en;
+    if (cJSON_GetArraySize(of) != 2 || !json_uint(of->child, (uint64_t)1 << 50, &b) ||
+        !json_uint(of->child->next, (uint64_t)1 << 50, &en) || b > en)
+        return sk_error(SK_EFORMAT, "%s: tensor '%s': data_offsets must be [begin, end] with 0 <= begin <= end", path,
+                        name);
+    if (en > data_len)
+        return sk_error(SK_EFORMAT,
+                        "%s: tensor '%s': data_offsets [%llu, %llu] end outside the data area (%zu bytes) — truncated file?",
+                        path, name, (unsigned long long)b, (unsigned long long)en, data_len);
+    if (en - b != e->numel * (size_t)dtypes[e->dtype].size)
+        return sk_error(SK_EFORMAT, "%s: tensor '%s': data_offsets span %llu bytes but shape and dtype %s need %zu", path,
+                        name, (unsigned long long)(en - b), dtypes[e->dtype].name,
+                        e->numel * (size_t)dtypes[e->dtype].size);
+    e->begin = (size_t)b;
+    e->end = (size_t)en;
+    return SK_OK;
+}
+
+/* order: the n tensors sorted by where their data begin. */
+static int check_overlaps(const char *path, struct st_entry *const *order, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (order[i]->begin < order[i - 1]->end)
+            return sk_error(SK_EFORMAT, "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data area", path,
+                            order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end, order[i]->name,
+                            order[i]->begin, order[i]->end);
+    return SK_OK;
+}
+
+static const struct st_entry *find_entry(const struct sk_safetensors *f, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->e[i].name, name)) return &f->e[i];
+    return NULL;
+}
+
+struct sk_safetensors *sk_safetensors_read(const char *path)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0, data_off = 0;
+    if (read_file(path, &buf, &len)) return NULL;
+    struct sk_safetensors *f = sk_calloc(1, sizeof *f);
+    cJSON *root = NULL;
+    struct st_entry **order = NULL;
+    if (!f || !(f->path = sk_strdup(path)) || !(root = parse_header(path, buf, len, &data_off))) goto fail;
     int cap = cJSON_GetArraySize(root);
     f->e = sk_calloc((size_t)(cap ? cap : 1), sizeof *f->e);
     order = sk_calloc((size_t)(cap ? cap : 1), sizeof *order);
-    if (!f->e || !order) {
-        rc = SK_ENOMEM;
-        goto fail;
-    }
+    if (!f->e || !order) goto fail;
     for (cJSON *it = root->child; it; it = it->next) {
         const char *name = it->string ? it->string : "";
         if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(it)) {
-                sk_error(SK_EFORMAT, "%s: __metadata__ is not an object", path);
-                goto fail;
-            }
-            for (cJSON *m = it->child; m; m = m->next)
-                if (!cJSON_IsString(m)) {
-                    sk_error(SK_EFORMAT, "%s: __metadata__ value '%s' is not a string", path, m->string);
-                    goto fail;
-                }
+            if (check_meta(path, it)) goto fail;
             continue;
         }
-        for (int i = 0; i < f->n; i++)
-            if (!strcmp(f->e[i].name, name)) {
-                sk_error(SK_EFORMAT, "%s: tensor '%s' appears twice in the header", path, name);
-                goto fail;
-            }
+        if (find_entry(f, name)) {
+            sk_error(SK_EFORMAT, "%s: tensor '%s' appears twice in the header", path, name);
+            goto fail;
+        }
         struct st_entry *e = &f->e[f->n];
-        if (!(e->name = sk_strdup(name))) {
-            rc = SK_ENOMEM;
-            goto fail;
-        }
+        if (!(e->name = sk_strdup(name))) goto fail;
         f->n++;
-        if (!cJSON_IsObject(it)) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': header entry is not an object", path, name);
-            goto fail;
-        }
-        cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of)) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'", path,
-                     name);
-            goto fail;
-        }
-        e->dtype = -1;
-        for (int k = 0; k < DT_COUNT; k++)
-            if (!strcmp(dt->valuestring, dtypes[k].name)) e->dtype = k;
-        if (e->dtype < 0) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': dtype '%.20s' is not supported (F32 F64 F16 BF16 I64 I32 I16 I8 U8 BOOL)",
-                     path, name, dt->valuestring);
-            goto fail;
-        }
-        e->ndim = cJSON_GetArraySize(sh);
-        if (e->ndim > 4) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': %d dimensions (skeptic handles at most 4)", path, name, e->ndim);
-            goto fail;
-        }
-        e->numel = 1;
-        int d = 0;
-        for (cJSON *s = sh->child; s; s = s->next, d++) {
-            uint64_t v;
-            if (!json_uint(s, (uint64_t)1 << 40, &v)) {
-                sk_error(SK_EFORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
-                goto fail;
-            }
-            e->shape[d] = (int64_t)v;
-            if (v && e->numel > ((size_t)1 << 40) / v) {
-                sk_error(SK_EFORMAT, "%s: tensor '%s': shape is implausibly large", path, name);
-                goto fail;
-            }
-            e->numel *= (size_t)v;
-        }
-        uint64_t b, en;
-        if (cJSON_GetArraySize(of) != 2 || !json_uint(of->child, (uint64_t)1 << 50, &b) ||
-            !json_uint(of->child->next, (uint64_t)1 << 50, &en) || b > en) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': data_offsets must be [begin, end] with 0 <= begin <= end", path, name);
-            goto fail;
-        }
-        if (en > data_len) {
-            sk_error(SK_EFORMAT,
-                     "%s: tensor '%s': data_offsets [%llu, %llu] end outside the data area (%zu bytes) — truncated file?",
-                     path, name, (unsigned long long)b, (unsigned long long)en, data_len);
-            goto fail;
-        }
-        if (en - b != e->numel * (size_t)dtypes[e->dtype].size) {
-            sk_error(SK_EFORMAT, "%s: tensor '%s': data_offsets span %llu bytes but shape and dtype %s need %zu", path,
-                     name, (unsigned long long)(en - b), dtypes[e->dtype].name, e->numel * (size_t)dtypes[e->dtype].size);
-            goto fail;
-        }
-        e->begin = (size_t)b;
-        e->end = (size_t)en;
+        if (parse_entry(path, it, e, len - data_off)) goto fail;
         order[f->n - 1] = e;
     }
     qsort(order, (size_t)f->n, sizeof *order, cmp_begin);
-    for (int i = 1; i < f->n; i++)
-        if (order[i]->begin < order[i - 1]->end) {
-            sk_error(SK_EFORMAT, "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data area", path,
-                     order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end, order[i]->name, order[i]->begin,
-                     order[i]->end);
-            goto fail;
-        }
+    if (check_overlaps(path, order, f->n)) goto fail;
     for (int i = 0; i < f->n; i++) {
         struct st_entry *e = &f->e[i];
-        if (!(e->data = sk_malloc(sizeof(float) * (e->numel ? e->numel : 1)))) {
-            rc = SK_ENOMEM;
-            goto fail;
-        }
+        if (!(e->data = sk_malloc(sizeof(float) * (e->numel ? e->numel : 1)))) goto fail;
         const unsigned char *src = buf + data_off + e->begin;
         int sz = dtypes[e->dtype].size;
         for (size_t k = 0; k < e->numel; k++) e->data[k] = convert_one(e->dtype, src + k * (size_t)sz);
@@ -415,7 +420,6 @@ struct sk_safetensors *sk_safetensors_read(const char *path)
     sk_free(buf);
     return f;
 fail:
-    (void)rc;
     cJSON_Delete(root);
     sk_free(order);
     sk_free(buf);
@@ -430,13 +434,6 @@ const char *sk_safetensors_path(const struct sk_safetensors *f) { return f->path
 const char *sk_safetensors_name(const struct sk_safetensors *f, int i)
 {
     return i >= 0 && i < f->n ? f->e[i].name : NULL;
-}
-
-static const struct st_entry *find_entry(const struct sk_safetensors *f, const char *name)
-{
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->e[i].name, name)) return &f->e[i];
-    return NULL;
 }
 
 const float *sk_safetensors_get(const struct sk_safetensors *f, const char *name, int *ndim, int64_t *shape)

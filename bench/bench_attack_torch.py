@@ -102,10 +102,27 @@ def load_model(path):
     net, shape = build(spec)
     sd = {k: torch.from_numpy(v) for k, v in tensors.items() if not k.endswith("running_mean") and not k.endswith("running_var")}
     net.load_state_dict(sd, strict=True)
+    prep = json.loads(meta.get("skeptic.preprocess", '{"kind":"none"}'))
+    if prep.get("kind", "none") != "none":
+        # the file's preprocessing is the model's first step: inputs stay raw, as in skeptic
+        net = torch.nn.Sequential(InputTransform(prep["shift"], prep["scale"]), net)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net, shape, spec
+
+
+class InputTransform(torch.nn.Module):
+    """(x - shift) * scale per feature, on rows flattened as skeptic stores them."""
+
+    def __init__(self, shift, scale):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+
+    def forward(self, x):
+        shape = x.shape
+        return ((x.reshape(shape[0], -1) - self.shift) * self.scale).reshape(shape)
 
 
 def load_fashion_test(n, d=None):

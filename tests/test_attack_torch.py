@@ -111,6 +111,30 @@ def main():
     check(abs(rob_judged - rob_s) <= 1.0 / N + 1e-9,
           f"torch judges skeptic's examples as skeptic does ({rob_judged:.4f} vs {rob_s:.4f}, one point of float noise allowed)")
 
+    # a standardised model: eps, the box and the examples in pixels, the standardisation inside
+    # the network on both sides (the torch model is built from the same file)
+    smodel = os.path.join(d, "std.safetensors")
+    sadv = os.path.join(d, "std-adv.npy")
+    run(["train", "--data", "fashion-mnist", "--arch", "mlp:784-256-10:relu", "--epochs", "2", "--n", "10000",
+         "--normalize", "standardize", "--out", smodel, "--quiet", "--threads", "2"])
+    r = run(["attack", "--model", smodel, "--data", "fashion-mnist", "--n", str(N), "--attack", "pgd", "--eps", str(EPS),
+             "--steps", str(STEPS), "--step-size", str(ALPHA), "--save-adv", sadv, "--json", "--threads", "2"])
+    sout = json.loads(r.stdout)
+    snet, _, _ = bt.load_model(smodel)
+    with torch.no_grad():
+        sclean_t = (snet(x).argmax(1) == y).float().mean().item()
+    check(abs(sclean_t - sout["clean_accuracy"]) < 1e-6,
+          f"standardised model: clean accuracy skeptic {sout['clean_accuracy']:.4f} = torch {sclean_t:.4f}")
+    xs_t = bt.pgd(snet, x, y, EPS, STEPS, ALPHA, shape)
+    with torch.no_grad():
+        srob_t = (snet(xs_t).argmax(1) == y).float().mean().item()
+    srob_s = sout["robust_accuracy"]
+    print(f"     standardised model, PGD-{STEPS} at eps {EPS} in pixels: skeptic {srob_s:.4f}, PyTorch {srob_t:.4f}")
+    check(srob_s <= srob_t + 0.01, f"standardised model: skeptic PGD {srob_s:.4f} <= PyTorch's {srob_t:.4f} + 0.01")
+    xsa = np.load(sadv).reshape(N, -1)
+    check(np.abs(xsa - xn).max() <= EPS + 1e-6 and xsa.min() >= 0 and xsa.max() <= 1,
+          "standardised model: examples within eps of the images in pixels, inside [0,1]")
+
     # the comparators can fail
     g_bad = g_t.copy()
     g_bad.flat[int(np.argmax(np.abs(g_bad)))] += 2e-4 * np.max(np.abs(g_t))

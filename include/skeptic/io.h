@@ -72,6 +72,8 @@ void sk_safetensors_free(struct sk_safetensors *f); /* NULL ok */
 /* The path f was read from (owned by f), for messages. */
 const char *sk_safetensors_path(const struct sk_safetensors *f);
 int sk_safetensors_count(const struct sk_safetensors *f);
+/* Elements of all tensors together (each bounded by the file's size). */
+size_t sk_safetensors_total_numel(const struct sk_safetensors *f);
 /* Name of tensor i in header order (owned by f); NULL if i is out of range. */
 const char *sk_safetensors_name(const struct sk_safetensors *f, int i);
 /* Tensor by name converted to float32 (owned by f); NULL if absent. ndim

@@ -111,9 +111,22 @@ struct sk_model {
     float *in_lo, *in_hi;
 };
 
+/* Limits on what a spec may ask for, checked before anything is allocated:
+ * values per row of the input and of every layer's output, and trainable
+ * parameters plus buffers (a model holds parameters and gradients, 8 bytes
+ * per parameter; training adds optimiser moments). A model also has to fit
+ * in the machine's physical memory. */
+#define SK_MODEL_MAX_ACTIVATION (1L << 26)
+#define SK_MODEL_MAX_PARAMS (1L << 27)
+
 /* Parse a spec and allocate a model with zeroed parameters (running
- * variances 1). NULL + sk_last_error() on a malformed spec. */
+ * variances 1). NULL + sk_last_error() on a malformed spec, or one over the
+ * limits above (the message gives the count and the limit). */
 struct sk_model *sk_model_from_spec(const char *spec);
+/* Parse a spec without allocating its parameters: the counts of parameters
+ * and buffers (either may be NULL). For checking a file's tensors against
+ * its spec before allocating. SK_EINVAL on a malformed or too large spec. */
+int sk_spec_size(const char *spec, size_t *n_params, size_t *n_buffers);
 void sk_model_free(struct sk_model *m);
 /* A deep copy (parameters, buffers; gradients zeroed). */
 struct sk_model *sk_model_clone(const struct sk_model *m);

@@ -60,6 +60,13 @@ int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f);
  * two models with the same hash have bitwise identical weights. */
 uint64_t sk_model_weights_hash(const struct sk_model *m);
 
+/* Before allocating the model of `spec` for file f: SK_EFORMAT naming the
+ * file when the spec asks for far more values (over 2^20 more) than f holds,
+ * so a small file naming a huge spec is an error, not a huge allocation.
+ * Smaller gaps are left to the tensor-by-tensor check, which names the
+ * missing or misshapen tensor. */
+int sk_model_check_file_size(const char *spec, const struct sk_safetensors *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -179,6 +179,10 @@ struct sk_posterior *sk_posterior_load(const char *path)
         sk_safetensors_free(f);
         return NULL;
     }
+    if (sk_model_check_file_size(spec, f)) {
+        sk_safetensors_free(f);
+        return NULL;
+    }
     struct sk_model *m = sk_model_from_spec(spec);
     if (!m || get_prefixed(f, m, "", m->params, path) || get_buffers(f, m, path) || sk_model_read_record(m, f)) {
         sk_model_free(m);

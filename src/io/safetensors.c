@@ -429,6 +429,13 @@ fail:
 
 int sk_safetensors_count(const struct sk_safetensors *f) { return f->n; }
 
+size_t sk_safetensors_total_numel(const struct sk_safetensors *f)
+{
+    size_t t = 0;
+    for (int i = 0; i < f->n; i++) t += f->e[i].numel;
+    return t;
+}
+
 const char *sk_safetensors_path(const struct sk_safetensors *f) { return f->path; }
 
 const char *sk_safetensors_name(const struct sk_safetensors *f, int i)

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A spec may ask for this many values more than its file holds before the
+ * load is refused up front: below it the tensor-by-tensor check names the
+ * missing or misshapen tensor, above it the allocation itself is the risk. */
+#define SPEC_SLACK ((size_t)1 << 20)
+
 /* The model's record (preprocessing, range, classes, split) into meta,
  * replacing whatever the caller's metadata said: the model is the authority.
  * sk_meta_set moves a key to the end, so the keys come out in this order
@@ -196,6 +201,15 @@ int sk_model_read_tensors(struct sk_model *m, const struct sk_safetensors *f)
     return SK_OK;
 }
 
+int sk_model_check_file_size(const char *spec, const struct sk_safetensors *f)
+{
+    size_t np = 0, nb = 0, have = sk_safetensors_total_numel(f);
+    if (!sk_spec_size(spec, &np, &nb) && np + nb > have + SPEC_SLACK)
+        return sk_error(SK_EFORMAT, "%s: spec '%.200s' has %zu parameters and buffers but the file holds %zu values",
+                        sk_safetensors_path(f), spec, np + nb, have);
+    return SK_OK;
+}
+
 struct sk_model *sk_model_load(const char *path, const char *spec, char **metadata_json_out)
 {
     if (metadata_json_out) *metadata_json_out = NULL;
@@ -208,6 +222,12 @@ struct sk_model *sk_model_load(const char *path, const char *spec, char **metada
                  "%s: the file names no architecture (no __metadata__ \"skeptic.spec\", e.g. written by PyTorch): "
                  "give one with --arch",
                  path);
+        sk_safetensors_free(f);
+        return NULL;
+    }
+    /* the spec's size against the file's tensors before anything is allocated: a
+     * small file naming a huge spec is an error, not a huge allocation */
+    if (sk_model_check_file_size(spec, f)) {
         sk_safetensors_free(f);
         return NULL;
     }

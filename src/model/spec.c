@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Spec-string parser and model allocation. */
 #include "skeptic/model.h"
 
@@ -5,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct parser {
     const char *spec;
@@ -77,6 +79,20 @@ static void finish_layer(struct parser *ps, struct sk_layer *L)
     L->out[2] = ps->W;
 }
 
+/* The running shape's values per row within SK_MODEL_MAX_ACTIVATION (in
+ * 64 bits: C x H x W of three ints can overflow an int). */
+static int check_shape(struct parser *ps, const char *at)
+{
+    long long v = (long long)ps->C * ps->H * ps->W;
+    if (v > SK_MODEL_MAX_ACTIVATION) {
+        char d[96];
+        snprintf(d, sizeof d, "%dx%dx%d = %lld values per row, over the limit of %ld", ps->C, ps->H, ps->W, v,
+                 SK_MODEL_MAX_ACTIVATION);
+        return perr(ps, at, "%s", d);
+    }
+    return 0;
+}
+
 static void add_tensor(struct parser *ps, int layer, const char *suffix, bool buffer, int ndim, const int *shape,
                        size_t *off_out)
 {
@@ -91,7 +107,8 @@ static void add_tensor(struct parser *ps, int layer, const char *suffix, bool bu
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         t->shape[i] = shape[i];
-        n *= (size_t)shape[i];
+        /* saturate past the limit (no wrap-around): sk_model_from_spec then refuses the spec */
+        n = n > (size_t)SK_MODEL_MAX_PARAMS / (size_t)shape[i] ? (size_t)SK_MODEL_MAX_PARAMS + 1 : n * (size_t)shape[i];
     }
     if (buffer) {
         t->off = m->n_buffers;
@@ -212,7 +229,7 @@ static int parse_layer(struct parser *ps)
         return perr(ps, start, "unknown layer '%s'", word);
     }
     finish_layer(ps, L);
-    return 0;
+    return check_shape(ps, start);
 }
 
 static int parse_activation(struct parser *ps, enum sk_layer_kind *k)
@@ -261,10 +278,15 @@ static int parse_mlp(struct parser *ps)
         if (!(drop >= 0 && drop < 1)) return perr(ps, at, "%s", "dropout probability must be in [0,1)");
     }
     if (*ps->p) return perr(ps, ps->p, "%s", "unexpected text after the mlp spec");
-    (void)dstart;
     ps->C = dims[0];
     ps->H = ps->W = 1;
     ps->spatial = false;
+    for (int i = 0; i < nd; i++)
+        if (dims[i] > SK_MODEL_MAX_ACTIVATION) {
+            char d[96];
+            snprintf(d, sizeof d, "width %d is over the limit of %ld", dims[i], SK_MODEL_MAX_ACTIVATION);
+            return perr(ps, dstart[i], "%s", d);
+        }
     for (int i = 1; i < nd; i++) {
         int idx = ps->m->n_layers;
         struct sk_layer *L = add_layer(ps, SK_LAYER_DENSE);
@@ -306,6 +328,7 @@ static int parse_seq(struct parser *ps)
     } else {
         ps->C = a, ps->H = ps->W = 1, ps->spatial = false;
     }
+    if ((rc = check_shape(ps, start))) return rc;
     (void)start;
     while (*ps->p) {
         if (*ps->p != '-') return perr(ps, ps->p, "%s", "expected '-' between layers");
@@ -316,7 +339,9 @@ static int parse_seq(struct parser *ps)
     return 0;
 }
 
-struct sk_model *sk_model_from_spec(const char *spec)
+/* Parse spec into a model without parameter storage (layers, tensors,
+ * counts and shapes); NULL + sk_last_error() on a malformed or too large spec. */
+static struct sk_model *parse_spec(const char *spec)
 {
     if (!spec) {
         sk_error(SK_EINVAL, "model spec is NULL");
@@ -360,12 +385,47 @@ struct sk_model *sk_model_from_spec(const char *spec)
         m->in_dim = m->in_c * m->in_h * m->in_w;
         m->spatial = first->spatial_in;
         m->n_classes = m->layers[m->n_layers - 1].out[0];
-        m->params = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
-        m->grads = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
-        m->buffers = sk_calloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
-        if (!m->params || !m->grads || !m->buffers) rc = SK_ENOMEM;
+        if (m->n_params + m->n_buffers > (size_t)SK_MODEL_MAX_PARAMS) {
+            char d[128];
+            snprintf(d, sizeof d, "%zu parameters and buffers, over the limit of %ld", m->n_params + m->n_buffers,
+                     SK_MODEL_MAX_PARAMS);
+            rc = perr(&ps, spec, "%s", d);
+        }
     }
     if (rc) {
+        sk_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int sk_spec_size(const char *spec, size_t *n_params, size_t *n_buffers)
+{
+    struct sk_model *m = parse_spec(spec);
+    if (!m) return SK_EINVAL;
+    if (n_params) *n_params = m->n_params;
+    if (n_buffers) *n_buffers = m->n_buffers;
+    sk_model_free(m);
+    return SK_OK;
+}
+
+struct sk_model *sk_model_from_spec(const char *spec)
+{
+    struct sk_model *m = parse_spec(spec);
+    if (!m) return NULL;
+    /* parameters and gradients (8 bytes each) must fit in physical memory */
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    double need = 8.0 * (double)m->n_params + 4.0 * (double)m->n_buffers;
+    if (pages > 0 && psize > 0 && need > (double)pages * (double)psize) {
+        sk_error(SK_ENOMEM, "spec '%s': %zu parameters need %.1f GiB, more than this machine's %.1f GiB of memory",
+                 spec, m->n_params, need / 1073741824.0, (double)pages * (double)psize / 1073741824.0);
+        sk_model_free(m);
+        return NULL;
+    }
+    m->params = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    m->grads = sk_calloc(m->n_params ? m->n_params : 1, sizeof(float));
+    m->buffers = sk_calloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    if (!m->params || !m->grads || !m->buffers) {
         sk_model_free(m);
         return NULL;
     }

@@ -47,6 +47,55 @@ typedef int (*sk_grad_fn)(void *ctx, struct sk_trainer *t, int n_batch);
 /* Called every checkpoint_every optimiser steps, and at the end of each epoch. */
 typedef int (*sk_checkpoint_fn)(void *ctx, struct sk_trainer *t);
 
+/* ---- the step hook ----
+ * A method whose parameters are not (only) the model's, or whose update is
+ * not an optimiser step, plugs into the same loop, which keeps shuffling,
+ * batching, the non-finite guard, checkpoints, resume and the callbacks:
+ * Bayes by Backprop steps [mu; rho] (2P floats) with its own forward and a KL
+ * term; SGLD replaces the optimiser step by a Langevin step and keeps
+ * samples. Everything a hook carries from step to step must either be
+ * derived from (seed, epoch, step) or be listed in `state` (tensors) or kept
+ * in t->st.hook_count, so that a resumed run is bitwise identical. */
+
+/* The loss and gradient of one minibatch: n rows xb / yb (the hook may
+ * overwrite xb, e.g. with adversarial rows or its input transform) into
+ * t->grads (t->n_params floats, zeroed by the trainer). Writes the mean loss
+ * to *loss (the trainer stops on a non-finite one) and adds the number of
+ * correct argmaxes to *correct. noise_key is the step's dropout key. Nonzero
+ * status aborts training. */
+typedef int (*sk_step_grad_fn)(void *ctx, struct sk_trainer *t, float *xb, const int *yb, int n, uint64_t noise_key,
+                               double *loss, long *correct);
+/* The update of step t->st.step (0-based; epoch t->st.epoch) from t->grads to
+ * t->params. Nonzero status aborts training with the parameters as they are. */
+typedef int (*sk_step_update_fn)(void *ctx, struct sk_trainer *t);
+/* Called before every checkpoint: bring the model's weights up to date with
+ * the flat buffer (a checkpoint is also a model file). */
+typedef int (*sk_step_sync_fn)(void *ctx, struct sk_trainer *t);
+
+/* A tensor of extra state that checkpoints carry ("skeptic.<method>.<what>"). */
+struct sk_train_tensor {
+    const char *name;
+    float *data;         /* borrowed; restored in place by sk_checkpoint_load */
+    size_t n;
+};
+enum { SK_STEP_MAX_STATE = 4 };
+
+struct sk_step_hook {
+    /* The flat buffer the loop steps and its gradient (both borrowed, n_params
+     * floats); NULL: the model's params and grads. A buffer of its own rules
+     * out a validation split (which evaluates the model). */
+    float *params, *grads;
+    size_t n_params;
+    /* NULL: cfg.loss (or softmax cross-entropy) on the graph, backward, cfg.on_grad. */
+    sk_step_grad_fn grad;
+    /* NULL: the optimiser of cfg.opt on (params, grads). */
+    sk_step_update_fn update;
+    sk_step_sync_fn sync;  /* may be NULL */
+    struct sk_train_tensor state[SK_STEP_MAX_STATE];
+    int n_state;
+    void *ctx;             /* passed to grad, update and sync */
+};
+
 struct sk_train_config {
     int epochs;          /* default 10 */
     int batch;           /* default 128 */
@@ -62,6 +111,11 @@ struct sk_train_config {
     sk_checkpoint_fn on_checkpoint;
     long checkpoint_every;
     void *ctx;           /* passed to every callback */
+    const struct sk_step_hook *step; /* borrowed; NULL: plain training of the model */
+    /* A checkpoint to continue from (sk_checkpoint_load) before the first
+     * step: honoured by sk_train, sk_bayes_train_vi and sk_bayes_train_sgld.
+     * NULL: start afresh. */
+    const char *resume;
 };
 struct sk_train_config sk_train_defaults(void);
 
@@ -76,19 +130,22 @@ struct sk_train_state {
     double best_val;     /* best validation loss (INFINITY before any) */
     int best_epoch, bad_epochs;
     bool done;
+    long hook_count;     /* a count the step hook keeps (SGLD: samples kept) */
 };
 
 struct sk_trainer {
     struct sk_model *model;        /* borrowed */
     struct sk_train_config cfg;
-    struct sk_optim *opt;          /* owned */
+    struct sk_optim *opt;          /* owned; over the n_params floats of params */
+    float *params, *grads;         /* borrowed: the model's, or the step hook's flat buffer */
+    size_t n_params;
     struct sk_train_state st;
     const float *x;                /* borrowed training data, n x in_dim */
     const int *y;
     int n;
     int n_train, n_val;
     int *train_idx, *val_idx;      /* owned */
-    float *best_params, *best_buffers; /* owned; valid when st.best_epoch >= 0 */
+    float *best_params, *best_buffers; /* owned; zero until st.best_epoch >= 0 */
     struct sk_graph *g;            /* owned */
     float *xb;                     /* owned batch buffers */
     int *yb;
@@ -107,13 +164,14 @@ void sk_trainer_free(struct sk_trainer *t); /* NULL ok */
  * end, if a validation split was used, the best weights are restored. */
 int sk_trainer_run(struct sk_trainer *t);
 
-/* Convenience: new + run + free. */
+/* Convenience: new, resume from cfg->resume (if set), run, free. */
 int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float *x, const int *y, int n);
 
 /* ---- checkpoints ----
  * A checkpoint is a model file (skeptic/model_file.h) that also holds the
- * optimiser moments ("skeptic.optim.m", "skeptic.optim.v"), the best weights
- * so far ("skeptic.best.params", "skeptic.best.buffers") and, in
+ * optimiser moments ("skeptic.optim.m", "skeptic.optim.v", of the flat
+ * buffer the loop steps), the best weights so far ("skeptic.best.params",
+ * "skeptic.best.buffers"), the step hook's state tensors and, in
  * __metadata__, the optimiser step count and struct sk_train_state
  * ("skeptic.state": numbers printed as strings with 17 significant digits,
  * so a resume is exact) next to metadata_json (e.g. the command line that

@@ -294,12 +294,179 @@ static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, co
     }
 }
 
-int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
-                      const float *x, const int *y, int n)
+/* One Bayes-by-Backprop run: the flat buffer theta = [mu; rho] the trainer
+ * steps, and the scratch of its forward. */
+struct vi_run {
+    struct sk_model *m;
+    struct sk_vi_config vc;
+    size_t P;
+    long per_epoch;
+    int n;                 /* training rows (the KL weight per minibatch is beta / n) */
+    uint64_t nkey;         /* stream SK_STREAM_NOISE of the seed; step t uses its child t */
+    float *theta, *dtheta; /* [mu; rho] and its gradient, 2P */
+    float *sig, *s2, *sgm, *wbuf, *gw, *dz;
+    struct sk_graph *g;
+    struct lrt L;
+    bool use_lrt;
+    struct sk_flipout *fo;
+    struct sk_vi_adv *va;  /* adversarial training (vi_adv.c) */
+};
+
+static void vi_run_free(struct vi_run *r)
 {
+    sk_vi_adv_free(r->va);
+    lrt_free(&r->L);
+    sk_flipout_free(r->fo);
+    sk_free(r->theta);
+    sk_free(r->dtheta);
+    sk_free(r->sig);
+    sk_free(r->s2);
+    sk_free(r->sgm);
+    sk_free(r->wbuf);
+    sk_free(r->gw);
+    sk_free(r->dz);
+    sk_graph_free(r->g);
+}
+
+static int vi_run_init(struct vi_run *r, struct sk_posterior *p, const struct sk_train_config *cfg, int n)
+{
+    const struct sk_vi_config *vc = &r->vc;
     struct sk_model *m = p->model;
-    if (p->method != SK_BAYES_VI) return sk_error(SK_EINVAL, "sk_bayes_train_vi: the posterior's method is %s",
-                                                  sk_bayes_method_name(p->method));
+    size_t P = m->n_params;
+    int B = cfg->batch;
+    r->m = m;
+    r->P = P;
+    r->n = n;
+    r->per_epoch = (n + B - 1) / B;
+    r->nkey = sk_rng_derive(sk_rng_new(cfg->seed).key, SK_STREAM_NOISE).key;
+    r->use_lrt = vc->local_reparam && lrt_supported(m);
+    r->theta = sk_malloc(sizeof(float) * 2 * P);
+    r->dtheta = sk_malloc(sizeof(float) * 2 * P);
+    r->sig = sk_malloc(sizeof(float) * P);
+    r->s2 = sk_malloc(sizeof(float) * P);
+    r->sgm = sk_malloc(sizeof(float) * P);
+    r->wbuf = sk_malloc(sizeof(float) * P);
+    r->gw = sk_malloc(sizeof(float) * P);
+    r->dz = sk_malloc(sizeof(float) * (size_t)B * m->n_classes);
+    r->g = sk_graph_new();
+    if (!r->theta || !r->dtheta || !r->sig || !r->s2 || !r->sgm || !r->wbuf || !r->gw || !r->dz || !r->g)
+        return SK_ENOMEM;
+    int rc;
+    if (r->use_lrt && (rc = lrt_init(&r->L, m, B))) return rc;
+    if (!r->use_lrt && vc->flipout && !(r->fo = sk_flipout_new(m, B))) return SK_ENOMEM;
+    if (vc->adv && vc->adv->kind != SK_ADV_NONE && (rc = sk_vi_adv_new(&r->va, m, vc->adv, B))) return rc;
+    /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
+     * posterior's rho if it has one already (continued training) */
+    memcpy(r->theta, m->params, sizeof(float) * P);
+    float rho0 = (float)log(expm1((double)vc->init_sigma));
+    for (size_t i = 0; i < P; i++) r->theta[P + i] = p->rho ? p->rho[i] : rho0;
+    return SK_OK;
+}
+
+/* The data term by one weight draw w = mu + sigma eps through the model's
+ * graph: dmu = dw, dsigma = dw eps (drho converted by kl_grad). */
+static int vi_sampled_grad(struct vi_run *r, const float *xb, const int *yb, int nb, uint64_t sk, double *loss,
+                           long *correct)
+{
+    struct sk_model *m = r->m;
+    size_t P = r->P;
+    const float *mu = r->theta, *sig = r->sig;
+    float *dmu = r->dtheta, *drho = r->dtheta + P, *eps = r->s2; /* eps kept in s2 (unused without the local trick) */
+    sk_bayes_normals(sk_rng_derive(sk, 1).key, eps, P);
+#pragma omp parallel for schedule(static) if (P > 65536)
+    for (size_t i = 0; i < P; i++) r->wbuf[i] = mu[i] + sig[i] * eps[i];
+    struct sk_model view = *m;
+    view.params = r->wbuf;
+    view.grads = r->gw;
+    memset(r->gw, 0, sizeof(float) * P);
+    sk_graph_reset(r->g);
+    int shape[2] = { nb, m->in_dim };
+    int xin = sk_graph_input(r->g, xb, 2, shape, false);
+    int zn = sk_model_forward(&view, r->g, xin, SK_MODE_TRAIN, sk_rng_derive(sk, 2).key);
+    int Ln = sk_loss_cross_entropy(r->g, zn, yb, 0.0f);
+    if (Ln < 0) return Ln;
+    int rc = sk_graph_backward(r->g, Ln, NULL);
+    if (rc) return rc;
+    *loss = sk_graph_value(r->g, Ln)[0];
+    const float *z = sk_graph_value(r->g, zn);
+    int K = m->n_classes;
+    for (int i = 0; i < nb; i++) {
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
+        *correct += b == yb[i];
+    }
+#pragma omp parallel for schedule(static) if (P > 65536)
+    for (size_t i = 0; i < P; i++) {
+        dmu[i] = r->gw[i];
+        drho[i] = r->gw[i] * eps[i];
+    }
+    return SK_OK;
+}
+
+/* The trainer's step hook: the minibatch's ELBO gradient w.r.t. [mu; rho]
+ * into dtheta (zeroed by the trainer). */
+static int vi_grad(void *ctx, struct sk_trainer *t, float *xb, const int *yb, int nb, uint64_t noise_key,
+                   double *loss, long *correct)
+{
+    struct vi_run *r = ctx;
+    struct sk_model *m = r->m;
+    const struct sk_vi_config *vc = &r->vc;
+    size_t P = r->P;
+    long step = t->st.step;
+    uint64_t sk = sk_rng_derive(r->nkey, (uint64_t)step).key;
+    (void)noise_key;
+    int rc;
+    /* Madry style: the batch is replaced by PGD-EOT points against q(w) */
+    if (r->va && (rc = sk_vi_adv_batch(r->va, r->theta, r->theta + P, xb, yb, nb, (double)step / r->per_epoch, sk)))
+        return rc;
+    const float *mu = r->theta, *rho = r->theta + P;
+    float *dmu = r->dtheta, *drho = r->dtheta + P, *sig = r->sig, *s2 = r->s2, *sgm = r->sgm;
+    /* one exp and one log1p per parameter: sigma, sigma^2, sigmoid(rho) */
+#pragma omp parallel for simd schedule(static) if (P > 65536)
+    for (size_t i = 0; i < P; i++) {
+        float rr = rho[i], e = sk_fast_exp_neg(fabsf(rr));
+        sig[i] = (rr > 0 ? rr : 0.0f) + sk_fast_log1p_unit(e);
+        s2[i] = sig[i] * sig[i];
+        sgm[i] = (rr >= 0 ? 1.0f : e) / (1.0f + e);
+    }
+    if (r->use_lrt) {
+        /* the hand-written layers start after the model's input transform */
+        sk_model_input_rows(m, xb, nb);
+        const float *z = lrt_forward(&r->L, m, mu, s2, xb, nb, sk);
+        *loss = ce_grad(z, yb, nb, m->n_classes, r->dz, correct);
+        /* gradient w.r.t. the variances lands in drho, converted below */
+        lrt_backward(&r->L, m, mu, s2, xb, nb, r->dz, dmu, drho);
+        for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i];
+    } else if (r->fo) {
+        /* eps kept in s2; the gradient w.r.t. sigma lands in drho, converted by kl_grad */
+        sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
+        float lf = 0;
+        if ((rc = sk_flipout_loss_grad(r->fo, m, mu, sig, s2, xb, yb, nb, sk, &lf, correct, dmu, drho))) return rc;
+        *loss = lf;
+    } else if ((rc = vi_sampled_grad(r, xb, yb, nb, sk, loss, correct))) {
+        return rc;
+    }
+    double beta = vc->kl_weight;
+    if (vc->anneal_epochs > 0) beta *= fmin(1.0, (double)(step + 1) / ((double)vc->anneal_epochs * r->per_epoch));
+    kl_grad(vc, P, mu, sig, sgm, beta / r->n, sk_rng_derive(sk, 3).key, s2, dmu, drho);
+    return SK_OK;
+}
+
+/* Checkpoints are model files too: their weights are mu. */
+static int vi_sync(void *ctx, struct sk_trainer *t)
+{
+    struct vi_run *r = ctx;
+    memcpy(t->model->params, r->theta, sizeof(float) * r->P);
+    return SK_OK;
+}
+
+static int vi_check(const struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
+                    const int *y, int n)
+{
+    const struct sk_model *m = p->model;
+    if (p->method != SK_BAYES_VI)
+        return sk_error(SK_EINVAL, "sk_bayes_train_vi: the posterior's method is %s", sk_bayes_method_name(p->method));
     if (cfg->epochs < 0 || cfg->batch < 1 || n < 1)
         return sk_error(SK_EINVAL, "VI training needs epochs >= 0, batch >= 1 and data (got %d, %d, %d rows)",
                         cfg->epochs, cfg->batch, n);
@@ -311,168 +478,41 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= m->n_classes)
             return sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
+    return SK_OK;
+}
+
+int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
+                      const float *x, const int *y, int n)
+{
+    int rc = vi_check(p, cfg, vc, y, n);
+    if (rc) return rc;
+    struct sk_model *m = p->model;
     p->vi = *vc;
     p->vi.adv = NULL; /* borrowed for this call only */
-    size_t P = m->n_params;
-    int B = cfg->batch, D = m->in_dim, K = m->n_classes;
-    bool use_lrt = vc->local_reparam && lrt_supported(m);
-    long per_epoch = (n + B - 1) / B;
-    struct sk_optim_config oc = cfg->opt;
-    if (oc.total_steps <= 0) oc.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
-    struct sk_optim *opt = sk_optim_new(&oc, 2 * P);
-    float *theta = sk_malloc(sizeof(float) * 2 * P), *dtheta = sk_malloc(sizeof(float) * 2 * P);
-    float *sig = sk_malloc(sizeof(float) * P), *s2 = sk_malloc(sizeof(float) * P), *sgm = sk_malloc(sizeof(float) * P);
-    float *wbuf = sk_malloc(sizeof(float) * P), *gw = sk_malloc(sizeof(float) * P);
-    float *xb = sk_malloc(sizeof(float) * (size_t)B * D), *dz = sk_malloc(sizeof(float) * (size_t)B * K);
-    int *yb = sk_malloc(sizeof(int) * (size_t)B), *order = sk_malloc(sizeof(int) * (size_t)n);
-    struct sk_graph *g = sk_graph_new();
-    struct lrt L = { 0 };
-    struct sk_flipout *fo = NULL;
-    struct sk_vi_adv *va = NULL; /* adversarial training (vi_adv.c) */
-    int rc = SK_ENOMEM;
-    if (!opt || !theta || !dtheta || !sig || !s2 || !sgm || !wbuf || !gw || !xb || !dz || !yb || !order || !g) goto out;
-    if (use_lrt && (rc = lrt_init(&L, m, B))) goto out;
-    if (!use_lrt && vc->flipout && !(fo = sk_flipout_new(m, B))) goto out;
-    if (vc->adv && vc->adv->kind != SK_ADV_NONE && (rc = sk_vi_adv_new(&va, m, vc->adv, B))) goto out;
-    rc = SK_OK;
-    /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
-     * posterior's rho if it has one already (continued training) */
-    memcpy(theta, m->params, sizeof(float) * P);
-    float rho0 = (float)log(expm1((double)vc->init_sigma));
-    for (size_t i = 0; i < P; i++) theta[P + i] = p->rho ? p->rho[i] : rho0;
-    uint64_t key = sk_rng_new(cfg->seed).key;
-    uint64_t okey = sk_rng_derive(key, SK_STREAM_ORDER).key, nkey = sk_rng_derive(key, SK_STREAM_NOISE).key;
-    long step = 0;
-    for (int ep = 0; ep < cfg->epochs && !rc; ep++) {
-        struct sk_rng r = sk_rng_derive(okey, (uint64_t)ep);
-        for (int i = 0; i < n; i++) order[i] = i;
-        sk_rng_shuffle(&r, order, n);
-        double t0 = sk_now(), lsum = 0;
-        long correct = 0, seen = 0;
-        for (long bi = 0; bi < per_epoch; bi++, step++) {
-            int lo = (int)(bi * B), nb = n - lo < B ? n - lo : B;
-            for (int i = 0; i < nb; i++) {
-                memcpy(xb + (size_t)i * D, x + (size_t)order[lo + i] * D, sizeof(float) * D);
-                yb[i] = y[order[lo + i]];
-            }
-            /* Madry style: the batch is replaced by PGD-EOT points against q(w) */
-            if (va && (rc = sk_vi_adv_batch(va, theta, theta + P, xb, yb, nb, (double)step / per_epoch,
-                                            sk_rng_derive(nkey, (uint64_t)step).key)))
-                break;
-            const float *mu = theta, *rho = theta + P;
-            float *dmu = dtheta, *drho = dtheta + P;
-            /* one exp and one log1p per parameter: sigma, sigma^2, sigmoid(rho) */
-#pragma omp parallel for simd schedule(static) if (P > 65536)
-            for (size_t i = 0; i < P; i++) {
-                float rr = rho[i], e = sk_fast_exp_neg(fabsf(rr));
-                sig[i] = (rr > 0 ? rr : 0.0f) + sk_fast_log1p_unit(e);
-                s2[i] = sig[i] * sig[i];
-                sgm[i] = (rr >= 0 ? 1.0f : e) / (1.0f + e);
-            }
-            memset(dtheta, 0, sizeof(float) * 2 * P);
-            uint64_t sk = sk_rng_derive(nkey, (uint64_t)step).key;
-            double loss;
-            if (use_lrt) {
-                /* the hand-written layers start after the model's input transform */
-                sk_model_input_rows(m, xb, nb);
-                const float *z = lrt_forward(&L, m, mu, s2, xb, nb, sk);
-                loss = ce_grad(z, yb, nb, K, dz, &correct);
-                /* gradient w.r.t. the variances lands in drho, converted below */
-                lrt_backward(&L, m, mu, s2, xb, nb, dz, dmu, drho);
-                for (size_t i = 0; i < P; i++) drho[i] *= 2.0f * sig[i];
-            } else if (fo) {
-                /* eps kept in s2; the gradient w.r.t. sigma lands in drho, converted by kl_grad */
-                sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
-                float lf = 0;
-                if ((rc = sk_flipout_loss_grad(fo, m, mu, sig, s2, xb, yb, nb, sk, &lf, &correct, dmu, drho))) break;
-                loss = lf;
-            } else {
-                /* eps kept in s2 (unused without the local trick) */
-                sk_bayes_normals(sk_rng_derive(sk, 1).key, s2, P);
-#pragma omp parallel for schedule(static) if (P > 65536)
-                for (size_t i = 0; i < P; i++) wbuf[i] = mu[i] + sig[i] * s2[i];
-                struct sk_model view = *m;
-                view.params = wbuf;
-                view.grads = gw;
-                memset(gw, 0, sizeof(float) * P);
-                sk_graph_reset(g);
-                int shape[2] = { nb, D };
-                int xin = sk_graph_input(g, xb, 2, shape, false);
-                int zn = sk_model_forward(&view, g, xin, SK_MODE_TRAIN, sk_rng_derive(sk, 2).key);
-                int Ln = sk_loss_cross_entropy(g, zn, yb, 0.0f);
-                if (Ln < 0 || (rc = sk_graph_backward(g, Ln, NULL))) {
-                    if (Ln < 0) rc = Ln;
-                    break;
-                }
-                loss = sk_graph_value(g, Ln)[0];
-                const float *z = sk_graph_value(g, zn);
-                for (int i = 0; i < nb; i++) {
-                    int b = 0;
-                    for (int k = 1; k < K; k++)
-                        if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
-                    correct += b == yb[i];
-                }
-#pragma omp parallel for schedule(static) if (P > 65536)
-                for (size_t i = 0; i < P; i++) {
-                    dmu[i] = gw[i];
-                    drho[i] = gw[i] * s2[i];
-                }
-            }
-            double beta = vc->kl_weight;
-            if (vc->anneal_epochs > 0) beta *= fmin(1.0, (double)(step + 1) / ((double)vc->anneal_epochs * per_epoch));
-            kl_grad(vc, P, mu, sig, sgm, beta / n, sk_rng_derive(sk, 3).key, s2, dmu, drho);
-            if (!isfinite(loss)) {
-                rc = sk_error(SK_ENONFINITE, "VI loss became %g at epoch %d, batch %ld; lower the learning rate",
-                              loss, ep + 1, bi);
-                break;
-            }
-            if ((rc = sk_optim_step(opt, theta, dtheta))) {
-                rc = sk_error(SK_ENONFINITE, "VI gradient became non-finite at epoch %d, batch %ld; lower the "
-                              "learning rate", ep + 1, bi);
-                break;
-            }
-            lsum += loss * nb;
-            seen += nb;
-            double el = sk_now() - t0;
-            if (cfg->on_batch) cfg->on_batch(cfg->ctx, ep, (int)bi + 1, (int)per_epoch, (float)loss, seen / (el > 0 ? el : 1e-9));
-        }
-        if (rc) break;
-        if (cfg->on_epoch) {
-            struct sk_epoch_metrics em = { 0 };
-            em.epoch = ep;
-            em.train_loss = lsum / (seen ? seen : 1);
-            em.train_acc = (double)correct / (seen ? seen : 1);
-            em.val_loss = em.val_acc = NAN;
-            em.lr = sk_optim_lr_at(&opt->cfg, opt->t > 0 ? opt->t - 1 : 0);
-            em.seconds = sk_now() - t0;
-            em.samples_per_s = seen / (em.seconds > 0 ? em.seconds : 1e-9);
-            if (cfg->on_epoch(cfg->ctx, &em)) break;
+    struct vi_run r = { .vc = *vc };
+    struct sk_trainer *t = NULL;
+    if (!(rc = vi_run_init(&r, p, cfg, n))) {
+        size_t P = r.P;
+        struct sk_step_hook h = { .params = r.theta, .grads = r.dtheta, .n_params = 2 * P, .grad = vi_grad,
+                                  .sync = vi_sync, .ctx = &r, .n_state = 1,
+                                  .state = { { "skeptic.vi.theta", r.theta, 2 * P } } };
+        /* every row trains: no validation split, and the objective is the ELBO's */
+        struct sk_train_config c = *cfg;
+        c.step = &h;
+        c.val_split = 0;
+        c.patience = 0;
+        c.loss = NULL;
+        c.on_grad = NULL;
+        if (!(t = sk_trainer_new(m, &c, x, y, n))) rc = sk_last_error()[0] ? SK_EINVAL : SK_ENOMEM;
+        if (!rc && c.resume) rc = sk_checkpoint_load(c.resume, t, NULL);
+        if (!rc) rc = sk_trainer_run(t);
+        if (!rc && !p->rho && !(p->rho = sk_malloc(sizeof(float) * P))) rc = SK_ENOMEM;
+        if (!rc) {
+            memcpy(m->params, r.theta, sizeof(float) * P);
+            memcpy(p->rho, r.theta + P, sizeof(float) * P);
         }
     }
-    if (!rc) {
-        if (!p->rho) p->rho = sk_malloc(sizeof(float) * P);
-        if (!p->rho) rc = SK_ENOMEM;
-        else {
-            memcpy(m->params, theta, sizeof(float) * P);
-            memcpy(p->rho, theta + P, sizeof(float) * P);
-        }
-    }
-out:
-    sk_vi_adv_free(va);
-    lrt_free(&L);
-    sk_flipout_free(fo);
-    sk_optim_free(opt);
-    sk_free(theta);
-    sk_free(dtheta);
-    sk_free(sig);
-    sk_free(s2);
-    sk_free(sgm);
-    sk_free(wbuf);
-    sk_free(gw);
-    sk_free(xb);
-    sk_free(dz);
-    sk_free(yb);
-    sk_free(order);
-    sk_graph_free(g);
+    sk_trainer_free(t);
+    vi_run_free(&r);
     return rc;
 }

@@ -52,6 +52,7 @@ static const struct field fields[] = {
     { "best_epoch", TRAINER(st.best_epoch), T_INT, R_BEST_EPOCH },
     { "bad_epochs", TRAINER(st.bad_epochs), T_INT, R_EPOCHS },
     { "done", TRAINER(st.done), T_BOOL, R_FLAG },
+    { "hook_count", TRAINER(st.hook_count), T_LONG, R_COUNT },
     { "optim_t", IN_OPTIM, offsetof(struct sk_optim, t), T_LONG, R_COUNT },
     /* the seed is checked against "skeptic.seed", which holds all 64 bits */
     { "seed", TRAINER(cfg.seed), T_U64, R_SAVED },
@@ -170,13 +171,17 @@ int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char 
     sk_meta_free(meta);
     if (rc) return rc;
     if (!mj) return SK_ENOMEM;
-    struct sk_st_tensor ex[4] = {
-        { "skeptic.optim.m", 1, { (int64_t)m->n_params }, t->opt->m },
-        { "skeptic.optim.v", 1, { (int64_t)m->n_params }, t->opt->v },
+    struct sk_st_tensor ex[4 + SK_STEP_MAX_STATE] = {
+        { "skeptic.optim.m", 1, { (int64_t)t->n_params }, t->opt->m },
+        { "skeptic.optim.v", 1, { (int64_t)t->n_params }, t->opt->v },
         { "skeptic.best.params", 1, { (int64_t)m->n_params }, t->best_params },
         { "skeptic.best.buffers", 1, { (int64_t)m->n_buffers }, t->best_buffers },
     };
-    rc = sk_model_save_ex(m, path, mj, ex, 4);
+    int n_ex = 4;
+    const struct sk_step_hook *h = t->cfg.step;
+    for (int i = 0; h && i < h->n_state; i++, n_ex++)
+        ex[n_ex] = (struct sk_st_tensor){ h->state[i].name, 1, { (int64_t)h->state[i].n }, h->state[i].data };
+    rc = sk_model_save_ex(m, path, mj, ex, n_ex);
     sk_free(mj);
     return rc;
 }
@@ -255,28 +260,29 @@ int sk_checkpoint_load(const char *path, struct sk_trainer *t, char **metadata_j
     }
     double v[N_FIELDS];
     if ((rc = read_fields(path, st, v)) || (rc = check_fields(path, f, st, t, v))) goto out;
-    if ((rc = sk_model_read_tensors(m, f))) goto out;
-    struct {
-        const char *name;
-        float *dst;
-        size_t n;
-    } ex[4] = {
-        { "skeptic.optim.m", t->opt->m, m->n_params },
-        { "skeptic.optim.v", t->opt->v, m->n_params },
+    struct sk_train_tensor ex[4 + SK_STEP_MAX_STATE] = {
+        { "skeptic.optim.m", t->opt->m, t->n_params },
+        { "skeptic.optim.v", t->opt->v, t->n_params },
         { "skeptic.best.params", t->best_params, m->n_params },
         { "skeptic.best.buffers", t->best_buffers, m->n_buffers },
     };
-    for (int i = 0; i < 4; i++) {
+    int n_ex = 4;
+    const struct sk_step_hook *h = t->cfg.step;
+    for (int i = 0; h && i < h->n_state; i++) ex[n_ex++] = h->state[i];
+    /* every tensor is checked before any is restored */
+    const float *src[4 + SK_STEP_MAX_STATE];
+    for (int i = 0; i < n_ex; i++) {
         int nd;
         int64_t shp[4];
-        const float *d = sk_safetensors_get(f, ex[i].name, &nd, shp);
-        if (!d || nd != 1 || (size_t)shp[0] != ex[i].n) {
+        src[i] = sk_safetensors_get(f, ex[i].name, &nd, shp);
+        if (!src[i] || nd != 1 || (size_t)shp[0] != ex[i].n) {
             rc = sk_error(SK_EFORMAT, "%s: checkpoint tensor '%s' is missing or not of %zu values", path, ex[i].name,
                           ex[i].n);
             goto out;
         }
-        memcpy(ex[i].dst, d, sizeof(float) * ex[i].n);
     }
+    if ((rc = sk_model_read_tensors(m, f))) goto out;
+    for (int i = 0; i < n_ex; i++) memcpy(ex[i].data, src[i], sizeof(float) * ex[i].n);
     for (int i = 0; i < N_FIELDS; i++)
         if (fields[i].range != R_SAVED && fields[i].range != R_SAME) field_put(&fields[i], t, v[i]);
     if (metadata_json_out && !(*metadata_json_out = sk_safetensors_meta_json(f))) rc = SK_ENOMEM;

@@ -1,4 +1,6 @@
-/* The training loop. */
+/* The training loop: shuffling, batching, the non-finite guard, validation
+ * and early stopping, checkpoints and progress, for the model and for every
+ * method that plugs in through the step hook. */
 #include "skeptic/train.h"
 
 #include <math.h>
@@ -33,6 +35,7 @@ void sk_trainer_free(struct sk_trainer *t)
 struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_config *cfg, const float *x,
                                   const int *y, int n)
 {
+    const struct sk_step_hook *h = cfg->step;
     if (cfg->epochs < 0 || cfg->batch < 1) {
         sk_error(SK_EINVAL, "training needs epochs >= 0 and batch >= 1 (got %d, %d)", cfg->epochs, cfg->batch);
         return NULL;
@@ -43,6 +46,12 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     }
     if (!(cfg->opt.lr > 0) || !isfinite(cfg->opt.lr)) {
         sk_error(SK_EINVAL, "learning rate %g must be positive", cfg->opt.lr);
+        return NULL;
+    }
+    if (h && h->params && (!h->grads || h->n_params < 1 || cfg->val_split > 0 || h->n_state < 0 ||
+                           h->n_state > SK_STEP_MAX_STATE)) {
+        sk_error(SK_EINVAL, "a step hook with its own parameters needs their gradient buffer, a length >= 1, at most "
+                 "%d state tensors and no validation split (cfg.val_split %g)", SK_STEP_MAX_STATE, cfg->val_split);
         return NULL;
     }
     for (int i = 0; i < n; i++)
@@ -57,6 +66,9 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     t->x = x;
     t->y = y;
     t->n = n;
+    t->params = h && h->params ? h->params : m->params;
+    t->grads = h && h->params ? h->grads : m->grads;
+    t->n_params = h && h->params ? h->n_params : m->n_params;
     t->n_val = (int)(cfg->val_split * n);
     t->n_train = n - t->n_val;
     if (t->n_train < 1) {
@@ -66,7 +78,7 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     }
     long per_epoch = (t->n_train + cfg->batch - 1) / cfg->batch;
     if (t->cfg.opt.total_steps <= 0) t->cfg.opt.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
-    t->opt = sk_optim_new(&t->cfg.opt, m->n_params);
+    t->opt = sk_optim_new(&t->cfg.opt, t->n_params);
     t->train_idx = sk_malloc(sizeof(int) * (size_t)n);
     t->val_idx = sk_malloc(sizeof(int) * (size_t)(t->n_val + 1));
     t->g = sk_graph_new();
@@ -74,8 +86,9 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     t->yb = sk_malloc(sizeof(int) * (size_t)cfg->batch);
     t->vx = sk_malloc(sizeof(float) * (size_t)(t->n_val + 1) * m->in_dim);
     t->vy = sk_malloc(sizeof(int) * (size_t)(t->n_val + 1));
-    t->best_params = sk_malloc(sizeof(float) * (m->n_params + 1));
-    t->best_buffers = sk_malloc(sizeof(float) * (m->n_buffers + 1));
+    /* zeroed: a checkpoint before the first improvement writes them */
+    t->best_params = sk_calloc(m->n_params + 1, sizeof(float));
+    t->best_buffers = sk_calloc(m->n_buffers + 1, sizeof(float));
     if (!t->opt || !t->train_idx || !t->val_idx || !t->g || !t->xb || !t->yb || !t->vx || !t->vy ||
         !t->best_params || !t->best_buffers) {
         sk_trainer_free(t);
@@ -101,16 +114,6 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     return t;
 }
 
-static int default_loss(struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
-                        uint64_t noise_key, int *logits)
-{
-    int shape[2] = { n, t->model->in_dim };
-    int xin = sk_graph_input(g, xb, 2, shape, false);
-    int z = sk_model_forward(t->model, g, xin, SK_MODE_TRAIN, noise_key);
-    *logits = z;
-    return sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
-}
-
 static void epoch_order(const struct sk_trainer *t, int epoch, int *order)
 {
     uint64_t key = sk_rng_derive(sk_rng_new(t->cfg.seed).key, SK_STREAM_ORDER).key;
@@ -119,126 +122,178 @@ static void epoch_order(const struct sk_trainer *t, int epoch, int *order)
     sk_rng_shuffle(&r, order, t->n_train);
 }
 
+/* Rows order[0..nb) of the data into the batch buffers, and a zero gradient.
+ * Gathering random rows is memory-latency bound: both are split over the
+ * threads. */
+static void gather_batch(struct sk_trainer *t, const int *order, int nb)
+{
+    size_t D = (size_t)t->model->in_dim;
+#pragma omp parallel for schedule(static) if ((size_t)nb * D > 65536)
+    for (int i = 0; i < nb; i++) {
+        int r = order[i];
+        memcpy(t->xb + (size_t)i * D, t->x + (size_t)r * D, sizeof(float) * D);
+        t->yb[i] = t->y[r];
+    }
+    size_t np = t->n_params, chunk = 16384, nch = (np + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (np > 65536)
+    for (size_t k = 0; k < nch; k++) {
+        size_t a = k * chunk, b = a + chunk < np ? a + chunk : np;
+        memset(t->grads + a, 0, sizeof(float) * (b - a));
+    }
+}
+
+/* Correct argmaxes of the class scores z [n,K]. */
+static long count_correct(const float *z, const int *y, int n, int K)
+{
+    long c = 0;
+    for (int i = 0; i < n; i++) {
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
+        c += b == y[i];
+    }
+    return c;
+}
+
+/* The loss of cfg.loss (or softmax cross-entropy of the model in train
+ * mode, with the configured label smoothing) on the graph, whose backward
+ * fills the model's gradient; then cfg.on_grad. */
+static int graph_grad(struct sk_trainer *t, int nb, uint64_t nk, double *loss, long *correct)
+{
+    const struct sk_train_config *c = &t->cfg;
+    struct sk_model *m = t->model;
+    struct sk_graph *g = t->g;
+    sk_graph_reset(g);
+    int logits = -1, L;
+    if (c->loss) {
+        L = c->loss(c->ctx, t, g, t->xb, t->yb, nb, nk, &logits);
+    } else {
+        int shape[2] = { nb, m->in_dim };
+        logits = sk_model_forward(m, g, sk_graph_input(g, t->xb, 2, shape, false), SK_MODE_TRAIN, nk);
+        L = sk_loss_cross_entropy(g, logits, t->yb, c->label_smoothing);
+    }
+    if (L < 0) return L;
+    *loss = sk_graph_value(g, L)[0];
+    if (!isfinite(*loss)) return SK_OK; /* the caller stops with its message */
+    int rc = sk_graph_backward(g, L, NULL);
+    if (!rc && c->on_grad) rc = c->on_grad(c->ctx, t, nb);
+    if (!rc && logits >= 0) *correct += count_correct(sk_graph_value(g, logits), t->yb, nb, m->n_classes);
+    return rc;
+}
+
+/* One minibatch: gradient, guard, update, running sums, progress callback. */
+static int train_step(struct sk_trainer *t, const int *rows, int nb, int n_batches, uint64_t drop_key, double t0)
+{
+    const struct sk_train_config *c = &t->cfg;
+    const struct sk_step_hook *h = c->step;
+    struct sk_train_state *st = &t->st;
+    gather_batch(t, rows, nb);
+    t->batch_rows = rows;
+    uint64_t nk = sk_rng_derive(drop_key, (uint64_t)st->step).key;
+    double loss = NAN;
+    long correct = 0;
+    int rc = h && h->grad ? h->grad(h->ctx, t, t->xb, t->yb, nb, nk, &loss, &correct)
+                          : graph_grad(t, nb, nk, &loss, &correct);
+    if (rc) return rc;
+    if (!isfinite(loss))
+        return sk_error(SK_ENONFINITE,
+                        "training loss became %g at epoch %d, batch %d (step %ld); the weights of the last good "
+                        "step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
+                        loss, st->epoch + 1, st->batch, st->step);
+    if (h && h->update) {
+        if ((rc = h->update(h->ctx, t))) return rc;
+    } else if (sk_optim_step(t->opt, t->params, t->grads)) {
+        return sk_error(SK_ENONFINITE,
+                        "gradient became non-finite at epoch %d, batch %d (step %ld); the weights of the last "
+                        "good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
+                        st->epoch + 1, st->batch, st->step);
+    }
+    st->step++;
+    st->ep_loss_sum += loss * nb;
+    st->ep_seen += nb;
+    st->ep_correct += correct;
+    double el = st->ep_seconds + (sk_now() - t0);
+    if (c->on_batch) c->on_batch(c->ctx, st->epoch, st->batch + 1, n_batches, (float)loss, st->ep_seen / (el > 0 ? el : 1e-9));
+    return SK_OK;
+}
+
+static int checkpoint(struct sk_trainer *t)
+{
+    const struct sk_step_hook *h = t->cfg.step;
+    int rc = h && h->sync ? h->sync(h->ctx, t) : SK_OK;
+    return rc ? rc : t->cfg.on_checkpoint(t->cfg.ctx, t);
+}
+
+/* The epoch's metrics, validation and early stopping; resets the running sums. */
+static int end_epoch(struct sk_trainer *t, double t0)
+{
+    struct sk_model *m = t->model;
+    const struct sk_train_config *c = &t->cfg;
+    struct sk_train_state *st = &t->st;
+    struct sk_epoch_metrics em = { 0 };
+    em.epoch = st->epoch;
+    em.train_loss = st->ep_seen ? st->ep_loss_sum / st->ep_seen : NAN;
+    em.train_acc = st->ep_seen ? (double)st->ep_correct / st->ep_seen : NAN;
+    em.lr = sk_optim_lr_at(&t->opt->cfg, t->opt->t > 0 ? t->opt->t - 1 : 0);
+    em.seconds = st->ep_seconds + (sk_now() - t0);
+    em.samples_per_s = st->ep_seen / (em.seconds > 0 ? em.seconds : 1e-9);
+    em.val_loss = em.val_acc = NAN;
+    if (t->n_val > 0) {
+        int rc = sk_model_evaluate(m, t->vx, t->vy, t->n_val, &em.val_acc, &em.val_loss);
+        if (rc) return rc;
+        if (em.val_loss < st->best_val) {
+            st->best_val = em.val_loss;
+            st->best_epoch = st->epoch;
+            st->bad_epochs = 0;
+            em.improved = true;
+            memcpy(t->best_params, m->params, sizeof(float) * m->n_params);
+            memcpy(t->best_buffers, m->buffers, sizeof(float) * m->n_buffers);
+        } else {
+            st->bad_epochs++;
+        }
+    }
+    t->last = em;
+    st->epoch++;
+    st->batch = 0;
+    st->ep_loss_sum = 0;
+    st->ep_correct = st->ep_seen = 0;
+    st->ep_seconds = 0;
+    if (c->patience > 0 && t->n_val > 0 && st->bad_epochs >= c->patience) st->done = true;
+    if (c->on_epoch && c->on_epoch(c->ctx, &em)) st->done = true;
+    return c->on_checkpoint ? checkpoint(t) : SK_OK;
+}
+
 int sk_trainer_run(struct sk_trainer *t)
 {
     struct sk_model *m = t->model;
     const struct sk_train_config *c = &t->cfg;
-    int B = c->batch, D = m->in_dim;
-    int n_batches = (t->n_train + B - 1) / B;
-    uint64_t key = sk_rng_new(c->seed).key;
-    uint64_t drop_key = sk_rng_derive(key, SK_STREAM_DROPOUT).key;
+    int B = c->batch, n_batches = (t->n_train + B - 1) / B;
+    uint64_t drop_key = sk_rng_derive(sk_rng_new(c->seed).key, SK_STREAM_DROPOUT).key;
     int *order = sk_malloc(sizeof(int) * (size_t)t->n_train);
     if (!order) return SK_ENOMEM;
     int rc = SK_OK;
     struct sk_train_state *st = &t->st;
-    while (!st->done && st->epoch < c->epochs) {
+    while (!rc && !st->done && st->epoch < c->epochs) {
         epoch_order(t, st->epoch, order);
         double t0 = sk_now();
         for (; st->batch < n_batches; st->batch++) {
             int lo = st->batch * B, nb = t->n_train - lo < B ? t->n_train - lo : B;
-            /* gathering the batch (random rows: memory-latency bound) and
-             * zeroing the gradient buffer are split over the threads */
-#pragma omp parallel for schedule(static) if ((size_t)nb * D > 65536)
-            for (int i = 0; i < nb; i++) {
-                int r = order[lo + i];
-                memcpy(t->xb + (size_t)i * D, t->x + (size_t)r * D, sizeof(float) * (size_t)D);
-                t->yb[i] = t->y[r];
-            }
-            {
-                size_t np = m->n_params, chunk = 16384, nch = (np + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (np > 65536)
-                for (size_t k = 0; k < nch; k++) {
-                    size_t a = k * chunk, b = a + chunk < np ? a + chunk : np;
-                    memset(m->grads + a, 0, sizeof(float) * (b - a));
-                }
-            }
-            sk_graph_reset(t->g);
-            t->batch_rows = order + lo;
-            uint64_t nk = sk_rng_derive(drop_key, (uint64_t)st->step).key;
-            int logits = -1;
-            int L = c->loss ? c->loss(c->ctx, t, t->g, t->xb, t->yb, nb, nk, &logits)
-                            : default_loss(t, t->g, t->xb, t->yb, nb, nk, &logits);
-            if (L < 0) {
-                rc = L;
-                goto out;
-            }
-            float loss = sk_graph_value(t->g, L)[0];
-            if (!isfinite(loss)) {
-                rc = sk_error(SK_ENONFINITE,
-                              "training loss became %g at epoch %d, batch %d (step %ld); the weights of the last "
-                              "good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
-                              loss, st->epoch + 1, st->batch, st->step);
-                goto out;
-            }
-            if ((rc = sk_graph_backward(t->g, L, NULL))) goto out;
-            if (c->on_grad && (rc = c->on_grad(c->ctx, t, nb))) goto out;
-            if ((rc = sk_optim_step(t->opt, m->params, m->grads))) {
-                rc = sk_error(SK_ENONFINITE,
-                              "gradient became non-finite at epoch %d, batch %d (step %ld); the weights of the "
-                              "last good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
-                              st->epoch + 1, st->batch, st->step);
-                goto out;
-            }
-            st->step++;
-            st->ep_loss_sum += (double)loss * nb;
-            st->ep_seen += nb;
-            if (logits >= 0) {
-                const float *z = sk_graph_value(t->g, logits);
-                int K = m->n_classes;
-                for (int i = 0; i < nb; i++) {
-                    int b = 0;
-                    for (int k = 1; k < K; k++)
-                        if (z[(size_t)i * K + k] > z[(size_t)i * K + b]) b = k;
-                    st->ep_correct += b == t->yb[i];
-                }
-            }
-            double el = st->ep_seconds + (sk_now() - t0);
-            if (c->on_batch) c->on_batch(c->ctx, st->epoch, st->batch + 1, n_batches, loss, st->ep_seen / (el > 0 ? el : 1e-9));
+            if ((rc = train_step(t, order + lo, nb, n_batches, drop_key, t0))) break;
             if (c->on_checkpoint && c->checkpoint_every > 0 && st->step % c->checkpoint_every == 0) {
                 st->batch++; /* the state says where to continue */
                 st->ep_seconds += sk_now() - t0;
                 t0 = sk_now();
-                rc = c->on_checkpoint(c->ctx, t);
+                rc = checkpoint(t);
                 st->batch--;
-                if (rc) goto out;
+                if (rc) break;
             }
         }
-        struct sk_epoch_metrics em = { 0 };
-        em.epoch = st->epoch;
-        em.train_loss = st->ep_seen ? st->ep_loss_sum / st->ep_seen : NAN;
-        em.train_acc = st->ep_seen ? (double)st->ep_correct / st->ep_seen : NAN;
-        em.lr = sk_optim_lr_at(&t->opt->cfg, t->opt->t > 0 ? t->opt->t - 1 : 0);
-        em.seconds = st->ep_seconds + (sk_now() - t0);
-        em.samples_per_s = st->ep_seen / (em.seconds > 0 ? em.seconds : 1e-9);
-        em.val_loss = em.val_acc = NAN;
-        if (t->n_val > 0) {
-            if ((rc = sk_model_evaluate(m, t->vx, t->vy, t->n_val, &em.val_acc, &em.val_loss))) goto out;
-            if (em.val_loss < st->best_val) {
-                st->best_val = em.val_loss;
-                st->best_epoch = st->epoch;
-                st->bad_epochs = 0;
-                em.improved = true;
-                memcpy(t->best_params, m->params, sizeof(float) * m->n_params);
-                memcpy(t->best_buffers, m->buffers, sizeof(float) * m->n_buffers);
-            } else {
-                st->bad_epochs++;
-            }
-        }
-        t->last = em;
-        st->epoch++;
-        st->batch = 0;
-        st->ep_loss_sum = 0;
-        st->ep_correct = st->ep_seen = 0;
-        st->ep_seconds = 0;
-        if (c->patience > 0 && t->n_val > 0 && st->bad_epochs >= c->patience) st->done = true;
-        if (c->on_epoch && c->on_epoch(c->ctx, &em)) st->done = true;
-        if (c->on_checkpoint && (rc = c->on_checkpoint(c->ctx, t))) goto out;
+        if (!rc) rc = end_epoch(t, t0);
     }
-    if (t->n_val > 0 && st->best_epoch >= 0) {
+    if (!rc && t->n_val > 0 && st->best_epoch >= 0) {
         memcpy(m->params, t->best_params, sizeof(float) * m->n_params);
         memcpy(m->buffers, t->best_buffers, sizeof(float) * m->n_buffers);
     }
-out:
     sk_free(order);
     return rc;
 }
@@ -247,7 +302,8 @@ int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float 
 {
     struct sk_trainer *t = sk_trainer_new(m, cfg, x, y, n);
     if (!t) return SK_EINVAL;
-    int rc = sk_trainer_run(t);
+    int rc = cfg->resume ? sk_checkpoint_load(cfg->resume, t, NULL) : SK_OK;
+    if (!rc) rc = sk_trainer_run(t);
     sk_trainer_free(t);
     return rc;
 }

@@ -4,6 +4,7 @@
 #include "skeptic/data.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,8 +436,10 @@ struct sk_preprocess *sk_preprocess_from_json(const char *json)
     if (!p) goto out;
     int j = 0;
     for (cJSON *a = sh->child, *b = sc->child; a && b; a = a->next, b = b->next, j++) {
-        if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !isfinite(a->valuedouble) || !isfinite(b->valuedouble)) {
-            sk_error(SK_EFORMAT, "preprocessing record: value %d is not a finite number", j);
+        /* finite as a float: 1e39 is a finite double but an infinite shift */
+        if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b) || !(fabs(a->valuedouble) <= FLT_MAX) ||
+            !(fabs(b->valuedouble) <= FLT_MAX)) {
+            sk_error(SK_EFORMAT, "preprocessing record: value %d is not a finite float32 number", j);
             sk_preprocess_free(p);
             p = NULL;
             goto out;

@@ -3,8 +3,13 @@
  * a file against the file's own tensors), with a message that gives the
  * count and the limit. */
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "skeptic/skeptic.h"
 #include "testutil.h"
@@ -69,9 +74,98 @@ static void test_file_spec_against_tensors(void)
           "train --arch with a 100M-wide layer is a usage error at once: %s", sk_cli_err);
 }
 
+static void test_outputs_checked_first(void)
+{
+    CHECK(sk_cli_run("train --data moons --arch mlp:2-8-2:relu --epochs 1 --out m.safetensors") == 0, "train: %s",
+          sk_cli_err);
+    size_t n0 = 0, n1 = 0;
+    unsigned char *before = sk_test_file_bytes("m.safetensors", &n0);
+    const char *same[] = {
+        "eval --model m.safetensors --data moons --predictions m.safetensors",
+        "eval --model m.safetensors --data moons --logits m.safetensors",
+        "attack --model m.safetensors --data moons --eps 0.1 --save-grad m.safetensors",
+        "attack --model m.safetensors --data moons --eps-list 0,0.1 --csv m.safetensors",
+        "train --data m.safetensors --arch mlp:2-8-2:relu --epochs 1 --out m.safetensors",
+        "train --data moons --arch mlp:2-8-2:relu --epochs 1 --checkpoint x.st --out x.st",
+        "train --data moons --arch mlp:2-8-2:relu --epochs 1 --log o.st --out o.st",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        int rc = sk_cli_run(same[i]);
+        CHECK(rc == 2 && (strstr(sk_cli_err, "destroy the input") || strstr(sk_cli_err, "name the same file")),
+              "output = input refused naming both flags: skeptic %s -> %d %s", same[i], rc, sk_cli_err);
+    }
+    unsigned char *after = sk_test_file_bytes("m.safetensors", &n1);
+    CHECK(before && after && n0 == n1 && !memcmp(before, after, n0), "the model file is intact");
+    free(before);
+    free(after);
+    /* problems with an output are found before the work, not after it */
+    int rc = sk_cli_run("train --data moons --arch mlp:2-8-2:relu --epochs 3 --out nodir/m.safetensors");
+    CHECK(rc == 1 && strstr(sk_cli_err, "nodir") && strstr(sk_cli_err, "does not exist") && !strstr(sk_cli_err, "epoch"),
+          "a missing directory is reported before training: %s", sk_cli_err);
+    mkdir(sk_test_path("adir"), 0777);
+    rc = sk_cli_run("train --data moons --arch mlp:2-8-2:relu --epochs 3 --out adir");
+    CHECK(rc == 1 && strstr(sk_cli_err, "is a directory") && !strstr(sk_cli_err, "epoch"),
+          "a directory as the output is reported before training: %s", sk_cli_err);
+    if (geteuid() != 0) { /* root writes anywhere: the permission check cannot be seen then */
+        mkdir(sk_test_path("ro"), 0555);
+        rc = sk_cli_run("train --data moons --arch mlp:2-8-2:relu --epochs 3 --out ro/m.safetensors");
+        CHECK(rc == 1 && strstr(sk_cli_err, "not writable"), "a read-only directory: %s", sk_cli_err);
+    }
+}
+
+static void test_flag_ranges(void)
+{
+    const char *bad[] = {
+        "attack --model m.safetensors --data moons --eps 0.1 --steps 0",
+        "attack --model m.safetensors --data moons --eps 0.1 --attack square --queries 0",
+        "attack --model m.safetensors --data moons --eps 0.1 --eot 0",
+        "attack --model m.safetensors --data moons --eps 0.1 --step-size -1",
+        "attack --model m.safetensors --data moons --eps 1e30",
+        "train --data moons --arch mlp:2-8-2 --out t.st --clip -1",
+        "train --data moons --arch mlp:2-8-2 --out t.st --warmup -5",
+        "train --data moons --arch mlp:2-8-2 --out t.st --threads -3",
+        "train --data moons --arch mlp:2-8-2 --out t.st --threads 0",
+        "train --data moons --arch mlp:2-8-2 --out t.st --threads 10000",
+        "train --data moons --arch mlp:2-8-2 --out t.st --batch 1000000000",
+        "eval --model m.safetensors --data moons --n -1",
+        "certify --model m.safetensors --data moons --eps 0.1 --n -1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = sk_cli_run(bad[i]);
+        CHECK(rc == 2 && strstr(sk_cli_err, "must be in ["), "out of range, a usage error with the range: skeptic %s -> %d %s",
+              bad[i], rc, sk_cli_err);
+    }
+    int rc = sk_cli_run("eval --model m.safetensors --data moons --n 0 --json");
+    cJSON *o = sk_cli_json();
+    CHECK(rc == 0 && sk_json_num(o, "n") == 1000, "--n 0 means every row (%g)", sk_json_num(o, "n"));
+    cJSON_Delete(o);
+}
+
+static void test_stale_temporaries(void)
+{
+    /* a temporary of a dead process and an old unattributed one are removed by the next
+     * write of the same file; one of a live process is not */
+    char dead[64], live[64];
+    snprintf(dead, sizeof dead, "s.safetensors.tmp-%d-abcdef", 2147483600);
+    snprintf(live, sizeof live, "s.safetensors.tmp-%ld-ghijkl", (long)getpid());
+    sk_test_write(sk_test_path(dead), "x", 1);
+    sk_test_write(sk_test_path(live), "x", 1);
+    sk_test_write(sk_test_path("s.safetensors.tmp-OLDOLD"), "x", 1);
+    struct timespec old[2] = { { time(NULL) - 7200, 0 }, { time(NULL) - 7200, 0 } };
+    utimensat(AT_FDCWD, sk_test_path("s.safetensors.tmp-OLDOLD"), old, 0);
+    int rc = sk_cli_run("train --data moons --arch mlp:2-8-2:relu --epochs 1 --out s.safetensors");
+    struct stat st;
+    CHECK(rc == 0 && stat(sk_test_path(dead), &st) != 0 && stat(sk_test_path("s.safetensors.tmp-OLDOLD"), &st) != 0,
+          "stale temporaries removed by the next write");
+    CHECK(stat(sk_test_path(live), &st) == 0, "a live process's temporary is kept");
+}
+
 int main(void)
 {
     test_spec_limits();
     test_file_spec_against_tensors();
+    test_outputs_checked_first();
+    test_flag_ranges();
+    test_stale_temporaries();
     return sk_test_finish("test_bad_input");
 }

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cli_command = "";
@@ -151,6 +152,45 @@ void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *op
     }
 }
 
+/* The valid range of an option, by name: the same flag means the same
+ * thing in every command. Given values outside are usage errors naming the
+ * range; defaults are not checked (0 often means "not given"). */
+static const struct {
+    const char *name;
+    double lo, hi;
+    const char *note; /* appended to the message */
+} ranges[] = {
+    { "epochs", 1, 1e6, "" },
+    { "batch", 1, 1 << 20, "" },
+    { "steps", 1, 1e6, "" },
+    { "restarts", 1, 1e4, "" },
+    { "queries", 1, 1e8, "" },
+    { "eot", 1, 1e5, "" },
+    { "samples", 1, 1e6, "" },
+    { "members", 1, 1e4, "" },
+    { "verdict-samples", 1, 1e6, "" },
+    { "threads", 1, 1024, " (leave it out to use every core)" },
+    { "n", 0, 2147483647.0, " (0: every row)" },
+    { "n-test", 0, 2147483647.0, " (0: every row)" },
+    { "n-adv", 0, 2147483647.0, "" },
+    { "eps", 0, 1e6, "" },
+    { "step-size", 0, 1e6, " (0: the attack's default)" },
+    { "clip", 0, 1e30, " (0: no clipping)" },
+    { "warmup", 0, 1e12, "" },
+    { "lr", 0, 1e6, "" },
+    { "checkpoint-every", 0, 1e15, "" },
+    { "grid-n", 1, 1e4, "" },
+};
+
+static int check_range(const struct cli_opt *o, double x)
+{
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++)
+        if (!strcmp(ranges[i].name, o->name) && !(x >= ranges[i].lo && x <= ranges[i].hi))
+            return cli_usage("--%s must be in [%.10g, %.10g]%s; got %.10g", o->name, ranges[i].lo, ranges[i].hi,
+                             ranges[i].note, x);
+    return 0;
+}
+
 static int set_value(const struct cli_opt *o, const char *v)
 {
     char *end = NULL;
@@ -161,12 +201,14 @@ static int set_value(const struct cli_opt *o, const char *v)
         long x = strtol(v, &end, 10);
         if (end == v || *end || errno || x < -2147483647L || x > 2147483647L)
             return cli_usage("--%s expects an integer, got '%s'", o->name, v);
+        if (check_range(o, (double)x)) return CLI_USAGE;
         *(int *)o->dst = (int)x;
         return 0;
     }
     case CLI_LONG: {
         long x = strtol(v, &end, 10);
         if (end == v || *end || errno) return cli_usage("--%s expects an integer, got '%s'", o->name, v);
+        if (check_range(o, (double)x)) return CLI_USAGE;
         *(long *)o->dst = x;
         return 0;
     }
@@ -180,6 +222,7 @@ static int set_value(const struct cli_opt *o, const char *v)
     case CLI_FLOAT: {
         double x = strtod(v, &end);
         if (end == v || *end || !isfinite(x)) return cli_usage("--%s expects a number, got '%s'", o->name, v);
+        if (check_range(o, x)) return CLI_USAGE;
         *(float *)o->dst = (float)x;
         return 0;
     }
@@ -235,6 +278,52 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
     for (const struct cli_opt *o = opts; o->name; o++)
         if (!strcmp(o->name, "threads") && o->type == CLI_INT && *(int *)o->dst != 0) sk_set_threads(*(int *)o->dst);
     return 0;
+}
+
+/* The same file: same device and inode when both exist, else the same
+ * spelling after resolving the directory part. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!stat(a, &sa) && !stat(b, &sb)) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !strcmp(a, b);
+}
+
+int cli_check_outputs(const struct cli_path *outs, const struct cli_path *ins)
+{
+    for (const struct cli_path *o = outs; o->flag; o++) {
+        if (!o->path) continue;
+        for (const struct cli_path *i = ins; i && i->flag; i++)
+            if (i->path && same_file(o->path, i->path))
+                return cli_usage("%s %s is also the %s file: writing it would destroy the input; choose another path",
+                                 o->flag, o->path, i->flag);
+        for (const struct cli_path *q = outs; q < o; q++)
+            if (q->path && same_file(o->path, q->path))
+                return cli_usage("%s and %s name the same file %s: one would overwrite the other", q->flag, o->flag,
+                                 o->path);
+        struct stat st;
+        bool is_dir = o->dir;
+        if (!stat(o->path, &st)) {
+            if (!is_dir && S_ISDIR(st.st_mode))
+                return cli_fail("%s %s is a directory, not a file", o->flag, o->path);
+            if (is_dir && !S_ISDIR(st.st_mode)) return cli_fail("%s %s exists and is not a directory", o->flag, o->path);
+            if (is_dir && access(o->path, W_OK | X_OK))
+                return cli_fail("%s %s: the directory is not writable", o->flag, o->path);
+            if (is_dir) continue;
+        }
+        /* the directory that will hold the file (or the new directory) must exist and be writable:
+         * files are written by rename from a temporary beside them */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o->path);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir) dir[1] = 0;
+        else if (slash) *slash = 0;
+        else snprintf(dir, sizeof dir, ".");
+        if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+            return cli_fail("%s %s: the directory %s does not exist", o->flag, o->path, dir);
+        if (access(dir, W_OK | X_OK)) return cli_fail("%s %s: the directory %s is not writable", o->flag, o->path, dir);
+    }
+    return CLI_OK;
 }
 
 struct cli_common cli_common_defaults(void)

@@ -76,6 +76,19 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
               int max_pos, int *n_pos);
 void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts);
 
+/* A file a command reads or writes, named by its flag ("--out"); a table
+ * ends with flag NULL; entries with path NULL (not given) are skipped. */
+struct cli_path {
+    const char *flag;
+    const char *path;
+    bool dir;              /* outputs: a directory the command creates or fills */
+};
+/* Before any work: every output can be created (its directory exists and is
+ * writable; it is not a directory, or is one when .dir), none is one of the
+ * inputs (same file: refused naming both flags, exit 2) and no two outputs
+ * are the same file. Prints the problem; returns CLI_OK, CLI_USAGE or CLI_FAIL. */
+int cli_check_outputs(const struct cli_path *outs, const struct cli_path *ins);
+
 /* Print "skeptic CMD: error: ..." to stderr and return CLI_FAIL / CLI_USAGE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -153,7 +153,13 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
 {
     if (!c->model) return cli_usage("--model FILE is required");
     if (!c->data) return cli_usage("--data D is required");
-    int kind = sk_attack_parse(a->attack), rc;
+    const struct cli_path outs[] = { { "--save-adv", a->save_adv, false }, { "--save-grad", a->save_grad, false },
+                                     { "--grid", a->grid, false },         { "--plot", a->plot, false },
+                                     { "--csv", a->csv, false },           { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--model", c->model, false }, { "--data", c->data, false },
+                                    { "--labels", c->labels, false }, { NULL, NULL, false } };
+    int kind = sk_attack_parse(a->attack), rc = cli_check_outputs(outs, ins);
+    if (rc) return rc;
     if (kind < 0) return cli_usage("--attack: unknown attack '%s' (see --help)", a->attack);
     int p = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL ? SK_NORM_L2
             : kind == SK_ATTACK_SPARSE                         ? SK_NORM_L0

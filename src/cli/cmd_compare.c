@@ -231,5 +231,8 @@ int cmd_compare(int argc, char **argv)
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if ((rc = build_config(&c, &a, &o))) return rc;
+    const struct cli_path outs[] = { { "--dir", o.dir, true }, { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--data", c.data, false }, { "--ood", a.ood, false }, { NULL, NULL, false } };
+    if ((rc = cli_check_outputs(outs, ins))) return rc;
     return run(&c, &a, &o);
 }

@@ -161,6 +161,11 @@ int cmd_eval(int argc, char **argv)
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!c.model) return cli_usage("--model FILE is required");
     if (!c.data) return cli_usage("--data D is required");
+    const struct cli_path outs[] = { { "--predictions", u.predictions, false }, { "--logits", u.logits, false },
+                                     { "--plots", u.plots, true }, { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
+                                    { "--labels", c.labels, false }, { "--ood", u.ood, false }, { NULL, NULL, false } };
+    if ((rc = cli_check_outputs(outs, ins))) return rc;
     /* Bayesian posteriors and uncertainty flags: see eval_uncertainty.c */
     if (u.samples || u.ood || u.plots || cli_is_posterior_file(c.model)) return cli_eval_uncertainty(&c, &u);
     return eval_model(&c, u.predictions, u.logits);

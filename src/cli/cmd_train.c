@@ -176,9 +176,16 @@ static int check_args(const struct cli_common *c, struct train_args *a)
     if (a->ckpt_every < 0) return cli_usage("--checkpoint-every must be >= 0");
     if (c->classes) {
         int cl[1024], k;
-        return cli_parse_classes(c->classes, cl, 1024, &k);
+        int rc = cli_parse_classes(c->classes, cl, 1024, &k);
+        if (rc) return rc;
     }
-    return CLI_OK;
+    /* every output can be written and none is an input: checked before training, not after.
+     * The checkpoint is read back on --resume by design, so it is an output only. */
+    const struct cli_path outs[] = { { "--out", a->out, false }, { "--checkpoint", a->ckpt, false },
+                                     { "--log", a->log_path, false }, { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--data", c->data, false }, { "--labels", c->labels, false },
+                                    { NULL, NULL, false } };
+    return cli_check_outputs(outs, ins);
 }
 
 /* The training split (and the test split, when the data have one). */

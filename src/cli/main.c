@@ -42,9 +42,10 @@ static void usage(FILE *fp)
                 "  skeptic eval --model mlp.safetensors --data fashion-mnist\n");
 }
 
-/* Ctrl-C, kill, a closed terminal or a full quota (file size limit) during
- * an atomic write: remove its temporary file, then die of the signal as
- * usual (the destination was never touched). */
+/* Ctrl-C, kill or a closed terminal during an atomic write: remove its
+ * temporary file, then die of the signal as usual (the destination was never
+ * touched). A file size limit (ulimit -f) is not a signal to die of: with
+ * SIGXFSZ ignored the write fails with EFBIG and the command says so. */
 static void on_fatal_signal(int sig)
 {
     sk_io_remove_inflight();
@@ -58,8 +59,9 @@ static void install_signal_handlers(void)
     sa.sa_handler = on_fatal_signal;
     sa.sa_flags = (int)SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
-    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGXFSZ };
-    for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, NULL);
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int main(int argc, char **argv)

@@ -81,6 +81,10 @@ static int check_args(const struct cli_common *c, struct bayes_args *a)
     if (!c->data) return cli_usage("--data D is required");
     if (!a->arch) return cli_usage("--arch SPEC is required");
     if (!a->out) return cli_usage("--out FILE is required");
+    const struct cli_path outs[] = { { "--out", a->out, false }, { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--data", c->data, false }, { "--labels", c->labels, false }, { NULL, NULL, false } };
+    int orc = cli_check_outputs(outs, ins);
+    if (orc) return orc;
     a->prep_kind = sk_prep_kind_parse(a->normalize);
     if (a->prep_kind < 0) return cli_usage("--normalize '%s' is not none, minmax or standardize", a->normalize);
     if (c->classes) {

@@ -8,6 +8,7 @@
 #include "skeptic/io.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A header larger than this is refused before it is parsed. */
@@ -60,20 +62,56 @@ static int write_all(int fd, const void *buf, size_t len, long *budget)
     return 0;
 }
 
+/* Temporaries are named PATH.tmp-PID-XXXXXX. One whose process is gone (a
+ * write killed by SIGKILL, which no handler sees) is removed by the next
+ * write of the same PATH; so is an unattributed PATH.tmp-XXXXXX of older
+ * versions once it is an hour old. */
+static void remove_stale_temporaries(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash == dir) dir[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    size_t bl = strlen(base);
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, bl) || strncmp(nm + bl, ".tmp-", 5)) continue;
+        const char *rest = nm + bl + 5;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, nm);
+        char *end = NULL;
+        long pid = strtol(rest, &end, 10);
+        if (end != rest && *end == '-' && strlen(end + 1) == 6) {
+            if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) unlink(full);
+        } else if (strlen(rest) == 6) {
+            struct stat st;
+            if (!stat(full, &st) && time(NULL) - st.st_mtime > 3600) unlink(full);
+        }
+    }
+    closedir(dp);
+}
+
 int sk_write_file_atomic(const char *path, const void *const *parts, const size_t *lens, int n_parts)
 {
     size_t pl = strlen(path);
-    char *tmp = sk_malloc(pl + 16);
+    char *tmp = sk_malloc(pl + 40);
     if (!tmp) return SK_ENOMEM;
-    snprintf(tmp, pl + 16, "%s.tmp-XXXXXX", path);
+    remove_stale_temporaries(path);
+    snprintf(tmp, pl + 40, "%s.tmp-%ld-XXXXXX", path, (long)getpid());
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int rc = sk_error(SK_EIO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
         sk_free(tmp);
         return rc;
     }
-    if (pl + 16 <= sizeof inflight) {
-        memcpy(inflight, tmp, pl + 16);
+    if (strlen(tmp) < sizeof inflight) {
+        memcpy(inflight, tmp, strlen(tmp) + 1);
         inflight_on = 1;
     }
     long budget = fail_write_after;
@@ -84,7 +122,8 @@ int sk_write_file_atomic(const char *path, const void *const *parts, const size_
     if (fchmod(fd, 0666 & ~um) != 0) rc = sk_error(SK_EIO, "%s: cannot set permissions: %s", tmp, strerror(errno));
     for (int i = 0; i < n_parts && !rc; i++)
         if (write_all(fd, parts[i], lens[i], &budget) != 0)
-            rc = sk_error(SK_EIO, "%s: write failed: %s (the existing file is untouched)", path, strerror(errno));
+            rc = sk_error(SK_EIO, "%s: write failed: %s%s (the existing file is untouched)", path, strerror(errno),
+                          errno == EFBIG ? ": over the file size limit (ulimit -f)" : "");
     if (!rc && fsync(fd) != 0) rc = sk_error(SK_EIO, "%s: fsync failed: %s", path, strerror(errno));
     if (close(fd) != 0 && !rc) rc = sk_error(SK_EIO, "%s: close failed: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)

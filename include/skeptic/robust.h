@@ -48,48 +48,12 @@
 #ifndef SKEPTIC_ROBUST_H
 #define SKEPTIC_ROBUST_H
 
+#include "skeptic/attack.h" /* the inner attack: sk_pgd_config, sk_pgd_perturb_graph */
 #include "skeptic/train.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* CE_NUC (NuAT's attack): CE(z(x'), y) + nuc_lambda ||z(x') - z(x)||_* / B over
- * each batch of B rows (at most 256 rows per batch). */
-enum sk_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2, SK_PGD_LOSS_CE_NUC = 3 };
-
-struct sk_pgd_config {
-    float eps;           /* L-infinity radius */
-    int steps;           /* >= 1 */
-    float step;          /* step size; <= 0: 2.5 eps / steps (1.25 eps for one step) */
-    bool random_start;
-    float clip_lo, clip_hi; /* input box (default 0, 1); lo >= hi: none */
-    enum sk_pgd_loss loss;
-    enum sk_mode mode;   /* EVAL (default) or MC (dropout on) */
-    int eot;             /* gradients averaged per step (MC mode), >= 1 */
-    float start_radius;  /* random start U(-r, r); <= 0: r = eps */
-    bool no_project;     /* keep only the box: the perturbation may leave the eps-ball (N-FGSM) */
-    const float *x_start;/* N x in_dim start points (projected onto the ball and box), instead of
-                          * the random start or x itself; NULL: not used (FGSM-EP's prior) */
-    bool sign_start;     /* random start +-r with probability 1/2 each (Bernoulli; NuAT) instead of U(-r, r) */
-    float nuc_lambda;    /* SK_PGD_LOSS_CE_NUC: weight of the nuclear norm */
-};
-/* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
-struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
-
-/* Adversarial versions of N rows of x (labels y) into xadv (N x in_dim;
- * may not alias x). For SK_PGD_LOSS_KL the labels are unused and the loss is
- * KL(p(x) || p(x')). Parameter gradients are not touched. */
-int sk_pgd_perturb(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                   uint64_t seed, float *xadv);
-/* The same on a caller's graph (reset inside; parameter gradients must be
- * off: sk_graph_set_param_grads(g, false)). */
-int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
-                         const int *y, int N, uint64_t seed, float *xadv);
-/* Accuracy under this PGD on (x, y) (eval mode), and optionally the clean
- * accuracy. correct[N] (may be NULL) gets 1 where the point survives. */
-int sk_pgd_accuracy(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                    uint64_t seed, double *robust_acc, unsigned char *correct);
 
 /* append only: saved in files by name */
 enum sk_adv_kind {

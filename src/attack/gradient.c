@@ -6,8 +6,12 @@
 
 #include <float.h>
 
+/* Scratch of one chunk run, one allocation (buf_layout). gx..gidx: the
+ * rows still standing gathered for one classifier call; x..redlast: the
+ * iterate and APGD's state; x0..mn: the chunk's rows still standing,
+ * compact, for one restart. */
 struct buf {
-    float *gx, *gdx, *glp, *gloss; /* gathered active rows */
+    float *gx, *gdx, *glp, *gloss;
     int *gy, *gt, *gidx;
     float *x, *dx, *lp, *loss, *g, *xold, *xbest, *gbest, *lbest, *step, *lsteps, *lblast, *redlast;
     int *y, *t, *rid, *idx;
@@ -16,24 +20,39 @@ struct buf {
     float *mn;
 };
 
-static void buf_free(struct buf *b)
+static void buf_layout(struct buf *b, struct sk_atk_mem *m, int M, int D, int K, int n_iter)
 {
-    float **f[] = { &b->x, &b->dx, &b->lp, &b->loss, &b->g, &b->xold, &b->xbest, &b->gbest, &b->lbest, &b->step,
-                    &b->lsteps, &b->lblast, &b->redlast, &b->x0, &b->bx, &b->bl, &b->mn };
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++) sk_free(*f[i]);
-    sk_free(b->gx);
-    sk_free(b->gdx);
-    sk_free(b->glp);
-    sk_free(b->gloss);
-    sk_free(b->gy);
-    sk_free(b->gt);
-    sk_free(b->gidx);
-    sk_free(b->y);
-    sk_free(b->t);
-    sk_free(b->rid);
-    sk_free(b->idx);
-    sk_free(b->bs);
-    memset(b, 0, sizeof *b);
+    size_t MD = (size_t)M * D, MK = (size_t)M * K, Mz = (size_t)M, F = sizeof(float), I = sizeof(int);
+    size_t big = MD > MK ? MD : MK;
+    b->x = sk_atk_take(m, F * MD);
+    b->dx = sk_atk_take(m, F * big);
+    b->lp = sk_atk_take(m, F * MK);
+    b->loss = sk_atk_take(m, F * Mz);
+    b->g = sk_atk_take(m, F * MD);
+    b->xold = sk_atk_take(m, F * MD);
+    b->xbest = sk_atk_take(m, F * MD);
+    b->gbest = sk_atk_take(m, F * MD);
+    b->lbest = sk_atk_take(m, F * Mz);
+    b->step = sk_atk_take(m, F * Mz);
+    b->lsteps = sk_atk_take(m, F * Mz * (size_t)(n_iter > 0 ? n_iter : 1));
+    b->lblast = sk_atk_take(m, F * Mz);
+    b->redlast = sk_atk_take(m, F * Mz);
+    b->x0 = sk_atk_take(m, F * MD);
+    b->bx = sk_atk_take(m, F * MD);
+    b->bl = sk_atk_take(m, F * Mz);
+    b->mn = sk_atk_take(m, F * Mz);
+    b->y = sk_atk_take(m, I * Mz);
+    b->t = sk_atk_take(m, I * Mz);
+    b->rid = sk_atk_take(m, I * Mz);
+    b->idx = sk_atk_take(m, I * Mz);
+    b->bs = sk_atk_take(m, sizeof(bool) * Mz);
+    b->gx = sk_atk_take(m, F * MD);
+    b->gdx = sk_atk_take(m, F * big);
+    b->glp = sk_atk_take(m, F * MK);
+    b->gloss = sk_atk_take(m, F * Mz);
+    b->gy = sk_atk_take(m, I * Mz);
+    b->gt = sk_atk_take(m, I * Mz);
+    b->gidx = sk_atk_take(m, I * Mz);
 }
 
 /* random start in the eps ball around x0 (row keys per restart and row id) */
@@ -65,39 +84,20 @@ static void random_start(const struct sk_actx *a, int tag, int r, const float *x
 /* update tracking state with the point x whose log-probs and loss are lp, loss.
  * Stochastic classifier: one call's misclassification may be luck, so no row
  * is locked; bx is the iterate of the highest (EOT-averaged) loss. */
-static void track(const struct sk_actx *a, const float *x, const float *x0, const float *lp, const float *loss,
-                  const int *y, const int *t, int M, float *bx, float *bl, bool *bs, float *mn)
+static void track(const struct sk_actx *a, const struct sk_atk_chunk *ch, const float *x, const float *lp,
+                  const float *loss)
 {
     int D = a->D, K = a->K;
-    for (int i = 0; i < M; i++) {
-        if (bs[i]) continue;
+    for (int i = 0; i < ch->M; i++) {
+        if (ch->bs[i]) continue;
         const float *xi = x + (size_t)i * D;
-        if (!a->stoch && sk_attack_is_adv(a, lp + (size_t)i * K, y[i], t ? t[i] : -1)) {
-            bs[i] = true;
-            memcpy(bx + (size_t)i * D, xi, sizeof(float) * D);
-            mn[i] = (float)sk_attack_rownorm(a, a->cfg.norm, xi, x0 + (size_t)i * D);
-        } else if (loss[i] > bl[i]) {
-            bl[i] = loss[i];
-            memcpy(bx + (size_t)i * D, xi, sizeof(float) * D);
-        }
-    }
-}
-
-/* steepest ascent direction of the norm: sign (Linf) or g/|g|_2 (L2) */
-static void ascend(const struct sk_actx *a, float *x, const float *g, const float *alpha, int M)
-{
-    int D = a->D;
-    for (int i = 0; i < M; i++) {
-        float *xi = x + (size_t)i * D;
-        const float *gi = g + (size_t)i * D;
-        if (a->cfg.norm == SK_NORM_LINF) {
-            for (int j = 0; j < D; j++) xi[j] += alpha[i] * (float)((gi[j] > 0) - (gi[j] < 0));
-        } else {
-            double s = 0;
-            for (int j = 0; j < D; j++) s += (double)gi[j] * gi[j];
-            if (s <= 0) continue;
-            float sc = (float)(alpha[i] / sqrt(s));
-            for (int j = 0; j < D; j++) xi[j] += sc * gi[j];
+        if (!a->stoch && sk_attack_is_adv(a, lp + (size_t)i * K, ch->y[i], ch->t ? ch->t[i] : -1)) {
+            ch->bs[i] = true;
+            memcpy(ch->bx + (size_t)i * D, xi, sizeof(float) * D);
+            ch->mn[i] = (float)sk_attack_rownorm(a, a->cfg.norm, xi, ch->x0 + (size_t)i * D);
+        } else if (loss[i] > ch->bl[i]) {
+            ch->bl[i] = loss[i];
+            memcpy(ch->bx + (size_t)i * D, xi, sizeof(float) * D);
         }
     }
 }
@@ -150,64 +150,80 @@ static int eval_active(struct sk_actx *a, struct buf *b, const float *x, int M, 
     return SK_OK;
 }
 
-/* One run of FGSM / PGD / MI-FGSM over M rows. */
-static int pgd_single(struct sk_actx *a, enum sk_attack_kind kind, int r, const float *x0, const int *y,
-                      const int *t, const int *rid, int M, float *bx, float *bl, bool *bs, float *mn, struct buf *b)
+/* The classifier seam as the oracle of the PGD ascent (pgd.c). */
+struct cls_oracle {
+    struct sk_actx *a;
+    struct buf *b;
+    const struct sk_atk_chunk *ch;
+    struct sk_lctx lc;
+};
+
+static int cls_eval(void *ctx, const float *x, int s, bool need_grad, float *dx)
 {
-    const struct sk_attack_config *cfg = &a->cfg;
-    int D = a->D, rc;
-    int steps = kind == SK_ATTACK_FGSM ? 1 : cfg->steps;
-    float alpha = kind == SK_ATTACK_FGSM ? cfg->eps : cfg->step_size;
-    bool rs = kind == SK_ATTACK_PGD && (cfg->random_start || r > 0);
-    struct sk_lctx lc = { cfg->loss, y, t, NULL, 0 };
+    struct cls_oracle *o = ctx;
+    (void)s;
+    return eval_active(o->a, o->b, x, o->ch->M, &o->lc, o->ch->bs, need_grad, o->b->lp, o->b->loss, dx);
+}
+
+static void cls_track(void *ctx, const float *x)
+{
+    const struct cls_oracle *o = ctx;
+    track(o->a, o->ch, x, o->b->lp, o->b->loss);
+}
+
+/* What distinguishes the gradient attacks; the rest is the PGD ascent or APGD. */
+struct grad_opts {
+    bool apgd;
+    enum sk_attack_loss loss;
+    int steps;           /* pgd family */
+    float alpha;         /* step size */
+    bool random_start;   /* the first run starts at random */
+    bool restart_random; /* later runs (restarts) start at random */
+    bool momentum;       /* MI-FGSM */
+    int restarts;
+};
+
+/* One run of FGSM / PGD / MI-FGSM on the compact chunk ch (restart r). */
+static int pgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_atk_chunk *ch,
+                      struct buf *b)
+{
+    int M = ch->M;
+    bool rs = op->random_start || (r > 0 && op->restart_random);
     if (rs)
-        random_start(a, 1 + a->stage * 16, r, x0, rid, M, b->x);
+        random_start(a, 1 + a->stage * 16, r, ch->x0, ch->rid, M, b->x);
     else
-        memcpy(b->x, x0, sizeof(float) * (size_t)M * D);
-    if (kind == SK_ATTACK_MIFGSM) memset(b->g, 0, sizeof(float) * (size_t)M * D);
-    for (int i = 0; i < M; i++) b->step[i] = alpha;
-    for (int s = 0; s <= steps; s++) {
-        if ((rc = eval_active(a, b, b->x, M, &lc, bs, s < steps, b->lp, b->loss, b->dx))) return rc;
-        if (s > 0 || rs) track(a, b->x, x0, b->lp, b->loss, y, t, M, bx, bl, bs, mn);
-        if (s == steps) break;
-        const float *dir = b->dx;
-        if (kind == SK_ATTACK_MIFGSM) {
-            /* g = mu g + dx / |dx|_1 */
-            for (int i = 0; i < M; i++) {
-                const float *di = b->dx + (size_t)i * D;
-                float *gi = b->g + (size_t)i * D;
-                double n1 = 0;
-                for (int j = 0; j < D; j++) n1 += fabsf(di[j]);
-                float inv = n1 > 0 ? (float)(1 / n1) : 0;
-                for (int j = 0; j < D; j++) gi[j] = cfg->momentum * gi[j] + di[j] * inv;
-            }
-            dir = b->g;
-        }
-        ascend(a, b->x, dir, b->step, M);
-        sk_attack_proj_rows(a, cfg->eps, x0, b->x, M);
-    }
-    return SK_OK;
+        memcpy(b->x, ch->x0, sizeof(float) * (size_t)M * a->D);
+    if (op->momentum) memset(b->g, 0, sizeof(float) * (size_t)M * a->D);
+    for (int i = 0; i < M; i++) b->step[i] = op->alpha;
+    struct sk_pgd_run run = {
+        .set = { a->cfg.norm, a->cfg.eps, ch->x0, a->D, a->img_c, a->cfg.clip_min, a->cfg.clip_max, true, false },
+        .M = M, .steps = op->steps, .alpha = b->step, .track_start = rs, .momentum = a->cfg.momentum,
+        .x = b->x, .dx = b->dx, .g = op->momentum ? b->g : NULL,
+    };
+    struct cls_oracle co = { a, b, ch, { op->loss, ch->y, ch->t, NULL, 0 } };
+    struct sk_pgd_oracle o = { cls_eval, cls_track, &co };
+    return sk_pgd_ascent(&run, &o);
 }
 
 /* ---- APGD (Croce & Hein 2020, reference implementation's schedule) ---- */
-static int apgd_single(struct sk_actx *a, enum sk_attack_loss loss, int r, const float *x0, const int *y,
-                       const int *t, const int *rid, int M, float *bx, float *bl, bool *bs, float *mn,
+static int apgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_atk_chunk *ch,
                        struct buf *b)
 {
     const struct sk_attack_config *cfg = &a->cfg;
-    int D = a->D, rc, n_iter = cfg->steps;
+    int D = a->D, M = ch->M, rc, n_iter = cfg->steps;
+    const float *x0 = ch->x0;
     size_t MD = (size_t)M * D;
     int n_iter_2 = n_iter * 22 / 100 > 1 ? n_iter * 22 / 100 : 1;
     int n_iter_min = n_iter * 6 / 100 > 1 ? n_iter * 6 / 100 : 1;
     int size_decr = n_iter * 3 / 100 > 1 ? n_iter * 3 / 100 : 1;
     const float rho = 0.75f, mom = 0.75f;
-    struct sk_lctx lc = { loss, y, t, NULL, 0 };
+    struct sk_lctx lc = { op->loss, ch->y, ch->t, NULL, 0 };
     float *x = b->x, *g = b->g, *xold = b->xold, *xb = b->xbest, *gb = b->gbest, *lb = b->lbest;
     float *step = b->step, *ls = b->lsteps, *lblast = b->lblast, *red = b->redlast;
 
-    random_start(a, 2 + a->stage * 16, r, x0, rid, M, x);
+    random_start(a, 2 + a->stage * 16, r, x0, ch->rid, M, x);
     if ((rc = grad_call(a, x, M, &lc, b->lp, b->loss, g))) return rc;
-    track(a, x, x0, b->lp, b->loss, y, t, M, bx, bl, bs, mn);
+    track(a, ch, x, b->lp, b->loss);
     memcpy(xb, x, sizeof(float) * MD);
     memcpy(gb, g, sizeof(float) * MD);
     for (int i = 0; i < M; i++) {
@@ -222,7 +238,7 @@ static int apgd_single(struct sk_actx *a, enum sk_attack_loss loss, int r, const
         /* z = P(x + eta dir(g)); x' = P(x + a (z - x) + (1-a)(x - x_old)) */
         float am = it > 0 ? mom : 1.0f;
         memcpy(b->dx, x, sizeof(float) * MD); /* dx <- x (copy of x_k) */
-        ascend(a, x, g, step, M);
+        sk_pgd_ascend(cfg->norm, x, g, step, M, D);
         sk_attack_proj_rows(a, cfg->eps, x0, x, M);
         for (size_t j = 0; j < MD; j++) {
             float xk = b->dx[j];
@@ -230,8 +246,8 @@ static int apgd_single(struct sk_actx *a, enum sk_attack_loss loss, int r, const
         }
         sk_attack_proj_rows(a, cfg->eps, x0, x, M);
         memcpy(xold, b->dx, sizeof(float) * MD);
-        if ((rc = eval_active(a, b, x, M, &lc, bs, true, b->lp, b->loss, g))) return rc;
-        track(a, x, x0, b->lp, b->loss, y, t, M, bx, bl, bs, mn);
+        if ((rc = eval_active(a, b, x, M, &lc, ch->bs, true, b->lp, b->loss, g))) return rc;
+        track(a, ch, x, b->lp, b->loss);
         for (int i = 0; i < M; i++) {
             ls[(size_t)it * M + i] = b->loss[i];
             if (b->loss[i] > lb[i]) {
@@ -267,153 +283,127 @@ static int apgd_single(struct sk_actx *a, enum sk_attack_loss loss, int r, const
     return SK_OK;
 }
 
-static int alloc_buf(struct buf *b, int M, int D, int K, int n_iter)
+/* Restarts over the rows of ch still standing: gather, run, scatter. */
+static int restarts_loop(struct sk_actx *a, const struct grad_opts *op, const struct sk_atk_chunk *ch)
 {
-    size_t MD = (size_t)M * D, MK = (size_t)M * K;
-    size_t big = MD > MK ? MD : MK;
-    b->x = sk_malloc(sizeof(float) * MD);
-    b->dx = sk_malloc(sizeof(float) * big);
-    b->lp = sk_malloc(sizeof(float) * MK);
-    b->loss = sk_malloc(sizeof(float) * M);
-    b->g = sk_malloc(sizeof(float) * MD);
-    b->xold = sk_malloc(sizeof(float) * MD);
-    b->xbest = sk_malloc(sizeof(float) * MD);
-    b->gbest = sk_malloc(sizeof(float) * MD);
-    b->lbest = sk_malloc(sizeof(float) * M);
-    b->step = sk_malloc(sizeof(float) * M);
-    b->lsteps = sk_malloc(sizeof(float) * (size_t)M * (n_iter > 0 ? n_iter : 1));
-    b->lblast = sk_malloc(sizeof(float) * M);
-    b->redlast = sk_malloc(sizeof(float) * M);
-    b->x0 = sk_malloc(sizeof(float) * MD);
-    b->bx = sk_malloc(sizeof(float) * MD);
-    b->bl = sk_malloc(sizeof(float) * M);
-    b->mn = sk_malloc(sizeof(float) * M);
-    b->y = sk_malloc(sizeof(int) * M);
-    b->t = sk_malloc(sizeof(int) * M);
-    b->rid = sk_malloc(sizeof(int) * M);
-    b->idx = sk_malloc(sizeof(int) * M);
-    b->bs = sk_malloc(sizeof(bool) * M);
-    b->gx = sk_malloc(sizeof(float) * MD);
-    b->gdx = sk_malloc(sizeof(float) * big);
-    b->glp = sk_malloc(sizeof(float) * MK);
-    b->gloss = sk_malloc(sizeof(float) * M);
-    b->gy = sk_malloc(sizeof(int) * M);
-    b->gt = sk_malloc(sizeof(int) * M);
-    b->gidx = sk_malloc(sizeof(int) * M);
-    if (!b->gx || !b->gdx || !b->glp || !b->gloss || !b->gy || !b->gt || !b->gidx ||
-        !b->x || !b->dx || !b->lp || !b->loss || !b->g || !b->xold || !b->xbest || !b->gbest || !b->lbest ||
-        !b->step || !b->lsteps || !b->lblast || !b->redlast || !b->x0 || !b->bx || !b->bl || !b->mn || !b->y ||
-        !b->t || !b->rid || !b->idx || !b->bs) {
-        buf_free(b);
-        return sk_error(SK_ENOMEM, "attack: out of memory for a batch of %d rows of %d", M, D);
-    }
-    return SK_OK;
-}
-
-/* Restarts over the rows still standing: gather, run, scatter. */
-static int restarts_loop(struct sk_actx *a, int kind_or_loss, bool is_apgd, const float *x0, const int *y,
-                         const int *t, const int *rid, int M, float *bx, float *bl, bool *bs, float *mn, int restarts)
-{
-    int D = a->D, rc = SK_OK;
-    struct buf b = { 0 };
-    if ((rc = alloc_buf(&b, M, D, a->K, is_apgd ? a->cfg.steps : 0))) return rc;
-    for (int r = 0; r < restarts; r++) {
+    int D = a->D, M = ch->M, rc = SK_OK;
+    struct buf b;
+    struct sk_atk_mem mem = { 0 };
+    buf_layout(&b, &mem, M, D, a->K, op->apgd ? a->cfg.steps : 0);
+    if ((rc = sk_atk_mem_alloc(&mem))) return rc;
+    buf_layout(&b, &mem, M, D, a->K, op->apgd ? a->cfg.steps : 0);
+    for (int r = 0; r < op->restarts; r++) {
         int m = 0;
         for (int i = 0; i < M; i++)
-            if (!bs[i]) b.idx[m++] = i;
+            if (!ch->bs[i]) b.idx[m++] = i;
         if (!m) break;
         for (int q = 0; q < m; q++) {
             int i = b.idx[q];
-            memcpy(b.x0 + (size_t)q * D, x0 + (size_t)i * D, sizeof(float) * D);
-            memcpy(b.bx + (size_t)q * D, bx + (size_t)i * D, sizeof(float) * D);
-            b.y[q] = y[i];
-            b.t[q] = t ? t[i] : -1;
-            b.rid[q] = rid[i];
-            b.bl[q] = bl[i];
+            memcpy(b.x0 + (size_t)q * D, ch->x0 + (size_t)i * D, sizeof(float) * D);
+            memcpy(b.bx + (size_t)q * D, ch->bx + (size_t)i * D, sizeof(float) * D);
+            b.y[q] = ch->y[i];
+            b.t[q] = ch->t ? ch->t[i] : -1;
+            b.rid[q] = ch->rid[i];
+            b.bl[q] = ch->bl[i];
             b.bs[q] = false;
-            b.mn[q] = mn[i];
+            b.mn[q] = ch->mn[i];
         }
-        const int *tq = t ? b.t : NULL;
-        if (is_apgd)
-            rc = apgd_single(a, (enum sk_attack_loss)kind_or_loss, r, b.x0, b.y, tq, b.rid, m, b.bx, b.bl, b.bs,
-                             b.mn, &b);
-        else
-            rc = pgd_single(a, (enum sk_attack_kind)kind_or_loss, r, b.x0, b.y, tq, b.rid, m, b.bx, b.bl, b.bs,
-                            b.mn, &b);
-        if (rc) break;
+        struct sk_atk_chunk cc = { b.x0, b.y, ch->t ? b.t : NULL, b.rid, m, b.bx, b.bl, b.bs, b.mn, NULL };
+        if ((rc = (op->apgd ? apgd_single : pgd_single)(a, op, r, &cc, &b))) break;
         for (int q = 0; q < m; q++) {
             int i = b.idx[q];
-            if (a->last) memcpy(a->last + (size_t)i * D, b.x + (size_t)q * D, sizeof(float) * D);
-            memcpy(bx + (size_t)i * D, b.bx + (size_t)q * D, sizeof(float) * D);
-            bl[i] = b.bl[q];
-            bs[i] = b.bs[q];
-            mn[i] = b.mn[q];
+            if (ch->last) memcpy(ch->last + (size_t)i * D, b.x + (size_t)q * D, sizeof(float) * D);
+            memcpy(ch->bx + (size_t)i * D, b.bx + (size_t)q * D, sizeof(float) * D);
+            ch->bl[i] = b.bl[q];
+            ch->bs[i] = b.bs[q];
+            ch->mn[i] = b.mn[q];
         }
     }
-    buf_free(&b);
+    sk_free(mem.base);
     return rc;
 }
 
-int sk_atk_pgd(struct sk_actx *a, enum sk_attack_kind kind, const float *x0, const int *y, const int *t,
-               const int *rid, int M, float *bx, float *bl, bool *bs, float *mn)
+int sk_atk_fgsm(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
-    int restarts = kind == SK_ATTACK_FGSM ? 1 : a->cfg.restarts;
-    return restarts_loop(a, (int)kind, false, x0, y, t, rid, M, bx, bl, bs, mn, restarts);
+    struct grad_opts op = { false, a->cfg.loss, 1, a->cfg.eps, false, false, false, 1 };
+    return restarts_loop(a, &op, ch);
 }
 
-int sk_atk_apgd(struct sk_actx *a, enum sk_attack_loss loss, const float *x0, const int *y, const int *t,
-                const int *rid, int M, float *bx, float *bl, bool *bs, float *mn)
+int sk_atk_pgd(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
-    return restarts_loop(a, (int)loss, true, x0, y, t, rid, M, bx, bl, bs, mn, a->cfg.restarts);
+    struct grad_opts op = { false, a->cfg.loss, a->cfg.steps, a->cfg.step_size, a->cfg.random_start, true, false,
+                            a->cfg.restarts };
+    return restarts_loop(a, &op, ch);
+}
+
+int sk_atk_mifgsm(struct sk_actx *a, const struct sk_atk_chunk *ch)
+{
+    struct grad_opts op = { false, a->cfg.loss, a->cfg.steps, a->cfg.step_size, false, false, true, a->cfg.restarts };
+    return restarts_loop(a, &op, ch);
+}
+
+int sk_atk_apgd_ce(struct sk_actx *a, const struct sk_atk_chunk *ch)
+{
+    struct grad_opts op = { true, SK_LOSS_CE, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
+    return restarts_loop(a, &op, ch);
+}
+
+int sk_atk_apgd_dlr(struct sk_actx *a, const struct sk_atk_chunk *ch)
+{
+    struct grad_opts op = { true, SK_LOSS_DLR, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
+    return restarts_loop(a, &op, ch);
+}
+
+/* class of rank tc (1 = top) in the row r of K log-probs */
+static int class_of_rank(const float *r, int K, int tc)
+{
+    int best = -1;
+    for (int rank = 1; rank <= tc; rank++) {
+        int cand = -1;
+        for (int k2 = 0; k2 < K; k2++) {
+            /* classes strictly better ranked were chosen before: skip those above `best` */
+            bool taken = best >= 0 && (r[k2] > r[best] || (r[k2] == r[best] && k2 <= best));
+            if (!taken && (cand < 0 || r[k2] > r[cand])) cand = k2;
+        }
+        best = cand;
+    }
+    return best;
 }
 
 /* APGD-T: targeted DLR toward the classes ranked 2..k+1 at the clean point;
  * success is misclassification. */
-int sk_atk_apgd_t(struct sk_actx *a, const float *x0, const int *y, const int *rid, int M, float *bx, float *bl,
-                  bool *bs, float *mn)
+int sk_atk_apgd_t(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
-    int K = a->K, rc;
+    int K = a->K, M = ch->M, rc;
     int nt = a->cfg.n_target_classes;
     if (nt > K - 1) nt = K - 1;
-    float *lp = sk_malloc(sizeof(float) * (size_t)M * K);
-    int *tg = sk_malloc(sizeof(int) * M);
-    if (!lp || !tg) {
-        sk_free(lp);
-        sk_free(tg);
-        return SK_ENOMEM;
+    struct sk_atk_mem mem = { 0 };
+    float *lp = NULL;
+    int *tg = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        tg = sk_atk_take(&mem, sizeof(int) * (size_t)M);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
-    rc = a->c->log_probs(a->c->self, x0, M, lp);
+    rc = a->c->log_probs(a->c->self, ch->x0, M, lp);
     bool saved = a->t_loss_only;
     int saved_stage = a->stage;
     a->t_loss_only = true;
+    struct grad_opts op = { true, SK_LOSS_DLR, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
+    struct sk_atk_chunk tch = *ch;
+    tch.t = tg;
     for (int tc = 2; !rc && tc <= nt + 1; tc++) {
-        for (int i = 0; i < M; i++) {
-            /* class of rank tc (1 = top) in row i */
-            const float *r = lp + (size_t)i * K;
-            int best = -1;
-            for (int rank = 1; rank <= tc; rank++) {
-                int cand = -1;
-                for (int k2 = 0; k2 < K; k2++) {
-                    bool taken = false;
-                    /* classes strictly better ranked were chosen before: skip those above `best` */
-                    if (best >= 0 && (r[k2] > r[best] || (r[k2] == r[best] && k2 <= best))) taken = true;
-                    if (!taken && (cand < 0 || r[k2] > r[cand])) cand = k2;
-                }
-                best = cand;
-            }
-            tg[i] = best;
-        }
+        for (int i = 0; i < M; i++) tg[i] = class_of_rank(lp + (size_t)i * K, K, tc);
         /* a new loss: best-loss tracking restarts. Stochastic: no row is locked, so the
          * targeted DLR losses (normalised margins toward different targets) are compared
          * across targets instead, and the iterate of the best one stays. */
         for (int i = 0; i < M && !a->stoch; i++)
-            if (!bs[i]) bl[i] = -INFINITY;
+            if (!ch->bs[i]) ch->bl[i] = -INFINITY;
         a->stage = saved_stage * 16 + tc;
-        rc = restarts_loop(a, SK_LOSS_DLR, true, x0, y, tg, rid, M, bx, bl, bs, mn, a->cfg.restarts);
+        rc = restarts_loop(a, &op, &tch);
     }
     a->t_loss_only = saved;
     a->stage = saved_stage;
-    sk_free(lp);
-    sk_free(tg);
+    sk_free(mem.base);
     return rc;
 }

@@ -57,8 +57,10 @@ static void loss_class(void *ctx, const float *logp, int N, int K, float *loss, 
     }
 }
 
-int sk_attack_refine_line(struct sk_actx *a, const float *x0, const int *y, const int *t, int M, float *bx,
-                          bool *bs, float *mn, int iters)
+/* Shrink adversarial rows toward x0 along the segment by bisection (forward
+ * calls only), keeping the smallest scale that is still adversarial. */
+static int refine_line(struct sk_actx *a, const float *x0, const int *y, const int *t, int M, float *bx, bool *bs,
+                       float *mn, int iters)
 {
     int D = a->D, K = a->K, rc = SK_OK;
     float *xs = sk_malloc(sizeof(float) * (size_t)M * D), *lp = sk_malloc(sizeof(float) * (size_t)M * K);
@@ -119,9 +121,13 @@ done:
 }
 
 /* ---- DeepFool ---- */
-int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M,
-                    float *bx, bool *bs, float *mn)
+int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
+    const float *x0 = ch->x0;
+    const int *y = ch->y, *t = ch->t;
+    int M = ch->M;
+    float *bx = ch->bx, *mn = ch->mn;
+    bool *bs = ch->bs;
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
     float *x = sk_malloc(sizeof(float) * MD), *rt = sk_calloc(MD, sizeof(float));
@@ -216,7 +222,7 @@ int sk_atk_deepfool(struct sk_actx *a, const float *x0, const int *y, const int 
     if (!a->stoch) {
         enum sk_norm saved = a->cfg.norm;
         a->cfg.norm = SK_NORM_L2;
-        rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 12);
+        rc = refine_line(a, x0, y, t, M, bx, bs, mn, 12);
         a->cfg.norm = saved;
     }
 out:
@@ -230,7 +236,6 @@ out:
     sk_free(gg);
     sk_free(lpg);
     sk_free(gi);
-    (void)rid;
     return rc;
 }
 
@@ -257,9 +262,13 @@ static void cw_loss(void *ctx, const float *logp, int N, int K, float *loss, flo
     }
 }
 
-int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M, float *bx,
-              bool *bs, float *mn)
+int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
+    const float *x0 = ch->x0;
+    const int *y = ch->y, *t = ch->t;
+    int M = ch->M;
+    float *bx = ch->bx, *mn = ch->mn;
+    bool *bs = ch->bs;
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
     float lo = a->cfg.clip_min, hi = a->cfg.clip_max, span = hi - lo, lr = a->cfg.step_size;
@@ -339,7 +348,7 @@ int sk_atk_cw(struct sk_actx *a, const float *x0, const int *y, const int *t, co
             }
         }
     }
-    if (!a->stoch) rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 10);
+    if (!a->stoch) rc = refine_line(a, x0, y, t, M, bx, bs, mn, 10);
 out:
     sk_free(bm);
     sk_free(w);
@@ -354,7 +363,6 @@ out:
     sk_free(clo);
     sk_free(chi);
     sk_free(found);
-    (void)rid;
     return rc;
 }
 
@@ -365,9 +373,13 @@ out:
  * starting at the linear estimate |margin| / |grad|_dual; delta takes a step of
  * alpha along the normalised descent direction and is projected onto the
  * eps_k ball and the box. alpha and gamma follow cosine decays. */
-int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M, float *bx,
-               bool *bs, float *mn)
+int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch)
 {
+    const float *x0 = ch->x0;
+    const int *y = ch->y, *t = ch->t;
+    int M = ch->M;
+    float *bx = ch->bx, *mn = ch->mn;
+    bool *bs = ch->bs;
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
     bool linf = a->cfg.norm == SK_NORM_LINF;
@@ -433,7 +445,7 @@ int sk_atk_fmn(struct sk_actx *a, const float *x0, const int *y, const int *t, c
             sk_attack_proj_rows(a, eps[i], x0i, xi, 1);
         }
     }
-    if (!a->stoch) rc = sk_attack_refine_line(a, x0, y, t, M, bx, bs, mn, 8);
+    if (!a->stoch) rc = refine_line(a, x0, y, t, M, bx, bs, mn, 8);
 out:
     sk_free(bm);
     sk_free(x);
@@ -441,6 +453,5 @@ out:
     sk_free(lp);
     sk_free(loss);
     sk_free(eps);
-    (void)rid;
     return rc;
 }

@@ -25,38 +25,19 @@ static float p_selection(float p_init, int it, int n)
 }
 
 struct rs {
-    float *xc, *xn, *lp, *m, *mb; /* compact candidates, log-probs, margins; mb: best margin per row */
+    float *xc, *lp, *m, *mb; /* compact candidates, log-probs, margins; mb: best margin per row */
     int *idx, *yc, *tc;
 };
 
-static void rs_free(struct rs *r)
+static void rs_layout(struct rs *r, struct sk_atk_mem *m, int M, int D, int K)
 {
-    sk_free(r->xc);
-    sk_free(r->xn);
-    sk_free(r->lp);
-    sk_free(r->m);
-    sk_free(r->mb);
-    sk_free(r->idx);
-    sk_free(r->yc);
-    sk_free(r->tc);
-}
-
-static int rs_alloc(struct rs *r, int M, int D, int K)
-{
-    memset(r, 0, sizeof *r);
-    r->xc = sk_malloc(sizeof(float) * (size_t)M * D);
-    r->xn = sk_malloc(sizeof(float) * (size_t)M * D);
-    r->lp = sk_malloc(sizeof(float) * (size_t)M * K);
-    r->m = sk_malloc(sizeof(float) * M);
-    r->mb = sk_malloc(sizeof(float) * M);
-    r->idx = sk_malloc(sizeof(int) * M);
-    r->yc = sk_malloc(sizeof(int) * M);
-    r->tc = sk_malloc(sizeof(int) * M);
-    if (!r->xc || !r->xn || !r->lp || !r->m || !r->mb || !r->idx || !r->yc || !r->tc) {
-        rs_free(r);
-        return SK_ENOMEM;
-    }
-    return SK_OK;
+    r->xc = sk_atk_take(m, sizeof(float) * (size_t)M * D);
+    r->lp = sk_atk_take(m, sizeof(float) * (size_t)M * K);
+    r->m = sk_atk_take(m, sizeof(float) * (size_t)M);
+    r->mb = sk_atk_take(m, sizeof(float) * (size_t)M);
+    r->idx = sk_atk_take(m, sizeof(int) * (size_t)M);
+    r->yc = sk_atk_take(m, sizeof(int) * (size_t)M);
+    r->tc = sk_atk_take(m, sizeof(int) * (size_t)M);
 }
 
 /* evaluate m compact rows xc; margins into r->m */
@@ -71,83 +52,64 @@ static int rs_eval(struct sk_actx *a, struct rs *r, int m, const int *t)
 /* Evaluate the M initial candidates (rows of bx, copied into r->xc by the
  * caller): best margins start there, and rows already adversarial are marked
  * broken with their perturbation's norm. */
-static int rs_start(struct sk_actx *a, struct rs *r, int M, const float *x0, const int *y, const int *t,
-                    enum sk_norm norm, const float *bx, bool *bs, float *mn)
+static int rs_start(struct sk_actx *a, struct rs *r, const struct sk_atk_chunk *ch, enum sk_norm norm)
 {
-    int rc = rs_eval(a, r, M, t);
+    int rc = rs_eval(a, r, ch->M, ch->t);
     if (rc) return rc;
-    for (int i = 0; i < M; i++) {
+    for (int i = 0; i < ch->M; i++) {
         r->mb[i] = r->m[i];
-        if (!a->stoch && sk_attack_is_adv(a, r->lp + (size_t)i * a->K, y[i], t ? t[i] : -1)) {
-            bs[i] = true;
-            mn[i] = (float)sk_attack_rownorm(a, norm, bx + (size_t)i * a->D, x0 + (size_t)i * a->D);
+        if (!a->stoch && sk_attack_is_adv(a, r->lp + (size_t)i * a->K, ch->y[i], ch->t ? ch->t[i] : -1)) {
+            ch->bs[i] = true;
+            ch->mn[i] = (float)sk_attack_rownorm(a, norm, ch->bx + (size_t)i * a->D, ch->x0 + (size_t)i * a->D);
         }
     }
     return SK_OK;
 }
 
-int sk_atk_square(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M,
-                  float *bx, bool *bs, float *mn)
+/* What a random search proposes; the loop around it (rs_run) is shared. */
+struct rs_proposal {
+    enum sk_norm norm;   /* of mn */
+    /* the start of row i written into bx row i */
+    void (*init)(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i);
+    /* before the proposals of iteration it (of nq) */
+    void (*begin)(void *ctx, struct sk_actx *a, int it, int nq);
+    /* the proposal of iteration it for row i (slot q) written into xc (which holds bx row i) */
+    void (*propose)(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i, float *xc);
+    /* proposal q was accepted for row i (may be NULL) */
+    void (*accept)(void *ctx, int q, int i);
+    void *ctx;
+};
+
+/* Random search: start, then up to queries - 1 proposals per row still
+ * standing; a proposal whose margin does not drop replaces the row's point,
+ * and a deterministic classifier locks a row at its first adversarial one. */
+static int rs_run(struct sk_actx *a, const struct sk_atk_chunk *ch, const struct rs_proposal *p)
 {
-    if (a->cfg.norm != SK_NORM_LINF)
-        return sk_error(SK_EINVAL, "square: only the linf norm is implemented (got %s)", sk_norm_name(a->cfg.norm));
-    int D = a->D, K = a->K, C = a->img_c, H = a->img_h, W = a->img_w, rc = SK_OK;
-    float eps = a->cfg.eps, lo = a->cfg.clip_min, hi = a->cfg.clip_max;
-    int nq = a->cfg.queries;
+    int D = a->D, K = a->K, M = ch->M, nq = a->cfg.queries, rc;
+    const int *y = ch->y, *t = ch->t;
     struct rs r;
-    if (rs_alloc(&r, M, D, K)) return SK_ENOMEM;
-    /* init: vertical stripes of +-eps (one sign per channel and column) */
+    struct sk_atk_mem mem = { 0 };
+    rs_layout(&r, &mem, M, D, K);
+    if ((rc = sk_atk_mem_alloc(&mem))) return rc;
+    rs_layout(&r, &mem, M, D, K);
     for (int i = 0; i < M; i++) {
-        struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, rid[i]), 0 };
-        float *xi = bx + (size_t)i * D;
-        const float *x0i = x0 + (size_t)i * D;
-        for (int c = 0; c < C; c++)
-            for (int w = 0; w < W; w++) {
-                float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
-                for (int h = 0; h < H; h++) {
-                    size_t q = ((size_t)c * H + h) * W + w;
-                    xi[q] = fminf(fmaxf(x0i[q] + sg, lo), hi);
-                }
-            }
-        memcpy(r.xc + (size_t)i * D, xi, sizeof(float) * D);
+        p->init(p->ctx, a, ch, i);
+        memcpy(r.xc + (size_t)i * D, ch->bx + (size_t)i * D, sizeof(float) * D);
         r.yc[i] = y[i];
         r.tc[i] = t ? t[i] : -1;
     }
-    if ((rc = rs_start(a, &r, M, x0, y, t, SK_NORM_LINF, bx, bs, mn))) goto out;
+    if ((rc = rs_start(a, &r, ch, p->norm))) goto out;
     for (int it = 1; it < nq; it++) {
         int m = 0;
         for (int i = 0; i < M; i++)
-            if (!bs[i]) r.idx[m++] = i;
+            if (!ch->bs[i]) r.idx[m++] = i;
         if (!m) break;
-        float p = p_selection(a->cfg.p_init, it, nq);
-        int s, sw;
-        if (W > 1) {
-            s = (int)lroundf(sqrtf(p * (float)D / C));
-            s = s < 1 ? 1 : s;
-            s = s > H - 1 ? (H > 1 ? H - 1 : 1) : s;
-            sw = s > W - 1 ? (W > 1 ? W - 1 : 1) : s;
-        } else {
-            s = (int)lroundf(p * (float)D / C);
-            s = s < 1 ? 1 : s;
-            s = s > H - 1 ? (H > 1 ? H - 1 : 1) : s;
-            sw = 1;
-        }
+        p->begin(p->ctx, a, it, nq);
         for (int q = 0; q < m; q++) {
             int i = r.idx[q];
-            struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, rid[i]), (uint64_t)it << 16 };
-            int vh = (int)sk_rng_below(&g, (uint64_t)(H - s + 1 > 0 ? H - s + 1 : 1));
-            int vw = (int)sk_rng_below(&g, (uint64_t)(W - sw + 1 > 0 ? W - sw + 1 : 1));
             float *xc = r.xc + (size_t)q * D;
-            const float *x0i = x0 + (size_t)i * D;
-            memcpy(xc, bx + (size_t)i * D, sizeof(float) * D);
-            for (int c = 0; c < C; c++) {
-                float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
-                for (int h = vh; h < vh + s && h < H; h++)
-                    for (int w = vw; w < vw + sw && w < W; w++) {
-                        size_t o = ((size_t)c * H + h) * W + w;
-                        xc[o] = fminf(fmaxf(x0i[o] + sg, lo), hi);
-                    }
-            }
+            memcpy(xc, ch->bx + (size_t)i * D, sizeof(float) * D);
+            p->propose(p->ctx, a, ch, it, q, i, xc);
             r.yc[q] = y[i];
             r.tc[q] = t ? t[i] : -1;
         }
@@ -156,109 +118,179 @@ int sk_atk_square(struct sk_actx *a, const float *x0, const int *y, const int *t
             int i = r.idx[q];
             if (r.m[q] < r.mb[i]) continue;
             r.mb[i] = r.m[q];
-            memcpy(bx + (size_t)i * D, r.xc + (size_t)q * D, sizeof(float) * D);
+            memcpy(ch->bx + (size_t)i * D, r.xc + (size_t)q * D, sizeof(float) * D);
+            if (p->accept) p->accept(p->ctx, q, i);
             if (!a->stoch && sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
-                bs[i] = true;
-                mn[i] = (float)sk_attack_rownorm(a, SK_NORM_LINF, bx + (size_t)i * D, x0 + (size_t)i * D);
+                ch->bs[i] = true;
+                ch->mn[i] = (float)sk_attack_rownorm(a, p->norm, ch->bx + (size_t)i * D, ch->x0 + (size_t)i * D);
             }
         }
     }
 out:
-    rs_free(&r);
+    sk_free(mem.base);
     return rc;
 }
 
-/* Sparse-RS L0: a set of k = eps pixels per row set to random corners of the
- * box; each step swaps max(p k, 1) of them for pixels outside the set. */
-int sk_atk_sparse(struct sk_actx *a, const float *x0, const int *y, const int *t, const int *rid, int M,
-                  float *bx, bool *bs, float *mn)
+/* ---- Square: squares of +-eps ---- */
+
+struct square {
+    int s, sw;           /* side of this iteration's square (sw: its width; 1 for a column image) */
+};
+
+/* init: vertical stripes of +-eps (one sign per channel and column) */
+static void square_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i)
 {
-    int D = a->D, K = a->K, C = a->img_c, P = a->img_h * a->img_w, rc = SK_OK;
-    int k = (int)a->cfg.eps, nq = a->cfg.queries;
+    (void)ctx;
+    int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w;
+    float eps = a->cfg.eps, lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, ch->rid[i]), 0 };
+    float *xi = ch->bx + (size_t)i * D;
+    const float *x0i = ch->x0 + (size_t)i * D;
+    for (int c = 0; c < C; c++)
+        for (int w = 0; w < W; w++) {
+            float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
+            for (int h = 0; h < H; h++) {
+                size_t q = ((size_t)c * H + h) * W + w;
+                xi[q] = fminf(fmaxf(x0i[q] + sg, lo), hi);
+            }
+        }
+}
+
+static void square_begin(void *ctx, struct sk_actx *a, int it, int nq)
+{
+    struct square *sq = ctx;
+    int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w, s;
+    float p = p_selection(a->cfg.p_init, it, nq);
+    if (W > 1) {
+        s = (int)lroundf(sqrtf(p * (float)D / C));
+        s = s < 1 ? 1 : s;
+        s = s > H - 1 ? (H > 1 ? H - 1 : 1) : s;
+        sq->sw = s > W - 1 ? (W > 1 ? W - 1 : 1) : s;
+    } else {
+        s = (int)lroundf(p * (float)D / C);
+        s = s < 1 ? 1 : s;
+        s = s > H - 1 ? (H > 1 ? H - 1 : 1) : s;
+        sq->sw = 1;
+    }
+    sq->s = s;
+}
+
+/* a random square (one sign per channel) set to x0 +- eps */
+static void square_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i,
+                           float *xc)
+{
+    const struct square *sq = ctx;
+    int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w, s = sq->s, sw = sq->sw;
+    float eps = a->cfg.eps, lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    (void)q;
+    struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, ch->rid[i]), (uint64_t)it << 16 };
+    int vh = (int)sk_rng_below(&g, (uint64_t)(H - s + 1 > 0 ? H - s + 1 : 1));
+    int vw = (int)sk_rng_below(&g, (uint64_t)(W - sw + 1 > 0 ? W - sw + 1 : 1));
+    const float *x0i = ch->x0 + (size_t)i * D;
+    for (int c = 0; c < C; c++) {
+        float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
+        for (int h = vh; h < vh + s && h < H; h++)
+            for (int w = vw; w < vw + sw && w < W; w++) {
+                size_t o = ((size_t)c * H + h) * W + w;
+                xc[o] = fminf(fmaxf(x0i[o] + sg, lo), hi);
+            }
+    }
+}
+
+int sk_atk_square(struct sk_actx *a, const struct sk_atk_chunk *ch)
+{
+    if (a->cfg.norm != SK_NORM_LINF)
+        return sk_error(SK_EINVAL, "square: only the linf norm is implemented (got %s)", sk_norm_name(a->cfg.norm));
+    struct square sq = { 1, 1 };
+    struct rs_proposal p = { SK_NORM_LINF, square_init, square_begin, square_propose, NULL, &sq };
+    return rs_run(a, ch, &p);
+}
+
+/* ---- Sparse-RS L0: a set of k = eps pixels per row set to random corners
+ * of the box; each step swaps max(p k, 1) of them for pixels outside the set. ---- */
+
+struct sparse {
+    int k, P, nc;        /* pixels in the set, pixels of the image, swaps this iteration */
+    int *pos;            /* [M,k] the set of each row */
+    int *npos;           /* [M,k] the proposed sets (by slot) */
+    int *mark;           /* [P] scratch: pixels in the current set */
+    int *perm;           /* [P] scratch for the start */
+};
+
+static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i)
+{
+    struct sparse *sp = ctx;
+    int D = a->D, C = a->img_c, P = sp->P, k = sp->k;
     float lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, ch->rid[i]), 0 };
+    for (int j = 0; j < P; j++) sp->perm[j] = j;
+    sk_rng_shuffle(&g, sp->perm, P);
+    float *xi = ch->bx + (size_t)i * D;
+    memcpy(xi, ch->x0 + (size_t)i * D, sizeof(float) * D);
+    for (int j = 0; j < k; j++) {
+        sp->pos[(size_t)i * k + j] = sp->perm[j];
+        for (int c = 0; c < C; c++) xi[(size_t)c * P + sp->perm[j]] = sk_rng_u64(&g) & 1 ? hi : lo;
+    }
+}
+
+static void sparse_begin(void *ctx, struct sk_actx *a, int it, int nq)
+{
+    struct sparse *sp = ctx;
+    int nc = (int)lroundf(p_selection(a->cfg.p_init, it, nq) * sp->k);
+    nc = nc < 1 ? 1 : nc > sp->k ? sp->k : nc;
+    sp->nc = sp->k == sp->P ? 0 : nc;
+}
+
+static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i,
+                           float *xc)
+{
+    struct sparse *sp = ctx;
+    int D = a->D, C = a->img_c, P = sp->P, k = sp->k;
+    float lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, ch->rid[i]), (uint64_t)it << 20 };
+    int *pi = sp->pos + (size_t)i * k, *ni = sp->npos + (size_t)q * k, *mark = sp->mark;
+    memcpy(ni, pi, sizeof(int) * k);
+    const float *x0i = ch->x0 + (size_t)i * D;
+    for (int j = 0; j < k; j++) mark[pi[j]] = 1;
+    for (int j = 0; j < sp->nc; j++) {
+        /* swap slot sl (a random one of the set) for a pixel outside the set */
+        int sl = (int)sk_rng_below(&g, (uint64_t)k);
+        int np;
+        do np = (int)sk_rng_below(&g, (uint64_t)P);
+        while (mark[np]);
+        int old = ni[sl];
+        for (int c = 0; c < C; c++) xc[(size_t)c * P + old] = x0i[(size_t)c * P + old];
+        mark[old] = 0;
+        mark[np] = 1;
+        ni[sl] = np;
+        for (int c = 0; c < C; c++) xc[(size_t)c * P + np] = sk_rng_u64(&g) & 1 ? hi : lo;
+    }
+    for (int j = 0; j < k; j++) mark[ni[j]] = 0;
+}
+
+static void sparse_accept(void *ctx, int q, int i)
+{
+    struct sparse *sp = ctx;
+    memcpy(sp->pos + (size_t)i * sp->k, sp->npos + (size_t)q * sp->k, sizeof(int) * sp->k);
+}
+
+int sk_atk_sparse(struct sk_actx *a, const struct sk_atk_chunk *ch)
+{
+    int P = a->img_h * a->img_w, k = (int)a->cfg.eps, M = ch->M, rc;
     if (k < 1) return sk_error(SK_EINVAL, "sparse: eps is the number of pixels (>= 1), got %g", a->cfg.eps);
     if (k > P) k = P;
-    struct rs r;
-    int *pos = sk_malloc(sizeof(int) * (size_t)M * k), *mark = sk_calloc((size_t)P, sizeof(int));
-    int *npos = sk_malloc(sizeof(int) * (size_t)M * k);
-    if (!pos || !mark || !npos || rs_alloc(&r, M, D, K)) {
-        sk_free(pos);
-        sk_free(mark);
-        sk_free(npos);
-        return SK_ENOMEM;
+    struct sparse sp = { k, P, 0, NULL, NULL, NULL, NULL };
+    struct sk_atk_mem mem = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        sp.pos = sk_atk_take(&mem, sizeof(int) * (size_t)M * k);
+        sp.npos = sk_atk_take(&mem, sizeof(int) * (size_t)M * k);
+        sp.mark = sk_atk_take(&mem, sizeof(int) * (size_t)P);
+        sp.perm = sk_atk_take(&mem, sizeof(int) * (size_t)P);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
-    int *perm = sk_malloc(sizeof(int) * P);
-    if (!perm) {
-        rc = SK_ENOMEM;
-        goto out;
-    }
-    for (int i = 0; i < M; i++) {
-        struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, rid[i]), 0 };
-        for (int j = 0; j < P; j++) perm[j] = j;
-        sk_rng_shuffle(&g, perm, P);
-        float *xi = bx + (size_t)i * D;
-        memcpy(xi, x0 + (size_t)i * D, sizeof(float) * D);
-        for (int j = 0; j < k; j++) {
-            pos[(size_t)i * k + j] = perm[j];
-            for (int c = 0; c < C; c++) xi[(size_t)c * P + perm[j]] = sk_rng_u64(&g) & 1 ? hi : lo;
-        }
-        memcpy(r.xc + (size_t)i * D, xi, sizeof(float) * D);
-        r.yc[i] = y[i];
-        r.tc[i] = t ? t[i] : -1;
-    }
-    if ((rc = rs_start(a, &r, M, x0, y, t, SK_NORM_L0, bx, bs, mn))) goto out;
-    for (int it = 1; it < nq; it++) {
-        int m = 0;
-        for (int i = 0; i < M; i++)
-            if (!bs[i]) r.idx[m++] = i;
-        if (!m) break;
-        int nc = (int)lroundf(p_selection(a->cfg.p_init, it, nq) * k);
-        nc = nc < 1 ? 1 : nc > k ? k : nc;
-        if (k == P) nc = 0;
-        for (int q = 0; q < m; q++) {
-            int i = r.idx[q];
-            struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, rid[i]), (uint64_t)it << 20 };
-            int *pi = pos + (size_t)i * k, *ni = npos + (size_t)q * k;
-            memcpy(ni, pi, sizeof(int) * k);
-            float *xc = r.xc + (size_t)q * D;
-            const float *x0i = x0 + (size_t)i * D;
-            memcpy(xc, bx + (size_t)i * D, sizeof(float) * D);
-            for (int j = 0; j < k; j++) mark[pi[j]] = 1;
-            for (int j = 0; j < nc; j++) {
-                /* swap slot sl (a random one of the set) for a pixel outside the set */
-                int sl = (int)sk_rng_below(&g, (uint64_t)k);
-                int np;
-                do np = (int)sk_rng_below(&g, (uint64_t)P);
-                while (mark[np]);
-                int old = ni[sl];
-                for (int c = 0; c < C; c++) xc[(size_t)c * P + old] = x0i[(size_t)c * P + old];
-                mark[old] = 0;
-                mark[np] = 1;
-                ni[sl] = np;
-                for (int c = 0; c < C; c++) xc[(size_t)c * P + np] = sk_rng_u64(&g) & 1 ? hi : lo;
-            }
-            for (int j = 0; j < k; j++) mark[ni[j]] = 0;
-            r.yc[q] = y[i];
-            r.tc[q] = t ? t[i] : -1;
-        }
-        if ((rc = rs_eval(a, &r, m, t))) goto out;
-        for (int q = 0; q < m; q++) {
-            int i = r.idx[q];
-            if (r.m[q] < r.mb[i]) continue;
-            r.mb[i] = r.m[q];
-            memcpy(bx + (size_t)i * D, r.xc + (size_t)q * D, sizeof(float) * D);
-            memcpy(pos + (size_t)i * k, npos + (size_t)q * k, sizeof(int) * k);
-            if (!a->stoch && sk_attack_is_adv(a, r.lp + (size_t)q * K, y[i], t ? t[i] : -1)) {
-                bs[i] = true;
-                mn[i] = (float)sk_attack_rownorm(a, SK_NORM_L0, bx + (size_t)i * D, x0 + (size_t)i * D);
-            }
-        }
-    }
-out:
-    sk_free(perm);
-    sk_free(pos);
-    sk_free(npos);
-    sk_free(mark);
-    rs_free(&r);
+    memset(sp.mark, 0, sizeof(int) * (size_t)P);
+    struct rs_proposal p = { SK_NORM_L0, sparse_init, sparse_begin, sparse_propose, sparse_accept, &sp };
+    rc = rs_run(a, ch, &p);
+    sk_free(mem.base);
     return rc;
 }

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,6 +161,46 @@ static void test_stale_temporaries(void)
     CHECK(stat(sk_test_path(live), &st) == 0, "a live process's temporary is kept");
 }
 
+static void test_certify_points_and_sandwich(void)
+{
+    CHECK(sk_cli_run("train --data blobs:k=3,dim=4,n=300 --arch mlp:4-16-3:relu --epochs 5 --lr 0.01 --adv ibp "
+                     "--adv-eps 0.3 --out ib.safetensors") == 0,
+          "IBP-trained blobs model: %s", sk_cli_err);
+    int rc = sk_cli_run("attack --model ib.safetensors --data blobs:k=3,dim=4,n=300 --attack pgd --eps 0.3 --n 200 "
+                        "--save-adv adv.npy --json");
+    cJSON *o = sk_cli_json();
+    double clean = sk_json_num(o, "clean_accuracy"), rob = sk_json_num(o, "robust_accuracy");
+    cJSON_Delete(o);
+    rc |= sk_cli_run("certify --model ib.safetensors --data blobs:k=3,dim=4,n=300 --eps 0.3 --n 200 --points pts.csv "
+                     "--attacked adv.npy --json");
+    o = sk_cli_json();
+    cJSON *sw = o ? cJSON_GetObjectItem(o, "sandwich") : NULL;
+    double cert = sk_json_num(o, "certified_accuracy"), broken = sw ? sk_json_num(sw, "broken") : -1;
+    cJSON_Delete(o);
+    printf("blobs IBP model: clean %.3f, PGD %.3f, certified %.3f, broken %g\n", clean, rob, cert, broken);
+    CHECK(rc == 0 && cert > 0 && cert <= rob && fabs(broken - (clean - rob) * 200) < 0.5,
+          "certify --attacked: the points PGD broke (%g) are counted and none is certified; certified %g <= robust %g: %s",
+          broken, cert, rob, sk_cli_err);
+    char csv[1 << 14];
+    sk_test_slurp(sk_test_path("pts.csv"), csv, sizeof csv);
+    int lines = 0, certified = 0;
+    for (char *p = strchr(csv, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
+        lines++;
+        int i, y, pr, c;
+        float mg;
+        if (sscanf(p + 1, "%d,%d,%d,%d,%g", &i, &y, &pr, &c, &mg) == 5 && c) {
+            certified++;
+            CHECK(mg > 0 && pr == y, "a certified point has a positive margin and the right class (point %d)", i);
+        }
+    }
+    CHECK(!strncmp(csv, "index,label,predicted,certified,margin_lower\n", 45) && lines == 200 &&
+              fabs(certified - cert * 200) < 0.5,
+          "--points: 200 lines, %d certified (report %g)", certified, cert * 200);
+    rc = sk_cli_run("certify --model ib.safetensors --data blobs:k=3,dim=4,n=300 --eps 0.3 --n 100 --attacked adv.npy");
+    CHECK(rc == 1 && strstr(sk_cli_err, "200 rows") && strstr(sk_cli_err, "100 rows"),
+          "examples of other points are refused: %s", sk_cli_err);
+}
+
 int main(void)
 {
     test_spec_limits();
@@ -167,5 +208,6 @@ int main(void)
     test_outputs_checked_first();
     test_flag_ranges();
     test_stale_temporaries();
+    test_certify_points_and_sandwich();
     return sk_test_finish("test_bad_input");
 }

@@ -71,6 +71,10 @@ struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, 
  * companion file is looked for as <stem>_labels.npy, <stem>-labels.npy,
  * <stem>.labels.npy, or with a trailing x/X of the stem replaced by y/Y. */
 struct sk_dataset *sk_data_load_npy(const char *x_path, const char *labels_path);
+/* A whole .npy array (the dtypes above) as float32, C order; *ndim (1..4)
+ * and shape[4] (unused dimensions 1) describe it. The caller sk_free()s it.
+ * NULL + sk_last_error() naming the file and the offset on a bad file. */
+float *sk_npy_read(const char *path, int *ndim, long *shape);
 
 /* Options for sk_data_open. Zero-initialised = defaults. */
 struct sk_data_options {

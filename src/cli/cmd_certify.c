@@ -54,7 +54,7 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
 }
 
 static void print_json(const struct cli_common *c, int method, float eps, float lo, float hi, int n,
-                       const struct cert_result *r)
+                       const struct cert_result *r, int n_broken, int n_outside)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
@@ -77,6 +77,12 @@ static void print_json(const struct cli_common *c, int method, float eps, float 
     } else {
         cJSON_AddNullToObject(o, "box");
     }
+    if (n_broken >= 0) {
+        cJSON *sw = cJSON_AddObjectToObject(o, "sandwich");
+        cJSON_AddNumberToObject(sw, "broken", n_broken);
+        cJSON_AddNumberToObject(sw, "certified_and_broken", 0);
+        cJSON_AddNumberToObject(sw, "outside_threat_set", n_outside);
+    }
     if (method == SK_CERT_LIPSCHITZ) {
         cli_json_num(o, "lipschitz_global", r->rep.lipschitz_global);
         cJSON_AddBoolToObject(o, "lipschitz_proved", r->rep.lipschitz_proved);
@@ -87,7 +93,7 @@ static void print_json(const struct cli_common *c, int method, float eps, float 
 }
 
 static void print_text(const struct cli_common *c, const char *spec, int method, float eps, float lo, float hi,
-                       int n, const struct cert_result *r)
+                       int n, const struct cert_result *r, int n_broken, int n_outside)
 {
     printf("model      %s (%s)\n", c->model, spec);
     printf("data       %s, split %s, %d rows\n", c->data, c->split ? c->split : "test", n);
@@ -103,10 +109,129 @@ static void print_text(const struct cli_common *c, const char *spec, int method,
                r->rep.lipschitz_global,
                r->rep.lipschitz_proved ? "proved" : "estimated: a layer too large for Gram iteration", r->med2,
                r->medinf);
+    if (n_broken >= 0)
+        printf("sandwich   %d point(s) broken by the attack, none of them certified%s\n", n_broken,
+               n_outside ? " (examples outside the threat set skipped)" : "");
     printf("time       %.2f s\n", r->rep.seconds);
 }
 
-static int run(const struct cli_common *c, int method, float eps, float clip_min, float clip_max)
+/* Per point: the predicted class, certified or not, and the certified
+ * margin (the lower bound of min_{j != y} z_y - z_j over the threat set). */
+struct cert_points {
+    int *pred;
+    float *margin;
+    unsigned char *cert;
+};
+
+static void points_free(struct cert_points *p)
+{
+    sk_free(p->pred);
+    sk_free(p->margin);
+    sk_free(p->cert);
+}
+
+static int cert_points(struct sk_model *m, const struct sk_dataset *d, int method, float eps, float lo, float hi,
+                       struct cert_points *p)
+{
+    int N = d->n, K = m->n_classes;
+    float *mlo = sk_malloc(sizeof(float) * (size_t)N * K), *lp = sk_malloc(sizeof(float) * (size_t)N * K);
+    p->pred = sk_malloc(sizeof(int) * (size_t)N);
+    p->margin = sk_malloc(sizeof(float) * (size_t)N);
+    p->cert = sk_malloc((size_t)N);
+    int rc = !mlo || !lp || !p->pred || !p->margin || !p->cert ? SK_ENOMEM : SK_OK;
+    struct sk_cert_report rep;
+    /* the certified flags are sk_certify's own decisions; the margins come with them */
+    if (!rc) rc = sk_certify(m, (enum sk_cert_method)method, d->x, d->y, N, eps, lo, hi, p->cert, &rep);
+    if (!rc) rc = sk_certify_margins(m, (enum sk_cert_method)method, d->x, d->y, N, eps, lo, hi, mlo);
+    if (!rc) rc = sk_model_log_probs(m, d->x, N, lp);
+    for (int i = 0; i < N && !rc; i++) {
+        int b = 0;
+        float w = INFINITY;
+        for (int k = 0; k < K; k++) {
+            if (lp[(size_t)i * K + k] > lp[(size_t)i * K + b]) b = k;
+            if (k != d->y[i]) w = fminf(w, mlo[(size_t)i * K + k]);
+        }
+        p->pred[i] = b;
+        p->margin[i] = w;
+    }
+    sk_free(mlo);
+    sk_free(lp);
+    return rc;
+}
+
+/* --points FILE.csv: one line per point. */
+static int write_points(const char *path, const struct sk_dataset *d, const struct cert_points *p)
+{
+    size_t cap = 64 + 64 * (size_t)d->n, o = 0;
+    char *buf = sk_malloc(cap);
+    if (!buf) return cli_fail_lib();
+    o += (size_t)snprintf(buf, cap, "index,label,predicted,certified,margin_lower\n");
+    for (int i = 0; i < d->n; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%d,%d,%d,%d,%.9g\n", i, d->y[i], p->pred[i], p->cert[i], p->margin[i]);
+    const void *parts[1] = { buf };
+    size_t lens[1] = { o };
+    int rc = sk_write_file_atomic(path, parts, lens, 1);
+    sk_free(buf);
+    return rc ? cli_fail_lib() : CLI_OK;
+}
+
+/* --attacked FILE.npy (attack --save-adv of the same points): no point an
+ * attack broke inside the threat set may be certified. A certified point
+ * with a misclassified example within eps and the box means an unsound
+ * bound: a loud failure, never a figure. */
+static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *path, float eps, float lo, float hi,
+                    const struct cert_points *p, int *n_broken, int *n_outside)
+{
+    int nd;
+    long sh[4];
+    float *xa = sk_npy_read(path, &nd, sh);
+    if (!xa) return cli_fail_lib();
+    size_t D = (size_t)m->in_dim;
+    int K = m->n_classes, status = CLI_OK;
+    float *lp = NULL;
+    if (sh[0] != d->n || (size_t)(sh[1] * sh[2] * sh[3]) != D) {
+        status = cli_fail("--attacked %s holds %ld rows of %ld values; the certified points are %d rows of %zu (attack "
+                          "the same --data, --split and --n)", path, sh[0], sh[1] * sh[2] * sh[3], d->n, D);
+        goto out;
+    }
+    lp = sk_malloc(sizeof(float) * (size_t)d->n * K);
+    if (!lp || sk_model_log_probs(m, xa, d->n, lp)) {
+        status = cli_fail_lib();
+        goto out;
+    }
+    *n_broken = *n_outside = 0;
+    int bad = -1, n_bad = 0;
+    for (int i = 0; i < d->n; i++) {
+        const float *a = xa + (size_t)i * D, *x = d->x + (size_t)i * D;
+        bool inside = true;
+        for (size_t j = 0; j < D && inside; j++)
+            inside = fabsf(a[j] - x[j]) <= eps * (1 + 1e-6f) && (!(lo < hi) || (a[j] >= lo && a[j] <= hi));
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (lp[(size_t)i * K + k] > lp[(size_t)i * K + b]) b = k;
+        if (!inside) {
+            (*n_outside)++;
+            continue;
+        }
+        if (b != d->y[i] && p->pred[i] == d->y[i]) {
+            (*n_broken)++;
+            if (p->cert[i]) {
+                n_bad++;
+                if (bad < 0) bad = i;
+            }
+        }
+    }
+    if (n_bad)
+        status = cli_fail("sandwich check failed: %d point(s) certified at eps %g were broken by the attack (first: "
+                          "point %d, certified margin %g): the bound is unsound", n_bad, eps, bad, p->margin[bad]);
+out:
+    sk_free(xa);
+    sk_free(lp);
+    return status;
+}
+
+static int run(const struct cli_common *c, int method, float eps, float clip_min, float clip_max,
+               const char *points_path, const char *attacked)
 {
     char *meta = NULL;
     struct sk_model *m = cli_load_model(c, &meta);
@@ -119,8 +244,14 @@ static int run(const struct cli_common *c, int method, float eps, float clip_min
     /* the box: given, else [0,1] when the data lie in it, else none */
     else if (d && !(status = cli_input_box("certify", c->data, d, clip_min, clip_max, true, &lo, &hi)) &&
              !(status = certify(m, d, method, eps, lo, hi, &r))) {
-        if (c->json) print_json(c, method, eps, lo, hi, d->n, &r);
-        else print_text(c, m->spec, method, eps, lo, hi, d->n, &r);
+        struct cert_points p = { 0 };
+        int n_broken = -1, n_outside = 0;
+        if ((points_path || attacked) && cert_points(m, d, method, eps, lo, hi, &p)) status = cli_fail_lib();
+        if (!status && points_path) status = write_points(points_path, d, &p);
+        if (!status && attacked) status = sandwich(m, d, attacked, eps, lo, hi, &p, &n_broken, &n_outside);
+        points_free(&p);
+        if (!status && c->json) print_json(c, method, eps, lo, hi, d->n, &r, n_broken, n_outside);
+        else if (!status) print_text(c, m->spec, method, eps, lo, hi, d->n, &r, n_broken, n_outside);
     }
     sk_free(meta);
     sk_dataset_free(d);
@@ -132,7 +263,7 @@ int cmd_certify(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
     float eps = -1, clip_min = NAN, clip_max = NAN;
-    const char *method_s = "ibp";
+    const char *method_s = "ibp", *points_path = NULL, *attacked = NULL;
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         CLI_DATA_OPTS(c),
@@ -140,6 +271,9 @@ int cmd_certify(int argc, char **argv)
         { "method", CLI_STR, &method_s, "M", "ibp | crown | lipschitz (default ibp; crown needs an MLP)" },
         { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of the valid input box (default 0 if the data lie in [0,1], else no box)" },
         { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of the valid input box (default 1 if the data lie in [0,1], else no box)" },
+        { "points", CLI_STR, &points_path, "FILE.csv", "write per point: index,label,predicted,certified,margin_lower" },
+        { "attacked", CLI_STR, &attacked, "FILE.npy", "adversarial examples of the same points (attack --save-adv): fail "
+          "if one that is misclassified within eps was certified" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -164,5 +298,9 @@ int cmd_certify(int argc, char **argv)
     if (!(eps >= 0) || !isfinite(eps)) return cli_usage("--eps E is required (a finite radius >= 0, e.g. 0.1)");
     int method = sk_cert_method_parse(method_s);
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
-    return run(&c, method, eps, clip_min, clip_max);
+    const struct cli_path outs[] = { { "--points", points_path, false }, { NULL, NULL, false } };
+    const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
+                                    { "--attacked", attacked, false }, { NULL, NULL, false } };
+    if ((rc = cli_check_outputs(outs, ins))) return rc;
+    return run(&c, method, eps, clip_min, clip_max, points_path, attacked);
 }

@@ -476,6 +476,21 @@ static double npy_at(const struct npy *a, size_t i)
     }
 }
 
+float *sk_npy_read(const char *path, int *ndim, long *shape)
+{
+    size_t len = 0;
+    unsigned char *b = (unsigned char *)slurp(path, &len);
+    struct npy a;
+    float *out = NULL;
+    if (b && !npy_parse(path, b, len, &a) && (out = sk_malloc(sizeof(float) * (a.numel ? a.numel : 1)))) {
+        for (size_t i = 0; i < a.numel; i++) out[i] = (float)npy_at(&a, i);
+        *ndim = a.ndim;
+        for (int d = 0; d < 4; d++) shape[d] = d < a.ndim ? a.shape[d] : 1;
+    }
+    sk_free(b);
+    return out;
+}
+
 static bool exists(const char *p)
 {
     struct stat sb;

@@ -201,6 +201,16 @@ static void test_certify_points_and_sandwich(void)
           "examples of other points are refused: %s", sk_cli_err);
 }
 
+static void test_overflowing_columns(void)
+{
+    FILE *f = fopen(sk_test_path("big.csv"), "w");
+    for (int i = 0; i < 40; i++) fprintf(f, "%g,%g,%d\n", i % 2 ? 3e38 : -3e38, (double)i, i % 2);
+    fclose(f);
+    int rc = sk_cli_run("train --data big.csv --header no --arch mlp:2-4-2:relu --epochs 1 --normalize minmax --out b.st");
+    CHECK(rc == 1 && strstr(sk_cli_err, "overflows float32") && strstr(sk_cli_err, "feature 0") && !strstr(sk_cli_err, "learning rate"),
+          "columns of +-3e38: the range overflow is named, not a diverging loss: %s", sk_cli_err);
+}
+
 int main(void)
 {
     test_spec_limits();
@@ -209,5 +219,6 @@ int main(void)
     test_flag_ranges();
     test_stale_temporaries();
     test_certify_points_and_sandwich();
+    test_overflowing_columns();
     return sk_test_finish("test_bad_input");
 }

@@ -370,6 +370,16 @@ struct sk_preprocess *sk_preprocess_fit(const struct sk_dataset *d, enum sk_prep
                 ss += v * v;
             }
         double sd = cnt ? sqrt(ss / cnt) : 0;
+        /* (x - shift) must stay a float for every training value: columns near
+         * +-FLT_MAX of both signs would overflow to inf, and training would fail
+         * later with a misleading "loss became nan" */
+        double far = fmax(fabs(hi - (kind == SK_PREP_MINMAX ? lo : mean)), fabs(lo - (kind == SK_PREP_MINMAX ? lo : mean)));
+        if (cnt && !(far <= FLT_MAX)) {
+            sk_error(SK_ENONFINITE, "%s: feature %d spans [%g, %g]: its %s overflows float32; rescale the data first",
+                     sk_prep_kind_name(kind), gi * HW, lo, hi, kind == SK_PREP_MINMAX ? "range" : "spread around the mean");
+            sk_preprocess_free(p);
+            return NULL;
+        }
         float shift, scale;
         if (kind == SK_PREP_MINMAX) {
             shift = cnt ? (float)lo : 0.0f;

@@ -39,9 +39,10 @@ static void keep_margin(const struct sk_actx *a, const float *xi, const float *x
     memcpy(bxi, xi, sizeof(float) * a->D);
 }
 
-static float *margins_new(int M)
+/* bm [M] (stochastic only; NULL otherwise) from the run's memory, -INFINITY */
+static float *margins_take(const struct sk_actx *a, struct sk_atk_mem *m, int M)
 {
-    float *bm = sk_malloc(sizeof(float) * (size_t)(M > 0 ? M : 1));
+    float *bm = a->stoch ? sk_atk_take(m, sizeof(float) * (size_t)(M > 0 ? M : 1)) : NULL;
     for (int i = 0; bm && i < M; i++) bm[i] = -INFINITY;
     return bm;
 }
@@ -63,11 +64,14 @@ static int refine_line(struct sk_actx *a, const float *x0, const int *y, const i
                        float *mn, int iters)
 {
     int D = a->D, K = a->K, rc = SK_OK;
-    float *xs = sk_malloc(sizeof(float) * (size_t)M * D), *lp = sk_malloc(sizeof(float) * (size_t)M * K);
-    float *lo = sk_malloc(sizeof(float) * M), *hi = sk_malloc(sizeof(float) * M);
-    if (!xs || !lp || !lo || !hi) {
-        rc = SK_ENOMEM;
-        goto done;
+    float *xs, *lp, *lo, *hi;
+    struct sk_atk_mem mem = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        xs = sk_atk_take(&mem, sizeof(float) * (size_t)M * D);
+        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        lo = sk_atk_take(&mem, sizeof(float) * M);
+        hi = sk_atk_take(&mem, sizeof(float) * M);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
     for (int i = 0; i < M; i++) {
         lo[i] = 0;
@@ -113,10 +117,7 @@ static int refine_line(struct sk_actx *a, const float *x0, const int *y, const i
         }
     }
 done:
-    sk_free(xs);
-    sk_free(lp);
-    sk_free(lo);
-    sk_free(hi);
+    sk_free(mem.base);
     return rc;
 }
 
@@ -130,17 +131,25 @@ int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
     bool *bs = ch->bs;
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
-    float *x = sk_malloc(sizeof(float) * MD), *rt = sk_calloc(MD, sizeof(float));
-    float *gk = sk_malloc(sizeof(float) * MD * K), *lp = sk_malloc(sizeof(float) * (size_t)M * K);
-    bool *done = sk_calloc((size_t)M, sizeof(bool));
-    float *xg = sk_malloc(sizeof(float) * MD), *gg = sk_malloc(sizeof(float) * MD);
-    float *lpg = sk_malloc(sizeof(float) * (size_t)M * K);
-    int *gi = sk_malloc(sizeof(int) * M);
-    float *bm = a->stoch ? margins_new(M) : NULL;
-    if (!x || !rt || !gk || !lp || !done || !xg || !gg || !lpg || !gi || (a->stoch && !bm)) {
-        rc = SK_ENOMEM;
-        goto out;
+    float *x, *rt, *gk, *lp, *xg, *gg, *lpg, *bm;
+    bool *done;
+    int *gi;
+    struct sk_atk_mem mem = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        x = sk_atk_take(&mem, sizeof(float) * MD);
+        rt = sk_atk_take(&mem, sizeof(float) * MD);
+        gk = sk_atk_take(&mem, sizeof(float) * MD * K);
+        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        done = sk_atk_take(&mem, sizeof(bool) * (size_t)M);
+        xg = sk_atk_take(&mem, sizeof(float) * MD);
+        gg = sk_atk_take(&mem, sizeof(float) * MD);
+        lpg = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        gi = sk_atk_take(&mem, sizeof(int) * (size_t)M);
+        bm = margins_take(a, &mem, M);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
+    memset(rt, 0, sizeof(float) * MD);
+    memset(done, 0, sizeof(bool) * (size_t)M);
     memcpy(x, x0, sizeof(float) * MD);
     for (int it = 0; it <= steps; it++) {
         /* gradients of every log-probability (one call per class), for the rows
@@ -226,16 +235,7 @@ int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
         a->cfg.norm = saved;
     }
 out:
-    sk_free(bm);
-    sk_free(x);
-    sk_free(rt);
-    sk_free(gk);
-    sk_free(lp);
-    sk_free(done);
-    sk_free(xg);
-    sk_free(gg);
-    sk_free(lpg);
-    sk_free(gi);
+    sk_free(mem.base);
     return rc;
 }
 
@@ -272,15 +272,24 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
     float lo = a->cfg.clip_min, hi = a->cfg.clip_max, span = hi - lo, lr = a->cfg.step_size;
-    float *w = sk_malloc(sizeof(float) * MD), *w0 = sk_malloc(sizeof(float) * MD), *x = sk_malloc(sizeof(float) * MD);
-    float *dx = sk_malloc(sizeof(float) * MD), *m1 = sk_malloc(sizeof(float) * MD), *v = sk_malloc(sizeof(float) * MD);
-    float *lp = sk_malloc(sizeof(float) * (size_t)M * K), *loss = sk_malloc(sizeof(float) * M);
-    float *c = sk_malloc(sizeof(float) * M), *clo = sk_malloc(sizeof(float) * M), *chi = sk_malloc(sizeof(float) * M);
-    bool *found = sk_malloc(sizeof(bool) * M);
-    float *bm = a->stoch ? margins_new(M) : NULL;
-    if (!w || !w0 || !x || !dx || !m1 || !v || !lp || !loss || !c || !clo || !chi || !found || (a->stoch && !bm)) {
-        rc = SK_ENOMEM;
-        goto out;
+    float *w, *w0, *x, *dx, *m1, *v, *lp, *loss, *c, *clo, *chi, *bm;
+    bool *found;
+    struct sk_atk_mem mem = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        w = sk_atk_take(&mem, sizeof(float) * MD);
+        w0 = sk_atk_take(&mem, sizeof(float) * MD);
+        x = sk_atk_take(&mem, sizeof(float) * MD);
+        dx = sk_atk_take(&mem, sizeof(float) * MD);
+        m1 = sk_atk_take(&mem, sizeof(float) * MD);
+        v = sk_atk_take(&mem, sizeof(float) * MD);
+        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        loss = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        c = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        clo = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        chi = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        found = sk_atk_take(&mem, sizeof(bool) * (size_t)M);
+        bm = margins_take(a, &mem, M);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
     for (size_t q = 0; q < MD; q++) {
         float u = (x0[q] - lo) / span * 2 - 1;
@@ -350,19 +359,7 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
     }
     if (!a->stoch) rc = refine_line(a, x0, y, t, M, bx, bs, mn, 10);
 out:
-    sk_free(bm);
-    sk_free(w);
-    sk_free(w0);
-    sk_free(x);
-    sk_free(dx);
-    sk_free(m1);
-    sk_free(v);
-    sk_free(lp);
-    sk_free(loss);
-    sk_free(c);
-    sk_free(clo);
-    sk_free(chi);
-    sk_free(found);
+    sk_free(mem.base);
     return rc;
 }
 
@@ -383,13 +380,16 @@ int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch)
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
     bool linf = a->cfg.norm == SK_NORM_LINF;
-    float *x = sk_malloc(sizeof(float) * MD), *dx = sk_malloc(sizeof(float) * MD);
-    float *lp = sk_malloc(sizeof(float) * (size_t)M * K), *loss = sk_malloc(sizeof(float) * M);
-    float *eps = sk_malloc(sizeof(float) * M);
-    float *bm = a->stoch ? margins_new(M) : NULL;
-    if (!x || !dx || !lp || !loss || !eps || (a->stoch && !bm)) {
-        rc = SK_ENOMEM;
-        goto out;
+    float *x, *dx, *lp, *loss, *eps, *bm;
+    struct sk_atk_mem mem = { 0 };
+    for (int pass = 0; pass < 2; pass++) {
+        x = sk_atk_take(&mem, sizeof(float) * MD);
+        dx = sk_atk_take(&mem, sizeof(float) * MD);
+        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
+        loss = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        eps = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        bm = margins_take(a, &mem, M);
+        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
     memcpy(x, x0, sizeof(float) * MD);
     /* the loss ascended is the CW margin (bigger = adversarial); FMN descends its negative */
@@ -447,11 +447,6 @@ int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch)
     }
     if (!a->stoch) rc = refine_line(a, x0, y, t, M, bx, bs, mn, 8);
 out:
-    sk_free(bm);
-    sk_free(x);
-    sk_free(dx);
-    sk_free(lp);
-    sk_free(loss);
-    sk_free(eps);
+    sk_free(mem.base);
     return rc;
 }

@@ -204,6 +204,58 @@ static void test_early_stop_and_nan(void)
     sk_dataset_free(d);
 }
 
+/* An update hook doing what the SGD optimiser does (constant rate). */
+static int sgd_update(void *ctx, struct sk_trainer *t)
+{
+    float lr = *(const float *)ctx;
+    for (size_t i = 0; i < t->n_params; i++) t->params[i] -= lr * t->grads[i];
+    return SK_OK;
+}
+
+/* The step hook: an update hook stepping the trainer's buffer with the
+ * trainer's gradient equals the optimiser bit for bit; a hook's own buffer
+ * rules out a validation split; best weights start zeroed (a checkpoint
+ * before the first validation holds zeros, not heap contents). */
+static void test_step_hook(void)
+{
+    struct sk_dataset *d = sk_data_moons(300, 0.2f, 9);
+    float *w[2];
+    float lr = 0.05f;
+    for (int run = 0; run < 2; run++) {
+        struct sk_model *m = sk_model_from_spec("mlp:2-16-2:tanh");
+        sk_model_init(m, SK_INIT_HE_UNIFORM, 4);
+        struct sk_train_config c = sk_train_defaults();
+        c.epochs = 3;
+        c.batch = 32;
+        c.opt = sk_optim_defaults(SK_OPT_SGD);
+        c.opt.lr = lr;
+        struct sk_step_hook h = { .update = sgd_update, .ctx = &lr };
+        if (run) c.step = &h;
+        CHECK(sk_train(m, &c, d->x, d->y, d->n) == SK_OK, "run %d", run);
+        w[run] = malloc(sizeof(float) * m->n_params);
+        memcpy(w[run], m->params, sizeof(float) * m->n_params);
+        if (run) CHECK(!memcmp(w[0], w[1], sizeof(float) * m->n_params), "update hook = SGD optimiser, bit for bit");
+        sk_model_free(m);
+    }
+    free(w[0]);
+    free(w[1]);
+    struct sk_model *m = sk_model_from_spec("mlp:2-16-2:tanh");
+    struct sk_train_config c = sk_train_defaults();
+    c.val_split = 0.2f;
+    struct sk_trainer *t = sk_trainer_new(m, &c, d->x, d->y, d->n);
+    bool zero = t != NULL;
+    for (size_t i = 0; t && i < m->n_params; i++) zero &= t->best_params[i] == 0;
+    CHECK(zero, "best weights start zeroed");
+    sk_trainer_free(t);
+    float buf[4], dbuf[4];
+    struct sk_step_hook h = { .params = buf, .grads = dbuf, .n_params = 4 };
+    c.step = &h;
+    CHECK(!sk_trainer_new(m, &c, d->x, d->y, d->n) && strstr(sk_last_error(), "validation split"),
+          "own buffer + validation split refused: %s", sk_last_error());
+    sk_model_free(m);
+    sk_dataset_free(d);
+}
+
 static void test_optimisers(void)
 {
     /* first two steps on w = [1, -2], g = [0.5, -1] (then g = [0.25, 0.5]) */
@@ -307,5 +359,6 @@ int main(void)
     test_determinism();
     test_hvp();
     test_early_stop_and_nan();
+    test_step_hook();
     return sk_test_finish("test_train");
 }

@@ -59,8 +59,17 @@ void *sk_malloc(size_t bytes);
 void *sk_calloc(size_t n, size_t size);
 void sk_free(void *p);
 char *sk_strdup(const char *s);
-/* Fail the n-th following allocation (1 = the next), 0 = never (tests only). */
+/* Tests only: make the n-th following sk_malloc/sk_calloc/sk_strdup fail
+ * (1 = the next) with SK_ENOMEM and the message "out of memory (injected
+ * failure)"; n <= 0 = never. One failure per call, counted over all threads.
+ * The skeptic command reads it from SKEPTIC_FAIL_ALLOC=N at startup, so a
+ * test can sweep N over a whole command, and says on stderr when the failure
+ * was taken ("injected allocation failure N taken"). Allocations of other
+ * libraries (cJSON, zlib, libpng, OpenBLAS) are not counted. */
 void sk_alloc_fail_after(long n);
+/* Whether the failure set by sk_alloc_fail_after has happened (true after
+ * sk_alloc_fail_after(0)). */
+bool sk_alloc_fail_taken(void);
 
 /* ---- random streams ---- */
 struct sk_rng {

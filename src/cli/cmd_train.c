@@ -195,9 +195,10 @@ static int open_data(const struct cli_common *c, struct train_run *r)
     if (r->train->n < 1) return cli_fail("%s: the training split is empty", c->data);
     long bad = sk_data_first_nonfinite(r->train);
     if (bad >= 0) return cli_fail("%s: row %ld holds a non-finite value", c->data, bad / r->train->dim);
-    /* a missing test split is not an error */
+    /* a missing test split is not an error, running out of memory is */
     if (!c->split) {
         r->test = cli_load_data(c, "test");
+        if (!r->test && strstr(sk_last_error(), "out of memory")) return cli_fail_lib();
         sk_error_clear();
     }
     return CLI_OK;

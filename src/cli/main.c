@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE 700 /* sigaction, SA_RESETHAND, SIGXFSZ */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -64,10 +65,23 @@ static void install_signal_handlers(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
+/* Under SKEPTIC_FAIL_ALLOC: whether the run met its failure, so that a test
+ * tells a run past its last allocation from one that absorbed the failure. */
+static void report_injected_failure(void)
+{
+    if (sk_alloc_fail_taken())
+        fprintf(stderr, "skeptic: injected allocation failure %s taken\n", getenv("SKEPTIC_FAIL_ALLOC"));
+}
+
 int main(int argc, char **argv)
 {
     { void sk_cli_coretype_reexec(int, char **); sk_cli_coretype_reexec(argc, argv); } /* first: src/cli/coretype.c */
     install_signal_handlers();
+    const char *fail_alloc = getenv("SKEPTIC_FAIL_ALLOC"); /* tests: see sk_alloc_fail_after */
+    if (fail_alloc && *fail_alloc) {
+        sk_alloc_fail_after(strtol(fail_alloc, NULL, 10));
+        atexit(report_injected_failure);
+    }
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

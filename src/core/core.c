@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,18 @@ void sk_assert_fail(const char *expr, const char *file, int line)
     abort();
 }
 
-static long alloc_fail_countdown; /* 0 = never fail */
+/* 0 (or below, once spent) = never fail. Atomic: OpenMP threads allocate
+ * too, and exactly one allocation may take the failure. */
+static _Atomic long alloc_fail_countdown;
 
-void sk_alloc_fail_after(long n) { alloc_fail_countdown = n; }
+void sk_alloc_fail_after(long n) { atomic_store(&alloc_fail_countdown, n); }
+
+bool sk_alloc_fail_taken(void) { return atomic_load(&alloc_fail_countdown) <= 0; }
 
 void *sk_malloc(size_t bytes)
 {
-    if (alloc_fail_countdown > 0 && --alloc_fail_countdown == 0) {
+    if (atomic_load_explicit(&alloc_fail_countdown, memory_order_relaxed) > 0 &&
+        atomic_fetch_sub(&alloc_fail_countdown, 1) == 1) {
         sk_error(SK_ENOMEM, "out of memory (injected failure)");
         return NULL;
     }

@@ -233,7 +233,12 @@ struct sk_dataset *sk_data_load_csv(const char *path, const char *label_column, 
          * same field of the second line is (string labels stay data) */
         char *second = nl > 1 ? sk_strdup(lines[1]) : NULL;
         char **f2 = sk_malloc(sizeof(char *) * (size_t)cap);
-        int n2 = second && f2 ? csv_fields(second, f2, cap) : 0;
+        if ((nl > 1 && !second) || !f2) {
+            sk_free(second);
+            sk_free(f2);
+            goto out_lines;
+        }
+        int n2 = second ? csv_fields(second, f2, cap) : 0;
         for (int j = 0; j < ncol; j++) {
             double v;
             if (!parse_num(f[j], &v) && (nl == 1 || (j < n2 && j < cap && parse_num(f2[j], &v)))) has_header = true;

@@ -3,6 +3,7 @@
 #include "skeptic/model.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +53,17 @@ static int read_range(struct sk_model *m, const char *path, const char *rj)
     int D = m->in_dim;
     bool ok = cJSON_IsArray(lo) && cJSON_IsArray(hi) && cJSON_GetArraySize(lo) == D && cJSON_GetArraySize(hi) == D;
     float *a = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL, *b = ok ? sk_malloc(sizeof(float) * (size_t)D) : NULL;
-    ok = ok && a && b;
+    if (ok && (!a || !b)) {
+        cJSON_Delete(r);
+        sk_free(a);
+        sk_free(b);
+        return sk_error(SK_ENOMEM, "%s: out of memory reading \"skeptic.input_range\"", path);
+    }
     int j = 0;
+    /* finite as float32, as they are kept */
     for (cJSON *p = ok ? lo->child : NULL, *q = ok ? hi->child : NULL; ok && p && q; p = p->next, q = q->next, j++) {
-        ok = cJSON_IsNumber(p) && cJSON_IsNumber(q) && isfinite(p->valuedouble) && isfinite(q->valuedouble) &&
-             p->valuedouble <= q->valuedouble;
+        ok = cJSON_IsNumber(p) && cJSON_IsNumber(q) && fabs(p->valuedouble) <= FLT_MAX &&
+             fabs(q->valuedouble) <= FLT_MAX && p->valuedouble <= q->valuedouble;
         if (ok) {
             a[j] = (float)p->valuedouble;
             b[j] = (float)q->valuedouble;

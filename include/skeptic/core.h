@@ -15,6 +15,17 @@
  * mix64(k + (i+1) * 0x9E3779B97F4A7C15), so a stream's position is one
  * integer and a derived key is mix64(k ^ mix64(stream_id)). Same seed, same
  * thread count => same bits.
+ *
+ * Example: a reproducible draw and an error that says what went wrong.
+ *
+ *     struct sk_rng r = sk_rng_derive(sk_rng_new(42).key, SK_STREAM_INIT);
+ *     double u = sk_rng_uniform_d(&r);          // same seed, same u
+ *     float *buf = sk_malloc(sizeof(float) * 1000);
+ *     if (!buf) { fprintf(stderr, "%s\n", sk_last_error()); return SK_ENOMEM; }
+ *     sk_set_threads(2);                        // BLAS and OpenMP
+ *     double t0 = sk_now();
+ *     ...
+ *     sk_free(buf);                             // NULL is fine too
  */
 #ifndef SKEPTIC_CORE_H
 #define SKEPTIC_CORE_H

@@ -5,6 +5,19 @@
  * A dataset owns x (n rows of dim = c*h*w floats, row-major, images NCHW) and
  * y (n int labels in [0, n_classes)). Every loader validates what it reads
  * and fails with a message naming the file, the byte offset and the problem.
+ *
+ * Example: Fashion-MNIST's test split, two classes, standardised by the
+ * training split's statistics (per channel for images, per feature for tables).
+ *
+ *     struct sk_dataset *tr = sk_data_open("fashion-mnist", "train", NULL);
+ *     struct sk_dataset *te = sk_data_open("fashion-mnist", "test", NULL);
+ *     if (!tr || !te) { fprintf(stderr, "%s\n", sk_last_error()); return 1; }
+ *     int cl[2] = { 6, 0 };                     // shirt becomes 0, T-shirt 1
+ *     struct sk_dataset *sub = sk_data_select_classes(te, cl, 2);
+ *     struct sk_preprocess *p = sk_preprocess_fit(tr, SK_PREP_STANDARDIZE);
+ *     // a model takes p as its input transform (sk_model_set_preprocess); data stay raw
+ *     sk_preprocess_free(p);
+ *     sk_dataset_free(sub); sk_dataset_free(te); sk_dataset_free(tr);
  */
 #ifndef SKEPTIC_DATA_H
 #define SKEPTIC_DATA_H

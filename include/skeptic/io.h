@@ -9,6 +9,19 @@
  * data_offsets}, "__metadata__": {string: string}}, then raw little-endian
  * data. Model files (skeptic/model_file.h) and training checkpoints
  * (skeptic/train.h) are safetensors files written through this interface.
+ *
+ * Example: write an array as .npy and a text file, each atomically.
+ *
+ *     float x[6] = { 1, 2, 3, 4, 5, 6 };
+ *     int64_t shape[2] = { 2, 3 };
+ *     if (sk_npy_write_f32("x.npy", x, 2, shape)) fprintf(stderr, "%s\n", sk_last_error());
+ *     const char *text = "eps,robust_accuracy\n0.1,0.42\n";
+ *     const void *parts[1] = { text };
+ *     size_t lens[1] = { strlen(text) };
+ *     sk_write_file_atomic("curve.csv", parts, lens, 1);   // old file intact on failure
+ *     struct sk_safetensors *f = sk_safetensors_read("model.safetensors");
+ *     const char *spec = f ? sk_safetensors_meta(f, "skeptic.spec") : NULL;
+ *     sk_safetensors_free(f);
  */
 #ifndef SKEPTIC_IO_H
 #define SKEPTIC_IO_H

@@ -11,6 +11,11 @@
  *   train.h  the training loop; checkpoints
  *   data.h   datasets and loaders (IDX, MNIST JSON, CSV, npy, synthetic), splits, preprocessing
  *   io.h     file formats (safetensors, npy, png) and atomic writes
+ *   metrics.h accuracy, NLL, Brier, ECE and reliability, entropy, mutual information, detection AUROC
+ *   attack.h adversarial attacks through the classifier seam, the suite, EOT verdicts
+ *   bayes.h  Bayesian posteriors (VI, MC dropout, ensembles, SGLD, Laplace), their predictive
+ *   certify.h certified bounds (IBP, CROWN, a proved Lipschitz bound)
+ *   robust.h adversarial and certified training
  *   study.h  the seed's experiments as library calls (compare: deterministic vs Bayesian)
  *
  * A worked example (train an MLP on two moons):
@@ -35,6 +40,11 @@
 #include "skeptic/optim.h"
 #include "skeptic/train.h"
 #include "skeptic/io.h"
+#include "skeptic/metrics.h"
+#include "skeptic/attack.h"
+#include "skeptic/bayes.h"
+#include "skeptic/certify.h"
+#include "skeptic/robust.h"
 #include "skeptic/study.h"
 
 #endif

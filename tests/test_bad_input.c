@@ -8,7 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -211,6 +213,42 @@ static void test_overflowing_columns(void)
           "columns of +-3e38: the range overflow is named, not a diverging loss: %s", sk_cli_err);
 }
 
+/* Peak memory of `skeptic info` on a file under 1 MB whose spec is as large
+ * as a file that size lets through (its values plus the load's slack): the
+ * run happens in a fresh child, whose own children's peak is measured. */
+static void test_info_peak_memory(void)
+{
+    write_tiny("big-spec.st", "mlp:2-1000-1000-2");
+    size_t n = 0;
+    unsigned char *b = sk_test_file_bytes("big-spec.st", &n);
+    free(b);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "'%s' info '%s' > /dev/null 2>&1", sk_cli_bin(), sk_test_path("big-spec.st"));
+        int st = system(cmd);
+        struct rusage ru;
+        getrusage(RUSAGE_CHILDREN, &ru);
+        FILE *f = fopen(sk_test_path("rss.txt"), "w");
+        if (f) {
+            fprintf(f, "%ld %d\n", ru.ru_maxrss, st);
+            fclose(f);
+        }
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    char buf[64] = "";
+    sk_test_slurp(sk_test_path("rss.txt"), buf, sizeof buf);
+    long kb = -1;
+    int rc = -1;
+    sscanf(buf, "%ld %d", &kb, &rc);
+    /* ASan's shadow memory and quarantine inflate the figure: the bound is for the plain build */
+    long limit = getenv("SKEPTIC_SANITIZED") ? 400 * 1024 : 100 * 1024;
+    printf("skeptic info on a %zu-byte file naming mlp:2-1000-1000-2: peak %ld KB\n", n, kb);
+    CHECK(n < (1 << 20) && kb > 0 && kb < limit && rc != 0, "info's peak memory %ld KB < %ld KB, and an error", kb, limit);
+}
+
 int main(void)
 {
     test_spec_limits();
@@ -220,5 +258,6 @@ int main(void)
     test_stale_temporaries();
     test_certify_points_and_sandwich();
     test_overflowing_columns();
+    test_info_peak_memory();
     return sk_test_finish("test_bad_input");
 }

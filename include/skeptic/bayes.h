@@ -181,7 +181,13 @@ void sk_posterior_free(struct sk_posterior *p); /* NULL ok */
 /* ---------------- training ----------------
  * All use cfg's epochs, batch, seed, optimiser and learning-rate schedule,
  * on_epoch (called with train loss/accuracy) and on_batch. The model's
- * parameters are the starting point (initialise them first). */
+ * parameters are the starting point (initialise them first). vi and sgld run
+ * in the trainer's loop (train.h, step hook) on every row (cfg's validation
+ * split, patience, loss and on_grad do not apply) and honour on_checkpoint /
+ * checkpoint_every and resume: a checkpoint also holds vi's [mu; rho]
+ * ("skeptic.vi.theta", with the optimiser moments of those 2P values) or
+ * sgld's kept samples ("skeptic.sgld.samples", their count in the state), so
+ * a run killed and resumed ends bitwise identical. */
 
 /* Bayes by Backprop. On return p->model->params = mu, p->rho = rho. */
 int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vi,
@@ -201,6 +207,36 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
  * NULL) are used when lc->select_on_val. */
 int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config *lc, const float *x, const int *y,
                          int n, const float *vx, const int *vy, int nv);
+/* Every method through one call: what `skeptic train --method M` and
+ * `skeptic compare` run. Fields a method does not use are ignored. */
+struct sk_bayes_train_config {
+    /* deterministic and mc-dropout networks, vi, every ensemble member, and
+     * the warm start (MAP network) of sgld and laplace */
+    struct sk_train_config train;
+    /* sgld, laplace, deterministic, mc-dropout: the model's weights are
+     * trained already; no warm start (default false) */
+    bool pretrained;
+    /* adversarial training of the deterministic, mc-dropout and warm-start
+     * networks and of each ensemble member by sk_adv_train (borrowed; NULL or
+     * kind none: plain). VI's own is vi.adv. */
+    const struct sk_adv_config *adv;
+    struct sk_vi_config vi;
+    int members;                 /* ensemble (default 5) */
+    enum sk_init member_init;    /* ensemble (default He uniform) */
+    struct sk_train_config sgld_train; /* sgld's sampling run: epochs, batch, seed, lr = step size */
+    struct sk_sgld_config sgld;
+    struct sk_laplace_config laplace;
+    const float *val_x;          /* laplace.select_on_val: validation rows (borrowed; may be NULL) */
+    const int *val_y;
+    int n_val;
+};
+struct sk_bayes_train_config sk_bayes_train_defaults(void);
+/* Train p by its method on n rows of x (the model initialised, or trained
+ * with cfg->pretrained): vi, ensemble and sgld as their functions above,
+ * laplace and sgld after the warm start. A library status. */
+int sk_bayes_train(struct sk_posterior *p, const struct sk_bayes_train_config *cfg, const float *x, const int *y,
+                   int n);
+
 /* Temperature minimising the NLL of (x, y) under the posterior's predictive
  * with S samples; sets p->temperature and returns it in *T (may be NULL). */
 int sk_posterior_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,

@@ -145,58 +145,52 @@ static int build(const struct cli_common *c, struct bayes_args *a, struct sk_dat
 /* Train p by its method; returns a library status. */
 static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct sk_dataset *tr)
 {
-    struct sk_model *m = p->model;
-    struct sk_train_config cfg = sk_train_defaults();
-    cfg.epochs = a->epochs;
-    cfg.batch = a->batch;
-    cfg.seed = a->seed;
-    cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
-    cfg.opt.lr = a->lr;
-    cfg.on_epoch = on_epoch;
-    int rc;
+    struct sk_bayes_train_config bc = sk_bayes_train_defaults();
+    struct sk_train_config *cfg = &bc.train;
+    cfg->epochs = a->epochs;
+    cfg->batch = a->batch;
+    cfg->seed = a->seed;
+    cfg->opt = sk_optim_defaults(SK_OPT_ADAM);
+    cfg->opt.lr = a->lr;
+    cfg->on_epoch = on_epoch;
+    bc.adv = &a->advc; /* kind none: plain training */
+    bc.members = a->members;
     switch (a->method_kind) {
-    case SK_BAYES_VI: {
-        struct sk_vi_config vc = sk_vi_defaults();
-        vc.prior = strcmp(a->prior, "mixture") ? SK_PRIOR_GAUSSIAN : SK_PRIOR_MIXTURE;
-        vc.prior_sigma = a->prior_sigma;
-        vc.init_sigma = a->init_sigma;
-        vc.kl_weight = a->kl_weight;
-        vc.anneal_epochs = a->anneal;
-        vc.local_reparam = !a->no_lrt;
-        if (a->flipout || a->no_flipout) vc.flipout = a->flipout;
-        vc.adv = a->adv_kind != SK_ADV_NONE ? &a->advc : NULL;
-        cfg.opt.sched = SK_SCHED_COSINE;
-        cfg.opt.min_lr = a->lr * 0.05f;
-        return sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, tr->n);
+    case SK_BAYES_VI:
+        bc.vi.prior = strcmp(a->prior, "mixture") ? SK_PRIOR_GAUSSIAN : SK_PRIOR_MIXTURE;
+        bc.vi.prior_sigma = a->prior_sigma;
+        bc.vi.init_sigma = a->init_sigma;
+        bc.vi.kl_weight = a->kl_weight;
+        bc.vi.anneal_epochs = a->anneal;
+        bc.vi.local_reparam = !a->no_lrt;
+        if (a->flipout || a->no_flipout) bc.vi.flipout = a->flipout;
+        bc.vi.adv = a->adv_kind != SK_ADV_NONE ? &a->advc : NULL;
+        cfg->opt.sched = SK_SCHED_COSINE;
+        cfg->opt.min_lr = a->lr * 0.05f;
+        break;
+    case SK_BAYES_SGLD:
+        bc.adv = NULL; /* the warm start is plain */
+        bc.sgld.burnin_epochs = 1;
+        bc.sgld.thin = a->thin;
+        bc.sgld.n_keep = a->keep;
+        bc.sgld.cycles = a->cycles;
+        bc.sgld.prior_sigma = a->sgld_prior;
+        bc.sgld_train = *cfg;
+        bc.sgld_train.epochs = a->burnin + 1 > 2 ? a->burnin + 1 : 2;
+        bc.sgld_train.opt.lr = a->sgld_lr;
+        break;
+    case SK_BAYES_LAPLACE:
+        bc.adv = NULL;
+        bc.laplace.hessian = strcmp(a->hessian, "full") ? SK_LAPLACE_KFAC : SK_LAPLACE_FULL;
+        bc.laplace.prior_precision = a->prior_precision;
+        bc.laplace.probit = a->probit;
+        break;
+    case SK_BAYES_MCDROPOUT: case SK_BAYES_ENSEMBLE: break;
+    default: bc.adv = NULL; break;
     }
-    case SK_BAYES_ENSEMBLE:
-        return sk_bayes_train_ensemble_adv(p, a->members, SK_INIT_HE_UNIFORM, &cfg, &a->advc, tr->x, tr->y, tr->n);
-    case SK_BAYES_SGLD: {
-        rc = sk_train(m, &cfg, tr->x, tr->y, tr->n);
-        struct sk_sgld_config sc = sk_sgld_defaults();
-        sc.burnin_epochs = 1;
-        sc.thin = a->thin;
-        sc.n_keep = a->keep;
-        sc.cycles = a->cycles;
-        sc.prior_sigma = a->sgld_prior;
-        struct sk_train_config s = cfg;
-        s.epochs = a->burnin + 1 > 2 ? a->burnin + 1 : 2;
-        s.opt.lr = a->sgld_lr;
-        return rc ? rc : sk_bayes_train_sgld(p, &s, &sc, tr->x, tr->y, tr->n);
-    }
-    case SK_BAYES_LAPLACE: {
-        rc = sk_train(m, &cfg, tr->x, tr->y, tr->n);
-        struct sk_laplace_config lc = sk_laplace_defaults();
-        lc.hessian = strcmp(a->hessian, "full") ? SK_LAPLACE_KFAC : SK_LAPLACE_FULL;
-        lc.prior_precision = a->prior_precision;
-        lc.probit = a->probit;
-        if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
-        if (!rc) fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
-        return rc;
-    }
-    case SK_BAYES_MCDROPOUT: return sk_adv_train(m, &cfg, &a->advc, tr->x, tr->y, tr->n, NULL); /* none: sk_train */
-    default: return sk_train(m, &cfg, tr->x, tr->y, tr->n);
-    }
+    int rc = sk_bayes_train(p, &bc, tr->x, tr->y, tr->n);
+    if (!rc && a->method_kind == SK_BAYES_LAPLACE) fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
+    return rc;
 }
 
 static int train_bayes(const struct cli_common *c, struct bayes_args *a)

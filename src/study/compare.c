@@ -218,48 +218,51 @@ static int fit(struct run *r, struct sk_posterior *p, int mk, struct epoch_ctx *
                const struct sk_dataset *va)
 {
     const struct sk_compare_config *o = r->o;
-    struct sk_model *m = p->model;
-    struct sk_train_config c = train_cfg(o, o->epochs, o->lr, ec);
-    int rc = SK_OK;
+    struct sk_bayes_train_config bc = sk_bayes_train_defaults();
+    bc.train = train_cfg(o, o->epochs, o->lr, ec);
     switch (mk) {
-    case SK_BAYES_VI: {
-        struct sk_vi_config vc = sk_vi_defaults();
-        vc.prior_sigma = o->prior_sigma;
-        vc.init_sigma = o->init_sigma;
-        vc.kl_weight = o->kl_weight;
-        vc.prior = o->prior;
-        if (o->flipout >= 0) vc.flipout = o->flipout;
-        c = train_cfg(o, o->vi_epochs, o->vi_lr, ec);
-        c.opt.sched = SK_SCHED_COSINE;
-        c.opt.min_lr = o->vi_lr * 0.05f;
-        return sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n);
-    }
+    case SK_BAYES_VI:
+        bc.vi.prior_sigma = o->prior_sigma;
+        bc.vi.init_sigma = o->init_sigma;
+        bc.vi.kl_weight = o->kl_weight;
+        bc.vi.prior = o->prior;
+        if (o->flipout >= 0) bc.vi.flipout = o->flipout;
+        bc.train = train_cfg(o, o->vi_epochs, o->vi_lr, ec);
+        bc.train.opt.sched = SK_SCHED_COSINE;
+        bc.train.opt.min_lr = o->vi_lr * 0.05f;
+        break;
     case SK_BAYES_ENSEMBLE:
-        if (o->ens_epochs > 0) c.epochs = o->ens_epochs;
-        return sk_bayes_train_ensemble(p, o->members, SK_INIT_HE_UNIFORM, &c, tr->x, tr->y, tr->n);
+        if (o->ens_epochs > 0) bc.train.epochs = o->ens_epochs;
+        bc.members = o->members;
+        break;
     case SK_BAYES_SGLD: {
         /* warm start from a trained network, then Langevin dynamics */
-        rc = base_weights(r, ec->method, m, &c, tr);
-        struct sk_sgld_config sc = sk_sgld_defaults();
-        struct sk_train_config s = train_cfg(o, o->sgld_epochs, o->sgld_lr, ec);
         long per_epoch = (tr->n + o->batch - 1) / o->batch;
-        sc.burnin_epochs = 1;
-        sc.n_keep = 20;
-        sc.thin = (int)((per_epoch * (o->sgld_epochs - 1)) / sc.n_keep);
-        if (sc.thin < 1) sc.thin = 1;
-        return rc ? rc : sk_bayes_train_sgld(p, &s, &sc, tr->x, tr->y, tr->n);
+        bc.sgld_train = train_cfg(o, o->sgld_epochs, o->sgld_lr, ec);
+        bc.sgld.burnin_epochs = 1;
+        bc.sgld.n_keep = 20;
+        bc.sgld.thin = (int)((per_epoch * (o->sgld_epochs - 1)) / bc.sgld.n_keep);
+        if (bc.sgld.thin < 1) bc.sgld.thin = 1;
+        break;
     }
-    case SK_BAYES_LAPLACE: {
-        rc = base_weights(r, ec->method, m, &c, tr);
-        struct sk_laplace_config lc = sk_laplace_defaults();
-        if (!rc) rc = sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, va->x, va->y, va->n);
-        if (!rc)
-            progress(o, (struct sk_compare_progress){ .stage = SK_COMPARE_FITTED, .method = ec->method,
-                                                      .value = p->prior_precision });
-        return rc;
+    case SK_BAYES_LAPLACE:
+        bc.val_x = va->x;
+        bc.val_y = va->y;
+        bc.n_val = va->n;
+        break;
+    default: break;
     }
-    default: return base_weights(r, ec->method, m, &c, tr);
+    int rc = SK_OK;
+    if (mk != SK_BAYES_VI && mk != SK_BAYES_ENSEMBLE) {
+        /* the base network, trained once and shared by the methods built on it */
+        rc = base_weights(r, ec->method, p->model, &bc.train, tr);
+        bc.pretrained = true;
     }
+    if (!rc) rc = sk_bayes_train(p, &bc, tr->x, tr->y, tr->n);
+    if (!rc && mk == SK_BAYES_LAPLACE)
+        progress(o, (struct sk_compare_progress){ .stage = SK_COMPARE_FITTED, .method = ec->method,
+                                                  .value = p->prior_precision });
+    return rc;
 }
 
 /* Train (or load from dir) one method. Returns an owned posterior or NULL. */

@@ -82,9 +82,45 @@ float *sk_graph_grad(const struct sk_graph *g, int node);
  * zeroed first; parameter gradients accumulate (zero them yourself). */
 int sk_graph_backward(struct sk_graph *g, int node, const float *seed);
 
-/* Hessian-vector product of a scalar loss with respect to parameters is
- * provided at the model level (sk_model_hvp in model.h) by central
- * differences of gradients. */
+/* ---------------- second order: exact Hessian-vector products ----------------
+ * For a scalar loss L recorded on g and a direction v over the leaves
+ * (inputs and parameters), sk_graph_hvp computes
+ *     Hv = d/dr grad L(leaves + r v) at r = 0
+ * exactly (to rounding), by forward-over-reverse (Pearlmutter's R-operator):
+ * a forward pass of directional derivatives R{y} of every value, the
+ * ordinary backward, and a backward pass of R{dL/dy}; each op's rule is in
+ * its op-table row. It costs about three backwards. Ops are differentiated
+ * as recorded: dropout with its fixed mask, batch norm with the statistics
+ * of its mode (training: batch statistics, differentiated too), max pooling
+ * and ReLU-like ops with their active set (second derivative 0 off kinks).
+ *
+ *     int x = sk_graph_input(g, xb, 2, shape, true);
+ *     int L = sk_loss_cross_entropy(g, sk_model_forward(m, g, x, SK_MODE_EVAL, 0), y, 0);
+ *     sk_graph_set_direction(g, x, vx, hvx);      // hvx += (H v)_x
+ *     sk_graph_hvp(g, L);
+ */
+
+/* Set the direction of leaf (an input or parameter node) for the next
+ * sk_graph_hvp: v (numel floats, borrowed until then; NULL = zero), and hv
+ * (numel floats, caller-owned; NULL = not wanted) into which the leaf's block
+ * of H v is *added* (zero it first). Leaves without a call have direction 0.
+ * SK_EINVAL for a non-leaf, or hv on a leaf without a gradient (an input
+ * without needs_grad, a frozen parameter). */
+int sk_graph_set_direction(struct sk_graph *g, int leaf, const float *v, float *hv);
+/* The same for every parameter node whose value lies inside the flat buffer
+ * params[0..n) (a model's parameter layout): direction v + offset, output
+ * hv + offset (either NULL). Returns how many nodes it matched. */
+int sk_graph_param_directions(struct sk_graph *g, const float *params, size_t n, const float *v, float *hv);
+/* Exact Hessian-vector product of the scalar node `loss` along the
+ * directions set above: runs sk_graph_backward(g, loss, NULL) (so gradients
+ * are filled, and parameter gradients accumulate, as there) and adds the
+ * leaves' blocks of H v into their hv buffers. SK_EINVAL, naming the op, when
+ * the loss depends on an op without an exact rule (nuclear); SK_ENOMEM. May
+ * be called again on the same forward with other directions. */
+int sk_graph_hvp(struct sk_graph *g, int loss);
+/* R{value} of a node after sk_graph_hvp: its directional derivative along
+ * the directions (NULL when none reaches it, i.e. zero). Arena-owned. */
+const float *sk_graph_tangent(const struct sk_graph *g, int node);
 
 /* ---------------- ops ----------------
  * Each constructor checks shapes, records a node and runs the op's forward

@@ -174,13 +174,25 @@ int sk_model_evaluate(struct sk_model *m, const float *x, const int *y, int n, d
 int sk_model_loss_grad(struct sk_model *m, struct sk_graph *g, const float *x, const int *y, int n,
                        enum sk_mode mode, uint64_t noise_key, float *loss);
 
-/* Hessian-vector product of the mean cross-entropy on (x,y) w.r.t. the
- * parameters, Hv = (g(theta + r v) - g(theta - r v)) / (2 r) with
- * r = 1e-3 * (1 + |theta|) / |v| (central differences of gradients, eval
- * mode). Error O(r^2 |d^3 L|): about 1e-3 relative in float32, enough for
- * curvature and sharpness studies; not for exact second-order methods.
- * hv has n_params floats. Parameters are restored exactly. */
+/* Exact Hessian-vector product of the mean cross-entropy on (x,y) w.r.t.
+ * the parameters, in eval mode (dropout off, batch norm on its running
+ * statistics): hv = H v with H = d^2 L / d theta^2, v and hv n_params floats
+ * in the parameter layout. Forward-over-reverse on the tape (sk_graph_hvp):
+ * exact up to float32 rounding, about three gradients' cost. ReLU and max
+ * pooling contribute their active sets (second derivative 0 off kinks).
+ * m->grads are zeroed; parameters and buffers unchanged. SK_EINVAL, naming
+ * the op, for a model with an op that has no second-order rule. */
 int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
+/* The same w.r.t. the input rows x (raw units, through the model's input
+ * transform): v and hv are n x in_dim floats, hv = (d^2 L / dx^2) v for the
+ * mean loss L (rows are independent in eval mode: row i's block is 1/n times
+ * the Hessian of its own loss). m->grads untouched. */
+int sk_model_hvp_input(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
+/* The test oracle for the two above, not for use: central differences of
+ * exact gradients, Hv ~ (g(theta + r v) - g(theta - r v)) / (2 r) with
+ * r = 1e-3 (1 + |theta|) / |v|, eval mode; about 1e-3 relative error in
+ * float32. Parameters and buffers restored exactly; m->grads zeroed. */
+int sk_model_hvp_fd(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
 
 /* Attach the input transform p (copied; NULL or kind none removes it):
  * the model then takes raw data and applies p as its first step, so every

@@ -210,3 +210,119 @@ int sk_graph_backward(struct sk_graph *g, int id, const float *seed)
     }
     return SK_OK;
 }
+
+/* ---- second order ---- */
+
+static bool is_leaf(const struct sk_node *nd) { return nd->op == OP_INPUT || nd->op == OP_PARAM; }
+
+int sk_graph_set_direction(struct sk_graph *g, int leaf, const float *v, float *hv)
+{
+    int rc = sk_node_check(g, leaf, "sk_graph_set_direction", "the leaf");
+    if (rc) return rc;
+    struct sk_node *nd = &g->nodes[leaf];
+    if (!is_leaf(nd))
+        return sk_error(SK_EINVAL, "sk_graph_set_direction: node %d is a %s, not an input or parameter", leaf,
+                        sk_op_table[nd->op].name);
+    if (hv && !nd->needs_grad)
+        return sk_error(SK_EINVAL, "sk_graph_set_direction: node %d (%s) has no gradient (an input without "
+                        "needs_grad, or a frozen parameter), so it has no Hessian-vector product", leaf,
+                        sk_op_table[nd->op].name);
+    nd->tval = (float *)v; /* borrowed, never written */
+    nd->tgrad = hv;
+    return SK_OK;
+}
+
+int sk_graph_param_directions(struct sk_graph *g, const float *params, size_t n, const float *v, float *hv)
+{
+    uintptr_t lo = (uintptr_t)params, hi = lo + n * sizeof(float);
+    int found = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct sk_node *nd = &g->nodes[i];
+        uintptr_t p = (uintptr_t)nd->val;
+        if (nd->op != OP_PARAM || p < lo || p + nd->n * sizeof(float) > hi) continue;
+        size_t off = (p - lo) / sizeof(float);
+        nd->tval = v ? (float *)v + off : NULL;
+        nd->tgrad = hv && nd->needs_grad ? hv + off : NULL;
+        found++;
+    }
+    return found;
+}
+
+/* Directional derivatives of every value reaching `id` (forward), in tape order. */
+static int hvp_tangents(struct sk_graph *g, int id, const unsigned char *reach)
+{
+    for (int i = 0; i <= id; i++) {
+        struct sk_node *nd = &g->nodes[i];
+        if (is_leaf(nd)) continue;
+        nd->tval = NULL;
+        nd->tgrad = NULL;
+        if (!reach[i]) continue;
+        if (nd->op == OP_FLATTEN) { /* a view: its input's tangents */
+            nd->tval = g->nodes[nd->in[0]].tval;
+            nd->tgrad = grad_owner(g, i)->tgrad;
+            continue;
+        }
+        if (nd->needs_grad) {
+            if (!nd->tgbuf && !(nd->tgbuf = sk_arena_alloc(g->arena, nd->n * sizeof(float)))) return SK_ENOMEM;
+            memset(nd->tgbuf, 0, nd->n * sizeof(float));
+            nd->tgrad = nd->tgbuf;
+        }
+        const struct sk_op_hvp *rule = sk_op_table[nd->op].hvp;
+        if (rule->temp_floats && !nd->ttmp &&
+            !(nd->ttmp = sk_arena_alloc(g->arena, rule->temp_floats(g, nd) * sizeof(float))))
+            return SK_ENOMEM;
+        bool moves = false;
+        for (int k = 0; k < 3; k++) moves |= nd->in[k] >= 0 && g->nodes[nd->in[k]].tval;
+        sk_op_fn f = rule->tangent;
+        if (!moves || !f) continue;
+        if (!nd->tbuf && !(nd->tbuf = sk_arena_alloc(g->arena, nd->n * sizeof(float)))) return SK_ENOMEM;
+        nd->tval = nd->tbuf;
+        f(g, nd);
+    }
+    return SK_OK;
+}
+
+int sk_graph_hvp(struct sk_graph *g, int id)
+{
+    int rc = sk_node_check(g, id, "sk_graph_hvp", "the loss");
+    if (rc) return rc;
+    struct sk_node *top = &g->nodes[id];
+    if (top->n != 1)
+        return sk_error(SK_EINVAL, "sk_graph_hvp: node %d has %zu elements; the Hessian is of a scalar loss", id,
+                        top->n);
+    if (!top->needs_grad)
+        return sk_error(SK_ESTATE, "sk_graph_hvp: node %d depends on no input or parameter that needs a gradient",
+                        id);
+    /* Only nodes the loss depends on take part: an op without a rule
+     * elsewhere on the tape (a logged metric) does not matter. */
+    unsigned char *reach = sk_arena_zalloc(g->arena, (size_t)id + 1);
+    if (!reach) return SK_ENOMEM;
+    reach[id] = 1;
+    for (int i = id; i >= 0; i--) {
+        struct sk_node *nd = &g->nodes[i];
+        if (!reach[i]) continue;
+        for (int k = 0; k < 3; k++)
+            if (nd->in[k] >= 0) reach[nd->in[k]] = 1;
+        const struct sk_op_def *def = &sk_op_table[nd->op];
+        if (!is_leaf(nd) && nd->op != OP_FLATTEN && !def->hvp)
+            return sk_error(SK_EINVAL, "sk_graph_hvp: op '%s' (node %d) has no exact second-order rule: %s",
+                            def->name, i, def->no_hvp ? def->no_hvp : "none written");
+    }
+    rc = hvp_tangents(g, id, reach);
+    if (rc) return rc;
+    rc = sk_graph_backward(g, id, NULL);
+    if (rc) return rc;
+    for (int i = id; i >= 0; i--) {
+        struct sk_node *nd = &g->nodes[i];
+        if (!reach[i] || !nd->needs_grad || is_leaf(nd) || nd->op == OP_FLATTEN) continue;
+        sk_op_fn f = sk_op_table[nd->op].hvp->backward;
+        if (f) f(g, nd);
+    }
+    return SK_OK;
+}
+
+const float *sk_graph_tangent(const struct sk_graph *g, int id)
+{
+    if (id < 0 || id >= g->n_nodes) return NULL;
+    return g->nodes[id].tval;
+}

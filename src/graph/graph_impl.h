@@ -32,6 +32,15 @@ struct sk_node {
     void *saved2;
     void *saved3;
     float *rbuf[2];      /* caller buffers (batch-norm running stats) */
+    /* Second order (sk_graph_hvp): tval = R{val}, the directional derivative
+     * of the value along the leaves' directions (NULL = zero: no direction
+     * reaches the node); tgrad = R{grad}, its directional derivative (leaves:
+     * the caller's hv buffer or NULL). */
+    float *tval;
+    float *tgrad;
+    float *tbuf;         /* arena buffer behind tval of an inner node, reused */
+    float *tgbuf;        /* arena buffer behind tgrad of an inner node, reused */
+    float *ttmp;         /* arena scratch of the op's second-order rule (temp_floats), reused */
 };
 
 struct sk_graph {
@@ -59,11 +68,26 @@ struct sk_op_def {
      * no_grad says why. */
     sk_op_fn backward;
     /* Second-order rule for exact Hessian-vector products (forward-over-
-     * reverse: the directional derivative of the backward). NULL for every
-     * op until that feature fills the column; sk_model_hvp meanwhile uses
-     * central differences of gradients. */
-    sk_op_fn hvp;
+     * reverse, Pearlmutter's R-operator); NULL where the op has none and
+     * no_hvp says why (sk_graph_hvp then refuses, naming the op). */
+    const struct sk_op_hvp *hvp;
     const char *no_grad;  /* why backward is NULL; NULL when it is not */
+    const char *no_hvp;   /* why hvp is NULL for an op with a backward */
+};
+/* The two halves of an op's second-order rule. With R{.} = d/dr at r = 0
+ * along the leaves' directions:
+ *   tangent:  nd->tval = R{y} from the inputs' values and tvals (an input's
+ *             tval NULL = zero); overwrites. NULL: R{y} is zero (a
+ *             piecewise-constant op).
+ *   backward: add R{dL/d input} = J^T R{dy} + R{J}^T dy into the tgrad of
+ *             every input that has one (in_tgrad), from nd->grad (dy, the
+ *             gradient of the ordinary backward), nd->tgrad (R{dy}), values
+ *             and tvals. Cannot fail: buffers were allocated before. */
+struct sk_op_hvp {
+    sk_op_fn tangent;
+    sk_op_fn backward;
+    /* floats of scratch the rule needs in nd->ttmp (NULL: none) */
+    size_t (*temp_floats)(const struct sk_graph *g, const struct sk_node *nd);
 };
 extern const struct sk_op_def sk_op_table[OP_COUNT];
 
@@ -122,6 +146,18 @@ static inline float *in_grad(struct sk_graph *g, struct sk_node *nd, int k)
 static inline float *in_val(struct sk_graph *g, struct sk_node *nd, int k)
 {
     return g->nodes[nd->in[k]].val;
+}
+/* Second order: input k's R{val} (NULL = zero) and the R{grad} buffer to
+ * add into (NULL: input k needs none). */
+static inline const float *in_tval(struct sk_graph *g, struct sk_node *nd, int k)
+{
+    return nd->in[k] < 0 ? NULL : g->nodes[nd->in[k]].tval;
+}
+static inline float *in_tgrad(struct sk_graph *g, struct sk_node *nd, int k)
+{
+    int id = nd->in[k];
+    if (id < 0 || !g->nodes[id].needs_grad) return NULL;
+    return g->nodes[id].tgrad;
 }
 
 /* Kernels shared with tests (naive twins live beside the fast ones). */
@@ -213,6 +249,13 @@ void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_affine_cols_forward(struct sk_graph *g, struct sk_node *nd);
 void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_step_forward(struct sk_graph *g, struct sk_node *nd); /* no backward: see the table */
+
+/* Second-order rules, the hvp column of sk_op_table (sk_hvp_<op>). */
+extern const struct sk_op_hvp sk_hvp_dense, sk_hvp_conv2d, sk_hvp_conv_relu_pool, sk_hvp_maxpool,
+    sk_hvp_avgpool, sk_hvp_gap, sk_hvp_relu, sk_hvp_lrelu, sk_hvp_tanh, sk_hvp_sigmoid, sk_hvp_softplus,
+    sk_hvp_gelu, sk_hvp_dropout, sk_hvp_batchnorm, sk_hvp_softmax, sk_hvp_log_softmax, sk_hvp_add, sk_hvp_sub,
+    sk_hvp_mul, sk_hvp_scale, sk_hvp_sum, sk_hvp_mean, sk_hvp_gauss, sk_hvp_ce, sk_hvp_bce, sk_hvp_mse, sk_hvp_kl,
+    sk_hvp_margin, sk_hvp_affine_cols, sk_hvp_step;
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
 

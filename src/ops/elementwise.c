@@ -294,3 +294,195 @@ void sk_log_softmax_backward(struct sk_graph *g, struct sk_node *nd)
         for (int k = 0; k < K; k++) dx[k] += dy[k] - expf(y[k]) * (float)s;
     }
 }
+
+/* ---- second order (R-operator; see struct sk_op_hvp) ----
+ * A unary y = f(x): R{y} = f'(x) R{x};  R{dx} += f'(x) R{dy} + f''(x) dy R{x}.
+ * d1, d2 are f' and f'' written with v = x, y and alpha. */
+#define UNARY_HVP(k, d1, d2)                                                     \
+    static void k##_tangent(struct sk_graph *g, struct sk_node *nd)              \
+    {                                                                            \
+        const float *X = in_val(g, nd, 0), *Y = nd->val, *T = in_tval(g, nd, 0); \
+        float alpha = nd->farg[0], *tY = nd->tval;                               \
+        (void)alpha; (void)Y;                                                    \
+        size_t n = nd->n;                                                        \
+        _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")          \
+        for (size_t i = 0; i < n; i++) {                                         \
+            float v = X[i], y = Y[i];                                            \
+            (void)v; (void)y;                                                    \
+            tY[i] = T[i] * (d1);                                                 \
+        }                                                                        \
+    }                                                                            \
+    static void k##_rback(struct sk_graph *g, struct sk_node *nd)                \
+    {                                                                            \
+        float *tdX = in_tgrad(g, nd, 0);                                         \
+        if (!tdX) return;                                                        \
+        const float *X = in_val(g, nd, 0), *Y = nd->val, *T = in_tval(g, nd, 0); \
+        const float *dY = nd->grad, *tdY = nd->tgrad;                            \
+        float alpha = nd->farg[0];                                               \
+        (void)alpha; (void)Y;                                                    \
+        size_t n = nd->n;                                                        \
+        _Pragma("omp parallel for if(n > SK_PAR_MIN) schedule(static)")          \
+        for (size_t i = 0; i < n; i++) {                                         \
+            float v = X[i], y = Y[i];                                            \
+            (void)v; (void)y;                                                    \
+            tdX[i] += tdY[i] * (d1) + (T ? dY[i] * T[i] * (d2) : 0.0f);          \
+        }                                                                        \
+    }                                                                            \
+    const struct sk_op_hvp sk_hvp_##k = { k##_tangent, k##_rback, NULL };
+
+static inline float gelu_pdf(float v) { return 0.39894228040143268f * expf(-0.5f * v * v); }
+
+UNARY_HVP(relu, v > 0 ? 1.0f : 0.0f, 0.0f)
+UNARY_HVP(lrelu, v > 0 ? 1.0f : alpha, 0.0f)
+UNARY_HVP(scale, alpha, 0.0f)
+UNARY_HVP(tanh, 1.0f - y * y, -2.0f * y * (1.0f - y * y))
+UNARY_HVP(sigmoid, y * (1.0f - y), y * (1.0f - y) * (1.0f - 2.0f * y))
+UNARY_HVP(softplus, sigmoidf(v), sigmoidf(v) * (1.0f - sigmoidf(v)))
+UNARY_HVP(gelu, 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * gelu_pdf(v), gelu_pdf(v) * (2.0f - v * v))
+
+/* The step's value is piecewise constant: R{y} = 0 and no gradient flows. */
+const struct sk_op_hvp sk_hvp_step = { NULL, NULL, NULL };
+
+/* Linear with constant per-column scale: R{y} = R{x} scale, R{dx} += R{dy} scale. */
+static void affine_cols_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *scale = nd->cptr[1], *T = in_tval(g, nd, 0);
+    size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
+#pragma omp parallel for if (nd->n > SK_PAR_MIN) schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (size_t j = 0; j < D; j++) nd->tval[r * D + j] = T[r * D + j] * scale[j];
+}
+
+static void affine_cols_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    const float *scale = nd->cptr[1], *tdY = nd->tgrad;
+    size_t N = (size_t)(nd->shape[0] > 0 ? nd->shape[0] : 1), D = nd->n / N;
+#pragma omp parallel for if (nd->n > SK_PAR_MIN) schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (size_t j = 0; j < D; j++) tdX[r * D + j] += tdY[r * D + j] * scale[j];
+}
+const struct sk_op_hvp sk_hvp_affine_cols = { affine_cols_tangent, affine_cols_rback, NULL };
+
+/* Binary: add/sub R{z} = R{a} +- R{b}; mul R{z} = R{a} b + a R{b},
+ * R{da} += R{dz} b + dz R{b}, R{db} += R{dz} a + dz R{a}. */
+static void binary_tangent(struct sk_graph *g, struct sk_node *nd, float sb, bool mul)
+{
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1);
+    const float *tA = in_tval(g, nd, 0), *tB = in_tval(g, nd, 1);
+    for (size_t i = 0; i < nd->n; i++) {
+        float ta = tA ? tA[i] : 0.0f, tb = tB ? tB[i] : 0.0f;
+        nd->tval[i] = mul ? ta * B[i] + A[i] * tb : ta + sb * tb;
+    }
+}
+
+static void binary_rback(struct sk_graph *g, struct sk_node *nd, float sb, bool mul)
+{
+    float *tdA = in_tgrad(g, nd, 0), *tdB = in_tgrad(g, nd, 1);
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1);
+    const float *tA = in_tval(g, nd, 0), *tB = in_tval(g, nd, 1), *dY = nd->grad, *tdY = nd->tgrad;
+    for (size_t i = 0; i < nd->n; i++) {
+        if (!mul) {
+            if (tdA) tdA[i] += tdY[i];
+            if (tdB) tdB[i] += sb * tdY[i];
+            continue;
+        }
+        if (tdA) tdA[i] += tdY[i] * B[i] + (tB ? dY[i] * tB[i] : 0.0f);
+        if (tdB) tdB[i] += tdY[i] * A[i] + (tA ? dY[i] * tA[i] : 0.0f);
+    }
+}
+
+static void add_tangent(struct sk_graph *g, struct sk_node *nd) { binary_tangent(g, nd, 1.0f, false); }
+static void add_rback(struct sk_graph *g, struct sk_node *nd) { binary_rback(g, nd, 1.0f, false); }
+static void sub_tangent(struct sk_graph *g, struct sk_node *nd) { binary_tangent(g, nd, -1.0f, false); }
+static void sub_rback(struct sk_graph *g, struct sk_node *nd) { binary_rback(g, nd, -1.0f, false); }
+static void mul_tangent(struct sk_graph *g, struct sk_node *nd) { binary_tangent(g, nd, 0.0f, true); }
+static void mul_rback(struct sk_graph *g, struct sk_node *nd) { binary_rback(g, nd, 0.0f, true); }
+const struct sk_op_hvp sk_hvp_add = { add_tangent, add_rback, NULL };
+const struct sk_op_hvp sk_hvp_sub = { sub_tangent, sub_rback, NULL };
+const struct sk_op_hvp sk_hvp_mul = { mul_tangent, mul_rback, NULL };
+
+/* Reductions are linear: R{y} = sum R{x} (/n); R{dx} += R{dy} (/n). */
+static void reduce_tangent(struct sk_graph *g, struct sk_node *nd, bool mean)
+{
+    size_t n = node_at(g, nd->in[0])->n;
+    const float *T = in_tval(g, nd, 0);
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += T[i];
+    nd->tval[0] = (float)(mean ? s / (double)n : s);
+}
+
+static void reduce_rback(struct sk_graph *g, struct sk_node *nd, bool mean)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    size_t n = node_at(g, nd->in[0])->n;
+    float d = nd->tgrad[0];
+    if (mean) d /= (float)n;
+    for (size_t i = 0; i < n; i++) tdX[i] += d;
+}
+
+static void sum_tangent(struct sk_graph *g, struct sk_node *nd) { reduce_tangent(g, nd, false); }
+static void sum_rback(struct sk_graph *g, struct sk_node *nd) { reduce_rback(g, nd, false); }
+static void mean_tangent(struct sk_graph *g, struct sk_node *nd) { reduce_tangent(g, nd, true); }
+static void mean_rback(struct sk_graph *g, struct sk_node *nd) { reduce_rback(g, nd, true); }
+const struct sk_op_hvp sk_hvp_sum = { sum_tangent, sum_rback, NULL };
+const struct sk_op_hvp sk_hvp_mean = { mean_tangent, mean_rback, NULL };
+
+/* Row-wise, p = softmax(x):
+ *   softmax:     R{y} = y (R{x} - <y, R{x}>);
+ *                R{dx} += R{y} (dy - <dy, y>) + y (R{dy} - <R{dy}, y> - <dy, R{y}>)
+ *   log-softmax: R{y} = R{x} - <p, R{x}>;
+ *                R{dx} += R{dy} - p sum R{dy} - p R{y} sum dy */
+static void rowwise_tangent(struct sk_graph *g, struct sk_node *nd, bool log_out)
+{
+    const float *T = in_tval(g, nd, 0);
+    int N = nd->shape[0], K = nd->shape[1];
+    for (int i = 0; i < N; i++) {
+        const float *y = nd->val + (size_t)i * K, *t = T + (size_t)i * K;
+        float *ty = nd->tval + (size_t)i * K;
+        double dot = 0;
+        for (int k = 0; k < K; k++) dot += (double)(log_out ? expf(y[k]) : y[k]) * t[k];
+        for (int k = 0; k < K; k++) ty[k] = log_out ? t[k] - (float)dot : y[k] * (t[k] - (float)dot);
+    }
+}
+
+static void rowwise_rback(struct sk_graph *g, struct sk_node *nd, bool log_out)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    const float *TY = nd->tval; /* NULL: no direction reaches x */
+    int N = nd->shape[0], K = nd->shape[1];
+    for (int i = 0; i < N; i++) {
+        size_t o = (size_t)i * K;
+        const float *y = nd->val + o, *dy = nd->grad + o, *tdy = nd->tgrad + o, *ty = TY ? TY + o : NULL;
+        float *tdx = tdX + o;
+        double a = 0, b = 0, c = 0; /* softmax: <dy,y>, <tdy,y>, <dy,ty>; log: sum dy, sum tdy */
+        for (int k = 0; k < K; k++) {
+            if (log_out) {
+                a += dy[k];
+                b += tdy[k];
+            } else {
+                a += (double)dy[k] * y[k];
+                b += (double)tdy[k] * y[k];
+                if (ty) c += (double)dy[k] * ty[k];
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            if (log_out) {
+                float p = expf(y[k]);
+                tdx[k] += tdy[k] - p * (float)b - (ty ? p * ty[k] * (float)a : 0.0f);
+            } else {
+                tdx[k] += (ty ? ty[k] * (dy[k] - (float)a) : 0.0f) + y[k] * (tdy[k] - (float)b - (float)c);
+            }
+        }
+    }
+}
+
+static void softmax_tangent(struct sk_graph *g, struct sk_node *nd) { rowwise_tangent(g, nd, false); }
+static void softmax_rback(struct sk_graph *g, struct sk_node *nd) { rowwise_rback(g, nd, false); }
+static void log_softmax_tangent(struct sk_graph *g, struct sk_node *nd) { rowwise_tangent(g, nd, true); }
+static void log_softmax_rback(struct sk_graph *g, struct sk_node *nd) { rowwise_rback(g, nd, true); }
+const struct sk_op_hvp sk_hvp_softmax = { softmax_tangent, softmax_rback, NULL };
+const struct sk_op_hvp sk_hvp_log_softmax = { log_softmax_tangent, log_softmax_rback, NULL };

@@ -468,3 +468,118 @@ int sk_op_flatten(struct sk_graph *g, int x)
     int shape[2] = { X->shape[0], (int)(X->n / (size_t)X->shape[0]) };
     return sk_op_reshape(g, x, 2, shape);
 }
+
+/* ---- second order (R-operator; see struct sk_op_hvp) ----
+ * Dense and conv are bilinear in (x, W) plus b:
+ *   R{y}  = op(R{x}, W) + op(x, R{W}) + R{b}
+ *   R{dx} += op^T(R{dy}, W) + op^T(dy, R{W})
+ *   R{dW} += corr(R{dy}, x) + corr(dy, R{x}),  R{db} += sum R{dy}. */
+static void dense_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    int N = nd->shape[0], O = nd->shape[1];
+    int D = node_at(g, nd->in[1])->shape[1];
+    const float *tX = in_tval(g, nd, 0), *tW = in_tval(g, nd, 1), *tB = in_tval(g, nd, 2);
+    float *TY = nd->tval, beta = 0.0f;
+    if (tB) {
+        for (int i = 0; i < N; i++) memcpy(TY + (size_t)i * O, tB, sizeof(float) * (size_t)O);
+        beta = 1.0f;
+    }
+    if (tX) {
+        sk_sgemm(false, true, N, O, D, 1.0f, tX, D, in_val(g, nd, 1), D, beta, TY, O);
+        beta = 1.0f;
+    }
+    if (tW) sk_sgemm(false, true, N, O, D, 1.0f, in_val(g, nd, 0), D, tW, D, beta, TY, O);
+}
+
+static void dense_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    int N = nd->shape[0], O = nd->shape[1];
+    int D = node_at(g, nd->in[1])->shape[1];
+    const float *dY = nd->grad, *tdY = nd->tgrad, *tX = in_tval(g, nd, 0), *tW = in_tval(g, nd, 1);
+    float *tdX = in_tgrad(g, nd, 0), *tdW = in_tgrad(g, nd, 1), *tdB = in_tgrad(g, nd, 2);
+    if (tdX) {
+        sk_sgemm(false, false, N, D, O, 1.0f, tdY, O, in_val(g, nd, 1), D, 1.0f, tdX, D);
+        if (tW) sk_sgemm(false, false, N, D, O, 1.0f, dY, O, tW, D, 1.0f, tdX, D);
+    }
+    if (tdW) {
+        sk_sgemm(true, false, O, D, N, 1.0f, tdY, O, in_val(g, nd, 0), D, 1.0f, tdW, D);
+        if (tX) sk_sgemm(true, false, O, D, N, 1.0f, dY, O, tX, D, 1.0f, tdW, D);
+    }
+    if (tdB)
+        for (int i = 0; i < N; i++)
+            for (int o = 0; o < O; o++) tdB[o] += tdY[(size_t)i * O + o];
+}
+const struct sk_op_hvp sk_hvp_dense = { dense_tangent, dense_rback, NULL };
+
+/* The conv output's size (fused op: before the pooling). */
+static size_t conv_out_floats(const struct sk_graph *g, const struct sk_node *nd)
+{
+    const struct sk_node *X = &g->nodes[nd->in[0]], *Wn = &g->nodes[nd->in[1]];
+    int s = nd->iarg[0], p = nd->iarg[1];
+    size_t OH = (size_t)((X->shape[2] + 2 * p - Wn->shape[2]) / s + 1);
+    size_t OW = (size_t)((X->shape[3] + 2 * p - Wn->shape[3]) / s + 1);
+    return (size_t)X->shape[0] * (size_t)Wn->shape[0] * OH * OW;
+}
+/* ttmp: one conv output (plain conv); two (fused: R{conv} before pooling, and a term of it). */
+static size_t conv_temp_floats(const struct sk_graph *g, const struct sk_node *nd)
+{
+    return (nd->op == OP_CONV_RELU_POOL ? 2 : 1) * conv_out_floats(g, nd);
+}
+
+/* R{conv(x, W) + b} into t (n floats), using tmp (n floats) for the second term. */
+static void conv_tangent_full(struct sk_graph *g, struct sk_node *nd, float *t, float *tmp, size_t n)
+{
+    struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
+    const float *tX = in_tval(g, nd, 0), *tW = in_tval(g, nd, 1), *tB = in_tval(g, nd, 2);
+    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3], s = nd->iarg[0], p = nd->iarg[1];
+    int T = nd->iarg[2];
+    float *scratch = nd->saved;
+    if (tX) conv_forward_impl(t, NULL, 0, 0, scratch, T, tX, Wn->val, tB, N, C, H, Wd, OC, KH, KW, s, p);
+    if (tW) {
+        float *dst = tX ? tmp : t;
+        conv_forward_impl(dst, NULL, 0, 0, scratch, T, X->val, tW, tX ? NULL : tB, N, C, H, Wd, OC, KH, KW, s, p);
+        if (tX)
+            for (size_t i = 0; i < n; i++) t[i] += tmp[i];
+    }
+    if (!tX && !tW) { /* only the bias moves */
+        size_t P = n / ((size_t)N * OC);
+        for (size_t i = 0; i < n; i++) t[i] = tB[(i / P) % (size_t)OC];
+    }
+}
+
+static void conv2d_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    conv_tangent_full(g, nd, nd->tval, nd->ttmp, nd->n);
+}
+
+/* Fused: the pooled output is the conv output at the argmax where it is
+ * positive (the ReLU and the window's winner are locally constant). */
+static void conv_relu_pool_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    size_t nc = conv_out_floats(g, nd);
+    float *tc = nd->ttmp;
+    conv_tangent_full(g, nd, tc, tc + nc, nc);
+    const int *arg = nd->saved2;
+    size_t PP = (size_t)nd->shape[2] * nd->shape[3], P = nc / ((size_t)nd->shape[0] * nd->shape[1]);
+    for (size_t i = 0; i < nd->n; i++) nd->tval[i] = nd->val[i] > 0 ? tc[(i / PP) * P + (size_t)arg[i]] : 0.0f;
+}
+
+static void conv_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]), *Wn = node_at(g, nd->in[1]);
+    const float *tX = in_tval(g, nd, 0), *tW = in_tval(g, nd, 1);
+    float *tdX = in_tgrad(g, nd, 0), *tdW = in_tgrad(g, nd, 1), *tdB = in_tgrad(g, nd, 2);
+    int pk = nd->iarg[3] & 0xFFFF, ps = nd->iarg[3] >> 16;
+    int N = X->shape[0], C = X->shape[1], H = X->shape[2], Wd = X->shape[3];
+    int OC = Wn->shape[0], KH = Wn->shape[2], KW = Wn->shape[3], s = nd->iarg[0], p = nd->iarg[1];
+    if (tdX || tdW || tdB)
+        conv_backward_impl(tdX, false, tdW, tdB, nd->saved, nd->iarg[2], nd->tgrad, nd->val, nd->saved2, pk, ps,
+                           X->val, Wn->val, N, C, H, Wd, OC, KH, KW, s, p);
+    float *dx2 = tW ? tdX : NULL, *dW2 = tX ? tdW : NULL;
+    if (dx2 || dW2)
+        conv_backward_impl(dx2, false, dW2, NULL, nd->saved, nd->iarg[2], nd->grad, nd->val, nd->saved2, pk, ps,
+                           tX ? tX : X->val, tW ? tW : Wn->val, N, C, H, Wd, OC, KH, KW, s, p);
+}
+const struct sk_op_hvp sk_hvp_conv2d = { conv2d_tangent, conv_rback, conv_temp_floats };
+const struct sk_op_hvp sk_hvp_conv_relu_pool = { conv_relu_pool_tangent, conv_rback, conv_temp_floats };

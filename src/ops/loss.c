@@ -406,3 +406,219 @@ void sk_margin_backward(struct sk_graph *g, struct sk_node *nd)
     const float *d = nd->saved;
     for (size_t i = 0; i < in->n; i++) dZ[i] += nd->grad[0] * d[i];
 }
+
+/* ---- second order (R-operator; see struct sk_op_hvp) ---- */
+
+/* CE, per row with P = softmax(z), q the smoothed target, d = dL/dloss:
+ *   R{L} = (1/N) sum <P - q, R{z}>;
+ *   R{dz} += R{d}/N (P - q) + d/N P (R{z} - <P, R{z}>). */
+static void ce_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    const int *labels = nd->cptr[0];
+    const float *P = nd->saved, *T = in_tval(g, nd, 0);
+    float s = nd->farg[0];
+    double acc = 0;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < K; k++) {
+            float q = s / K + (k == labels[i] ? 1.0f - s : 0.0f);
+            acc += (double)(P[(size_t)i * K + k] - q) * T[(size_t)i * K + k];
+        }
+    nd->tval[0] = (float)(acc / N);
+}
+
+static void ce_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdZ = in_tgrad(g, nd, 0);
+    if (!tdZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    const int *labels = nd->cptr[0];
+    const float *P = nd->saved, *T = in_tval(g, nd, 0);
+    float s = nd->farg[0], d = nd->grad[0] / (float)N, td = nd->tgrad[0] / (float)N;
+    for (int i = 0; i < N; i++) {
+        const float *p = P + (size_t)i * K, *t = T ? T + (size_t)i * K : NULL;
+        double pt = 0;
+        if (t)
+            for (int k = 0; k < K; k++) pt += (double)p[k] * t[k];
+        for (int k = 0; k < K; k++) {
+            float q = s / K + (k == labels[i] ? 1.0f - s : 0.0f);
+            tdZ[(size_t)i * K + k] += td * (p[k] - q) + (t ? d * p[k] * (t[k] - (float)pt) : 0.0f);
+        }
+    }
+}
+const struct sk_op_hvp sk_hvp_ce = { ce_tangent, ce_rback, NULL };
+
+/* BCE: R{L} = mean (sigma(z) - t) R{z};
+ * R{dz} += R{d}/n (sigma - t) + d/n sigma (1 - sigma) R{z}. */
+static inline float sigm(float v) { return v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)); }
+
+static void bce_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *t = nd->cptr[0], *T = in_tval(g, nd, 0);
+    double acc = 0;
+    for (size_t i = 0; i < in->n; i++) acc += (double)(sigm(in->val[i]) - t[i]) * T[i];
+    nd->tval[0] = (float)(acc / (double)in->n);
+}
+
+static void bce_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdZ = in_tgrad(g, nd, 0);
+    if (!tdZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *t = nd->cptr[0], *T = in_tval(g, nd, 0);
+    float d = nd->grad[0] / (float)in->n, td = nd->tgrad[0] / (float)in->n;
+    for (size_t i = 0; i < in->n; i++) {
+        float sg = sigm(in->val[i]);
+        tdZ[i] += td * (sg - t[i]) + (T ? d * sg * (1.0f - sg) * T[i] : 0.0f);
+    }
+}
+const struct sk_op_hvp sk_hvp_bce = { bce_tangent, bce_rback, NULL };
+
+/* MSE: R{L} = 2/n sum (a - b)(R{a} - R{b});
+ * R{da} = -R{db} += 2 R{d}/n (a - b) + 2 d/n (R{a} - R{b}). */
+static void mse_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1), *tA = in_tval(g, nd, 0), *tB = in_tval(g, nd, 1);
+    size_t n = node_at(g, nd->in[0])->n;
+    double acc = 0;
+    for (size_t i = 0; i < n; i++) acc += ((double)A[i] - B[i]) * ((tA ? tA[i] : 0.0f) - (tB ? tB[i] : 0.0f));
+    nd->tval[0] = (float)(2.0 * acc / (double)n);
+}
+
+static void mse_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdA = in_tgrad(g, nd, 0), *tdB = in_tgrad(g, nd, 1);
+    const float *A = in_val(g, nd, 0), *B = in_val(g, nd, 1), *tA = in_tval(g, nd, 0), *tB = in_tval(g, nd, 1);
+    size_t n = node_at(g, nd->in[0])->n;
+    float c = 2.0f * nd->grad[0] / (float)n, tc = 2.0f * nd->tgrad[0] / (float)n;
+    for (size_t i = 0; i < n; i++) {
+        float r = tc * (A[i] - B[i]) + c * ((tA ? tA[i] : 0.0f) - (tB ? tB[i] : 0.0f));
+        if (tdA) tdA[i] += r;
+        if (tdB) tdB[i] -= r;
+    }
+}
+const struct sk_op_hvp sk_hvp_mse = { mse_tangent, mse_rback, NULL };
+
+/* KL = (1/N) sum e^lp (lp - lq), u = R{lp}, w = R{lq}, p = e^lp:
+ *   R{L}   = (1/N) sum p ((lp - lq + 1) u - w)
+ *   R{dlp} += R{d}/N p (lp - lq + 1) + d/N p ((lp - lq + 2) u - w)
+ *   R{dlq} -= R{d}/N p + d/N p u. */
+static void kl_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *P = in_val(g, nd, 0), *Q = in_val(g, nd, 1), *tP = in_tval(g, nd, 0), *tQ = in_tval(g, nd, 1);
+    struct sk_node *in = node_at(g, nd->in[0]);
+    double acc = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        double p = exp((double)P[i]);
+        acc += p * (((double)P[i] - Q[i] + 1) * (tP ? tP[i] : 0.0f) - (tQ ? tQ[i] : 0.0f));
+    }
+    nd->tval[0] = (float)(acc / in->shape[0]);
+}
+
+static void kl_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdP = in_tgrad(g, nd, 0), *tdQ = in_tgrad(g, nd, 1);
+    const float *P = in_val(g, nd, 0), *Q = in_val(g, nd, 1), *tP = in_tval(g, nd, 0), *tQ = in_tval(g, nd, 1);
+    struct sk_node *in = node_at(g, nd->in[0]);
+    float d = nd->grad[0] / (float)in->shape[0], td = nd->tgrad[0] / (float)in->shape[0];
+    for (size_t i = 0; i < in->n; i++) {
+        float p = expf(P[i]), u = tP ? tP[i] : 0.0f, w = tQ ? tQ[i] : 0.0f;
+        if (tdP) tdP[i] += td * p * (P[i] - Q[i] + 1.0f) + d * p * ((P[i] - Q[i] + 2.0f) * u - w);
+        if (tdQ) tdQ[i] -= td * p + d * p * u;
+    }
+}
+const struct sk_op_hvp sk_hvp_kl = { kl_tangent, kl_rback, NULL };
+
+/* Margins, for a fixed ordering of each row (ties are kinks):
+ *   CW is piecewise linear: R{L} = <dz, R{z}>, R{dz} += R{d} dz.
+ *   DLR is -u/w with u, w linear in z (u = <a, z>, w = <b, z> + 1e-12):
+ *   d(-u/w) = -a/w + u b/w^2, and its R along t: (a <b,t> + b <a,t>)/w^2 - 2 u b <b,t>/w^3.
+ * The coefficient vectors a, b are rebuilt from the saved row gradient's
+ * indices by the same selection as sk_margin_rows. */
+struct dlr_row {
+    int ia[2], ib[3];
+    float ca[2], cb[3];
+    int na, nb;
+};
+
+static struct dlr_row dlr_row_of(const float *r, int K, int y, int t)
+{
+    int top[4] = { -1, -1, -1, -1 };
+    for (int k = 0; k < K; k++) {
+        int c = k;
+        for (int s = 0; s < 4; s++) {
+            if (top[s] < 0) {
+                top[s] = c;
+                break;
+            }
+            if (r[c] > r[top[s]]) {
+                int tmp = top[s];
+                top[s] = c;
+                c = tmp;
+            }
+        }
+    }
+    struct dlr_row d;
+    int excl = t >= 0 ? t : y, jmax = -1;
+    for (int k = 0; k < K; k++)
+        if (k != excl && (jmax < 0 || r[k] > r[jmax])) jmax = k;
+    d.na = 2;
+    d.ia[0] = y;
+    d.ca[0] = 1;
+    d.ia[1] = t >= 0 ? t : jmax;
+    d.ca[1] = -1;
+    if (t < 0) {
+        d.nb = 2;
+        d.ib[0] = top[0], d.cb[0] = 1;
+        d.ib[1] = top[2], d.cb[1] = -1;
+    } else {
+        d.nb = 3;
+        d.ib[0] = top[0], d.cb[0] = 1;
+        d.ib[1] = top[2], d.cb[1] = -0.5f;
+        d.ib[2] = top[3], d.cb[2] = -0.5f;
+    }
+    return d;
+}
+
+static void margin_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *in = node_at(g, nd->in[0]);
+    const float *dz = nd->saved, *T = in_tval(g, nd, 0);
+    double acc = 0;
+    for (size_t i = 0; i < in->n; i++) acc += (double)dz[i] * T[i];
+    nd->tval[0] = (float)acc;
+}
+
+static void margin_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdZ = in_tgrad(g, nd, 0);
+    if (!tdZ) return;
+    struct sk_node *in = node_at(g, nd->in[0]);
+    int N = in->shape[0], K = in->shape[1];
+    const float *dz = nd->saved, *T = in_tval(g, nd, 0), *Z = in->val;
+    const int *labels = nd->cptr[0], *targets = nd->cptr[1];
+    float d = nd->grad[0], td = nd->tgrad[0];
+    for (size_t i = 0; i < in->n; i++) tdZ[i] += td * dz[i];
+    if (nd->iarg[0] != SK_MARGIN_DLR || !T) return;
+    for (int i = 0; i < N; i++) {
+        const float *r = Z + (size_t)i * K, *t = T + (size_t)i * K;
+        float *o = tdZ + (size_t)i * K;
+        struct dlr_row c = dlr_row_of(r, K, labels[i], targets ? targets[i] : -1);
+        double u = 0, w = 1e-12, at = 0, bt = 0;
+        for (int j = 0; j < c.na; j++) {
+            u += c.ca[j] * r[c.ia[j]];
+            at += c.ca[j] * t[c.ia[j]];
+        }
+        for (int j = 0; j < c.nb; j++) {
+            w += c.cb[j] * r[c.ib[j]];
+            bt += c.cb[j] * t[c.ib[j]];
+        }
+        for (int j = 0; j < c.na; j++) o[c.ia[j]] += (float)(d * c.ca[j] * bt / (w * w));
+        for (int j = 0; j < c.nb; j++)
+            o[c.ib[j]] += (float)(d * c.cb[j] * (at / (w * w) - 2 * u * bt / (w * w * w)));
+    }
+}
+const struct sk_op_hvp sk_hvp_margin = { margin_tangent, margin_rback, NULL };

@@ -308,3 +308,67 @@ void sk_gap_backward(struct sk_graph *g, struct sk_node *nd)
         for (size_t q = 0; q < HW; q++) dX[i * HW + q] += d;
     }
 }
+
+/* ---- second order (R-operator; see struct sk_op_hvp) ----
+ * Pooling is linear for a fixed winner set: R{y} = pool(R{x}),
+ * R{dx} += pool^T(R{dy}) (max pooling: through the recorded argmax). */
+static void maxpool_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    const float *T = in_tval(g, nd, 0);
+    const int *arg = nd->saved;
+    size_t PP = (size_t)nd->shape[2] * nd->shape[3], HW = (size_t)X->shape[2] * X->shape[3];
+    for (size_t i = 0; i < nd->n; i++) nd->tval[i] = T[(i / PP) * HW + (size_t)arg[i]];
+}
+
+static void maxpool_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_maxpool_backward(tdX, false, nd->tgrad, nd->saved, X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+                        nd->shape[2], nd->shape[3]);
+}
+const struct sk_op_hvp sk_hvp_maxpool = { maxpool_tangent, maxpool_rback, NULL };
+
+static void avgpool_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_avgpool_forward(nd->tval, in_tval(g, nd, 0), X->shape[0], X->shape[1], X->shape[2], X->shape[3],
+                       nd->iarg[0], nd->iarg[1]);
+}
+
+static void avgpool_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    sk_avgpool_backward(tdX, false, nd->tgrad, X->shape[0], X->shape[1], X->shape[2], X->shape[3], nd->iarg[0],
+                        nd->iarg[1]);
+}
+const struct sk_op_hvp sk_hvp_avgpool = { avgpool_tangent, avgpool_rback, NULL };
+
+static void gap_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    const float *T = in_tval(g, nd, 0);
+    size_t HW = (size_t)X->shape[2] * X->shape[3];
+    for (size_t i = 0; i < nd->n; i++) {
+        double acc = 0;
+        for (size_t q = 0; q < HW; q++) acc += T[i * HW + q];
+        nd->tval[i] = (float)(acc / (double)HW);
+    }
+}
+
+static void gap_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    struct sk_node *X = node_at(g, nd->in[0]);
+    size_t HW = (size_t)X->shape[2] * X->shape[3];
+    for (size_t i = 0; i < nd->n; i++) {
+        float d = nd->tgrad[i] / (float)HW;
+        for (size_t q = 0; q < HW; q++) tdX[i * HW + q] += d;
+    }
+}
+const struct sk_op_hvp sk_hvp_gap = { gap_tangent, gap_rback, NULL };

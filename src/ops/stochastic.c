@@ -213,3 +213,166 @@ void sk_gauss_backward(struct sk_graph *g, struct sk_node *nd)
         }
     }
 }
+
+/* ---- second order (R-operator; see struct sk_op_hvp) ---- */
+
+/* A fixed mask: R{y} = R{x} m, R{dx} += R{dy} m. */
+static void dropout_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *T = in_tval(g, nd, 0), *mask = nd->saved;
+    for (size_t i = 0; i < nd->n; i++) nd->tval[i] = T[i] * mask[i];
+}
+
+static void dropout_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdX = in_tgrad(g, nd, 0);
+    if (!tdX) return;
+    const float *mask = nd->saved;
+    for (size_t i = 0; i < nd->n; i++) tdX[i] += nd->tgrad[i] * mask[i];
+}
+const struct sk_op_hvp sk_hvp_dropout = { dropout_tangent, dropout_rback, NULL };
+
+/* Batch norm per channel, xh = (x - mu) s, y = gamma xh + beta, with
+ * s = 1/sqrt(var + eps). Training (mu, var of the batch, M values):
+ *   R{xh} = s (R{x} - mean R{x} - xh mean(xh R{x})),  R{s} = -s^2 mean(xh R{x});
+ *   dx    = gamma s (dy - mean dy - xh mean(dy xh))
+ *   R{dx} = (R{gamma} s + gamma R{s}) (dy - mean dy - xh mean(dy xh))
+ *         + gamma s (R{dy} - mean R{dy} - R{xh} mean(dy xh) - xh mean(R{dy} xh + dy R{xh})).
+ * Eval (running statistics, constants): R{xh} = s R{x}, R{s} = 0, and
+ *   R{dx} = R{gamma} s dy + gamma s R{dy}.
+ * Both: R{y} = R{gamma} xh + gamma R{xh} + R{beta},
+ *   R{dgamma} += sum(R{dy} xh + dy R{xh}),  R{dbeta} += sum R{dy}. */
+struct bn_dims {
+    int N, C;
+    size_t HW, M;
+};
+
+static struct bn_dims bn_dims_of(struct sk_graph *g, struct sk_node *nd)
+{
+    struct sk_node *X = node_at(g, nd->in[0]);
+    struct bn_dims d = { X->shape[0], X->shape[1], 0, 0 };
+    d.HW = X->n / ((size_t)d.N * d.C);
+    d.M = (size_t)d.N * d.HW;
+    return d;
+}
+
+/* mean R{x} and mean(xh R{x}) of channel c (0 without a direction or in eval). */
+static void bn_tangent_moments(struct sk_graph *g, struct sk_node *nd, struct bn_dims d, int c, double *mt,
+                               double *mxt)
+{
+    const float *xv = in_val(g, nd, 0), *tx = in_tval(g, nd, 0), *mean = nd->saved;
+    const float *invstd = mean + d.C;
+    *mt = *mxt = 0;
+    if (!tx || !nd->iarg[0]) return;
+    for (int n = 0; n < d.N; n++) {
+        size_t o = ((size_t)n * d.C + c) * d.HW;
+        for (size_t q = 0; q < d.HW; q++) {
+            *mt += tx[o + q];
+            *mxt += (double)(xv[o + q] - mean[c]) * invstd[c] * tx[o + q];
+        }
+    }
+    *mt /= (double)d.M;
+    *mxt /= (double)d.M;
+}
+
+/* R{xh} at element i of channel c */
+static inline float bn_rxh(const float *tx, size_t i, float xh, float s, double mt, double mxt)
+{
+    return tx ? s * (tx[i] - (float)mt - xh * (float)mxt) : 0.0f;
+}
+
+static void batchnorm_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    struct bn_dims d = bn_dims_of(g, nd);
+    const float *xv = in_val(g, nd, 0), *tx = in_tval(g, nd, 0), *gm = in_val(g, nd, 1);
+    const float *tg = in_tval(g, nd, 1), *tb = in_tval(g, nd, 2), *mean = nd->saved, *invstd = mean + d.C;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d.C; c++) {
+        double mt, mxt;
+        bn_tangent_moments(g, nd, d, c, &mt, &mxt);
+        for (int n = 0; n < d.N; n++) {
+            size_t o = ((size_t)n * d.C + c) * d.HW;
+            for (size_t q = 0; q < d.HW; q++) {
+                float xh = (xv[o + q] - mean[c]) * invstd[c];
+                nd->tval[o + q] = (tg ? tg[c] * xh : 0.0f) + gm[c] * bn_rxh(tx, o + q, xh, invstd[c], mt, mxt) +
+                                  (tb ? tb[c] : 0.0f);
+            }
+        }
+    }
+}
+
+static void batchnorm_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    struct bn_dims d = bn_dims_of(g, nd);
+    float *tdX = in_tgrad(g, nd, 0), *tdG = in_tgrad(g, nd, 1), *tdB = in_tgrad(g, nd, 2);
+    const float *xv = in_val(g, nd, 0), *tx = in_tval(g, nd, 0), *gm = in_val(g, nd, 1), *tg = in_tval(g, nd, 1);
+    const float *dy = nd->grad, *tdy = nd->tgrad, *mean = nd->saved, *invstd = mean + d.C;
+    bool training = nd->iarg[0];
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d.C; c++) {
+        float s = invstd[c];
+        double mt, mxt, sdy = 0, sdyx = 0, stdy = 0, rsdyx = 0; /* rsdyx = sum(R{dy} xh + dy R{xh}) */
+        bn_tangent_moments(g, nd, d, c, &mt, &mxt);
+        for (int n = 0; n < d.N; n++) {
+            size_t o = ((size_t)n * d.C + c) * d.HW;
+            for (size_t q = 0; q < d.HW; q++) {
+                size_t i = o + q;
+                float xh = (xv[i] - mean[c]) * s;
+                float rxh = training ? bn_rxh(tx, i, xh, s, mt, mxt) : tx ? s * tx[i] : 0.0f;
+                sdy += dy[i];
+                sdyx += (double)dy[i] * xh;
+                stdy += tdy[i];
+                rsdyx += (double)tdy[i] * xh + (double)dy[i] * rxh;
+            }
+        }
+        if (tdG) tdG[c] += (float)rsdyx;
+        if (tdB) tdB[c] += (float)stdy;
+        if (!tdX) continue;
+        float M = (float)d.M, k = gm[c] * s;
+        float rk = (tg ? tg[c] * s : 0.0f) + (training ? -gm[c] * s * s * (float)mxt : 0.0f); /* R{gamma s} */
+        for (int n = 0; n < d.N; n++) {
+            size_t o = ((size_t)n * d.C + c) * d.HW;
+            for (size_t q = 0; q < d.HW; q++) {
+                size_t i = o + q;
+                float xh = (xv[i] - mean[c]) * s;
+                if (!training) {
+                    tdX[i] += rk * dy[i] + k * tdy[i];
+                    continue;
+                }
+                float rxh = bn_rxh(tx, i, xh, s, mt, mxt);
+                float core = dy[i] - (float)sdy / M - xh * (float)sdyx / M;
+                tdX[i] += rk * core +
+                          k * (tdy[i] - (float)stdy / M - rxh * (float)sdyx / M - xh * (float)rsdyx / M);
+            }
+        }
+    }
+}
+const struct sk_op_hvp sk_hvp_batchnorm = { batchnorm_tangent, batchnorm_rback, NULL };
+
+/* w = mu + softplus(rho) eps:  R{w} = R{mu} + sigma(rho) eps R{rho};
+ * R{dmu} += R{dw},  R{drho} += R{dw} eps sigma + dw eps sigma (1 - sigma) R{rho}. */
+static inline float sigmoid_of(float r)
+{
+    return r >= 0 ? 1.0f / (1.0f + expf(-r)) : expf(r) / (1.0f + expf(r));
+}
+
+static void gauss_tangent(struct sk_graph *g, struct sk_node *nd)
+{
+    const float *tm = in_tval(g, nd, 0), *tr = in_tval(g, nd, 1), *r = in_val(g, nd, 1), *eps = nd->saved;
+    for (size_t i = 0; i < nd->n; i++)
+        nd->tval[i] = (tm ? tm[i] : 0.0f) + (tr ? sigmoid_of(r[i]) * eps[i] * tr[i] : 0.0f);
+}
+
+static void gauss_rback(struct sk_graph *g, struct sk_node *nd)
+{
+    float *tdM = in_tgrad(g, nd, 0), *tdR = in_tgrad(g, nd, 1);
+    const float *tr = in_tval(g, nd, 1), *r = in_val(g, nd, 1), *eps = nd->saved;
+    for (size_t i = 0; i < nd->n; i++) {
+        if (tdM) tdM[i] += nd->tgrad[i];
+        if (tdR) {
+            float sg = sigmoid_of(r[i]);
+            tdR[i] += nd->tgrad[i] * eps[i] * sg + (tr ? nd->grad[i] * eps[i] * sg * (1.0f - sg) * tr[i] : 0.0f);
+        }
+    }
+}
+const struct sk_op_hvp sk_hvp_gauss = { gauss_tangent, gauss_rback, NULL };

@@ -1,6 +1,6 @@
 /* parity_dump — helper of tests/test_torch_parity.py (not a test itself).
  *
- *   parity_dump SPEC MODE SMOOTHING N SEED OUTDIR
+ *   parity_dump SPEC MODE SMOOTHING N SEED OUTDIR [hvp]
  *
  * Builds the model SPEC, initialises it (PyTorch's default init, seeded),
  * randomises batch-norm affine parameters and running statistics so that
@@ -19,6 +19,14 @@
  *   logits.bin      float32 [N,n_classes]
  *   grads.bin       float32 dL/dparams (flat, same layout as params.bin)
  *   dx.bin          float32 dL/dx [N,in_dim]
+ *
+ * With hvp (helper of tests/test_hvp_torch.py; MODE eval): the model is
+ * also written to model.safetensors and read back from it, and the exact
+ * Hessian-vector products of the eval-mode mean cross-entropy (smoothing 0)
+ * of the model read back are written too:
+ *
+ *   v.bin hv.bin    direction over the parameters (flat layout) and sk_model_hvp
+ *   vx.bin hvx.bin  direction over the input rows [N,in_dim] and sk_model_hvp_input
  *
  * The Python side loads the same weights into torch.nn.Sequential and
  * compares. Exit status 0 on success, 1 with a message on any failure. */
@@ -52,10 +60,45 @@ static FILE *open_txt(const char *dir, const char *name)
     return f;
 }
 
+/* The hvp files (see the top): the model goes through model.safetensors. */
+static int dump_hvp(const struct sk_model *m0, const char *dir, const float *x, const int *y, int N, struct sk_rng *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    struct sk_model *m = sk_model_save(m0, path, NULL) ? NULL : sk_model_load(path, NULL, NULL);
+    if (!m) {
+        fprintf(stderr, "parity_dump: %s\n", sk_last_error());
+        return 1;
+    }
+    size_t P = m->n_params, nx = (size_t)N * m->in_dim;
+    float *v = malloc(sizeof(float) * P), *hv = malloc(sizeof(float) * P);
+    float *vx = malloc(sizeof(float) * nx), *hvx = malloc(sizeof(float) * nx);
+    int bad = !v || !hv || !vx || !hvx;
+    if (!bad) {
+        for (size_t i = 0; i < P; i++) v[i] = sk_rng_normal(r);
+        for (size_t i = 0; i < nx; i++) vx[i] = sk_rng_normal(r);
+        bad = sk_model_hvp(m, x, y, N, v, hv) || sk_model_hvp_input(m, x, y, N, vx, hvx);
+        if (bad) fprintf(stderr, "parity_dump: %s\n", sk_last_error());
+    }
+    if (!bad) {
+        bad |= write_raw(dir, "v.bin", v, sizeof(float) * P);
+        bad |= write_raw(dir, "hv.bin", hv, sizeof(float) * P);
+        bad |= write_raw(dir, "vx.bin", vx, sizeof(float) * nx);
+        bad |= write_raw(dir, "hvx.bin", hvx, sizeof(float) * nx);
+    }
+    free(v);
+    free(hv);
+    free(vx);
+    free(hvx);
+    sk_model_free(m);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: parity_dump SPEC train|eval SMOOTHING N SEED OUTDIR\n");
+    bool hvp = argc == 8 && !strcmp(argv[7], "hvp");
+    if (argc != 7 && !hvp) {
+        fprintf(stderr, "usage: parity_dump SPEC train|eval SMOOTHING N SEED OUTDIR [hvp]\n");
         return 2;
     }
     const char *spec = argv[1], *dir = argv[6];
@@ -140,6 +183,7 @@ int main(int argc, char **argv)
     bad |= write_raw(dir, "logits.bin", sk_graph_value(g, z), sizeof(float) * (size_t)N * m->n_classes);
     bad |= write_raw(dir, "grads.bin", m->grads, sizeof(float) * m->n_params);
     bad |= write_raw(dir, "dx.bin", sk_graph_grad(g, xin), sizeof(float) * nx);
+    if (hvp && !bad) bad = dump_hvp(m, dir, x, y, N, &r);
     sk_graph_free(g);
     sk_model_free(m);
     free(x);

@@ -131,22 +131,21 @@ int sk_write_file_atomic(const char *path, const void *const *parts, const size_
     if (rc) unlink(tmp);
     inflight_on = 0;
     if (!rc) {
-        /* make the rename itself durable */
-        char *dir = sk_strdup(path);
-        if (dir) {
-            char *slash = strrchr(dir, '/');
-            if (slash == dir)
-                dir[1] = 0;
-            else if (slash)
-                *slash = 0;
-            else
-                strcpy(dir, ".");
-            int dfd = open(dir, O_RDONLY);
-            if (dfd >= 0) {
-                fsync(dfd);
-                close(dfd);
-            }
-            sk_free(dir);
+        /* make the rename itself durable; the temporary's buffer (longer than
+         * path) holds the directory name: nothing may fail after the rename */
+        char *dir = tmp;
+        memcpy(dir, path, pl + 1);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            dir[1] = 0;
+        else if (slash)
+            *slash = 0;
+        else
+            strcpy(dir, ".");
+        int dfd = open(dir, O_RDONLY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
         }
     }
     sk_free(tmp);

@@ -324,9 +324,13 @@ static void run_hvpchecks(void)
         CHECK(bad > cases[i].tol || e == 0, "hvpcheck %s does not notice a 1%% error (%.3g)", cases[i].name, bad);
     }
     /* every op with a second-order rule took part */
-    for (int op = 0; op < OP_COUNT; op++)
-        if (sk_op_table[op].hvp)
-            CHECK(op_checked[op], "op %s has a second-order rule but no HVP check", sk_op_table[op].name);
+    for (int op = 0; op < OP_COUNT; op++) {
+        const struct sk_op_def *d = &sk_op_table[op];
+        if (d->hvp) CHECK(op_checked[op], "op %s has a second-order rule but no HVP check", d->name);
+        if (d->backward)
+            CHECK((d->hvp != NULL) != (d->no_hvp != NULL), "op %s: a second-order rule, or (only then) why not",
+                  d->name);
+    }
 }
 
 /* L = mean over N x O of (X W^T - T)^2: d2L/dW2 V = (2/(N O)) V X^T X and
@@ -511,11 +515,13 @@ static void test_model(const char *spec, bool prep, int n, double h)
     for (int i = 0; i < n; i++) y[i] = (int)sk_rng_below(&r, (uint64_t)m->n_classes);
     for (size_t i = 0; i < P; i++) v[i] = sk_rng_normal(&r);
     memcpy(theta, m->params, P * 4);
+    for (size_t i = 0; i < P; i++) m->grads[i] = 7;
     CHECK(sk_model_hvp(m, x, y, n, v, hv) == 0, "%s: hvp: %s", spec, sk_last_error());
     CHECK(memcmp(theta, m->params, P * 4) == 0, "%s: parameters untouched", spec);
-    bool zero = true;
-    for (size_t i = 0; i < P; i++) zero &= m->grads[i] == 0;
-    CHECK(zero, "%s: gradients left zeroed", spec);
+    bool same = true;
+    for (size_t i = 0; i < P; i++) same &= m->grads[i] == 7;
+    CHECK(same, "%s: gradients untouched", spec);
+    memset(m->grads, 0, P * 4);
     float *fd2 = malloc(P * 4), *fx2 = malloc(nx * 4);
     size_t skip_p, skip_x;
     model_fd(m, x, y, n, v, NULL, h, fd);

@@ -112,9 +112,10 @@ int sk_graph_set_direction(struct sk_graph *g, int leaf, const float *v, float *
  * hv + offset (either NULL). Returns how many nodes it matched. */
 int sk_graph_param_directions(struct sk_graph *g, const float *params, size_t n, const float *v, float *hv);
 /* Exact Hessian-vector product of the scalar node `loss` along the
- * directions set above: runs sk_graph_backward(g, loss, NULL) (so gradients
- * are filled, and parameter gradients accumulate, as there) and adds the
- * leaves' blocks of H v into their hv buffers. SK_EINVAL, naming the op, when
+ * directions set above: runs the backward of sk_graph_backward(g, loss, NULL)
+ * (gradients of inner nodes and inputs filled as there; parameter gradient
+ * buffers left untouched: H v does not need them) and adds the leaves'
+ * blocks of H v into their hv buffers. SK_EINVAL, naming the op, when
  * the loss depends on an op without an exact rule (nuclear); SK_ENOMEM. May
  * be called again on the same forward with other directions. */
 int sk_graph_hvp(struct sk_graph *g, int loss);

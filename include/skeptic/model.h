@@ -180,7 +180,7 @@ int sk_model_loss_grad(struct sk_model *m, struct sk_graph *g, const float *x, c
  * in the parameter layout. Forward-over-reverse on the tape (sk_graph_hvp):
  * exact up to float32 rounding, about three gradients' cost. ReLU and max
  * pooling contribute their active sets (second derivative 0 off kinks).
- * m->grads are zeroed; parameters and buffers unchanged. SK_EINVAL, naming
+ * Parameters, buffers and m->grads unchanged. SK_EINVAL, naming
  * the op, for a model with an op that has no second-order rule. */
 int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv);
 /* The same w.r.t. the input rows x (raw units, through the model's input

@@ -268,6 +268,7 @@ static int hvp_tangents(struct sk_graph *g, int id, const unsigned char *reach)
             nd->tgrad = nd->tgbuf;
         }
         const struct sk_op_hvp *rule = sk_op_table[nd->op].hvp;
+        if (!rule) continue; /* no gradient flows through it (step): R{y} = 0 */
         if (rule->temp_floats && !nd->ttmp &&
             !(nd->ttmp = sk_arena_alloc(g->arena, rule->temp_floats(g, nd) * sizeof(float))))
             return SK_ENOMEM;
@@ -304,19 +305,27 @@ int sk_graph_hvp(struct sk_graph *g, int id)
         for (int k = 0; k < 3; k++)
             if (nd->in[k] >= 0) reach[nd->in[k]] = 1;
         const struct sk_op_def *def = &sk_op_table[nd->op];
-        if (!is_leaf(nd) && nd->op != OP_FLATTEN && !def->hvp)
+        if (def->backward && !def->hvp)
             return sk_error(SK_EINVAL, "sk_graph_hvp: op '%s' (node %d) has no exact second-order rule: %s",
                             def->name, i, def->no_hvp ? def->no_hvp : "none written");
     }
     rc = hvp_tangents(g, id, reach);
     if (rc) return rc;
+    /* The R-backward needs the gradients of inner nodes, not those of the
+     * parameters: the ordinary backward skips them (a third of its products). */
+    for (int i = 0; i <= id; i++)
+        if (g->nodes[i].op == OP_PARAM && g->nodes[i].needs_grad) {
+            g->nodes[i].needs_grad = false;
+            reach[i] |= 2;
+        }
     rc = sk_graph_backward(g, id, NULL);
+    for (int i = 0; i <= id; i++)
+        if (reach[i] & 2) g->nodes[i].needs_grad = true;
     if (rc) return rc;
     for (int i = id; i >= 0; i--) {
         struct sk_node *nd = &g->nodes[i];
-        if (!reach[i] || !nd->needs_grad || is_leaf(nd) || nd->op == OP_FLATTEN) continue;
-        sk_op_fn f = sk_op_table[nd->op].hvp->backward;
-        if (f) f(g, nd);
+        const struct sk_op_hvp *rule = sk_op_table[nd->op].hvp;
+        if (reach[i] && nd->needs_grad && rule && rule->backward) rule->backward(g, nd);
     }
     return SK_OK;
 }

@@ -68,8 +68,10 @@ struct sk_op_def {
      * no_grad says why. */
     sk_op_fn backward;
     /* Second-order rule for exact Hessian-vector products (forward-over-
-     * reverse, Pearlmutter's R-operator); NULL where the op has none and
-     * no_hvp says why (sk_graph_hvp then refuses, naming the op). */
+     * reverse, Pearlmutter's R-operator). NULL for an op without a backward
+     * (no gradient flows, so nothing of second order either: R{y} = 0), and
+     * for an op without a rule, where no_hvp says why (sk_graph_hvp then
+     * refuses, naming the op). */
     const struct sk_op_hvp *hvp;
     const char *no_grad;  /* why backward is NULL; NULL when it is not */
     const char *no_hvp;   /* why hvp is NULL for an op with a backward */
@@ -255,7 +257,7 @@ extern const struct sk_op_hvp sk_hvp_dense, sk_hvp_conv2d, sk_hvp_conv_relu_pool
     sk_hvp_avgpool, sk_hvp_gap, sk_hvp_relu, sk_hvp_lrelu, sk_hvp_tanh, sk_hvp_sigmoid, sk_hvp_softplus,
     sk_hvp_gelu, sk_hvp_dropout, sk_hvp_batchnorm, sk_hvp_softmax, sk_hvp_log_softmax, sk_hvp_add, sk_hvp_sub,
     sk_hvp_mul, sk_hvp_scale, sk_hvp_sum, sk_hvp_mean, sk_hvp_gauss, sk_hvp_ce, sk_hvp_bce, sk_hvp_mse, sk_hvp_kl,
-    sk_hvp_margin, sk_hvp_affine_cols, sk_hvp_step;
+    sk_hvp_margin, sk_hvp_affine_cols;
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
 

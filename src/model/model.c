@@ -323,39 +323,33 @@ int sk_model_hvp_fd(struct sk_model *m, const float *x, const int *y, int n, con
     return rc;
 }
 
-/* One exact HVP of the eval-mode mean cross-entropy: the direction on the
- * parameters (vp, hvp: n_params floats) or on the input rows (vx, hvx). */
-static int model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *vp, float *hvp,
-                     const float *vx, float *hvx)
+/* One exact HVP of the eval-mode mean cross-entropy along v: on the input
+ * rows (on_x: v, hv n x in_dim floats) or on the parameters (n_params). */
+static int model_hvp(struct sk_model *m, const float *x, const int *y, int n, bool on_x, const float *v, float *hv)
 {
     struct sk_graph *g = sk_graph_new();
     if (!g) return SK_ENOMEM;
-    bool on_x = vx != NULL;
     sk_graph_set_param_grads(g, !on_x);
     int shape[2] = { n, m->in_dim };
     int xin = sk_graph_input(g, x, 2, shape, on_x);
     int L = sk_loss_cross_entropy(g, sk_model_forward(m, g, xin, SK_MODE_EVAL, 0), y, 0.0f);
     int rc = L < 0 ? L : SK_OK;
-    if (!rc && on_x) {
-        memset(hvx, 0, sizeof(float) * (size_t)n * m->in_dim);
-        rc = sk_graph_set_direction(g, xin, vx, hvx);
-    } else if (!rc) {
-        memset(hvp, 0, sizeof(float) * m->n_params);
-        sk_graph_param_directions(g, m->params, m->n_params, vp, hvp);
+    if (!rc) {
+        memset(hv, 0, sizeof(float) * (on_x ? (size_t)n * m->in_dim : m->n_params));
+        if (on_x) rc = sk_graph_set_direction(g, xin, v, hv);
+        else sk_graph_param_directions(g, m->params, m->n_params, v, hv);
     }
     if (!rc) rc = sk_graph_hvp(g, L);
-    /* the backward inside accumulated parameter gradients: leave none behind */
-    if (!on_x) memset(m->grads, 0, sizeof(float) * m->n_params);
     sk_graph_free(g);
     return rc;
 }
 
 int sk_model_hvp(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv)
 {
-    return model_hvp(m, x, y, n, v, hv, NULL, NULL);
+    return model_hvp(m, x, y, n, false, v, hv);
 }
 
 int sk_model_hvp_input(struct sk_model *m, const float *x, const int *y, int n, const float *v, float *hv)
 {
-    return model_hvp(m, x, y, n, NULL, NULL, v, hv);
+    return model_hvp(m, x, y, n, true, v, hv);
 }

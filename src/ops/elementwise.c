@@ -340,9 +340,6 @@ UNARY_HVP(sigmoid, y * (1.0f - y), y * (1.0f - y) * (1.0f - 2.0f * y))
 UNARY_HVP(softplus, sigmoidf(v), sigmoidf(v) * (1.0f - sigmoidf(v)))
 UNARY_HVP(gelu, 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * gelu_pdf(v), gelu_pdf(v) * (2.0f - v * v))
 
-/* The step's value is piecewise constant: R{y} = 0 and no gradient flows. */
-const struct sk_op_hvp sk_hvp_step = { NULL, NULL, NULL };
-
 /* Linear with constant per-column scale: R{y} = R{x} scale, R{dx} += R{dy} scale. */
 static void affine_cols_tangent(struct sk_graph *g, struct sk_node *nd)
 {

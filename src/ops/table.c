@@ -41,7 +41,7 @@ const struct sk_op_def sk_op_table[] = {
     OP(OP_KL, "kl_categorical", kl, kl),
     OP(OP_MARGIN, "margin", margin, margin),
     [OP_STEP] = { .name = "step", .forward = sk_step_forward,
-                  .hvp = &sk_hvp_step, .no_grad = "zero gradient by definition: a deliberately masked gradient" },
+                  .no_grad = "zero gradient by definition: a deliberately masked gradient" },
     OP(OP_CONV_RELU_POOL, "conv2d_relu_maxpool", conv_relu_pool, conv_relu_pool),
     [OP_NUC] = { .name = "nuclear", .forward = sk_nuc_forward, .backward = sk_nuc_backward,
                  .no_hvp = "its second derivative needs the derivative of the singular vectors (a full SVD "

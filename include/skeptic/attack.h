@@ -17,7 +17,8 @@
  *     sk_attack_result_free(r);
  *
  * Guarantees for every returned example x_adv (every attack, every norm):
- *   x_adv is in the box [clip_min, clip_max] and |x_adv - x|_p <= eps (L0:
+ *   x_adv is in the box [clip_min, clip_max] (per feature [box_lo[j],
+ *   box_hi[j]] when given) and |x_adv - x|_p <= eps (L0:
  *   at most eps pixels changed), exactly up to float rounding (1e-6). For
  *   inputs x outside the box (data not scaled to it) the L-inf ball wins:
  *   a coordinate farther than eps outside stays within eps of x.
@@ -140,6 +141,9 @@ struct sk_attack_config {
     int img_c, img_h, img_w; /* image shape for square/sparse (0 = the classifier's; a
                               * 784-vector classifier is taken as 1x28x28 when square) */
     float clip_min, clip_max; /* the valid input box (default [0,1]) */
+    const float *box_lo, *box_hi; /* per-feature box [box_lo[j], box_hi[j]] (in_dim each, borrowed,
+                                   * box_lo[j] < box_hi[j]) instead of [clip_min, clip_max]; NULL
+                                   * (default): the scalar box. Tabular data: the training range */
     uint64_t seed;
     bool audit;           /* run the audits (default true) */
     bool keep_going;      /* gradient attacks: keep computing rows already broken (the work of a
@@ -276,6 +280,8 @@ struct sk_pgd_config {
     float step;          /* step size; <= 0: 2.5 eps / steps (1.25 eps for one step) */
     bool random_start;
     float clip_lo, clip_hi; /* input box (default 0, 1); lo >= hi: none */
+    const float *box_lo, *box_hi; /* per-feature box (in_dim each, borrowed) instead of
+                                   * [clip_lo, clip_hi]; NULL (default): the scalar box */
     enum sk_pgd_loss loss;
     enum sk_mode mode;   /* EVAL (default) or MC (dropout on) */
     int eot;             /* gradients averaged per step (MC mode), >= 1 */

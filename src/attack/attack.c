@@ -24,6 +24,10 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
         return sk_error(SK_EINVAL, "attack %s: needs a finite cfg.eps (only cw, deepfool and fmn are unbounded)",
                         s->name);
     if (!(cfg->clip_min < cfg->clip_max)) return sk_error(SK_EINVAL, "attack: empty box [%g, %g]", cfg->clip_min, cfg->clip_max);
+    if (!cfg->box_lo != !cfg->box_hi) return sk_error(SK_EINVAL, "attack: cfg.box_lo and cfg.box_hi go together");
+    for (int j = 0; cfg->box_lo && j < c->in_dim; j++)
+        if (!(cfg->box_lo[j] < cfg->box_hi[j]))
+            return sk_error(SK_EINVAL, "attack: empty box [%g, %g] of feature %d", cfg->box_lo[j], cfg->box_hi[j], j);
     if ((unsigned)p > SK_NORM_L0 || !(s->norms & (1u << p)))
         return sk_error(SK_EINVAL, "attack %s does not support the %s norm: use cfg.norm %s", s->name,
                         sk_norm_name(p), s->norm_hint);
@@ -311,6 +315,8 @@ static struct sk_attack_config stage_config(const struct sk_attack_config *cfg, 
     s.img_w = cfg->img_w;
     s.clip_min = cfg->clip_min;
     s.clip_max = cfg->clip_max;
+    s.box_lo = cfg->box_lo;
+    s.box_hi = cfg->box_hi;
     s.verdict_samples = cfg->verdict_samples;
     if (cfg->queries > 0) s.queries = cfg->queries;
     if (cfg->steps > 0 && !family_is(k, SK_ATK_SEARCH)) s.steps = cfg->steps;

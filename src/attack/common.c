@@ -134,7 +134,8 @@ static void proj_l1(float *v, int n, float eps)
     sk_free(u);
 }
 
-void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int M, int D, int C)
+void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
+                    const float *x0, float *x, int M, int D, int C)
 {
     for (int i = 0; i < M; i++) {
         float *xi = x + (size_t)i * D;
@@ -145,7 +146,7 @@ void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *
                  * farther than eps outside the box (data not in [lo, hi], e.g. moons)
                  * the eps constraint wins, and the loop below only fixes rounding
                  * (box last, it stepped ulp by ulp across the gap: a hang near 0) */
-                float v = fminf(fmaxf(xi[j], lo), hi);
+                float v = fminf(fmaxf(xi[j], blo ? blo[j] : lo), bhi ? bhi[j] : hi);
                 v = fminf(fmaxf(v, x0i[j] - eps), x0i[j] + eps);
                 /* x0 +- eps rounds; keep |v - x0| <= eps in float */
                 while (fabsf(v - x0i[j]) > eps) v = nextafterf(v, x0i[j]);
@@ -192,18 +193,19 @@ void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *
                 changed--;
             }
         }
-        for (int j = 0; j < D; j++) xi[j] = fminf(fmaxf(xi[j], lo), hi);
+        for (int j = 0; j < D; j++) xi[j] = fminf(fmaxf(xi[j], blo ? blo[j] : lo), bhi ? bhi[j] : hi);
     }
 }
 
 void sk_attack_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int n, int dim)
 {
-    sk_atk_project(p, eps, lo, hi, x0, x, n, dim, 1);
+    sk_atk_project(p, eps, lo, hi, NULL, NULL, x0, x, n, dim, 1);
 }
 
 void sk_attack_proj_rows(const struct sk_actx *a, float eps, const float *x0, float *x, int M)
 {
-    sk_atk_project(a->cfg.norm, eps, a->cfg.clip_min, a->cfg.clip_max, x0, x, M, a->D, a->img_c);
+    sk_atk_project(a->cfg.norm, eps, a->cfg.clip_min, a->cfg.clip_max, a->cfg.box_lo, a->cfg.box_hi, x0, x, M, a->D,
+                   a->img_c);
 }
 
 /* 64-byte slices: rows handed to BLAS stay aligned like separate allocations.

@@ -196,7 +196,8 @@ static int pgd_single(struct sk_actx *a, const struct grad_opts *op, int r, cons
     if (op->momentum) memset(b->g, 0, sizeof(float) * (size_t)M * a->D);
     for (int i = 0; i < M; i++) b->step[i] = op->alpha;
     struct sk_pgd_run run = {
-        .set = { a->cfg.norm, a->cfg.eps, ch->x0, a->D, a->img_c, a->cfg.clip_min, a->cfg.clip_max, true, false },
+        .set = { a->cfg.norm, a->cfg.eps, ch->x0, a->D, a->img_c, a->cfg.clip_min, a->cfg.clip_max, true, false,
+                 a->cfg.box_lo, a->cfg.box_hi },
         .M = M, .steps = op->steps, .alpha = b->step, .track_start = rs, .momentum = a->cfg.momentum,
         .x = b->x, .dx = b->dx, .g = op->momentum ? b->g : NULL,
     };

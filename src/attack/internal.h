@@ -101,8 +101,19 @@ uint64_t sk_attack_rowkey(const struct sk_actx *a, int tag, int restart, int row
 /* norm of one row difference */
 double sk_attack_rownorm(const struct sk_actx *a, enum sk_norm p, const float *xa, const float *x0);
 void sk_attack_proj_rows(const struct sk_actx *a, float eps, const float *x0, float *x, int M);
-/* The attacks' projection (attack.h, sk_attack_project) with the L0 pixel groups of C channels. */
-void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int M, int D, int C);
+/* The attacks' projection (attack.h, sk_attack_project) with the L0 pixel groups of C channels;
+ * blo/bhi ([D] each) replace the box [lo, hi] per feature, NULL: the scalar box. */
+void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
+                    const float *x0, float *x, int M, int D, int C);
+/* Feature j's box of the attack's config: [box_lo[j], box_hi[j]], else [clip_min, clip_max]. */
+static inline float sk_atk_lo(const struct sk_attack_config *c, int j)
+{
+    return c->box_lo ? c->box_lo[j] : c->clip_min;
+}
+static inline float sk_atk_hi(const struct sk_attack_config *c, int j)
+{
+    return c->box_hi ? c->box_hi[j] : c->clip_max;
+}
 
 /* Scratch memory of one run in one allocation. A layout function takes
  * every buffer with sk_atk_take; called first on a zeroed sk_atk_mem it only
@@ -139,6 +150,7 @@ struct sk_pgd_set {
     float lo, hi;
     bool box;            /* box_last only: clamp to [lo, hi] at all */
     bool box_last;
+    const float *blo, *bhi; /* [D] per-feature box instead of [lo, hi], or NULL */
 };
 void sk_pgd_project(const struct sk_pgd_set *s, float *x, int M);
 

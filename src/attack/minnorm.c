@@ -104,7 +104,7 @@ static int refine_line(struct sk_actx *a, const float *x0, const int *y, const i
             float s = bs[i] ? hi[i] * push : 0.0f;
             for (int j = 0; j < D; j++) {
                 size_t q = (size_t)i * D + j;
-                xs[q] = fminf(fmaxf(x0[q] + s * (bx[q] - x0[q]), a->cfg.clip_min), a->cfg.clip_max);
+                xs[q] = fminf(fmaxf(x0[q] + s * (bx[q] - x0[q]), sk_atk_lo(&a->cfg, j)), sk_atk_hi(&a->cfg, j));
             }
         }
         if ((rc = a->c->log_probs(a->c->self, xs, M, lp))) goto done;
@@ -217,7 +217,7 @@ int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
             float ov = 1 + a->cfg.overshoot;
             for (int j = 0; j < D; j++) {
                 float v = x0[(size_t)i * D + j] + ov * ri[j];
-                x[(size_t)i * D + j] = fminf(fmaxf(v, a->cfg.clip_min), a->cfg.clip_max);
+                x[(size_t)i * D + j] = fminf(fmaxf(v, sk_atk_lo(&a->cfg, j)), sk_atk_hi(&a->cfg, j));
             }
         }
         if (!active && it < steps) {
@@ -271,7 +271,7 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
     bool *bs = ch->bs;
     int D = a->D, K = a->K, rc = SK_OK, steps = a->cfg.steps;
     size_t MD = (size_t)M * D;
-    float lo = a->cfg.clip_min, hi = a->cfg.clip_max, span = hi - lo, lr = a->cfg.step_size;
+    float lr = a->cfg.step_size;
     float *w, *w0, *x, *dx, *m1, *v, *lp, *loss, *c, *clo, *chi, *bm;
     bool *found;
     struct sk_atk_mem mem = { 0 };
@@ -291,7 +291,11 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
         bm = margins_take(a, &mem, M);
         if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
     }
+    /* tanh space per feature: x_j = lo_j + span_j (tanh w + 1) / 2 */
+    const struct sk_attack_config *bc = &a->cfg;
     for (size_t q = 0; q < MD; q++) {
+        int j = (int)(q % (size_t)D);
+        float lo = sk_atk_lo(bc, j), span = sk_atk_hi(bc, j) - lo;
         float u = (x0[q] - lo) / span * 2 - 1;
         u = fminf(fmaxf(u, -0.999999f), 0.999999f);
         w0[q] = atanhf(u);
@@ -311,7 +315,11 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
         memset(found, 0, sizeof(bool) * M);
         float b1t = 1, b2t = 1;
         for (int it = 0; it <= steps; it++) {
-            for (size_t q = 0; q < MD; q++) x[q] = lo + span * (tanhf(w[q]) + 1) * 0.5f;
+            for (size_t q = 0; q < MD; q++) {
+                int j = (int)(q % (size_t)D);
+                float lo = sk_atk_lo(bc, j), span = sk_atk_hi(bc, j) - lo;
+                x[q] = lo + span * (tanhf(w[q]) + 1) * 0.5f;
+            }
             if (it < steps) {
                 if ((rc = a->c->input_grad(a->c->self, x, M, cw_loss, &cc, lp, loss, dx))) goto out;
             } else if ((rc = a->c->log_probs(a->c->self, x, M, lp)))
@@ -340,7 +348,8 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
             for (size_t q = 0; q < MD; q++) {
                 float th = tanhf(w[q]);
                 float gx = 2 * (x[q] - x0[q]) + dx[q];
-                float gw = gx * span * 0.5f * (1 - th * th);
+                int j = (int)(q % (size_t)D);
+                float gw = gx * (sk_atk_hi(bc, j) - sk_atk_lo(bc, j)) * 0.5f * (1 - th * th);
                 m1[q] = 0.9f * m1[q] + 0.1f * gw;
                 v[q] = 0.999f * v[q] + 0.001f * gw * gw;
                 float mh = m1[q] / (1 - b1t), vh = v[q] / (1 - b2t);

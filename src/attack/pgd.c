@@ -36,10 +36,18 @@ static inline float clamp_ball_box(float v, float x0, float eps, bool box, float
 void sk_pgd_project(const struct sk_pgd_set *s, float *x, int M)
 {
     if (!s->box_last) {
-        sk_atk_project(s->norm, s->eps, s->lo, s->hi, s->x0, x, M, s->D, s->C);
+        sk_atk_project(s->norm, s->eps, s->lo, s->hi, s->blo, s->bhi, s->x0, x, M, s->D, s->C);
         return;
     }
     SK_ASSERT(s->norm == SK_NORM_LINF);
+    if (s->blo) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < s->D; j++) {
+                size_t q = (size_t)i * s->D + j;
+                x[q] = clamp_ball_box(x[q], s->x0[q], s->eps, true, s->blo[j], s->bhi[j]);
+            }
+        return;
+    }
     size_t n = (size_t)M * s->D;
     for (size_t i = 0; i < n; i++) x[i] = clamp_ball_box(x[i], s->x0[i], s->eps, s->box, s->lo, s->hi);
 }
@@ -184,7 +192,7 @@ static int model_batch(struct sk_model *m, struct sk_graph *g, const struct sk_p
     for (int i = 0; i < B; i++) alpha[i] = step;
     struct sk_pgd_run run = {
         .set = { SK_NORM_LINF, c->no_project ? INFINITY : c->eps, x, D, 1, c->clip_lo, c->clip_hi,
-                 c->clip_lo < c->clip_hi, true },
+                 c->clip_lo < c->clip_hi, true, c->box_lo, c->box_hi },
         .M = B, .steps = c->steps, .alpha = alpha, .x = xa, .dx = grad,
     };
     struct model_oracle mo = { m, g, c, y, B, c->mode == SK_MODE_MC && c->eot > 1 ? c->eot : 1, key, lpc };

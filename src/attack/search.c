@@ -142,7 +142,7 @@ static void square_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
 {
     (void)ctx;
     int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w;
-    float eps = a->cfg.eps, lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    float eps = a->cfg.eps;
     struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, ch->rid[i]), 0 };
     float *xi = ch->bx + (size_t)i * D;
     const float *x0i = ch->x0 + (size_t)i * D;
@@ -151,7 +151,7 @@ static void square_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
             float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
             for (int h = 0; h < H; h++) {
                 size_t q = ((size_t)c * H + h) * W + w;
-                xi[q] = fminf(fmaxf(x0i[q] + sg, lo), hi);
+                xi[q] = fminf(fmaxf(x0i[q] + sg, sk_atk_lo(&a->cfg, (int)q)), sk_atk_hi(&a->cfg, (int)q));
             }
         }
 }
@@ -181,7 +181,7 @@ static void square_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
 {
     const struct square *sq = ctx;
     int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w, s = sq->s, sw = sq->sw;
-    float eps = a->cfg.eps, lo = a->cfg.clip_min, hi = a->cfg.clip_max;
+    float eps = a->cfg.eps;
     (void)q;
     struct sk_rng g = { sk_attack_rowkey(a, 3 + a->stage * 16, 0, ch->rid[i]), (uint64_t)it << 16 };
     int vh = (int)sk_rng_below(&g, (uint64_t)(H - s + 1 > 0 ? H - s + 1 : 1));
@@ -192,7 +192,7 @@ static void square_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
         for (int h = vh; h < vh + s && h < H; h++)
             for (int w = vw; w < vw + sw && w < W; w++) {
                 size_t o = ((size_t)c * H + h) * W + w;
-                xc[o] = fminf(fmaxf(x0i[o] + sg, lo), hi);
+                xc[o] = fminf(fmaxf(x0i[o] + sg, sk_atk_lo(&a->cfg, (int)o)), sk_atk_hi(&a->cfg, (int)o));
             }
     }
 }
@@ -221,7 +221,6 @@ static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
 {
     struct sparse *sp = ctx;
     int D = a->D, C = a->img_c, P = sp->P, k = sp->k;
-    float lo = a->cfg.clip_min, hi = a->cfg.clip_max;
     struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, ch->rid[i]), 0 };
     for (int j = 0; j < P; j++) sp->perm[j] = j;
     sk_rng_shuffle(&g, sp->perm, P);
@@ -229,7 +228,10 @@ static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
     memcpy(xi, ch->x0 + (size_t)i * D, sizeof(float) * D);
     for (int j = 0; j < k; j++) {
         sp->pos[(size_t)i * k + j] = sp->perm[j];
-        for (int c = 0; c < C; c++) xi[(size_t)c * P + sp->perm[j]] = sk_rng_u64(&g) & 1 ? hi : lo;
+        for (int c = 0; c < C; c++) {
+            int f = c * P + sp->perm[j];
+            xi[f] = sk_rng_u64(&g) & 1 ? sk_atk_hi(&a->cfg, f) : sk_atk_lo(&a->cfg, f);
+        }
     }
 }
 
@@ -246,7 +248,6 @@ static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
 {
     struct sparse *sp = ctx;
     int D = a->D, C = a->img_c, P = sp->P, k = sp->k;
-    float lo = a->cfg.clip_min, hi = a->cfg.clip_max;
     struct sk_rng g = { sk_attack_rowkey(a, 4 + a->stage * 16, 0, ch->rid[i]), (uint64_t)it << 20 };
     int *pi = sp->pos + (size_t)i * k, *ni = sp->npos + (size_t)q * k, *mark = sp->mark;
     memcpy(ni, pi, sizeof(int) * k);
@@ -263,7 +264,10 @@ static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
         mark[old] = 0;
         mark[np] = 1;
         ni[sl] = np;
-        for (int c = 0; c < C; c++) xc[(size_t)c * P + np] = sk_rng_u64(&g) & 1 ? hi : lo;
+        for (int c = 0; c < C; c++) {
+            int f = c * P + np;
+            xc[f] = sk_rng_u64(&g) & 1 ? sk_atk_hi(&a->cfg, f) : sk_atk_lo(&a->cfg, f);
+        }
     }
     for (int j = 0; j < k; j++) mark[ni[j]] = 0;
 }

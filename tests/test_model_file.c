@@ -443,6 +443,95 @@ static void test_flags_do_what_they_say(void)
     sk_dataset_free(te);
 }
 
+/* The input box of tabular data is each feature's training range: a table
+ * whose feature 0 lies in [0,1] and feature 1 in [0,1000]. */
+static void test_box_per_feature(void)
+{
+    FILE *f = fopen(sk_test_path("pf.csv"), "w");
+    struct sk_rng r = sk_rng_new(5);
+    for (int i = 0; i < 400; i++) {
+        float a = sk_rng_uniform(&r), b = 1000 * sk_rng_uniform(&r);
+        fprintf(f, "%.5f,%.3f,%d\n", a, b, a + b / 1000 > 1);
+    }
+    fclose(f);
+    CHECK(sk_cli_run("train --data pf.csv --header no --arch mlp:2-16-2:relu --epochs 20 --lr 0.01 --normalize "
+                     "standardize --out pf.st") == 0,
+          "train on the two-range table: %s", sk_cli_err);
+    struct sk_model *m = sk_model_load(sk_test_path("pf.st"), NULL, NULL);
+    CHECK(m && m->in_lo && m->in_lo[0] >= 0 && m->in_hi[0] <= 1 && m->in_hi[1] > 900,
+          "the file records the training range per feature");
+    if (!m || !m->in_lo) return;
+    /* attack: every example inside its feature's range (widened to the test rows' own values) */
+    int rc = sk_cli_run("attack --model pf.st --data pf.csv --header no --attack pgd --eps 0.5 --save-adv pfa.npy --json");
+    cJSON *o = sk_cli_json(), *blo = o ? cJSON_GetObjectItem(o, "box_lo") : NULL;
+    cJSON *bhi = o ? cJSON_GetObjectItem(o, "box_hi") : NULL;
+    float lo[2] = { NAN, NAN }, hi[2] = { NAN, NAN };
+    for (int j = 0; j < 2 && blo && bhi && cJSON_GetArraySize(blo) == 2 && cJSON_GetArraySize(bhi) == 2; j++) {
+        lo[j] = (float)cJSON_GetArrayItem(blo, j)->valuedouble;
+        hi[j] = (float)cJSON_GetArrayItem(bhi, j)->valuedouble;
+    }
+    cJSON_Delete(o);
+    CHECK(rc == 0 && strstr(sk_cli_err, "per feature") && lo[0] <= m->in_lo[0] && hi[0] >= m->in_hi[0] &&
+              lo[0] > -0.05f && hi[0] < 1.05f && lo[1] <= m->in_lo[1] && hi[1] >= m->in_hi[1],
+          "the attack's box is the training range per feature: [%g, %g] x [%g, %g] (%s)", lo[0], hi[0], lo[1], hi[1],
+          sk_cli_err);
+    size_t n = 0;
+    float *adv = npy_floats("pfa.npy", &n);
+    int outside = 0;
+    for (size_t i = 0; adv && i < n; i++) outside += !(adv[i] >= lo[i % 2] && adv[i] <= hi[i % 2]);
+    CHECK(adv && n == 200 && outside == 0, "PGD at eps 0.5 keeps all %zu values in their feature's box (%d outside)", n,
+          outside);
+    free(adv);
+    /* --clip-min/--clip-max: one box for both features, which lets feature 0 leave [0,1] */
+    rc = sk_cli_run("attack --model pf.st --data pf.csv --header no --attack pgd --eps 0.5 --clip-min 0 --clip-max 1000 "
+                    "--save-adv pfs.npy --json");
+    o = sk_cli_json();
+    cJSON *box = o ? cJSON_GetObjectItem(o, "box") : NULL;
+    bool scalar = box && cJSON_GetArraySize(box) == 2 && cJSON_GetArrayItem(box, 1)->valuedouble == 1000 &&
+                  !cJSON_GetObjectItem(o, "box_lo");
+    cJSON_Delete(o);
+    adv = npy_floats("pfs.npy", &n);
+    int left = 0;
+    for (size_t i = 0; adv && i < n; i += 2) left += adv[i] < lo[0] - 0.01f || adv[i] > hi[0] + 0.01f;
+    CHECK(rc == 0 && scalar && left > 0, "the scalar box [0,1000] is used when given (%d examples leave feature 0's range)",
+          left);
+    free(adv);
+    /* certify: the per-feature box is the smaller threat set */
+    double cf = run_num("certify --model pf.st --data pf.csv --header no --eps 0.5 --method ibp --json", "certified_accuracy");
+    double cs = run_num("certify --model pf.st --data pf.csv --header no --eps 0.5 --method ibp --clip-min 0 --clip-max "
+                        "1000 --json", "certified_accuracy");
+    CHECK(cf >= 0 && cs >= 0 && cf >= cs, "IBP certified accuracy in the per-feature box %g >= in the overall box %g", cf, cs);
+    /* the library: equal per-feature bounds are the scalar box, number for number */
+    float x[8] = { 0.2f, 100, 0.9f, 950, 0.5f, 480, 0.02f, 3 }, ml_a[8], ml_b[8];
+    int y[4] = { 0, 1, 0, 0 };
+    float el[2] = { 0, 0 }, eh[2] = { 1000, 1000 };
+    struct sk_cert_box eq = { 0, 0, el, eh }, pf = { 0, 0, m->in_lo, m->in_hi };
+    struct sk_cert_report ra, rb, rp;
+    sk_certify(m, SK_CERT_IBP, x, y, 4, 0.5f, 0, 1000, NULL, &ra);
+    sk_certify_box(m, SK_CERT_IBP, x, y, 4, 0.5f, &eq, NULL, &rb);
+    sk_certify_box(m, SK_CERT_IBP, x, y, 4, 0.5f, &pf, NULL, &rp);
+    sk_certify_margins(m, SK_CERT_CROWN, x, y, 4, 0.5f, 0, 1000, ml_a);
+    sk_certify_margins_box(m, SK_CERT_CROWN, x, y, 4, 0.5f, &eq, ml_b);
+    CHECK(ra.mean_margin_lo == rb.mean_margin_lo && !memcmp(ml_a, ml_b, sizeof ml_a) &&
+              rp.mean_margin_lo >= ra.mean_margin_lo,
+          "per-feature [0,1000] bounds = the scalar box (%g, %g); the training range is tighter (%g)",
+          ra.mean_margin_lo, rb.mean_margin_lo, rp.mean_margin_lo);
+    sk_model_free(m);
+    /* adversarial training bounds its attack by the training split's range */
+    rc = sk_cli_run("train --data pf.csv --header no --arch mlp:2-16-2:relu --epochs 2 --lr 0.01 --normalize standardize "
+                    "--adv pgd --adv-eps 0.5 --out pfadv.st");
+    CHECK(rc == 0 && strstr(sk_cli_err, "per feature") && strstr(sk_cli_err, "training split"),
+          "train --adv on a table uses the per-feature box: %s", sk_cli_err);
+    /* images keep the pixel box [0,1] */
+    rc = sk_cli_run("attack --model std.st --data fashion-mnist --n 20 --attack fgsm --eps 0.01 --json");
+    o = sk_cli_json();
+    box = o ? cJSON_GetObjectItem(o, "box") : NULL;
+    CHECK(rc == 0 && box && cJSON_GetArrayItem(box, 0)->valuedouble == 0 && cJSON_GetArrayItem(box, 1)->valuedouble == 1 &&
+              !cJSON_GetObjectItem(o, "box_lo") && !strstr(sk_cli_err, "per feature"),
+          "images: the box stays [0,1]: %s", sk_cli_out);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     test_folded_equals_stored();
@@ -453,5 +542,6 @@ int main(void)
     test_classes_travel();
     test_compare_dir();
     test_flags_do_what_they_say();
+    test_box_per_feature();
     return sk_test_finish("test_model_file");
 }

@@ -68,10 +68,21 @@ int sk_cert_method_parse(const char *s);
  * SK_OK or a negative status (unsupported layer, shapes). */
 int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out);
 
+/* The valid input box of a threat set: per feature [blo[j], bhi[j]] when
+ * blo is given (in_dim each, borrowed, blo[j] <= bhi[j]; tabular data: the
+ * training range), else [lo, hi] for every feature (lo >= hi: no box). */
+struct sk_cert_box {
+    float lo, hi;
+    const float *blo, *bhi;
+};
+
 /* The centre/radius input nodes of the threat set of x[N, in_dim]: the
  * values live in g's arena. clip_lo >= clip_hi means no box. */
 int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
                  float clip_hi, int *c, int *r);
+/* The same in the box *box (NULL: no box). */
+int sk_ibp_input_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
+                     const struct sk_cert_box *box, int *c, int *r);
 
 /* Worst-case logits of the specification form for labels y[N] (caller's
  * array, alive until backward): zw[n,j] = upper bound of z_j - z_y over the
@@ -93,6 +104,9 @@ int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *h
  * x: mlo [N, n_classes], mlo[n, y_n] = 0. */
 int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
                        float eps, float clip_lo, float clip_hi, float *mlo);
+/* The same in the box *box (NULL: no box). */
+int sk_certify_margins_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+                           float eps, const struct sk_cert_box *box, float *mlo);
 
 struct sk_cert_report {
     enum sk_cert_method method;
@@ -111,6 +125,9 @@ struct sk_cert_report {
  * point is certified. Eval mode. Box [clip_lo, clip_hi] (0,1 for images). */
 int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep);
+/* The same in the box *box (NULL: no box), e.g. per feature. */
+int sk_certify_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
+                   const struct sk_cert_box *box, unsigned char *cert, struct sk_cert_report *rep);
 /* sk_certify with the Lipschitz method (which ignores the box) and, from the
  * same layer bounds (computed once: they dominate the cost), the certified
  * radii of sk_lipschitz_radius (r2, rinf: N each, may be NULL). */

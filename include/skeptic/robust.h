@@ -79,6 +79,9 @@ struct sk_adv_config {
     int steps;            /* inner PGD steps (PGD, TRADES); FGSM uses 1 */
     float step;           /* inner step size; <= 0 automatic */
     float clip_lo, clip_hi;
+    const float *box_lo, *box_hi; /* per-feature box (in_dim each, borrowed; tabular data: the training
+                                   * split's range) instead of [clip_lo, clip_hi]; NULL: the scalar box.
+                                   * Used by the PGD kinds, FGSM-EP, IBP and the guard */
     int eps_warmup_epochs;/* PGD/FGSM/TRADES: eps ramps from 0 over these epochs (0: none) */
     float trades_beta;    /* default 6 */
     float nfgsm_noise;    /* N-FGSM: radius of the uniform noise in units of eps (<= 0: 2, de Jorge et al.'s) */

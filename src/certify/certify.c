@@ -71,6 +71,13 @@ int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *h
 int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
                        float eps, float clip_lo, float clip_hi, float *mlo)
 {
+    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
+    return sk_certify_margins_box(m, method, x, y, N, eps, &box, mlo);
+}
+
+int sk_certify_margins_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+                           float eps, const struct sk_cert_box *box, float *mlo)
+{
     int rc = check_rows(m, y, N);
     if (rc) return rc;
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "certify: epsilon %g must be finite and >= 0", eps);
@@ -83,7 +90,7 @@ int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const flo
     float *tmp = method == SK_CERT_CROWN ? sk_malloc(sizeof(float) * (size_t)N * m->n_classes) : NULL;
     rc = SK_ENOMEM;
     if (cv && rv && (method != SK_CERT_CROWN || tmp)) {
-        rc = sk_cert_box_cr(x, n, eps, clip_lo, clip_hi, cv, rv);
+        rc = sk_cert_box_cr(x, n, m->in_dim, eps, box, cv, rv);
         if (!rc) rc = sk_ibp_margins(m, cv, rv, y, N, mlo);
         if (!rc && method == SK_CERT_CROWN) {
             rc = sk_crown(m, cv, rv, y, N, true, tmp, NULL);
@@ -134,7 +141,7 @@ static void cert_report(const struct sk_model *m, enum sk_cert_method method, fl
 
 /* sk_certify and sk_certify_lipschitz: margins and log-probabilities, then the report. */
 static int certify_run(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
-                       float eps, float clip_lo, float clip_hi, unsigned char *cert, float *r2, float *rinf,
+                       float eps, const struct sk_cert_box *box, unsigned char *cert, float *r2, float *rinf,
                        struct sk_cert_report *rep)
 {
     double t0 = sk_now();
@@ -149,7 +156,7 @@ static int certify_run(struct sk_model *m, enum sk_cert_method method, const flo
     rc = SK_ENOMEM;
     if (mlo && lp && method == SK_CERT_LIPSCHITZ) /* the layer bounds once for everything */
         rc = sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved);
-    else if (mlo && lp && !(rc = sk_certify_margins(m, method, x, y, N, eps, clip_lo, clip_hi, mlo)))
+    else if (mlo && lp && !(rc = sk_certify_margins_box(m, method, x, y, N, eps, box, mlo)))
         rc = sk_model_log_probs(m, x, N, lp);
     if (!rc) {
         struct sk_cert_report r;
@@ -167,11 +174,18 @@ static int certify_run(struct sk_model *m, enum sk_cert_method method, const flo
 int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
                          float *r2, float *rinf, struct sk_cert_report *rep)
 {
-    return certify_run(m, SK_CERT_LIPSCHITZ, x, y, N, eps, 0, 0, cert, r2, rinf, rep);
+    return certify_run(m, SK_CERT_LIPSCHITZ, x, y, N, eps, NULL, cert, r2, rinf, rep);
 }
 
 int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
                float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep)
 {
-    return certify_run(m, method, x, y, N, eps, clip_lo, clip_hi, cert, NULL, NULL, rep);
+    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
+    return certify_run(m, method, x, y, N, eps, &box, cert, NULL, NULL, rep);
+}
+
+int sk_certify_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
+                   const struct sk_cert_box *box, unsigned char *cert, struct sk_cert_report *rep)
+{
+    return certify_run(m, method, x, y, N, eps, box, cert, NULL, NULL, rep);
 }

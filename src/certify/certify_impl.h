@@ -6,8 +6,8 @@
 
 /* Index of the last dense layer if only dropout/flatten follow it, else -1. */
 int sk_cert_last_dense(const struct sk_model *m);
-/* Threat set of n values in centre/radius form. */
-int sk_cert_box_cr(const float *x, size_t n, float eps, float clip_lo, float clip_hi, float *cv, float *rv);
+/* Threat set of n values (rows of D) in centre/radius form; box NULL: none. */
+int sk_cert_box_cr(const float *x, size_t n, int D, float eps, const struct sk_cert_box *box, float *cv, float *rv);
 /* IBP margins (specification form) of N boxes in centre/radius form. */
 int sk_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo);
 /* IBP logit bounds of N boxes. */

@@ -70,21 +70,18 @@ int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto,
 int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
                  float clip_hi, int *c, int *r)
 {
-    if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "epsilon %g must be finite and >= 0", eps);
+    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
+    return sk_ibp_input_box(g, m, x, N, eps, &box, c, r);
+}
+
+int sk_ibp_input_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
+                     const struct sk_cert_box *box, int *c, int *r)
+{
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_graph_scratch(g, n * sizeof(float)), *rv = sk_graph_scratch(g, n * sizeof(float));
     if (!cv || !rv) return SK_ENOMEM;
-    bool box = clip_lo < clip_hi;
-    for (size_t i = 0; i < n; i++) {
-        float lo = x[i] - eps, hi = x[i] + eps;
-        if (box) {
-            lo = lo < clip_lo ? clip_lo : lo;
-            hi = hi > clip_hi ? clip_hi : hi;
-            if (hi < lo) hi = lo; /* x itself outside the box */
-        }
-        cv[i] = 0.5f * (lo + hi);
-        rv[i] = 0.5f * (hi - lo);
-    }
+    int rc = sk_cert_box_cr(x, n, m->in_dim, eps, box, cv, rv);
+    if (rc) return rc;
     int shape[2] = { N, m->in_dim };
     *c = sk_graph_input(g, cv, 2, shape, false);
     *r = sk_graph_input(g, rv, 2, shape, false);
@@ -207,16 +204,18 @@ static int ibp_margins_cr(struct sk_model *m, struct sk_graph *g, const float *c
     return SK_OK;
 }
 
-int sk_cert_box_cr(const float *x, size_t n, float eps, float clip_lo, float clip_hi, float *cv, float *rv)
+int sk_cert_box_cr(const float *x, size_t n, int D, float eps, const struct sk_cert_box *b, float *cv, float *rv)
 {
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "epsilon %g must be finite and >= 0", eps);
-    bool box = clip_lo < clip_hi;
+    const float *blo = b ? b->blo : NULL, *bhi = b ? b->bhi : NULL;
+    bool box = blo || (b && b->lo < b->hi);
     for (size_t i = 0; i < n; i++) {
         float lo = x[i] - eps, hi = x[i] + eps;
         if (box) {
-            lo = lo < clip_lo ? clip_lo : lo;
-            hi = hi > clip_hi ? clip_hi : hi;
-            if (hi < lo) hi = lo;
+            float bl = blo ? blo[i % (size_t)D] : b->lo, bh = bhi ? bhi[i % (size_t)D] : b->hi;
+            lo = lo < bl ? bl : lo;
+            hi = hi > bh ? bh : hi;
+            if (hi < lo) hi = lo; /* x itself outside the box */
         }
         cv[i] = 0.5f * (lo + hi);
         rv[i] = 0.5f * (hi - lo);

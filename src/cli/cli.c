@@ -132,6 +132,50 @@ int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d,
     return CLI_OK;
 }
 
+int cli_feature_box(const char *cmd, const char *data, const struct sk_dataset *d, const struct sk_model *m,
+                    float given_lo, float given_hi, bool allow_none, float *lo, float *hi, float **blo, float **bhi)
+{
+    *blo = *bhi = NULL;
+    bool tabular = d->h * d->w <= 1 && d->n > 0 && (!m || (m->in_lo && m->in_dim == d->dim));
+    if (!isnan(given_lo) || !isnan(given_hi) || !tabular)
+        return cli_input_box(cmd, data, d, given_lo, given_hi, allow_none, lo, hi);
+    int D = d->dim;
+    float *a = sk_malloc(sizeof(float) * (size_t)D), *b = sk_malloc(sizeof(float) * (size_t)D);
+    if (!a || !b) {
+        sk_free(a);
+        sk_free(b);
+        return cli_fail("out of memory");
+    }
+    /* widened to the rows' own values: a value a little outside the training
+     * range is its own clean point, never projected away from itself */
+    for (int j = 0; j < D; j++) {
+        a[j] = m ? m->in_lo[j] : d->x[j];
+        b[j] = m ? m->in_hi[j] : d->x[j];
+        for (size_t i = 0; i < (size_t)d->n; i++) {
+            float v = d->x[i * (size_t)D + j];
+            a[j] = v < a[j] ? v : a[j];
+            b[j] = v > b[j] ? v : b[j];
+        }
+        /* a constant feature: an empty box would stop the CW attack's tanh map */
+        if (!(b[j] > a[j])) b[j] = fmaxf(a[j] + 1e-6f, nextafterf(a[j], INFINITY));
+    }
+    float mn = a[0], mx = b[0];
+    for (int j = 1; j < D; j++) {
+        mn = a[j] < mn ? a[j] : mn;
+        mx = b[j] > mx ? b[j] : mx;
+    }
+    *lo = mn;
+    *hi = mx;
+    *blo = a;
+    *bhi = b;
+    fprintf(stderr, "skeptic %s: note: tabular data: the input box is per feature, %s (feature 0: [%g, %g]", cmd,
+            m ? "the model's training range widened to include these rows' own values" : "the training split's range",
+            a[0], b[0]);
+    if (D > 1) fprintf(stderr, "%s feature %d: [%g, %g]", D > 2 ? ", ...," : ",", D - 1, a[D - 1], b[D - 1]);
+    fprintf(stderr, "); --clip-min/--clip-max set one box for all\n");
+    return CLI_OK;
+}
+
 void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts)
 {
     fprintf(fp, "usage: %s\n\n%s\n\noptions:\n", h->usage, h->summary);

@@ -179,6 +179,15 @@ struct sk_dataset *cli_load_eval_data(const struct cli_common *c, const struct s
  * Returns CLI_OK, or the exit status after printing what was wrong. */
 int cli_input_box(const char *cmd, const char *data, const struct sk_dataset *d, float given_lo, float given_hi,
                   bool allow_none, float *lo, float *hi);
+/* cli_input_box, or for tabular rows (not images) without --clip-min/max:
+ * a box per feature, owned arrays *blo, *bhi (d->dim each, sk_free; NULL
+ * when the scalar box applies). m given: the training range the model
+ * records (m->in_lo/in_hi; none recorded: the scalar box), widened to the
+ * values of d's rows; m NULL: d's own range per feature (the training split
+ * itself). *lo, *hi: the smallest lower and largest upper end. Prints a
+ * note naming the box. */
+int cli_feature_box(const char *cmd, const char *data, const struct sk_dataset *d, const struct sk_model *m,
+                    float given_lo, float given_hi, bool allow_none, float *lo, float *hi, float **blo, float **bhi);
 #define CLI_BOX_OPTS(lo, hi)                                                                                      \
     { "clip-min", CLI_FLOAT, &(lo), "X", "lower end of the valid input box (default 0 if the data lie in [0,1], else their minimum)" }, \
     { "clip-max", CLI_FLOAT, &(hi), "X", "upper end of the valid input box (default 1 if the data lie in [0,1], else their maximum)" }

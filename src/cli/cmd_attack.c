@@ -106,6 +106,7 @@ struct attack_run {
     struct sk_classifier *cl;
     struct sk_attack_result *r, **rs; /* rs: one per eps of --eps-list, r the last */
     int *tg;
+    float *box_lo, *box_hi; /* per-feature box (tabular data), cfg's box_lo/box_hi */
     double curve[MAX_EPS];
     int C, H, W; /* the picture shape of a row */
 };
@@ -119,6 +120,8 @@ static void attack_run_free(struct attack_run *r, int n_eps)
         sk_attack_result_free(r->r);
     }
     sk_free(r->tg);
+    sk_free(r->box_lo);
+    sk_free(r->box_hi);
     sk_classifier_free(r->cl);
     sk_free(r->meta);
     sk_dataset_free(r->d);
@@ -208,7 +211,11 @@ static int open_target(const struct cli_common *c, const struct attack_args *a, 
         return cli_usage("--mc: %s holds a %s posterior, attacked through its own predictive (--eot K samples per "
                          "call); --mc is for plain files with dropout", c->model, sk_bayes_method_name(r->post->method));
     if (a->mc && !sk_model_has_dropout(r->m)) return cli_usage("--mc: the model has no dropout layer, it is deterministic");
-    return cli_input_box("attack", c->data, r->d, a->clip_min, a->clip_max, false, &r->cfg.clip_min, &r->cfg.clip_max);
+    int rc = cli_feature_box("attack", c->data, r->d, r->m, a->clip_min, a->clip_max, false, &r->cfg.clip_min,
+                             &r->cfg.clip_max, &r->box_lo, &r->box_hi);
+    r->cfg.box_lo = r->box_lo;
+    r->cfg.box_hi = r->box_hi;
+    return rc;
 }
 
 static int make_classifier(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
@@ -336,6 +343,10 @@ static void print_json(const struct cli_common *c, const struct attack_args *a, 
     cJSON *bx = cJSON_AddArrayToObject(o, "box");
     cJSON_AddItemToArray(bx, cJSON_CreateNumber(r->cfg.clip_min));
     cJSON_AddItemToArray(bx, cJSON_CreateNumber(r->cfg.clip_max));
+    if (r->box_lo) {
+        cJSON_AddItemToObject(o, "box_lo", cJSON_CreateFloatArray(r->box_lo, r->d->dim));
+        cJSON_AddItemToObject(o, "box_hi", cJSON_CreateFloatArray(r->box_hi, r->d->dim));
+    }
     if (a->eps_list) {
         cJSON *cv = cJSON_AddObjectToObject(o, "curve");
         cJSON *ea = cJSON_AddArrayToObject(cv, "eps"), *aa = cJSON_AddArrayToObject(cv, "robust_accuracy");

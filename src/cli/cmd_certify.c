@@ -24,8 +24,8 @@ struct cert_result {
 
 /* Certify d: the Lipschitz bound (one computation of the layer bounds gives
  * the certified points and the radii) or bound propagation in [lo, hi]. */
-static int certify(struct sk_model *m, const struct sk_dataset *d, int method, float eps, float lo, float hi,
-                   struct cert_result *r)
+static int certify(struct sk_model *m, const struct sk_dataset *d, int method, float eps,
+                   const struct sk_cert_box *bx, struct cert_result *r)
 {
     unsigned char *cert = sk_malloc((size_t)d->n);
     float *r2 = NULL, *rinf = NULL;
@@ -44,7 +44,7 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
             r->med2 = r2[d->n / 2];
             r->medinf = rinf[d->n / 2];
         }
-    } else if (sk_certify(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, lo, hi, cert, &r->rep)) {
+    } else if (sk_certify_box(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, bx, cert, &r->rep)) {
         status = cli_fail_lib_map(certify_flags);
     }
     sk_free(cert);
@@ -53,8 +53,8 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
     return status;
 }
 
-static void print_json(const struct cli_common *c, int method, float eps, float lo, float hi, int n,
-                       const struct cert_result *r, int n_broken, int n_outside)
+static void print_json(const struct cli_common *c, int method, float eps, const struct sk_cert_box *bx, int dim,
+                       int n, const struct cert_result *r, int n_broken, int n_outside)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
@@ -70,10 +70,14 @@ static void print_json(const struct cli_common *c, int method, float eps, float 
     cJSON_AddNumberToObject(o, "n_certified", r->rep.n_certified);
     cli_json_num(o, "mean_margin_lower", r->rep.mean_margin_lo);
     cli_json_num(o, "seconds", r->rep.seconds);
-    if (lo < hi) {
+    if (bx->lo < bx->hi) {
         cJSON *b = cJSON_AddArrayToObject(o, "box");
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(lo));
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(hi));
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(bx->lo));
+        cJSON_AddItemToArray(b, cJSON_CreateNumber(bx->hi));
+        if (bx->blo) {
+            cJSON_AddItemToObject(o, "box_lo", cJSON_CreateFloatArray(bx->blo, dim));
+            cJSON_AddItemToObject(o, "box_hi", cJSON_CreateFloatArray(bx->bhi, dim));
+        }
     } else {
         cJSON_AddNullToObject(o, "box");
     }
@@ -92,13 +96,14 @@ static void print_json(const struct cli_common *c, int method, float eps, float 
     cli_json_print(o);
 }
 
-static void print_text(const struct cli_common *c, const char *spec, int method, float eps, float lo, float hi,
+static void print_text(const struct cli_common *c, const char *spec, int method, float eps, const struct sk_cert_box *bx,
                        int n, const struct cert_result *r, int n_broken, int n_outside)
 {
     printf("model      %s (%s)\n", c->model, spec);
     printf("data       %s, split %s, %d rows\n", c->data, c->split ? c->split : "test", n);
     printf("threat     L-inf ball of radius %g", eps);
-    if (lo < hi) printf(" within [%g, %g]\n", lo, hi);
+    if (bx->blo) printf(" within the per-feature training range (overall [%g, %g])\n", bx->lo, bx->hi);
+    else if (bx->lo < bx->hi) printf(" within [%g, %g]\n", bx->lo, bx->hi);
     else printf(" (no input box)\n");
     printf("method     %s\n", sk_cert_method_name((enum sk_cert_method)method));
     printf("clean      %.4f  (%d of %d)\n", r->rep.clean_acc, r->rep.n_correct, n);
@@ -130,8 +135,8 @@ static void points_free(struct cert_points *p)
     sk_free(p->cert);
 }
 
-static int cert_points(struct sk_model *m, const struct sk_dataset *d, int method, float eps, float lo, float hi,
-                       struct cert_points *p)
+static int cert_points(struct sk_model *m, const struct sk_dataset *d, int method, float eps,
+                       const struct sk_cert_box *bx, struct cert_points *p)
 {
     int N = d->n, K = m->n_classes;
     float *mlo = sk_malloc(sizeof(float) * (size_t)N * K), *lp = sk_malloc(sizeof(float) * (size_t)N * K);
@@ -141,8 +146,8 @@ static int cert_points(struct sk_model *m, const struct sk_dataset *d, int metho
     int rc = !mlo || !lp || !p->pred || !p->margin || !p->cert ? SK_ENOMEM : SK_OK;
     struct sk_cert_report rep;
     /* the certified flags are sk_certify's own decisions; the margins come with them */
-    if (!rc) rc = sk_certify(m, (enum sk_cert_method)method, d->x, d->y, N, eps, lo, hi, p->cert, &rep);
-    if (!rc) rc = sk_certify_margins(m, (enum sk_cert_method)method, d->x, d->y, N, eps, lo, hi, mlo);
+    if (!rc) rc = sk_certify_box(m, (enum sk_cert_method)method, d->x, d->y, N, eps, bx, p->cert, &rep);
+    if (!rc) rc = sk_certify_margins_box(m, (enum sk_cert_method)method, d->x, d->y, N, eps, bx, mlo);
     if (!rc) rc = sk_model_log_probs(m, d->x, N, lp);
     for (int i = 0; i < N && !rc; i++) {
         int b = 0;
@@ -179,7 +184,7 @@ static int write_points(const char *path, const struct sk_dataset *d, const stru
  * attack broke inside the threat set may be certified. A certified point
  * with a misclassified example within eps and the box means an unsound
  * bound: a loud failure, never a figure. */
-static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *path, float eps, float lo, float hi,
+static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *path, float eps, const struct sk_cert_box *bx,
                     const struct cert_points *p, int *n_broken, int *n_outside)
 {
     int nd;
@@ -205,7 +210,9 @@ static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *
         const float *a = xa + (size_t)i * D, *x = d->x + (size_t)i * D;
         bool inside = true;
         for (size_t j = 0; j < D && inside; j++)
-            inside = fabsf(a[j] - x[j]) <= eps * (1 + 1e-6f) && (!(lo < hi) || (a[j] >= lo && a[j] <= hi));
+            inside = fabsf(a[j] - x[j]) <= eps * (1 + 1e-6f) &&
+                     (bx->blo ? a[j] >= bx->blo[j] && a[j] <= bx->bhi[j]
+                              : !(bx->lo < bx->hi) || (a[j] >= bx->lo && a[j] <= bx->hi));
         int b = 0;
         for (int k = 1; k < K; k++)
             if (lp[(size_t)i * K + k] > lp[(size_t)i * K + b]) b = k;
@@ -238,21 +245,25 @@ static int run(const struct cli_common *c, int method, float eps, float clip_min
     if (!m) return CLI_FAIL;
     struct sk_dataset *d = cli_load_eval_data(c, m, meta);
     int status = CLI_FAIL;
-    float lo = 0, hi = 0;
+    struct sk_cert_box bx = { 0, 0, NULL, NULL };
+    float *blo = NULL, *bhi = NULL;
     struct cert_result r = { 0 };
     if (d && d->n < 1) status = cli_fail("%s: no rows to certify", c->data);
     /* the box: given, else [0,1] when the data lie in it, else none */
-    else if (d && !(status = cli_input_box("certify", c->data, d, clip_min, clip_max, true, &lo, &hi)) &&
-             !(status = certify(m, d, method, eps, lo, hi, &r))) {
+    else if (d && !(status = cli_feature_box("certify", c->data, d, m, clip_min, clip_max, true, &bx.lo, &bx.hi, &blo,
+                                             &bhi)) &&
+             (bx.blo = blo, bx.bhi = bhi, !(status = certify(m, d, method, eps, &bx, &r)))) {
         struct cert_points p = { 0 };
         int n_broken = -1, n_outside = 0;
-        if ((points_path || attacked) && cert_points(m, d, method, eps, lo, hi, &p)) status = cli_fail_lib();
+        if ((points_path || attacked) && cert_points(m, d, method, eps, &bx, &p)) status = cli_fail_lib();
         if (!status && points_path) status = write_points(points_path, d, &p);
-        if (!status && attacked) status = sandwich(m, d, attacked, eps, lo, hi, &p, &n_broken, &n_outside);
+        if (!status && attacked) status = sandwich(m, d, attacked, eps, &bx, &p, &n_broken, &n_outside);
         points_free(&p);
-        if (!status && c->json) print_json(c, method, eps, lo, hi, d->n, &r, n_broken, n_outside);
-        else if (!status) print_text(c, m->spec, method, eps, lo, hi, d->n, &r, n_broken, n_outside);
+        if (!status && c->json) print_json(c, method, eps, &bx, d->dim, d->n, &r, n_broken, n_outside);
+        else if (!status) print_text(c, m->spec, method, eps, &bx, d->n, &r, n_broken, n_outside);
     }
+    sk_free(blo);
+    sk_free(bhi);
     sk_free(meta);
     sk_dataset_free(d);
     sk_model_free(m);

@@ -131,6 +131,7 @@ struct train_run {
     struct sk_trainer *t;
     struct sk_adv_loss *advl;
     struct sk_adv_config advc;
+    float *box_lo, *box_hi; /* advc's per-feature box (tabular data) */
     char *spec;
     cJSON *meta;
     struct train_ctx tc;
@@ -142,6 +143,8 @@ static void train_run_free(struct train_run *r)
     if (r->tc.log) fclose(r->tc.log);
     cJSON_Delete(r->meta);
     sk_free(r->spec);
+    sk_free(r->box_lo);
+    sk_free(r->box_hi);
     sk_trainer_free(r->t);
     sk_adv_loss_free(r->advl);
     sk_model_free(r->m);
@@ -247,7 +250,11 @@ static int build_adv(const struct cli_common *c, struct train_args *a, struct tr
         return CLI_OK;
     }
     if (sk_adv_check(advc)) return cli_usage_lib(adv_flags);
-    return cli_input_box("train", c->data, r->train, a->clip_min, a->clip_max, false, &advc->clip_lo, &advc->clip_hi);
+    int rc = cli_feature_box("train", c->data, r->train, NULL, a->clip_min, a->clip_max, false, &advc->clip_lo,
+                             &advc->clip_hi, &r->box_lo, &r->box_hi);
+    advc->box_lo = r->box_lo;
+    advc->box_hi = r->box_hi;
+    return rc;
 }
 
 static struct sk_train_config build_config(const struct train_args *a, struct train_run *r)

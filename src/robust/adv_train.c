@@ -140,7 +140,8 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         int Lc = sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
         if (f <= 0 || kappa >= 1.0f) return Lc;
         int c, r, zw, rc;
-        if ((rc = sk_ibp_input(g, m, xb, n, eps, a->clip_lo, a->clip_hi, &c, &r))) return rc;
+        struct sk_cert_box box = { a->clip_lo, a->clip_hi, a->box_lo, a->box_hi };
+        if ((rc = sk_ibp_input_box(g, m, xb, n, eps, &box, &c, &r))) return rc;
         if ((rc = sk_ibp_worst_logits(m, g, c, r, yb, &zw))) return rc;
         int Lr = sk_loss_cross_entropy(g, zw, yb, 0.0f);
         return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
@@ -163,6 +164,8 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     }
     pc.clip_lo = a->clip_lo;
     pc.clip_hi = a->clip_hi;
+    pc.box_lo = a->box_lo;
+    pc.box_hi = a->box_hi;
     if (a->eot > 1 && sk_model_has_dropout(m)) {
         pc.mode = SK_MODE_MC;
         pc.eot = a->eot;
@@ -201,7 +204,8 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
                 float v = x0[j] + (l->has_prior[r] ? d[j] : eps * (2.0f * sk_rng_uniform_at(rk, (uint64_t)i * D + j) - 1.0f));
                 /* onto the eps-ball (eps may have grown or shrunk) and the box */
                 v = v < x0[j] - eps ? x0[j] - eps : (v > x0[j] + eps ? x0[j] + eps : v);
-                if (a->clip_lo < a->clip_hi) v = v < a->clip_lo ? a->clip_lo : (v > a->clip_hi ? a->clip_hi : v);
+                if (a->box_lo) v = v < a->box_lo[j] ? a->box_lo[j] : (v > a->box_hi[j] ? a->box_hi[j] : v);
+                else if (a->clip_lo < a->clip_hi) v = v < a->clip_lo ? a->clip_lo : (v > a->clip_hi ? a->clip_hi : v);
                 xs[j] = v;
             }
         }
@@ -297,6 +301,8 @@ static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
         struct sk_pgd_config pc = sk_pgd_defaults(l->a.eps, l->a.guard_steps > 0 ? l->a.guard_steps : 10);
         pc.clip_lo = l->a.clip_lo;
         pc.clip_hi = l->a.clip_hi;
+        pc.box_lo = l->a.box_lo;
+        pc.box_hi = l->a.box_hi;
         double acc = 0;
         int rc = sk_pgd_accuracy(m, &pc, gx, gy, gn, 77 + (uint64_t)em->epoch, &acc, NULL);
         if (rc) {

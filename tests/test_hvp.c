@@ -101,8 +101,13 @@ static int hvp_at(struct hc_state *st, float *const *v, float **hv)
         int rc = sk_graph_set_direction(st->g, ids[i], v[i], hv[i]);
         if (rc) return rc;
     }
+    for (int i = 0; i < c->n_in; i++)
+        if (c->as_param[i]) st->grads[i][0] = 7; /* H v leaves parameter gradients alone */
     int rc = sk_graph_hvp(st->g, L);
     for (int i = 0; i < sk_graph_n_nodes(st->g); i++) op_checked[node_at(st->g, i)->op] = true;
+    for (int i = 0; i < c->n_in; i++)
+        for (size_t j = 0; j < st->n[i] && c->as_param[i]; j++)
+            if (st->grads[i][j] != (j ? 0 : 7)) return sk_error(SK_ESTATE, "parameter %d's gradient was written", i);
     return rc;
 }
 

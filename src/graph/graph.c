@@ -313,11 +313,15 @@ int sk_graph_hvp(struct sk_graph *g, int id)
     if (rc) return rc;
     /* The R-backward needs the gradients of inner nodes, not those of the
      * parameters: the ordinary backward skips them (a third of its products). */
-    for (int i = 0; i <= id; i++)
-        if (g->nodes[i].op == OP_PARAM && g->nodes[i].needs_grad) {
-            g->nodes[i].needs_grad = false;
+    for (int i = 0; i <= id; i++) {
+        struct sk_node *nd = &g->nodes[i];
+        /* a view of a parameter too: it shares the parameter's buffer */
+        bool param = nd->op == OP_PARAM || (nd->op == OP_FLATTEN && grad_owner(g, i)->op == OP_PARAM);
+        if (param && nd->needs_grad) {
+            nd->needs_grad = false;
             reach[i] |= 2;
         }
+    }
     rc = sk_graph_backward(g, id, NULL);
     for (int i = 0; i <= id; i++)
         if (reach[i] & 2) g->nodes[i].needs_grad = true;

@@ -280,8 +280,8 @@ int cmd_certify(int argc, char **argv)
         CLI_DATA_OPTS(c),
         { "eps", CLI_FLOAT, &eps, "E", "L-infinity radius (in the model's input units)" },
         { "method", CLI_STR, &method_s, "M", "ibp | crown | lipschitz (default ibp; crown needs an MLP)" },
-        { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of the valid input box (default 0 if the data lie in [0,1], else no box)" },
-        { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of the valid input box (default 1 if the data lie in [0,1], else no box)" },
+        { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of one input box for all features (default: [0,1] for images, the training range per feature for tables)" },
+        { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of one input box for all features (default: [0,1] for images, the training range per feature for tables)" },
         { "points", CLI_STR, &points_path, "FILE.csv", "write per point: index,label,predicted,certified,margin_lower" },
         { "attacked", CLI_STR, &attacked, "FILE.npy", "adversarial examples of the same points (attack --save-adv): fail "
           "if one that is misclassified within eps was certified" },

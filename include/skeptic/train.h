@@ -179,8 +179,9 @@ int sk_train(struct sk_model *m, const struct sk_train_config *cfg, const float 
  * the previous checkpoint intact. */
 int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char *metadata_json);
 /* Restore a checkpoint into a trainer built with the same model spec, data
- * and configuration: weights, buffers, optimiser state, train state, best
- * weights. *metadata_json_out (may be NULL) receives the __metadata__ text.
+ * and configuration (and step hook): weights, buffers, optimiser state,
+ * train state, best weights, the hook's state tensors. *metadata_json_out
+ * (may be NULL) receives the __metadata__ text.
  * Another configuration (seed, batch size, rows, optimiser) is SK_EINVAL.
  * Every state field is checked before anything is restored: a number that
  * is missing, NaN, not an integer where one is due, or outside its range

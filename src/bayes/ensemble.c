@@ -18,6 +18,9 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
     if (p->method != SK_BAYES_ENSEMBLE)
         return sk_error(SK_EINVAL, "sk_bayes_train_ensemble: the posterior's method is %s", sk_bayes_method_name(p->method));
     if (M < 1 || M > 1000) return sk_error(SK_EINVAL, "an ensemble needs 1 to 1000 members, got %d", M);
+    if (cfg->resume)
+        return sk_error(SK_EINVAL, "an ensemble does not resume from one checkpoint (cfg.resume): each member is a "
+                        "run of its own");
     if (m->n_buffers > 0)
         return sk_error(SK_EINVAL, "ensembles of models with batch norm are not supported (members would share "
                         "running statistics); use a spec without 'bn'");

@@ -389,6 +389,9 @@ int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const st
     }
     int rc = sk_adv_check(adv);
     if (rc) return rc;
+    /* the guard's best weights and FGSM-EP's perturbations are not in checkpoints */
+    if (cfg->resume)
+        return sk_error(SK_EINVAL, "adversarial training does not resume from a checkpoint (cfg.resume)");
     int n_fit = n;
     struct sk_adv_loss *l = sk_adv_loss_new(m, adv, cfg->batch);
     if (!l) return SK_ENOMEM;

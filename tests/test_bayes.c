@@ -297,25 +297,22 @@ struct method_setup {
     struct sk_sgld_config sc;
 };
 
-/* Train posterior p (model initialised) by method meth on tr. */
+/* Train posterior p (model initialised) by method meth on tr, through the
+ * one library entry (the switch train --method and compare share). */
 static int train_method(struct sk_posterior *p, int meth, const struct sk_train_config *c,
                         const struct method_setup *ms, const struct sk_dataset *tr)
 {
-    switch (meth) {
-    case SK_BAYES_VI: return sk_bayes_train_vi(p, c, &ms->vi, tr->x, tr->y, tr->n);
-    case SK_BAYES_ENSEMBLE: {
-        struct sk_train_config ce = *c;
-        ce.epochs = ms->member_epochs;
-        return sk_bayes_train_ensemble(p, ms->members, SK_INIT_HE_UNIFORM, &ce, tr->x, tr->y, tr->n);
-    }
-    case SK_BAYES_SGLD: return sk_bayes_train_sgld(p, &ms->sgld, &ms->sc, tr->x, tr->y, tr->n);
-    case SK_BAYES_LAPLACE: {
-        int rc = sk_train(p->model, c, tr->x, tr->y, tr->n);
-        struct sk_laplace_config lc = sk_laplace_defaults();
-        return rc ? rc : sk_bayes_fit_laplace(p, &lc, tr->x, tr->y, tr->n, NULL, NULL, 0);
-    }
-    default: return sk_train(p->model, c, tr->x, tr->y, tr->n);
-    }
+    struct sk_bayes_train_config bc = sk_bayes_train_defaults();
+    bc.train = *c;
+    bc.vi = ms->vi;
+    bc.members = ms->members;
+    bc.member_init = SK_INIT_HE_UNIFORM;
+    if (meth == SK_BAYES_ENSEMBLE) bc.train.epochs = ms->member_epochs;
+    bc.pretrained = meth == SK_BAYES_SGLD; /* sgld starts from the initialised weights here */
+    bc.sgld_train = ms->sgld;
+    bc.sgld = ms->sc;
+    CHECK((int)p->method == meth, "posterior of method %d", meth);
+    return sk_bayes_train(p, &bc, tr->x, tr->y, tr->n);
 }
 
 static void test_methods(void)

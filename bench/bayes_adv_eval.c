@@ -58,10 +58,10 @@ int main(int argc, char **argv)
     if (n > te->n) n = te->n;
     int status = 0;
     for (int f = first; f < argc; f++) {
-        struct sk_posterior *p = sk_posterior_load(argv[f]);
+        struct sk_posterior *p = sk_bayes_load(argv[f]);
         if (p && p->method == SK_BAYES_DETERMINISTIC && sk_model_has_dropout(p->model) && strstr(argv[f], "dropout"))
             p->method = SK_BAYES_MCDROPOUT; /* a plain file of a dropout net, named as such */
-        struct sk_classifier *c = p ? sk_posterior_classifier(p, eot, seed + 7) : NULL;
+        struct sk_classifier *c = p ? sk_bayes_classifier(p, eot, seed + 7) : NULL;
         struct sk_attack_config ac = sk_attack_defaults((enum sk_attack_kind)kind, SK_NORM_LINF, eps);
         if (kind == SK_ATTACK_PGD) {
             ac.steps = steps;
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         }
         sk_attack_result_free(r);
         sk_classifier_free(c);
-        sk_posterior_free(p);
+        sk_bayes_free(p);
     }
     sk_dataset_free(te);
     return status;

@@ -7,7 +7,7 @@
  * with sk_bayes_train_vi (local reparameterisation, Gaussian prior 0.1,
  * closed-form KL, Adam 1e-3, batch 128) on N synthetic rows (N(0,1) pixels,
  * uniform labels: throughput does not depend on the values); median of R.
- * Prediction: sk_posterior_predict with S weight samples (default 20) on
+ * Prediction: sk_bayes_predict with S weight samples (default 20) on
  * n-pred rows (samples/s = rows per second, all S samples included).
  * Then bench/bench_bayes_torch.py runs the same algorithm in PyTorch (with
  * OMP_WAIT_POLICY=PASSIVE and the same thread count) and its lines are
@@ -72,14 +72,14 @@ int main(int argc, char **argv)
     for (int i = 0; i < d->n; i++) d->y[i] = (int)sk_rng_below(&r, 10);
     struct sk_model *m = sk_model_from_spec("mlp:784-400-400-10:relu");
     sk_model_init(m, SK_INIT_HE_UNIFORM, 1);
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
     struct sk_train_config c = sk_train_defaults();
     c.epochs = 1;
     c.batch = 128;
     c.opt = sk_optim_defaults(SK_OPT_ADAM);
     c.opt.lr = 1e-3f;
     c.on_epoch = on_epoch;
-    struct sk_vi_config vc = sk_vi_defaults();
+    struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     double tr[100], pr[100];
     for (int i = 0; i <= reps; i++) {
         c.seed = (uint64_t)i + 1;
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     float *pb = malloc(sizeof(float) * (size_t)n_pred * 10);
     for (int i = 0; i <= reps; i++) {
         double t0 = sk_now();
-        if (sk_posterior_predict(p, d->x, n_pred, S, (uint64_t)i, pb, NULL)) {
+        if (sk_bayes_predict(p, d->x, n_pred, S, (uint64_t)i, pb, NULL)) {
             fprintf(stderr, "bench_bayes: %s\n", sk_last_error());
             return 1;
         }
@@ -132,7 +132,7 @@ int main(int argc, char **argv)
             printf("{\"bench\":\"bbb_ratio\",\"train_speedup\":%.2f,\"predict_speedup\":%.2f}\n", mt / tt, mp / tp);
     }
     free(pb);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     sk_dataset_free(d);
     return 0;
 }

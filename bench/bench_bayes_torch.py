@@ -3,7 +3,7 @@ ReLU) with the local reparameterisation trick, Gaussian prior N(0, 0.1^2),
 closed-form KL, Adam 1e-3, batch 128 -- the same algorithm as
 sk_bayes_train_vi -- and Monte Carlo prediction with S weight samples
 (w = mu + softplus(rho) eps, one draw per sample shared by the batch, as
-sk_posterior_predict). Prints JSON lines."""
+sk_bayes_predict). Prints JSON lines."""
 import argparse, json, math, time
 
 import torch

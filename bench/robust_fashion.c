@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         }
     }
     sk_set_threads(threads);
-    int kind = sk_adv_kind_parse(adv_s);
+    int kind = sk_robust_kind_parse(adv_s);
     if (kind < 0) {
         fprintf(stderr, "unknown --adv %s\n", adv_s);
         return 2;
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     cfg.opt.lr = lr;
     cfg.opt.sched = SK_SCHED_COSINE;
     cfg.on_epoch = on_epoch;
-    struct sk_adv_config adv = sk_adv_defaults((enum sk_adv_kind)kind, train_eps > 0 ? train_eps : eps);
+    struct sk_robust_config adv = sk_robust_defaults((enum sk_robust_kind)kind, train_eps > 0 ? train_eps : eps);
     adv.steps = steps;
     adv.step = step_size;
     adv.trades_beta = beta;
@@ -128,9 +128,9 @@ int main(int argc, char **argv)
     adv.eps_warmup_epochs = eps_warm;
     if (noise > 0) adv.nfgsm_noise = noise;
     if (lambda >= 0) adv.ep_lambda = adv.nuat_lambda = lambda;
-    struct sk_adv_report rep;
+    struct sk_robust_report rep;
     double t0 = sk_now();
-    int rc = sk_adv_train(m, &cfg, &adv, tr->x, tr->y, n_train, &rep);
+    int rc = sk_robust_train(m, &cfg, &adv, tr->x, tr->y, n_train, &rep);
     double train_s = sk_now() - t0;
     if (rep.best_epoch >= 0) {
         fprintf(stderr, "guard PGD-10 accuracy by epoch:");
@@ -150,13 +150,13 @@ int main(int argc, char **argv)
     double clean = 0, pgd = 0;
     sk_model_evaluate(m, te->x, te->y, N, &clean, NULL);
     unsigned char *pgd_ok = malloc(N), *cert = malloc(N), *certc = malloc(N);
-    struct sk_pgd_config pc = sk_pgd_defaults(eps, 20);
+    struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(eps, 20);
     t0 = sk_now();
-    sk_pgd_accuracy(m, &pc, te->x, te->y, N, 12345, &pgd, pgd_ok);
+    sk_attack_pgd_accuracy(m, &pc, te->x, te->y, N, 12345, &pgd, pgd_ok);
     double pgd_s = sk_now() - t0;
-    struct sk_cert_report cr, cl;
-    sk_certify(m, SK_CERT_IBP, te->x, te->y, N, eps, 0, 1, cert, &cr);
-    sk_certify(m, SK_CERT_LIPSCHITZ, te->x, te->y, N, eps, 0, 1, certc, &cl);
+    struct sk_certify_report cr, cl;
+    sk_certify(m, SK_CERTIFY_IBP, te->x, te->y, N, eps, 0, 1, cert, &cr);
+    sk_certify(m, SK_CERTIFY_LIPSCHITZ, te->x, te->y, N, eps, 0, 1, certc, &cl);
     fprintf(stderr, "clean %.4f pgd20 %.4f ibp-cert %.4f lipschitz-cert %.4f (train %.0fs)\n", clean, pgd,
             cr.certified_acc, cl.certified_acc, train_s);
     double suite = NAN, suite_clean = NAN;
@@ -196,7 +196,7 @@ int main(int argc, char **argv)
            "\"ibp_cert\":%.4f,\"lipschitz_cert\":%.4f,\"suite_n\":%d,\"suite_clean\":%.4f,\"suite\":%.4f,"
            "\"violations_suite\":%ld,\"violations_pgd\":%ld,\"guard_best_epoch\":%d,\"guard_best\":%.4f,\"guard_kept_epoch\":%d,"
            "\"catastrophic\":%d}\n",
-           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, train_eps > 0 ? train_eps : eps, steps, step_size, beta, kind == SK_ADV_NUAT ? adv.nuat_lambda : adv.ep_lambda, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
+           data ? data : "fashion-mnist", adv_s, spec, m->n_params, eps, train_eps > 0 ? train_eps : eps, steps, step_size, beta, kind == SK_ROBUST_NUAT ? adv.nuat_lambda : adv.ep_lambda, epochs, n_train, lr, train_s, N, clean, pgd, pgd_s,
            cr.certified_acc, cl.certified_acc, sn, suite_clean, suite, viol, viol_pgd, rep.best_epoch,
            rep.best_guard_acc, rep.kept_epoch, rep.catastrophic);
     fflush(stdout);

@@ -196,13 +196,14 @@ static void test_bounds(void)
         cfg.seed = 9;
         if (cases[q].k == SK_ATTACK_CW) cfg.cw_search_steps = 5;
         struct sk_attack_result *r = sk_attack_evaluate(c, &cfg, x, y, n);
-        CHECK(r != NULL, "evaluate %s %s: %s", sk_attack_name(cases[q].k), sk_norm_name(cases[q].p), sk_last_error());
+        CHECK(r != NULL, "evaluate %s %s: %s", sk_attack_name(cases[q].k), sk_attack_norm_name(cases[q].p),
+              sk_last_error());
         if (!r) continue;
         double worst;
         bool ok = within(r, x, cases[q].p, cases[q].eps, 1, &worst);
         CHECK(ok, "%s %s %s: every example in the box and the eps=%g ball (worst norm %.8g)",
-              sk_attack_name(cases[q].k), sk_norm_name(cases[q].p), sk_target_mode_name(cases[q].t), cases[q].eps,
-              worst);
+              sk_attack_name(cases[q].k), sk_attack_norm_name(cases[q].p), sk_attack_target_name(cases[q].t),
+              cases[q].eps, worst);
         /* the verdicts agree with the examples: success => misclassified (or target hit) */
         int agree = 0;
         int *pa = malloc(sizeof(int) * n);
@@ -214,10 +215,10 @@ static void test_bounds(void)
         }
         free(pa);
         CHECK(agree == n, "%s %s: success flags match the classifier on x_adv (%d of %d)", sk_attack_name(cases[q].k),
-              sk_target_mode_name(cases[q].t), agree, n);
+              sk_attack_target_name(cases[q].t), agree, n);
         CHECK(r->clean_acc == 1.0, "clean accuracy 1 with own labels");
         CHECK(r->robust_acc < 1.0, "%s %s %s at eps %g breaks something (robust %.3f)", sk_attack_name(cases[q].k),
-              sk_norm_name(cases[q].p), sk_target_mode_name(cases[q].t), cases[q].eps, r->robust_acc);
+              sk_attack_norm_name(cases[q].p), sk_attack_target_name(cases[q].t), cases[q].eps, r->robust_acc);
         CHECK(r->grad_evals > 0 || cases[q].k == SK_ATTACK_SQUARE || cases[q].k == SK_ATTACK_SPARSE,
               "gradient count recorded");
         CHECK(!r->warn_bad_grad && !r->warn_no_eot && !r->warn_train_mode, "no audit warning on a clean model (%s)",

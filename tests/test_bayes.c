@@ -21,7 +21,7 @@ static void test_kl_mc(void)
 {
     const float mu[4] = { 0.3f, -0.7f, 0.05f, 1.2f }, sg[4] = { 0.2f, 0.05f, 0.5f, 1.0f };
     float s = 0.4f;
-    double kl = sk_kl_gauss(mu, sg, 4, s);
+    double kl = sk_bayes_kl_gauss(mu, sg, 4, s);
     /* MC: E_q[log q(w) - log p(w)] */
     struct sk_rng r = sk_rng_new(11);
     int M = 400000;
@@ -37,9 +37,9 @@ static void test_kl_mc(void)
     }
     double mc = sum / M, se = sqrt((sum2 / M - mc * mc) / M);
     CHECK(fabs(kl - mc) < 4 * se + 1e-9, "closed-form KL %.6f vs Monte Carlo %.6f +- %.6f", kl, mc, se);
-    /* the posterior's KL (Gaussian prior) agrees with sk_kl_gauss */
+    /* the posterior's KL (Gaussian prior) agrees with sk_bayes_kl_gauss */
     struct sk_model *m = sk_model_from_spec("mlp:2-2");
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
     p->rho = sk_malloc(sizeof(float) * 6);
     float sig[6];
     for (int i = 0; i < 6; i++) {
@@ -48,21 +48,21 @@ static void test_kl_mc(void)
         sig[i] = sk_softplusf(p->rho[i]);
     }
     p->vi.prior_sigma = 0.3f;
-    double a = sk_posterior_kl(p, 1), b = sk_kl_gauss(m->params, sig, 6, 0.3f);
+    double a = sk_bayes_kl(p, 1), b = sk_bayes_kl_gauss(m->params, sig, 6, 0.3f);
     CHECK(fabs(a - b) < 1e-9 * fmax(1, fabs(b)), "posterior KL %g = closed form %g", a, b);
     /* mixture prior: the one-sample estimate averages to the MC value of the same KL */
     p->vi.prior = SK_PRIOR_MIXTURE;
     double avg = 0;
-    for (int t = 0; t < 2000; t++) avg += sk_posterior_kl(p, (uint64_t)t + 1) / 2000;
+    for (int t = 0; t < 2000; t++) avg += sk_bayes_kl(p, (uint64_t)t + 1) / 2000;
     CHECK(isfinite(avg) && avg > 0, "mixture KL estimate finite and positive (%g)", avg);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
 }
 
 
 static double acc_of(struct sk_posterior *p, const struct sk_dataset *d, int S)
 {
     float *pb = malloc(sizeof(float) * (size_t)d->n * p->model->n_classes);
-    sk_posterior_predict(p, d->x, d->n, S, 5, pb, NULL);
+    sk_bayes_predict(p, d->x, d->n, S, 5, pb, NULL);
     double a = sk_metric_accuracy(pb, d->y, d->n, p->model->n_classes);
     free(pb);
     return a;
@@ -71,7 +71,7 @@ static double acc_of(struct sk_posterior *p, const struct sk_dataset *d, int S)
 static double nll_of(struct sk_posterior *p, const struct sk_dataset *d, int S)
 {
     float *pb = malloc(sizeof(float) * (size_t)d->n * p->model->n_classes);
-    sk_posterior_predict(p, d->x, d->n, S, 5, pb, NULL);
+    sk_bayes_predict(p, d->x, d->n, S, 5, pb, NULL);
     double a = sk_metric_nll(pb, d->y, d->n, p->model->n_classes);
     free(pb);
     return a;
@@ -100,10 +100,10 @@ static void test_temperature(void)
     const struct sk_layer *L = &m->layers[m->n_layers - 1];
     for (size_t i = 0; i < L->n_w; i++) m->params[L->w_off + i] *= 4;
     for (size_t i = 0; i < L->n_b; i++) m->params[L->b_off + i] *= 4;
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_DETERMINISTIC);
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_DETERMINISTIC);
     double before = nll_of(p, va, 1);
     float T = 0;
-    CHECK(sk_posterior_fit_temperature(p, va->x, va->y, va->n, 1, 1, &T) == SK_OK, "fit temperature");
+    CHECK(sk_bayes_fit_temperature(p, va->x, va->y, va->n, 1, 1, &T) == SK_OK, "fit temperature");
     double after = nll_of(p, va, 1);
     CHECK(T > 2.0f && after < before - 0.05, "temperature %g lowers NLL %g -> %g", T, before, after);
     /* the fitted T is a minimum: nudging it either way does not lower the NLL */
@@ -112,7 +112,7 @@ static void test_temperature(void)
     p->temperature = T / 1.1f;
     double dn = nll_of(p, va, 1);
     CHECK(up >= after - 1e-6 && dn >= after - 1e-6, "T is a minimum (%g %g %g)", dn, after, up);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     sk_dataset_free(all);
     sk_dataset_free(tr);
     sk_dataset_free(va);
@@ -163,8 +163,8 @@ static void test_laplace_linear(void)
     sk_model_init(m, SK_INIT_HE_UNIFORM, 2);
     struct sk_train_config c = cfg_adam(20, 0.05f);
     sk_train(m, &c, d->x, d->y, d->n);
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_LAPLACE);
-    struct sk_laplace_config lc = sk_laplace_defaults();
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_LAPLACE);
+    struct sk_bayes_laplace_config lc = sk_bayes_laplace_defaults();
     lc.hessian = SK_LAPLACE_FULL;
     lc.prior_precision = 0.5f;
     lc.probit = true;
@@ -189,7 +189,7 @@ static void test_laplace_linear(void)
     for (int i = 0; i < PK * PK; i++) cov_err = fmax(cov_err, fabs(H[i] - p->ll_cov[i]) / (fabs(H[i]) + 1e-3));
     CHECK(cov_err < 1e-3, "posterior covariance matches the inverse of H + delta I (rel err %g)", cov_err);
     float *pb = malloc(sizeof(float) * (size_t)te->n * K);
-    sk_posterior_predict(p, te->x, te->n, 1, 1, pb, NULL);
+    sk_bayes_predict(p, te->x, te->n, 1, 1, pb, NULL);
     double perr = 0;
     for (int n = 0; n < te->n; n++) {
         double xt[3] = { te->x[2 * n], te->x[2 * n + 1], 1 }, z[3], s = 0, mx = -1e300;
@@ -242,20 +242,20 @@ static void test_laplace_linear(void)
     /* save / load round trip (kfac) */
     char path[512];
     snprintf(path, sizeof path, "%s/laplace.safetensors", sk_test_tmpdir());
-    CHECK(sk_posterior_save(p, path) == SK_OK, "save laplace: %s", sk_last_error());
-    struct sk_posterior *q = sk_posterior_load(path);
+    CHECK(sk_bayes_save(p, path) == SK_OK, "save laplace: %s", sk_last_error());
+    struct sk_posterior *q = sk_bayes_load(path);
     CHECK(q && q->method == SK_BAYES_LAPLACE && q->laplace.probit, "load laplace: %s", sk_last_error());
     if (q) {
         float *qb = malloc(sizeof(float) * (size_t)te->n * K);
-        sk_posterior_predict(p, te->x, te->n, 1, 1, pb, NULL);
-        sk_posterior_predict(q, te->x, te->n, 1, 1, qb, NULL);
+        sk_bayes_predict(p, te->x, te->n, 1, 1, pb, NULL);
+        sk_bayes_predict(q, te->x, te->n, 1, 1, qb, NULL);
         CHECK(sk_rel_err(qb, pb, (size_t)te->n * K) < 1e-6, "loaded laplace predicts the same");
         free(qb);
     }
-    sk_posterior_free(q);
+    sk_bayes_free(q);
     free(buf);
     free(pb);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     sk_dataset_free(all);
     sk_dataset_free(d);
     sk_dataset_free(te);
@@ -291,10 +291,10 @@ static double fgsm_acc(struct sk_classifier *attacker, struct sk_classifier *jud
 
 /* The settings each method needs beyond the common training config. */
 struct method_setup {
-    struct sk_vi_config vi;
+    struct sk_bayes_vi_config vi;
     int members, member_epochs;  /* ensemble */
     struct sk_train_config sgld; /* sgld: its own config (step size, epochs) */
-    struct sk_sgld_config sc;
+    struct sk_bayes_sgld_config sc;
 };
 
 /* Train posterior p (model initialised) by method meth on tr, through the
@@ -323,9 +323,9 @@ static void test_methods(void)
     for (int meth = 0; meth <= SK_BAYES_LAPLACE; meth++) {
         struct sk_model *m = sk_model_from_spec(meth == SK_BAYES_MCDROPOUT ? "mlp:2-64-64-2:relu:dropout0.1" : spec);
         sk_model_init(m, SK_INIT_HE_UNIFORM, 7);
-        struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
+        struct sk_posterior *p = sk_bayes_new(m, (enum sk_bayes_method)meth);
         struct sk_train_config c = cfg_adam(30, 0.01f);
-        struct method_setup ms = { sk_vi_defaults(), 4, 15, cfg_adam(40, 0.05f), sk_sgld_defaults() };
+        struct method_setup ms = { sk_bayes_vi_defaults(), 4, 15, cfg_adam(40, 0.05f), sk_bayes_sgld_defaults() };
         ms.vi.prior_sigma = 1.0f;
         ms.sc.burnin_epochs = 20;
         ms.sc.thin = 50;
@@ -336,7 +336,7 @@ static void test_methods(void)
         double a = acc_of(p, te, 20);
         CHECK(a > 0.95, "%s learns two moons: test accuracy %g", name, a);
         /* the classifier: EOT flags */
-        struct sk_classifier *cl = sk_posterior_classifier(p, 8, 3);
+        struct sk_classifier *cl = sk_bayes_classifier(p, 8, 3);
         bool stoch = meth == SK_BAYES_VI || meth == SK_BAYES_MCDROPOUT || meth == SK_BAYES_LAPLACE;
         int want_s = meth == SK_BAYES_DETERMINISTIC ? 1 : meth == SK_BAYES_ENSEMBLE ? 4 : 8;
         CHECK(cl && cl->stochastic == stoch && cl->n_samples == want_s && !strcmp(cl->kind, name),
@@ -362,21 +362,21 @@ static void test_methods(void)
         }
         /* save and load: same predictive with the same seed */
         snprintf(path, sizeof path, "%s/%s.safetensors", sk_test_tmpdir(), name);
-        CHECK(sk_posterior_save(p, path) == SK_OK, "%s saves: %s", name, sk_last_error());
-        struct sk_posterior *q = sk_posterior_load(path);
+        CHECK(sk_bayes_save(p, path) == SK_OK, "%s saves: %s", name, sk_last_error());
+        struct sk_posterior *q = sk_bayes_load(path);
         CHECK(q && q->method == p->method && q->n_members == p->n_members, "%s loads: %s", name, sk_last_error());
         if (q) {
             int K = 2;
             float *pa = malloc(sizeof(float) * (size_t)te->n * K), *pq = malloc(sizeof(float) * (size_t)te->n * K);
-            sk_posterior_predict(p, te->x, te->n, 6, 9, pa, NULL);
-            sk_posterior_predict(q, te->x, te->n, 6, 9, pq, NULL);
+            sk_bayes_predict(p, te->x, te->n, 6, 9, pa, NULL);
+            sk_bayes_predict(q, te->x, te->n, 6, 9, pq, NULL);
             CHECK(sk_rel_err(pq, pa, (size_t)te->n * K) < 1e-6, "%s: loaded file predicts the same", name);
             free(pa);
             free(pq);
         }
-        sk_posterior_free(q);
+        sk_bayes_free(q);
         sk_classifier_free(cl);
-        sk_posterior_free(p);
+        sk_bayes_free(p);
     }
     sk_dataset_free(tr);
     sk_dataset_free(te);
@@ -391,9 +391,9 @@ static void test_vi_eot(void)
     sk_data_split(all, 0.33f, 1, &tr, &te);
     struct sk_model *m = sk_model_from_spec("mlp:20-64-3:relu");
     sk_model_init(m, SK_INIT_HE_UNIFORM, 1);
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
     struct sk_train_config c = cfg_adam(15, 0.01f);
-    struct sk_vi_config vc = sk_vi_defaults();
+    struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     vc.prior_sigma = 1.0f;
     vc.init_sigma = 0.3f;
     CHECK(sk_bayes_train_vi(p, &c, &vc, tr->x, tr->y, tr->n) == SK_OK, "vi trains");
@@ -402,9 +402,9 @@ static void test_vi_eot(void)
     {
         int n = 40, K = 3, S = 4000;
         float *fa = malloc(sizeof(float) * n * K), *fb = malloc(sizeof(float) * n * K), ma[40], mb[40];
-        sk_posterior_predict(p, te->x, n, S, 1, fa, ma);
+        sk_bayes_predict(p, te->x, n, S, 1, fa, ma);
         sk_bayes_fast_vi_predict = false;
-        sk_posterior_predict(p, te->x, n, S, 2, fb, mb);
+        sk_bayes_predict(p, te->x, n, S, 2, fb, mb);
         sk_bayes_fast_vi_predict = true;
         double dp = 0, sa = 0, sb = 0;
         for (int i = 0; i < n * K; i++) dp = fmax(dp, fabs(fa[i] - fb[i]));
@@ -417,8 +417,8 @@ static void test_vi_eot(void)
         free(fa);
         free(fb);
     }
-    struct sk_classifier *one = sk_posterior_classifier(p, 1, 1), *eot = sk_posterior_classifier(p, 50, 2),
-                         *judge = sk_posterior_classifier(p, 50, 3);
+    struct sk_classifier *one = sk_bayes_classifier(p, 1, 1), *eot = sk_bayes_classifier(p, 50, 2),
+                         *judge = sk_bayes_classifier(p, 50, 3);
     CHECK(one->stochastic && one->n_samples == 1 && eot->n_samples == 50, "flags");
     double clean = fgsm_acc(eot, judge, te, 0.0f);
     double a1 = fgsm_acc(one, judge, te, 0.6f), a50 = fgsm_acc(eot, judge, te, 0.6f);
@@ -438,7 +438,7 @@ static void test_vi_eot(void)
     sk_classifier_free(one);
     sk_classifier_free(eot);
     sk_classifier_free(judge);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     sk_dataset_free(all);
     sk_dataset_free(tr);
     sk_dataset_free(te);
@@ -454,9 +454,9 @@ static void test_cnn(void)
                                                       : "cnn:1x4x4-conv4k3p1-relu-flatten-dense3";
         struct sk_model *m = sk_model_from_spec(spec);
         sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
-        struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
+        struct sk_posterior *p = sk_bayes_new(m, (enum sk_bayes_method)meth);
         struct sk_train_config c = cfg_adam(10, 0.01f);
-        struct method_setup ms = { sk_vi_defaults(), 3, 10, c, sk_sgld_defaults() };
+        struct method_setup ms = { sk_bayes_vi_defaults(), 3, 10, c, sk_bayes_sgld_defaults() };
         ms.sgld.opt.lr = 0.05f;
         ms.sc.burnin_epochs = 5;
         ms.sc.thin = 10;
@@ -466,12 +466,12 @@ static void test_cnn(void)
         CHECK(rc == SK_OK, "cnn %s trains: %s", name, sk_last_error());
         double a = acc_of(p, te, 10);
         CHECK(a > 0.85, "cnn %s learns 16-d blobs as 1x4x4 images: accuracy %g", name, a);
-        struct sk_classifier *cl = sk_posterior_classifier(p, 4, 1);
+        struct sk_classifier *cl = sk_bayes_classifier(p, 4, 1);
         float dx[16 * 4];
         CHECK(cl && cl->input_grad(cl->self, te->x, 4, sk_logp_loss_ce, te->y, NULL, NULL, dx) == SK_OK,
               "cnn %s EOT input gradient", name);
         sk_classifier_free(cl);
-        sk_posterior_free(p);
+        sk_bayes_free(p);
     }
     sk_dataset_free(all);
     sk_dataset_free(tr);
@@ -659,9 +659,9 @@ static void test_flipout_train(void)
     for (int run = 0; run < 3; run++) {
         struct sk_model *m = sk_model_from_spec("cnn:1x4x4-conv4k3p1-relu-flatten-dense3");
         sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
-        struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+        struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
         struct sk_train_config c = cfg_adam(2, 0.01f);
-        struct sk_vi_config vc = sk_vi_defaults();
+        struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
         vc.flipout = run < 2;
         CHECK(sk_bayes_train_vi(p, &c, &vc, d->x, d->y, d->n) == SK_OK, "vi run %d", run);
         size_t P = m->n_params;
@@ -672,9 +672,9 @@ static void test_flipout_train(void)
             CHECK(!memcmp(res[0], res[1], sizeof(float) * 2 * P), "flipout: same seed, same bits");
             CHECK(memcmp(res[0], res[2], sizeof(float) * 2 * P) != 0, "flipout on and off differ");
         }
-        sk_posterior_free(p);
+        sk_bayes_free(p);
     }
-    CHECK(!sk_vi_defaults().flipout, "flipout is off by default (it does not pay at equal CPU time)");
+    CHECK(!sk_bayes_vi_defaults().flipout, "flipout is off by default (it does not pay at equal CPU time)");
     for (int i = 0; i < 3; i++) free(res[i]);
     sk_dataset_free(d);
 }
@@ -719,7 +719,7 @@ static unsigned char *resume_run(int meth, int variant, int kind, long stop, con
 {
     struct sk_model *m = sk_model_from_spec("mlp:2-16-16-2:relu");
     sk_model_init(m, SK_INIT_HE_UNIFORM, 5);
-    struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)meth);
+    struct sk_posterior *p = sk_bayes_new(m, (enum sk_bayes_method)meth);
     struct sk_train_config c = cfg_adam(4, 0.01f);
     struct ckpt_ctx k = { path, kind == 2 ? stop : 0, 0 };
     if (kind > 0) {
@@ -729,13 +729,13 @@ static unsigned char *resume_run(int meth, int variant, int kind, long stop, con
     }
     if (kind == 3) c.resume = path;
     if (meth == SK_BAYES_VI) {
-        struct sk_vi_config vc = sk_vi_defaults();
+        struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
         vc.local_reparam = variant == 0;    /* 1: one weight draw per minibatch through the graph */
         vc.prior = variant == 0 ? SK_PRIOR_MIXTURE : SK_PRIOR_GAUSSIAN; /* the mixture's KL draws noise */
         vc.anneal_epochs = 2;
         *rc = sk_bayes_train_vi(p, &c, &vc, d->x, d->y, d->n);
     } else {
-        struct sk_sgld_config sc = sk_sgld_defaults();
+        struct sk_bayes_sgld_config sc = sk_bayes_sgld_defaults();
         sc.burnin_epochs = 1;
         sc.thin = 3;
         sc.n_keep = 4;                       /* a ring that wraps around before the end */
@@ -745,7 +745,7 @@ static unsigned char *resume_run(int meth, int variant, int kind, long stop, con
     }
     unsigned char *b = *rc ? NULL : posterior_bytes(p, len);
     CHECK(*rc || kind == 0 || k.saved > 0, "checkpoints written");
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     return b;
 }
 
@@ -835,19 +835,19 @@ static void test_normals(void)
 static void test_errors(void)
 {
     struct sk_model *m = sk_model_from_spec("mlp:2-3");
-    CHECK(!sk_posterior_new(m, SK_BAYES_MCDROPOUT) && strstr(sk_last_error(), "dropout"), "mc dropout without dropout");
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    CHECK(!sk_bayes_new(m, SK_BAYES_MCDROPOUT) && strstr(sk_last_error(), "dropout"), "mc dropout without dropout");
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
     struct sk_train_config c = cfg_adam(1, 0.01f);
-    struct sk_vi_config vc = sk_vi_defaults();
+    struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     vc.init_sigma = 0;
     float x[2] = { 0, 0 };
     int y[1] = { 0 };
     CHECK(sk_bayes_train_vi(p, &c, &vc, x, y, 1) == SK_EINVAL && strstr(sk_last_error(), "init sigma"), "bad init sigma");
     CHECK(sk_bayes_method_parse("bbb") == SK_BAYES_VI && sk_bayes_method_parse("nope") == -1, "method names");
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     char path[512];
     snprintf(path, sizeof path, "%s/none.safetensors", sk_test_tmpdir());
-    CHECK(!sk_posterior_load(path) && strstr(sk_last_error(), "none.safetensors"), "missing file named: %s",
+    CHECK(!sk_bayes_load(path) && strstr(sk_last_error(), "none.safetensors"), "missing file named: %s",
           sk_last_error());
 }
 

@@ -51,7 +51,7 @@ static struct sk_model *random_model(const char *spec, uint64_t seed)
 }
 
 /* Sound on n_boxes random boxes: samples (uniform and corners) inside the bounds. */
-static void check_sound(const char *spec, enum sk_cert_method method, int n_boxes, bool crown_only)
+static void check_sound(const char *spec, enum sk_certify_method method, int n_boxes, bool crown_only)
 {
     struct sk_model *m = random_model(spec, 7);
     if (!m) return;
@@ -69,8 +69,9 @@ static void check_sound(const char *spec, enum sk_cert_method method, int n_boxe
             lo[i] = c - rad;
             hi[i] = c + rad;
         }
-        rc = crown_only ? sk_bounds_box_crown_only(m, lo, hi, B, zl, zh) : sk_bounds_box(m, method, lo, hi, B, zl, zh);
-        CHECK(rc == 0, "%s bounds of %s: %s", sk_cert_method_name(method), spec, sk_last_error());
+        rc = crown_only ? sk_certify_bounds_crown_only(m, lo, hi, B, zl, zh)
+                        : sk_certify_bounds(m, method, lo, hi, B, zl, zh);
+        CHECK(rc == 0, "%s bounds of %s: %s", sk_certify_method_name(method), spec, sk_last_error());
         if (rc) break;
         for (int b = 0; b < B; b++)
             for (int s = 0; s < S; s++)
@@ -94,8 +95,10 @@ static void check_sound(const char *spec, enum sk_cert_method method, int n_boxe
                     }
                 }
     }
-    CHECK(bad == 0 && checked > 0, "%s%s bounds of %s sound on %d boxes: %ld of %ld sampled logits outside "
-          "(worst by %g)", sk_cert_method_name(method), crown_only ? "-only" : "", spec, n_boxes, bad, checked, worst);
+    CHECK(bad == 0 && checked > 0,
+          "%s%s bounds of %s sound on %d boxes: %ld of %ld sampled logits outside "
+          "(worst by %g)",
+          sk_certify_method_name(method), crown_only ? "-only" : "", spec, n_boxes, bad, checked, worst);
     free(lo), free(hi), free(zl), free(zh), free(xs), free(zs);
     sk_model_free(m);
 }
@@ -122,22 +125,22 @@ static void test_layers_sound(void)
         "cnn:1x8x8-conv4k3p1-bn-relu-maxpool2-conv4k3p1-tanh-avgpool2-flatten-dense6-sigmoid-dense3",
         "mlp:10-16-16-4:relu",
     };
-    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) check_sound(specs[i], SK_CERT_IBP, 2000, false);
-    check_sound("mlp:10-16-16-4:relu", SK_CERT_CROWN, 2000, false);
-    check_sound("mlp:10-16-16-4:relu", SK_CERT_CROWN, 2000, true);
-    check_sound("mlp:6-12-12-12-3:lrelu", SK_CERT_CROWN, 2000, true);
-    check_sound("cnn:1x4x4-flatten-dense8-relu-dropout0.3-dense3", SK_CERT_CROWN, 1000, false);
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) check_sound(specs[i], SK_CERTIFY_IBP, 2000, false);
+    check_sound("mlp:10-16-16-4:relu", SK_CERTIFY_CROWN, 2000, false);
+    check_sound("mlp:10-16-16-4:relu", SK_CERTIFY_CROWN, 2000, true);
+    check_sound("mlp:6-12-12-12-3:lrelu", SK_CERTIFY_CROWN, 2000, true);
+    check_sound("cnn:1x4x4-flatten-dense8-relu-dropout0.3-dense3", SK_CERTIFY_CROWN, 1000, false);
 
     /* GELU is not monotone: rejected with a clear message */
     struct sk_model *m = random_model("seq:4-gelu", 1);
     float lo[4] = { 0 }, hi[4] = { 1, 1, 1, 1 }, zl[4], zh[4];
-    int rc = m ? sk_bounds_box(m, SK_CERT_IBP, lo, hi, 1, zl, zh) : -1;
+    int rc = m ? sk_certify_bounds(m, SK_CERTIFY_IBP, lo, hi, 1, zl, zh) : -1;
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "gelu"), "gelu rejected (%s)", sk_last_error());
     sk_model_free(m);
     m = random_model("cnn:1x6x6-conv2k3-flatten-dense3", 1);
     float l2[36] = { 0 }, h2[36], z3[3], z4[3];
     for (int i = 0; i < 36; i++) h2[i] = 1;
-    rc = m ? sk_bounds_box(m, SK_CERT_CROWN, l2, h2, 1, z3, z4) : -1;
+    rc = m ? sk_certify_bounds(m, SK_CERTIFY_CROWN, l2, h2, 1, z3, z4) : -1;
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "ibp"), "CROWN on a CNN rejected, pointing to ibp (%s)",
           sk_last_error());
     sk_model_free(m);
@@ -158,7 +161,7 @@ static void test_linear_exact(void)
             lo[i] = c - rad, hi[i] = c + rad;
         }
         for (int meth = 0; meth < 2; meth++) {
-            sk_bounds_box(m, (enum sk_cert_method)meth, lo, hi, 1, zl, zh);
+            sk_certify_bounds(m, (enum sk_certify_method)meth, lo, hi, 1, zl, zh);
             for (int k = 0; k < K; k++) {
                 const float *W = m->params + m->layers[0].w_off + k * D;
                 float xmax[9], xmin[9];
@@ -196,9 +199,9 @@ static void test_crown_tighter(void)
             float c = urand(&r, 0, 1), rad = (i / D) % 2 ? 0.05f : 0.2f;
             lo[i] = c - rad, hi[i] = c + rad;
         }
-        sk_bounds_box(m, SK_CERT_IBP, lo, hi, B, il, ih);
-        sk_bounds_box_crown_only(m, lo, hi, B, cl, ch);
-        sk_bounds_box(m, SK_CERT_CROWN, lo, hi, B, bl, bh);
+        sk_certify_bounds(m, SK_CERTIFY_IBP, lo, hi, B, il, ih);
+        sk_certify_bounds_crown_only(m, lo, hi, B, cl, ch);
+        sk_certify_bounds(m, SK_CERTIFY_CROWN, lo, hi, B, bl, bh);
         double wi = 0, wc = 0, wb = 0;
         long looser = 0;
         for (int i = 0; i < B * K; i++) {
@@ -215,8 +218,8 @@ static void test_crown_tighter(void)
         float *x = malloc(sizeof(float) * B * D), *mi = malloc(sizeof(float) * B * K), *mc = malloc(sizeof(float) * B * K);
         for (int i = 0; i < B; i++) y[i] = i % K;
         for (int i = 0; i < B * D; i++) x[i] = urand(&r, 0, 1);
-        sk_certify_margins(m, SK_CERT_IBP, x, y, B, 0.05f, 0, 1, mi);
-        sk_certify_margins(m, SK_CERT_CROWN, x, y, B, 0.05f, 0, 1, mc);
+        sk_certify_margins(m, SK_CERTIFY_IBP, x, y, B, 0.05f, 0, 1, mi);
+        sk_certify_margins(m, SK_CERTIFY_CROWN, x, y, B, 0.05f, 0, 1, mc);
         long worse = 0;
         for (int i = 0; i < B * K; i++) worse += mc[i] < mi[i];
         CHECK(worse == 0, "%s: CROWN margin bounds never below IBP's (%ld below)", specs[s], worse);
@@ -271,9 +274,9 @@ static void test_grid(void)
         }
         robust += ok;
     }
-    struct sk_cert_report ri, rc;
-    sk_certify(m, SK_CERT_IBP, x, y, N, eps, 0, 1, NULL, &ri);
-    sk_certify(m, SK_CERT_CROWN, x, y, N, eps, 0, 1, NULL, &rc);
+    struct sk_certify_report ri, rc;
+    sk_certify(m, SK_CERTIFY_IBP, x, y, N, eps, 0, 1, NULL, &ri);
+    sk_certify(m, SK_CERTIFY_CROWN, x, y, N, eps, 0, 1, NULL, &rc);
     CHECK(robust > 10 && robust < N - 10, "grid search finds robust and non-robust points (%d of %d)", robust, N);
     CHECK(ri.n_certified == robust, "IBP certified count %d equals grid search %d", ri.n_certified, robust);
     CHECK(rc.n_certified == robust, "CROWN certified count %d equals grid search %d", rc.n_certified, robust);
@@ -308,15 +311,15 @@ static void test_pgd_inside(void)
             lo[i] = fmaxf(d->x[i] - eps, 0);
             hi[i] = fminf(d->x[i] + eps, 1);
         }
-        int meth = s == 0 ? SK_CERT_CROWN : SK_CERT_IBP;
-        int rc = sk_bounds_box(m, (enum sk_cert_method)meth, lo, hi, N, zl, zh);
-        rc |= sk_certify_margins(m, (enum sk_cert_method)meth, d->x, d->y, N, eps, 0, 1, ml);
+        int meth = s == 0 ? SK_CERTIFY_CROWN : SK_CERTIFY_IBP;
+        int rc = sk_certify_bounds(m, (enum sk_certify_method)meth, lo, hi, N, zl, zh);
+        rc |= sk_certify_margins(m, (enum sk_certify_method)meth, d->x, d->y, N, eps, 0, 1, ml);
         CHECK(rc == 0, "bounds: %s", sk_last_error());
-        struct sk_pgd_config pc = sk_pgd_defaults(eps, 20);
+        struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(eps, 20);
         long outside = 0, margin_bad = 0, flipped = 0;
         for (int kind = 0; kind < 2; kind++) {
             pc.loss = kind == 0 ? SK_PGD_LOSS_CE : SK_PGD_LOSS_CW;
-            rc = sk_pgd_perturb(m, &pc, d->x, d->y, N, 5 + kind, xa);
+            rc = sk_attack_pgd(m, &pc, d->x, d->y, N, 5 + kind, xa);
             CHECK(rc == 0, "pgd: %s", sk_last_error());
             logits(m, xa, N, z);
             for (int n = 0; n < N; n++) {
@@ -357,12 +360,12 @@ static void test_pgd_inside(void)
         sk_classifier_free(cl);
         CHECK(outside == 0 && margin_bad == 0, "%s: PGD points stay in the ball; their logits and those of APGD-CE, "
               "APGD-T, FMN and Square lie inside the %s bounds (%ld outside, %ld margin violations; %ld of %d flipped)", specs[s],
-              sk_cert_method_name((enum sk_cert_method)meth), outside, margin_bad, flipped, 2 * N);
+              sk_certify_method_name((enum sk_certify_method)meth), outside, margin_bad, flipped, 2 * N);
         CHECK(flipped > 0, "%s: PGD does find adversarial points at eps %.2f (%ld)", specs[s], eps, flipped);
         /* and certified points are never flipped */
         unsigned char *cert = malloc(N);
-        struct sk_cert_report rep;
-        sk_certify(m, (enum sk_cert_method)meth, d->x, d->y, N, eps, 0, 1, cert, &rep);
+        struct sk_certify_report rep;
+        sk_certify(m, (enum sk_certify_method)meth, d->x, d->y, N, eps, 0, 1, cert, &rep);
         int bad = 0;
         logits(m, xa, N, z);
         for (int n = 0; n < N; n++) {
@@ -389,7 +392,7 @@ static void test_lipschitz(void)
     W[0] = 3, W[4] = -1, W[8] = 2;
     double norms[1], pre, all;
     bool proved = false;
-    sk_lipschitz(m, 100, 1, norms, &pre, &all, &proved);
+    sk_certify_lipschitz_bound(m, 100, 1, norms, &pre, &all, &proved);
     CHECK(proved && norms[0] >= 3 && norms[0] <= 3 * (1 + 1e-3), "diag(3,-1,2): proved bound %g of the norm 3",
           norms[0]);
     sk_model_free(m);
@@ -423,7 +426,7 @@ static void test_lipschitz(void)
                 Wm[(size_t)i * cols + j] = (float)a;
             }
         double nb[1];
-        sk_lipschitz(m, 100, 1, nb, &pre, &all, &proved);
+        sk_certify_lipschitz_bound(m, 100, 1, nb, &pre, &all, &proved);
         /* the float matrix's norm is 2 up to its rounding (relative 1e-6) */
         CHECK(proved && nb[0] >= 2 * (1 - 1e-6) && nb[0] <= 2 * (1 + 1.5e-3),
               "%s with sigma 2, 1.999: proved bound %.7f (in [2, 2.003])", shapes[sh], nb[0]);
@@ -434,7 +437,7 @@ static void test_lipschitz(void)
     m = sk_model_from_spec("cnn:1x70x70-conv1k1-flatten");
     m->params[m->layers[0].w_off] = 0.5f;
     double nl[2];
-    sk_lipschitz(m, 100, 1, nl, &pre, &all, &proved);
+    sk_certify_lipschitz_bound(m, 100, 1, nl, &pre, &all, &proved);
     CHECK(!proved && fabs(nl[0] - 0.5 * 1.01) < 1e-4, "4900x4900 conv: estimate %g = 0.5 x 1.01, not proved",
           nl[0]);
     sk_model_free(m);
@@ -471,7 +474,7 @@ static void test_lipschitz(void)
         }
     }
     double cn[2];
-    sk_lipschitz(m, 300, 1, cn, &pre, &all, &proved);
+    sk_certify_lipschitz_bound(m, 300, 1, cn, &pre, &all, &proved);
     CHECK(proved && cn[0] >= s && cn[0] <= s * (1 + 1e-3), "conv: proved bound %g of the explicit matrix's norm %g",
           cn[0], s);
     free(A);
@@ -488,15 +491,15 @@ static void test_lipschitz(void)
     sk_train(m, &cfg, d->x, d->y, d->n);
     int N = 100;
     float *rinf = malloc(sizeof(float) * N), *xa = malloc(sizeof(float) * N * 6), *lp = malloc(sizeof(float) * N * 3);
-    sk_lipschitz_radius(m, d->x, d->y, N, 100, NULL, rinf);
+    sk_certify_lipschitz_radius(m, d->x, d->y, N, 100, NULL, rinf);
     int pos = 0, broken = 0;
     for (int n = 0; n < N; n++) pos += rinf[n] > 0;
     /* attack each point at 0.99 of its radius */
     for (int n = 0; n < N; n++) {
         if (!(rinf[n] > 0)) continue;
-        struct sk_pgd_config pc = sk_pgd_defaults(0.99f * rinf[n], 30);
+        struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(0.99f * rinf[n], 30);
         pc.clip_lo = pc.clip_hi = 0; /* the radius ignores the box */
-        sk_pgd_perturb(m, &pc, d->x + n * 6, d->y + n, 1, 1, xa);
+        sk_attack_pgd(m, &pc, d->x + n * 6, d->y + n, 1, 1, xa);
         sk_model_log_probs(m, xa, 1, lp);
         int best = 0;
         for (int k = 1; k < 3; k++)
@@ -505,19 +508,19 @@ static void test_lipschitz(void)
     }
     CHECK(pos > N / 2 && broken == 0, "Lipschitz radius: %d of %d points have a radius, %d broken inside it", pos, N,
           broken);
-    struct sk_cert_report rl, ri;
-    sk_certify(m, SK_CERT_LIPSCHITZ, d->x, d->y, N, 0.01f, 0, 1, NULL, &rl);
-    sk_certify(m, SK_CERT_IBP, d->x, d->y, N, 0.01f, 0, 1, NULL, &ri);
+    struct sk_certify_report rl, ri;
+    sk_certify(m, SK_CERTIFY_LIPSCHITZ, d->x, d->y, N, 0.01f, 0, 1, NULL, &rl);
+    sk_certify(m, SK_CERTIFY_IBP, d->x, d->y, N, 0.01f, 0, 1, NULL, &ri);
     CHECK(rl.n_certified <= rl.n_correct && rl.n_correct == ri.n_correct, "lipschitz certify: %d certified of %d "
           "correct (IBP %d)", rl.n_certified, rl.n_correct, ri.n_certified);
     /* the one-pass entry point: the same points, radii and global bound as the separate calls; a point is
      * certified at eps exactly when its L-inf radius exceeds eps (up to the tolerance) */
     float eps1 = 0.02f, *r2a = malloc(sizeof(float) * N), *rinfa = malloc(sizeof(float) * N);
     unsigned char *c1 = malloc(N), *c2 = malloc(N);
-    struct sk_cert_report r1, r2rep;
+    struct sk_certify_report r1, r2rep;
     int rc1 = sk_certify_lipschitz(m, d->x, d->y, N, eps1, c1, r2a, rinfa, &r1);
-    sk_certify(m, SK_CERT_LIPSCHITZ, d->x, d->y, N, eps1, 0, 1, c2, &r2rep);
-    sk_lipschitz(m, 0, 1, NULL, &pre, &all, &proved);
+    sk_certify(m, SK_CERTIFY_LIPSCHITZ, d->x, d->y, N, eps1, 0, 1, c2, &r2rep);
+    sk_certify_lipschitz_bound(m, 0, 1, NULL, &pre, &all, &proved);
     int same_cert = 0, same_r = 0, radius_agrees = 0;
     for (int n = 0; n < N; n++) {
         same_cert += c1[n] == c2[n];
@@ -554,13 +557,13 @@ static void test_ibp_grad(void)
         int c, rr, zw;
         double f0 = 0;
         /* loss(params) */
-#define LOSS(out)                                                                                                \
-    do {                                                                                                         \
-        sk_graph_reset(g);                                                                                       \
-        sk_ibp_input(g, m, x, N, eps, 0, 1, &c, &rr);                                                            \
-        int rc_ = sk_ibp_worst_logits(m, g, c, rr, y, &zw);                                                      \
-        CHECK(rc_ == 0, "ibp graph: %s", sk_last_error());                                                       \
-        out = sk_loss_cross_entropy(g, zw, y, 0);                                                                \
+#define LOSS(out)                                                                                                      \
+    do {                                                                                                               \
+        sk_graph_reset(g);                                                                                             \
+        sk_certify_ibp_input(g, m, x, N, eps, 0, 1, &c, &rr);                                                          \
+        int rc_ = sk_certify_ibp_worst_logits(m, g, c, rr, y, &zw);                                                    \
+        CHECK(rc_ == 0, "ibp graph: %s", sk_last_error());                                                             \
+        out = sk_loss_cross_entropy(g, zw, y, 0);                                                                      \
     } while (0)
         int Lnode;
         LOSS(Lnode);

@@ -84,8 +84,8 @@ static struct figures judge(struct sk_model *m, const struct sk_dataset *te, con
     sk_attack_result_free(a);
     sk_classifier_free(c);
     unsigned char *cert = malloc((size_t)te->n);
-    struct sk_cert_report rep;
-    r.ibp = sk_certify(m, SK_CERT_IBP, te->x, te->y, te->n, 0.004f, 0, 1, cert, &rep) ? -1 : rep.certified_acc;
+    struct sk_certify_report rep;
+    r.ibp = sk_certify(m, SK_CERTIFY_IBP, te->x, te->y, te->n, 0.004f, 0, 1, cert, &rep) ? -1 : rep.certified_acc;
     free(cert);
     int K = m->n_classes;
     float *lp = malloc(sizeof(float) * (size_t)(te->n > n_ood ? te->n : n_ood) * K);
@@ -138,14 +138,14 @@ static void test_folded_equals_stored(void)
     CHECK(a.auroc > 0.5 && fabs(a.auroc - b.auroc) < 1e-3, "OOD AUROC %g vs %g", a.auroc, b.auroc);
     /* CROWN and Lipschitz bounds through the transform equal the folded network's */
     float mlo_a[10 * 20], mlo_b[10 * 20];
-    sk_certify_margins(m, SK_CERT_CROWN, te->x, te->y, 20, 0.004f, 0, 1, mlo_a);
-    sk_certify_margins(f, SK_CERT_CROWN, te->x, te->y, 20, 0.004f, 0, 1, mlo_b);
+    sk_certify_margins(m, SK_CERTIFY_CROWN, te->x, te->y, 20, 0.004f, 0, 1, mlo_a);
+    sk_certify_margins(f, SK_CERTIFY_CROWN, te->x, te->y, 20, 0.004f, 0, 1, mlo_b);
     double worst = 0;
     for (int i = 0; i < 200; i++) worst = fmax(worst, fabs(mlo_a[i] - mlo_b[i]) / (1 + fabs(mlo_b[i])));
     CHECK(worst < 1e-3, "CROWN margins through the transform = folded network's (worst rel. difference %g)", worst);
     double ga, gb, pa, pb;
-    sk_lipschitz(m, 100, 1, NULL, &pa, &ga, NULL);
-    sk_lipschitz(f, 100, 1, NULL, &pb, &gb, NULL);
+    sk_certify_lipschitz_bound(m, 100, 1, NULL, &pa, &ga, NULL);
+    sk_certify_lipschitz_bound(f, 100, 1, NULL, &pb, &gb, NULL);
     CHECK(ga >= gb * 0.999, "the Lipschitz bound with the transform (%g) covers the folded network's (%g)", ga, gb);
     free(ood);
     sk_model_free(m);
@@ -275,7 +275,7 @@ static void test_ood_preprocessed(void)
     struct sk_dataset tin = { .n = 500, .dim = 784, .x = te->x }, tout = { .n = 500, .dim = 784, .x = inv };
     sk_preprocess_apply(m->prep, &tin);
     sk_preprocess_apply(m->prep, &tout);
-    struct sk_posterior *p = sk_posterior_new(bare, SK_BAYES_DETERMINISTIC);
+    struct sk_posterior *p = sk_bayes_new(bare, SK_BAYES_DETERMINISTIC);
     struct sk_bayes_report r = { 0 };
     sk_bayes_report(p, te->x, te->y, 500, inv, 500, 1, 0, &r);
     double ref = r.ood[SK_SCORE_MAXPROB].auroc;
@@ -283,7 +283,7 @@ static void test_ood_preprocessed(void)
     CHECK(rc == 0 && fabs(cli - ref) < 1e-6, "eval --ood standardises the OOD rows (eval %g, reference %g): %s", cli,
           ref, sk_cli_err);
     sk_bayes_report_free(&r);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     free(inv);
     sk_dataset_free(te);
     sk_model_free(m);
@@ -513,13 +513,13 @@ static void test_box_per_feature(void)
     float x[8] = { 0.2f, 100, 0.9f, 950, 0.5f, 480, 0.02f, 3 }, ml_a[8], ml_b[8];
     int y[4] = { 0, 1, 0, 0 };
     float el[2] = { 0, 0 }, eh[2] = { 1000, 1000 };
-    struct sk_cert_box eq = { 0, 0, el, eh }, pf = { 0, 0, m->in_lo, m->in_hi };
-    struct sk_cert_report ra, rb, rp;
-    sk_certify(m, SK_CERT_IBP, x, y, 4, 0.5f, 0, 1000, NULL, &ra);
-    sk_certify_box(m, SK_CERT_IBP, x, y, 4, 0.5f, &eq, NULL, &rb);
-    sk_certify_box(m, SK_CERT_IBP, x, y, 4, 0.5f, &pf, NULL, &rp);
-    sk_certify_margins(m, SK_CERT_CROWN, x, y, 4, 0.5f, 0, 1000, ml_a);
-    sk_certify_margins_box(m, SK_CERT_CROWN, x, y, 4, 0.5f, &eq, ml_b);
+    struct sk_certify_domain eq = { 0, 0, el, eh }, pf = { 0, 0, m->in_lo, m->in_hi };
+    struct sk_certify_report ra, rb, rp;
+    sk_certify(m, SK_CERTIFY_IBP, x, y, 4, 0.5f, 0, 1000, NULL, &ra);
+    sk_certify_box(m, SK_CERTIFY_IBP, x, y, 4, 0.5f, &eq, NULL, &rb);
+    sk_certify_box(m, SK_CERTIFY_IBP, x, y, 4, 0.5f, &pf, NULL, &rp);
+    sk_certify_margins(m, SK_CERTIFY_CROWN, x, y, 4, 0.5f, 0, 1000, ml_a);
+    sk_certify_margins_box(m, SK_CERTIFY_CROWN, x, y, 4, 0.5f, &eq, ml_b);
     CHECK(ra.mean_margin_lo == rb.mean_margin_lo && !memcmp(ml_a, ml_b, sizeof ml_a) &&
               rp.mean_margin_lo >= ra.mean_margin_lo,
           "per-feature [0,1000] bounds = the scalar box (%g, %g); the training range is tighter (%g)",

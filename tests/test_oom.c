@@ -53,8 +53,8 @@ static bool read_model(const char *path)
 
 static bool read_posterior(const char *path)
 {
-    struct sk_posterior *p = sk_posterior_load(path);
-    sk_posterior_free(p);
+    struct sk_posterior *p = sk_bayes_load(path);
+    sk_bayes_free(p);
     return p != NULL;
 }
 

@@ -38,10 +38,10 @@ static void make_data(void)
 
 struct result {
     double clean, pgd, cert, seconds;
-    struct sk_adv_report rep;
+    struct sk_robust_report rep;
 };
 
-static struct result run(const char *spec, struct sk_adv_config *adv, int epochs)
+static struct result run(const char *spec, struct sk_robust_config *adv, int epochs)
 {
     struct result r = { 0 };
     struct sk_model *m = sk_model_from_spec(spec);
@@ -53,16 +53,16 @@ static struct result run(const char *spec, struct sk_adv_config *adv, int epochs
     cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg.opt.lr = 2e-3f;
     double t0 = sk_now();
-    int rc = sk_adv_train(m, &cfg, adv, tr->x, tr->y, tr->n, &r.rep);
+    int rc = sk_robust_train(m, &cfg, adv, tr->x, tr->y, tr->n, &r.rep);
     r.seconds = sk_now() - t0;
-    CHECK(rc == 0, "%s training: %s", sk_adv_kind_name(adv->kind), sk_last_error());
+    CHECK(rc == 0, "%s training: %s", sk_robust_kind_name(adv->kind), sk_last_error());
     sk_model_evaluate(m, te->x, te->y, te->n, &r.clean, NULL);
-    struct sk_pgd_config pc = sk_pgd_defaults(EPS, 20);
-    sk_pgd_accuracy(m, &pc, te->x, te->y, te->n, 9, &r.pgd, NULL);
-    struct sk_cert_report cr;
-    sk_certify(m, SK_CERT_IBP, te->x, te->y, te->n, EPS, 0, 1, NULL, &cr);
+    struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(EPS, 20);
+    sk_attack_pgd_accuracy(m, &pc, te->x, te->y, te->n, 9, &r.pgd, NULL);
+    struct sk_certify_report cr;
+    sk_certify(m, SK_CERTIFY_IBP, te->x, te->y, te->n, EPS, 0, 1, NULL, &cr);
     r.cert = cr.certified_acc;
-    fprintf(stderr, "  %-7s clean %.3f  pgd-20 %.3f  ibp-certified %.3f  (%.2fs)\n", sk_adv_kind_name(adv->kind),
+    fprintf(stderr, "  %-7s clean %.3f  pgd-20 %.3f  ibp-certified %.3f  (%.2fs)\n", sk_robust_kind_name(adv->kind),
             r.clean, r.pgd, r.cert, r.seconds);
     sk_model_free(m);
     return r;
@@ -71,23 +71,23 @@ static struct result run(const char *spec, struct sk_adv_config *adv, int epochs
 static void test_training(void)
 {
     const char *spec = "mlp:20-64-64-3:relu";
-    struct sk_adv_config none = sk_adv_defaults(SK_ADV_NONE, EPS);
+    struct sk_robust_config none = sk_robust_defaults(SK_ROBUST_NONE, EPS);
     struct result std = run(spec, &none, 12);
     CHECK(std.clean > 0.9, "standard training learns the task (clean %.3f)", std.clean);
     CHECK(std.pgd < std.clean - 0.1, "standard training is not robust: PGD-20 %.3f vs clean %.3f", std.pgd, std.clean);
 
-    struct sk_adv_config pgd = sk_adv_defaults(SK_ADV_PGD, EPS);
+    struct sk_robust_config pgd = sk_robust_defaults(SK_ROBUST_PGD, EPS);
     pgd.steps = 7;
     struct result rp = run(spec, &pgd, 12);
     CHECK(rp.pgd > std.pgd + 0.1, "PGD training raises PGD-20 accuracy: %.3f vs standard %.3f", rp.pgd, std.pgd);
     CHECK(rp.clean > 0.8, "PGD training keeps clean accuracy %.3f", rp.clean);
 
-    struct sk_adv_config tra = sk_adv_defaults(SK_ADV_TRADES, EPS);
+    struct sk_robust_config tra = sk_robust_defaults(SK_ROBUST_TRADES, EPS);
     tra.steps = 7;
     struct result rt = run(spec, &tra, 12);
     CHECK(rt.pgd > std.pgd + 0.1, "TRADES raises PGD-20 accuracy: %.3f vs standard %.3f", rt.pgd, std.pgd);
 
-    struct sk_adv_config fg = sk_adv_defaults(SK_ADV_FGSM, EPS);
+    struct sk_robust_config fg = sk_robust_defaults(SK_ROBUST_FGSM, EPS);
     fg.guard_n = 200;
     struct result rf = run(spec, &fg, 12);
     CHECK(rf.pgd > std.pgd + 0.1, "fast FGSM training raises PGD-20 accuracy: %.3f vs %.3f", rf.pgd, std.pgd);
@@ -104,21 +104,21 @@ static void test_training(void)
     CHECK(rb.rep.kept_epoch == rb.rep.best_epoch && rb.rep.guard_acc[rb.rep.best_epoch] == rb.rep.best_guard_acc,
           "guard_tol < 0 restores the best guard epoch (kept %d, best %d)", rb.rep.kept_epoch, rb.rep.best_epoch);
 
-    struct sk_adv_config nf = sk_adv_defaults(SK_ADV_NFGSM, EPS);
+    struct sk_robust_config nf = sk_robust_defaults(SK_ROBUST_NFGSM, EPS);
     nf.guard_n = 200;
     CHECK(nf.steps == 1 && nf.guard, "n-fgsm defaults: one step, guard on");
     struct result rn = run(spec, &nf, 12);
     CHECK(rn.pgd > std.pgd + 0.1, "N-FGSM training raises PGD-20 accuracy: %.3f vs %.3f", rn.pgd, std.pgd);
 
-    struct sk_adv_config fe = sk_adv_defaults(SK_ADV_FGSM_EP, EPS);
+    struct sk_robust_config fe = sk_robust_defaults(SK_ROBUST_FGSM_EP, EPS);
     fe.guard_n = 200;
-    CHECK(fe.steps == 1 && fe.guard && sk_adv_kind_parse("fgsm-ep") == SK_ADV_FGSM_EP, "fgsm-ep defaults: one step, guard on");
+    CHECK(fe.steps == 1 && fe.guard && sk_robust_kind_parse("fgsm-ep") == SK_ROBUST_FGSM_EP, "fgsm-ep defaults: one step, guard on");
     struct result re = run(spec, &fe, 12);
     CHECK(re.pgd > std.pgd + 0.1, "FGSM-EP training raises PGD-20 accuracy: %.3f vs %.3f", re.pgd, std.pgd);
 
-    struct sk_adv_config nu = sk_adv_defaults(SK_ADV_NUAT, EPS);
+    struct sk_robust_config nu = sk_robust_defaults(SK_ROBUST_NUAT, EPS);
     nu.guard_n = 200;
-    CHECK(nu.steps == 1 && nu.guard && nu.nuat_lambda == 4.5f && sk_adv_kind_parse("nuat") == SK_ADV_NUAT,
+    CHECK(nu.steps == 1 && nu.guard && nu.nuat_lambda == 4.5f && sk_robust_kind_parse("nuat") == SK_ROBUST_NUAT,
           "nuat defaults: one step, guard on, lambda 4.5");
     struct result ru = run(spec, &nu, 12);
     CHECK(ru.pgd > std.pgd + 0.1, "NuAT training raises PGD-20 accuracy: %.3f vs %.3f", ru.pgd, std.pgd);
@@ -127,7 +127,7 @@ static void test_training(void)
     CHECK(r0.pgd < ru.pgd - 0.1, "NuAT's robustness comes from its nuclear norm: lambda 0 gives %.3f, 4.5 %.3f", r0.pgd,
           ru.pgd);
 
-    struct sk_adv_config ibp = sk_adv_defaults(SK_ADV_IBP, EPS);
+    struct sk_robust_config ibp = sk_robust_defaults(SK_ROBUST_IBP, EPS);
     ibp.ibp_warmup_epochs = 1;
     ibp.ibp_ramp_epochs = 6;
     struct result ri = run(spec, &ibp, 12);
@@ -136,10 +136,10 @@ static void test_training(void)
           ri.cert, ri.pgd, ri.clean);
 
     /* MC dropout with EOT: attacks average gradients over 4 masks */
-    struct sk_adv_config eot = sk_adv_defaults(SK_ADV_PGD, EPS);
+    struct sk_robust_config eot = sk_robust_defaults(SK_ROBUST_PGD, EPS);
     eot.steps = 5;
     eot.eot = 4;
-    struct sk_adv_config none2 = none;
+    struct sk_robust_config none2 = none;
     struct result sd = run("mlp:20-64-64-3:relu:dropout0.2", &none2, 8);
     struct result rd = run("mlp:20-64-64-3:relu:dropout0.2", &eot, 8);
     CHECK(rd.pgd > sd.pgd + 0.1, "EOT adversarial training of an MC-dropout model raises PGD-20 accuracy: %.3f vs %.3f",
@@ -158,9 +158,9 @@ static void test_attack(void)
     sk_train(m, &cfg, tr->x, tr->y, tr->n);
     int N = 300, D = 20;
     float *xa = malloc(sizeof(float) * N * D), *xb = malloc(sizeof(float) * N * D);
-    struct sk_pgd_config pc = sk_pgd_defaults(EPS, 10);
-    int rc = sk_pgd_perturb(m, &pc, te->x, te->y, N, 3, xa);
-    sk_pgd_perturb(m, &pc, te->x, te->y, N, 3, xb);
+    struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(EPS, 10);
+    int rc = sk_attack_pgd(m, &pc, te->x, te->y, N, 3, xa);
+    sk_attack_pgd(m, &pc, te->x, te->y, N, 3, xb);
     CHECK(rc == 0 && memcmp(xa, xb, sizeof(float) * N * D) == 0, "PGD is reproducible for a seed");
     int outside = 0;
     for (int i = 0; i < N * D; i++) {
@@ -169,31 +169,31 @@ static void test_attack(void)
     }
     CHECK(outside == 0, "PGD stays in the eps-ball and the [0,1] box (%d outside)", outside);
     double acc_pgd, acc_noise;
-    sk_pgd_accuracy(m, &pc, te->x, te->y, N, 3, &acc_pgd, NULL);
-    struct sk_pgd_config noise = pc;
+    sk_attack_pgd_accuracy(m, &pc, te->x, te->y, N, 3, &acc_pgd, NULL);
+    struct sk_attack_pgd_config noise = pc;
     noise.steps = 1;
     noise.step = 1e-12f; /* the random start alone */
-    sk_pgd_accuracy(m, &noise, te->x, te->y, N, 3, &acc_noise, NULL);
+    sk_attack_pgd_accuracy(m, &noise, te->x, te->y, N, 3, &acc_noise, NULL);
     CHECK(acc_pgd < acc_noise - 0.1, "PGD (%.3f) is much stronger than uniform noise (%.3f)", acc_pgd, acc_noise);
-    struct sk_pgd_config mc = pc;
+    struct sk_attack_pgd_config mc = pc;
     mc.mode = SK_MODE_MC;
     mc.eot = 8;
     double acc_eot;
-    rc = sk_pgd_accuracy(m, &mc, te->x, te->y, N, 3, &acc_eot, NULL);
+    rc = sk_attack_pgd_accuracy(m, &mc, te->x, te->y, N, 3, &acc_eot, NULL);
     CHECK(rc == 0 && acc_eot < acc_noise - 0.1, "EOT PGD through MC dropout works (%.3f)", acc_eot);
     /* FGSM = one step of 1.25 eps from a random start */
-    struct sk_pgd_config fg = sk_pgd_defaults(EPS, 1);
+    struct sk_attack_pgd_config fg = sk_attack_pgd_defaults(EPS, 1);
     double acc_fgsm;
-    sk_pgd_accuracy(m, &fg, te->x, te->y, N, 3, &acc_fgsm, NULL);
+    sk_attack_pgd_accuracy(m, &fg, te->x, te->y, N, 3, &acc_fgsm, NULL);
     CHECK(acc_fgsm < acc_noise && acc_fgsm >= acc_pgd - 0.05, "FGSM-RS %.3f between PGD %.3f and noise %.3f",
           acc_fgsm, acc_pgd, acc_noise);
     /* N-FGSM's step: noise of 2 eps, one step of eps, only the box: the
      * points leave the eps-ball (up to 3 eps) but stay in [0,1] */
-    struct sk_pgd_config nf = sk_pgd_defaults(EPS, 1);
+    struct sk_attack_pgd_config nf = sk_attack_pgd_defaults(EPS, 1);
     nf.start_radius = 2 * EPS;
     nf.step = EPS;
     nf.no_project = true;
-    rc = sk_pgd_perturb(m, &nf, te->x, te->y, N, 3, xa);
+    rc = sk_attack_pgd(m, &nf, te->x, te->y, N, 3, xa);
     float dmax = 0;
     int out_box = 0;
     for (int i = 0; i < N * D; i++) {
@@ -206,13 +206,13 @@ static void test_attack(void)
           dmax, EPS, out_box);
 
     /* NuAT's start: x +- r with probability 1/2 each (then the box), then its CE + nuclear-norm step */
-    struct sk_pgd_config nb = sk_pgd_defaults(EPS, 1);
+    struct sk_attack_pgd_config nb = sk_attack_pgd_defaults(EPS, 1);
     nb.sign_start = true;
     nb.start_radius = 0.5f * EPS;
     nb.step = 1e-7f;
     nb.loss = SK_PGD_LOSS_CE_NUC;
     nb.nuc_lambda = 4.5f;
-    rc = sk_pgd_perturb(m, &nb, te->x, te->y, N, 3, xa);
+    rc = sk_attack_pgd(m, &nb, te->x, te->y, N, 3, xa);
     int off_start = 0, plus = 0;
     for (int i = 0; i < N * D; i++) {
         float x0 = te->x[i], lo = x0 - 0.5f * EPS, hi = x0 + 0.5f * EPS;
@@ -225,23 +225,23 @@ static void test_attack(void)
           "the Bernoulli start is x +- eps/2 (%d off), half of each sign (%d of %d +)", off_start, plus, N * D);
     nb.step = EPS;
     double acc_nuc, acc_nuc0;
-    rc = sk_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc, NULL);
+    rc = sk_attack_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc, NULL);
     nb.nuc_lambda = 0;
-    sk_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc0, NULL);
+    sk_attack_pgd_accuracy(m, &nb, te->x, te->y, N, 3, &acc_nuc0, NULL);
     CHECK(rc == 0 && acc_nuc < acc_noise - 0.1 && acc_nuc0 < acc_noise - 0.1,
           "NuAT's step (CE + nuclear norm %.3f, CE alone %.3f) is much stronger than noise (%.3f)", acc_nuc, acc_nuc0,
           acc_noise);
     nb.nuc_lambda = NAN;
-    CHECK(sk_pgd_perturb(m, &nb, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "nuclear"),
+    CHECK(sk_attack_pgd(m, &nb, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "nuclear"),
           "NaN nuclear-norm weight refused: %s", sk_last_error());
 
     /* a given start (FGSM-EP's prior): projected onto the ball and the box, then the steps */
     float *xs = malloc(sizeof(float) * (size_t)N * D);
     for (int i = 0; i < N * D; i++) xs[i] = te->x[i] + (i % 3 == 0 ? 0.5f * EPS : (i % 3 == 1 ? -3 * EPS : 2.0f));
-    struct sk_pgd_config st = sk_pgd_defaults(EPS, 1);
+    struct sk_attack_pgd_config st = sk_attack_pgd_defaults(EPS, 1);
     st.x_start = xs;
     st.step = 1e-7f;
-    rc = sk_pgd_perturb(m, &st, te->x, te->y, N, 3, xa);
+    rc = sk_attack_pgd(m, &st, te->x, te->y, N, 3, xa);
     int bad_start = 0;
     for (int i = 0; i < N * D; i++) {
         float x0 = te->x[i], want = i % 3 == 0 ? x0 + 0.5f * EPS : (i % 3 == 1 ? x0 - EPS : x0 + EPS);
@@ -251,43 +251,44 @@ static void test_attack(void)
     CHECK(rc == 0 && bad_start == 0, "x_start is the starting point, projected onto the eps-ball and the box (%d off)",
           bad_start);
     st.step = EPS;
-    rc = sk_pgd_perturb(m, &st, te->x, te->y, N, 3, xa);
+    rc = sk_attack_pgd(m, &st, te->x, te->y, N, 3, xa);
     float dm = 0;
     for (int i = 0; i < N * D; i++) dm = fmaxf(dm, fabsf(xa[i] - te->x[i]));
     CHECK(rc == 0 && dm <= EPS * (1 + 1e-6f), "a step from x_start stays in the eps-ball (max %.4f)", dm);
     free(xs);
 
     /* refusals */
-    struct sk_pgd_config bad = pc;
+    struct sk_attack_pgd_config bad = pc;
     bad.steps = 0;
-    CHECK(sk_pgd_perturb(m, &bad, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "steps"),
+    CHECK(sk_attack_pgd(m, &bad, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "steps"),
           "0 steps refused: %s", sk_last_error());
     bad = pc;
     bad.eps = NAN;
-    CHECK(sk_pgd_perturb(m, &bad, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "epsilon"),
+    CHECK(sk_attack_pgd(m, &bad, te->x, te->y, N, 3, xa) == SK_EINVAL && strstr(sk_last_error(), "epsilon"),
           "NaN eps refused: %s", sk_last_error());
-    struct sk_adv_config a = sk_adv_defaults(SK_ADV_PGD, -1);
-    CHECK(sk_adv_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "adv.eps"),
+    struct sk_robust_config a = sk_robust_defaults(SK_ROBUST_PGD, -1);
+    CHECK(sk_robust_train(m, &cfg, &a, tr->x, tr->y, 100, NULL) == SK_EINVAL && strstr(sk_last_error(), "adv.eps"),
           "negative eps refused: %s", sk_last_error());
-    a = sk_adv_defaults(SK_ADV_NFGSM, EPS);
+    a = sk_robust_defaults(SK_ROBUST_NFGSM, EPS);
     a.nfgsm_noise = -1;
-    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.nfgsm_noise"), "negative N-FGSM noise refused: %s",
+    CHECK(sk_robust_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.nfgsm_noise"), "negative N-FGSM noise refused: %s",
           sk_last_error());
     a.nfgsm_noise = 1;
-    CHECK(sk_adv_check(&a) == SK_OK, "N-FGSM noise of 1 eps accepted");
-    a = sk_adv_defaults(SK_ADV_FGSM_EP, EPS);
-    CHECK(a.ep_lambda == 10 && sk_adv_check(&a) == SK_OK, "fgsm-ep: regulariser weight 10 by default");
+    CHECK(sk_robust_check(&a) == SK_OK, "N-FGSM noise of 1 eps accepted");
+    a = sk_robust_defaults(SK_ROBUST_FGSM_EP, EPS);
+    CHECK(a.ep_lambda == 10 && sk_robust_check(&a) == SK_OK, "fgsm-ep: regulariser weight 10 by default");
     a.ep_lambda = -1;
-    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.ep_lambda"), "negative FGSM-EP lambda refused: %s",
+    CHECK(sk_robust_check(&a) == SK_EINVAL && strstr(sk_last_error(), "adv.ep_lambda"), "negative FGSM-EP lambda refused: %s",
           sk_last_error());
-    a = sk_adv_defaults(SK_ADV_NUAT, EPS);
+    a = sk_robust_defaults(SK_ROBUST_NUAT, EPS);
     a.nuat_lambda = -1;
-    CHECK(sk_adv_check(&a) == SK_EINVAL && strstr(sk_last_error(), "NuAT"), "negative NuAT lambda refused: %s",
+    CHECK(sk_robust_check(&a) == SK_EINVAL && strstr(sk_last_error(), "NuAT"), "negative NuAT lambda refused: %s",
           sk_last_error());
-    CHECK(strcmp(sk_adv_kind_name(SK_ADV_NUAT), "nuat") == 0 && strcmp(sk_adv_kind_name((enum sk_adv_kind)9), "?") == 0,
+    CHECK(strcmp(sk_robust_kind_name(SK_ROBUST_NUAT), "nuat") == 0 &&
+              strcmp(sk_robust_kind_name((enum sk_robust_kind)9), "?") == 0,
           "kind names: nuat, and ? past the end");
-    CHECK(sk_adv_kind_parse("trades") == SK_ADV_TRADES && sk_adv_kind_parse("n-fgsm") == SK_ADV_NFGSM &&
-              sk_adv_kind_parse("foo") == -1, "kind names parse");
+    CHECK(sk_robust_kind_parse("trades") == SK_ROBUST_TRADES && sk_robust_kind_parse("n-fgsm") == SK_ROBUST_NFGSM &&
+              sk_robust_kind_parse("foo") == -1, "kind names parse");
     free(xa), free(xb);
     sk_model_free(m);
 }
@@ -299,7 +300,7 @@ static void test_attack(void)
  * (ensemble: S = 0, every member), the verdict is the predictive's own. */
 static double eot_pgd_acc(struct sk_posterior *p, int S, double *clean)
 {
-    struct sk_classifier *cl = sk_posterior_classifier(p, S, 11);
+    struct sk_classifier *cl = sk_bayes_classifier(p, S, 11);
     struct sk_attack_config ac = sk_attack_defaults(SK_ATTACK_PGD, SK_NORM_LINF, EPS);
     ac.steps = 20;
     ac.seed = 4;
@@ -313,25 +314,26 @@ static double eot_pgd_acc(struct sk_posterior *p, int S, double *clean)
     return acc;
 }
 
-static struct sk_posterior *train_vi(const char *spec, const struct sk_adv_config *adv, int epochs, uint64_t seed,
+static struct sk_posterior *train_vi(const char *spec, const struct sk_robust_config *adv, int epochs, uint64_t seed,
                                      int n, double *secs)
 {
     struct sk_model *m = sk_model_from_spec(spec);
     sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
-    struct sk_posterior *p = sk_posterior_new(m, SK_BAYES_VI);
+    struct sk_posterior *p = sk_bayes_new(m, SK_BAYES_VI);
     struct sk_train_config cfg = sk_train_defaults();
     cfg.epochs = epochs;
     cfg.batch = 64;
     cfg.seed = seed;
     cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg.opt.lr = 2e-3f;
-    struct sk_vi_config vc = sk_vi_defaults();
+    struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     vc.prior_sigma = 1.0f;
     vc.adv = adv;
     double t0 = sk_now();
     int rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, n);
     if (secs) *secs = sk_now() - t0;
-    CHECK(rc == 0, "VI training (%s, adv %s): %s", spec, adv ? sk_adv_kind_name(adv->kind) : "none", sk_last_error());
+    CHECK(rc == 0, "VI training (%s, adv %s): %s", spec, adv ? sk_robust_kind_name(adv->kind) : "none",
+          sk_last_error());
     CHECK(p->vi.adv == NULL, "the posterior keeps no pointer to the caller's adversarial config");
     return p;
 }
@@ -352,7 +354,7 @@ static void test_vi_adv(void)
     const char *spec = "mlp:20-64-64-3:relu";
     double ts, ta, cs, ca;
     struct sk_posterior *std = train_vi(spec, NULL, 8, 5, tr->n, &ts);
-    struct sk_adv_config adv = sk_adv_defaults(SK_ADV_PGD, EPS);
+    struct sk_robust_config adv = sk_robust_defaults(SK_ROBUST_PGD, EPS);
     adv.steps = 4;
     adv.eot = 3;
     struct sk_posterior *rob = train_vi(spec, &adv, 8, 5, tr->n, &ta);
@@ -366,8 +368,8 @@ static void test_vi_adv(void)
     /* the inner attack on its own */
     int N = 200, D = 20;
     float *xa = malloc(sizeof(float) * N * D), *xb = malloc(sizeof(float) * N * D);
-    int rc = sk_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xa);
-    sk_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xb);
+    int rc = sk_bayes_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xa);
+    sk_bayes_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xb);
     CHECK(rc == 0 && !memcmp(xa, xb, sizeof(float) * N * D), "VI PGD-EOT is reproducible for a seed (%s)",
           rc ? sk_last_error() : "ok");
     int outside = 0;
@@ -379,8 +381,8 @@ static void test_vi_adv(void)
         float u = te->x[i] + EPS * (2.0f * sk_rng_uniform_at(99, (uint64_t)i) - 1.0f);
         xb[i] = u < 0 ? 0 : u > 1 ? 1 : u;
     }
-    sk_posterior_predict(std, xa, N, 16, 7, pa, NULL);
-    sk_posterior_predict(std, xb, N, 16, 7, pn, NULL);
+    sk_bayes_predict(std, xa, N, 16, 7, pa, NULL);
+    sk_bayes_predict(std, xb, N, 16, 7, pn, NULL);
     int ok_a = 0, ok_n = 0;
     for (int i = 0; i < N; i++) {
         int ba = 0, bn = 0;
@@ -395,7 +397,7 @@ static void test_vi_adv(void)
     free(pa), free(pn), free(xa), free(xb);
 
     /* same seed -> the same bits; another seed -> another posterior */
-    struct sk_adv_config small = adv;
+    struct sk_robust_config small = adv;
     small.steps = 2;
     small.eot = 2;
     small.eps_warmup_epochs = 1;
@@ -408,31 +410,31 @@ static void test_vi_adv(void)
         CHECK(same_posterior(a, b), "%s: adversarial VI with one seed gives a bitwise-identical posterior", specs[k]);
         CHECK(!same_posterior(a, c), "%s: another seed gives another posterior", specs[k]);
         CHECK(!same_posterior(a, d), "%s: the adversarial inputs change the posterior", specs[k]);
-        sk_posterior_free(a), sk_posterior_free(b), sk_posterior_free(c), sk_posterior_free(d);
+        sk_bayes_free(a), sk_bayes_free(b), sk_bayes_free(c), sk_bayes_free(d);
     }
 
     /* refusals name the setting */
-    struct sk_adv_config tra = sk_adv_defaults(SK_ADV_TRADES, EPS);
-    struct sk_vi_config vc = sk_vi_defaults();
+    struct sk_robust_config tra = sk_robust_defaults(SK_ROBUST_TRADES, EPS);
+    struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     vc.adv = &tra;
     struct sk_train_config cfg = sk_train_defaults();
     cfg.epochs = 1;
-    struct sk_posterior *p = sk_posterior_new(sk_model_from_spec(spec), SK_BAYES_VI);
+    struct sk_posterior *p = sk_bayes_new(sk_model_from_spec(spec), SK_BAYES_VI);
     rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, 100);
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "pgd and fgsm") && strstr(sk_last_error(), "trades"),
           "VI refuses TRADES training: %s", sk_last_error());
-    struct sk_adv_config neg = sk_adv_defaults(SK_ADV_PGD, -0.5f);
+    struct sk_robust_config neg = sk_robust_defaults(SK_ROBUST_PGD, -0.5f);
     vc.adv = &neg;
     rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, 100);
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "adv.eps"), "VI refuses a negative eps: %s", sk_last_error());
-    sk_posterior_free(p);
-    sk_posterior_free(std);
-    sk_posterior_free(rob);
+    sk_bayes_free(p);
+    sk_bayes_free(std);
+    sk_bayes_free(rob);
 }
 
-static struct sk_posterior *train_ens(const struct sk_adv_config *adv, int M, int epochs)
+static struct sk_posterior *train_ens(const struct sk_robust_config *adv, int M, int epochs)
 {
-    struct sk_posterior *p = sk_posterior_new(sk_model_from_spec("mlp:20-64-64-3:relu"), SK_BAYES_ENSEMBLE);
+    struct sk_posterior *p = sk_bayes_new(sk_model_from_spec("mlp:20-64-64-3:relu"), SK_BAYES_ENSEMBLE);
     struct sk_train_config cfg = sk_train_defaults();
     cfg.epochs = epochs;
     cfg.batch = 64;
@@ -440,7 +442,7 @@ static struct sk_posterior *train_ens(const struct sk_adv_config *adv, int M, in
     cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg.opt.lr = 2e-3f;
     int rc = sk_bayes_train_ensemble_adv(p, M, SK_INIT_HE_UNIFORM, &cfg, adv, tr->x, tr->y, tr->n);
-    CHECK(rc == 0 && p->n_members == M, "ensemble training (adv %s): %s", adv ? sk_adv_kind_name(adv->kind) : "none",
+    CHECK(rc == 0 && p->n_members == M, "ensemble training (adv %s): %s", adv ? sk_robust_kind_name(adv->kind) : "none",
           sk_last_error());
     return p;
 }
@@ -450,7 +452,7 @@ static struct sk_posterior *train_ens(const struct sk_adv_config *adv, int M, in
 static void test_ensemble_adv(void)
 {
     struct sk_posterior *plain = train_ens(NULL, 2, 6);
-    struct sk_adv_config pgd = sk_adv_defaults(SK_ADV_PGD, EPS);
+    struct sk_robust_config pgd = sk_robust_defaults(SK_ROBUST_PGD, EPS);
     pgd.steps = 5;
     struct sk_posterior *rob = train_ens(&pgd, 2, 6);
     double cp, cr, ap = eot_pgd_acc(plain, 0, &cp), ar = eot_pgd_acc(rob, 0, &cr);
@@ -461,8 +463,8 @@ static void test_ensemble_adv(void)
     size_t P = rob->model->n_params;
     CHECK(memcmp(rob->members, rob->members + P, sizeof(float) * P) != 0 &&
           !memcmp(rob->members, rob->model->params, sizeof(float) * P), "adversarial members are distinct");
-    sk_posterior_free(plain);
-    sk_posterior_free(rob);
+    sk_bayes_free(plain);
+    sk_bayes_free(rob);
 }
 
 /* FGSM-mix (Lakshminarayanan et al.): the hook's loss is CE(x) + CE(x'),
@@ -479,10 +481,11 @@ static void test_fgsm_mix(void)
     for (int k = 0; k < K; k++) m->params[ly->b_off + k] = 0.1f * (float)(k - 1);
     const float *W = m->params + ly->w_off, *b = m->params + ly->b_off;
     float eps = 0.01f;
-    CHECK(sk_adv_kind_parse("fgsm-mix") == SK_ADV_FGSM_MIX && !strcmp(sk_adv_kind_name(SK_ADV_FGSM_MIX), "fgsm-mix"),
+    CHECK(sk_robust_kind_parse("fgsm-mix") == SK_ROBUST_FGSM_MIX &&
+              !strcmp(sk_robust_kind_name(SK_ROBUST_FGSM_MIX), "fgsm-mix"),
           "fgsm-mix parses and names itself");
-    struct sk_adv_config a = sk_adv_defaults(SK_ADV_FGSM_MIX, eps);
-    CHECK(sk_adv_check(&a) == SK_OK && a.steps == 1 && !a.guard, "fgsm-mix defaults: one step, no guard");
+    struct sk_robust_config a = sk_robust_defaults(SK_ROBUST_FGSM_MIX, eps);
+    CHECK(sk_robust_check(&a) == SK_OK && a.steps == 1 && !a.guard, "fgsm-mix defaults: one step, no guard");
 
     /* by hand, in double: p = softmax(Wx + b); grad_x CE = W^T (p - e_y) */
     double xa[12], loss = 0, loss_clean = 0, dW[12] = { 0 }, db[3] = { 0 };
@@ -518,12 +521,12 @@ static void test_fgsm_mix(void)
     cfg.batch = n;
     cfg.epochs = 1;
     struct sk_trainer *t = sk_trainer_new(m, &cfg, x, y, n);
-    struct sk_adv_loss *l = sk_adv_loss_new(m, &a, n);
+    struct sk_robust_loss *l = sk_robust_loss_new(m, &a, n);
     struct sk_graph *g = sk_graph_new();
     CHECK(t && l && g, "trainer, loss and graph: %s", sk_last_error());
     if (!t || !l || !g) return;
     memset(m->grads, 0, sizeof(float) * m->n_params);
-    int z = -1, L = sk_adv_loss_fn(l, t, g, x, y, n, 1, &z);
+    int z = -1, L = sk_robust_loss_fn(l, t, g, x, y, n, 1, &z);
     CHECK(L >= 0 && z >= 0, "fgsm-mix hook builds a loss: %s", sk_last_error());
     if (L >= 0) {
         double got = sk_graph_value(g, L)[0];
@@ -537,7 +540,7 @@ static void test_fgsm_mix(void)
         CHECK(got > 2 * loss_clean + 1e-6, "fgsm-mix loss %.7f exceeds twice the clean CE %.7f", got, loss_clean);
     }
     sk_graph_free(g);
-    sk_adv_loss_free(l);
+    sk_robust_loss_free(l);
     sk_trainer_free(t);
     sk_model_free(m);
 }

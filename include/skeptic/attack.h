@@ -103,8 +103,8 @@ const char *sk_attack_name(enum sk_attack_kind k);
 int sk_attack_parse(const char *s); /* -1 if unknown */
 
 enum sk_norm { SK_NORM_LINF = 0, SK_NORM_L2 = 1, SK_NORM_L1 = 2, SK_NORM_L0 = 3 };
-const char *sk_norm_name(enum sk_norm p); /* "linf", "l2", "l1", "l0" */
-int sk_norm_parse(const char *s);         /* -1 if unknown */
+const char *sk_attack_norm_name(enum sk_norm p); /* "linf", "l2", "l1", "l0" */
+int sk_attack_norm_parse(const char *s);         /* -1 if unknown */
 
 enum sk_target_mode {
     SK_TARGET_NONE = 0,        /* untargeted: success = misclassified */
@@ -112,7 +112,7 @@ enum sk_target_mode {
     SK_TARGET_RANDOM = 2,      /* uniform over the other classes (stream of cfg.seed) */
     SK_TARGET_LEAST_LIKELY = 3 /* the class of lowest clean probability */
 };
-const char *sk_target_mode_name(enum sk_target_mode t);
+const char *sk_attack_target_name(enum sk_target_mode t);
 
 /* Loss an iterative gradient attack ascends. */
 enum sk_attack_loss { SK_LOSS_DEFAULT = 0, SK_LOSS_CE = 1, SK_LOSS_CW = 2, SK_LOSS_DLR = 3 };
@@ -272,9 +272,9 @@ void sk_attack_summary(const struct sk_attack_result *r, char *buf, size_t size)
 
 /* CE_NUC (NuAT's attack): CE(z(x'), y) + nuc_lambda ||z(x') - z(x)||_* / B over
  * each batch of B rows (at most 256 rows per batch). */
-enum sk_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2, SK_PGD_LOSS_CE_NUC = 3 };
+enum sk_attack_pgd_loss { SK_PGD_LOSS_CE = 0, SK_PGD_LOSS_CW = 1, SK_PGD_LOSS_KL = 2, SK_PGD_LOSS_CE_NUC = 3 };
 
-struct sk_pgd_config {
+struct sk_attack_pgd_config {
     float eps;           /* L-infinity radius */
     int steps;           /* >= 1 */
     float step;          /* step size; <= 0: 2.5 eps / steps (1.25 eps for one step) */
@@ -282,7 +282,7 @@ struct sk_pgd_config {
     float clip_lo, clip_hi; /* input box (default 0, 1); lo >= hi: none */
     const float *box_lo, *box_hi; /* per-feature box (in_dim each, borrowed) instead of
                                    * [clip_lo, clip_hi]; NULL (default): the scalar box */
-    enum sk_pgd_loss loss;
+    enum sk_attack_pgd_loss loss;
     enum sk_mode mode;   /* EVAL (default) or MC (dropout on) */
     int eot;             /* gradients averaged per step (MC mode), >= 1 */
     float start_radius;  /* random start U(-r, r); <= 0: r = eps */
@@ -293,21 +293,21 @@ struct sk_pgd_config {
     float nuc_lambda;    /* SK_PGD_LOSS_CE_NUC: weight of the nuclear norm */
 };
 /* eps, steps as given; step 0 (automatic); random start; box [0,1]; CE; eval; eot 1. */
-struct sk_pgd_config sk_pgd_defaults(float eps, int steps);
+struct sk_attack_pgd_config sk_attack_pgd_defaults(float eps, int steps);
 
 /* Adversarial versions of N rows of x (labels y) into xadv (N x in_dim;
  * may not alias x). For SK_PGD_LOSS_KL the labels are unused and the loss is
  * KL(p(x) || p(x')). Parameter gradients are not touched. */
-int sk_pgd_perturb(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                   uint64_t seed, float *xadv);
+int sk_attack_pgd(struct sk_model *m, const struct sk_attack_pgd_config *c, const float *x, const int *y, int N,
+                  uint64_t seed, float *xadv);
 /* The same on a caller's graph (reset inside; parameter gradients must be
  * off: sk_graph_set_param_grads(g, false)). */
-int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
-                         const int *y, int N, uint64_t seed, float *xadv);
+int sk_attack_pgd_graph(struct sk_model *m, struct sk_graph *g, const struct sk_attack_pgd_config *c, const float *x,
+                        const int *y, int N, uint64_t seed, float *xadv);
 /* Accuracy under this PGD on (x, y) (eval mode), and optionally the clean
  * accuracy. correct[N] (may be NULL) gets 1 where the point survives. */
-int sk_pgd_accuracy(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                    uint64_t seed, double *robust_acc, unsigned char *correct);
+int sk_attack_pgd_accuracy(struct sk_model *m, const struct sk_attack_pgd_config *c, const float *x, const int *y,
+                           int N, uint64_t seed, double *robust_acc, unsigned char *correct);
 
 #ifdef __cplusplus
 }

@@ -66,7 +66,7 @@
  *                   p = softmax(f / sqrt(1 + pi/8 diag Sigma_f)),  Sigma_f = J Sigma J^T.
  *
  * Temperature scaling (Guo et al. 2017) applies to every method: each sample's
- * log-probabilities are divided by T and renormalised. sk_posterior_fit_temperature
+ * log-probabilities are divided by T and renormalised. sk_bayes_fit_temperature
  * chooses T by minimising the NLL of held-out data.
  *
  * Files: one safetensors file per posterior. The spec and method are in
@@ -74,14 +74,14 @@
  * settings); tensors are the nn.Sequential names with a prefix:
  *   every method                  "0.weight", ... (mean / MAP / member 0 under the plain
  *                                 names; PyTorch reads them directly. sk_model_load
- *                                 refuses the extra tensors: use sk_posterior_load)
+ *                                 refuses the extra tensors: use sk_bayes_load)
  *   vi                            + "rho.0.weight", ...
  *   ensemble                      + "member3.0.weight", ...
  *   sgld                          + "sample7.0.weight", ...
  *   laplace                       + "laplace.A_vec", "laplace.A_val",
  *                                 "laplace.G_vec", "laplace.G_val" (kfac) or "laplace.cov", "laplace.cov_sqrt" (full)
  *
- * Ownership: a posterior owns its model and buffers; sk_posterior_free(NULL)
+ * Ownership: a posterior owns its model and buffers; sk_bayes_free(NULL)
  * is a no-op. A classifier made from a posterior borrows it.
  * Randomness: every draw is keyed by a seed (weight noise stream
  * SK_STREAM_NOISE); the same seed gives the same bits.
@@ -109,12 +109,12 @@ const char *sk_bayes_method_name(enum sk_bayes_method m);
 /* "deterministic" | "vi" | "mc-dropout" | "ensemble" | "sgld" | "laplace"; -1 if unknown */
 int sk_bayes_method_parse(const char *s);
 
-enum sk_prior_kind { SK_PRIOR_GAUSSIAN = 0, SK_PRIOR_MIXTURE = 1 };
+enum sk_bayes_prior_kind { SK_PRIOR_GAUSSIAN = 0, SK_PRIOR_MIXTURE = 1 };
 
-struct sk_adv_config; /* robust.h */
+struct sk_robust_config; /* robust.h */
 
-struct sk_vi_config {
-    enum sk_prior_kind prior;
+struct sk_bayes_vi_config {
+    enum sk_bayes_prior_kind prior;
     float prior_sigma;          /* Gaussian prior s (default 0.1) */
     float mix_pi, mix_s1, mix_s2; /* scale mixture (default 0.5, 1, e^-6 ~ 0.0025) */
     float init_sigma;           /* posterior scale at init (default 0.02) */
@@ -131,11 +131,11 @@ struct sk_vi_config {
      * the attack runs on the mean weights). The KL term is unchanged. The
      * attack's draws derive from the step's noise key (same seed, same bits).
      * The FGSM guard is not applied (no rows are held out). */
-    const struct sk_adv_config *adv;
+    const struct sk_robust_config *adv;
 };
-struct sk_vi_config sk_vi_defaults(void);
+struct sk_bayes_vi_config sk_bayes_vi_defaults(void);
 
-struct sk_sgld_config {
+struct sk_bayes_sgld_config {
     float prior_sigma;          /* s (default 1) */
     float temperature;          /* T (default 1) */
     int burnin_epochs;          /* default 2 */
@@ -143,16 +143,16 @@ struct sk_sgld_config {
     int n_keep;                 /* samples kept (default 20) */
     int cycles;                 /* 0 = constant step size; else cyclical */
 };
-struct sk_sgld_config sk_sgld_defaults(void);
+struct sk_bayes_sgld_config sk_bayes_sgld_defaults(void);
 
-enum sk_laplace_hessian { SK_LAPLACE_FULL = 0, SK_LAPLACE_KFAC = 1 };
-struct sk_laplace_config {
-    enum sk_laplace_hessian hessian; /* default kfac */
+enum sk_bayes_laplace_hessian { SK_LAPLACE_FULL = 0, SK_LAPLACE_KFAC = 1 };
+struct sk_bayes_laplace_config {
+    enum sk_bayes_laplace_hessian hessian; /* default kfac */
     float prior_precision;      /* > 0: fixed; 0: marginal likelihood (default) */
     bool select_on_val;         /* choose delta by NLL on the validation data instead */
-    bool probit;                /* predictive by probit (sk_posterior_predict) else MC */
+    bool probit;                /* predictive by probit (sk_bayes_predict) else MC */
 };
-struct sk_laplace_config sk_laplace_defaults(void);
+struct sk_bayes_laplace_config sk_bayes_laplace_defaults(void);
 
 struct sk_posterior {
     enum sk_bayes_method method;
@@ -161,9 +161,9 @@ struct sk_posterior {
     float *members;             /* [n_members][n_params] */
     float *rho;                 /* vi: [n_params] */
     float *vi_sigma;            /* vi: cache of softplus(rho), refreshed by every prediction call (owned) */
-    struct sk_vi_config vi;
-    struct sk_sgld_config sgld;
-    struct sk_laplace_config laplace;
+    struct sk_bayes_vi_config vi;
+    struct sk_bayes_sgld_config sgld;
+    struct sk_bayes_laplace_config laplace;
     float temperature;          /* 1 = none */
     /* last-layer Laplace: layer index, D1 = features + 1, K; prior precision */
     int ll_layer, ll_d1, ll_k;
@@ -175,8 +175,8 @@ struct sk_posterior {
 };
 
 /* A posterior of `method` around a model (the posterior takes ownership of m). */
-struct sk_posterior *sk_posterior_new(struct sk_model *m, enum sk_bayes_method method);
-void sk_posterior_free(struct sk_posterior *p); /* NULL ok */
+struct sk_posterior *sk_bayes_new(struct sk_model *m, enum sk_bayes_method method);
+void sk_bayes_free(struct sk_posterior *p); /* NULL ok */
 
 /* ---------------- training ----------------
  * All use cfg's epochs, batch, seed, optimiser and learning-rate schedule,
@@ -190,22 +190,22 @@ void sk_posterior_free(struct sk_posterior *p); /* NULL ok */
  * a run killed and resumed ends bitwise identical. */
 
 /* Bayes by Backprop. On return p->model->params = mu, p->rho = rho. */
-int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vi,
+int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_bayes_vi_config *vi,
                       const float *x, const int *y, int n);
 /* M members, each initialised with `init` from its own seed and trained with sk_train. */
 int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
                             const float *x, const int *y, int n);
-/* The same with every member trained by sk_adv_train(adv) (adv NULL or kind
+/* The same with every member trained by sk_robust_train(adv) (adv NULL or kind
  * none: plain training). Lakshminarayanan et al.'s own variant is kind
- * SK_ADV_FGSM_MIX: CE(x) + CE(x + eps sign grad_x CE), eps 0.01 of the range. */
+ * SK_ROBUST_FGSM_MIX: CE(x) + CE(x + eps sign grad_x CE), eps 0.01 of the range. */
 int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
-                                const struct sk_adv_config *adv, const float *x, const int *y, int n);
+                                const struct sk_robust_config *adv, const float *x, const int *y, int n);
 /* SGLD from the current weights (cfg->opt.lr is the step size lr above). */
-int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_sgld_config *sc,
-                        const float *x, const int *y, int n);
+int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg,
+                        const struct sk_bayes_sgld_config *sc, const float *x, const int *y, int n);
 /* Last-layer Laplace around the current (trained) weights. vx/vy (may be
  * NULL) are used when lc->select_on_val. */
-int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config *lc, const float *x, const int *y,
+int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_config *lc, const float *x, const int *y,
                          int n, const float *vx, const int *vy, int nv);
 /* Every method through one call: what `skeptic train --method M` and
  * `skeptic compare` run. Fields a method does not use are ignored. */
@@ -217,15 +217,15 @@ struct sk_bayes_train_config {
      * trained already; no warm start (default false) */
     bool pretrained;
     /* adversarial training of the deterministic, mc-dropout and warm-start
-     * networks and of each ensemble member by sk_adv_train (borrowed; NULL or
+     * networks and of each ensemble member by sk_robust_train (borrowed; NULL or
      * kind none: plain). VI's own is vi.adv. */
-    const struct sk_adv_config *adv;
-    struct sk_vi_config vi;
+    const struct sk_robust_config *adv;
+    struct sk_bayes_vi_config vi;
     int members;                 /* ensemble (default 5) */
     enum sk_init member_init;    /* ensemble (default He uniform) */
     struct sk_train_config sgld_train; /* sgld's sampling run: epochs, batch, seed, lr = step size */
-    struct sk_sgld_config sgld;
-    struct sk_laplace_config laplace;
+    struct sk_bayes_sgld_config sgld;
+    struct sk_bayes_laplace_config laplace;
     const float *val_x;          /* laplace.select_on_val: validation rows (borrowed; may be NULL) */
     const int *val_y;
     int n_val;
@@ -239,40 +239,40 @@ int sk_bayes_train(struct sk_posterior *p, const struct sk_bayes_train_config *c
 
 /* Temperature minimising the NLL of (x, y) under the posterior's predictive
  * with S samples; sets p->temperature and returns it in *T (may be NULL). */
-int sk_posterior_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
-                                 float *T);
+int sk_bayes_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
+                             float *T);
 
 /* The inner attack of VI adversarial training on a trained vi posterior:
  * PGD (adv->kind pgd, adv->steps) or FGSM-RS (fgsm) at radius adv->eps with
- * EOT over adv->eot weight draws per step, as described at sk_vi_config.adv;
+ * EOT over adv->eot weight draws per step, as described at sk_bayes_vi_config.adv;
  * n rows of x into xadv (may not alias x). Stream SK_STREAM_ATTACK of seed. */
-int sk_vi_pgd_perturb(struct sk_posterior *p, const struct sk_adv_config *adv, const float *x, const int *y, int n,
-                      uint64_t seed, float *xadv);
+int sk_bayes_vi_pgd_perturb(struct sk_posterior *p, const struct sk_robust_config *adv, const float *x, const int *y,
+                            int n, uint64_t seed, float *xadv);
 
 /* Closed-form KL(N(mu, sigma^2) || N(0, s^2)) summed over n weights (double). */
-double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s);
+double sk_bayes_kl_gauss(const float *mu, const float *sigma, size_t n, float s);
 /* Total KL of the vi posterior under its prior (closed form for the Gaussian
  * prior; a one-sample estimate with stream `seed` for the mixture). */
-double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed);
+double sk_bayes_kl(const struct sk_posterior *p, uint64_t seed);
 
 /* ---------------- prediction ----------------
  * S weight samples (ensemble / sgld: the first min(S, M) members, S = 0 all
  * of them; deterministic: S forced to 1). */
 
 /* Per-sample probabilities [S,N,K] of the S samples (call key from seed). */
-int sk_posterior_sample_probs(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *probs);
+int sk_bayes_sample_probs(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *probs);
 /* The predictive pbar [N,K] (and, if non-NULL, mi [N]) in batches; the
  * laplace posterior with laplace.probit uses the probit approximation (mi then 0). */
-int sk_posterior_predict(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *pbar,
-                         float *mi);
+int sk_bayes_predict(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *pbar,
+                     float *mi);
 /* The number of samples a call with S uses (members for S = 0 etc.). */
-int sk_posterior_n_samples(const struct sk_posterior *p, int S);
+int sk_bayes_n_samples(const struct sk_posterior *p, int S);
 
 /* A classifier averaging S samples per call (log of the mean probability;
  * input gradient = EOT gradient over the same samples). Stochastic methods
  * (vi, mc-dropout, laplace) draw fresh samples every call from stream `seed`.
  * The posterior is borrowed. */
-struct sk_classifier *sk_posterior_classifier(struct sk_posterior *p, int S, uint64_t seed);
+struct sk_classifier *sk_bayes_classifier(struct sk_posterior *p, int S, uint64_t seed);
 
 /* ---------------- the uncertainty report ----------------
  * Everything `skeptic eval --samples S --ood D` prints, for one posterior:
@@ -297,11 +297,11 @@ int sk_bayes_report(struct sk_posterior *p, const float *x, const int *y, int n,
 void sk_bayes_report_free(struct sk_bayes_report *r); /* arrays only; NULL ok */
 
 /* ---------------- files ---------------- */
-int sk_posterior_save(const struct sk_posterior *p, const char *path);
-/* Any file written by sk_posterior_save, or a plain model file (method
+int sk_bayes_save(const struct sk_posterior *p, const char *path);
+/* Any file written by sk_bayes_save, or a plain model file (method
  * deterministic; with dropout in the spec, choose mc-dropout by setting
  * p->method yourself). */
-struct sk_posterior *sk_posterior_load(const char *path);
+struct sk_posterior *sk_bayes_load(const char *path);
 
 #ifdef __cplusplus
 }

@@ -30,12 +30,12 @@
  *
  * Floating point: bounds are computed in float (CROWN's backward products
  * too, with the final sums in double); a point is certified only when every margin lower
- * bound exceeds SK_CERT_TOL * (1 + max |bound|), a margin for rounding.
+ * bound exceeds SK_CERTIFY_TOL * (1 + max |bound|), a margin for rounding.
  * Layer spectral norms are proved upper bounds (Gram iteration on the
  * layer's explicit matrix, rounding accounted for) wherever the matrix has
  * at most 4096 rows or columns on its smaller side and 2^26 entries; larger
  * layers fall back to power iteration (which converges from below) times
- * 1.01 — an estimate, reported by sk_lipschitz's *proved.
+ * 1.01 — an estimate, reported by sk_certify_lipschitz_bound's *proved.
  *
  * Supported layers: dense, conv, relu, leaky relu (slope >= 0), tanh, sigmoid,
  * softplus, max/avg pooling, global average pooling, batch norm (eval: running
@@ -51,12 +51,12 @@
 extern "C" {
 #endif
 
-enum sk_cert_method { SK_CERT_IBP = 0, SK_CERT_CROWN = 1, SK_CERT_LIPSCHITZ = 2 };
-const char *sk_cert_method_name(enum sk_cert_method m);
+enum sk_certify_method { SK_CERTIFY_IBP = 0, SK_CERTIFY_CROWN = 1, SK_CERTIFY_LIPSCHITZ = 2 };
+const char *sk_certify_method_name(enum sk_certify_method m);
 /* "ibp" | "crown" | "lipschitz" -> method, or -1. */
-int sk_cert_method_parse(const char *s);
+int sk_certify_method_parse(const char *s);
 
-#define SK_CERT_TOL 1e-5f
+#define SK_CERTIFY_TOL 1e-5f
 
 /* ---------------- IBP on the graph (differentiable) ----------------
  * Record interval propagation of layers [0, upto) of m on g, from the box
@@ -66,50 +66,50 @@ int sk_cert_method_parse(const char *s);
  * the bounds trains the model, as IBP training needs); |W| is recorded as
  * relu(W) + relu(-W). Batch norm uses running statistics (eval). Returns
  * SK_OK or a negative status (unsupported layer, shapes). */
-int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out);
+int sk_certify_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out);
 
 /* The valid input box of a threat set: per feature [blo[j], bhi[j]] when
  * blo is given (in_dim each, borrowed, blo[j] <= bhi[j]; tabular data: the
  * training range), else [lo, hi] for every feature (lo >= hi: no box). */
-struct sk_cert_box {
+struct sk_certify_domain {
     float lo, hi;
     const float *blo, *bhi;
 };
 
 /* The centre/radius input nodes of the threat set of x[N, in_dim]: the
  * values live in g's arena. clip_lo >= clip_hi means no box. */
-int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
-                 float clip_hi, int *c, int *r);
+int sk_certify_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
+                         float clip_hi, int *c, int *r);
 /* The same in the box *box (NULL: no box). */
-int sk_ibp_input_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
-                     const struct sk_cert_box *box, int *c, int *r);
+int sk_certify_ibp_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
+                       const struct sk_certify_domain *box, int *c, int *r);
 
 /* Worst-case logits of the specification form for labels y[N] (caller's
  * array, alive until backward): zw[n,j] = upper bound of z_j - z_y over the
  * box (zw[n,y] = 0). Cross-entropy of zw is Gowal et al.'s robust loss. If
  * the model does not end in a dense layer (dropout after it allowed), falls
  * back to upper(z_j) - lower(z_y). */
-int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, int *zw);
+int sk_certify_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, int *zw);
 
 /* ---------------- bounds on plain arrays ----------------
  * Logit bounds over the boxes [lo, hi] (N rows of in_dim each, lo <= hi):
  * zlo, zhi [N, n_classes]. method IBP or CROWN (CROWN: MLP only, elementwise
  * best with IBP). */
-int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *lo, const float *hi, int N,
-                  float *zlo, float *zhi);
+int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const float *lo, const float *hi, int N,
+                      float *zlo, float *zhi);
 /* CROWN alone (no intersection with IBP anywhere): for tests and studies. */
-int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
+int sk_certify_bounds_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
 
 /* Lower bounds of the margins z_y - z_j over the threat set of each row of
  * x: mlo [N, n_classes], mlo[n, y_n] = 0. */
-int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+int sk_certify_margins(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
                        float eps, float clip_lo, float clip_hi, float *mlo);
 /* The same in the box *box (NULL: no box). */
-int sk_certify_margins_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
-                           float eps, const struct sk_cert_box *box, float *mlo);
+int sk_certify_margins_box(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
+                           float eps, const struct sk_certify_domain *box, float *mlo);
 
-struct sk_cert_report {
-    enum sk_cert_method method;
+struct sk_certify_report {
+    enum sk_certify_method method;
     float eps;
     int n;               /* points */
     int n_correct;       /* clean prediction right */
@@ -117,22 +117,22 @@ struct sk_cert_report {
     double clean_acc, certified_acc;
     double mean_margin_lo; /* mean over points of min_j margin bound */
     double seconds;
-    double lipschitz_global; /* lipschitz: sk_lipschitz's global bound (else NAN) */
+    double lipschitz_global; /* lipschitz: sk_certify_lipschitz_bound's global bound (else NAN) */
     bool lipschitz_proved;   /* lipschitz: every layer's factor is a proof */
 };
 
 /* Certified accuracy over (x, y): cert[N] (may be NULL) gets 1 where the
  * point is certified. Eval mode. Box [clip_lo, clip_hi] (0,1 for images). */
-int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
-               float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep);
+int sk_certify(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N, float eps,
+               float clip_lo, float clip_hi, unsigned char *cert, struct sk_certify_report *rep);
 /* The same in the box *box (NULL: no box), e.g. per feature. */
-int sk_certify_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
-                   const struct sk_cert_box *box, unsigned char *cert, struct sk_cert_report *rep);
+int sk_certify_box(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N, float eps,
+                   const struct sk_certify_domain *box, unsigned char *cert, struct sk_certify_report *rep);
 /* sk_certify with the Lipschitz method (which ignores the box) and, from the
  * same layer bounds (computed once: they dominate the cost), the certified
- * radii of sk_lipschitz_radius (r2, rinf: N each, may be NULL). */
+ * radii of sk_certify_lipschitz_radius (r2, rinf: N each, may be NULL). */
 int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
-                         float *r2, float *rinf, struct sk_cert_report *rep);
+                         float *r2, float *rinf, struct sk_certify_report *rep);
 
 /* ---------------- Lipschitz ----------------
  * Upper bound of the spectral norm of every layer (1 for ReLU-like
@@ -143,13 +143,13 @@ int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N
  * layer; *global = product over all layers; *proved (may be NULL) = every
  * factor is a proved bound. iters (power iteration; <= 0: 100) sets the lower
  * bound at which Gram iteration stops (within 0.1% of it). */
-int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix, double *global,
-                 bool *proved);
+int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix,
+                               double *global, bool *proved);
 /* Certified L2 radius of each point (0 if misclassified):
  * r = min_{j != y} (z_y - z_j)(x) / (prefix |W_y - W_j|_2); and the implied
  * L-infinity radius r / sqrt(in_dim). Either output may be NULL. */
-int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
-                        float *rinf);
+int sk_certify_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
+                                float *rinf);
 
 #ifdef __cplusplus
 }

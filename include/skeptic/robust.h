@@ -38,8 +38,8 @@
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *   Bayesian:   variational posteriors train against PGD with EOT over weight
- *               draws (bayes.h, sk_vi_config.adv); ensembles train every
- *               member with sk_adv_train (sk_bayes_train_ensemble_adv).
+ *               draws (bayes.h, sk_bayes_vi_config.adv); ensembles train every
+ *               member with sk_robust_train (sk_bayes_train_ensemble_adv).
  *
  * Randomness: random starts come from stream SK_STREAM_ATTACK of the seed
  * given (training: the trainer's dropout key of the step), so runs are
@@ -48,7 +48,7 @@
 #ifndef SKEPTIC_ROBUST_H
 #define SKEPTIC_ROBUST_H
 
-#include "skeptic/attack.h" /* the inner attack: sk_pgd_config, sk_pgd_perturb_graph */
+#include "skeptic/attack.h" /* the inner attack: sk_attack_pgd_config, sk_attack_pgd_graph */
 #include "skeptic/train.h"
 
 #ifdef __cplusplus
@@ -56,25 +56,25 @@ extern "C" {
 #endif
 
 /* append only: saved in files by name */
-enum sk_adv_kind {
-    SK_ADV_NONE = 0,
-    SK_ADV_PGD = 1,
-    SK_ADV_FGSM = 2,
-    SK_ADV_TRADES = 3,
-    SK_ADV_IBP = 4,
-    SK_ADV_FGSM_MIX = 5,
-    SK_ADV_NFGSM = 6,
-    SK_ADV_FGSM_EP = 7,
-    SK_ADV_NUAT = 8,
+enum sk_robust_kind {
+    SK_ROBUST_NONE = 0,
+    SK_ROBUST_PGD = 1,
+    SK_ROBUST_FGSM = 2,
+    SK_ROBUST_TRADES = 3,
+    SK_ROBUST_IBP = 4,
+    SK_ROBUST_FGSM_MIX = 5,
+    SK_ROBUST_NFGSM = 6,
+    SK_ROBUST_FGSM_EP = 7,
+    SK_ROBUST_NUAT = 8,
 };
-const char *sk_adv_kind_name(enum sk_adv_kind k);
+const char *sk_robust_kind_name(enum sk_robust_kind k);
 /* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" | "nuat" -> kind, or -1. */
-int sk_adv_kind_parse(const char *s);
+int sk_robust_kind_parse(const char *s);
 /* true for the one-gradient-step kinds (fgsm, fgsm-mix, n-fgsm, fgsm-ep, nuat), whose steps is always 1 */
-bool sk_adv_single_step(enum sk_adv_kind k);
+bool sk_robust_single_step(enum sk_robust_kind k);
 
-struct sk_adv_config {
-    enum sk_adv_kind kind;
+struct sk_robust_config {
+    enum sk_robust_kind kind;
     float eps;            /* target radius */
     int steps;            /* inner PGD steps (PGD, TRADES); FGSM uses 1 */
     float step;           /* inner step size; <= 0 automatic */
@@ -103,9 +103,9 @@ struct sk_adv_config {
                            * about 2.5 standard errors at 512 rows: the best of noisy estimates is
                            * biased, and picking it would throw away the end of the schedule) */
 };
-struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps);
+struct sk_robust_config sk_robust_defaults(enum sk_robust_kind kind, float eps);
 
-struct sk_adv_report {
+struct sk_robust_report {
     int epochs;                /* epochs run */
     double guard_acc[64];      /* guard PGD accuracy after each epoch (first 64) */
     double best_guard_acc;
@@ -120,32 +120,32 @@ struct sk_adv_report {
  * guard, held-out rows are the validation split if there is one, else the
  * last guard_n rows (not trained on); at the end the best-guard weights are
  * restored if the last epoch fell more than guard_tol below them. rep may be NULL. */
-int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
-                 const float *x, const int *y, int n, struct sk_adv_report *rep);
+int sk_robust_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_robust_config *adv,
+                    const float *x, const int *y, int n, struct sk_robust_report *rep);
 
 /* SK_OK, or SK_EINVAL with a message naming the bad setting. */
-int sk_adv_check(const struct sk_adv_config *adv);
+int sk_robust_check(const struct sk_robust_config *adv);
 
 /* For callers that run their own trainer (checkpoints, progress bars):
  *
- *     struct sk_adv_loss *l = sk_adv_loss_new(m, &adv, cfg.batch);
- *     sk_adv_attach(&cfg, l);          // before sk_trainer_new
+ *     struct sk_robust_loss *l = sk_robust_loss_new(m, &adv, cfg.batch);
+ *     sk_robust_attach(&cfg, l);          // before sk_trainer_new
  *     t = sk_trainer_new(m, &cfg, x, y, n); sk_trainer_run(t);
- *     sk_adv_finish(l, &rep);          // restores the best-guard weights after a drop
- *     sk_adv_loss_free(l);
+ *     sk_robust_finish(l, &rep);          // restores the best-guard weights after a drop
+ *     sk_robust_loss_free(l);
  *
  * attach replaces cfg->loss and chains cfg's other callbacks (called with
  * the caller's ctx). The guard uses the rows given to
- * sk_adv_set_guard_rows, else the trainer's validation split, else none.
- * The loss hook itself (ctx = the sk_adv_loss) is sk_adv_loss_fn. */
-struct sk_adv_loss;
-struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch);
-void sk_adv_loss_free(struct sk_adv_loss *l); /* NULL ok */
-void sk_adv_attach(struct sk_train_config *cfg, struct sk_adv_loss *l);
-void sk_adv_set_guard_rows(struct sk_adv_loss *l, const float *x, const int *y, int n);
-int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep);
-int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
-                   uint64_t noise_key, int *logits);
+ * sk_robust_set_guard_rows, else the trainer's validation split, else none.
+ * The loss hook itself (ctx = the sk_robust_loss) is sk_robust_loss_fn. */
+struct sk_robust_loss;
+struct sk_robust_loss *sk_robust_loss_new(struct sk_model *m, const struct sk_robust_config *adv, int batch);
+void sk_robust_loss_free(struct sk_robust_loss *l); /* NULL ok */
+void sk_robust_attach(struct sk_train_config *cfg, struct sk_robust_loss *l);
+void sk_robust_set_guard_rows(struct sk_robust_loss *l, const float *x, const int *y, int n);
+int sk_robust_finish(struct sk_robust_loss *l, struct sk_robust_report *rep);
+int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                      uint64_t noise_key, int *logits);
 
 #ifdef __cplusplus
 }

@@ -74,7 +74,7 @@ struct sk_compare_config {
     float lr, vi_lr, sgld_lr; /* Adam (1e-3), Adam of VI (1e-3), SGLD step on the mean loss (0.01); > 0 */
     float val_fraction;    /* training rows held out for temperature and Laplace (default 1/12), in (0,1) */
     float dropout;         /* MC dropout rate (default 0.2), in [0,1) */
-    enum sk_prior_kind prior; /* VI prior (default gaussian) */
+    enum sk_bayes_prior_kind prior; /* VI prior (default gaussian) */
     float prior_sigma;     /* VI Gaussian prior scale (default 0.1), > 0 */
     float init_sigma;      /* VI initial posterior scale (default 0.02), > 0 */
     float kl_weight;       /* VI KL weight (default 1), >= 0 */

@@ -7,9 +7,9 @@
 
 /* ---- dispatcher ---- */
 
-static bool family_is(enum sk_attack_kind k, enum sk_atk_family f)
+static bool family_is(enum sk_attack_kind k, enum sk_attack_family f)
 {
-    const struct sk_atk_spec *s = sk_atk_spec(k);
+    const struct sk_attack_spec *s = sk_attack_spec(k);
     return s && s->family == f;
 }
 
@@ -17,7 +17,7 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
 {
     enum sk_attack_kind k = cfg->kind;
     enum sk_norm p = cfg->norm;
-    const struct sk_atk_spec *s = sk_atk_spec(k);
+    const struct sk_attack_spec *s = sk_attack_spec(k);
     if (!s) return sk_error(SK_EINVAL, "attack: unknown attack kind %d", (int)k);
     if (!(cfg->eps >= 0)) return sk_error(SK_EINVAL, "attack: cfg.eps must be >= 0 (got %g)", cfg->eps);
     if (!isfinite(cfg->eps) && s->family != SK_ATK_MINNORM)
@@ -30,7 +30,7 @@ static int check_config(const struct sk_classifier *c, const struct sk_attack_co
             return sk_error(SK_EINVAL, "attack: empty box [%g, %g] of feature %d", cfg->box_lo[j], cfg->box_hi[j], j);
     if ((unsigned)p > SK_NORM_L0 || !(s->norms & (1u << p)))
         return sk_error(SK_EINVAL, "attack %s does not support the %s norm: use cfg.norm %s", s->name,
-                        sk_norm_name(p), s->norm_hint);
+                        sk_attack_norm_name(p), s->norm_hint);
     int K = c->n_classes;
     if (K < 2) return sk_error(SK_EINVAL, "attack: the classifier has %d class(es); need >= 2", K);
     int kmin = targeted ? s->min_classes_targeted : s->min_classes;
@@ -51,7 +51,7 @@ static void actx_init(struct sk_actx *a, struct sk_classifier *c, const struct s
     a->c = c;
     a->cfg = *cfg;
     a->cfg.kind = kind;
-    sk_atk_resolve(&a->cfg, kind);
+    sk_attack_resolve(&a->cfg, kind);
     a->D = c->in_dim;
     a->K = c->n_classes;
     a->key = sk_rng_derive(sk_rng_new(cfg->seed).key, SK_STREAM_ATTACK).key;
@@ -98,12 +98,12 @@ static int verdict(struct sk_classifier *c, int V, int B, const float *x, const 
     int Bm = n < B ? (n > 0 ? n : 1) : B;
     float *p, *lp;
     double *pb;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        p = sk_atk_take(&mem, sizeof(float) * (size_t)R * Bm * K);
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)Bm * K);
-        pb = sk_atk_take(&mem, sizeof(double) * K);
-        if (pass == 0 && sk_atk_mem_alloc(&mem)) return sk_error(SK_ENOMEM, "attack: out of memory for the verdict of %d rows", n);
+        p = sk_attack_take(&mem, sizeof(float) * (size_t)R * Bm * K);
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)Bm * K);
+        pb = sk_attack_take(&mem, sizeof(double) * K);
+        if (pass == 0 && sk_attack_mem_alloc(&mem)) return sk_error(SK_ENOMEM, "attack: out of memory for the verdict of %d rows", n);
     }
     int rc = SK_OK;
     for (int s0 = 0; s0 < n; s0 += B) {
@@ -152,11 +152,11 @@ struct vstate {
     int *pred;
 };
 
-static void vstate_layout(struct vstate *v, struct sk_atk_mem *m, size_t n)
+static void vstate_layout(struct vstate *v, struct sk_attack_mem *m, size_t n)
 {
-    v->d = sk_atk_take(m, sizeof(float) * n);
-    v->q = sk_atk_take(m, sizeof(double) * n);
-    v->pred = sk_atk_take(m, sizeof(int) * n);
+    v->d = sk_attack_take(m, sizeof(float) * n);
+    v->q = sk_attack_take(m, sizeof(double) * n);
+    v->pred = sk_attack_take(m, sizeof(int) * n);
 }
 
 /* Buffers of one stage: a chunk of B rows (cx..cs), the row list (idx, n),
@@ -169,25 +169,25 @@ struct stage_buf {
     bool *cs;
 };
 
-static void stage_layout(struct stage_buf *b, struct sk_atk_mem *m, int B, int D, int n, bool vs, bool two)
+static void stage_layout(struct stage_buf *b, struct sk_attack_mem *m, int B, int D, int n, bool vs, bool two)
 {
     size_t BD = (size_t)B * D, Bz = (size_t)B;
-    b->cx = sk_atk_take(m, sizeof(float) * BD);
-    b->cb = sk_atk_take(m, sizeof(float) * BD);
-    b->cl = sk_atk_take(m, sizeof(float) * Bz);
-    b->cm = sk_atk_take(m, sizeof(float) * Bz);
-    b->cy = sk_atk_take(m, sizeof(int) * Bz);
-    b->ct = sk_atk_take(m, sizeof(int) * Bz);
-    b->cr = sk_atk_take(m, sizeof(int) * Bz);
-    b->idx = sk_atk_take(m, sizeof(int) * (size_t)(n > 0 ? n : 1));
-    b->cs = sk_atk_take(m, sizeof(bool) * Bz);
-    b->vd = vs ? sk_atk_take(m, sizeof(float) * Bz) : NULL;
-    b->vq = vs ? sk_atk_take(m, sizeof(double) * Bz) : NULL;
-    b->vp = vs ? sk_atk_take(m, sizeof(int) * Bz) : NULL;
-    b->cf = two ? sk_atk_take(m, sizeof(float) * BD) : NULL;
-    b->fd = two ? sk_atk_take(m, sizeof(float) * Bz) : NULL;
-    b->fq = two ? sk_atk_take(m, sizeof(double) * Bz) : NULL;
-    b->fp = two ? sk_atk_take(m, sizeof(int) * Bz) : NULL;
+    b->cx = sk_attack_take(m, sizeof(float) * BD);
+    b->cb = sk_attack_take(m, sizeof(float) * BD);
+    b->cl = sk_attack_take(m, sizeof(float) * Bz);
+    b->cm = sk_attack_take(m, sizeof(float) * Bz);
+    b->cy = sk_attack_take(m, sizeof(int) * Bz);
+    b->ct = sk_attack_take(m, sizeof(int) * Bz);
+    b->cr = sk_attack_take(m, sizeof(int) * Bz);
+    b->idx = sk_attack_take(m, sizeof(int) * (size_t)(n > 0 ? n : 1));
+    b->cs = sk_attack_take(m, sizeof(bool) * Bz);
+    b->vd = vs ? sk_attack_take(m, sizeof(float) * Bz) : NULL;
+    b->vq = vs ? sk_attack_take(m, sizeof(double) * Bz) : NULL;
+    b->vp = vs ? sk_attack_take(m, sizeof(int) * Bz) : NULL;
+    b->cf = two ? sk_attack_take(m, sizeof(float) * BD) : NULL;
+    b->fd = two ? sk_attack_take(m, sizeof(float) * Bz) : NULL;
+    b->fq = two ? sk_attack_take(m, sizeof(double) * Bz) : NULL;
+    b->fp = two ? sk_attack_take(m, sizeof(int) * Bz) : NULL;
 }
 
 /* Gather rows idx[s0 .. s0+M) of the stage into the chunk buffers. */
@@ -220,7 +220,7 @@ static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg
                      const float *x, const int *y, const int *t, const int *rid, int n, float *xadv, bool *succ,
                      float *mn, struct sk_attack_stage *st, struct vstate *vs)
 {
-    const struct sk_atk_spec *spec = sk_atk_spec(kind);
+    const struct sk_attack_spec *spec = sk_attack_spec(kind);
     struct sk_actx a;
     actx_init(&a, c, cfg, kind);
     a.stage = stage;
@@ -229,9 +229,9 @@ static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg
     double t0 = sk_now();
     bool minnorm = spec->family == SK_ATK_MINNORM, two = vs && spec->family == SK_ATK_GRADIENT;
     struct stage_buf b;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     stage_layout(&b, &mem, B, D, n, vs != NULL, two);
-    if ((rc = sk_atk_mem_alloc(&mem))) return rc;
+    if ((rc = sk_attack_mem_alloc(&mem))) return rc;
     stage_layout(&b, &mem, B, D, n, vs != NULL, two);
     int m = 0;
     for (int i = 0; i < n; i++)
@@ -242,7 +242,7 @@ static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg
         stage_gather(&b, D, s0, M, x, y, t, rid, xadv);
         if (minnorm) memcpy(b.cb, b.cx, sizeof(float) * (size_t)M * D);
         if (two) memcpy(b.cf, b.cb, sizeof(float) * (size_t)M * D);
-        struct sk_atk_chunk ch = { b.cx, b.cy, t ? b.ct : NULL, b.cr, M, b.cb, b.cl, b.cs, b.cm, b.cf };
+        struct sk_attack_chunk ch = { b.cx, b.cy, t ? b.ct : NULL, b.cr, M, b.cb, b.cl, b.cs, b.cm, b.cf };
         if ((rc = spec->run(&a, &ch))) goto out;
         if (minnorm)
             for (int q = 0; q < M; q++) b.cs[q] = b.cs[q] && b.cm[q] <= a.cfg.eps;
@@ -292,14 +292,14 @@ out:
 /* stages of kind: itself, or a composite's stages that support the norm */
 static int stages_of(const struct sk_attack_config *cfg, enum sk_attack_kind *ks)
 {
-    const struct sk_atk_spec *s = sk_atk_spec(cfg->kind);
+    const struct sk_attack_spec *s = sk_attack_spec(cfg->kind);
     if (s->family != SK_ATK_COMPOSITE) {
         ks[0] = cfg->kind;
         return 1;
     }
     int n = 0;
     for (int i = 0; i < s->n_stages && n < SK_ATTACK_MAX_STAGES; i++)
-        if (sk_atk_spec(s->stages[i])->norms & (1u << cfg->norm)) ks[n++] = s->stages[i];
+        if (sk_attack_spec(s->stages[i])->norms & (1u << cfg->norm)) ks[n++] = s->stages[i];
     return n;
 }
 
@@ -332,15 +332,15 @@ int sk_attack_run(struct sk_classifier *c, const struct sk_attack_config *cfg, c
     if (rc) return rc;
     int D = c->in_dim;
     size_t nn = (size_t)(n > 0 ? n : 1);
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     bool *succ = NULL;
     float *mn = NULL;
     struct vstate vs = { NULL, NULL, NULL };
     for (int pass = 0; pass < 2; pass++) {
-        succ = sk_atk_take(&mem, sizeof(bool) * nn);
-        mn = sk_atk_take(&mem, sizeof(float) * nn);
+        succ = sk_attack_take(&mem, sizeof(bool) * nn);
+        mn = sk_attack_take(&mem, sizeof(float) * nn);
         if (c->stochastic) vstate_layout(&vs, &mem, nn);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     memset(succ, 0, sizeof(bool) * nn);
     for (int i = 0; i < n; i++) mn[i] = INFINITY;
@@ -524,23 +524,23 @@ struct eval_buf {
     struct vstate vs;
 };
 
-static void eval_layout(struct eval_buf *b, struct sk_atk_mem *m, int n, int D, int K, bool stoch)
+static void eval_layout(struct eval_buf *b, struct sk_attack_mem *m, int n, int D, int K, bool stoch)
 {
     size_t nn = (size_t)(n > 0 ? n : 1);
     memset(b, 0, sizeof *b);
-    b->lp = sk_atk_take(m, sizeof(float) * nn * K);
-    b->norms = sk_atk_take(m, sizeof(float) * nn);
-    b->xs = sk_atk_take(m, sizeof(float) * nn * D);
-    b->xa = sk_atk_take(m, sizeof(float) * nn * D);
-    b->mn = sk_atk_take(m, sizeof(float) * nn);
-    b->rid = sk_atk_take(m, sizeof(int) * nn);
-    b->ys = sk_atk_take(m, sizeof(int) * nn);
-    b->ts = sk_atk_take(m, sizeof(int) * nn);
-    b->ss = sk_atk_take(m, sizeof(bool) * nn);
+    b->lp = sk_attack_take(m, sizeof(float) * nn * K);
+    b->norms = sk_attack_take(m, sizeof(float) * nn);
+    b->xs = sk_attack_take(m, sizeof(float) * nn * D);
+    b->xa = sk_attack_take(m, sizeof(float) * nn * D);
+    b->mn = sk_attack_take(m, sizeof(float) * nn);
+    b->rid = sk_attack_take(m, sizeof(int) * nn);
+    b->ys = sk_attack_take(m, sizeof(int) * nn);
+    b->ts = sk_attack_take(m, sizeof(int) * nn);
+    b->ss = sk_attack_take(m, sizeof(bool) * nn);
     if (!stoch) return;
-    b->cd = sk_atk_take(m, sizeof(float) * nn);
-    b->cq = sk_atk_take(m, sizeof(double) * nn);
-    b->cp = sk_atk_take(m, sizeof(int) * nn);
+    b->cd = sk_attack_take(m, sizeof(float) * nn);
+    b->cq = sk_attack_take(m, sizeof(double) * nn);
+    b->cp = sk_attack_take(m, sizeof(int) * nn);
     vstate_layout(&b->vs, m, nn);
 }
 
@@ -760,9 +760,9 @@ static struct sk_attack_result *evaluate(struct sk_classifier *c, const struct s
     bool stoch = c->stochastic, targeted = cfg.target != SK_TARGET_NONE;
     struct sk_attack_result *r = result_new(n, D, K);
     struct eval_buf b;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     eval_layout(&b, &mem, n, D, K, stoch);
-    if (!r || sk_atk_mem_alloc(&mem)) goto fail;
+    if (!r || sk_attack_mem_alloc(&mem)) goto fail;
     eval_layout(&b, &mem, n, D, K, stoch);
     snprintf(r->attack, sizeof r->attack, "%s", sk_attack_name(cfg.kind));
     r->norm = cfg.norm;
@@ -843,7 +843,7 @@ void sk_attack_summary(const struct sk_attack_result *r, char *buf, size_t size)
 #define PUT(...) do { int w_ = snprintf(buf + o, o < size ? size - o : 0, __VA_ARGS__); if (w_ > 0) o += (size_t)w_; } while (0)
     if (!size) return;
     buf[0] = 0;
-    PUT("attack %s (%s, eps %g%s) on %d points%s\n", r->attack, sk_norm_name(r->norm), r->eps,
+    PUT("attack %s (%s, eps %g%s) on %d points%s\n", r->attack, sk_attack_norm_name(r->norm), r->eps,
         r->targeted ? ", targeted" : "", r->n, r->no_eot ? "  [stochastic model, no EOT: optimistic]" : "");
     PUT("clean accuracy    %.4f\n", r->clean_acc);
     PUT("robust accuracy   %.4f%s\n", r->robust_acc, r->no_eot ? "  (stochastic model, no EOT)" : "");
@@ -852,7 +852,7 @@ void sk_attack_summary(const struct sk_attack_result *r, char *buf, size_t size)
             r->verdict_samples, r->robust_acc_se);
     PUT("success rate      %.4f of clean-correct points\n", r->success_rate);
     PUT("perturbation      mean %.4g  median %.4g (%s, successful points)\n", r->mean_norm, r->median_norm,
-        sk_norm_name(r->norm));
+        sk_attack_norm_name(r->norm));
     PUT("cost              %ld input gradients, %ld forward rows, %.2f s\n", r->grad_evals, r->queries, r->seconds);
     if (r->n_stages > 1)
         for (int s = 0; s < r->n_stages; s++)

@@ -4,8 +4,8 @@
 #include "attack/internal.h"
 
 static const char *const norm_names[] = { "linf", "l2", "l1", "l0" };
-const char *sk_norm_name(enum sk_norm p) { return (unsigned)p < 4 ? norm_names[p] : "?"; }
-int sk_norm_parse(const char *s)
+const char *sk_attack_norm_name(enum sk_norm p) { return (unsigned)p < 4 ? norm_names[p] : "?"; }
+int sk_attack_norm_parse(const char *s)
 {
     for (int i = 0; s && i < 4; i++)
         if (!strcmp(s, norm_names[i])) return i;
@@ -14,7 +14,7 @@ int sk_norm_parse(const char *s)
     return -1;
 }
 
-const char *sk_target_mode_name(enum sk_target_mode t)
+const char *sk_attack_target_name(enum sk_target_mode t)
 {
     static const char *const n[] = { "untargeted", "given", "random", "least-likely" };
     return (unsigned)t < 4 ? n[t] : "?";
@@ -134,8 +134,8 @@ static void proj_l1(float *v, int n, float eps)
     sk_free(u);
 }
 
-void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
-                    const float *x0, float *x, int M, int D, int C)
+void sk_attack_project_chunk(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
+                             const float *x0, float *x, int M, int D, int C)
 {
     for (int i = 0; i < M; i++) {
         float *xi = x + (size_t)i * D;
@@ -199,25 +199,25 @@ void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *
 
 void sk_attack_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int n, int dim)
 {
-    sk_atk_project(p, eps, lo, hi, NULL, NULL, x0, x, n, dim, 1);
+    sk_attack_project_chunk(p, eps, lo, hi, NULL, NULL, x0, x, n, dim, 1);
 }
 
 void sk_attack_proj_rows(const struct sk_actx *a, float eps, const float *x0, float *x, int M)
 {
-    sk_atk_project(a->cfg.norm, eps, a->cfg.clip_min, a->cfg.clip_max, a->cfg.box_lo, a->cfg.box_hi, x0, x, M, a->D,
-                   a->img_c);
+    sk_attack_project_chunk(a->cfg.norm, eps, a->cfg.clip_min, a->cfg.clip_max, a->cfg.box_lo, a->cfg.box_hi, x0, x, M,
+                            a->D, a->img_c);
 }
 
 /* 64-byte slices: rows handed to BLAS stay aligned like separate allocations.
  * Uninitialised like sk_malloc: a layout zeroes what it needs zeroed. */
-void *sk_atk_take(struct sk_atk_mem *m, size_t bytes)
+void *sk_attack_take(struct sk_attack_mem *m, size_t bytes)
 {
     size_t at = m->used;
     m->used += (bytes + 63) & ~(size_t)63;
     return m->base ? m->base + at : NULL;
 }
 
-int sk_atk_mem_alloc(struct sk_atk_mem *m)
+int sk_attack_mem_alloc(struct sk_attack_mem *m)
 {
     size_t n = m->used;
     m->used = 0;

@@ -20,39 +20,39 @@ struct buf {
     float *mn;
 };
 
-static void buf_layout(struct buf *b, struct sk_atk_mem *m, int M, int D, int K, int n_iter)
+static void buf_layout(struct buf *b, struct sk_attack_mem *m, int M, int D, int K, int n_iter)
 {
     size_t MD = (size_t)M * D, MK = (size_t)M * K, Mz = (size_t)M, F = sizeof(float), I = sizeof(int);
     size_t big = MD > MK ? MD : MK;
-    b->x = sk_atk_take(m, F * MD);
-    b->dx = sk_atk_take(m, F * big);
-    b->lp = sk_atk_take(m, F * MK);
-    b->loss = sk_atk_take(m, F * Mz);
-    b->g = sk_atk_take(m, F * MD);
-    b->xold = sk_atk_take(m, F * MD);
-    b->xbest = sk_atk_take(m, F * MD);
-    b->gbest = sk_atk_take(m, F * MD);
-    b->lbest = sk_atk_take(m, F * Mz);
-    b->step = sk_atk_take(m, F * Mz);
-    b->lsteps = sk_atk_take(m, F * Mz * (size_t)(n_iter > 0 ? n_iter : 1));
-    b->lblast = sk_atk_take(m, F * Mz);
-    b->redlast = sk_atk_take(m, F * Mz);
-    b->x0 = sk_atk_take(m, F * MD);
-    b->bx = sk_atk_take(m, F * MD);
-    b->bl = sk_atk_take(m, F * Mz);
-    b->mn = sk_atk_take(m, F * Mz);
-    b->y = sk_atk_take(m, I * Mz);
-    b->t = sk_atk_take(m, I * Mz);
-    b->rid = sk_atk_take(m, I * Mz);
-    b->idx = sk_atk_take(m, I * Mz);
-    b->bs = sk_atk_take(m, sizeof(bool) * Mz);
-    b->gx = sk_atk_take(m, F * MD);
-    b->gdx = sk_atk_take(m, F * big);
-    b->glp = sk_atk_take(m, F * MK);
-    b->gloss = sk_atk_take(m, F * Mz);
-    b->gy = sk_atk_take(m, I * Mz);
-    b->gt = sk_atk_take(m, I * Mz);
-    b->gidx = sk_atk_take(m, I * Mz);
+    b->x = sk_attack_take(m, F * MD);
+    b->dx = sk_attack_take(m, F * big);
+    b->lp = sk_attack_take(m, F * MK);
+    b->loss = sk_attack_take(m, F * Mz);
+    b->g = sk_attack_take(m, F * MD);
+    b->xold = sk_attack_take(m, F * MD);
+    b->xbest = sk_attack_take(m, F * MD);
+    b->gbest = sk_attack_take(m, F * MD);
+    b->lbest = sk_attack_take(m, F * Mz);
+    b->step = sk_attack_take(m, F * Mz);
+    b->lsteps = sk_attack_take(m, F * Mz * (size_t)(n_iter > 0 ? n_iter : 1));
+    b->lblast = sk_attack_take(m, F * Mz);
+    b->redlast = sk_attack_take(m, F * Mz);
+    b->x0 = sk_attack_take(m, F * MD);
+    b->bx = sk_attack_take(m, F * MD);
+    b->bl = sk_attack_take(m, F * Mz);
+    b->mn = sk_attack_take(m, F * Mz);
+    b->y = sk_attack_take(m, I * Mz);
+    b->t = sk_attack_take(m, I * Mz);
+    b->rid = sk_attack_take(m, I * Mz);
+    b->idx = sk_attack_take(m, I * Mz);
+    b->bs = sk_attack_take(m, sizeof(bool) * Mz);
+    b->gx = sk_attack_take(m, F * MD);
+    b->gdx = sk_attack_take(m, F * big);
+    b->glp = sk_attack_take(m, F * MK);
+    b->gloss = sk_attack_take(m, F * Mz);
+    b->gy = sk_attack_take(m, I * Mz);
+    b->gt = sk_attack_take(m, I * Mz);
+    b->gidx = sk_attack_take(m, I * Mz);
 }
 
 /* random start in the eps ball around x0 (row keys per restart and row id) */
@@ -84,7 +84,7 @@ static void random_start(const struct sk_actx *a, int tag, int r, const float *x
 /* update tracking state with the point x whose log-probs and loss are lp, loss.
  * Stochastic classifier: one call's misclassification may be luck, so no row
  * is locked; bx is the iterate of the highest (EOT-averaged) loss. */
-static void track(const struct sk_actx *a, const struct sk_atk_chunk *ch, const float *x, const float *lp,
+static void track(const struct sk_actx *a, const struct sk_attack_chunk *ch, const float *x, const float *lp,
                   const float *loss)
 {
     int D = a->D, K = a->K;
@@ -154,7 +154,7 @@ static int eval_active(struct sk_actx *a, struct buf *b, const float *x, int M, 
 struct cls_oracle {
     struct sk_actx *a;
     struct buf *b;
-    const struct sk_atk_chunk *ch;
+    const struct sk_attack_chunk *ch;
     struct sk_lctx lc;
 };
 
@@ -184,7 +184,7 @@ struct grad_opts {
 };
 
 /* One run of FGSM / PGD / MI-FGSM on the compact chunk ch (restart r). */
-static int pgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_atk_chunk *ch,
+static int pgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_attack_chunk *ch,
                       struct buf *b)
 {
     int M = ch->M;
@@ -195,19 +195,19 @@ static int pgd_single(struct sk_actx *a, const struct grad_opts *op, int r, cons
         memcpy(b->x, ch->x0, sizeof(float) * (size_t)M * a->D);
     if (op->momentum) memset(b->g, 0, sizeof(float) * (size_t)M * a->D);
     for (int i = 0; i < M; i++) b->step[i] = op->alpha;
-    struct sk_pgd_run run = {
+    struct sk_attack_pgd_run run = {
         .set = { a->cfg.norm, a->cfg.eps, ch->x0, a->D, a->img_c, a->cfg.clip_min, a->cfg.clip_max, true, false,
                  a->cfg.box_lo, a->cfg.box_hi },
         .M = M, .steps = op->steps, .alpha = b->step, .track_start = rs, .momentum = a->cfg.momentum,
         .x = b->x, .dx = b->dx, .g = op->momentum ? b->g : NULL,
     };
     struct cls_oracle co = { a, b, ch, { op->loss, ch->y, ch->t, NULL, 0 } };
-    struct sk_pgd_oracle o = { cls_eval, cls_track, &co };
-    return sk_pgd_ascent(&run, &o);
+    struct sk_attack_pgd_oracle o = { cls_eval, cls_track, &co };
+    return sk_attack_pgd_ascent(&run, &o);
 }
 
 /* ---- APGD (Croce & Hein 2020, reference implementation's schedule) ---- */
-static int apgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_atk_chunk *ch,
+static int apgd_single(struct sk_actx *a, const struct grad_opts *op, int r, const struct sk_attack_chunk *ch,
                        struct buf *b)
 {
     const struct sk_attack_config *cfg = &a->cfg;
@@ -239,7 +239,7 @@ static int apgd_single(struct sk_actx *a, const struct grad_opts *op, int r, con
         /* z = P(x + eta dir(g)); x' = P(x + a (z - x) + (1-a)(x - x_old)) */
         float am = it > 0 ? mom : 1.0f;
         memcpy(b->dx, x, sizeof(float) * MD); /* dx <- x (copy of x_k) */
-        sk_pgd_ascend(cfg->norm, x, g, step, M, D);
+        sk_attack_pgd_ascend(cfg->norm, x, g, step, M, D);
         sk_attack_proj_rows(a, cfg->eps, x0, x, M);
         for (size_t j = 0; j < MD; j++) {
             float xk = b->dx[j];
@@ -285,13 +285,13 @@ static int apgd_single(struct sk_actx *a, const struct grad_opts *op, int r, con
 }
 
 /* Restarts over the rows of ch still standing: gather, run, scatter. */
-static int restarts_loop(struct sk_actx *a, const struct grad_opts *op, const struct sk_atk_chunk *ch)
+static int restarts_loop(struct sk_actx *a, const struct grad_opts *op, const struct sk_attack_chunk *ch)
 {
     int D = a->D, M = ch->M, rc = SK_OK;
     struct buf b;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     buf_layout(&b, &mem, M, D, a->K, op->apgd ? a->cfg.steps : 0);
-    if ((rc = sk_atk_mem_alloc(&mem))) return rc;
+    if ((rc = sk_attack_mem_alloc(&mem))) return rc;
     buf_layout(&b, &mem, M, D, a->K, op->apgd ? a->cfg.steps : 0);
     for (int r = 0; r < op->restarts; r++) {
         int m = 0;
@@ -309,7 +309,7 @@ static int restarts_loop(struct sk_actx *a, const struct grad_opts *op, const st
             b.bs[q] = false;
             b.mn[q] = ch->mn[i];
         }
-        struct sk_atk_chunk cc = { b.x0, b.y, ch->t ? b.t : NULL, b.rid, m, b.bx, b.bl, b.bs, b.mn, NULL };
+        struct sk_attack_chunk cc = { b.x0, b.y, ch->t ? b.t : NULL, b.rid, m, b.bx, b.bl, b.bs, b.mn, NULL };
         if ((rc = (op->apgd ? apgd_single : pgd_single)(a, op, r, &cc, &b))) break;
         for (int q = 0; q < m; q++) {
             int i = b.idx[q];
@@ -324,32 +324,32 @@ static int restarts_loop(struct sk_actx *a, const struct grad_opts *op, const st
     return rc;
 }
 
-int sk_atk_fgsm(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_fgsm(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     struct grad_opts op = { false, a->cfg.loss, 1, a->cfg.eps, false, false, false, 1 };
     return restarts_loop(a, &op, ch);
 }
 
-int sk_atk_pgd(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_pgd(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     struct grad_opts op = { false, a->cfg.loss, a->cfg.steps, a->cfg.step_size, a->cfg.random_start, true, false,
                             a->cfg.restarts };
     return restarts_loop(a, &op, ch);
 }
 
-int sk_atk_mifgsm(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_mifgsm(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     struct grad_opts op = { false, a->cfg.loss, a->cfg.steps, a->cfg.step_size, false, false, true, a->cfg.restarts };
     return restarts_loop(a, &op, ch);
 }
 
-int sk_atk_apgd_ce(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_apgd_ce(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     struct grad_opts op = { true, SK_LOSS_CE, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
     return restarts_loop(a, &op, ch);
 }
 
-int sk_atk_apgd_dlr(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_apgd_dlr(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     struct grad_opts op = { true, SK_LOSS_DLR, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
     return restarts_loop(a, &op, ch);
@@ -373,25 +373,25 @@ static int class_of_rank(const float *r, int K, int tc)
 
 /* APGD-T: targeted DLR toward the classes ranked 2..k+1 at the clean point;
  * success is misclassification. */
-int sk_atk_apgd_t(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_apgd_t(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     int K = a->K, M = ch->M, rc;
     int nt = a->cfg.n_target_classes;
     if (nt > K - 1) nt = K - 1;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     float *lp = NULL;
     int *tg = NULL;
     for (int pass = 0; pass < 2; pass++) {
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        tg = sk_atk_take(&mem, sizeof(int) * (size_t)M);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        tg = sk_attack_take(&mem, sizeof(int) * (size_t)M);
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     rc = a->c->log_probs(a->c->self, ch->x0, M, lp);
     bool saved = a->t_loss_only;
     int saved_stage = a->stage;
     a->t_loss_only = true;
     struct grad_opts op = { true, SK_LOSS_DLR, a->cfg.steps, 0, true, true, false, a->cfg.restarts };
-    struct sk_atk_chunk tch = *ch;
+    struct sk_attack_chunk tch = *ch;
     tch.t = tg;
     for (int tc = 2; !rc && tc <= nt + 1; tc++) {
         for (int i = 0; i < M; i++) tg[i] = class_of_rank(lp + (size_t)i * K, K, tc);

@@ -37,7 +37,7 @@ struct sk_actx {
 };
 
 /* One chunk of M rows (M <= cfg.batch), compact; see the state above. */
-struct sk_atk_chunk {
+struct sk_attack_chunk {
     const float *x0;     /* [M,D] clean rows */
     const int *y;        /* [M] labels */
     const int *t;        /* [M] targets, or NULL (untargeted) */
@@ -53,20 +53,20 @@ struct sk_atk_chunk {
 
 /* ---- the attack table (table.c) ---- */
 
-enum sk_atk_family {
+enum sk_attack_family {
     SK_ATK_GRADIENT,     /* budgeted gradient ascent: best loss tracked, final iterate kept too */
     SK_ATK_MINNORM,      /* unbounded search for the smallest adversarial; eps judges the result */
     SK_ATK_SEARCH,       /* score-based random search: queries, no gradients, no steps */
     SK_ATK_COMPOSITE,    /* stages of other attacks (the suite) */
 };
 
-struct sk_atk_spec {
+struct sk_attack_spec {
     enum sk_attack_kind kind;
     const char *name;
     const char *alias;   /* another accepted name, or NULL */
     unsigned norms;      /* bit 1 << SK_NORM_* per supported norm */
     const char *norm_hint; /* what to use instead, for the message */
-    enum sk_atk_family family;
+    enum sk_attack_family family;
     int steps;           /* default steps */
     float step_rel;      /* default step size = step_rel * eps / steps (0: none) */
     float step_abs;      /* ... else this absolute step size (0: none) */
@@ -75,13 +75,13 @@ struct sk_atk_spec {
     bool own_targets;    /* chooses its targets: cfg.target must be none */
     int n_stages;        /* composite: its stages, run in order on the points left; */
     const enum sk_attack_kind *stages; /* a stage that does not support the norm is left out */
-    int (*run)(struct sk_actx *a, const struct sk_atk_chunk *ch); /* one chunk; NULL for composites */
+    int (*run)(struct sk_actx *a, const struct sk_attack_chunk *ch); /* one chunk; NULL for composites */
 };
 
 /* The row of a kind, or NULL for an unknown kind. */
-const struct sk_atk_spec *sk_atk_spec(enum sk_attack_kind k);
+const struct sk_attack_spec *sk_attack_spec(enum sk_attack_kind k);
 /* Fill the defaults (steps, step size, ...) that cfg leaves at 0 for kind. */
-void sk_atk_resolve(struct sk_attack_config *cfg, enum sk_attack_kind kind);
+void sk_attack_resolve(struct sk_attack_config *cfg, enum sk_attack_kind kind);
 
 /* ---- shared helpers (common.c) ---- */
 
@@ -103,29 +103,29 @@ double sk_attack_rownorm(const struct sk_actx *a, enum sk_norm p, const float *x
 void sk_attack_proj_rows(const struct sk_actx *a, float eps, const float *x0, float *x, int M);
 /* The attacks' projection (attack.h, sk_attack_project) with the L0 pixel groups of C channels;
  * blo/bhi ([D] each) replace the box [lo, hi] per feature, NULL: the scalar box. */
-void sk_atk_project(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
-                    const float *x0, float *x, int M, int D, int C);
+void sk_attack_project_chunk(enum sk_norm p, float eps, float lo, float hi, const float *blo, const float *bhi,
+                             const float *x0, float *x, int M, int D, int C);
 /* Feature j's box of the attack's config: [box_lo[j], box_hi[j]], else [clip_min, clip_max]. */
-static inline float sk_atk_lo(const struct sk_attack_config *c, int j)
+static inline float sk_attack_lo(const struct sk_attack_config *c, int j)
 {
     return c->box_lo ? c->box_lo[j] : c->clip_min;
 }
-static inline float sk_atk_hi(const struct sk_attack_config *c, int j)
+static inline float sk_attack_hi(const struct sk_attack_config *c, int j)
 {
     return c->box_hi ? c->box_hi[j] : c->clip_max;
 }
 
 /* Scratch memory of one run in one allocation. A layout function takes
- * every buffer with sk_atk_take; called first on a zeroed sk_atk_mem it only
- * adds up the sizes (and returns NULL), then sk_atk_mem_alloc allocates the
+ * every buffer with sk_attack_take; called first on a zeroed sk_attack_mem it only
+ * adds up the sizes (and returns NULL), then sk_attack_mem_alloc allocates the
  * total (uninitialised), and the second call of the same layout hands out the
  * pointers (64-byte aligned). The owner frees base (sk_free). */
-struct sk_atk_mem {
+struct sk_attack_mem {
     char *base;
     size_t used;
 };
-void *sk_atk_take(struct sk_atk_mem *m, size_t bytes);
-int sk_atk_mem_alloc(struct sk_atk_mem *m); /* SK_OK or SK_ENOMEM (with a message) */
+void *sk_attack_take(struct sk_attack_mem *m, size_t bytes);
+int sk_attack_mem_alloc(struct sk_attack_mem *m); /* SK_OK or SK_ENOMEM (with a message) */
 
 /* ---- the one projected-gradient ascent (pgd.c) ----
  *
@@ -138,11 +138,11 @@ int sk_atk_mem_alloc(struct sk_atk_mem *m); /* SK_OK or SK_ENOMEM (with a messag
  * (gradient.c), a model's graph for adversarial training (pgd.c). */
 
 /* The constraint set of P: the ball |x - x0|_p <= eps and the box [lo, hi].
- * Attacks: the box first, then the ball (sk_atk_project: the ball wins for
+ * Attacks: the box first, then the ball (sk_attack_project_chunk: the ball wins for
  * an x0 outside the box). box_last (adversarial training, Linf only): the
  * ball first, then the box if any (the box wins: the model is trained on
  * valid inputs only), eps INFINITY for no projection onto the ball. */
-struct sk_pgd_set {
+struct sk_attack_pgd_set {
     enum sk_norm norm;
     float eps;
     const float *x0;     /* [M,D] */
@@ -152,9 +152,9 @@ struct sk_pgd_set {
     bool box_last;
     const float *blo, *bhi; /* [D] per-feature box instead of [lo, hi], or NULL */
 };
-void sk_pgd_project(const struct sk_pgd_set *s, float *x, int M);
+void sk_attack_pgd_project(const struct sk_attack_pgd_set *s, float *x, int M);
 
-struct sk_pgd_oracle {
+struct sk_attack_pgd_oracle {
     /* dx [M,D] = input gradient of the ascended loss at x (step s); need_grad
      * false (the last evaluation, only when tracking): the loss alone. */
     int (*eval)(void *ctx, const float *x, int s, bool need_grad, float *dx);
@@ -163,8 +163,8 @@ struct sk_pgd_oracle {
     void *ctx;
 };
 
-struct sk_pgd_run {
-    struct sk_pgd_set set;
+struct sk_attack_pgd_run {
+    struct sk_attack_pgd_set set;
     int M, steps;
     const float *alpha;  /* [M] step size per row */
     bool track_start;    /* the start counts as an iterate (a random start) */
@@ -173,21 +173,21 @@ struct sk_pgd_run {
     float *dx;           /* [M,D] scratch for the gradient */
     float *g;            /* [M,D] MI-FGSM's accumulated direction, or NULL (plain PGD) */
 };
-int sk_pgd_ascent(const struct sk_pgd_run *r, const struct sk_pgd_oracle *o);
+int sk_attack_pgd_ascent(const struct sk_attack_pgd_run *r, const struct sk_attack_pgd_oracle *o);
 /* x += alpha_i dir(g_i) per row: sign(g) (Linf), g / |g|_2 (L2; rows with g = 0 stay) */
-void sk_pgd_ascend(enum sk_norm p, float *x, const float *g, const float *alpha, int M, int D);
+void sk_attack_pgd_ascend(enum sk_norm p, float *x, const float *g, const float *alpha, int M, int D);
 
 /* ---- chunk attacks (table rows' run functions) ---- */
-int sk_atk_fgsm(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_pgd(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_mifgsm(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_apgd_ce(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_apgd_dlr(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_apgd_t(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_square(struct sk_actx *a, const struct sk_atk_chunk *ch);
-int sk_atk_sparse(struct sk_actx *a, const struct sk_atk_chunk *ch);
+int sk_attack_run_fgsm(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_pgd(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_mifgsm(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_apgd_ce(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_apgd_dlr(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_apgd_t(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_cw(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_deepfool(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_fmn(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_square(struct sk_actx *a, const struct sk_attack_chunk *ch);
+int sk_attack_run_sparse(struct sk_actx *a, const struct sk_attack_chunk *ch);
 
 #endif

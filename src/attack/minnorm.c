@@ -40,9 +40,9 @@ static void keep_margin(const struct sk_actx *a, const float *xi, const float *x
 }
 
 /* bm [M] (stochastic only; NULL otherwise) from the run's memory, -INFINITY */
-static float *margins_take(const struct sk_actx *a, struct sk_atk_mem *m, int M)
+static float *margins_take(const struct sk_actx *a, struct sk_attack_mem *m, int M)
 {
-    float *bm = a->stoch ? sk_atk_take(m, sizeof(float) * (size_t)(M > 0 ? M : 1)) : NULL;
+    float *bm = a->stoch ? sk_attack_take(m, sizeof(float) * (size_t)(M > 0 ? M : 1)) : NULL;
     for (int i = 0; bm && i < M; i++) bm[i] = -INFINITY;
     return bm;
 }
@@ -65,13 +65,13 @@ static int refine_line(struct sk_actx *a, const float *x0, const int *y, const i
 {
     int D = a->D, K = a->K, rc = SK_OK;
     float *xs, *lp, *lo, *hi;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        xs = sk_atk_take(&mem, sizeof(float) * (size_t)M * D);
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        lo = sk_atk_take(&mem, sizeof(float) * M);
-        hi = sk_atk_take(&mem, sizeof(float) * M);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        xs = sk_attack_take(&mem, sizeof(float) * (size_t)M * D);
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        lo = sk_attack_take(&mem, sizeof(float) * M);
+        hi = sk_attack_take(&mem, sizeof(float) * M);
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     for (int i = 0; i < M; i++) {
         lo[i] = 0;
@@ -104,7 +104,7 @@ static int refine_line(struct sk_actx *a, const float *x0, const int *y, const i
             float s = bs[i] ? hi[i] * push : 0.0f;
             for (int j = 0; j < D; j++) {
                 size_t q = (size_t)i * D + j;
-                xs[q] = fminf(fmaxf(x0[q] + s * (bx[q] - x0[q]), sk_atk_lo(&a->cfg, j)), sk_atk_hi(&a->cfg, j));
+                xs[q] = fminf(fmaxf(x0[q] + s * (bx[q] - x0[q]), sk_attack_lo(&a->cfg, j)), sk_attack_hi(&a->cfg, j));
             }
         }
         if ((rc = a->c->log_probs(a->c->self, xs, M, lp))) goto done;
@@ -122,7 +122,7 @@ done:
 }
 
 /* ---- DeepFool ---- */
-int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_deepfool(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     const float *x0 = ch->x0;
     const int *y = ch->y, *t = ch->t;
@@ -134,19 +134,19 @@ int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
     float *x, *rt, *gk, *lp, *xg, *gg, *lpg, *bm;
     bool *done;
     int *gi;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        x = sk_atk_take(&mem, sizeof(float) * MD);
-        rt = sk_atk_take(&mem, sizeof(float) * MD);
-        gk = sk_atk_take(&mem, sizeof(float) * MD * K);
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        done = sk_atk_take(&mem, sizeof(bool) * (size_t)M);
-        xg = sk_atk_take(&mem, sizeof(float) * MD);
-        gg = sk_atk_take(&mem, sizeof(float) * MD);
-        lpg = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        gi = sk_atk_take(&mem, sizeof(int) * (size_t)M);
+        x = sk_attack_take(&mem, sizeof(float) * MD);
+        rt = sk_attack_take(&mem, sizeof(float) * MD);
+        gk = sk_attack_take(&mem, sizeof(float) * MD * K);
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        done = sk_attack_take(&mem, sizeof(bool) * (size_t)M);
+        xg = sk_attack_take(&mem, sizeof(float) * MD);
+        gg = sk_attack_take(&mem, sizeof(float) * MD);
+        lpg = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        gi = sk_attack_take(&mem, sizeof(int) * (size_t)M);
         bm = margins_take(a, &mem, M);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     memset(rt, 0, sizeof(float) * MD);
     memset(done, 0, sizeof(bool) * (size_t)M);
@@ -217,7 +217,7 @@ int sk_atk_deepfool(struct sk_actx *a, const struct sk_atk_chunk *ch)
             float ov = 1 + a->cfg.overshoot;
             for (int j = 0; j < D; j++) {
                 float v = x0[(size_t)i * D + j] + ov * ri[j];
-                x[(size_t)i * D + j] = fminf(fmaxf(v, sk_atk_lo(&a->cfg, j)), sk_atk_hi(&a->cfg, j));
+                x[(size_t)i * D + j] = fminf(fmaxf(v, sk_attack_lo(&a->cfg, j)), sk_attack_hi(&a->cfg, j));
             }
         }
         if (!active && it < steps) {
@@ -262,7 +262,7 @@ static void cw_loss(void *ctx, const float *logp, int N, int K, float *loss, flo
     }
 }
 
-int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_cw(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     const float *x0 = ch->x0;
     const int *y = ch->y, *t = ch->t;
@@ -274,28 +274,28 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
     float lr = a->cfg.step_size;
     float *w, *w0, *x, *dx, *m1, *v, *lp, *loss, *c, *clo, *chi, *bm;
     bool *found;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        w = sk_atk_take(&mem, sizeof(float) * MD);
-        w0 = sk_atk_take(&mem, sizeof(float) * MD);
-        x = sk_atk_take(&mem, sizeof(float) * MD);
-        dx = sk_atk_take(&mem, sizeof(float) * MD);
-        m1 = sk_atk_take(&mem, sizeof(float) * MD);
-        v = sk_atk_take(&mem, sizeof(float) * MD);
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        loss = sk_atk_take(&mem, sizeof(float) * (size_t)M);
-        c = sk_atk_take(&mem, sizeof(float) * (size_t)M);
-        clo = sk_atk_take(&mem, sizeof(float) * (size_t)M);
-        chi = sk_atk_take(&mem, sizeof(float) * (size_t)M);
-        found = sk_atk_take(&mem, sizeof(bool) * (size_t)M);
+        w = sk_attack_take(&mem, sizeof(float) * MD);
+        w0 = sk_attack_take(&mem, sizeof(float) * MD);
+        x = sk_attack_take(&mem, sizeof(float) * MD);
+        dx = sk_attack_take(&mem, sizeof(float) * MD);
+        m1 = sk_attack_take(&mem, sizeof(float) * MD);
+        v = sk_attack_take(&mem, sizeof(float) * MD);
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        loss = sk_attack_take(&mem, sizeof(float) * (size_t)M);
+        c = sk_attack_take(&mem, sizeof(float) * (size_t)M);
+        clo = sk_attack_take(&mem, sizeof(float) * (size_t)M);
+        chi = sk_attack_take(&mem, sizeof(float) * (size_t)M);
+        found = sk_attack_take(&mem, sizeof(bool) * (size_t)M);
         bm = margins_take(a, &mem, M);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     /* tanh space per feature: x_j = lo_j + span_j (tanh w + 1) / 2 */
     const struct sk_attack_config *bc = &a->cfg;
     for (size_t q = 0; q < MD; q++) {
         int j = (int)(q % (size_t)D);
-        float lo = sk_atk_lo(bc, j), span = sk_atk_hi(bc, j) - lo;
+        float lo = sk_attack_lo(bc, j), span = sk_attack_hi(bc, j) - lo;
         float u = (x0[q] - lo) / span * 2 - 1;
         u = fminf(fmaxf(u, -0.999999f), 0.999999f);
         w0[q] = atanhf(u);
@@ -317,7 +317,7 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
         for (int it = 0; it <= steps; it++) {
             for (size_t q = 0; q < MD; q++) {
                 int j = (int)(q % (size_t)D);
-                float lo = sk_atk_lo(bc, j), span = sk_atk_hi(bc, j) - lo;
+                float lo = sk_attack_lo(bc, j), span = sk_attack_hi(bc, j) - lo;
                 x[q] = lo + span * (tanhf(w[q]) + 1) * 0.5f;
             }
             if (it < steps) {
@@ -349,7 +349,7 @@ int sk_atk_cw(struct sk_actx *a, const struct sk_atk_chunk *ch)
                 float th = tanhf(w[q]);
                 float gx = 2 * (x[q] - x0[q]) + dx[q];
                 int j = (int)(q % (size_t)D);
-                float gw = gx * (sk_atk_hi(bc, j) - sk_atk_lo(bc, j)) * 0.5f * (1 - th * th);
+                float gw = gx * (sk_attack_hi(bc, j) - sk_attack_lo(bc, j)) * 0.5f * (1 - th * th);
                 m1[q] = 0.9f * m1[q] + 0.1f * gw;
                 v[q] = 0.999f * v[q] + 0.001f * gw * gw;
                 float mh = m1[q] / (1 - b1t), vh = v[q] / (1 - b2t);
@@ -379,7 +379,7 @@ out:
  * starting at the linear estimate |margin| / |grad|_dual; delta takes a step of
  * alpha along the normalised descent direction and is projected onto the
  * eps_k ball and the box. alpha and gamma follow cosine decays. */
-int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_fmn(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     const float *x0 = ch->x0;
     const int *y = ch->y, *t = ch->t;
@@ -390,15 +390,15 @@ int sk_atk_fmn(struct sk_actx *a, const struct sk_atk_chunk *ch)
     size_t MD = (size_t)M * D;
     bool linf = a->cfg.norm == SK_NORM_LINF;
     float *x, *dx, *lp, *loss, *eps, *bm;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        x = sk_atk_take(&mem, sizeof(float) * MD);
-        dx = sk_atk_take(&mem, sizeof(float) * MD);
-        lp = sk_atk_take(&mem, sizeof(float) * (size_t)M * K);
-        loss = sk_atk_take(&mem, sizeof(float) * (size_t)M);
-        eps = sk_atk_take(&mem, sizeof(float) * (size_t)M);
+        x = sk_attack_take(&mem, sizeof(float) * MD);
+        dx = sk_attack_take(&mem, sizeof(float) * MD);
+        lp = sk_attack_take(&mem, sizeof(float) * (size_t)M * K);
+        loss = sk_attack_take(&mem, sizeof(float) * (size_t)M);
+        eps = sk_attack_take(&mem, sizeof(float) * (size_t)M);
         bm = margins_take(a, &mem, M);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     memcpy(x, x0, sizeof(float) * MD);
     /* the loss ascended is the CW margin (bigger = adversarial); FMN descends its negative */

@@ -1,4 +1,4 @@
-/* The one projected-gradient ascent (internal.h: sk_pgd_ascent), and the
+/* The one projected-gradient ascent (internal.h: sk_attack_pgd_ascent), and the
  * PGD of adversarial training on a model's graph (attack.h: sk_pgd_*): CE,
  * CW margin, TRADES' KL and NuAT's CE + nuclear norm, eval or MC mode with
  * EOT, random / sign / given starts, with or without the eps-ball. The
@@ -8,7 +8,7 @@
 
 /* ---- the ascent ---- */
 
-void sk_pgd_ascend(enum sk_norm p, float *x, const float *g, const float *alpha, int M, int D)
+void sk_attack_pgd_ascend(enum sk_norm p, float *x, const float *g, const float *alpha, int M, int D)
 {
     for (int i = 0; i < M; i++) {
         float *xi = x + (size_t)i * D;
@@ -33,10 +33,10 @@ static inline float clamp_ball_box(float v, float x0, float eps, bool box, float
     return v;
 }
 
-void sk_pgd_project(const struct sk_pgd_set *s, float *x, int M)
+void sk_attack_pgd_project(const struct sk_attack_pgd_set *s, float *x, int M)
 {
     if (!s->box_last) {
-        sk_atk_project(s->norm, s->eps, s->lo, s->hi, s->blo, s->bhi, s->x0, x, M, s->D, s->C);
+        sk_attack_project_chunk(s->norm, s->eps, s->lo, s->hi, s->blo, s->bhi, s->x0, x, M, s->D, s->C);
         return;
     }
     SK_ASSERT(s->norm == SK_NORM_LINF);
@@ -52,7 +52,7 @@ void sk_pgd_project(const struct sk_pgd_set *s, float *x, int M)
     for (size_t i = 0; i < n; i++) x[i] = clamp_ball_box(x[i], s->x0[i], s->eps, s->box, s->lo, s->hi);
 }
 
-int sk_pgd_ascent(const struct sk_pgd_run *r, const struct sk_pgd_oracle *o)
+int sk_attack_pgd_ascent(const struct sk_attack_pgd_run *r, const struct sk_attack_pgd_oracle *o)
 {
     int M = r->M, D = r->set.D, rc;
     for (int s = 0; s <= r->steps; s++) {
@@ -73,8 +73,8 @@ int sk_pgd_ascent(const struct sk_pgd_run *r, const struct sk_pgd_oracle *o)
             }
             dir = r->g;
         }
-        sk_pgd_ascend(r->set.norm, r->x, dir, r->alpha, M, D);
-        sk_pgd_project(&r->set, r->x, M);
+        sk_attack_pgd_ascend(r->set.norm, r->x, dir, r->alpha, M, D);
+        sk_attack_pgd_project(&r->set, r->x, M);
     }
     return SK_OK;
 }
@@ -83,9 +83,9 @@ int sk_pgd_ascent(const struct sk_pgd_run *r, const struct sk_pgd_oracle *o)
 
 #define PGD_BATCH 256
 
-struct sk_pgd_config sk_pgd_defaults(float eps, int steps)
+struct sk_attack_pgd_config sk_attack_pgd_defaults(float eps, int steps)
 {
-    struct sk_pgd_config c = { 0 };
+    struct sk_attack_pgd_config c = { 0 };
     c.eps = eps;
     c.steps = steps;
     c.step = 0;
@@ -103,7 +103,7 @@ struct sk_pgd_config sk_pgd_defaults(float eps, int steps)
 struct model_oracle {
     struct sk_model *m;
     struct sk_graph *g;
-    const struct sk_pgd_config *c;
+    const struct sk_attack_pgd_config *c;
     const int *y;
     int B, eot;
     uint64_t key;
@@ -115,7 +115,7 @@ struct model_oracle {
 static int model_eval(void *ctx, const float *x, int s, bool need_grad, float *dx)
 {
     const struct model_oracle *o = ctx;
-    const struct sk_pgd_config *c = o->c;
+    const struct sk_attack_pgd_config *c = o->c;
     struct sk_graph *g = o->g;
     int D = o->m->in_dim, K = o->m->n_classes, B = o->B;
     int shape[2] = { B, D }, ks[2] = { B, K };
@@ -152,9 +152,8 @@ static int model_eval(void *ctx, const float *x, int s, bool need_grad, float *d
 
 /* The start of one batch in xa: the given start, a random one (KL: x +
  * 0.001 N(0,1); sign_start: x +- r; else x + U(-r, r)), or x; projected. */
-static void model_start(const struct sk_pgd_config *c, const struct sk_pgd_set *set, const float *xs, uint64_t key,
-                        int B, float *xa)
-{
+static void model_start(const struct sk_attack_pgd_config *c, const struct sk_attack_pgd_set *set, const float *xs,
+                        uint64_t key, int B, float *xa) {
     const float *x = set->x0;
     size_t n = (size_t)B * set->D;
     float r0 = c->start_radius > 0 ? c->start_radius : c->eps;
@@ -171,11 +170,11 @@ static void model_start(const struct sk_pgd_config *c, const struct sk_pgd_set *
     } else {
         memcpy(xa, x, sizeof(float) * n);
     }
-    sk_pgd_project(set, xa, B);
+    sk_attack_pgd_project(set, xa, B);
 }
 
 /* One batch of B rows: xa receives the result. */
-static int model_batch(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
+static int model_batch(struct sk_model *m, struct sk_graph *g, const struct sk_attack_pgd_config *c, const float *x,
                        const float *xs, const int *y, int B, uint64_t key, float *xa, float *grad, float *lpc,
                        float *alpha)
 {
@@ -190,18 +189,18 @@ static int model_batch(struct sk_model *m, struct sk_graph *g, const struct sk_p
         memcpy(lpc, sk_graph_value(g, lp), sizeof(float) * (size_t)B * K);
     }
     for (int i = 0; i < B; i++) alpha[i] = step;
-    struct sk_pgd_run run = {
+    struct sk_attack_pgd_run run = {
         .set = { SK_NORM_LINF, c->no_project ? INFINITY : c->eps, x, D, 1, c->clip_lo, c->clip_hi,
                  c->clip_lo < c->clip_hi, true, c->box_lo, c->box_hi },
         .M = B, .steps = c->steps, .alpha = alpha, .x = xa, .dx = grad,
     };
     struct model_oracle mo = { m, g, c, y, B, c->mode == SK_MODE_MC && c->eot > 1 ? c->eot : 1, key, lpc };
-    struct sk_pgd_oracle o = { model_eval, NULL, &mo };
+    struct sk_attack_pgd_oracle o = { model_eval, NULL, &mo };
     model_start(c, &run.set, xs, key, B, xa);
-    return sk_pgd_ascent(&run, &o);
+    return sk_attack_pgd_ascent(&run, &o);
 }
 
-static int check_pgd(const struct sk_model *m, const struct sk_pgd_config *c, const int *y, int N)
+static int check_pgd(const struct sk_model *m, const struct sk_attack_pgd_config *c, const int *y, int N)
 {
     if (!(c->eps >= 0) || !isfinite(c->eps)) return sk_error(SK_EINVAL, "PGD: epsilon %g must be finite and >= 0", c->eps);
     if (c->steps < 1) return sk_error(SK_EINVAL, "PGD: %d steps (need >= 1)", c->steps);
@@ -217,19 +216,19 @@ static int check_pgd(const struct sk_model *m, const struct sk_pgd_config *c, co
     return SK_OK;
 }
 
-int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk_pgd_config *c, const float *x,
-                         const int *y, int N, uint64_t seed, float *xadv)
+int sk_attack_pgd_graph(struct sk_model *m, struct sk_graph *g, const struct sk_attack_pgd_config *c, const float *x,
+                        const int *y, int N, uint64_t seed, float *xadv)
 {
     int rc = check_pgd(m, c, y, N);
     if (rc) return rc;
     int D = m->in_dim, K = m->n_classes, B = N < PGD_BATCH ? N : PGD_BATCH;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     float *grad = NULL, *lpc = NULL, *alpha = NULL;
     for (int pass = 0; pass < 2; pass++) {
-        grad = sk_atk_take(&mem, sizeof(float) * ((size_t)B * D + 1));
-        lpc = sk_atk_take(&mem, sizeof(float) * ((size_t)B * K + 1));
-        alpha = sk_atk_take(&mem, sizeof(float) * ((size_t)B + 1));
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        grad = sk_attack_take(&mem, sizeof(float) * ((size_t)B * D + 1));
+        lpc = sk_attack_take(&mem, sizeof(float) * ((size_t)B * K + 1));
+        alpha = sk_attack_take(&mem, sizeof(float) * ((size_t)B + 1));
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_ATTACK).key;
     for (int i = 0; i < N && rc == SK_OK; i += PGD_BATCH) {
@@ -241,25 +240,24 @@ int sk_pgd_perturb_graph(struct sk_model *m, struct sk_graph *g, const struct sk
     return rc;
 }
 
-int sk_pgd_perturb(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                   uint64_t seed, float *xadv)
+int sk_attack_pgd(struct sk_model *m, const struct sk_attack_pgd_config *c, const float *x, const int *y, int N,
+                  uint64_t seed, float *xadv)
 {
     struct sk_graph *g = sk_graph_new();
     if (!g) return SK_ENOMEM;
     sk_graph_set_param_grads(g, false);
-    int rc = sk_pgd_perturb_graph(m, g, c, x, y, N, seed, xadv);
+    int rc = sk_attack_pgd_graph(m, g, c, x, y, N, seed, xadv);
     sk_graph_free(g);
     return rc;
 }
 
-int sk_pgd_accuracy(struct sk_model *m, const struct sk_pgd_config *c, const float *x, const int *y, int N,
-                    uint64_t seed, double *robust_acc, unsigned char *correct)
-{
+int sk_attack_pgd_accuracy(struct sk_model *m, const struct sk_attack_pgd_config *c, const float *x, const int *y,
+                           int N, uint64_t seed, double *robust_acc, unsigned char *correct) {
     int D = m->in_dim, K = m->n_classes;
     float *xa = sk_malloc(sizeof(float) * ((size_t)N * D + 1)), *lp = sk_malloc(sizeof(float) * ((size_t)N * K + 1));
     float *lc = sk_malloc(sizeof(float) * ((size_t)N * K + 1));
     int rc = xa && lp && lc ? SK_OK : SK_ENOMEM;
-    if (!rc) rc = sk_pgd_perturb(m, c, x, y, N, seed, xa);
+    if (!rc) rc = sk_attack_pgd(m, c, x, y, N, seed, xa);
     if (!rc) rc = sk_model_log_probs(m, xa, N, lp);
     if (!rc) rc = sk_model_log_probs(m, x, N, lc);
     if (!rc) {

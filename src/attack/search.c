@@ -29,15 +29,15 @@ struct rs {
     int *idx, *yc, *tc;
 };
 
-static void rs_layout(struct rs *r, struct sk_atk_mem *m, int M, int D, int K)
+static void rs_layout(struct rs *r, struct sk_attack_mem *m, int M, int D, int K)
 {
-    r->xc = sk_atk_take(m, sizeof(float) * (size_t)M * D);
-    r->lp = sk_atk_take(m, sizeof(float) * (size_t)M * K);
-    r->m = sk_atk_take(m, sizeof(float) * (size_t)M);
-    r->mb = sk_atk_take(m, sizeof(float) * (size_t)M);
-    r->idx = sk_atk_take(m, sizeof(int) * (size_t)M);
-    r->yc = sk_atk_take(m, sizeof(int) * (size_t)M);
-    r->tc = sk_atk_take(m, sizeof(int) * (size_t)M);
+    r->xc = sk_attack_take(m, sizeof(float) * (size_t)M * D);
+    r->lp = sk_attack_take(m, sizeof(float) * (size_t)M * K);
+    r->m = sk_attack_take(m, sizeof(float) * (size_t)M);
+    r->mb = sk_attack_take(m, sizeof(float) * (size_t)M);
+    r->idx = sk_attack_take(m, sizeof(int) * (size_t)M);
+    r->yc = sk_attack_take(m, sizeof(int) * (size_t)M);
+    r->tc = sk_attack_take(m, sizeof(int) * (size_t)M);
 }
 
 /* evaluate m compact rows xc; margins into r->m */
@@ -52,7 +52,7 @@ static int rs_eval(struct sk_actx *a, struct rs *r, int m, const int *t)
 /* Evaluate the M initial candidates (rows of bx, copied into r->xc by the
  * caller): best margins start there, and rows already adversarial are marked
  * broken with their perturbation's norm. */
-static int rs_start(struct sk_actx *a, struct rs *r, const struct sk_atk_chunk *ch, enum sk_norm norm)
+static int rs_start(struct sk_actx *a, struct rs *r, const struct sk_attack_chunk *ch, enum sk_norm norm)
 {
     int rc = rs_eval(a, r, ch->M, ch->t);
     if (rc) return rc;
@@ -70,11 +70,11 @@ static int rs_start(struct sk_actx *a, struct rs *r, const struct sk_atk_chunk *
 struct rs_proposal {
     enum sk_norm norm;   /* of mn */
     /* the start of row i written into bx row i */
-    void (*init)(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i);
+    void (*init)(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int i);
     /* before the proposals of iteration it (of nq) */
     void (*begin)(void *ctx, struct sk_actx *a, int it, int nq);
     /* the proposal of iteration it for row i (slot q) written into xc (which holds bx row i) */
-    void (*propose)(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i, float *xc);
+    void (*propose)(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int it, int q, int i, float *xc);
     /* proposal q was accepted for row i (may be NULL) */
     void (*accept)(void *ctx, int q, int i);
     void *ctx;
@@ -83,14 +83,14 @@ struct rs_proposal {
 /* Random search: start, then up to queries - 1 proposals per row still
  * standing; a proposal whose margin does not drop replaces the row's point,
  * and a deterministic classifier locks a row at its first adversarial one. */
-static int rs_run(struct sk_actx *a, const struct sk_atk_chunk *ch, const struct rs_proposal *p)
+static int rs_run(struct sk_actx *a, const struct sk_attack_chunk *ch, const struct rs_proposal *p)
 {
     int D = a->D, K = a->K, M = ch->M, nq = a->cfg.queries, rc;
     const int *y = ch->y, *t = ch->t;
     struct rs r;
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     rs_layout(&r, &mem, M, D, K);
-    if ((rc = sk_atk_mem_alloc(&mem))) return rc;
+    if ((rc = sk_attack_mem_alloc(&mem))) return rc;
     rs_layout(&r, &mem, M, D, K);
     for (int i = 0; i < M; i++) {
         p->init(p->ctx, a, ch, i);
@@ -138,7 +138,7 @@ struct square {
 };
 
 /* init: vertical stripes of +-eps (one sign per channel and column) */
-static void square_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i)
+static void square_init(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int i)
 {
     (void)ctx;
     int D = a->D, C = a->img_c, H = a->img_h, W = a->img_w;
@@ -151,7 +151,7 @@ static void square_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
             float sg = sk_rng_u64(&g) & 1 ? eps : -eps;
             for (int h = 0; h < H; h++) {
                 size_t q = ((size_t)c * H + h) * W + w;
-                xi[q] = fminf(fmaxf(x0i[q] + sg, sk_atk_lo(&a->cfg, (int)q)), sk_atk_hi(&a->cfg, (int)q));
+                xi[q] = fminf(fmaxf(x0i[q] + sg, sk_attack_lo(&a->cfg, (int)q)), sk_attack_hi(&a->cfg, (int)q));
             }
         }
 }
@@ -176,7 +176,7 @@ static void square_begin(void *ctx, struct sk_actx *a, int it, int nq)
 }
 
 /* a random square (one sign per channel) set to x0 +- eps */
-static void square_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i,
+static void square_propose(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int it, int q, int i,
                            float *xc)
 {
     const struct square *sq = ctx;
@@ -192,15 +192,16 @@ static void square_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
         for (int h = vh; h < vh + s && h < H; h++)
             for (int w = vw; w < vw + sw && w < W; w++) {
                 size_t o = ((size_t)c * H + h) * W + w;
-                xc[o] = fminf(fmaxf(x0i[o] + sg, sk_atk_lo(&a->cfg, (int)o)), sk_atk_hi(&a->cfg, (int)o));
+                xc[o] = fminf(fmaxf(x0i[o] + sg, sk_attack_lo(&a->cfg, (int)o)), sk_attack_hi(&a->cfg, (int)o));
             }
     }
 }
 
-int sk_atk_square(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_square(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     if (a->cfg.norm != SK_NORM_LINF)
-        return sk_error(SK_EINVAL, "square: only the linf norm is implemented (got %s)", sk_norm_name(a->cfg.norm));
+        return sk_error(SK_EINVAL, "square: only the linf norm is implemented (got %s)",
+                        sk_attack_norm_name(a->cfg.norm));
     struct square sq = { 1, 1 };
     struct rs_proposal p = { SK_NORM_LINF, square_init, square_begin, square_propose, NULL, &sq };
     return rs_run(a, ch, &p);
@@ -217,7 +218,7 @@ struct sparse {
     int *perm;           /* [P] scratch for the start */
 };
 
-static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int i)
+static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int i)
 {
     struct sparse *sp = ctx;
     int D = a->D, C = a->img_c, P = sp->P, k = sp->k;
@@ -230,7 +231,7 @@ static void sparse_init(void *ctx, struct sk_actx *a, const struct sk_atk_chunk 
         sp->pos[(size_t)i * k + j] = sp->perm[j];
         for (int c = 0; c < C; c++) {
             int f = c * P + sp->perm[j];
-            xi[f] = sk_rng_u64(&g) & 1 ? sk_atk_hi(&a->cfg, f) : sk_atk_lo(&a->cfg, f);
+            xi[f] = sk_rng_u64(&g) & 1 ? sk_attack_hi(&a->cfg, f) : sk_attack_lo(&a->cfg, f);
         }
     }
 }
@@ -243,7 +244,7 @@ static void sparse_begin(void *ctx, struct sk_actx *a, int it, int nq)
     sp->nc = sp->k == sp->P ? 0 : nc;
 }
 
-static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chunk *ch, int it, int q, int i,
+static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_attack_chunk *ch, int it, int q, int i,
                            float *xc)
 {
     struct sparse *sp = ctx;
@@ -266,7 +267,7 @@ static void sparse_propose(void *ctx, struct sk_actx *a, const struct sk_atk_chu
         ni[sl] = np;
         for (int c = 0; c < C; c++) {
             int f = c * P + np;
-            xc[f] = sk_rng_u64(&g) & 1 ? sk_atk_hi(&a->cfg, f) : sk_atk_lo(&a->cfg, f);
+            xc[f] = sk_rng_u64(&g) & 1 ? sk_attack_hi(&a->cfg, f) : sk_attack_lo(&a->cfg, f);
         }
     }
     for (int j = 0; j < k; j++) mark[ni[j]] = 0;
@@ -278,19 +279,19 @@ static void sparse_accept(void *ctx, int q, int i)
     memcpy(sp->pos + (size_t)i * sp->k, sp->npos + (size_t)q * sp->k, sizeof(int) * sp->k);
 }
 
-int sk_atk_sparse(struct sk_actx *a, const struct sk_atk_chunk *ch)
+int sk_attack_run_sparse(struct sk_actx *a, const struct sk_attack_chunk *ch)
 {
     int P = a->img_h * a->img_w, k = (int)a->cfg.eps, M = ch->M, rc;
     if (k < 1) return sk_error(SK_EINVAL, "sparse: eps is the number of pixels (>= 1), got %g", a->cfg.eps);
     if (k > P) k = P;
     struct sparse sp = { k, P, 0, NULL, NULL, NULL, NULL };
-    struct sk_atk_mem mem = { 0 };
+    struct sk_attack_mem mem = { 0 };
     for (int pass = 0; pass < 2; pass++) {
-        sp.pos = sk_atk_take(&mem, sizeof(int) * (size_t)M * k);
-        sp.npos = sk_atk_take(&mem, sizeof(int) * (size_t)M * k);
-        sp.mark = sk_atk_take(&mem, sizeof(int) * (size_t)P);
-        sp.perm = sk_atk_take(&mem, sizeof(int) * (size_t)P);
-        if (pass == 0 && (rc = sk_atk_mem_alloc(&mem))) return rc;
+        sp.pos = sk_attack_take(&mem, sizeof(int) * (size_t)M * k);
+        sp.npos = sk_attack_take(&mem, sizeof(int) * (size_t)M * k);
+        sp.mark = sk_attack_take(&mem, sizeof(int) * (size_t)P);
+        sp.perm = sk_attack_take(&mem, sizeof(int) * (size_t)P);
+        if (pass == 0 && (rc = sk_attack_mem_alloc(&mem))) return rc;
     }
     memset(sp.mark, 0, sizeof(int) * (size_t)P);
     struct rs_proposal p = { SK_NORM_L0, sparse_init, sparse_begin, sparse_propose, sparse_accept, &sp };

@@ -15,33 +15,33 @@ static const enum sk_attack_kind suite_stages[] = { SK_ATTACK_APGD_CE, SK_ATTACK
 /* steps: fgsm 1, pgd 20, mifgsm 10, cw 100 per search step, deepfool 50, the rest 100.
  * Step size: pgd 2.5 eps / steps, mifgsm eps / steps, cw's Adam 0.01; apgd and fmn
  * schedule their own. p_init: square 0.8 of the pixels, sparse 0.3 of the k swapped. */
-static const struct sk_atk_spec table[SK_ATTACK_COUNT] = {
+static const struct sk_attack_spec table[SK_ATTACK_COUNT] = {
     { SK_ATTACK_FGSM, "fgsm", NULL, LINF | L2, "linf or l2", SK_ATK_GRADIENT, 1, 0, 0, 0.8f, 2, 2, false, 0, NULL,
-      sk_atk_fgsm },
+      sk_attack_run_fgsm },
     { SK_ATTACK_PGD, "pgd", "bim", LINF | L2, "linf or l2", SK_ATK_GRADIENT, 20, 2.5f, 0, 0.8f, 2, 2, false, 0, NULL,
-      sk_atk_pgd },
+      sk_attack_run_pgd },
     { SK_ATTACK_MIFGSM, "mifgsm", "mi-fgsm", LINF | L2, "linf or l2", SK_ATK_GRADIENT, 10, 1.0f, 0, 0.8f, 2, 2, false,
-      0, NULL, sk_atk_mifgsm },
+      0, NULL, sk_attack_run_mifgsm },
     { SK_ATTACK_APGD_CE, "apgd-ce", NULL, LINF | L2, "linf or l2", SK_ATK_GRADIENT, 100, 0, 0, 0.8f, 2, 2, false, 0,
-      NULL, sk_atk_apgd_ce },
+      NULL, sk_attack_run_apgd_ce },
     { SK_ATTACK_APGD_DLR, "apgd-dlr", NULL, LINF | L2, "linf or l2", SK_ATK_GRADIENT, 100, 0, 0, 0.8f, 3, 4, false, 0,
-      NULL, sk_atk_apgd_dlr },
+      NULL, sk_attack_run_apgd_dlr },
     { SK_ATTACK_APGD_T, "apgd-t", NULL, LINF | L2, "linf or l2", SK_ATK_GRADIENT, 100, 0, 0, 0.8f, 4, 4, true, 0, NULL,
-      sk_atk_apgd_t },
-    { SK_ATTACK_CW, "cw", NULL, L2, "l2", SK_ATK_MINNORM, 100, 0, 0.01f, 0.8f, 2, 2, false, 0, NULL, sk_atk_cw },
+      sk_attack_run_apgd_t },
+    { SK_ATTACK_CW, "cw", NULL, L2, "l2", SK_ATK_MINNORM, 100, 0, 0.01f, 0.8f, 2, 2, false, 0, NULL, sk_attack_run_cw },
     { SK_ATTACK_DEEPFOOL, "deepfool", NULL, L2, "l2", SK_ATK_MINNORM, 50, 0, 0, 0.8f, 2, 2, false, 0, NULL,
-      sk_atk_deepfool },
+      sk_attack_run_deepfool },
     { SK_ATTACK_FMN, "fmn", NULL, LINF | L2, "linf or l2", SK_ATK_MINNORM, 100, 0, 0, 0.8f, 2, 2, false, 0, NULL,
-      sk_atk_fmn },
+      sk_attack_run_fmn },
     { SK_ATTACK_SQUARE, "square", NULL, LINF, "linf", SK_ATK_SEARCH, 100, 0, 0, 0.8f, 2, 2, false, 0, NULL,
-      sk_atk_square },
+      sk_attack_run_square },
     { SK_ATTACK_SPARSE, "sparse", NULL, L0, "l0 (eps = number of pixels)", SK_ATK_SEARCH, 100, 0, 0, 0.3f, 2, 2,
-      false, 0, NULL, sk_atk_sparse },
+      false, 0, NULL, sk_attack_run_sparse },
     { SK_ATTACK_SUITE, "suite", NULL, LINF | L2, "linf or l2", SK_ATK_COMPOSITE, 100, 0, 0, 0.8f, 4, 4, true,
       (int)(sizeof suite_stages / sizeof *suite_stages), suite_stages, NULL },
 };
 
-const struct sk_atk_spec *sk_atk_spec(enum sk_attack_kind k)
+const struct sk_attack_spec *sk_attack_spec(enum sk_attack_kind k)
 {
     if ((unsigned)k >= SK_ATTACK_COUNT) return NULL;
     SK_ASSERT(table[k].kind == k); /* rows in the enum's order */
@@ -50,7 +50,7 @@ const struct sk_atk_spec *sk_atk_spec(enum sk_attack_kind k)
 
 const char *sk_attack_name(enum sk_attack_kind k)
 {
-    const struct sk_atk_spec *s = sk_atk_spec(k);
+    const struct sk_attack_spec *s = sk_attack_spec(k);
     return s ? s->name : "?";
 }
 
@@ -65,7 +65,7 @@ int sk_attack_parse(const char *s)
 
 struct sk_attack_config sk_attack_defaults(enum sk_attack_kind kind, enum sk_norm norm, float eps)
 {
-    const struct sk_atk_spec *s = sk_atk_spec(kind);
+    const struct sk_attack_spec *s = sk_attack_spec(kind);
     struct sk_attack_config c;
     memset(&c, 0, sizeof c);
     c.kind = kind;
@@ -87,9 +87,9 @@ struct sk_attack_config sk_attack_defaults(enum sk_attack_kind kind, enum sk_nor
     return c;
 }
 
-void sk_atk_resolve(struct sk_attack_config *c, enum sk_attack_kind kind)
+void sk_attack_resolve(struct sk_attack_config *c, enum sk_attack_kind kind)
 {
-    const struct sk_atk_spec *s = sk_atk_spec(kind);
+    const struct sk_attack_spec *s = sk_attack_spec(kind);
     SK_ASSERT(s);
     if (c->steps <= 0) c->steps = s->steps;
     if (c->step_size <= 0) {

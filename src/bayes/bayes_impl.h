@@ -26,7 +26,7 @@ int sk_bayes_forward(const struct sk_posterior *p, struct sk_graph *g, const flo
 /* NLL of the mean over S samples of softmax(lp_s / T). lp [S,n,K]. */
 double sk_bayes_tempered_nll(const float *lp, int S, int n, int K, const int *y, double T);
 /* Laplace probit predictive pbar [N,K]. */
-int sk_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar);
+int sk_bayes_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar);
 
 /* Flipout (flipout.c): a workspace for minibatches of up to B rows. */
 struct sk_flipout;

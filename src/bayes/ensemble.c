@@ -1,5 +1,5 @@
 /* Deep ensembles: M members of one spec, each trained from its own seed by
- * the one training loop (sk_train or sk_adv_train). */
+ * the one training loop (sk_train or sk_robust_train). */
 #include "bayes/bayes_impl.h"
 #include "skeptic/robust.h"
 
@@ -12,7 +12,7 @@ int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, co
 }
 
 int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
-                                const struct sk_adv_config *adv, const float *x, const int *y, int n)
+                                const struct sk_robust_config *adv, const float *x, const int *y, int n)
 {
     struct sk_model *m = p->model;
     if (p->method != SK_BAYES_ENSEMBLE)
@@ -24,8 +24,8 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
     if (m->n_buffers > 0)
         return sk_error(SK_EINVAL, "ensembles of models with batch norm are not supported (members would share "
                         "running statistics); use a spec without 'bn'");
-    if (adv && adv->kind != SK_ADV_NONE) {
-        int rc = sk_adv_check(adv);
+    if (adv && adv->kind != SK_ROBUST_NONE) {
+        int rc = sk_robust_check(adv);
         if (rc) return rc;
     }
     size_t P = m->n_params;
@@ -39,7 +39,8 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
         c.seed = seed;
         if ((rc = sk_model_init(m, init, seed))) break;
         /* each member is its own adversarial training run (own seed, own guard) */
-        if ((rc = adv && adv->kind != SK_ADV_NONE ? sk_adv_train(m, &c, adv, x, y, n, NULL) : sk_train(m, &c, x, y, n)))
+        if ((rc = adv && adv->kind != SK_ROBUST_NONE ? sk_robust_train(m, &c, adv, x, y, n, NULL)
+                                                     : sk_train(m, &c, x, y, n)))
             break;
         memcpy(mem + (size_t)i * P, m->params, sizeof(float) * P);
     }

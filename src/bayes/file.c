@@ -25,7 +25,7 @@ static int add_prefixed(const struct sk_model *m, const char *prefix, const floa
     return SK_OK;
 }
 
-int sk_posterior_save(const struct sk_posterior *p, const char *path)
+int sk_bayes_save(const struct sk_posterior *p, const char *path)
 {
     const struct sk_model *m = p->model;
     if (p->method == SK_BAYES_VI && !p->rho) return sk_error(SK_ESTATE, "the VI posterior has not been trained (no rho)");
@@ -168,7 +168,7 @@ static const char *meta_get(const struct sk_safetensors *f, const char *key, cha
     return buf;
 }
 
-struct sk_posterior *sk_posterior_load(const char *path)
+struct sk_posterior *sk_bayes_load(const char *path)
 {
     struct sk_safetensors *f = sk_safetensors_read(path);
     if (!f) return NULL;
@@ -198,7 +198,7 @@ struct sk_posterior *sk_posterior_load(const char *path)
         sk_model_free(m);
         return NULL;
     }
-    struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)method);
+    struct sk_posterior *p = sk_bayes_new(m, (enum sk_bayes_method)method);
     if (!p) {
         sk_safetensors_free(f);
         sk_model_free(m);
@@ -273,6 +273,6 @@ struct sk_posterior *sk_posterior_load(const char *path)
     return p;
 fail:
     sk_safetensors_free(f);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     return NULL;
 }

@@ -107,7 +107,7 @@ static void probit_row(const struct sk_posterior *p, const float *phi, double de
     for (int k = 0; k < K; k++) out[k] = (float)(exp(z[k] - mx) / s);
 }
 
-int sk_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar)
+int sk_bayes_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar)
 {
     int D = p->ll_d1 - 1, K = p->ll_k;
     float *phi = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * D);
@@ -143,7 +143,7 @@ static int full_cov(const double *V, const double *lam, int n, double delta, flo
     return SK_OK;
 }
 
-int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_laplace_config *lc, const float *x, const int *y,
+int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_config *lc, const float *x, const int *y,
                          int n, const float *vx, const int *vy, int nv)
 {
     struct sk_model *m = p->model;

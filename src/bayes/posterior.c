@@ -23,9 +23,9 @@ int sk_bayes_method_parse(const char *s)
     return -1;
 }
 
-struct sk_vi_config sk_vi_defaults(void)
+struct sk_bayes_vi_config sk_bayes_vi_defaults(void)
 {
-    struct sk_vi_config c = { 0 };
+    struct sk_bayes_vi_config c = { 0 };
     c.prior = SK_PRIOR_GAUSSIAN;
     c.prior_sigma = 0.1f;
     c.mix_pi = 0.5f;
@@ -39,9 +39,9 @@ struct sk_vi_config sk_vi_defaults(void)
     return c;
 }
 
-struct sk_sgld_config sk_sgld_defaults(void)
+struct sk_bayes_sgld_config sk_bayes_sgld_defaults(void)
 {
-    struct sk_sgld_config c = { 0 };
+    struct sk_bayes_sgld_config c = { 0 };
     c.prior_sigma = 1.0f;
     c.temperature = 1.0f;
     c.burnin_epochs = 2;
@@ -51,9 +51,9 @@ struct sk_sgld_config sk_sgld_defaults(void)
     return c;
 }
 
-struct sk_laplace_config sk_laplace_defaults(void)
+struct sk_bayes_laplace_config sk_bayes_laplace_defaults(void)
 {
-    struct sk_laplace_config c = { 0 };
+    struct sk_bayes_laplace_config c = { 0 };
     c.hessian = SK_LAPLACE_KFAC;
     c.prior_precision = 0;
     c.select_on_val = false;
@@ -61,10 +61,10 @@ struct sk_laplace_config sk_laplace_defaults(void)
     return c;
 }
 
-struct sk_posterior *sk_posterior_new(struct sk_model *m, enum sk_bayes_method method)
+struct sk_posterior *sk_bayes_new(struct sk_model *m, enum sk_bayes_method method)
 {
     if (!m) {
-        sk_error(SK_EINVAL, "sk_posterior_new: no model");
+        sk_error(SK_EINVAL, "sk_bayes_new: no model");
         return NULL;
     }
     if ((unsigned)method > SK_BAYES_LAPLACE) {
@@ -80,15 +80,15 @@ struct sk_posterior *sk_posterior_new(struct sk_model *m, enum sk_bayes_method m
     if (!p) return NULL;
     p->method = method;
     p->model = m;
-    p->vi = sk_vi_defaults();
-    p->sgld = sk_sgld_defaults();
-    p->laplace = sk_laplace_defaults();
+    p->vi = sk_bayes_vi_defaults();
+    p->sgld = sk_bayes_sgld_defaults();
+    p->laplace = sk_bayes_laplace_defaults();
     p->temperature = 1.0f;
     p->ll_layer = -1;
     return p;
 }
 
-void sk_posterior_free(struct sk_posterior *p)
+void sk_bayes_free(struct sk_posterior *p)
 {
     if (!p) return;
     sk_model_free(p->model);
@@ -104,7 +104,7 @@ void sk_posterior_free(struct sk_posterior *p)
     sk_free(p);
 }
 
-int sk_posterior_n_samples(const struct sk_posterior *p, int S)
+int sk_bayes_n_samples(const struct sk_posterior *p, int S)
 {
     switch (p->method) {
     case SK_BAYES_DETERMINISTIC: return 1;
@@ -389,9 +389,9 @@ static int sample_logp(struct sk_posterior *p, const float *x, int N, int S, uin
     return rc;
 }
 
-int sk_posterior_sample_probs(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *probs)
+int sk_bayes_sample_probs(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *probs)
 {
-    S = sk_posterior_n_samples(p, S);
+    S = sk_bayes_n_samples(p, S);
     int rc = sample_logp(p, x, N, S, noise_key(p, seed), probs);
     if (rc) return rc;
     size_t n = (size_t)S * N * p->model->n_classes;
@@ -399,14 +399,14 @@ int sk_posterior_sample_probs(struct sk_posterior *p, const float *x, int N, int
     return SK_OK;
 }
 
-int sk_posterior_predict(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *pbar, float *mi)
+int sk_bayes_predict(struct sk_posterior *p, const float *x, int N, int S, uint64_t seed, float *pbar, float *mi)
 {
     int K = p->model->n_classes;
     if (p->method == SK_BAYES_LAPLACE && p->laplace.probit && p->ll_layer >= 0) {
         if (mi) memset(mi, 0, sizeof(float) * (size_t)N);
-        return sk_laplace_probit(p, x, N, pbar);
+        return sk_bayes_laplace_probit(p, x, N, pbar);
     }
-    S = sk_posterior_n_samples(p, S);
+    S = sk_bayes_n_samples(p, S);
     /* rows in chunks so that S x chunk x K stays bounded */
     int chunk = 20000;
     float *sp = sk_malloc(sizeof(float) * (size_t)S * (N < chunk ? N : chunk) * K + 1);
@@ -414,19 +414,19 @@ int sk_posterior_predict(struct sk_posterior *p, const float *x, int N, int S, u
     int rc = SK_OK;
     for (int i = 0; i < N && !rc; i += chunk) {
         int B = N - i < chunk ? N - i : chunk;
-        rc = sk_posterior_sample_probs(p, x + (size_t)i * p->model->in_dim, B, S, seed + (uint64_t)i, sp);
+        rc = sk_bayes_sample_probs(p, x + (size_t)i * p->model->in_dim, B, S, seed + (uint64_t)i, sp);
         if (!rc) sk_predictive(sp, S, B, K, pbar + (size_t)i * K, NULL, NULL, mi ? mi + i : NULL);
     }
     sk_free(sp);
     return rc;
 }
 
-int sk_posterior_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
-                                 float *T)
+int sk_bayes_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
+                             float *T)
 {
     if (n < 1) return sk_error(SK_EINVAL, "temperature scaling needs validation rows");
     int K = p->model->n_classes;
-    S = sk_posterior_n_samples(p, S);
+    S = sk_bayes_n_samples(p, S);
     float T0 = p->temperature;
     p->temperature = 1.0f;
     float *lp = sk_malloc(sizeof(float) * (size_t)S * n * K);
@@ -585,7 +585,7 @@ static void pc_destroy(void *self)
     sk_free(c);
 }
 
-struct sk_classifier *sk_posterior_classifier(struct sk_posterior *p, int S, uint64_t seed)
+struct sk_classifier *sk_bayes_classifier(struct sk_posterior *p, int S, uint64_t seed)
 {
     struct sk_classifier *cl = sk_calloc(1, sizeof *cl);
     struct post_clf *c = sk_calloc(1, sizeof *c);
@@ -607,7 +607,7 @@ struct sk_classifier *sk_posterior_classifier(struct sk_posterior *p, int S, uin
     }
     sk_graph_set_param_grads(c->g, false);
     c->p = p;
-    c->S = sk_posterior_n_samples(p, S);
+    c->S = sk_bayes_n_samples(p, S);
     c->key = noise_key(p, seed);
     c->self = cl;
     cl->self = c;

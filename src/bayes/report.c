@@ -23,7 +23,7 @@ int sk_bayes_report(struct sk_posterior *p, const float *x, const int *y, int n,
     double t0 = sk_now();
     out->n = n;
     out->n_ood = ood_x ? n_ood : 0;
-    out->n_samples = sk_posterior_n_samples(p, S);
+    out->n_samples = sk_bayes_n_samples(p, S);
     int nm = n > out->n_ood ? n : out->n_ood;
     float *pb = sk_malloc(sizeof(float) * (size_t)nm * K), *sc_in = sk_malloc(sizeof(float) * (size_t)n);
     float *sc_out = sk_malloc(sizeof(float) * (size_t)(out->n_ood + 1));
@@ -34,7 +34,7 @@ int sk_bayes_report(struct sk_posterior *p, const float *x, const int *y, int n,
     float *pin = sk_malloc(sizeof(float) * (size_t)n * K);
     int rc = SK_ENOMEM;
     if (!pb || !sc_in || !sc_out || !out->entropy || !out->mi || !out->ood_entropy || !out->ood_mi || !pin) goto fail;
-    if ((rc = sk_posterior_predict(p, x, n, S, seed, pin, out->mi))) goto fail;
+    if ((rc = sk_bayes_predict(p, x, n, S, seed, pin, out->mi))) goto fail;
     sk_entropy_rows(pin, n, K, out->entropy);
     if ((rc = sk_metric_summary(pin, y, n, K, &out->clean))) goto fail;
     if ((rc = sk_metric_calibration(pin, y, n, K, 0, &out->rel))) goto fail;
@@ -46,7 +46,7 @@ int sk_bayes_report(struct sk_posterior *p, const float *x, const int *y, int n,
     float cov[4] = { 0.5f, 0.8f, 0.9f, 1.0f };
     if ((rc = sk_metric_coverage(out->entropy, pin, y, n, K, cov, 4, out->coverage_acc))) goto fail;
     if (out->n_ood > 0) {
-        if ((rc = sk_posterior_predict(p, ood_x, out->n_ood, S, seed + 7919, pb, out->ood_mi))) goto fail;
+        if ((rc = sk_bayes_predict(p, ood_x, out->n_ood, S, seed + 7919, pb, out->ood_mi))) goto fail;
         sk_entropy_rows(pb, out->n_ood, K, out->ood_entropy);
         for (int s = 0; s < 3; s++) {
             sk_unc_score((enum sk_unc_score)s, pin, out->mi, n, K, sc_in);

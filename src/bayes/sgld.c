@@ -7,7 +7,7 @@
 #include <string.h>
 
 struct sgld_run {
-    struct sk_sgld_config sc;
+    struct sk_bayes_sgld_config sc;
     float lr;          /* cfg.opt.lr */
     int n;             /* training rows */
     long cycle;        /* steps per cycle (0: constant step size) */
@@ -22,7 +22,7 @@ struct sgld_run {
 static int sgld_update(void *ctx, struct sk_trainer *t)
 {
     struct sgld_run *r = ctx;
-    const struct sk_sgld_config *sc = &r->sc;
+    const struct sk_bayes_sgld_config *sc = &r->sc;
     size_t P = t->n_params;
     long step = t->st.step;
     double lr = r->lr;
@@ -49,9 +49,8 @@ static int sgld_update(void *ctx, struct sk_trainer *t)
     return SK_OK;
 }
 
-static int sgld_check(const struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_sgld_config *sc,
-                      const int *y, int n)
-{
+static int sgld_check(const struct sk_posterior *p, const struct sk_train_config *cfg,
+                      const struct sk_bayes_sgld_config *sc, const int *y, int n) {
     const struct sk_model *m = p->model;
     if (p->method != SK_BAYES_SGLD)
         return sk_error(SK_EINVAL, "sk_bayes_train_sgld: the posterior's method is %s", sk_bayes_method_name(p->method));
@@ -69,9 +68,8 @@ static int sgld_check(const struct sk_posterior *p, const struct sk_train_config
     return SK_OK;
 }
 
-int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_sgld_config *sc,
-                        const float *x, const int *y, int n)
-{
+int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg,
+                        const struct sk_bayes_sgld_config *sc, const float *x, const int *y, int n) {
     int rc = sgld_check(p, cfg, sc, y, n);
     if (rc) return rc;
     struct sk_model *m = p->model;

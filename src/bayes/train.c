@@ -8,11 +8,11 @@ struct sk_bayes_train_config sk_bayes_train_defaults(void)
     struct sk_bayes_train_config c = { 0 };
     c.train = sk_train_defaults();
     c.sgld_train = sk_train_defaults();
-    c.vi = sk_vi_defaults();
+    c.vi = sk_bayes_vi_defaults();
     c.members = 5;
     c.member_init = SK_INIT_HE_UNIFORM;
-    c.sgld = sk_sgld_defaults();
-    c.laplace = sk_laplace_defaults();
+    c.sgld = sk_bayes_sgld_defaults();
+    c.laplace = sk_bayes_laplace_defaults();
     return c;
 }
 
@@ -20,7 +20,7 @@ struct sk_bayes_train_config sk_bayes_train_defaults(void)
 static int train_net(struct sk_model *m, const struct sk_bayes_train_config *cfg, const float *x, const int *y, int n)
 {
     if (cfg->pretrained) return SK_OK;
-    if (cfg->adv && cfg->adv->kind != SK_ADV_NONE) return sk_adv_train(m, &cfg->train, cfg->adv, x, y, n, NULL);
+    if (cfg->adv && cfg->adv->kind != SK_ROBUST_NONE) return sk_robust_train(m, &cfg->train, cfg->adv, x, y, n, NULL);
     return sk_train(m, &cfg->train, x, y, n);
 }
 

@@ -216,7 +216,7 @@ static double ce_grad(const float *z, const int *y, int n, int K, float *dz, lon
     return loss / n;
 }
 
-double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s)
+double sk_bayes_kl_gauss(const float *mu, const float *sigma, size_t n, float s)
 {
     double kl = 0, s2 = (double)s * s;
     for (size_t i = 0; i < n; i++)
@@ -225,7 +225,7 @@ double sk_kl_gauss(const float *mu, const float *sigma, size_t n, float s)
 }
 
 /* -d/dw log of the scale-mixture prior, and log p(w). */
-static double mix_logp(const struct sk_vi_config *c, double w, double *gneg)
+static double mix_logp(const struct sk_bayes_vi_config *c, double w, double *gneg)
 {
     double s1 = c->mix_s1, s2 = c->mix_s2;
     double l1 = log(c->mix_pi) - log(s1) - 0.5 * w * w / (s1 * s1);
@@ -245,7 +245,7 @@ static inline float mix_grad(float w, float a1, float a2, float i1, float i2)
     return w * (r1 * i1 + (1.0f - r1) * i2);
 }
 
-double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed)
+double sk_bayes_kl(const struct sk_posterior *p, uint64_t seed)
 {
     if (p->method != SK_BAYES_VI || !p->rho) return 0;
     size_t P = p->model->n_params;
@@ -270,7 +270,7 @@ double sk_posterior_kl(const struct sk_posterior *p, uint64_t seed)
 /* On entry drho holds the data term's gradient w.r.t. sigma; on return
  * dmu += c dKL/dmu and drho = (drho + c dKL/dsigma) dsigma/drho, with
  * sgm = sigmoid(rho) = dsigma/drho. scratch: P floats. */
-static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, const float *sig, const float *sgm,
+static void kl_grad(const struct sk_bayes_vi_config *vc, size_t P, const float *mu, const float *sig, const float *sgm,
                     double c, uint64_t key, float *scratch, float *dmu, float *drho)
 {
     if (vc->prior == SK_PRIOR_GAUSSIAN) {
@@ -298,7 +298,7 @@ static void kl_grad(const struct sk_vi_config *vc, size_t P, const float *mu, co
  * steps, and the scratch of its forward. */
 struct vi_run {
     struct sk_model *m;
-    struct sk_vi_config vc;
+    struct sk_bayes_vi_config vc;
     size_t P;
     long per_epoch;
     int n;                 /* training rows (the KL weight per minibatch is beta / n) */
@@ -309,12 +309,12 @@ struct vi_run {
     struct lrt L;
     bool use_lrt;
     struct sk_flipout *fo;
-    struct sk_vi_adv *va;  /* adversarial training (vi_adv.c) */
+    struct sk_bayes_vi_adv *va;  /* adversarial training (vi_adv.c) */
 };
 
 static void vi_run_free(struct vi_run *r)
 {
-    sk_vi_adv_free(r->va);
+    sk_bayes_vi_adv_free(r->va);
     lrt_free(&r->L);
     sk_flipout_free(r->fo);
     sk_free(r->theta);
@@ -330,7 +330,7 @@ static void vi_run_free(struct vi_run *r)
 
 static int vi_run_init(struct vi_run *r, struct sk_posterior *p, const struct sk_train_config *cfg, int n)
 {
-    const struct sk_vi_config *vc = &r->vc;
+    const struct sk_bayes_vi_config *vc = &r->vc;
     struct sk_model *m = p->model;
     size_t P = m->n_params;
     int B = cfg->batch;
@@ -354,7 +354,7 @@ static int vi_run_init(struct vi_run *r, struct sk_posterior *p, const struct sk
     int rc;
     if (r->use_lrt && (rc = lrt_init(&r->L, m, B))) return rc;
     if (!r->use_lrt && vc->flipout && !(r->fo = sk_flipout_new(m, B))) return SK_ENOMEM;
-    if (vc->adv && vc->adv->kind != SK_ADV_NONE && (rc = sk_vi_adv_new(&r->va, m, vc->adv, B))) return rc;
+    if (vc->adv && vc->adv->kind != SK_ROBUST_NONE && (rc = sk_bayes_vi_adv_new(&r->va, m, vc->adv, B))) return rc;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
      * posterior's rho if it has one already (continued training) */
     memcpy(r->theta, m->params, sizeof(float) * P);
@@ -411,14 +411,15 @@ static int vi_grad(void *ctx, struct sk_trainer *t, float *xb, const int *yb, in
 {
     struct vi_run *r = ctx;
     struct sk_model *m = r->m;
-    const struct sk_vi_config *vc = &r->vc;
+    const struct sk_bayes_vi_config *vc = &r->vc;
     size_t P = r->P;
     long step = t->st.step;
     uint64_t sk = sk_rng_derive(r->nkey, (uint64_t)step).key;
     (void)noise_key;
     int rc;
     /* Madry style: the batch is replaced by PGD-EOT points against q(w) */
-    if (r->va && (rc = sk_vi_adv_batch(r->va, r->theta, r->theta + P, xb, yb, nb, (double)step / r->per_epoch, sk)))
+    if (r->va &&
+        (rc = sk_bayes_vi_adv_batch(r->va, r->theta, r->theta + P, xb, yb, nb, (double)step / r->per_epoch, sk)))
         return rc;
     const float *mu = r->theta, *rho = r->theta + P;
     float *dmu = r->dtheta, *drho = r->dtheta + P, *sig = r->sig, *s2 = r->s2, *sgm = r->sgm;
@@ -461,9 +462,8 @@ static int vi_sync(void *ctx, struct sk_trainer *t)
     return SK_OK;
 }
 
-static int vi_check(const struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
-                    const int *y, int n)
-{
+static int vi_check(const struct sk_posterior *p, const struct sk_train_config *cfg,
+                    const struct sk_bayes_vi_config *vc, const int *y, int n) {
     const struct sk_model *m = p->model;
     if (p->method != SK_BAYES_VI)
         return sk_error(SK_EINVAL, "sk_bayes_train_vi: the posterior's method is %s", sk_bayes_method_name(p->method));
@@ -481,7 +481,7 @@ static int vi_check(const struct sk_posterior *p, const struct sk_train_config *
     return SK_OK;
 }
 
-int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_vi_config *vc,
+int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_bayes_vi_config *vc,
                       const float *x, const int *y, int n)
 {
     int rc = vi_check(p, cfg, vc, y, n);

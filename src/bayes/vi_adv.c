@@ -25,25 +25,25 @@
 
 #define VI_ADV_BATCH 256
 
-struct sk_vi_adv {
+struct sk_bayes_vi_adv {
     struct sk_model *m;   /* borrowed */
-    struct sk_adv_config a;
+    struct sk_robust_config a;
     struct sk_graph *g;   /* attack graph, no parameter gradients */
     float *w, *sig, *grad, *x0;
     int cap;
 };
 
-int sk_vi_adv_new(struct sk_vi_adv **out, struct sk_model *m, const struct sk_adv_config *adv, int batch)
+int sk_bayes_vi_adv_new(struct sk_bayes_vi_adv **out, struct sk_model *m, const struct sk_robust_config *adv, int batch)
 {
     *out = NULL;
-    int rc = sk_adv_check(adv);
+    int rc = sk_robust_check(adv);
     if (rc) return rc;
-    if (adv->kind != SK_ADV_PGD && adv->kind != SK_ADV_FGSM)
+    if (adv->kind != SK_ROBUST_PGD && adv->kind != SK_ROBUST_FGSM)
         return sk_error(SK_EINVAL, "VI adversarial training supports adv.kind pgd and fgsm, not %s (TRADES, IBP and "
                         "fgsm-mix need a clean pass beside the adversarial one, which Bayes by Backprop does not make)",
-                        sk_adv_kind_name(adv->kind));
+                        sk_robust_kind_name(adv->kind));
     if (batch < 1) return sk_error(SK_EINVAL, "VI adversarial training: batch %d", batch);
-    struct sk_vi_adv *v = sk_calloc(1, sizeof *v);
+    struct sk_bayes_vi_adv *v = sk_calloc(1, sizeof *v);
     if (!v) return SK_ENOMEM;
     size_t P = m->n_params;
     v->m = m;
@@ -55,7 +55,7 @@ int sk_vi_adv_new(struct sk_vi_adv **out, struct sk_model *m, const struct sk_ad
     v->grad = sk_malloc(sizeof(float) * (size_t)batch * m->in_dim);
     v->x0 = sk_malloc(sizeof(float) * (size_t)batch * m->in_dim);
     if (!v->g || !v->w || !v->sig || !v->grad || !v->x0) {
-        sk_vi_adv_free(v);
+        sk_bayes_vi_adv_free(v);
         return SK_ENOMEM;
     }
     sk_graph_set_param_grads(v->g, false);
@@ -63,7 +63,7 @@ int sk_vi_adv_new(struct sk_vi_adv **out, struct sk_model *m, const struct sk_ad
     return SK_OK;
 }
 
-void sk_vi_adv_free(struct sk_vi_adv *v)
+void sk_bayes_vi_adv_free(struct sk_bayes_vi_adv *v)
 {
     if (!v) return;
     sk_graph_free(v->g);
@@ -83,13 +83,12 @@ static inline float project(float u, float x0, float eps, bool box, float lo, fl
 
 /* PGD with EOT on n <= cap rows: x (n x D) clean, xa receives the result
  * (may alias x: the clean rows are copied first). v->sig must hold sigma. */
-static int attack(struct sk_vi_adv *v, const float *mu, float eps, const float *x, const int *y, int n, uint64_t key,
-                  float *xa)
-{
+static int attack(struct sk_bayes_vi_adv *v, const float *mu, float eps, const float *x, const int *y, int n,
+                  uint64_t key, float *xa) {
     struct sk_model *m = v->m;
-    const struct sk_adv_config *a = &v->a;
+    const struct sk_robust_config *a = &v->a;
     size_t P = m->n_params, nd = (size_t)n * m->in_dim;
-    int steps = a->kind == SK_ADV_FGSM ? 1 : a->steps;
+    int steps = a->kind == SK_ROBUST_FGSM ? 1 : a->steps;
     int S = a->eot > 1 ? a->eot : 1;
     bool box = a->clip_lo < a->clip_hi, mean_only = a->eot <= 1;
     /* a given step size scales with the eps warm-up, as in adv_train.c */
@@ -135,7 +134,7 @@ static int attack(struct sk_vi_adv *v, const float *mu, float eps, const float *
     return SK_OK;
 }
 
-static void fill_sigma(struct sk_vi_adv *v, const float *rho)
+static void fill_sigma(struct sk_bayes_vi_adv *v, const float *rho)
 {
     size_t P = v->m->n_params;
     float *sg = v->sig;
@@ -143,10 +142,10 @@ static void fill_sigma(struct sk_vi_adv *v, const float *rho)
     for (size_t i = 0; i < P; i++) sg[i] = sk_softplusf(rho[i]);
 }
 
-int sk_vi_adv_batch(struct sk_vi_adv *v, const float *mu, const float *rho, float *xb, const int *yb, int n,
-                    double progress, uint64_t key)
+int sk_bayes_vi_adv_batch(struct sk_bayes_vi_adv *v, const float *mu, const float *rho, float *xb, const int *yb, int n,
+                          double progress, uint64_t key)
 {
-    const struct sk_adv_config *a = &v->a;
+    const struct sk_robust_config *a = &v->a;
     if (n > v->cap) return sk_error(SK_EINVAL, "VI adversarial training: batch %d larger than %d", n, v->cap);
     float f = 1.0f;
     if (a->eps_warmup_epochs > 0) {
@@ -160,18 +159,17 @@ int sk_vi_adv_batch(struct sk_vi_adv *v, const float *mu, const float *rho, floa
     return attack(v, mu, eps, xb, yb, n, sk_rng_derive(key, (0xAD7ull << 32) | SK_STREAM_ATTACK).key, xb);
 }
 
-int sk_vi_pgd_perturb(struct sk_posterior *p, const struct sk_adv_config *adv, const float *x, const int *y, int n,
-                      uint64_t seed, float *xadv)
-{
+int sk_bayes_vi_pgd_perturb(struct sk_posterior *p, const struct sk_robust_config *adv, const float *x, const int *y,
+                            int n, uint64_t seed, float *xadv) {
     struct sk_model *m = p->model;
     if (p->method != SK_BAYES_VI || !p->rho)
-        return sk_error(SK_EINVAL, "sk_vi_pgd_perturb: needs a trained vi posterior (method %s%s)",
+        return sk_error(SK_EINVAL, "sk_bayes_vi_pgd_perturb: needs a trained vi posterior (method %s%s)",
                         sk_bayes_method_name(p->method), p->rho ? "" : ", no rho");
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= m->n_classes)
             return sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
-    struct sk_vi_adv *v;
-    int rc = sk_vi_adv_new(&v, m, adv, n < VI_ADV_BATCH ? n : VI_ADV_BATCH);
+    struct sk_bayes_vi_adv *v;
+    int rc = sk_bayes_vi_adv_new(&v, m, adv, n < VI_ADV_BATCH ? n : VI_ADV_BATCH);
     if (rc) return rc;
     fill_sigma(v, p->rho);
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_ATTACK).key;
@@ -181,6 +179,6 @@ int sk_vi_pgd_perturb(struct sk_posterior *p, const struct sk_adv_config *adv, c
         rc = attack(v, m->params, adv->eps, x + (size_t)i * D, y + i, nb, sk_rng_derive(key, (uint64_t)i).key,
                     xadv + (size_t)i * D);
     }
-    sk_vi_adv_free(v);
+    sk_bayes_vi_adv_free(v);
     return rc;
 }

@@ -15,13 +15,13 @@ static int check_rows(const struct sk_model *m, const int *y, int N)
     return SK_OK;
 }
 
-int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *lo, const float *hi, int N,
-                  float *zlo, float *zhi)
+int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const float *lo, const float *hi, int N,
+                      float *zlo, float *zhi)
 {
-    if (method == SK_CERT_IBP) return sk_ibp_bounds_box(m, lo, hi, N, zlo, zhi);
-    if (method != SK_CERT_CROWN)
+    if (method == SK_CERTIFY_IBP) return sk_certify_ibp_bounds(m, lo, hi, N, zlo, zhi);
+    if (method != SK_CERTIFY_CROWN)
         return sk_error(SK_EINVAL, "bounds: method %s gives no logit bounds (use ibp or crown)",
-                        sk_cert_method_name(method));
+                        sk_certify_method_name(method));
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
     size_t nk = (size_t)N * m->n_classes + 1;
@@ -35,7 +35,7 @@ int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *l
             rv[i] = 0.5f * (hi[i] - lo[i]);
         }
         if (!rc) rc = sk_crown(m, cv, rv, NULL, N, true, zlo, zhi);
-        if (!rc) rc = sk_ibp_bounds_box(m, lo, hi, N, il, iu);
+        if (!rc) rc = sk_certify_ibp_bounds(m, lo, hi, N, il, iu);
         if (!rc)
             for (size_t i = 0; i + 1 < nk; i++) {
                 if (il[i] > zlo[i]) zlo[i] = il[i];
@@ -49,7 +49,7 @@ int sk_bounds_box(struct sk_model *m, enum sk_cert_method method, const float *l
     return rc;
 }
 
-int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
+int sk_certify_bounds_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
 {
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
@@ -68,31 +68,31 @@ int sk_bounds_box_crown_only(struct sk_model *m, const float *lo, const float *h
     return rc;
 }
 
-int sk_certify_margins(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
+int sk_certify_margins(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
                        float eps, float clip_lo, float clip_hi, float *mlo)
 {
-    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
+    struct sk_certify_domain box = { clip_lo, clip_hi, NULL, NULL };
     return sk_certify_margins_box(m, method, x, y, N, eps, &box, mlo);
 }
 
-int sk_certify_margins_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
-                           float eps, const struct sk_cert_box *box, float *mlo)
+int sk_certify_margins_box(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
+                           float eps, const struct sk_certify_domain *box, float *mlo)
 {
     int rc = check_rows(m, y, N);
     if (rc) return rc;
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "certify: epsilon %g must be finite and >= 0", eps);
     if (N == 0) return SK_OK;
-    if (method == SK_CERT_LIPSCHITZ) return sk_lipschitz_margins(m, x, y, N, eps, mlo);
-    if (method != SK_CERT_IBP && method != SK_CERT_CROWN)
+    if (method == SK_CERTIFY_LIPSCHITZ) return sk_certify_lipschitz_margins(m, x, y, N, eps, mlo);
+    if (method != SK_CERTIFY_IBP && method != SK_CERTIFY_CROWN)
         return sk_error(SK_EINVAL, "certify: unknown method %d", (int)method);
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_malloc(sizeof(float) * n), *rv = sk_malloc(sizeof(float) * n);
-    float *tmp = method == SK_CERT_CROWN ? sk_malloc(sizeof(float) * (size_t)N * m->n_classes) : NULL;
+    float *tmp = method == SK_CERTIFY_CROWN ? sk_malloc(sizeof(float) * (size_t)N * m->n_classes) : NULL;
     rc = SK_ENOMEM;
-    if (cv && rv && (method != SK_CERT_CROWN || tmp)) {
-        rc = sk_cert_box_cr(x, n, m->in_dim, eps, box, cv, rv);
-        if (!rc) rc = sk_ibp_margins(m, cv, rv, y, N, mlo);
-        if (!rc && method == SK_CERT_CROWN) {
+    if (cv && rv && (method != SK_CERTIFY_CROWN || tmp)) {
+        rc = sk_certify_domain_centre_radius(x, n, m->in_dim, eps, box, cv, rv);
+        if (!rc) rc = sk_certify_ibp_margins(m, cv, rv, y, N, mlo);
+        if (!rc && method == SK_CERTIFY_CROWN) {
             rc = sk_crown(m, cv, rv, y, N, true, tmp, NULL);
             if (!rc)
                 for (size_t i = 0; i < (size_t)N * m->n_classes; i++)
@@ -106,11 +106,11 @@ int sk_certify_margins_box(struct sk_model *m, enum sk_cert_method method, const
 }
 
 /* The report (and cert[]) from the log-probabilities and the margin bounds. */
-static void cert_report(const struct sk_model *m, enum sk_cert_method method, float eps, const float *lp,
-                        const float *mlo, const int *y, int N, unsigned char *cert, struct sk_cert_report *rep)
+static void cert_report(const struct sk_model *m, enum sk_certify_method method, float eps, const float *lp,
+                        const float *mlo, const int *y, int N, unsigned char *cert, struct sk_certify_report *rep)
 {
     int K = m->n_classes;
-    struct sk_cert_report r = { 0 };
+    struct sk_certify_report r = { 0 };
     r.method = method;
     r.eps = eps;
     r.n = N;
@@ -127,7 +127,7 @@ static void cert_report(const struct sk_model *m, enum sk_cert_method method, fl
             big = fabsf(ml[k]) > big ? fabsf(ml[k]) : big;
             worst = ml[k] < worst ? ml[k] : worst;
         }
-        bool ok = correct && K > 1 && worst > SK_CERT_TOL * (1.0f + big);
+        bool ok = correct && K > 1 && worst > SK_CERTIFY_TOL * (1.0f + big);
         r.n_correct += correct;
         r.n_certified += ok;
         msum += K > 1 ? worst : 0;
@@ -140,9 +140,9 @@ static void cert_report(const struct sk_model *m, enum sk_cert_method method, fl
 }
 
 /* sk_certify and sk_certify_lipschitz: margins and log-probabilities, then the report. */
-static int certify_run(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N,
-                       float eps, const struct sk_cert_box *box, unsigned char *cert, float *r2, float *rinf,
-                       struct sk_cert_report *rep)
+static int certify_run(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
+                       float eps, const struct sk_certify_domain *box, unsigned char *cert, float *r2, float *rinf,
+                       struct sk_certify_report *rep)
 {
     double t0 = sk_now();
     int rc = check_rows(m, y, N);
@@ -154,12 +154,12 @@ static int certify_run(struct sk_model *m, enum sk_cert_method method, const flo
     double global = NAN;
     bool proved = false;
     rc = SK_ENOMEM;
-    if (mlo && lp && method == SK_CERT_LIPSCHITZ) /* the layer bounds once for everything */
-        rc = sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved);
+    if (mlo && lp && method == SK_CERTIFY_LIPSCHITZ) /* the layer bounds once for everything */
+        rc = sk_certify_lipschitz_run(m, x, y, N, eps, 0, lp, mlo, r2, rinf, &global, &proved);
     else if (mlo && lp && !(rc = sk_certify_margins_box(m, method, x, y, N, eps, box, mlo)))
         rc = sk_model_log_probs(m, x, N, lp);
     if (!rc) {
-        struct sk_cert_report r;
+        struct sk_certify_report r;
         cert_report(m, method, eps, lp, mlo, y, N, cert, &r);
         r.lipschitz_global = global;
         r.lipschitz_proved = proved;
@@ -172,20 +172,20 @@ static int certify_run(struct sk_model *m, enum sk_cert_method method, const flo
 }
 
 int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N, float eps, unsigned char *cert,
-                         float *r2, float *rinf, struct sk_cert_report *rep)
+                         float *r2, float *rinf, struct sk_certify_report *rep)
 {
-    return certify_run(m, SK_CERT_LIPSCHITZ, x, y, N, eps, NULL, cert, r2, rinf, rep);
+    return certify_run(m, SK_CERTIFY_LIPSCHITZ, x, y, N, eps, NULL, cert, r2, rinf, rep);
 }
 
-int sk_certify(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
-               float clip_lo, float clip_hi, unsigned char *cert, struct sk_cert_report *rep)
+int sk_certify(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N, float eps,
+               float clip_lo, float clip_hi, unsigned char *cert, struct sk_certify_report *rep)
 {
-    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
+    struct sk_certify_domain box = { clip_lo, clip_hi, NULL, NULL };
     return certify_run(m, method, x, y, N, eps, &box, cert, NULL, NULL, rep);
 }
 
-int sk_certify_box(struct sk_model *m, enum sk_cert_method method, const float *x, const int *y, int N, float eps,
-                   const struct sk_cert_box *box, unsigned char *cert, struct sk_cert_report *rep)
+int sk_certify_box(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N, float eps,
+                   const struct sk_certify_domain *box, unsigned char *cert, struct sk_certify_report *rep)
 {
     return certify_run(m, method, x, y, N, eps, box, cert, NULL, NULL, rep);
 }

@@ -5,25 +5,26 @@
 #include "skeptic/certify.h"
 
 /* Index of the last dense layer if only dropout/flatten follow it, else -1. */
-int sk_cert_last_dense(const struct sk_model *m);
+int sk_certify_last_dense(const struct sk_model *m);
 /* Threat set of n values (rows of D) in centre/radius form; box NULL: none. */
-int sk_cert_box_cr(const float *x, size_t n, int D, float eps, const struct sk_cert_box *box, float *cv, float *rv);
+int sk_certify_domain_centre_radius(const float *x, size_t n, int D, float eps, const struct sk_certify_domain *box,
+                                    float *cv, float *rv);
 /* IBP margins (specification form) of N boxes in centre/radius form. */
-int sk_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo);
+int sk_certify_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo);
 /* IBP logit bounds of N boxes. */
-int sk_ibp_bounds_box(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
+int sk_certify_ibp_bounds(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
 /* CROWN: y == NULL gives logit bounds (zlo, zhi [N,K]); else margin lower
  * bounds into zlo [N,K] (zhi unused). with_ibp: intersect with IBP and take
  * the elementwise best. Fails with SK_EINVAL for models that are not MLPs. */
 int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp, float *zlo,
              float *zhi);
 /* Lipschitz margin bounds (z_y - z_j)(x) - L_yj eps sqrt(dim). */
-int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo);
+int sk_certify_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo);
 /* All the Lipschitz method gives, the layer bounds computed once (iters as
- * sk_lipschitz): the log-probabilities lp[N*K], the margin bounds mlo at eps,
+ * sk_certify_lipschitz_bound): the log-probabilities lp[N*K], the margin bounds mlo at eps,
  * the certified radii r2 / rinf, the global bound and whether it is proved
  * (all but lp may be NULL). */
-int sk_lipschitz_certify(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
-                         float *mlo, float *r2, float *rinf, double *global, bool *proved);
+int sk_certify_lipschitz_run(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
+                             float *mlo, float *r2, float *rinf, double *global, bool *proved);
 
 #endif

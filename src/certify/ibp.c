@@ -6,28 +6,28 @@
 #include <math.h>
 #include <string.h>
 
-const char *sk_cert_method_name(enum sk_cert_method m)
+const char *sk_certify_method_name(enum sk_certify_method m)
 {
     static const char *names[] = { "ibp", "crown", "lipschitz" };
     return (unsigned)m < 3 ? names[m] : "?";
 }
 
-int sk_cert_method_parse(const char *s)
+int sk_certify_method_parse(const char *s)
 {
     for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, sk_cert_method_name((enum sk_cert_method)i)) == 0) return i;
+        if (s && strcmp(s, sk_certify_method_name((enum sk_certify_method)i)) == 0) return i;
     return -1;
 }
 
-int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out)
+int sk_certify_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto, int *c_out, int *r_out)
 {
     if (c < 0) return c;
     if (r < 0) return r;
     if (upto < 0 || upto > m->n_layers)
-        return sk_error(SK_EINVAL, "sk_ibp_graph: upto %d outside 0..%d layers", upto, m->n_layers);
+        return sk_error(SK_EINVAL, "sk_certify_ibp_graph: upto %d outside 0..%d layers", upto, m->n_layers);
     int N = sk_graph_shape(g, c)[0];
     if (sk_graph_numel(g, c) != (size_t)N * m->in_dim || sk_graph_numel(g, r) != sk_graph_numel(g, c))
-        return sk_error(SK_EINVAL, "sk_ibp_graph: model '%s' expects %d inputs per row", m->spec, m->in_dim);
+        return sk_error(SK_EINVAL, "sk_certify_ibp_graph: model '%s' expects %d inputs per row", m->spec, m->in_dim);
     if (m->prep) {
         /* the input transform (scale > 0) maps the box exactly: c' = (c - shift) scale, r' = r scale */
         float *zero = sk_graph_scratch_zero(g, sizeof(float) * (size_t)m->in_dim);
@@ -67,20 +67,20 @@ int sk_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, int upto,
     return SK_OK;
 }
 
-int sk_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
-                 float clip_hi, int *c, int *r)
+int sk_certify_ibp_input(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps, float clip_lo,
+                         float clip_hi, int *c, int *r)
 {
-    struct sk_cert_box box = { clip_lo, clip_hi, NULL, NULL };
-    return sk_ibp_input_box(g, m, x, N, eps, &box, c, r);
+    struct sk_certify_domain box = { clip_lo, clip_hi, NULL, NULL };
+    return sk_certify_ibp_box(g, m, x, N, eps, &box, c, r);
 }
 
-int sk_ibp_input_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
-                     const struct sk_cert_box *box, int *c, int *r)
+int sk_certify_ibp_box(struct sk_graph *g, const struct sk_model *m, const float *x, int N, float eps,
+                       const struct sk_certify_domain *box, int *c, int *r)
 {
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_graph_scratch(g, n * sizeof(float)), *rv = sk_graph_scratch(g, n * sizeof(float));
     if (!cv || !rv) return SK_ENOMEM;
-    int rc = sk_cert_box_cr(x, n, m->in_dim, eps, box, cv, rv);
+    int rc = sk_certify_domain_centre_radius(x, n, m->in_dim, eps, box, cv, rv);
     if (rc) return rc;
     int shape[2] = { N, m->in_dim };
     *c = sk_graph_input(g, cv, 2, shape, false);
@@ -88,7 +88,7 @@ int sk_ibp_input_box(struct sk_graph *g, const struct sk_model *m, const float *
     return *r < 0 ? *r : (*c < 0 ? *c : SK_OK);
 }
 
-int sk_cert_last_dense(const struct sk_model *m)
+int sk_certify_last_dense(const struct sk_model *m)
 {
     for (int li = m->n_layers - 1; li >= 0; li--) {
         if (m->layers[li].kind == SK_LAYER_DENSE) return li;
@@ -97,14 +97,14 @@ int sk_cert_last_dense(const struct sk_model *m)
     return -1;
 }
 
-int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, int *zw)
+int sk_certify_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, int *zw)
 {
     int K = m->n_classes, N = c >= 0 ? sk_graph_shape(g, c)[0] : 0;
-    int ld = sk_cert_last_dense(m);
+    int ld = sk_certify_last_dense(m);
     int rc, hc, hr;
     if (ld < 0) {
         /* elementwise (Gowal et al.'s form): zw_j = upper(z_j) for j != y, zw_y = lower(z_y) */
-        if ((rc = sk_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) return rc;
+        if ((rc = sk_certify_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) return rc;
         float *mask = sk_graph_scratch_zero(g, sizeof(float) * (size_t)N * K);
         if (!mask) return SK_ENOMEM;
         for (int n = 0; n < N; n++) mask[(size_t)n * K + y[n]] = 1.0f;
@@ -114,7 +114,7 @@ int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, co
         *zw = sk_op_sub(g, u, sk_op_mul(g, mk, sk_op_sub(g, u, l)));
         return *zw < 0 ? *zw : SK_OK;
     }
-    if ((rc = sk_ibp_graph(m, g, c, r, ld, &hc, &hr))) return rc;
+    if ((rc = sk_certify_ibp_graph(m, g, c, r, ld, &hc, &hr))) return rc;
     const struct sk_layer *L = &m->layers[ld];
     int D = L->in[0];
     int ws[2] = { K, D }, bs[2] = { 1, K };
@@ -164,13 +164,13 @@ int sk_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, co
 static int ibp_margins_cr(struct sk_model *m, struct sk_graph *g, const float *cv, const float *rv, const int *y,
                           int N, float *mlo)
 {
-    int K = m->n_classes, ld = sk_cert_last_dense(m);
+    int K = m->n_classes, ld = sk_certify_last_dense(m);
     int shape[2] = { N, m->in_dim };
     sk_graph_reset(g);
     int c = sk_graph_input(g, cv, 2, shape, false), r = sk_graph_input(g, rv, 2, shape, false);
     int hc, hr, rc;
     if (ld < 0) {
-        if ((rc = sk_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) return rc;
+        if ((rc = sk_certify_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) return rc;
         const float *zc = sk_graph_value(g, hc), *zr = sk_graph_value(g, hr);
         for (int n = 0; n < N; n++) {
             const float *a = zc + (size_t)n * K, *b = zr + (size_t)n * K;
@@ -179,7 +179,7 @@ static int ibp_margins_cr(struct sk_model *m, struct sk_graph *g, const float *c
         }
         return SK_OK;
     }
-    if ((rc = sk_ibp_graph(m, g, c, r, ld, &hc, &hr))) return rc;
+    if ((rc = sk_certify_ibp_graph(m, g, c, r, ld, &hc, &hr))) return rc;
     const struct sk_layer *L = &m->layers[ld];
     int D = L->in[0];
     const float *W = m->params + L->w_off, *bias = m->params + L->b_off;
@@ -204,8 +204,8 @@ static int ibp_margins_cr(struct sk_model *m, struct sk_graph *g, const float *c
     return SK_OK;
 }
 
-int sk_cert_box_cr(const float *x, size_t n, int D, float eps, const struct sk_cert_box *b, float *cv, float *rv)
-{
+int sk_certify_domain_centre_radius(const float *x, size_t n, int D, float eps, const struct sk_certify_domain *b,
+                                    float *cv, float *rv) {
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "epsilon %g must be finite and >= 0", eps);
     const float *blo = b ? b->blo : NULL, *bhi = b ? b->bhi : NULL;
     bool box = blo || (b && b->lo < b->hi);
@@ -223,7 +223,7 @@ int sk_cert_box_cr(const float *x, size_t n, int D, float eps, const struct sk_c
     return SK_OK;
 }
 
-int sk_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo)
+int sk_certify_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, float *mlo)
 {
     struct sk_graph *g = sk_graph_new();
     if (!g) return SK_ENOMEM;
@@ -237,7 +237,7 @@ int sk_ibp_margins(struct sk_model *m, const float *cv, const float *rv, const i
     return rc;
 }
 
-int sk_ibp_bounds_box(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
+int sk_certify_ibp_bounds(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
 {
     struct sk_graph *g = sk_graph_new();
     if (!g) return SK_ENOMEM;
@@ -264,7 +264,7 @@ int sk_ibp_bounds_box(struct sk_model *m, const float *lo, const float *hi, int 
         if (rc) break;
         int shape[2] = { B, D };
         int c = sk_graph_input(g, cv, 2, shape, false), r = sk_graph_input(g, rv, 2, shape, false), hc, hr;
-        if ((rc = sk_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) break;
+        if ((rc = sk_certify_ibp_graph(m, g, c, r, m->n_layers, &hc, &hr))) break;
         const float *zc = sk_graph_value(g, hc), *zr = sk_graph_value(g, hr);
         if (sk_graph_numel(g, hc) != (size_t)B * K) {
             rc = sk_error(SK_EINVAL, "bounds: model output has %zu values per row, expected %d",

@@ -214,12 +214,11 @@ static int layer_norm(struct sk_model *m, const struct sk_layer *L, int iters, u
     return rc;
 }
 
-int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix, double *global,
-                 bool *proved)
-{
+int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix,
+                               double *global, bool *proved) {
     bool all_proved = true;
     if (iters <= 0) iters = 100;
-    int ld = sk_cert_last_dense(m);
+    int ld = sk_certify_last_dense(m);
     /* the input transform (x - shift) * scale is diagonal: its norm is the largest scale */
     double pre = sk_model_input_gain(m), all = pre;
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_NOISE).key;
@@ -252,10 +251,10 @@ int sk_lipschitz(struct sk_model *m, int iters, uint64_t seed, double *norms, do
 static int margin_lip(struct sk_model *m, int iters, double *Lyj, double *global, bool *proved)
 {
     double pre, all;
-    int rc = sk_lipschitz(m, iters, 1, NULL, &pre, &all, proved);
+    int rc = sk_certify_lipschitz_bound(m, iters, 1, NULL, &pre, &all, proved);
     if (rc) return rc;
     if (global) *global = all;
-    int K = m->n_classes, ld = sk_cert_last_dense(m);
+    int K = m->n_classes, ld = sk_certify_last_dense(m);
     for (int a = 0; a < K; a++)
         for (int b = 0; b < K; b++) {
             if (ld < 0) {
@@ -275,8 +274,8 @@ static int margin_lip(struct sk_model *m, int iters, double *Lyj, double *global
     return SK_OK;
 }
 
-int sk_lipschitz_certify(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
-                         float *mlo, float *r2, float *rinf, double *global, bool *proved)
+int sk_certify_lipschitz_run(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
+                             float *mlo, float *r2, float *rinf, double *global, bool *proved)
 {
     int K = m->n_classes;
     double *Lyj = sk_malloc(sizeof(double) * (size_t)K * K);
@@ -302,18 +301,18 @@ int sk_lipschitz_certify(struct sk_model *m, const float *x, const int *y, int N
     return rc;
 }
 
-int sk_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo)
+int sk_certify_lipschitz_margins(struct sk_model *m, const float *x, const int *y, int N, float eps, float *mlo)
 {
     float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * m->n_classes);
-    int rc = lp ? sk_lipschitz_certify(m, x, y, N, eps, 0, lp, mlo, NULL, NULL, NULL, NULL) : SK_ENOMEM;
+    int rc = lp ? sk_certify_lipschitz_run(m, x, y, N, eps, 0, lp, mlo, NULL, NULL, NULL, NULL) : SK_ENOMEM;
     sk_free(lp);
     return rc;
 }
 
-int sk_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2, float *rinf)
-{
+int sk_certify_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
+                                float *rinf) {
     float *lp = sk_malloc(sizeof(float) * (size_t)(N > 0 ? N : 1) * m->n_classes);
-    int rc = lp ? sk_lipschitz_certify(m, x, y, N, 0, iters, lp, NULL, r2, rinf, NULL, NULL) : SK_ENOMEM;
+    int rc = lp ? sk_certify_lipschitz_run(m, x, y, N, 0, iters, lp, NULL, r2, rinf, NULL, NULL) : SK_ENOMEM;
     sk_free(lp);
     return rc;
 }

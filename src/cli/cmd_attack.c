@@ -35,7 +35,7 @@ static int parse_eps_list(const char *s, float *eps, int *n)
 static void json_result(cJSON *o, const struct sk_attack_result *r)
 {
     cJSON_AddStringToObject(o, "attack", r->attack);
-    cJSON_AddStringToObject(o, "norm", sk_norm_name(r->norm));
+    cJSON_AddStringToObject(o, "norm", sk_attack_norm_name(r->norm));
     cli_json_num(o, "eps", r->eps);
     cJSON_AddNumberToObject(o, "n", r->n);
     cli_json_num(o, "clean_accuracy", r->clean_acc);
@@ -126,7 +126,7 @@ static void attack_run_free(struct attack_run *r, int n_eps)
     sk_free(r->meta);
     sk_dataset_free(r->d);
     if (r->post)
-        sk_posterior_free(r->post);
+        sk_bayes_free(r->post);
     else
         sk_model_free(r->m);
 }
@@ -167,7 +167,7 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
     int p = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL ? SK_NORM_L2
             : kind == SK_ATTACK_SPARSE                         ? SK_NORM_L0
                                                                : SK_NORM_LINF;
-    if (a->norm && (p = sk_norm_parse(a->norm)) < 0)
+    if (a->norm && (p = sk_attack_norm_parse(a->norm)) < 0)
         return cli_usage("--norm: expected linf, l2 or l0, got '%s'", a->norm);
     bool minnorm = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL || kind == SK_ATTACK_FMN;
     if (a->eps_list && (rc = parse_eps_list(a->eps_list, a->epsv, &a->n_eps))) return rc;
@@ -198,7 +198,7 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
 static int open_target(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
 {
     if (cli_is_posterior_file(c->model)) {
-        if (!(r->post = sk_posterior_load(c->model))) return cli_fail_lib();
+        if (!(r->post = sk_bayes_load(c->model))) return cli_fail_lib();
         r->m = r->post->model;
     } else if (!(r->m = cli_load_model(c, &r->meta))) {
         return CLI_FAIL;
@@ -225,7 +225,7 @@ static int make_classifier(const struct cli_common *c, const struct attack_args 
         /* ensembles and SGLD: every member unless --eot K; vi / laplace: K samples per call (default 1: no EOT) */
         enum sk_bayes_method me = r->post->method;
         bool stoch = me == SK_BAYES_VI || me == SK_BAYES_LAPLACE || me == SK_BAYES_MCDROPOUT;
-        r->cl = sk_posterior_classifier(r->post, eot ? eot : (stoch ? 1 : 0), a->seed);
+        r->cl = sk_bayes_classifier(r->post, eot ? eot : (stoch ? 1 : 0), a->seed);
         if (r->cl)
             fprintf(stderr, "skeptic attack: %s is a %s posterior: attacking its predictive over %d sample(s) per call, "
                     "temperature %g applied\n", c->model, sk_bayes_method_name(me), r->cl->n_samples,
@@ -323,7 +323,7 @@ static int write_files(const struct attack_args *a, const struct attack_run *r)
     if (a->csv && (rc = write_csv(a->csv, a, r->curve))) return rc;
     if (a->plot) {
         char title[96];
-        snprintf(title, sizeof title, "%s %s%s", sk_attack_name(r->cfg.kind), sk_norm_name(r->cfg.norm),
+        snprintf(title, sizeof title, "%s %s%s", sk_attack_name(r->cfg.kind), sk_attack_norm_name(r->cfg.norm),
                  r->r->no_eot ? " NO EOT" : "");
         const char *names[1] = { title };
         if (sk_attack_plot_curve(a->plot, title, a->epsv, a->n_eps, r->curve, 1, names)) return cli_fail_lib();
@@ -364,7 +364,7 @@ static void print_text(const struct attack_args *a, const struct attack_run *r)
     char buf[4096];
     if (a->eps_list) {
         printf("accuracy versus eps (%s, %s%s), %d points\n  eps        robust accuracy\n", res->attack,
-               sk_norm_name(res->norm), res->no_eot ? ", stochastic model, no EOT" : "", res->n);
+               sk_attack_norm_name(res->norm), res->no_eot ? ", stochastic model, no EOT" : "", res->n);
         for (int e = 0; e < a->n_eps; e++) printf("  %-9g  %.4f\n", a->epsv[e], r->curve[e]);
         printf("\nat the largest eps:\n");
     }

@@ -18,14 +18,14 @@ static const struct cli_field_flag certify_flags[] = { { "method ibp", "--method
 
 /* What certify found: the report, and the Lipschitz radii's medians. */
 struct cert_result {
-    struct sk_cert_report rep;
+    struct sk_certify_report rep;
     double med2, medinf;
 };
 
 /* Certify d: the Lipschitz bound (one computation of the layer bounds gives
  * the certified points and the radii) or bound propagation in [lo, hi]. */
 static int certify(struct sk_model *m, const struct sk_dataset *d, int method, float eps,
-                   const struct sk_cert_box *bx, struct cert_result *r)
+                   const struct sk_certify_domain *bx, struct cert_result *r)
 {
     unsigned char *cert = sk_malloc((size_t)d->n);
     float *r2 = NULL, *rinf = NULL;
@@ -33,7 +33,7 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
     r->med2 = r->medinf = NAN;
     if (!cert) {
         status = cli_fail_lib();
-    } else if (method == SK_CERT_LIPSCHITZ) {
+    } else if (method == SK_CERTIFY_LIPSCHITZ) {
         r2 = sk_malloc(sizeof(float) * (size_t)d->n);
         rinf = sk_malloc(sizeof(float) * (size_t)d->n);
         if (!r2 || !rinf || sk_certify_lipschitz(m, d->x, d->y, d->n, eps, cert, r2, rinf, &r->rep)) {
@@ -44,7 +44,7 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
             r->med2 = r2[d->n / 2];
             r->medinf = rinf[d->n / 2];
         }
-    } else if (sk_certify_box(m, (enum sk_cert_method)method, d->x, d->y, d->n, eps, bx, cert, &r->rep)) {
+    } else if (sk_certify_box(m, (enum sk_certify_method)method, d->x, d->y, d->n, eps, bx, cert, &r->rep)) {
         status = cli_fail_lib_map(certify_flags);
     }
     sk_free(cert);
@@ -53,14 +53,14 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
     return status;
 }
 
-static void print_json(const struct cli_common *c, int method, float eps, const struct sk_cert_box *bx, int dim,
+static void print_json(const struct cli_common *c, int method, float eps, const struct sk_certify_domain *bx, int dim,
                        int n, const struct cert_result *r, int n_broken, int n_outside)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", c->model);
     cJSON_AddStringToObject(o, "data", c->data);
     cJSON_AddStringToObject(o, "split", c->split ? c->split : "test");
-    cJSON_AddStringToObject(o, "method", sk_cert_method_name((enum sk_cert_method)method));
+    cJSON_AddStringToObject(o, "method", sk_certify_method_name((enum sk_certify_method)method));
     char eb[32];
     snprintf(eb, sizeof eb, "%g", eps); /* the flag as given, not its float rounding */
     cli_json_num(o, "eps", atof(eb));
@@ -87,7 +87,7 @@ static void print_json(const struct cli_common *c, int method, float eps, const 
         cJSON_AddNumberToObject(sw, "certified_and_broken", 0);
         cJSON_AddNumberToObject(sw, "outside_threat_set", n_outside);
     }
-    if (method == SK_CERT_LIPSCHITZ) {
+    if (method == SK_CERTIFY_LIPSCHITZ) {
         cli_json_num(o, "lipschitz_global", r->rep.lipschitz_global);
         cJSON_AddBoolToObject(o, "lipschitz_proved", r->rep.lipschitz_proved);
         cli_json_num(o, "median_radius_l2", r->med2);
@@ -96,7 +96,7 @@ static void print_json(const struct cli_common *c, int method, float eps, const 
     cli_json_print(o);
 }
 
-static void print_text(const struct cli_common *c, const char *spec, int method, float eps, const struct sk_cert_box *bx,
+static void print_text(const struct cli_common *c, const char *spec, int method, float eps, const struct sk_certify_domain *bx,
                        int n, const struct cert_result *r, int n_broken, int n_outside)
 {
     printf("model      %s (%s)\n", c->model, spec);
@@ -105,11 +105,11 @@ static void print_text(const struct cli_common *c, const char *spec, int method,
     if (bx->blo) printf(" within the per-feature training range (overall [%g, %g])\n", bx->lo, bx->hi);
     else if (bx->lo < bx->hi) printf(" within [%g, %g]\n", bx->lo, bx->hi);
     else printf(" (no input box)\n");
-    printf("method     %s\n", sk_cert_method_name((enum sk_cert_method)method));
+    printf("method     %s\n", sk_certify_method_name((enum sk_certify_method)method));
     printf("clean      %.4f  (%d of %d)\n", r->rep.clean_acc, r->rep.n_correct, n);
     printf("certified  %.4f  (%d of %d)\n", r->rep.certified_acc, r->rep.n_certified, n);
     printf("margin     mean lower bound of the worst margin %.4g\n", r->rep.mean_margin_lo);
-    if (method == SK_CERT_LIPSCHITZ)
+    if (method == SK_CERTIFY_LIPSCHITZ)
         printf("lipschitz  global L2 bound %.4g (%s); median certified radius L2 %.4g, L-inf %.4g\n",
                r->rep.lipschitz_global,
                r->rep.lipschitz_proved ? "proved" : "estimated: a layer too large for Gram iteration", r->med2,
@@ -136,7 +136,7 @@ static void points_free(struct cert_points *p)
 }
 
 static int cert_points(struct sk_model *m, const struct sk_dataset *d, int method, float eps,
-                       const struct sk_cert_box *bx, struct cert_points *p)
+                       const struct sk_certify_domain *bx, struct cert_points *p)
 {
     int N = d->n, K = m->n_classes;
     float *mlo = sk_malloc(sizeof(float) * (size_t)N * K), *lp = sk_malloc(sizeof(float) * (size_t)N * K);
@@ -144,10 +144,10 @@ static int cert_points(struct sk_model *m, const struct sk_dataset *d, int metho
     p->margin = sk_malloc(sizeof(float) * (size_t)N);
     p->cert = sk_malloc((size_t)N);
     int rc = !mlo || !lp || !p->pred || !p->margin || !p->cert ? SK_ENOMEM : SK_OK;
-    struct sk_cert_report rep;
+    struct sk_certify_report rep;
     /* the certified flags are sk_certify's own decisions; the margins come with them */
-    if (!rc) rc = sk_certify_box(m, (enum sk_cert_method)method, d->x, d->y, N, eps, bx, p->cert, &rep);
-    if (!rc) rc = sk_certify_margins_box(m, (enum sk_cert_method)method, d->x, d->y, N, eps, bx, mlo);
+    if (!rc) rc = sk_certify_box(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, p->cert, &rep);
+    if (!rc) rc = sk_certify_margins_box(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, mlo);
     if (!rc) rc = sk_model_log_probs(m, d->x, N, lp);
     for (int i = 0; i < N && !rc; i++) {
         int b = 0;
@@ -184,7 +184,7 @@ static int write_points(const char *path, const struct sk_dataset *d, const stru
  * attack broke inside the threat set may be certified. A certified point
  * with a misclassified example within eps and the box means an unsound
  * bound: a loud failure, never a figure. */
-static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *path, float eps, const struct sk_cert_box *bx,
+static int sandwich(struct sk_model *m, const struct sk_dataset *d, const char *path, float eps, const struct sk_certify_domain *bx,
                     const struct cert_points *p, int *n_broken, int *n_outside)
 {
     int nd;
@@ -245,7 +245,7 @@ static int run(const struct cli_common *c, int method, float eps, float clip_min
     if (!m) return CLI_FAIL;
     struct sk_dataset *d = cli_load_eval_data(c, m, meta);
     int status = CLI_FAIL;
-    struct sk_cert_box bx = { 0, 0, NULL, NULL };
+    struct sk_certify_domain bx = { 0, 0, NULL, NULL };
     float *blo = NULL, *bhi = NULL;
     struct cert_result r = { 0 };
     if (d && d->n < 1) status = cli_fail("%s: no rows to certify", c->data);
@@ -307,7 +307,7 @@ int cmd_certify(int argc, char **argv)
     if (!c.model) return cli_usage("--model FILE is required");
     if (!c.data) return cli_usage("--data D is required");
     if (!(eps >= 0) || !isfinite(eps)) return cli_usage("--eps E is required (a finite radius >= 0, e.g. 0.1)");
-    int method = sk_cert_method_parse(method_s);
+    int method = sk_certify_method_parse(method_s);
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
     const struct cli_path outs[] = { { "--points", points_path, false }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },

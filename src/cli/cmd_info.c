@@ -37,11 +37,11 @@ int cmd_info(int argc, char **argv)
     if (cli_is_posterior_file(c.model)) {
         /* a posterior: its extra tensors (rho, members, ...) are not part of the spec */
         struct sk_safetensors *f = sk_safetensors_read(c.model);
-        p = f ? sk_posterior_load(c.model) : NULL;
+        p = f ? sk_bayes_load(c.model) : NULL;
         meta = p ? sk_safetensors_meta_json(f) : NULL;
         sk_safetensors_free(f);
         if (!p || !meta) {
-            sk_posterior_free(p);
+            sk_bayes_free(p);
             return cli_fail_lib();
         }
         m = p->model;
@@ -105,7 +105,7 @@ int cmd_info(int argc, char **argv)
     }
     cJSON_Delete(md);
     sk_free(meta);
-    if (p) sk_posterior_free(p);
+    if (p) sk_bayes_free(p);
     else sk_model_free(m);
     return CLI_OK;
 }

@@ -129,8 +129,8 @@ struct train_run {
     struct sk_dataset *train, *test;
     struct sk_model *m;
     struct sk_trainer *t;
-    struct sk_adv_loss *advl;
-    struct sk_adv_config advc;
+    struct sk_robust_loss *advl;
+    struct sk_robust_config advc;
     float *box_lo, *box_hi; /* advc's per-feature box (tabular data) */
     char *spec;
     cJSON *meta;
@@ -146,7 +146,7 @@ static void train_run_free(struct train_run *r)
     sk_free(r->box_lo);
     sk_free(r->box_hi);
     sk_trainer_free(r->t);
-    sk_adv_loss_free(r->advl);
+    sk_robust_loss_free(r->advl);
     sk_model_free(r->m);
     sk_dataset_free(r->train);
     sk_dataset_free(r->test);
@@ -225,16 +225,16 @@ static int build_model(const struct cli_common *c, const struct train_args *a, s
     return CLI_OK;
 }
 
-/* The adversarial-training config of --adv (checked by sk_adv_check) and its box. */
+/* The adversarial-training config of --adv (checked by sk_robust_check) and its box. */
 static int build_adv(const struct cli_common *c, struct train_args *a, struct train_run *r)
 {
-    a->adv_kind = sk_adv_kind_parse(a->adv_s);
-    if (isnan(a->adv_eps)) a->adv_eps = a->adv_kind == SK_ADV_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
+    a->adv_kind = sk_robust_kind_parse(a->adv_s);
+    if (isnan(a->adv_eps)) a->adv_eps = a->adv_kind == SK_ROBUST_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
     if (a->adv_kind < 0)
         return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep or nuat", a->adv_s);
-    struct sk_adv_config *advc = &r->advc;
-    *advc = sk_adv_defaults((enum sk_adv_kind)a->adv_kind, a->adv_eps);
-    advc->steps = sk_adv_single_step((enum sk_adv_kind)a->adv_kind) ? 1 : a->adv_steps;
+    struct sk_robust_config *advc = &r->advc;
+    *advc = sk_robust_defaults((enum sk_robust_kind)a->adv_kind, a->adv_eps);
+    advc->steps = sk_robust_single_step((enum sk_robust_kind)a->adv_kind) ? 1 : a->adv_steps;
     advc->step = a->adv_step;
     advc->trades_beta = a->adv_beta;
     advc->nfgsm_noise = a->adv_noise;
@@ -244,12 +244,12 @@ static int build_adv(const struct cli_common *c, struct train_args *a, struct tr
     }
     advc->ibp_kappa_end = a->adv_kappa;
     advc->eot = a->adv_eot;
-    if (a->adv_kind == SK_ADV_NONE) {
+    if (a->adv_kind == SK_ROBUST_NONE) {
         if (!isnan(a->clip_min) || !isnan(a->clip_max))
             return cli_usage("--clip-min/--clip-max bound adversarial training: they need --adv");
         return CLI_OK;
     }
-    if (sk_adv_check(advc)) return cli_usage_lib(adv_flags);
+    if (sk_robust_check(advc)) return cli_usage_lib(adv_flags);
     int rc = cli_feature_box("train", c->data, r->train, NULL, a->clip_min, a->clip_max, false, &advc->clip_lo,
                              &advc->clip_hi, &r->box_lo, &r->box_hi);
     advc->box_lo = r->box_lo;
@@ -316,7 +316,7 @@ static cJSON *build_meta(const struct cli_common *c, const struct train_args *a,
     cJSON_Delete(tcfg);
     cJSON_AddStringToObject(meta, "skeptic.train", tcfg_txt ? tcfg_txt : "{}");
     free(tcfg_txt);
-    if (a->adv_kind != SK_ADV_NONE) {
+    if (a->adv_kind != SK_ROBUST_NONE) {
         cJSON_AddStringToObject(meta, "skeptic.adv", a->adv_s);
         snprintf(num, sizeof num, "%g", a->adv_eps);
         cJSON_AddStringToObject(meta, "skeptic.adv_eps", num);
@@ -328,9 +328,9 @@ static cJSON *build_meta(const struct cli_common *c, const struct train_args *a,
  * ck_txt is the checkpoints' metadata, alive until the run ends. */
 static int start_trainer(const struct train_args *a, struct sk_train_config *cfg, struct train_run *r)
 {
-    if (a->adv_kind != SK_ADV_NONE) {
-        if (!(r->advl = sk_adv_loss_new(r->m, &r->advc, a->batch))) return cli_fail_lib();
-        sk_adv_attach(cfg, r->advl); /* before the trainer copies cfg */
+    if (a->adv_kind != SK_ROBUST_NONE) {
+        if (!(r->advl = sk_robust_loss_new(r->m, &r->advc, a->batch))) return cli_fail_lib();
+        sk_robust_attach(cfg, r->advl); /* before the trainer copies cfg */
     }
     if (!(r->t = sk_trainer_new(r->m, cfg, r->train->x, r->train->y, r->train->n))) return cli_fail_lib();
     struct stat sb;
@@ -351,9 +351,9 @@ static int run_trainer(const struct train_args *a, struct train_run *r)
     int rc = sk_trainer_run(r->t);
     cli_progress_clear(&r->tc.prog);
     r->secs = sk_now() - t0;
-    struct sk_adv_report rep;
+    struct sk_robust_report rep;
     const struct sk_trainer *t = r->t;
-    if (!rc && r->advl && !(rc = sk_adv_finish(r->advl, &rep)) && rep.best_epoch >= 0 && !a->quiet)
+    if (!rc && r->advl && !(rc = sk_robust_finish(r->advl, &rep)) && rep.best_epoch >= 0 && !a->quiet)
         fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows; best %.4f at epoch %d)\n",
                 rep.kept_epoch + 1, rep.guard_acc[rep.kept_epoch < 64 ? rep.kept_epoch : 63],
                 t->n_val < 512 ? t->n_val : 512, rep.best_guard_acc, rep.best_epoch + 1);

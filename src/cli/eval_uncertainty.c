@@ -32,7 +32,7 @@ static int write_outputs(struct sk_posterior *p, const struct sk_dataset *d, con
     int64_t shp[2] = { d->n, K };
     float *a = sk_malloc(sizeof(float) * (size_t)(d->n > 0 ? d->n : 1) * K);
     int rc = a ? SK_OK : SK_ENOMEM;
-    if (!rc && u->predictions && !(rc = sk_posterior_predict(p, d->x, d->n, S, u->seed, a, NULL))) {
+    if (!rc && u->predictions && !(rc = sk_bayes_predict(p, d->x, d->n, S, u->seed, a, NULL))) {
         for (size_t i = 0; i < (size_t)d->n * K; i++) a[i] = logf(a[i]);
         rc = sk_npy_write_f32(u->predictions, a, 2, shp);
     }
@@ -166,7 +166,7 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
     if (!c->model) return cli_usage("--model FILE is required");
     if (!c->data) return cli_usage("--data D is required");
     if (u->samples < 0) return cli_usage("--samples must be >= 1 (got %d)", u->samples);
-    struct sk_posterior *p = sk_posterior_load(c->model);
+    struct sk_posterior *p = sk_bayes_load(c->model);
     if (!p) return cli_fail_lib();
     struct sk_dataset *d = cli_load_eval_data(c, p->model, NULL), *ood = NULL;
     struct sk_bayes_report r = { 0 };
@@ -192,6 +192,6 @@ out:
     sk_bayes_report_free(&r);
     sk_dataset_free(d);
     sk_dataset_free(ood);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     return status;
 }

@@ -1,6 +1,6 @@
 /* `skeptic train --method M`: Bayesian training (reached from cmd_train.c
  * when --method is given and is not "deterministic"). One posterior file
- * per run, loadable by eval, compare and the library (sk_posterior_load). */
+ * per run, loadable by eval, compare and the library (sk_bayes_load). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,7 @@ struct bayes_args {
     uint64_t seed;
     bool temperature, probit, no_lrt, flipout, no_flipout;
     int method_kind, prep_kind, adv_kind; /* parsed from the strings */
-    struct sk_adv_config advc;
+    struct sk_robust_config advc;
 };
 
 /* The flags that set the adversarial-training fields the library names. */
@@ -47,14 +47,14 @@ static const struct cli_field_flag adv_flags[] = {
     { "adv.trades_beta", "--adv-beta" }, { "adv.eot", "--adv-eot" }, { "adv.kind", "--adv" }, { NULL, NULL },
 };
 
-/* --adv and its options into a->advc (checked by sk_adv_check). */
+/* --adv and its options into a->advc (checked by sk_robust_check). */
 static int check_adv(struct bayes_args *a)
 {
-    int mk = a->method_kind, ak = a->adv_kind = sk_adv_kind_parse(a->adv_s);
+    int mk = a->method_kind, ak = a->adv_kind = sk_robust_kind_parse(a->adv_s);
     if (ak < 0) return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep or nuat", a->adv_s);
-    a->advc = sk_adv_defaults((enum sk_adv_kind)ak,
-                              isnan(a->adv_eps) ? (ak == SK_ADV_FGSM_MIX ? 0.01f : 0.1f) : a->adv_eps);
-    if (ak == SK_ADV_NONE) {
+    a->advc = sk_robust_defaults((enum sk_robust_kind)ak,
+                                 isnan(a->adv_eps) ? (ak == SK_ROBUST_FGSM_MIX ? 0.01f : 0.1f) : a->adv_eps);
+    if (ak == SK_ROBUST_NONE) {
         if (a->adv_eot != -1 || !isnan(a->adv_eps) || a->adv_step != 0 || !isnan(a->clip_min) || !isnan(a->clip_max))
             return cli_usage("--adv-eps, --adv-step-size, --adv-eot and --clip-min/--clip-max need --adv "
                              "pgd|fgsm|trades|ibp|fgsm-mix|n-fgsm|fgsm-ep|nuat");
@@ -63,17 +63,17 @@ static int check_adv(struct bayes_args *a)
     if (mk != SK_BAYES_VI && mk != SK_BAYES_MCDROPOUT && mk != SK_BAYES_ENSEMBLE)
         return cli_usage("--adv %s: adversarial training applies to --method vi, mc-dropout and ensemble, not %s",
                          a->adv_s, a->method);
-    if (mk == SK_BAYES_VI && ak != SK_ADV_PGD && ak != SK_ADV_FGSM)
+    if (mk == SK_BAYES_VI && ak != SK_ROBUST_PGD && ak != SK_ROBUST_FGSM)
         return cli_usage("--adv %s with --method vi: Bayes by Backprop trains with --adv pgd or fgsm only", a->adv_s);
     if (a->adv_eot == 0 || a->adv_eot < -1) return cli_usage("--adv-eot %d must be >= 1", a->adv_eot);
     if (a->adv_eot > 1 && mk == SK_BAYES_ENSEMBLE && !strstr(a->arch, "dropout"))
         return cli_usage("--adv-eot %d: ensemble members without dropout are deterministic; EOT applies to vi and "
                          "mc-dropout", a->adv_eot);
-    a->advc.steps = sk_adv_single_step((enum sk_adv_kind)ak) ? 1 : a->adv_steps;
+    a->advc.steps = sk_robust_single_step((enum sk_robust_kind)ak) ? 1 : a->adv_steps;
     a->advc.step = a->adv_step;
     a->advc.trades_beta = a->adv_beta;
     a->advc.eot = a->adv_eot > 0 ? a->adv_eot : (mk == SK_BAYES_ENSEMBLE ? 1 : 4);
-    return sk_adv_check(&a->advc) ? cli_usage_lib(adv_flags) : CLI_OK;
+    return sk_robust_check(&a->advc) ? cli_usage_lib(adv_flags) : CLI_OK;
 }
 
 static int check_args(const struct cli_common *c, struct bayes_args *a)
@@ -123,7 +123,7 @@ static int build(const struct cli_common *c, struct bayes_args *a, struct sk_dat
                           m->n_classes, c->classes ? "" : " (select classes with --classes)");
     /* classes, split and preprocessing travel in the posterior file (the data stay raw) */
     else if (cli_record_training_data(m, c, all, (enum sk_prep_kind)a->prep_kind)) status = cli_fail_lib();
-    else if (a->adv_kind != SK_ADV_NONE)
+    else if (a->adv_kind != SK_ROBUST_NONE)
         status = cli_input_box("train", c->data, all, a->clip_min, a->clip_max, false, &a->advc.clip_lo,
                                &a->advc.clip_hi);
     else status = CLI_OK;
@@ -136,7 +136,7 @@ static int build(const struct cli_common *c, struct bayes_args *a, struct sk_dat
     sk_dataset_free(all);
     if (!status) {
         sk_model_init(m, SK_INIT_HE_UNIFORM, a->seed);
-        if (!(*p = sk_posterior_new(m, (enum sk_bayes_method)a->method_kind))) status = cli_fail_lib();
+        if (!(*p = sk_bayes_new(m, (enum sk_bayes_method)a->method_kind))) status = cli_fail_lib();
     }
     if (status && !*p) sk_model_free(m);
     return status;
@@ -164,7 +164,7 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
         bc.vi.anneal_epochs = a->anneal;
         bc.vi.local_reparam = !a->no_lrt;
         if (a->flipout || a->no_flipout) bc.vi.flipout = a->flipout;
-        bc.vi.adv = a->adv_kind != SK_ADV_NONE ? &a->advc : NULL;
+        bc.vi.adv = a->adv_kind != SK_ROBUST_NONE ? &a->advc : NULL;
         cfg->opt.sched = SK_SCHED_COSINE;
         cfg->opt.min_lr = a->lr * 0.05f;
         break;
@@ -202,14 +202,14 @@ static int train_bayes(const struct cli_common *c, struct bayes_args *a)
         int rc = fit(a, p, tr);
         if (!rc && a->temperature) {
             float T;
-            rc = sk_posterior_fit_temperature(p, va->x, va->y, va->n, 20, a->seed, &T);
+            rc = sk_bayes_fit_temperature(p, va->x, va->y, va->n, 20, a->seed, &T);
             if (!rc) fprintf(stderr, "temperature %.4f\n", T);
         }
-        if (!rc) rc = sk_posterior_save(p, a->out);
+        if (!rc) rc = sk_bayes_save(p, a->out);
         if (rc) status = cli_fail_lib();
         else fprintf(stderr, "wrote %s (%s)\n", a->out, sk_bayes_method_name(p->method));
     }
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     sk_dataset_free(tr);
     sk_dataset_free(va);
     return status;
@@ -274,7 +274,7 @@ int cli_train_bayes(int argc, char **argv)
         "network trained for --epochs. Evaluate with skeptic eval --samples S --ood mnist --plots DIR.\n"
         "--adv K trains vi, mc-dropout and ensemble members adversarially: vi replaces each minibatch by PGD (or\n"
         "FGSM-RS) points found against the current posterior with EOT over --adv-eot weight draws per step;\n"
-        "mc-dropout by the MC-mode attack over --adv-eot masks; ensemble members each by sk_adv_train.",
+        "mc-dropout by the MC-mode attack over --adv-eot masks; ensemble members each by sk_robust_train.",
         "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --epochs 20 --out bbb.safetensors\n"
         "skeptic train --method ensemble --members 5 --data fashion-mnist --arch mlp:784-400-400-10:relu --out ens.safetensors\n"
         "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --adv pgd --adv-eps 0.1 --adv-steps 5 --adv-eot 4 --out bbb-pgd.safetensors\n"

@@ -7,30 +7,31 @@
 #include <math.h>
 #include <string.h>
 
-const char *sk_adv_kind_name(enum sk_adv_kind k)
+const char *sk_robust_kind_name(enum sk_robust_kind k)
 {
     static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep", "nuat" };
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
-int sk_adv_kind_parse(const char *s)
+int sk_robust_kind_parse(const char *s)
 {
-    for (int i = 0; i <= SK_ADV_NUAT; i++)
-        if (s && strcmp(s, sk_adv_kind_name((enum sk_adv_kind)i)) == 0) return i;
+    for (int i = 0; i <= SK_ROBUST_NUAT; i++)
+        if (s && strcmp(s, sk_robust_kind_name((enum sk_robust_kind)i)) == 0) return i;
     return -1;
 }
 
-bool sk_adv_single_step(enum sk_adv_kind k)
+bool sk_robust_single_step(enum sk_robust_kind k)
 {
-    return k == SK_ADV_FGSM || k == SK_ADV_FGSM_MIX || k == SK_ADV_NFGSM || k == SK_ADV_FGSM_EP || k == SK_ADV_NUAT;
+    return k == SK_ROBUST_FGSM || k == SK_ROBUST_FGSM_MIX || k == SK_ROBUST_NFGSM || k == SK_ROBUST_FGSM_EP ||
+           k == SK_ROBUST_NUAT;
 }
 
-struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
+struct sk_robust_config sk_robust_defaults(enum sk_robust_kind kind, float eps)
 {
-    struct sk_adv_config a = { 0 };
+    struct sk_robust_config a = { 0 };
     a.kind = kind;
     a.eps = eps;
-    a.steps = sk_adv_single_step(kind) ? 1 : 10;
+    a.steps = sk_robust_single_step(kind) ? 1 : 10;
     a.step = 0;
     a.clip_lo = 0;
     a.clip_hi = 1;
@@ -41,20 +42,20 @@ struct sk_adv_config sk_adv_defaults(enum sk_adv_kind kind, float eps)
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
     a.eot = 1;
-    a.guard = kind == SK_ADV_FGSM || kind == SK_ADV_NFGSM || kind == SK_ADV_FGSM_EP || kind == SK_ADV_NUAT;
+    a.guard = kind == SK_ROBUST_FGSM || kind == SK_ROBUST_NFGSM || kind == SK_ROBUST_FGSM_EP || kind == SK_ROBUST_NUAT;
     a.guard_n = 512;
     a.guard_steps = 10;
     a.guard_tol = 0.05f;
     return a;
 }
 
-struct sk_adv_loss {
+struct sk_robust_loss {
     struct sk_model *m;
-    struct sk_adv_config a;
+    struct sk_robust_config a;
     struct sk_graph *ag;  /* the attack's graph (no parameter gradients) */
     float *xadv;          /* batch x in_dim */
     int cap;
-    /* chaining (sk_adv_attach): the caller's callbacks and context */
+    /* chaining (sk_robust_attach): the caller's callbacks and context */
     struct sk_train_config user;
     struct sk_trainer *t; /* seen by the last hook call */
     /* guard */
@@ -67,13 +68,13 @@ struct sk_adv_loss {
     float *prior, *xstart;
     unsigned char *has_prior;
     int prior_n;
-    struct sk_adv_report rep;
+    struct sk_robust_report rep;
     int rc;
 };
 
-struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_config *adv, int batch)
+struct sk_robust_loss *sk_robust_loss_new(struct sk_model *m, const struct sk_robust_config *adv, int batch)
 {
-    struct sk_adv_loss *l = sk_calloc(1, sizeof *l);
+    struct sk_robust_loss *l = sk_calloc(1, sizeof *l);
     if (!l) return NULL;
     l->m = m;
     l->a = *adv;
@@ -83,7 +84,7 @@ struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_conf
     l->best = sk_malloc(sizeof(float) * (m->n_params + 1));
     l->best_buf = sk_malloc(sizeof(float) * (m->n_buffers + 1));
     if (!l->ag || !l->xadv || !l->best || !l->best_buf) {
-        sk_adv_loss_free(l);
+        sk_robust_loss_free(l);
         return NULL;
     }
     l->rep.best_epoch = -1;
@@ -92,7 +93,7 @@ struct sk_adv_loss *sk_adv_loss_new(struct sk_model *m, const struct sk_adv_conf
     return l;
 }
 
-void sk_adv_loss_free(struct sk_adv_loss *l)
+void sk_robust_loss_free(struct sk_robust_loss *l)
 {
     if (!l) return;
     sk_graph_free(l->ag);
@@ -119,17 +120,17 @@ static float ramp(double p, double start, double len)
     return (float)(f < 0 ? 0 : f > 1 ? 1 : f);
 }
 
-int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
-                   uint64_t noise_key, int *logits)
+int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
+                      uint64_t noise_key, int *logits)
 {
-    struct sk_adv_loss *l = ctx;
+    struct sk_robust_loss *l = ctx;
     struct sk_model *m = l->m;
-    const struct sk_adv_config *a = &l->a;
+    const struct sk_robust_config *a = &l->a;
     l->t = t;
     if (n > l->cap) return sk_error(SK_EINVAL, "adversarial loss: batch %d larger than %d", n, l->cap);
     int shape[2] = { n, m->in_dim };
     double p = progress(t);
-    if (a->kind == SK_ADV_IBP) {
+    if (a->kind == SK_ROBUST_IBP) {
         int warm = a->ibp_warmup_epochs > 0 ? a->ibp_warmup_epochs : 0;
         int rampn = a->ibp_ramp_epochs > 0 ? a->ibp_ramp_epochs : (t->cfg.epochs - warm + 1) / 2;
         float f = ramp(p, warm, rampn);
@@ -140,18 +141,18 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         int Lc = sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
         if (f <= 0 || kappa >= 1.0f) return Lc;
         int c, r, zw, rc;
-        struct sk_cert_box box = { a->clip_lo, a->clip_hi, a->box_lo, a->box_hi };
-        if ((rc = sk_ibp_input_box(g, m, xb, n, eps, &box, &c, &r))) return rc;
-        if ((rc = sk_ibp_worst_logits(m, g, c, r, yb, &zw))) return rc;
+        struct sk_certify_domain box = { a->clip_lo, a->clip_hi, a->box_lo, a->box_hi };
+        if ((rc = sk_certify_ibp_box(g, m, xb, n, eps, &box, &c, &r))) return rc;
+        if ((rc = sk_certify_ibp_worst_logits(m, g, c, r, yb, &zw))) return rc;
         int Lr = sk_loss_cross_entropy(g, zw, yb, 0.0f);
         return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
     }
     float eps = a->eps * (a->eps_warmup_epochs > 0 ? ramp(p, 0, a->eps_warmup_epochs) : 1.0f);
-    bool mix = a->kind == SK_ADV_FGSM_MIX, ep = a->kind == SK_ADV_FGSM_EP;
-    bool single = sk_adv_single_step(a->kind);
-    struct sk_pgd_config pc = sk_pgd_defaults(eps, single ? 1 : a->steps);
+    bool mix = a->kind == SK_ROBUST_FGSM_MIX, ep = a->kind == SK_ROBUST_FGSM_EP;
+    bool single = sk_robust_single_step(a->kind);
+    struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(eps, single ? 1 : a->steps);
     pc.step = a->step > 0 ? a->step * (a->eps > 0 ? eps / a->eps : 1) : 0;
-    if (a->kind == SK_ADV_NFGSM) {
+    if (a->kind == SK_ROBUST_NFGSM) {
         /* de Jorge et al.: noise of 2 eps, a step of eps, no projection */
         pc.start_radius = (a->nfgsm_noise > 0 ? a->nfgsm_noise : 2.0f) * eps;
         pc.no_project = true;
@@ -170,10 +171,10 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         pc.mode = SK_MODE_MC;
         pc.eot = a->eot;
     }
-    if (a->kind == SK_ADV_TRADES) pc.loss = SK_PGD_LOSS_KL;
+    if (a->kind == SK_ROBUST_TRADES) pc.loss = SK_PGD_LOSS_KL;
     /* NuAT: lambda ramps from 0 over the first 90% of the epochs */
-    float nuc = a->kind == SK_ADV_NUAT ? a->nuat_lambda * ramp(p, 0, 0.9 * t->cfg.epochs) : 0;
-    if (a->kind == SK_ADV_NUAT) {
+    float nuc = a->kind == SK_ROBUST_NUAT ? a->nuat_lambda * ramp(p, 0, 0.9 * t->cfg.epochs) : 0;
+    if (a->kind == SK_ROBUST_NUAT) {
         /* Sriramanan et al.: x +- eps/2 (Bernoulli), one step of eps on CE + the nuclear norm (every
          * other batch: CE alone), projected onto the ball */
         pc.sign_start = true;
@@ -214,7 +215,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         if (!(a->step > 0)) pc.step = eps;
     }
     int rc = SK_OK;
-    if (eps > 0) rc = sk_pgd_perturb_graph(m, l->ag, &pc, xb, yb, n, noise_key, l->xadv);
+    if (eps > 0) rc = sk_attack_pgd_graph(m, l->ag, &pc, xb, yb, n, noise_key, l->xadv);
     else memcpy(l->xadv, xb, sizeof(float) * (size_t)n * m->in_dim);
     if (rc) return rc;
     if (ep)
@@ -239,7 +240,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         return sk_op_add(g, sk_loss_cross_entropy(g, za, yb, t->cfg.label_smoothing),
                          sk_op_scale(g, sk_loss_mse(g, za, zs), a->ep_lambda));
     }
-    if (a->kind == SK_ADV_NUAT) {
+    if (a->kind == SK_ROBUST_NUAT) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         *logits = zc;
         int Lc = sk_loss_cross_entropy(g, zc, yb, t->cfg.label_smoothing);
@@ -248,7 +249,7 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
         int Ln = sk_loss_nuclear(g, sk_op_sub(g, za, zc));
         return sk_op_add(g, Lc, sk_op_scale(g, Ln, nuc / (float)n));
     }
-    if (a->kind == SK_ADV_TRADES) {
+    if (a->kind == SK_ROBUST_TRADES) {
         int zc = sk_model_forward(m, g, sk_graph_input(g, xb, 2, shape, false), SK_MODE_TRAIN, noise_key);
         int za = sk_model_forward(m, g, sk_graph_input(g, l->xadv, 2, shape, false), SK_MODE_TRAIN, noise_key);
         *logits = zc;
@@ -261,22 +262,22 @@ int sk_adv_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const fl
     return sk_loss_cross_entropy(g, z, yb, t->cfg.label_smoothing);
 }
 
-int sk_adv_check(const struct sk_adv_config *adv)
+int sk_robust_check(const struct sk_robust_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ADV_NUAT) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ROBUST_NUAT) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: adv.eps %g must be finite and >= 0", adv->eps);
-    if ((adv->kind == SK_ADV_PGD || adv->kind == SK_ADV_TRADES) && adv->steps < 1)
+    if ((adv->kind == SK_ROBUST_PGD || adv->kind == SK_ROBUST_TRADES) && adv->steps < 1)
         return sk_error(SK_EINVAL, "adversarial training: adv.steps %d must be >= 1", adv->steps);
     if (!(adv->nfgsm_noise >= 0 && adv->nfgsm_noise <= 100)) /* 0: the default 2 */
         return sk_error(SK_EINVAL, "N-FGSM: adv.nfgsm_noise %g (in units of eps) must be in [0, 100]", adv->nfgsm_noise);
-    if (adv->kind == SK_ADV_FGSM_EP && !(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
+    if (adv->kind == SK_ROBUST_FGSM_EP && !(adv->ep_lambda >= 0 && adv->ep_lambda <= 1e6f))
         return sk_error(SK_EINVAL, "FGSM-EP: adv.ep_lambda %g must be in [0, 1e6]", adv->ep_lambda);
-    if (adv->kind == SK_ADV_NUAT && !(adv->nuat_lambda >= 0 && adv->nuat_lambda <= 1e6f))
+    if (adv->kind == SK_ROBUST_NUAT && !(adv->nuat_lambda >= 0 && adv->nuat_lambda <= 1e6f))
         return sk_error(SK_EINVAL, "NuAT: adv.nuat_lambda %g must be in [0, 1e6]", adv->nuat_lambda);
-    if (adv->kind == SK_ADV_TRADES && !(adv->trades_beta >= 0))
+    if (adv->kind == SK_ROBUST_TRADES && !(adv->trades_beta >= 0))
         return sk_error(SK_EINVAL, "TRADES: adv.trades_beta %g must be >= 0", adv->trades_beta);
-    if (adv->kind == SK_ADV_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
+    if (adv->kind == SK_ROBUST_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
         return sk_error(SK_EINVAL, "IBP training: adv.ibp_kappa_end %g must be in [0,1]", adv->ibp_kappa_end);
     return SK_OK;
 }
@@ -285,7 +286,7 @@ int sk_adv_check(const struct sk_adv_config *adv)
 
 static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
 {
-    struct sk_adv_loss *l = ctx;
+    struct sk_robust_loss *l = ctx;
     struct sk_model *m = l->m;
     l->rep.epochs = em->epoch + 1;
     const float *gx = l->gx;
@@ -298,13 +299,13 @@ static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
         gn = l->a.guard_n > 0 && l->a.guard_n < l->t->n_val ? l->a.guard_n : l->t->n_val;
     }
     if (l->a.guard && gn > 0) {
-        struct sk_pgd_config pc = sk_pgd_defaults(l->a.eps, l->a.guard_steps > 0 ? l->a.guard_steps : 10);
+        struct sk_attack_pgd_config pc = sk_attack_pgd_defaults(l->a.eps, l->a.guard_steps > 0 ? l->a.guard_steps : 10);
         pc.clip_lo = l->a.clip_lo;
         pc.clip_hi = l->a.clip_hi;
         pc.box_lo = l->a.box_lo;
         pc.box_hi = l->a.box_hi;
         double acc = 0;
-        int rc = sk_pgd_accuracy(m, &pc, gx, gy, gn, 77 + (uint64_t)em->epoch, &acc, NULL);
+        int rc = sk_attack_pgd_accuracy(m, &pc, gx, gy, gn, 77 + (uint64_t)em->epoch, &acc, NULL);
         if (rc) {
             l->rc = rc;
             return 1;
@@ -325,28 +326,28 @@ static int ch_epoch(void *ctx, const struct sk_epoch_metrics *em)
 static int ch_loss(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
                    uint64_t nk, int *logits)
 {
-    return sk_adv_loss_fn(ctx, t, g, xb, yb, n, nk, logits);
+    return sk_robust_loss_fn(ctx, t, g, xb, yb, n, nk, logits);
 }
 
 static void ch_batch(void *ctx, int epoch, int batch, int n_batches, float loss, double sps)
 {
-    struct sk_adv_loss *l = ctx;
+    struct sk_robust_loss *l = ctx;
     if (l->user.on_batch) l->user.on_batch(l->user.ctx, epoch, batch, n_batches, loss, sps);
 }
 
 static int ch_grad(void *ctx, struct sk_trainer *t, int nb)
 {
-    struct sk_adv_loss *l = ctx;
+    struct sk_robust_loss *l = ctx;
     return l->user.on_grad ? l->user.on_grad(l->user.ctx, t, nb) : 0;
 }
 
 static int ch_ckpt(void *ctx, struct sk_trainer *t)
 {
-    struct sk_adv_loss *l = ctx;
+    struct sk_robust_loss *l = ctx;
     return l->user.on_checkpoint ? l->user.on_checkpoint(l->user.ctx, t) : 0;
 }
 
-void sk_adv_attach(struct sk_train_config *cfg, struct sk_adv_loss *l)
+void sk_robust_attach(struct sk_train_config *cfg, struct sk_robust_loss *l)
 {
     l->user = *cfg;
     cfg->loss = ch_loss;
@@ -357,14 +358,14 @@ void sk_adv_attach(struct sk_train_config *cfg, struct sk_adv_loss *l)
     cfg->ctx = l;
 }
 
-void sk_adv_set_guard_rows(struct sk_adv_loss *l, const float *x, const int *y, int n)
+void sk_robust_set_guard_rows(struct sk_robust_loss *l, const float *x, const int *y, int n)
 {
     l->gx = x;
     l->gy = y;
     l->gn = n;
 }
 
-int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep)
+int sk_robust_finish(struct sk_robust_loss *l, struct sk_robust_report *rep)
 {
     struct sk_model *m = l->m;
     if (l->rc == SK_OK && l->rep.best_epoch >= 0) {
@@ -379,45 +380,45 @@ int sk_adv_finish(struct sk_adv_loss *l, struct sk_adv_report *rep)
     return l->rc;
 }
 
-int sk_adv_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_adv_config *adv,
-                 const float *x, const int *y, int n, struct sk_adv_report *rep)
+int sk_robust_train(struct sk_model *m, const struct sk_train_config *cfg, const struct sk_robust_config *adv,
+                    const float *x, const int *y, int n, struct sk_robust_report *rep)
 {
     double t0 = sk_now();
-    if (adv->kind == SK_ADV_NONE) {
+    if (adv->kind == SK_ROBUST_NONE) {
         if (rep) memset(rep, 0, sizeof *rep), rep->best_epoch = -1, rep->kept_epoch = -1;
         return sk_train(m, cfg, x, y, n);
     }
-    int rc = sk_adv_check(adv);
+    int rc = sk_robust_check(adv);
     if (rc) return rc;
     /* the guard's best weights and FGSM-EP's perturbations are not in checkpoints */
     if (cfg->resume)
         return sk_error(SK_EINVAL, "adversarial training does not resume from a checkpoint (cfg.resume)");
     int n_fit = n;
-    struct sk_adv_loss *l = sk_adv_loss_new(m, adv, cfg->batch);
+    struct sk_robust_loss *l = sk_robust_loss_new(m, adv, cfg->batch);
     if (!l) return SK_ENOMEM;
     if (adv->guard && cfg->val_split <= 0) {
         /* no validation split: hold out the last rows for the guard */
         int gn = adv->guard_n > 0 ? adv->guard_n : 512;
         if (gn > n / 5) gn = n / 5;
         if (gn < 1) {
-            sk_adv_loss_free(l);
+            sk_robust_loss_free(l);
             return sk_error(SK_EINVAL, "guard: too few rows (%d) to hold some out", n);
         }
         n_fit = n - gn;
-        sk_adv_set_guard_rows(l, x + (size_t)n_fit * m->in_dim, y + n_fit, gn);
+        sk_robust_set_guard_rows(l, x + (size_t)n_fit * m->in_dim, y + n_fit, gn);
     }
     struct sk_train_config c = *cfg;
-    sk_adv_attach(&c, l);
+    sk_robust_attach(&c, l);
     struct sk_trainer *t = sk_trainer_new(m, &c, x, y, n_fit);
     if (!t) {
-        sk_adv_loss_free(l);
+        sk_robust_loss_free(l);
         return SK_EINVAL; /* the trainer set the message */
     }
     rc = sk_trainer_run(t);
-    int rc2 = sk_adv_finish(l, rep);
+    int rc2 = sk_robust_finish(l, rep);
     if (!rc) rc = rc2;
     if (rep) rep->seconds = sk_now() - t0;
     sk_trainer_free(t);
-    sk_adv_loss_free(l);
+    sk_robust_loss_free(l);
     return rc;
 }

@@ -185,9 +185,9 @@ static struct sk_posterior *load(struct run *r, const char *method, const struct
     struct stat st;
     if (stat(path, &st)) return NULL;
     progress(r->o, (struct sk_compare_progress){ .stage = SK_COMPARE_LOADING, .method = method, .path = path });
-    struct sk_posterior *lp = sk_posterior_load(path);
+    struct sk_posterior *lp = sk_bayes_load(path);
     if (lp && check_loaded(r->o, lp, tr, path)) {
-        sk_posterior_free(lp);
+        sk_bayes_free(lp);
         return NULL;
     }
     if (lp && lp->method == SK_BAYES_DETERMINISTIC && !r->base_net && lp->temperature == 1.0f)
@@ -289,7 +289,7 @@ static struct sk_posterior *make(struct run *r, const char *method, const struct
     }
     struct sk_model *m = new_model(o, mk, tr, spec, sizeof spec);
     if (!m) return NULL;
-    struct sk_posterior *p = sk_posterior_new(m, (enum sk_bayes_method)mk);
+    struct sk_posterior *p = sk_bayes_new(m, (enum sk_bayes_method)mk);
     if (!p) {
         sk_model_free(m);
         return NULL;
@@ -300,13 +300,13 @@ static struct sk_posterior *make(struct run *r, const char *method, const struct
     int rc = fit(r, p, mk, &ec, tr, va);
     if (!rc && is_temp) {
         float T;
-        rc = sk_posterior_fit_temperature(p, va->x, va->y, va->n, 1, o->seed, &T);
+        rc = sk_bayes_fit_temperature(p, va->x, va->y, va->n, 1, o->seed, &T);
         if (!rc) progress(o, (struct sk_compare_progress){ .stage = SK_COMPARE_FITTED, .method = method, .value = T });
     }
     *secs = sk_now() - t0;
-    if (!rc && path[0]) rc = sk_posterior_save(p, path);
+    if (!rc && path[0]) rc = sk_bayes_save(p, path);
     if (rc) {
-        sk_posterior_free(p);
+        sk_bayes_free(p);
         return NULL;
     }
     return p;
@@ -334,15 +334,15 @@ static int attack_row(const struct sk_compare_config *o, struct sk_posterior *p,
                       struct sk_compare_row *r)
 {
     int n = te->n < o->n_adv ? te->n : o->n_adv, D = te->dim, K = p->model->n_classes;
-    int S_att = sk_posterior_n_samples(p, o->attack_samples);
-    struct sk_classifier *c = sk_posterior_classifier(p, S_att, o->seed + 101);
+    int S_att = sk_bayes_n_samples(p, o->attack_samples);
+    struct sk_classifier *c = sk_bayes_classifier(p, S_att, o->seed + 101);
     float *xa = sk_malloc(sizeof(float) * (size_t)n * D), *pb = sk_malloc(sizeof(float) * (size_t)n * K);
     float *mi_c = sk_malloc(sizeof(float) * (size_t)n), *mi_a = sk_malloc(sizeof(float) * (size_t)n);
     float *h_c = sk_malloc(sizeof(float) * (size_t)n), *h_a = sk_malloc(sizeof(float) * (size_t)n);
     bool *ok = sk_malloc(sizeof(bool) * (size_t)n);
     int rc = SK_ENOMEM;
     if (!c || !xa || !pb || !mi_c || !mi_a || !h_c || !h_a || !ok) goto out;
-    if ((rc = sk_posterior_predict(p, te->x, n, o->samples, o->seed + 5, pb, mi_c))) goto out;
+    if ((rc = sk_bayes_predict(p, te->x, n, o->samples, o->seed + 5, pb, mi_c))) goto out;
     sk_entropy_rows(pb, n, K, h_c);
     for (int i = 0; i < n; i++) {
         const float *q = pb + (size_t)i * K;
@@ -358,7 +358,7 @@ static int attack_row(const struct sk_compare_config *o, struct sk_posterior *p,
         ac.clip_min = o->clip_min;
         ac.clip_max = o->clip_max;
         if ((rc = sk_attack_run(c, &ac, te->x, te->y, NULL, n, xa, NULL))) goto out;
-        if ((rc = sk_posterior_predict(p, xa, n, o->samples, o->seed + 6, pb, mi_a))) goto out;
+        if ((rc = sk_bayes_predict(p, xa, n, o->samples, o->seed + 6, pb, mi_a))) goto out;
         double acc = sk_metric_accuracy(pb, te->y, n, K);
         if (!a) {
             r->fgsm_acc = acc;
@@ -392,13 +392,13 @@ static int judge(struct run *run, const char *method, const struct sk_dataset *t
     snprintf(r->method, sizeof r->method, "%s", method);
     struct sk_posterior *p = make(run, method, tr, va, &r->train_seconds);
     if (!p) return sk_last_error()[0] ? SK_EINVAL : SK_ENOMEM;
-    r->samples = sk_posterior_n_samples(p, o->samples);
+    r->samples = sk_bayes_n_samples(p, o->samples);
     r->temperature = p->temperature;
     progress(o, (struct sk_compare_progress){ .stage = SK_COMPARE_EVALUATING, .method = method, .row = r });
     int rc = sk_bayes_report(p, te->x, te->y, te->n, ood ? ood->x : NULL, ood ? ood->n : 0, o->samples, o->seed,
                              &r->rep);
     if (!rc && o->n_adv > 0) rc = attack_row(o, p, te, r);
-    sk_posterior_free(p);
+    sk_bayes_free(p);
     if (rc) return rc;
     if (o->n_adv == 0) r->fgsm_acc = r->pgd_acc = r->adv_mi.auroc = r->adv_ent.auroc = NAN;
     progress(o, (struct sk_compare_progress){ .stage = SK_COMPARE_ROW, .method = method, .row = r });

@@ -15,6 +15,7 @@
  *   attack.h adversarial attacks through the classifier seam, the suite, EOT verdicts
  *   bayes.h  Bayesian posteriors (VI, MC dropout, ensembles, SGLD, Laplace), their predictive
  *   certify.h certified bounds (IBP, CROWN, a proved Lipschitz bound)
+ *   curvature.h the loss's Hessian spectrum (Lanczos, trace, density), sharpness and generalization measures
  *   robust.h adversarial and certified training
  *   study.h  the seed's experiments as library calls (compare: deterministic vs Bayesian)
  *
@@ -44,6 +45,7 @@
 #include "skeptic/attack.h"
 #include "skeptic/bayes.h"
 #include "skeptic/certify.h"
+#include "skeptic/curvature.h"
 #include "skeptic/robust.h"
 #include "skeptic/study.h"
 

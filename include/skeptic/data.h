@@ -70,8 +70,9 @@ struct sk_dataset *sk_data_blobs(int n, int k, int d, float spread, uint64_t see
 struct sk_dataset *sk_data_mnist(const char *dir, const char *split);
 
 /* CSV: numeric features plus one integer label column. label_column is a
- * header name or a 0-based index ("-1" or NULL = last column); header: 1 yes,
- * 0 no, -1 detect (first line has a non-numeric field). Labels must be
+ * header name or a 0-based index ("-1" or NULL = last column); header: 0
+ * detect (a header when a field of the first line is not a number), 1 yes,
+ * any other value no. Labels must be
  * integers >= 0 (n_classes = max + 1); string labels are mapped to 0..k-1 in
  * sorted order. Errors name file:line:column. Blank lines and lines starting
  * with '#' are skipped. */

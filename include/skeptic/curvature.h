@@ -245,8 +245,8 @@ struct sk_curvature_config {
     double rho;           /* adaptive sharpness radius (0.05, p = 2, eta = 0) */
     int ascent_steps;     /* gradient-ascent steps of both sharpness measures (20) */
     double pac_bound;     /* PAC-Bayes: allowed mean loss increase (0.1) */
-    int pac_samples;      /* noise draws per sigma (10) */
-    int pac_iters;        /* bisection steps (12) */
+    int pac_samples;      /* noise draws per sigma (5) */
+    int pac_iters;        /* bisection steps (8) */
     int gns_batch;        /* batch size whose gradient noise gives B_simple (128) */
     bool dense;           /* also the dense Hessian's spectrum (n_params <= 8192) */
     bool skip_sharpness;  /* only the spectrum and the norms */
@@ -326,6 +326,111 @@ int sk_curvature_fisher_rao(struct sk_model *m, const float *x, const int *y, in
  * (unbiased). Needs at least two batches. */
 int sk_curvature_noise_scale(struct sk_model *m, const float *x, const int *y, int n, int batch, uint64_t seed,
                              double *b_simple, double *trace_sigma, double *grad_sq);
+
+/* ---------------- loss landscapes ----------------
+ * The loss and accuracy of a model (eval mode, sk_model_evaluate) at the
+ * points of a line or plane through its weights theta:
+ *     1D  theta + a d1,         a on steps points from lo to hi
+ *     2D  theta + a d1 + b d2,  a, b on the same grid
+ * with d1, d2 filter-normalised random directions (Li et al. 2018) or the top
+ * Hessian eigenvectors of the training loss (unit vectors, by Lanczos); and
+ * on the segment between two models (Goodfellow et al. 2015)
+ *     theta(t) = (1 - t) theta_A + t theta_B   (batch-norm statistics too).
+ * The point a = b = 0 is the model itself, bit for bit, so its loss is the
+ * model's; t = 0 and t = 1 are the two models exactly. Grids run
+ * lo + (hi - lo) i / (steps - 1), computed so that a symmetric range with odd
+ * steps has an exact 0 in the middle. The model's weights are restored. */
+enum sk_curvature_landscape_dirs {
+    SK_LANDSCAPE_FILTER,      /* filter-normalised Gaussian directions */
+    SK_LANDSCAPE_EIGEN,       /* the top one or two Hessian eigenvectors */
+    SK_LANDSCAPE_INTERPOLATE, /* (set in results of sk_curvature_landscape_interpolate) */
+};
+struct sk_curvature_landscape_config {
+    int dims;            /* 1 or 2 (1) */
+    enum sk_curvature_landscape_dirs dirs;
+    double lo, hi;       /* coordinate range (-1, 1) */
+    int steps;           /* points per axis, 2..1001 (21) */
+    bool keep_bias_bn;   /* 1-D tensors (biases, batch-norm scale and shift) get
+                            the weights as direction instead of zero */
+    int eig_n;           /* eigenvectors: rows of the Hessian's loss (0 = all) */
+    int lanczos_steps;   /* eigenvectors: Lanczos steps (20) */
+    uint64_t seed;       /* directions: d_k from seed + k (42) */
+    void (*progress)(void *ctx, const char *stage, double frac); /* may be NULL */
+    void *progress_ctx;
+};
+struct sk_curvature_landscape_config sk_curvature_landscape_defaults(void);
+
+struct sk_curvature_landscape {
+    int dims, nx, ny;         /* ny = 1 in 1D */
+    enum sk_curvature_landscape_dirs dirs;
+    double *xs, *ys;          /* coordinates, nx and ny */
+    /* point (i, j) at [j nx + i]: training loss and accuracy; on the test
+     * rows (NaN without them) */
+    double *loss, *acc, *test_loss, *test_acc;
+    float *dir;               /* dims x n_params, the directions (NULL for interpolation) */
+    double eig[2];            /* eigen directions: their eigenvalues (else NaN) */
+};
+void sk_curvature_landscape_free(struct sk_curvature_landscape *ls); /* NULL ok */
+
+/* A filter-normalised direction d (n_params floats) for m: Gaussian
+ * entries from the seed, then every filter (a convolution's output channel,
+ * a dense layer's neuron: the rows of a weight tensor) rescaled to the norm
+ * of the same filter of the weights, ||d_f|| = ||theta_f||; biases and
+ * batch-norm parameters zero, or a copy of theta with keep_bias_bn. */
+int sk_curvature_landscape_filter_direction(const struct sk_model *m, uint64_t seed, bool keep_bias_bn, float *d);
+
+/* The 1D or 2D slice of cfg through m's weights, on n training rows (x, y)
+ * and, if nt > 0, nt test rows. NULL + sk_last_error() naming cfg's field for
+ * a bad setting, for a model whose Hessian cannot be taken (eigen), or out of
+ * memory. Free with sk_curvature_landscape_free. */
+struct sk_curvature_landscape *sk_curvature_landscape_slice(struct sk_model *m, const float *x, const int *y, int n,
+                                                            const float *xt, const int *yt, int nt,
+                                                            const struct sk_curvature_landscape_config *cfg);
+/* The segment from model a (t = 0) to model b (t = 1), extended to cfg's
+ * [lo, hi], steps points (cfg.dims and dirs ignored); a and b of one spec.
+ * a is the model evaluated (its weights restored); b is only read. */
+struct sk_curvature_landscape *sk_curvature_landscape_interpolate(struct sk_model *a, const struct sk_model *b,
+                                                                  const float *x, const int *y, int n,
+                                                                  const float *xt, const int *yt, int nt,
+                                                                  const struct sk_curvature_landscape_config *cfg);
+
+/* ---------------- training dynamics ----------------
+ * Probes of a model while it trains (skeptic train --track curvature): on a
+ * fixed subset of n training rows (a seeded choice, the same at every probe)
+ * and n test rows, each probe measures
+ *     lambda_max      top Hessian eigenvalue of the subset's mean loss (Lanczos)
+ *     trace           Hutchinson's trace of that Hessian, and its standard error
+ *     b_simple        the gradient noise scale (sk_curvature_noise_scale) at
+ *                     batch gns_batch
+ *     grad_norm       ||grad L|| of the subset's mean loss
+ *     weight_norm     ||theta||
+ *     train/test loss and accuracy on the subsets
+ * all in eval mode. Edge of stability (Cohen et al. 2021): under gradient
+ * descent with step size eta, lambda_max rises to about 2 / eta and hovers
+ * there. */
+struct sk_curvature_track_config {
+    int n;               /* rows of each subset (1000) */
+    int lanczos_steps;   /* (20) */
+    int probes;          /* Hutchinson probes (20) */
+    int gns_batch;       /* batch of the gradient noise scale (128; NaN with fewer than 2 batches) */
+    uint64_t seed;       /* subsets, start vectors, probes (42) */
+};
+struct sk_curvature_track_config sk_curvature_track_defaults(void);
+struct sk_curvature_track_point {
+    double lambda_max, lambda_resid, trace, trace_se, b_simple, grad_norm, weight_norm;
+    double train_loss, train_acc, test_loss, test_acc; /* test: NaN without test rows */
+    double seconds;      /* the probe's own time */
+};
+struct sk_curvature_track;
+/* A prober of m (borrowed, as are the rows: they must outlive it) on the
+ * subsets of (x, y, n) and (xt, yt, nt) (nt = 0: none). NULL +
+ * sk_last_error() naming cfg's field, or out of memory. */
+struct sk_curvature_track *sk_curvature_track_new(struct sk_model *m, const float *x, const int *y, int n,
+                                                  const float *xt, const int *yt, int nt,
+                                                  const struct sk_curvature_track_config *cfg);
+/* One probe at m's current weights (m->grads overwritten, weights untouched). */
+int sk_curvature_track_probe(struct sk_curvature_track *tr, struct sk_curvature_track_point *out);
+void sk_curvature_track_free(struct sk_curvature_track *tr); /* NULL ok */
 
 #ifdef __cplusplus
 }

@@ -119,6 +119,12 @@ int sk_metric_coverage(const float *uncertainty, const float *pbar, const int *y
  * SK_EIO naming the path if the file cannot be written. */
 int sk_plot_reliability(const char *path, const struct sk_reliability *rel);
 int sk_plot_histograms(const char *path, const float *a, int na, const float *b, int nb, int bins, float lo, float hi);
+/* A labelled line chart of y[i] against x[i] (n >= 2; non-finite points
+ * break the line): axes over the data's range with numbered ticks, the x
+ * axis named xlabel, the y axis ylabel (above it), a title; any text may be
+ * NULL (drawn in capitals). */
+int sk_plot_line(const char *path, const char *title, const char *xlabel, const char *ylabel, const float *x,
+                 const float *y, int n);
 
 #ifdef __cplusplus
 }

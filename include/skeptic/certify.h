@@ -151,6 +151,55 @@ int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, dou
 int sk_certify_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
                                 float *rinf);
 
+/* ---------------- VNN-LIB properties ----------------
+ * The subset of SMT-LIB the verification competitions (VNN-COMP: mnist_fc,
+ * cifar, acasxu, ...) write their properties in:
+ *
+ *   (declare-const X_0 Real) ... (declare-const Y_9 Real)
+ *   (assert (<= X_0 0.03))  (assert (>= X_0 0.0))        input box
+ *   (assert (or (and (>= Y_0 Y_4)) (and (>= Y_1 Y_4) (<= Y_1 0.5)) ...))
+ *
+ * A file states the *negation* of what should hold: a point x of the input
+ * box whose outputs y satisfy the output constraints is a counterexample.
+ * Read into: per input X_i the bounds [lo_i, hi_i] (from every assert that
+ * bounds one input, -inf / +inf when it has none), and the output
+ * constraints in disjunctive normal form: a disjunction of conjunctions of
+ * linear inequalities sum_k coef_k Y_{idx_k} <= rhs. Top-level asserts over
+ * outputs are conjoined into every disjunct; an (or ...) multiplies out
+ * (at most 2^22 constraints in all). Comparisons may be (<= A B), (>= A B)
+ * (strict < and > are read as <= and >=) of linear expressions: X_i / Y_i,
+ * numbers, (+ ...), (- ...), (* c e). Not read: bounds inside (or ...) (a
+ * union of input boxes), constraints over several inputs or mixing inputs
+ * and outputs; they are errors, as is anything malformed, with
+ * "path:line:column: what". Comments (;) are skipped. */
+struct sk_vnnlib_constraint {
+    int n_terms;
+    int *idx;            /* output indices (owned) */
+    double *coef;        /* their coefficients (owned) */
+    double rhs;          /* sum_k coef[k] * Y[idx[k]] <= rhs */
+};
+struct sk_vnnlib_conj {
+    int n;
+    struct sk_vnnlib_constraint *c; /* all must hold (owned) */
+};
+struct sk_vnnlib {
+    int n_inputs, n_outputs;
+    double *lo, *hi;     /* n_inputs each (owned) */
+    int n_disjuncts;
+    struct sk_vnnlib_conj *disj; /* any one may hold (owned) */
+};
+/* Read and parse the file at path. NULL + sk_last_error() on failure. */
+struct sk_vnnlib *sk_certify_vnnlib_read(const char *path);
+/* Parse len bytes of text (need not be NUL-terminated); name is used in
+ * messages. NULL + sk_last_error() on failure. */
+struct sk_vnnlib *sk_certify_vnnlib_parse(const char *text, size_t len, const char *name);
+void sk_certify_vnnlib_free(struct sk_vnnlib *p); /* NULL ok */
+/* Whether outputs y[n_outputs] satisfy some disjunct (each constraint up to
+ * tol): with x in the box, (x, y) is a counterexample. */
+bool sk_certify_vnnlib_satisfied(const struct sk_vnnlib *p, const float *y, double tol);
+/* Whether x[n_inputs] lies in the input box (up to tol). */
+bool sk_certify_vnnlib_in_box(const struct sk_vnnlib *p, const float *x, double tol);
+
 #ifdef __cplusplus
 }
 #endif

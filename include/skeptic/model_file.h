@@ -56,6 +56,32 @@ int sk_model_read_tensors(struct sk_model *m, const struct sk_safetensors *f);
  * carries them. SK_EFORMAT naming the file on a malformed record. */
 int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f);
 
+/* ---- ONNX (the schema in third_party/onnx/onnx.proto; docs/model-files.md) ----
+ * sk_model_load reads ONNX files too: it tells them from safetensors by
+ * their first bytes and calls sk_model_load_onnx (a spec given to it must
+ * then equal the imported model's). */
+
+/* Read an ONNX model (opsets 9-17) as a skeptic model: a chain of layers
+ * from one float input [N, D] / [N, C, H, W] (or [N, D, 1]) to one output.
+ * Sub/Div/Add/Mul by constants before the first layer become the model's
+ * input transform; by constants right after Gemm/MatMul/Conv/
+ * BatchNormalization they are folded into that layer; a final Softmax or
+ * LogSoftmax is removed (the model gives logits). *metadata_json_out (may
+ * be NULL; caller sk_free()s) receives "format":"onnx", "onnx.opset",
+ * "onnx.ir_version", "onnx.producer", the file's metadata_props and, when
+ * the import changed anything (a softmax removed, a batch-norm epsilon moved
+ * into the variance, a tanh GELU made exact), "skeptic.import_notes": a
+ * command shows them. NULL + sk_last_error() naming the file and what was
+ * wrong: a malformed protobuf, sizes that disagree with the data, a cycle,
+ * and for an unsupported op or a branching graph the node, its op type and
+ * the opset. Decoding is bounded by the file's size. */
+struct sk_model *sk_model_load_onnx(const char *path, char **metadata_json_out);
+/* Write m as ONNX (opset 13) atomically: its input transform as Sub and Mul
+ * nodes in front, one node (GELU: an Erf pattern) per layer, the weights
+ * under their safetensors names, the record (classes, split, input range)
+ * in metadata_props. sk_model_load_onnx reads it back bit for bit. */
+int sk_model_save_onnx(const struct sk_model *m, const char *path);
+
 /* FNV-1a 64-bit hash of the model's parameters and buffers (their bytes):
  * two models with the same hash have bitwise identical weights. */
 uint64_t sk_model_weights_hash(const struct sk_model *m);

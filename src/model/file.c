@@ -1,6 +1,8 @@
 /* Model files: a model's tensors and its record (preprocessing, input range,
  * classes, split) in a safetensors file, through io's generic interface. */
 #include "skeptic/model.h"
+#include "model/model_record.h"
+#include "model/onnx.h"
 
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -83,10 +85,17 @@ static int read_range(struct sk_model *m, const char *path, const char *rj)
     return SK_OK;
 }
 
+static const char *st_meta(const void *f, const char *key) { return sk_safetensors_meta(f, key); }
+
 int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f)
 {
-    const char *path = sk_safetensors_path(f);
-    const char *pj = sk_safetensors_meta(f, "skeptic.preprocess");
+    return sk_model_read_record_from(m, sk_safetensors_path(f), st_meta, f);
+}
+
+int sk_model_read_record_from(struct sk_model *m, const char *path, const char *(*meta)(const void *ctx, const char *key),
+                              const void *ctx)
+{
+    const char *pj = meta(ctx, "skeptic.preprocess");
     if (pj) {
         struct sk_preprocess *p = sk_preprocess_from_json(pj);
         if (!p) return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.preprocess\": %s", path, sk_last_error());
@@ -100,16 +109,16 @@ int sk_model_read_record(struct sk_model *m, const struct sk_safetensors *f)
             return SK_EFORMAT;
         }
     }
-    const char *rj = sk_safetensors_meta(f, "skeptic.input_range");
+    const char *rj = meta(ctx, "skeptic.input_range");
     int rc = rj ? read_range(m, path, rj) : SK_OK;
     if (rc) return rc;
-    const char *cl = sk_safetensors_meta(f, "skeptic.classes");
+    const char *cl = meta(ctx, "skeptic.classes");
     if (cl) {
         if (strlen(cl) >= sizeof m->data.classes || strspn(cl, "0123456789,") != strlen(cl))
             return sk_error(SK_EFORMAT, "%s: __metadata__ \"skeptic.classes\" is not a list like 6,0", path);
         snprintf(m->data.classes, sizeof m->data.classes, "%s", cl);
     }
-    const char *ds = sk_safetensors_meta(f, "skeptic.data_seed"), *tf = sk_safetensors_meta(f, "skeptic.test_fraction");
+    const char *ds = meta(ctx, "skeptic.data_seed"), *tf = meta(ctx, "skeptic.test_fraction");
     if (ds || tf) {
         char *e1 = NULL, *e2 = NULL;
         unsigned long long seed = ds ? strtoull(ds, &e1, 10) : 1;
@@ -220,6 +229,20 @@ int sk_model_check_file_size(const char *spec, const struct sk_safetensors *f)
 struct sk_model *sk_model_load(const char *path, const char *spec, char **metadata_json_out)
 {
     if (metadata_json_out) *metadata_json_out = NULL;
+    if (sk_onnx_sniff(path)) {
+        struct sk_model *m = sk_model_load_onnx(path, metadata_json_out);
+        if (m && spec && strcmp(spec, m->spec)) {
+            sk_error(SK_EINVAL, "%s: an ONNX file carries its architecture ('%s'); --arch '%s' does not match it",
+                     path, m->spec, spec);
+            sk_model_free(m);
+            if (metadata_json_out) {
+                sk_free(*metadata_json_out);
+                *metadata_json_out = NULL;
+            }
+            return NULL;
+        }
+        return m;
+    }
     struct sk_safetensors *f = sk_safetensors_read(path);
     if (!f) return NULL;
     const char *fs = sk_safetensors_meta(f, "skeptic.spec");

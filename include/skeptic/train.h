@@ -12,6 +12,8 @@
 #ifndef SKEPTIC_TRAIN_H
 #define SKEPTIC_TRAIN_H
 
+#include <signal.h> /* sig_atomic_t */
+
 #include "skeptic/model.h"
 #include "skeptic/optim.h"
 
@@ -44,6 +46,10 @@ typedef int (*sk_loss_fn)(void *ctx, struct sk_trainer *t, struct sk_graph *g, c
 /* Called after backward, before the optimiser step (e.g. to add a KL term to
  * the gradient). Nonzero status aborts training. */
 typedef int (*sk_grad_fn)(void *ctx, struct sk_trainer *t, int n_batch);
+/* Called after every optimiser step (st.step already counts it), before the
+ * batch callback, e.g. to probe the training dynamics (sk_curvature_track).
+ * Nonzero status aborts training. */
+typedef int (*sk_step_fn)(void *ctx, struct sk_trainer *t);
 /* Called every checkpoint_every optimiser steps, and at the end of each epoch. */
 typedef int (*sk_checkpoint_fn)(void *ctx, struct sk_trainer *t);
 
@@ -109,6 +115,7 @@ struct sk_train_config {
     sk_loss_fn loss;
     sk_grad_fn on_grad;
     sk_checkpoint_fn on_checkpoint;
+    sk_step_fn on_step;
     long checkpoint_every;
     void *ctx;           /* passed to every callback */
     const struct sk_step_hook *step; /* borrowed; NULL: plain training of the model */
@@ -116,8 +123,30 @@ struct sk_train_config {
      * step: honoured by sk_train, sk_bayes_train_vi and sk_bayes_train_sgld.
      * NULL: start afresh. */
     const char *resume;
+    /* Rows per forward and backward inside a batch (0 = the whole batch):
+     * the batch's gradient is accumulated chunk by chunk, each weighted by its
+     * rows, so that full-batch gradient descent (batch = all training rows)
+     * fits in memory. Chunk k of step t draws its dropout masks from child k
+     * of the step's key; batch norm in train mode normalises per chunk. */
+    int micro_batch;
+    /* Stop request (borrowed; NULL: none), e.g. set by a SIGINT handler:
+     * read before every step. Once *stop is nonzero, sk_trainer_run returns
+     * SK_OK at the next step boundary without finishing the epoch: no epoch
+     * callback, no checkpoint, no best weights restored; t->st names the
+     * next batch to run (st.epoch, st.batch, st.step) and the model holds
+     * the weights of the last step (a step hook's sync has run). The caller
+     * tells this end from a finished run by *stop. */
+    volatile sig_atomic_t *stop;
 };
 struct sk_train_config sk_train_defaults(void);
+/* SAM and ASAM (cfg.opt.sam_rho > 0, skeptic/optim.h): every step takes the
+ * batch's gradient g at w (loss, accuracy and the non-finite guard come from
+ * this pass), moves to w + e (sk_optim_sam_perturb), takes the gradient of the
+ * same rows with the same dropout masks there, returns to w bit for bit and
+ * updates with that second gradient. Batch-norm running statistics keep the
+ * first pass's update only. Works with any loss hook and step hook that
+ * computes the gradient; the state is (seed, step), so checkpoints need
+ * nothing more. */
 
 /* Everything beyond weights and optimiser moments that a resume needs. */
 struct sk_train_state {
@@ -153,6 +182,7 @@ struct sk_trainer {
     int *vy;
     struct sk_epoch_metrics last;  /* metrics of the last finished epoch */
     const int *batch_rows;         /* inside the loss hook: the row of x of each example of the batch */
+    float *sam_w, *sam_buffers;    /* owned; SAM's copy of params and of the model's buffers (NULL without) */
 };
 
 /* Prepare training of m on n rows. NULL + sk_last_error() on bad config. */

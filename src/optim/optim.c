@@ -35,6 +35,7 @@ struct sk_optim_config sk_optim_defaults(enum sk_optim_kind kind)
     c.eps = 1e-8f;
     c.alpha = 0.99f;
     c.gamma = 0.1f;
+    c.sam_eta = 0.01f;
     c.sched = SK_SCHED_CONSTANT;
     return c;
 }
@@ -121,6 +122,15 @@ int sk_optim_step(struct sk_optim *o, float *w, float *g)
     double ss = sum_sq(g, n);
     if (!isfinite(ss)) return sk_error(SK_ENONFINITE, "gradient is not finite at step %ld", o->t);
     float lr = sk_optim_lr_at(c, o->t);
+    if (c->grad_noise > 0) {
+        /* element i of child t: independent of the thread count */
+        uint64_t key = sk_rng_derive(sk_rng_derive(sk_rng_new(c->noise_seed).key, SK_OPTIM_STREAM_NOISE).key,
+                                     (uint64_t)o->t).key;
+        float s = c->grad_noise;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) g[i] += s * sk_rng_normal_at(key, i);
+        ss = sum_sq(g, n);
+    }
     o->t++;
     float wd = c->kind == SK_OPT_ADAMW ? 0.0f : c->weight_decay, l1 = c->l1;
     if (wd != 0 || l1 != 0) {
@@ -190,6 +200,49 @@ int sk_optim_step(struct sk_optim *o, float *w, float *g)
         }
         break;
     }
+    }
+    return SK_OK;
+}
+
+int sk_optim_sam_perturb(const struct sk_optim_config *c, float *w, const float *g, size_t n, double *norm)
+{
+    if (!(c->sam_rho > 0) || !isfinite(c->sam_rho))
+        return sk_error(SK_EINVAL, "cfg.sam_rho %g must be positive and finite", c->sam_rho);
+    if (c->sam_adaptive && !(c->sam_eta >= 0 && isfinite(c->sam_eta)))
+        return sk_error(SK_EINVAL, "cfg.sam_eta %g must be >= 0 and finite", c->sam_eta);
+    double ss;
+    if (c->sam_adaptive) {
+        /* ||T g||^2 in the chunk order of sum_sq, through a copy-free pass */
+        size_t nc = (n + SQ_CHUNK - 1) / SQ_CHUNK;
+        float eta = c->sam_eta;
+        ss = 0;
+        for (size_t k = 0; k < nc; k++) {
+            size_t lo = k * SQ_CHUNK, hi = lo + SQ_CHUNK < n ? lo + SQ_CHUNK : n;
+            float acc = 0;
+            for (size_t i = lo; i < hi; i++) {
+                float tg = (fabsf(w[i]) + eta) * g[i];
+                acc += tg * tg;
+            }
+            ss += acc;
+        }
+    } else {
+        ss = sum_sq(g, n);
+    }
+    if (!isfinite(ss)) return sk_error(SK_ENONFINITE, "gradient is not finite at the SAM ascent");
+    double nrm = sqrt(ss);
+    if (norm) *norm = nrm;
+    if (nrm == 0) return SK_OK;
+    float s = (float)(c->sam_rho / nrm);
+    if (c->sam_adaptive) {
+        float eta = c->sam_eta;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float t = fabsf(w[i]) + eta;
+            w[i] += s * t * t * g[i];
+        }
+    } else {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) w[i] += s * g[i];
     }
     return SK_OK;
 }

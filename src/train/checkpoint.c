@@ -147,6 +147,23 @@ static const char *type_name(enum type type)
     }
 }
 
+/* The optimiser as the checkpoint names it: the kind, then SAM / ASAM and
+ * gradient noise when on (a plain optimiser reads as before), and the chunk
+ * size of the batch gradient: all of them change the run, none holds state
+ * beyond (seed, step). */
+static void optim_desc(const struct sk_trainer *t, char *b, size_t cap)
+{
+    const struct sk_optim_config *o = &t->opt->cfg;
+    int k = snprintf(b, cap, "%s", sk_optim_kind_name(o->kind));
+    if (o->sam_rho > 0 && k >= 0 && (size_t)k < cap)
+        k += o->sam_adaptive ? snprintf(b + k, cap - (size_t)k, "+asam(rho=%.9g,eta=%.9g)", o->sam_rho, o->sam_eta)
+                             : snprintf(b + k, cap - (size_t)k, "+sam(rho=%.9g)", o->sam_rho);
+    if (o->grad_noise > 0 && k >= 0 && (size_t)k < cap)
+        k += snprintf(b + k, cap - (size_t)k, "+noise(%.9g)", o->grad_noise);
+    if (t->cfg.micro_batch > 0 && k >= 0 && (size_t)k < cap)
+        snprintf(b + k, cap - (size_t)k, "+chunks(%d)", t->cfg.micro_batch);
+}
+
 int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char *metadata_json)
 {
     const struct sk_model *m = t->model;
@@ -159,7 +176,9 @@ int sk_checkpoint_save(const char *path, const struct sk_trainer *t, const char 
         snprintf(b, sizeof b, "%.17g", field_get(&fields[i], t));
         cJSON_AddStringToObject(st, fields[i].name, b);
     }
-    cJSON_AddStringToObject(st, "optimizer", sk_optim_kind_name(t->opt->cfg.kind));
+    char od[160];
+    optim_desc(t, od, sizeof od);
+    cJSON_AddStringToObject(st, "optimizer", od);
     char *txt = st ? cJSON_PrintUnformatted(st) : NULL;
     cJSON_Delete(st);
     char seed[32];
@@ -220,7 +239,8 @@ static int check_fields(const char *path, const struct sk_safetensors *f, const 
     const cJSON *ok = cJSON_GetObjectItemCaseSensitive(st, "optimizer");
     const char *seed_s = sk_safetensors_meta(f, "skeptic.seed");
     unsigned long long seed = seed_s ? strtoull(seed_s, NULL, 10) : 0;
-    const char *kind = sk_optim_kind_name(t->opt->cfg.kind);
+    char kind[160];
+    optim_desc(t, kind, sizeof kind);
     bool same = seed == t->cfg.seed && cJSON_IsString(ok) && !strcmp(ok->valuestring, kind);
     for (int i = 0; i < N_FIELDS; i++)
         if (fields[i].range == R_SAME) same = same && v[i] == field_get(&fields[i], t);

@@ -29,6 +29,8 @@ void sk_trainer_free(struct sk_trainer *t)
     sk_free(t->yb);
     sk_free(t->vx);
     sk_free(t->vy);
+    sk_free(t->sam_w);
+    sk_free(t->sam_buffers);
     sk_free(t);
 }
 
@@ -46,6 +48,13 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     }
     if (!(cfg->opt.lr > 0) || !isfinite(cfg->opt.lr)) {
         sk_error(SK_EINVAL, "learning rate %g must be positive", cfg->opt.lr);
+        return NULL;
+    }
+    if (!(cfg->opt.sam_rho >= 0 && isfinite(cfg->opt.sam_rho)) || !(cfg->opt.sam_eta >= 0 && isfinite(cfg->opt.sam_eta)) ||
+        !(cfg->opt.grad_noise >= 0 && isfinite(cfg->opt.grad_noise)) || cfg->micro_batch < 0) {
+        sk_error(SK_EINVAL, "cfg.opt.sam_rho (%g), cfg.opt.sam_eta (%g) and cfg.opt.grad_noise (%g) must be finite and "
+                 ">= 0, cfg.micro_batch (%d) >= 0", cfg->opt.sam_rho, cfg->opt.sam_eta, cfg->opt.grad_noise,
+                 cfg->micro_batch);
         return NULL;
     }
     if (h && h->params && (!h->grads || h->n_params < 1 || cfg->val_split > 0 || h->n_state < 0 ||
@@ -78,7 +87,13 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     }
     long per_epoch = (t->n_train + cfg->batch - 1) / cfg->batch;
     if (t->cfg.opt.total_steps <= 0) t->cfg.opt.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
+    t->cfg.opt.noise_seed = cfg->seed;
     t->opt = sk_optim_new(&t->cfg.opt, t->n_params);
+    if (cfg->opt.sam_rho > 0 && (!(t->sam_w = sk_malloc(sizeof(float) * t->n_params)) ||
+                                 !(t->sam_buffers = sk_malloc(sizeof(float) * (m->n_buffers + 1))))) {
+        sk_trainer_free(t);
+        return NULL;
+    }
     t->train_idx = sk_malloc(sizeof(int) * (size_t)n);
     t->val_idx = sk_malloc(sizeof(int) * (size_t)(t->n_val + 1));
     t->g = sk_graph_new();
@@ -163,21 +178,69 @@ static int graph_grad(struct sk_trainer *t, int nb, uint64_t nk, double *loss, l
     const struct sk_train_config *c = &t->cfg;
     struct sk_model *m = t->model;
     struct sk_graph *g = t->g;
-    sk_graph_reset(g);
-    int logits = -1, L;
-    if (c->loss) {
-        L = c->loss(c->ctx, t, g, t->xb, t->yb, nb, nk, &logits);
-    } else {
-        int shape[2] = { nb, m->in_dim };
-        logits = sk_model_forward(m, g, sk_graph_input(g, t->xb, 2, shape, false), SK_MODE_TRAIN, nk);
-        L = sk_loss_cross_entropy(g, logits, t->yb, c->label_smoothing);
+    int mb = c->micro_batch > 0 && c->micro_batch < nb ? c->micro_batch : nb;
+    const int *rows = t->batch_rows;
+    double sum = 0;
+    int rc = SK_OK;
+    /* one chunk (the usual case) is the plain batch: no seed, no key change */
+    for (int lo = 0; lo < nb && !rc; lo += mb) {
+        int nc = nb - lo < mb ? nb - lo : mb;
+        float *xc = t->xb + (size_t)lo * m->in_dim;
+        const int *yc = t->yb + lo;
+        uint64_t ck = mb == nb ? nk : sk_rng_derive(nk, (uint64_t)(lo / mb)).key;
+        sk_graph_reset(g);
+        t->batch_rows = rows + lo;
+        int logits = -1, L;
+        if (c->loss) {
+            L = c->loss(c->ctx, t, g, xc, yc, nc, ck, &logits);
+        } else {
+            int shape[2] = { nc, m->in_dim };
+            logits = sk_model_forward(m, g, sk_graph_input(g, xc, 2, shape, false), SK_MODE_TRAIN, ck);
+            L = sk_loss_cross_entropy(g, logits, yc, c->label_smoothing);
+        }
+        if (L < 0) {
+            rc = L;
+            break;
+        }
+        double lc = sk_graph_value(g, L)[0];
+        sum += lc * nc;
+        if (!isfinite(lc)) break; /* the caller stops with its message */
+        float seed = (float)nc / (float)nb;
+        rc = sk_graph_backward(g, L, mb == nb ? NULL : &seed);
+        if (!rc && logits >= 0) *correct += count_correct(sk_graph_value(g, logits), yc, nc, m->n_classes);
     }
-    if (L < 0) return L;
-    *loss = sk_graph_value(g, L)[0];
-    if (!isfinite(*loss)) return SK_OK; /* the caller stops with its message */
-    int rc = sk_graph_backward(g, L, NULL);
-    if (!rc && c->on_grad) rc = c->on_grad(c->ctx, t, nb);
-    if (!rc && logits >= 0) *correct += count_correct(sk_graph_value(g, logits), t->yb, nb, m->n_classes);
+    t->batch_rows = rows;
+    *loss = sum / nb; /* exact for one chunk: float loss times nb fits a double */
+    if (rc || !isfinite(*loss)) return rc;
+    return c->on_grad ? c->on_grad(c->ctx, t, nb) : SK_OK;
+}
+
+/* SAM's second pass: the gradient of the same rows at w + e (same dropout
+ * masks), then w and the model's buffers back bit for bit. */
+static int sam_pass(struct sk_trainer *t, const int *rows, int nb, uint64_t nk)
+{
+    const struct sk_step_hook *h = t->cfg.step;
+    struct sk_model *m = t->model;
+    memcpy(t->sam_w, t->params, sizeof(float) * t->n_params);
+    memcpy(t->sam_buffers, m->buffers, sizeof(float) * m->n_buffers);
+    int rc = sk_optim_sam_perturb(&t->opt->cfg, t->params, t->grads, t->n_params, NULL);
+    if (rc == SK_ENONFINITE)
+        return sk_error(SK_ENONFINITE, "gradient became non-finite at epoch %d, batch %d (step %ld); the weights of "
+                        "the last good step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
+                        t->st.epoch + 1, t->st.batch, t->st.step);
+    if (rc) return rc;
+    gather_batch(t, rows, nb); /* a loss hook may have rewritten the rows */
+    t->batch_rows = rows;
+    double loss = NAN;
+    long correct = 0;
+    rc = h && h->grad ? h->grad(h->ctx, t, t->xb, t->yb, nb, nk, &loss, &correct)
+                      : graph_grad(t, nb, nk, &loss, &correct);
+    memcpy(t->params, t->sam_w, sizeof(float) * t->n_params);
+    memcpy(m->buffers, t->sam_buffers, sizeof(float) * m->n_buffers);
+    if (!rc && !isfinite(loss))
+        rc = sk_error(SK_ENONFINITE, "the SAM pass's loss became %g at epoch %d, batch %d (step %ld); the weights of "
+                      "the last good step are kept. Lower cfg.opt.sam_rho or the learning rate (cfg.opt.lr).",
+                      loss, t->st.epoch + 1, t->st.batch, t->st.step);
     return rc;
 }
 
@@ -200,6 +263,7 @@ static int train_step(struct sk_trainer *t, const int *rows, int nb, int n_batch
                         "training loss became %g at epoch %d, batch %d (step %ld); the weights of the last good "
                         "step are kept. Lower the learning rate (cfg.opt.lr) or clip gradients.",
                         loss, st->epoch + 1, st->batch, st->step);
+    if (t->sam_w && (rc = sam_pass(t, rows, nb, nk))) return rc;
     if (h && h->update) {
         if ((rc = h->update(h->ctx, t))) return rc;
     } else if (sk_optim_step(t->opt, t->params, t->grads)) {
@@ -212,6 +276,7 @@ static int train_step(struct sk_trainer *t, const int *rows, int nb, int n_batch
     st->ep_loss_sum += loss * nb;
     st->ep_seen += nb;
     st->ep_correct += correct;
+    if (c->on_step && (rc = c->on_step(c->ctx, t))) return rc;
     double el = st->ep_seconds + (sk_now() - t0);
     if (c->on_batch) c->on_batch(c->ctx, st->epoch, st->batch + 1, n_batches, (float)loss, st->ep_seen / (el > 0 ? el : 1e-9));
     return SK_OK;
@@ -273,10 +338,16 @@ int sk_trainer_run(struct sk_trainer *t)
     if (!order) return SK_ENOMEM;
     int rc = SK_OK;
     struct sk_train_state *st = &t->st;
-    while (!rc && !st->done && st->epoch < c->epochs) {
+    bool stopped = false;
+    while (!rc && !st->done && !stopped && st->epoch < c->epochs) {
         epoch_order(t, st->epoch, order);
         double t0 = sk_now();
         for (; st->batch < n_batches; st->batch++) {
+            if (c->stop && *c->stop) {
+                stopped = true;
+                st->ep_seconds += sk_now() - t0;
+                break;
+            }
             int lo = st->batch * B, nb = t->n_train - lo < B ? t->n_train - lo : B;
             if ((rc = train_step(t, order + lo, nb, n_batches, drop_key, t0))) break;
             if (c->on_checkpoint && c->checkpoint_every > 0 && st->step % c->checkpoint_every == 0) {
@@ -288,7 +359,13 @@ int sk_trainer_run(struct sk_trainer *t)
                 if (rc) break;
             }
         }
-        if (!rc) rc = end_epoch(t, t0);
+        if (!rc && !stopped) rc = end_epoch(t, t0);
+    }
+    if (stopped) {
+        const struct sk_step_hook *h = c->step;
+        rc = h && h->sync ? h->sync(h->ctx, t) : SK_OK;
+        sk_free(order);
+        return rc;
     }
     if (!rc && t->n_val > 0 && st->best_epoch >= 0) {
         memcpy(m->params, t->best_params, sizeof(float) * m->n_params);

@@ -161,6 +161,7 @@ int cmd_curvature(int argc, char **argv)
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         { "data", CLI_STR, &c.data, "D", "fashion-mnist | mnist | moons | spirals | blobs[:k=3,...] | DIR | FILE.csv | FILE.npy" },
+        { "split", CLI_STR, &c.split, "S", "rows the loss is taken over: train (default) | test | all; the gap needs train" },
         { "classes", CLI_STR, &c.classes, "LIST", "the classes the model was trained on, if its file does not record them" },
         { "labels", CLI_STR, &c.labels, "FILE", "labels file for .npy or IDX images" },
         { "label-column", CLI_STR, &c.label_column, "COL", "CSV label column: name or 0-based index (default: last)" },
@@ -253,21 +254,22 @@ int cmd_curvature(int argc, char **argv)
         sk_model_free(m);
         return cli_usage("--dense: the model has %zu parameters; the dense Hessian is for at most 8192", np);
     }
-    struct sk_dataset *tr = cli_open_model_data(&c, m, c.data, "train");
+    const char *split = c.split ? c.split : "train";
+    struct sk_dataset *tr = cli_open_model_data(&c, m, c.data, split);
     if (!tr) {
         sk_model_free(m);
         return cli_fail_lib();
     }
     for (int i = 0; i < tr->n; i++)
         if (tr->y[i] < 0 || tr->y[i] >= m->n_classes) {
-            rc = cli_fail("%s: training row %d has label %d but the model has only %d classes (select classes with "
+            rc = cli_fail("%s: row %d has label %d but the model has only %d classes (select classes with "
                           "--classes)", c.data, i, tr->y[i], m->n_classes);
             sk_dataset_free(tr);
             sk_model_free(m);
             return rc;
         }
-    struct sk_dataset *te = cli_open_model_data(&c, m, c.data, "test");
-    if (!te) {
+    struct sk_dataset *te = strcmp(split, "train") ? NULL : cli_open_model_data(&c, m, c.data, "test");
+    if (!te && !strcmp(split, "train")) {
         fprintf(stderr, "skeptic curvature: note: no test split (%s): no generalization gap\n", sk_last_error());
         sk_error_clear();
     }

@@ -1,0 +1,202 @@
+/* bench_curvature — lambda_max by Lanczos on Fashion-MNIST training images,
+ * skeptic's exact HVP against PyTorch's double-backward HVP in the same run,
+ * as JSON lines.
+ *
+ *   bench_curvature [--n N] [--steps S] [--chunk C] [--threads T] [--dir DIR] [--only mlp|cnn]
+ *                   [--no-torch] [--no-recompute]
+ *
+ * Models: mlp:784-512-512-10:relu (669,706 parameters) and the CNN of the
+ * benchmarks (cnn:1x28x28-conv32k3p1-relu-maxpool2-conv64k3p1-relu-maxpool2-
+ * flatten-dense128-relu-dense10, 421,642 parameters), loaded from
+ * DIR/NAME.safetensors when there, else trained for one epoch on the N rows
+ * here (Adam 1e-3, batch 128, seed 1) and saved there (default
+ * /tmp/skeptic-bench-curvature), so that both sides see the same weights.
+ * On the first N (10,000) training images, the mean cross-entropy in eval
+ * mode, lambda_max by S (20) Lanczos steps with full reorthogonalisation from
+ * the same kind of start (a Gaussian vector), no early stop:
+ *
+ *   skeptic            sk_curvature_loss_model (chunks of C = 1000 rows whose
+ *                      recorded forwards are kept between products) and
+ *                      sk_curvature_lanczos
+ *   skeptic_recompute  the same with every forward recorded afresh per product
+ *                      (keep_rows < 0): the same work as the PyTorch loop
+ *   torch              bench/bench_curvature_torch.py: per chunk of C rows a
+ *                      forward, torch.autograd.grad(create_graph=True), and
+ *                      torch.autograd.grad(g . v) (PyHessian's
+ *                      dataloader_hv_product), float32, the same Lanczos
+ *
+ * Each line gives seconds, seconds per HVP and lambda_max; the ratio line
+ * torch seconds / skeptic seconds (target >= 3). OMP_WAIT_POLICY=PASSIVE for
+ * both sides (spinning OpenMP threads wreck timings on a shared machine). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "skeptic/skeptic.h"
+
+static struct sk_model *get_model(const char *name, const char *spec, const char *dir, const struct sk_dataset *tr,
+                                  int n)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        struct sk_model *m = sk_model_load(path, NULL, NULL);
+        if (m) {
+            fprintf(stderr, "bench_curvature: loaded %s\n", path);
+            return m;
+        }
+        fprintf(stderr, "bench_curvature: %s (retraining)\n", sk_last_error());
+    }
+    struct sk_model *m = sk_model_from_spec(spec);
+    if (!m || sk_model_init(m, SK_INIT_TORCH, 1)) return NULL;
+    struct sk_train_config c = sk_train_defaults();
+    c.epochs = 1;
+    c.batch = 128;
+    c.seed = 1;
+    c.opt = sk_optim_defaults(SK_OPT_ADAM);
+    c.opt.lr = 1e-3f;
+    double t0 = sk_now();
+    if (sk_train(m, &c, tr->x, tr->y, n)) {
+        fprintf(stderr, "bench_curvature: training %s: %s\n", name, sk_last_error());
+        sk_model_free(m);
+        return NULL;
+    }
+    fprintf(stderr, "bench_curvature: trained %s (1 epoch on %d rows, %.0f s)\n", name, n, sk_now() - t0);
+    if (sk_model_save(m, path, NULL)) fprintf(stderr, "bench_curvature: saving %s: %s\n", path, sk_last_error());
+    return m;
+}
+
+static int lmax(struct sk_model *m, const struct sk_dataset *tr, int n, int steps, int chunk, long keep,
+                double *lam, double *sec)
+{
+    struct sk_curvature_data_config dc = { .chunk = chunk, .keep_rows = keep };
+    double t0 = sk_now();
+    struct sk_curvature_loss *L = sk_curvature_loss_model(m, tr->x, tr->y, n, &dc);
+    if (!L) return SK_ENOMEM;
+    struct sk_curvature_op H = sk_curvature_loss_op(L);
+    struct sk_curvature_lanczos_config lc = { .k = 1, .max_steps = steps, .tol = 0, .seed = 1 };
+    int rc = sk_curvature_lanczos(&H, &lc, lam, NULL, NULL, NULL);
+    sk_curvature_loss_free(L);
+    *sec = sk_now() - t0;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int n = 10000, steps = 20, chunk = 1000, threads = 2;
+    const char *dir = "/tmp/skeptic-bench-curvature", *only = NULL;
+    bool torch = true, recompute = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-torch")) torch = false;
+        else if (!strcmp(a, "--no-recompute")) recompute = false;
+        else if (v && !strcmp(a, "--n")) n = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--steps")) steps = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--chunk")) chunk = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--dir")) dir = argv[++i];
+        else if (v && !strcmp(a, "--only")) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_curvature [--n N] [--steps S] [--chunk C] [--threads T] [--dir DIR] "
+                            "[--only mlp|cnn] [--no-torch] [--no-recompute]\n");
+            return 2;
+        }
+    }
+    if (n < 1 || steps < 1 || chunk < 1) {
+        fprintf(stderr, "bench_curvature: n, steps and chunk must be >= 1\n");
+        return 2;
+    }
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    sk_set_threads(threads);
+    mkdir(dir, 0755);
+    struct sk_dataset *tr = sk_data_open("fashion-mnist", "train", NULL);
+    const char *data = "fashion-mnist";
+    if (!tr) {
+        fprintf(stderr, "bench_curvature: %s; synthetic images instead\n", sk_last_error());
+        struct sk_data_options o = { .n = n, .k = 10, .dim = 784, .seed = 1 };
+        tr = sk_data_open("blobs", "train", &o);
+        data = "synthetic";
+    }
+    if (!tr) {
+        fprintf(stderr, "bench_curvature: %s\n", sk_last_error());
+        return 1;
+    }
+    if (n > tr->n) n = tr->n;
+    static const char *names[2] = { "mlp", "cnn" };
+    static const char *specs[2] = {
+        "mlp:784-512-512-10:relu",
+        "cnn:1x28x28-conv32k3p1-relu-maxpool2-conv64k3p1-relu-maxpool2-flatten-dense128-relu-dense10",
+    };
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        if (only && strcmp(only, names[k])) continue;
+        struct sk_model *m = get_model(names[k], specs[k], dir, tr, n);
+        if (!m) {
+            rc = 1;
+            continue;
+        }
+        double lam = 0, sec = 0, lam_r = 0, sec_r = 0;
+        if (lmax(m, tr, n, steps, chunk, n, &lam, &sec)) {
+            fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
+            sk_model_free(m);
+            rc = 1;
+            continue;
+        }
+        printf("{\"bench\":\"curvature\",\"impl\":\"skeptic\",\"model\":\"%s\",\"params\":%zu,\"data\":\"%s\",\"n\":%d,"
+               "\"steps\":%d,\"chunk\":%d,\"threads\":%d,\"blas\":\"%s\",\"seconds\":%.3f,\"s_per_hvp\":%.4f,"
+               "\"lambda_max\":%.6g}\n",
+               names[k], m->n_params, data, n, steps, chunk, threads, sk_blas_core(), sec, sec / steps, lam);
+        fflush(stdout);
+        if (recompute) {
+            if (lmax(m, tr, n, steps, chunk, -1, &lam_r, &sec_r)) {
+                fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
+                rc = 1;
+            } else {
+                printf("{\"bench\":\"curvature\",\"impl\":\"skeptic_recompute\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
+                       "\"seconds\":%.3f,\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
+                       names[k], n, steps, sec_r, sec_r / steps, lam_r);
+                fflush(stdout);
+            }
+        }
+        if (torch) {
+            char cmd[2048], path[600], here[512];
+            snprintf(here, sizeof here, "%s", __FILE__); /* the PyTorch script sits beside this file */
+            char *slash = strrchr(here, '/');
+            if (slash) *slash = 0;
+            else snprintf(here, sizeof here, "bench");
+            snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[k]);
+            snprintf(cmd, sizeof cmd, "%s %s/bench_curvature_torch.py --model %s --n %d --steps %d --chunk %d --threads %d",
+                     access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, steps, chunk,
+                     threads);
+            FILE *p = popen(cmd, "r");
+            char line[4096];
+            double tsec = 0, tlam = 0;
+            while (p && fgets(line, sizeof line, p)) {
+                fputs(line, stdout);
+                char *q = strstr(line, "\"seconds\":");
+                if (q) tsec = atof(q + 10);
+                q = strstr(line, "\"lambda_max\":");
+                if (q) tlam = atof(q + 13);
+            }
+            int st = p ? pclose(p) : -1;
+            if (st != 0 || tsec <= 0) {
+                fprintf(stderr, "bench_curvature: the PyTorch side failed (%s)\n", cmd);
+                rc = 1;
+            } else {
+                printf("{\"bench\":\"curvature\",\"what\":\"ratio\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
+                       "\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,\"target\":3,"
+                       "\"lambda_max_rel_diff\":%.2e}\n",
+                       names[k], n, steps, tsec / sec, sec_r > 0 ? tsec / sec_r : 0,
+                       tlam != 0 ? (lam - tlam) / tlam : 0);
+            }
+            fflush(stdout);
+        }
+        sk_model_free(m);
+    }
+    sk_dataset_free(tr);
+    return rc;
+}

@@ -476,6 +476,10 @@ struct sk_model *cli_load_model(const struct cli_common *c, char **meta)
     }
     struct sk_model *m = sk_model_load(c->model, c->arch, meta);
     if (!m) cli_fail_lib();
+    /* what an ONNX import changed (an output softmax removed, ...) */
+    char note[2048];
+    if (m && *meta && sk_meta_get(*meta, "skeptic.import_notes", note, sizeof note))
+        fprintf(stderr, "skeptic %s: note: %s: %s\n", cli_command, c->model, note);
     return m;
 }
 

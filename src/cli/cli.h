@@ -125,7 +125,7 @@ struct cli_common {
 };
 struct cli_common cli_common_defaults(void);
 #define CLI_MODEL_OPTS(c)                                                                                        \
-    { "model", CLI_STR, &(c).model, "FILE", "model file (.safetensors)" },                                      \
+    { "model", CLI_STR, &(c).model, "FILE", "model file (.safetensors or .onnx)" },                                      \
     { "arch", CLI_STR, &(c).arch, "SPEC", "architecture, for model files without one (e.g. saved by PyTorch)" }
 #define CLI_DATA_OPTS(c)                                                                                         \
     { "data", CLI_STR, &(c).data, "D", "fashion-mnist | mnist | moons | spirals | blobs[:k=3,...] | DIR | FILE.csv | FILE.npy" }, \

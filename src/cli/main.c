@@ -18,6 +18,7 @@ int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_curvature(int argc, char **argv);
 
 static const struct {
@@ -32,6 +33,7 @@ static const struct {
     { "certify", cmd_certify, "certified accuracy: no perturbation within eps changes the prediction (ibp, crown, lipschitz)" },
     { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
     { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
+    { "export", cmd_export, "write a model as ONNX (or safetensors): skeptic export --model M --format onnx --out net.onnx" },
     { "curvature", cmd_curvature, "Hessian spectrum, sharpness and generalization measures of a model: how flat is its minimum" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))

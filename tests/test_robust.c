@@ -328,13 +328,13 @@ static struct sk_posterior *train_vi(const char *spec, const struct sk_robust_co
     cfg.opt.lr = 2e-3f;
     struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
     vc.prior_sigma = 1.0f;
-    vc.adv = adv;
     double t0 = sk_now();
-    int rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, n);
+    int rc = sk_robust_train_vi(p, &cfg, &vc, adv, tr->x, tr->y, n);
     if (secs) *secs = sk_now() - t0;
     CHECK(rc == 0, "VI training (%s, adv %s): %s", spec, adv ? sk_robust_kind_name(adv->kind) : "none",
           sk_last_error());
-    CHECK(p->vi.adv == NULL, "the posterior keeps no pointer to the caller's adversarial config");
+    CHECK(p->vi.batch == NULL && p->vi.batch_ctx == NULL,
+          "the posterior keeps no pointer to the caller's adversarial config");
     return p;
 }
 
@@ -368,8 +368,8 @@ static void test_vi_adv(void)
     /* the inner attack on its own */
     int N = 200, D = 20;
     float *xa = malloc(sizeof(float) * N * D), *xb = malloc(sizeof(float) * N * D);
-    int rc = sk_bayes_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xa);
-    sk_bayes_vi_pgd_perturb(std, &adv, te->x, te->y, N, 3, xb);
+    int rc = sk_robust_vi_perturb(std, &adv, te->x, te->y, N, 3, xa);
+    sk_robust_vi_perturb(std, &adv, te->x, te->y, N, 3, xb);
     CHECK(rc == 0 && !memcmp(xa, xb, sizeof(float) * N * D), "VI PGD-EOT is reproducible for a seed (%s)",
           rc ? sk_last_error() : "ok");
     int outside = 0;
@@ -416,16 +416,14 @@ static void test_vi_adv(void)
     /* refusals name the setting */
     struct sk_robust_config tra = sk_robust_defaults(SK_ROBUST_TRADES, EPS);
     struct sk_bayes_vi_config vc = sk_bayes_vi_defaults();
-    vc.adv = &tra;
     struct sk_train_config cfg = sk_train_defaults();
     cfg.epochs = 1;
     struct sk_posterior *p = sk_bayes_new(sk_model_from_spec(spec), SK_BAYES_VI);
-    rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, 100);
+    rc = sk_robust_train_vi(p, &cfg, &vc, &tra, tr->x, tr->y, 100);
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "pgd and fgsm") && strstr(sk_last_error(), "trades"),
           "VI refuses TRADES training: %s", sk_last_error());
     struct sk_robust_config neg = sk_robust_defaults(SK_ROBUST_PGD, -0.5f);
-    vc.adv = &neg;
-    rc = sk_bayes_train_vi(p, &cfg, &vc, tr->x, tr->y, 100);
+    rc = sk_robust_train_vi(p, &cfg, &vc, &neg, tr->x, tr->y, 100);
     CHECK(rc == SK_EINVAL && strstr(sk_last_error(), "adv.eps"), "VI refuses a negative eps: %s", sk_last_error());
     sk_bayes_free(p);
     sk_bayes_free(std);
@@ -441,7 +439,7 @@ static struct sk_posterior *train_ens(const struct sk_robust_config *adv, int M,
     cfg.seed = 5;
     cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg.opt.lr = 2e-3f;
-    int rc = sk_bayes_train_ensemble_adv(p, M, SK_INIT_HE_UNIFORM, &cfg, adv, tr->x, tr->y, tr->n);
+    int rc = sk_robust_train_ensemble(p, M, SK_INIT_HE_UNIFORM, &cfg, adv, tr->x, tr->y, tr->n);
     CHECK(rc == 0 && p->n_members == M, "ensemble training (adv %s): %s", adv ? sk_robust_kind_name(adv->kind) : "none",
           sk_last_error());
     return p;

@@ -111,7 +111,15 @@ int sk_bayes_method_parse(const char *s);
 
 enum sk_bayes_prior_kind { SK_PRIOR_GAUSSIAN = 0, SK_PRIOR_MIXTURE = 1 };
 
-struct sk_robust_config; /* robust.h */
+/* A hook on each minibatch of Bayes by Backprop, called before the step:
+ * it may overwrite the n rows of xb (n x in_dim; labels yb) in place, given
+ * the current posterior mu, rho (n_params floats each, read only), the
+ * training progress in epochs (step / steps per epoch) and the step's noise
+ * key (draws keyed by a child of it are reproducible for a seed; the step
+ * itself uses children 1 to 3). SK_OK, or a status that ends training.
+ * Adversarial training of VI (robust.h, sk_robust_train_vi) is one. */
+typedef int (*sk_bayes_vi_batch_fn)(void *ctx, const float *mu, const float *rho, float *xb, const int *yb, int n,
+                                    double progress, uint64_t key);
 
 struct sk_bayes_vi_config {
     enum sk_bayes_prior_kind prior;
@@ -122,16 +130,10 @@ struct sk_bayes_vi_config {
     int anneal_epochs;          /* linear KL warm-up (default 0 = none) */
     bool local_reparam;         /* LRT for MLP specs (default true) */
     bool flipout;               /* Flipout for every spec the LRT does not cover (default false) */
-    /* Adversarial training (default NULL = none; borrowed, read only during
-     * sk_bayes_train_vi, not kept in the posterior): kind pgd or fgsm. Every
-     * minibatch is replaced (Madry style) by the points an L-inf PGD finds
-     * against the current posterior: random start, adv->steps sign steps
-     * (fgsm: one of 1.25 eps), eps warm-up as robust.h; each step ascends the
-     * mean CE over adv->eot fresh weight draws mu + sigma e (EOT; eot <= 1:
-     * the attack runs on the mean weights). The KL term is unchanged. The
-     * attack's draws derive from the step's noise key (same seed, same bits).
-     * The FGSM guard is not applied (no rows are held out). */
-    const struct sk_robust_config *adv;
+    /* The minibatch hook (default NULL: the rows as they are) and its ctx;
+     * used during sk_bayes_train_vi only, not kept in the posterior. */
+    sk_bayes_vi_batch_fn batch;
+    void *batch_ctx;
 };
 struct sk_bayes_vi_config sk_bayes_vi_defaults(void);
 
@@ -192,14 +194,10 @@ void sk_bayes_free(struct sk_posterior *p); /* NULL ok */
 /* Bayes by Backprop. On return p->model->params = mu, p->rho = rho. */
 int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_bayes_vi_config *vi,
                       const float *x, const int *y, int n);
-/* M members, each initialised with `init` from its own seed and trained with sk_train. */
+/* M members, each initialised with `init` from its own seed and trained with
+ * sk_train (adversarially trained members: robust.h, sk_robust_train_ensemble). */
 int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
                             const float *x, const int *y, int n);
-/* The same with every member trained by sk_robust_train(adv) (adv NULL or kind
- * none: plain training). Lakshminarayanan et al.'s own variant is kind
- * SK_ROBUST_FGSM_MIX: CE(x) + CE(x + eps sign grad_x CE), eps 0.01 of the range. */
-int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
-                                const struct sk_robust_config *adv, const float *x, const int *y, int n);
 /* SGLD from the current weights (cfg->opt.lr is the step size lr above). */
 int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cfg,
                         const struct sk_bayes_sgld_config *sc, const float *x, const int *y, int n);
@@ -207,6 +205,11 @@ int sk_bayes_train_sgld(struct sk_posterior *p, const struct sk_train_config *cf
  * NULL) are used when lc->select_on_val. */
 int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_config *lc, const float *x, const int *y,
                          int n, const float *vx, const int *vy, int nv);
+/* How one network is trained where a method trains one: sk_train's contract
+ * (m's weights are the start and the result, a library status) plus ctx. */
+typedef int (*sk_bayes_net_fn)(void *ctx, struct sk_model *m, const struct sk_train_config *cfg, const float *x,
+                               const int *y, int n);
+
 /* Every method through one call: what `skeptic train --method M` and
  * `skeptic compare` run. Fields a method does not use are ignored. */
 struct sk_bayes_train_config {
@@ -216,10 +219,11 @@ struct sk_bayes_train_config {
     /* sgld, laplace, deterministic, mc-dropout: the model's weights are
      * trained already; no warm start (default false) */
     bool pretrained;
-    /* adversarial training of the deterministic, mc-dropout and warm-start
-     * networks and of each ensemble member by sk_robust_train (borrowed; NULL or
-     * kind none: plain). VI's own is vi.adv. */
-    const struct sk_robust_config *adv;
+    /* How the deterministic, mc-dropout and warm-start networks and each
+     * ensemble member are trained (default NULL: sk_train) and its ctx;
+     * robust.h's sk_robust_train_bayes trains them adversarially. */
+    sk_bayes_net_fn train_net;
+    void *net_ctx;
     struct sk_bayes_vi_config vi;
     int members;                 /* ensemble (default 5) */
     enum sk_init member_init;    /* ensemble (default He uniform) */
@@ -242,12 +246,11 @@ int sk_bayes_train(struct sk_posterior *p, const struct sk_bayes_train_config *c
 int sk_bayes_fit_temperature(struct sk_posterior *p, const float *x, const int *y, int n, int S, uint64_t seed,
                              float *T);
 
-/* The inner attack of VI adversarial training on a trained vi posterior:
- * PGD (adv->kind pgd, adv->steps) or FGSM-RS (fgsm) at radius adv->eps with
- * EOT over adv->eot weight draws per step, as described at sk_bayes_vi_config.adv;
- * n rows of x into xadv (may not alias x). Stream SK_STREAM_ATTACK of seed. */
-int sk_bayes_vi_pgd_perturb(struct sk_posterior *p, const struct sk_robust_config *adv, const float *x, const int *y,
-                            int n, uint64_t seed, float *xadv);
+/* sigma = softplus(rho) for n values: the scales of a vi posterior. */
+void sk_bayes_vi_sigma(const float *rho, float *sigma, size_t n);
+/* One draw of q(w): w = mu + sigma e for n weights, e the standard normals
+ * of stream `key` (every vi weight sample is made this way). */
+void sk_bayes_vi_sample(const float *mu, const float *sigma, uint64_t key, float *w, size_t n);
 
 /* Closed-form KL(N(mu, sigma^2) || N(0, s^2)) summed over n weights (double). */
 double sk_bayes_kl_gauss(const float *mu, const float *sigma, size_t n, float s);

@@ -38,8 +38,10 @@
  *   EOT:        for a dropout model with eot > 1, the attack runs in MC mode
  *               and each step averages the input gradient over eot masks.
  *   Bayesian:   variational posteriors train against PGD with EOT over weight
- *               draws (bayes.h, sk_bayes_vi_config.adv); ensembles train every
- *               member with sk_robust_train (sk_bayes_train_ensemble_adv).
+ *               draws (sk_robust_train_vi); ensembles train every member with
+ *               sk_robust_train (sk_robust_train_ensemble); sk_robust_train_bayes
+ *               does either, or trains the network of the other methods
+ *               (bayes.h) adversarially.
  *
  * Randomness: random starts come from stream SK_STREAM_ATTACK of the seed
  * given (training: the trainer's dropout key of the step), so runs are
@@ -49,6 +51,7 @@
 #define SKEPTIC_ROBUST_H
 
 #include "skeptic/attack.h" /* the inner attack: sk_attack_pgd_config, sk_attack_pgd_graph */
+#include "skeptic/bayes.h"  /* the posteriors of Bayesian adversarial training */
 #include "skeptic/train.h"
 
 #ifdef __cplusplus
@@ -146,6 +149,41 @@ void sk_robust_set_guard_rows(struct sk_robust_loss *l, const float *x, const in
 int sk_robust_finish(struct sk_robust_loss *l, struct sk_robust_report *rep);
 int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
                       uint64_t noise_key, int *logits);
+
+/* ---------------- Bayesian adversarial training ----------------
+ * The posteriors of bayes.h trained against the worst case. adv is borrowed
+ * for the call (nothing keeps a pointer to it); adv NULL or kind none: the
+ * plain bayes.h training. */
+
+/* Bayes by Backprop (sk_bayes_train_vi) on adversarial minibatches: every
+ * minibatch is replaced, Madry style, by the points an L-inf PGD finds
+ * against the current posterior: random start, adv->steps sign steps (kind
+ * fgsm: one of 1.25 eps), eps warm-up as above; each step ascends the mean
+ * CE over adv->eot fresh weight draws mu + sigma e (EOT; eot <= 1: the attack
+ * runs on the mean weights). The KL term is unchanged. The attack's draws
+ * derive from the step's noise key (same seed, same bits). Kinds pgd and
+ * fgsm only (the others need a clean pass beside the adversarial one); the
+ * FGSM guard is not applied (no rows are held out). vc->batch is replaced. */
+int sk_robust_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg, const struct sk_bayes_vi_config *vc,
+                       const struct sk_robust_config *adv, const float *x, const int *y, int n);
+/* sk_bayes_train_ensemble with every member trained by sk_robust_train(adv),
+ * each its own run (own seed, own guard). Lakshminarayanan et al.'s own
+ * variant is kind SK_ROBUST_FGSM_MIX: CE(x) + CE(x + eps sign grad_x CE),
+ * eps 0.01 of the range. */
+int sk_robust_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                             const struct sk_robust_config *adv, const float *x, const int *y, int n);
+/* sk_bayes_train with adversarial training: vi as sk_robust_train_vi; the
+ * deterministic and mc-dropout networks, the warm start of sgld and laplace
+ * and each ensemble member by sk_robust_train(adv) (cfg->train_net and
+ * cfg->vi.batch are replaced). */
+int sk_robust_train_bayes(struct sk_posterior *p, const struct sk_bayes_train_config *cfg,
+                          const struct sk_robust_config *adv, const float *x, const int *y, int n);
+/* The inner attack of VI adversarial training on a trained vi posterior:
+ * PGD (adv->kind pgd, adv->steps) or FGSM-RS (fgsm) at radius adv->eps with
+ * EOT over adv->eot weight draws per step, as at sk_robust_train_vi; n rows
+ * of x into xadv (may not alias x). Stream SK_STREAM_ATTACK of seed. */
+int sk_robust_vi_perturb(struct sk_posterior *p, const struct sk_robust_config *adv, const float *x, const int *y,
+                         int n, uint64_t seed, float *xadv);
 
 #ifdef __cplusplus
 }

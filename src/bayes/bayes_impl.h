@@ -25,6 +25,10 @@ const float *sk_bayes_draw(const struct sk_posterior *p, uint64_t key, int s, fl
 int sk_bayes_forward(const struct sk_posterior *p, struct sk_graph *g, const float *params, int x, uint64_t noise);
 /* NLL of the mean over S samples of softmax(lp_s / T). lp [S,n,K]. */
 double sk_bayes_tempered_nll(const float *lp, int S, int n, int K, const int *y, double T);
+/* sk_bayes_train_ensemble with each member trained by net(net_ctx, ...)
+ * (NULL: sk_train). */
+int sk_bayes_train_ensemble_with(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                                 sk_bayes_net_fn net, void *net_ctx, const float *x, const int *y, int n);
 /* Laplace probit predictive pbar [N,K]. */
 int sk_bayes_laplace_probit(const struct sk_posterior *p, const float *x, int N, float *pbar);
 

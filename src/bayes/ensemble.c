@@ -1,18 +1,11 @@
 /* Deep ensembles: M members of one spec, each trained from its own seed by
- * the one training loop (sk_train or sk_robust_train). */
+ * the one training loop (sk_train, or the caller's network trainer). */
 #include "bayes/bayes_impl.h"
-#include "skeptic/robust.h"
 
 #include <string.h>
 
-int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
-                            const float *x, const int *y, int n)
-{
-    return sk_bayes_train_ensemble_adv(p, M, init, cfg, NULL, x, y, n);
-}
-
-int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
-                                const struct sk_robust_config *adv, const float *x, const int *y, int n)
+int sk_bayes_train_ensemble_with(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                                 sk_bayes_net_fn net, void *net_ctx, const float *x, const int *y, int n)
 {
     struct sk_model *m = p->model;
     if (p->method != SK_BAYES_ENSEMBLE)
@@ -24,10 +17,6 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
     if (m->n_buffers > 0)
         return sk_error(SK_EINVAL, "ensembles of models with batch norm are not supported (members would share "
                         "running statistics); use a spec without 'bn'");
-    if (adv && adv->kind != SK_ROBUST_NONE) {
-        int rc = sk_robust_check(adv);
-        if (rc) return rc;
-    }
     size_t P = m->n_params;
     float *mem = sk_malloc(sizeof(float) * P * (size_t)M);
     if (!mem) return SK_ENOMEM;
@@ -38,10 +27,8 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
         struct sk_train_config c = *cfg;
         c.seed = seed;
         if ((rc = sk_model_init(m, init, seed))) break;
-        /* each member is its own adversarial training run (own seed, own guard) */
-        if ((rc = adv && adv->kind != SK_ROBUST_NONE ? sk_robust_train(m, &c, adv, x, y, n, NULL)
-                                                     : sk_train(m, &c, x, y, n)))
-            break;
+        /* each member is a training run of its own (own seed; adversarial training: own guard) */
+        if ((rc = net ? net(net_ctx, m, &c, x, y, n) : sk_train(m, &c, x, y, n))) break;
         memcpy(mem + (size_t)i * P, m->params, sizeof(float) * P);
     }
     if (rc) {
@@ -53,4 +40,10 @@ int sk_bayes_train_ensemble_adv(struct sk_posterior *p, int M, enum sk_init init
     p->n_members = M;
     memcpy(m->params, mem, sizeof(float) * P);
     return SK_OK;
+}
+
+int sk_bayes_train_ensemble(struct sk_posterior *p, int M, enum sk_init init, const struct sk_train_config *cfg,
+                            const float *x, const int *y, int n)
+{
+    return sk_bayes_train_ensemble_with(p, M, init, cfg, NULL, NULL, x, y, n);
 }

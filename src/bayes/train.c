@@ -1,7 +1,6 @@
 /* One entry for training a posterior by any method: the switch that
  * `skeptic train --method` and `skeptic compare` share. */
 #include "bayes/bayes_impl.h"
-#include "skeptic/robust.h"
 
 struct sk_bayes_train_config sk_bayes_train_defaults(void)
 {
@@ -16,11 +15,11 @@ struct sk_bayes_train_config sk_bayes_train_defaults(void)
     return c;
 }
 
-/* The network itself, by cfg->train (adversarially with cfg->adv). */
+/* The network itself, by cfg->train (and cfg->train_net when given). */
 static int train_net(struct sk_model *m, const struct sk_bayes_train_config *cfg, const float *x, const int *y, int n)
 {
     if (cfg->pretrained) return SK_OK;
-    if (cfg->adv && cfg->adv->kind != SK_ROBUST_NONE) return sk_robust_train(m, &cfg->train, cfg->adv, x, y, n, NULL);
+    if (cfg->train_net) return cfg->train_net(cfg->net_ctx, m, &cfg->train, x, y, n);
     return sk_train(m, &cfg->train, x, y, n);
 }
 
@@ -31,7 +30,8 @@ int sk_bayes_train(struct sk_posterior *p, const struct sk_bayes_train_config *c
     switch (p->method) {
     case SK_BAYES_VI: return sk_bayes_train_vi(p, &cfg->train, &cfg->vi, x, y, n);
     case SK_BAYES_ENSEMBLE:
-        return sk_bayes_train_ensemble_adv(p, cfg->members, cfg->member_init, &cfg->train, cfg->adv, x, y, n);
+        return sk_bayes_train_ensemble_with(p, cfg->members, cfg->member_init, &cfg->train, cfg->train_net,
+                                            cfg->net_ctx, x, y, n);
     case SK_BAYES_SGLD:
         rc = train_net(m, cfg, x, y, n);
         return rc ? rc : sk_bayes_train_sgld(p, &cfg->sgld_train, &cfg->sgld, x, y, n);

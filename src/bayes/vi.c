@@ -12,7 +12,6 @@
  */
 #include "bayes/bayes_impl.h"
 #include "core/fastmath.h"
-#include "bayes/vi_adv.h"
 
 #include <math.h>
 #include <string.h>
@@ -309,12 +308,10 @@ struct vi_run {
     struct lrt L;
     bool use_lrt;
     struct sk_flipout *fo;
-    struct sk_bayes_vi_adv *va;  /* adversarial training (vi_adv.c) */
 };
 
 static void vi_run_free(struct vi_run *r)
 {
-    sk_bayes_vi_adv_free(r->va);
     lrt_free(&r->L);
     sk_flipout_free(r->fo);
     sk_free(r->theta);
@@ -354,7 +351,6 @@ static int vi_run_init(struct vi_run *r, struct sk_posterior *p, const struct sk
     int rc;
     if (r->use_lrt && (rc = lrt_init(&r->L, m, B))) return rc;
     if (!r->use_lrt && vc->flipout && !(r->fo = sk_flipout_new(m, B))) return SK_ENOMEM;
-    if (vc->adv && vc->adv->kind != SK_ROBUST_NONE && (rc = sk_bayes_vi_adv_new(&r->va, m, vc->adv, B))) return rc;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
      * posterior's rho if it has one already (continued training) */
     memcpy(r->theta, m->params, sizeof(float) * P);
@@ -417,9 +413,9 @@ static int vi_grad(void *ctx, struct sk_trainer *t, float *xb, const int *yb, in
     uint64_t sk = sk_rng_derive(r->nkey, (uint64_t)step).key;
     (void)noise_key;
     int rc;
-    /* Madry style: the batch is replaced by PGD-EOT points against q(w) */
-    if (r->va &&
-        (rc = sk_bayes_vi_adv_batch(r->va, r->theta, r->theta + P, xb, yb, nb, (double)step / r->per_epoch, sk)))
+    /* e.g. adversarial training: the rows replaced by attacks on q(w) */
+    if (vc->batch &&
+        (rc = vc->batch(vc->batch_ctx, r->theta, r->theta + P, xb, yb, nb, (double)step / r->per_epoch, sk)))
         return rc;
     const float *mu = r->theta, *rho = r->theta + P;
     float *dmu = r->dtheta, *drho = r->dtheta + P, *sig = r->sig, *s2 = r->s2, *sgm = r->sgm;
@@ -488,7 +484,8 @@ int sk_bayes_train_vi(struct sk_posterior *p, const struct sk_train_config *cfg,
     if (rc) return rc;
     struct sk_model *m = p->model;
     p->vi = *vc;
-    p->vi.adv = NULL; /* borrowed for this call only */
+    p->vi.batch = NULL; /* borrowed for this call only */
+    p->vi.batch_ctx = NULL;
     struct vi_run r = { .vc = *vc };
     struct sk_trainer *t = NULL;
     if (!(rc = vi_run_init(&r, p, cfg, n))) {

@@ -153,7 +153,7 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
     cfg->opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg->opt.lr = a->lr;
     cfg->on_epoch = on_epoch;
-    bc.adv = &a->advc; /* kind none: plain training */
+    const struct sk_robust_config *adv = &a->advc; /* kind none: plain training */
     bc.members = a->members;
     switch (a->method_kind) {
     case SK_BAYES_VI:
@@ -164,12 +164,11 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
         bc.vi.anneal_epochs = a->anneal;
         bc.vi.local_reparam = !a->no_lrt;
         if (a->flipout || a->no_flipout) bc.vi.flipout = a->flipout;
-        bc.vi.adv = a->adv_kind != SK_ROBUST_NONE ? &a->advc : NULL;
         cfg->opt.sched = SK_SCHED_COSINE;
         cfg->opt.min_lr = a->lr * 0.05f;
         break;
     case SK_BAYES_SGLD:
-        bc.adv = NULL; /* the warm start is plain */
+        adv = NULL; /* the warm start is plain */
         bc.sgld.burnin_epochs = 1;
         bc.sgld.thin = a->thin;
         bc.sgld.n_keep = a->keep;
@@ -180,15 +179,15 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
         bc.sgld_train.opt.lr = a->sgld_lr;
         break;
     case SK_BAYES_LAPLACE:
-        bc.adv = NULL;
+        adv = NULL;
         bc.laplace.hessian = strcmp(a->hessian, "full") ? SK_LAPLACE_KFAC : SK_LAPLACE_FULL;
         bc.laplace.prior_precision = a->prior_precision;
         bc.laplace.probit = a->probit;
         break;
     case SK_BAYES_MCDROPOUT: case SK_BAYES_ENSEMBLE: break;
-    default: bc.adv = NULL; break;
+    default: adv = NULL; break;
     }
-    int rc = sk_bayes_train(p, &bc, tr->x, tr->y, tr->n);
+    int rc = sk_robust_train_bayes(p, &bc, adv, tr->x, tr->y, tr->n);
     if (!rc && a->method_kind == SK_BAYES_LAPLACE) fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
     return rc;
 }

@@ -43,7 +43,8 @@
 static const char *supported_ops =
     "Gemm, MatMul, Add, Sub, Mul, Div (by constants), Conv, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, GELU "
     "(Erf- or Tanh-based patterns), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (to flat), "
-    "Transpose (of constants), BatchNormalization, Dropout, Identity, Constant, Softmax/LogSoftmax (at the output)";
+    "Transpose (of constants), BatchNormalization, Dropout, Identity, Constant, Pad (by zeros), Softmax/LogSoftmax "
+    "(at the output)";
 
 /* ---------------- sniffing ---------------- */
 
@@ -1108,6 +1109,22 @@ static int map_node(struct imp *im, int ni, int x, int *next)
     if (!strcmp(op, "BatchNormalization")) return map_bn(im, n);
     if (!strcmp(op, "Dropout")) return map_dropout(im, n);
     if (!strcmp(op, "Identity")) return SK_OK;
+    if (!strcmp(op, "Pad")) {
+        /* PyTorch writes a Pad of zeros before AveragePool; any real padding belongs in Conv's pads */
+        size_t np = 0;
+        const int64_t *pa = attr_ints(n, "pads", &np);
+        struct val *pv = in_val(im, n, 1);
+        const Onnx__AttributeProto *mode = attr(n, "mode");
+        if (pv && (!pv->is_const || !pv->i)) return node_err(im, n, "pads are not integer constants");
+        if (pv) np = pv->numel;
+        bool zero = true;
+        for (size_t k = 0; k < np; k++) zero = zero && (pv ? pv->i[k] : pa[k]) == 0;
+        if (mode && mode->has_s && mode->s.len && !(mode->s.len == 8 && !memcmp(mode->s.data, "constant", 8)))
+            return node_err(im, n, "mode %.*s (only constant padding by zero amounts is read)", (int)mode->s.len,
+                            (const char *)mode->s.data);
+        if (!zero) return node_err(im, n, "padding by nonzero amounts (skeptic pads inside Conv: use Conv's pads)");
+        return SK_OK;
+    }
     if (!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) {
         int64_t ax = attr_i(n, "axis", im->opset >= 13 ? -1 : 1);
         if (im->spatial || !(ax == 1 || ax == -1)) return node_err(im, n, "a softmax over other than the class axis");

@@ -51,9 +51,11 @@
 extern "C" {
 #endif
 
-enum sk_certify_method { SK_CERTIFY_IBP = 0, SK_CERTIFY_CROWN = 1, SK_CERTIFY_LIPSCHITZ = 2 };
+/* SK_CERTIFY_ALPHA_CROWN: CROWN for every layer kind with the lower slopes
+ * of unstable relu values optimised (α-CROWN, see sk_certify_spec_bounds). */
+enum sk_certify_method { SK_CERTIFY_IBP = 0, SK_CERTIFY_CROWN = 1, SK_CERTIFY_LIPSCHITZ = 2, SK_CERTIFY_ALPHA_CROWN = 3 };
 const char *sk_certify_method_name(enum sk_certify_method m);
-/* "ibp" | "crown" | "lipschitz" -> method, or -1. */
+/* "ibp" | "crown" | "lipschitz" | "alpha-crown" -> method, or -1. */
 int sk_certify_method_parse(const char *s);
 
 #define SK_CERTIFY_TOL 1e-5f
@@ -150,6 +152,113 @@ int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, dou
  * L-infinity radius r / sqrt(in_dim). Either output may be NULL. */
 int sk_certify_lipschitz_radius(struct sk_model *m, const float *x, const int *y, int N, int iters, float *r2,
                                 float *rinf);
+
+/* ---------------- CROWN for every layer kind, α-CROWN ----------------
+ * Bounds of a specification c·y (y the logits, c a row of C) over a box,
+ * by backward linear relaxation on the model's chain of layers: dense, conv
+ * (its transpose), average / global average pooling, batch norm (eval),
+ * flatten, dropout (identity), the input transform, relu and leaky relu
+ * (upper chord, lower line through 0), max pooling (lower: the input with
+ * the largest lower bound; upper: that input when it dominates the window,
+ * else the largest upper bound), and tanh, sigmoid, softplus and GELU
+ * (tangent or chord slopes, intercepts proved by a bound on f'' over a grid).
+ * Intermediate bounds of the inputs of nonlinear layers by CROWN layer by
+ * layer (cfg.crown_rows neurons per layer at most, else intervals),
+ * intersected with interval arithmetic; the final bound of each row is the
+ * best of its concretizations at every layer, so never looser than IBP in
+ * specification form. With cfg.alpha_iters > 0 the lower slopes of unstable
+ * relu values are optimised per row and neuron by Adam on the bound
+ * (α-CROWN), starting from CROWN's and keeping the best: never looser than
+ * CROWN. Rounding: float products with a relative margin on each bound. */
+struct sk_certify_crown_config {
+    int alpha_iters;  /* α-CROWN steps (0: CROWN) */
+    float alpha_lr;   /* Adam step (0.1) */
+    int crown_rows;   /* intermediate neurons bounded by CROWN per layer at most (2048) */
+    bool with_ibp;    /* intersect with intervals (true; false: CROWN alone, for studies) */
+};
+struct sk_certify_crown_config sk_certify_crown_defaults(void);
+
+/* lb[n, k] = a lower bound of C[k]·y over the box [lo[n], hi[n]] (N boxes of
+ * in_dim values, raw units) for C [n_spec, n_classes] (row-major); upper
+ * bounds are the rows -C. cfg NULL: the defaults. SK_EINVAL for a layer the
+ * chain cannot express or lo > hi. */
+int sk_certify_spec_bounds(struct sk_model *m, const float *lo, const float *hi, int N, const float *C, int n_spec,
+                           const struct sk_certify_crown_config *cfg, float *lb);
+
+/* ---------------- complete verification of a property ----------------
+ * A property in VNN-LIB's form: an input box and a disjunction of
+ * conjunctions of linear output constraints,
+ *     exists x in [lo, hi] with  OR_i AND_{k in rows of i} c_k·y(x) <= d_k.
+ * A point satisfying it is a counterexample. Verdicts (VNN-COMP's words):
+ *   unsat    no point of the box satisfies it (proved: the property's
+ *            negation, typically robustness, holds);
+ *   sat      a counterexample, re-checked by the model's own float forward
+ *            pass: inside the box, every constraint of one disjunct met;
+ *   timeout  the wall-clock budget ran out first;
+ *   unknown  the search stopped without an answer (domain memory cap, or a
+ *            domain with every relu decided that could not be refuted);
+ *   error    the model or the property could not be handled.
+ * Method: margin PGD with restarts on every disjunct first; then CROWN and
+ * α-CROWN bounds on the rows; disjuncts not refuted go to branch and bound:
+ * the unstable relu value with the largest BaBSR-style score (|A| times the
+ * intercept of its upper line) is split, each subdomain's intermediate
+ * bounds are recomputed under its splits, and its bound is optimised over
+ * the slopes α and the split multipliers β together (β-CROWN); subdomains
+ * with a bound above d (or with contradictory splits) are pruned; the input
+ * corner attaining each subdomain's bound is tried as a counterexample.
+ * Subdomains are bounded in parallel (OpenMP); the queue is capped by
+ * cfg.max_domain_mb. */
+struct sk_certify_property {
+    int n_in, n_out;
+    const float *lo, *hi;  /* [n_in] the input box, raw units (borrowed) */
+    int n_rows;
+    const float *c;        /* [n_rows, n_out] */
+    const float *d;        /* [n_rows] */
+    int n_disj;
+    const int *disj;       /* [n_disj + 1]: disjunct i is rows disj[i] .. disj[i+1]-1 */
+};
+
+enum sk_certify_verdict {
+    SK_VERDICT_UNSAT = 0, SK_VERDICT_SAT = 1, SK_VERDICT_TIMEOUT = 2, SK_VERDICT_UNKNOWN = 3, SK_VERDICT_ERROR = 4
+};
+/* "unsat" "sat" "timeout" "unknown" "error" */
+const char *sk_certify_verdict_name(enum sk_certify_verdict v);
+
+struct sk_certify_verify_config {
+    double timeout_s;     /* wall clock for the whole property (> 0) */
+    int pgd_restarts;     /* per disjunct (5) */
+    int pgd_steps;        /* (100) */
+    int alpha_iters;      /* α-CROWN steps on the whole box (50) */
+    int bab_iters;        /* α/β steps per subdomain (10) */
+    int batch;            /* subdomains split per round (16) */
+    int max_domain_mb;    /* memory of the subdomain queue (1024) */
+    int crown_rows;       /* see sk_certify_crown_config (2048) */
+    bool bab;             /* branch and bound (true; false: stop after α-CROWN with unknown) */
+    uint64_t seed;        /* PGD starts */
+};
+struct sk_certify_verify_config sk_certify_verify_defaults(void);
+
+struct sk_certify_verify_report {
+    enum sk_certify_verdict verdict;
+    const char *stage;    /* what decided it: "pgd", "crown", "alpha-crown", "bab" (static) */
+    double seconds;
+    long domains;         /* subdomains bounded */
+    int disjunct;         /* sat: the disjunct the counterexample meets */
+    float worst_lb;       /* the lowest bound margin min_k(lb_k - d_k) over open domains at the end */
+};
+
+/* Decide the property p for model m within cfg (NULL: defaults). cex_x
+ * [n_in] and cex_y [n_out] (either may be NULL) receive the counterexample
+ * of a sat verdict. Returns SK_OK with the verdict in *rep (error verdicts
+ * come with a negative return and sk_last_error()). */
+int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
+                      const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep, float *cex_x,
+                      float *cex_y);
+/* Whether x satisfies p (inside the box within tol, and every constraint of
+ * some disjunct met by the model's float forward pass); y (may be NULL)
+ * gets the logits, *disj (may be NULL) the disjunct met. */
+int sk_certify_property_check(struct sk_model *m, const struct sk_certify_property *p, const float *x, float tol,
+                              bool *holds, float *y, int *disj);
 
 /* ---------------- VNN-LIB properties ----------------
  * The subset of SMT-LIB the verification competitions (VNN-COMP: mnist_fc,

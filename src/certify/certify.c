@@ -1,5 +1,6 @@
 /* Certified accuracy and the array entry points of the three methods. */
 #include "certify/certify_impl.h"
+#include "certify/lirpa.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,10 +16,34 @@ static int check_rows(const struct sk_model *m, const int *y, int N)
     return SK_OK;
 }
 
+/* α-CROWN over the boxes [lo, hi] (margins for labels y, else logit bounds);
+ * the engine's own intervals keep it never looser than IBP. */
+#define ALPHA_CROWN_ITERS 20
+static int alpha_crown_bounds(struct sk_model *m, const float *lo, const float *hi, int N, const int *y, float *zlo,
+                              float *zhi)
+{
+    size_t n = (size_t)N * m->in_dim;
+    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
+    int rc = SK_ENOMEM;
+    if (cv && rv) {
+        rc = SK_OK;
+        for (size_t i = 0; i < n && rc == SK_OK; i++) {
+            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
+            cv[i] = 0.5f * (lo[i] + hi[i]);
+            rv[i] = 0.5f * (hi[i] - lo[i]);
+        }
+        if (!rc) rc = sk_crown_any(m, cv, rv, y, N, true, ALPHA_CROWN_ITERS, zlo, zhi);
+    }
+    sk_free(cv);
+    sk_free(rv);
+    return rc;
+}
+
 int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const float *lo, const float *hi, int N,
                       float *zlo, float *zhi)
 {
     if (method == SK_CERTIFY_IBP) return sk_certify_ibp_bounds(m, lo, hi, N, zlo, zhi);
+    if (method == SK_CERTIFY_ALPHA_CROWN) return alpha_crown_bounds(m, lo, hi, N, NULL, zlo, zhi);
     if (method != SK_CERTIFY_CROWN)
         return sk_error(SK_EINVAL, "bounds: method %s gives no logit bounds (use ibp or crown)",
                         sk_certify_method_name(method));
@@ -83,7 +108,7 @@ int sk_certify_margins_box(struct sk_model *m, enum sk_certify_method method, co
     if (!(eps >= 0) || !isfinite(eps)) return sk_error(SK_EINVAL, "certify: epsilon %g must be finite and >= 0", eps);
     if (N == 0) return SK_OK;
     if (method == SK_CERTIFY_LIPSCHITZ) return sk_certify_lipschitz_margins(m, x, y, N, eps, mlo);
-    if (method != SK_CERTIFY_IBP && method != SK_CERTIFY_CROWN)
+    if (method != SK_CERTIFY_IBP && method != SK_CERTIFY_CROWN && method != SK_CERTIFY_ALPHA_CROWN)
         return sk_error(SK_EINVAL, "certify: unknown method %d", (int)method);
     size_t n = (size_t)N * m->in_dim;
     float *cv = sk_malloc(sizeof(float) * n), *rv = sk_malloc(sizeof(float) * n);
@@ -91,7 +116,8 @@ int sk_certify_margins_box(struct sk_model *m, enum sk_certify_method method, co
     rc = SK_ENOMEM;
     if (cv && rv && (method != SK_CERTIFY_CROWN || tmp)) {
         rc = sk_certify_domain_centre_radius(x, n, m->in_dim, eps, box, cv, rv);
-        if (!rc) rc = sk_certify_ibp_margins(m, cv, rv, y, N, mlo);
+        if (!rc && method == SK_CERTIFY_ALPHA_CROWN) rc = sk_crown_any(m, cv, rv, y, N, true, ALPHA_CROWN_ITERS, mlo, NULL);
+        else if (!rc) rc = sk_certify_ibp_margins(m, cv, rv, y, N, mlo);
         if (!rc && method == SK_CERTIFY_CROWN) {
             rc = sk_crown(m, cv, rv, y, N, true, tmp, NULL);
             if (!rc)

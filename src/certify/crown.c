@@ -1,262 +1,1090 @@
-/* CROWN (Zhang et al. 2018): backward linear relaxation for MLPs made of
- * dense layers and ReLU / leaky ReLU, with the adaptive lower slope. */
+/* CROWN (Zhang et al. 2018): backward linear relaxation over a chain of
+ * steps (lirpa.h) for every layer kind, with intermediate boxes by CROWN
+ * layer by layer intersected with interval arithmetic, and bounds of a
+ * specification matrix C directly (c·y, not logits subtracted afterwards). */
 #include "certify/certify_impl.h"
+#include "certify/lirpa.h"
 
 #include <math.h>
 #include <string.h>
 
-#define MAXL 32
+/* ---------------- building the chain ---------------- */
 
-struct mlp {
-    int n;                 /* dense layers */
-    int dim[MAXL + 1];     /* dim[0] input, dim[i] output of dense i (1-based) */
-    const float *W[MAXL + 1], *b[MAXL + 1];
-    float neg[MAXL + 1];   /* slope of the activation after dense i for x < 0 */
-};
+static struct lp_step *push_step(struct lp_net *net, int cap)
+{
+    SK_ASSERT(net->n < cap);
+    struct lp_step *s = &net->s[net->n++];
+    memset(s, 0, sizeof *s);
+    s->relu_off = -1;
+    return s;
+}
 
-static int mlp_of(const struct sk_model *m, struct mlp *net)
+static int diag_step(struct lp_net *net, int cap, int din, int per, const float *a_c, const float *b_c)
+{
+    struct lp_step *s = push_step(net, cap);
+    s->kind = LP_DIAG;
+    s->din = s->dout = din;
+    s->a = sk_malloc(sizeof(float) * (size_t)din);
+    s->ab = sk_malloc(sizeof(float) * (size_t)din);
+    if (!s->a || !s->ab) return SK_ENOMEM;
+    for (int j = 0; j < din; j++) {
+        s->a[j] = a_c[j / per];
+        s->ab[j] = b_c[j / per];
+    }
+    return SK_OK;
+}
+
+int lp_net_build(const struct sk_model *m, struct lp_net *net)
 {
     memset(net, 0, sizeof *net);
-    net->dim[0] = m->in_dim;
+    int cap = m->n_layers + 1;
+    net->s = sk_calloc((size_t)cap, sizeof *net->s);
+    if (!net->s) return SK_ENOMEM;
+    net->in_dim = m->in_dim;
+    int rc = SK_OK;
+    if (m->prep) {
+        int D = m->in_dim;
+        float *a = sk_malloc(sizeof(float) * (size_t)D), *b = sk_malloc(sizeof(float) * (size_t)D);
+        rc = SK_ENOMEM;
+        if (a && b) {
+            for (int j = 0; j < D; j++) {
+                a[j] = m->prep->scale[j];
+                b[j] = -m->prep->shift[j] * m->prep->scale[j];
+            }
+            rc = diag_step(net, cap, D, 1, a, b);
+        }
+        sk_free(a);
+        sk_free(b);
+        if (rc) goto fail;
+    }
+    for (int li = 0; li < m->n_layers; li++) {
+        const struct sk_layer *L = &m->layers[li];
+        int din = L->in[0] * L->in[1] * L->in[2], dout = L->out[0] * L->out[1] * L->out[2];
+        if (L->kind == SK_LAYER_FLATTEN || L->kind == SK_LAYER_DROPOUT) continue;
+        if (L->kind == SK_LAYER_BATCHNORM) {
+            int C = L->units, per = L->in[1] * L->in[2];
+            float *a = sk_malloc(sizeof(float) * (size_t)C), *b = sk_malloc(sizeof(float) * (size_t)C);
+            rc = SK_ENOMEM;
+            if (a && b) {
+                for (int c = 0; c < C; c++) {
+                    double s = m->params[L->w_off + c] / sqrt((double)m->buffers[L->rv_off + c] + m->bn_eps);
+                    a[c] = (float)s;
+                    b[c] = (float)(m->params[L->b_off + c] - s * m->buffers[L->rm_off + c]);
+                }
+                rc = diag_step(net, cap, din, per, a, b);
+            }
+            sk_free(a);
+            sk_free(b);
+            if (rc) goto fail;
+            continue;
+        }
+        struct lp_step *s = push_step(net, cap);
+        s->din = din;
+        s->dout = dout;
+        s->ic = L->in[0], s->ih = L->in[1], s->iw = L->in[2];
+        s->oc = L->out[0], s->oh = L->out[1], s->ow = L->out[2];
+        s->k = L->k, s->stride = L->stride, s->pad = L->pad;
+        switch (L->kind) {
+        case SK_LAYER_DENSE:
+        case SK_LAYER_CONV: {
+            s->kind = L->kind == SK_LAYER_DENSE ? LP_DENSE : LP_CONV;
+            s->W = m->params + L->w_off;
+            s->b = m->params + L->b_off;
+            s->aW = sk_malloc(sizeof(float) * L->n_w);
+            if (!s->aW) {
+                rc = SK_ENOMEM;
+                goto fail;
+            }
+            for (size_t i = 0; i < L->n_w; i++) s->aW[i] = fabsf(s->W[i]);
+            break;
+        }
+        case SK_LAYER_AVGPOOL: s->kind = LP_AVGPOOL; break;
+        case SK_LAYER_GAP: s->kind = LP_GAP; break;
+        case SK_LAYER_MAXPOOL: s->kind = LP_MAXPOOL; break;
+        case SK_LAYER_RELU:
+        case SK_LAYER_LRELU:
+            s->relu_off = net->n_relu;
+            net->n_relu += din;
+            /* fall through */
+        case SK_LAYER_TANH:
+        case SK_LAYER_SIGMOID:
+        case SK_LAYER_SOFTPLUS:
+        case SK_LAYER_GELU:
+            s->kind = LP_ACT;
+            s->act = L->kind;
+            s->p = L->kind == SK_LAYER_LRELU ? L->p : 0.0f;
+            break;
+        default:
+            rc = sk_error(SK_EINVAL, "bound propagation: layer %d (%s) of '%s' is not supported", li,
+                          sk_layer_name(L->kind), m->spec);
+            goto fail;
+        }
+    }
+    net->out_dim = m->n_classes;
+    if (net->n == 0 || net->s[net->n - 1].dout != m->n_classes) {
+        rc = sk_error(SK_EINVAL, "bound propagation: model '%s' has no layer that gives its %d outputs", m->spec,
+                      m->n_classes);
+        goto fail;
+    }
+    net->maxd = net->in_dim;
+    for (int i = 0; i < net->n; i++) {
+        if (net->s[i].din > net->maxd) net->maxd = net->s[i].din;
+        if (net->s[i].dout > net->maxd) net->maxd = net->s[i].dout;
+    }
+    net->relu_step = sk_malloc(sizeof(int) * ((size_t)net->n_relu + 1));
+    if (!net->relu_step) {
+        rc = SK_ENOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < net->n; i++)
+        if (net->s[i].relu_off >= 0)
+            for (int j = 0; j < net->s[i].din; j++) net->relu_step[net->s[i].relu_off + j] = i;
+    return SK_OK;
+fail:
+    lp_net_free(net);
+    return rc;
+}
+
+void lp_net_free(struct lp_net *net)
+{
+    if (!net) return;
+    for (int i = 0; i < net->n && net->s; i++) {
+        sk_free(net->s[i].aW);
+        sk_free(net->s[i].a);
+        sk_free(net->s[i].ab);
+    }
+    sk_free(net->s);
+    sk_free(net->relu_step);
+    memset(net, 0, sizeof *net);
+}
+
+/* ---------------- boxes ---------------- */
+
+/* Relaxation cache of a nonlinear step: 4 floats per value (activations:
+ * al, bl, au, bu) or per output (max pooling: argmax index, dominated flag,
+ * max upper bound, unused). */
+static size_t rx_len(const struct lp_step *s)
+{
+    if (s->kind == LP_ACT) return 4 * (size_t)s->din;
+    if (s->kind == LP_MAXPOOL) return 4 * (size_t)s->dout;
+    return 0;
+}
+
+int lp_bounds_alloc(const struct lp_net *net, struct lp_bounds *b)
+{
+    memset(b, 0, sizeof *b);
+    b->n = net->n;
+    size_t tot = (size_t)net->in_dim, rtot = 0;
+    for (int i = 0; i < net->n; i++) {
+        tot += (size_t)net->s[i].dout;
+        rtot += rx_len(&net->s[i]);
+    }
+    b->lo = sk_calloc((size_t)net->n + 1, sizeof(float *));
+    b->hi = sk_calloc((size_t)net->n + 1, sizeof(float *));
+    b->rx = sk_calloc((size_t)net->n + 1, sizeof(float *));
+    b->mem = sk_malloc(sizeof(float) * (2 * tot + rtot + 1));
+    if (!b->lo || !b->hi || !b->rx || !b->mem) {
+        lp_bounds_free(b);
+        return SK_ENOMEM;
+    }
+    b->n_floats = 2 * tot + rtot;
+    float *p = b->mem;
+    for (int i = 0; i <= net->n; i++) {
+        size_t d = i == 0 ? (size_t)net->in_dim : (size_t)net->s[i - 1].dout;
+        b->lo[i] = p;
+        b->hi[i] = p + d;
+        p += 2 * d;
+    }
+    for (int i = 0; i < net->n; i++) {
+        size_t r = rx_len(&net->s[i]);
+        b->rx[i] = r ? p : NULL;
+        p += r;
+    }
+    return SK_OK;
+}
+
+void lp_bounds_free(struct lp_bounds *b)
+{
+    if (!b) return;
+    sk_free(b->lo);
+    sk_free(b->hi);
+    sk_free(b->rx);
+    sk_free(b->mem);
+    memset(b, 0, sizeof *b);
+}
+
+int lp_bounds_copy(const struct lp_net *net, struct lp_bounds *dst, const struct lp_bounds *src)
+{
+    (void)net;
+    SK_ASSERT(dst->n_floats == src->n_floats);
+    memcpy(dst->mem, src->mem, sizeof(float) * src->n_floats);
+    return SK_OK;
+}
+
+/* ---------------- activations: values and sound lines ---------------- */
+
+static double act_f(enum sk_layer_kind k, double p, double x)
+{
+    switch (k) {
+    case SK_LAYER_RELU: return x > 0 ? x : 0;
+    case SK_LAYER_LRELU: return x > 0 ? x : p * x;
+    case SK_LAYER_TANH: return tanh(x);
+    case SK_LAYER_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case SK_LAYER_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    case SK_LAYER_GELU: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
+    default: return x;
+    }
+}
+
+static double act_df(enum sk_layer_kind k, double x)
+{
+    switch (k) {
+    case SK_LAYER_TANH: {
+        double t = tanh(x);
+        return 1 - t * t;
+    }
+    case SK_LAYER_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-x));
+        return s * (1 - s);
+    }
+    case SK_LAYER_SOFTPLUS: return 1.0 / (1.0 + exp(-x));
+    case SK_LAYER_GELU: return 0.5 * (1.0 + erf(x * 0.70710678118654752)) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+    default: return 1;
+    }
+}
+
+/* A bound of |f''| over the reals: sigmoid 1/(6 sqrt 3), tanh 4/(3 sqrt 3),
+ * softplus 1/4, GELU 2 phi(0) (its f'' = phi(x)(2 - x^2)). */
+static double act_d2max(enum sk_layer_kind k)
+{
+    switch (k) {
+    case SK_LAYER_SIGMOID: return 0.0963;
+    case SK_LAYER_TANH: return 0.7699;
+    case SK_LAYER_SOFTPLUS: return 0.25;
+    case SK_LAYER_GELU: return 0.7979;
+    default: return 0;
+    }
+}
+
+/* Convexity of f on [l,u]: 1 convex, -1 concave, 0 neither (or unknown). */
+static int act_curv(enum sk_layer_kind k, double l, double u)
+{
+    switch (k) {
+    case SK_LAYER_SOFTPLUS: return 1;
+    case SK_LAYER_SIGMOID:
+    case SK_LAYER_TANH: return u <= 0 ? 1 : l >= 0 ? -1 : 0;
+    case SK_LAYER_GELU: return (l >= -1.4142 && u <= 1.4142) ? 1 : (l >= 1.4143 || u <= -1.4143) ? -1 : 0;
+    default: return 0;
+    }
+}
+
+/* GELU's minimum over the reals, at x = -0.75179..., slightly under. */
+#define GELU_MIN (-0.16998)
+#define GELU_ARGMIN (-0.7517916)
+
+/* Range of an activation over [l,u] (interval arithmetic). */
+static void act_range(const struct lp_step *s, float l, float u, float *fl, float *fu)
+{
+    double a = act_f(s->act, s->p, l), b = act_f(s->act, s->p, u);
+    double lo = a < b ? a : b, hi = a < b ? b : a;
+    if (s->act == SK_LAYER_LRELU && l < 0 && u > 0) {
+        lo = lo < 0 ? lo : 0;
+        hi = hi > 0 ? hi : 0;
+    }
+    if (s->act == SK_LAYER_GELU && l < GELU_ARGMIN && u > GELU_ARGMIN) lo = GELU_MIN;
+    /* transcendental values in float: widen by a few ulps */
+    if (s->act != SK_LAYER_RELU && s->act != SK_LAYER_LRELU) {
+        lo -= 1e-7 * (1 + fabs(lo));
+        hi += 1e-7 * (1 + fabs(hi));
+    }
+    *fl = (float)lo;
+    *fu = (float)hi;
+    if ((double)*fl > lo) *fl = nextafterf(*fl, -INFINITY);
+    if ((double)*fu < hi) *fu = nextafterf(*fu, INFINITY);
+}
+
+float lp_relu_default_slope(float p, float l, float u)
+{
+    if (p > 1) return u >= -l ? 1.0f : p; /* the concave case: this is the upper slope */
+    return u >= -l ? 1.0f : p;
+}
+
+/* Lines al x + bl <= f(x) <= au x + bu on [l,u] of a smooth activation:
+ * slopes from the tangent at the midpoint (the side where f is convex) or
+ * the chord, intercepts from the extremes of f(x) - s x on a grid of NG
+ * cells, widened by d2max h^2 / 8 (a function with |g''| <= D lies within
+ * D h^2 / 8 of its chord on a cell of width h): sound for any slope. */
+#define NG 32
+static void smooth_lines(enum sk_layer_kind k, double l, double u, float *al, float *bl, float *au, float *bu)
+{
+    double fl = act_f(k, 0, l), fu = act_f(k, 0, u);
+    if (!(u - l > 1e-6)) {
+        double lo = fl < fu ? fl : fu, hi = fl < fu ? fu : fl, w = fabs(u - l) * 1.2 + 1e-7 * (1 + fabs(hi));
+        *al = *au = 0;
+        *bl = (float)(lo - w);
+        *bu = (float)(hi + w);
+        return;
+    }
+    double chord = (fu - fl) / (u - l), mid = 0.5 * (l + u), tan = act_df(k, mid);
+    int cv = act_curv(k, l, u);
+    double sl = cv > 0 ? tan : chord, su = cv < 0 ? tan : chord;
+    double h = (u - l) / NG, gmin = INFINITY, gmax = -INFINITY, gmin2 = INFINITY, gmax2 = -INFINITY;
+    for (int i = 0; i <= NG; i++) {
+        double x = i == NG ? u : l + h * i, f = act_f(k, 0, x);
+        double g = f - sl * x, g2 = f - su * x;
+        gmin = g < gmin ? g : gmin;
+        gmax2 = g2 > gmax2 ? g2 : gmax2;
+        (void)gmax;
+        (void)gmin2;
+    }
+    double slack = act_d2max(k) * h * h / 8;
+    double tol_l = 1e-7 * (1 + fabs(gmin) + fabs(sl) * (fabs(l) + fabs(u)));
+    double tol_u = 1e-7 * (1 + fabs(gmax2) + fabs(su) * (fabs(l) + fabs(u)));
+    *al = (float)sl;
+    *au = (float)su;
+    /* the float slope differs from sl: the intercept absorbs (sl - al) x over [l,u] */
+    double dl = fabs(sl - (double)*al) * (fabs(l) + fabs(u)), du = fabs(su - (double)*au) * (fabs(l) + fabs(u));
+    *bl = (float)(gmin - slack - tol_l - dl);
+    *bu = (float)(gmax2 + slack + tol_u + du);
+    *bl = nextafterf(*bl, -INFINITY);
+    *bu = nextafterf(*bu, INFINITY);
+}
+
+/* The relaxation cache of nonlinear step i from its input box. */
+static void make_relax(const struct lp_net *net, struct lp_bounds *b, int i)
+{
+    const struct lp_step *s = &net->s[i];
+    const float *lo = b->lo[i], *hi = b->hi[i];
+    float *rx = b->rx[i];
+    if (s->kind == LP_MAXPOOL) {
+        for (int c = 0; c < s->oc; c++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    int best = -1;
+                    float bl = -INFINITY, umax = -INFINITY, u2 = -INFINITY;
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int j = (c * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx;
+                            if (lo[j] > bl || best < 0) {
+                                bl = lo[j];
+                                best = j;
+                            }
+                            umax = hi[j] > umax ? hi[j] : umax;
+                        }
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int j = (c * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx;
+                            if (j != best) u2 = hi[j] > u2 ? hi[j] : u2;
+                        }
+                    float *r = rx + 4 * (size_t)((c * s->oh + oy) * s->ow + ox);
+                    r[0] = (float)best;
+                    r[1] = bl >= u2 ? 1.0f : 0.0f; /* max is x_best exactly */
+                    r[2] = umax;
+                    r[3] = 0;
+                }
+        return;
+    }
+    for (int j = 0; j < s->din; j++) {
+        float l = lo[j], u = hi[j], *r = rx + 4 * (size_t)j;
+        if (s->act == SK_LAYER_RELU || s->act == SK_LAYER_LRELU) {
+            float p = s->p;
+            if (l >= 0) {
+                r[0] = r[2] = 1;
+                r[1] = r[3] = 0;
+            } else if (u <= 0) {
+                r[0] = r[2] = p;
+                r[1] = r[3] = 0;
+            } else {
+                double cs = ((double)u - (double)p * l) / ((double)u - l);
+                double ci = (double)u - cs * u;
+                float sl = lp_relu_default_slope(p, l, u);
+                if (p <= 1) { /* convex: chord above, a line through 0 below */
+                    r[0] = sl, r[1] = 0;
+                    r[2] = (float)cs;
+                    r[3] = nextafterf((float)(ci + 1e-7 * fabs(ci)), INFINITY);
+                } else { /* concave: the chord below, a line through 0 above */
+                    r[0] = (float)cs;
+                    r[1] = nextafterf((float)(ci - 1e-7 * fabs(ci)), -INFINITY);
+                    r[2] = sl, r[3] = 0;
+                }
+            }
+        } else {
+            smooth_lines(s->act, l, u, &r[0], &r[1], &r[2], &r[3]);
+        }
+    }
+}
+
+/* ---------------- linear steps: forward and transpose ---------------- */
+
+/* y[dout] = T x (+ b when with_bias), T the step's map with weights W. */
+static void lin_forward(const struct lp_step *s, const float *W, const float *x, float *y, bool with_bias, float *col)
+{
+    switch (s->kind) {
+    case LP_DENSE:
+        for (int o = 0; o < s->dout; o++) {
+            const float *w = W + (size_t)o * s->din;
+            double acc = with_bias ? s->b[o] : 0;
+            for (int j = 0; j < s->din; j++) acc += (double)w[j] * x[j];
+            y[o] = (float)acc;
+        }
+        break;
+    case LP_CONV: {
+        int K = s->ic * s->k * s->k, P = s->oh * s->ow;
+        /* col [K, P] */
+        for (int c = 0; c < s->ic; c++)
+            for (int ky = 0; ky < s->k; ky++)
+                for (int kx = 0; kx < s->k; kx++) {
+                    float *cr = col + (size_t)((c * s->k + ky) * s->k + kx) * P;
+                    for (int oy = 0; oy < s->oh; oy++) {
+                        int iy = oy * s->stride - s->pad + ky;
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            int ix = ox * s->stride - s->pad + kx;
+                            cr[oy * s->ow + ox] = (iy >= 0 && iy < s->ih && ix >= 0 && ix < s->iw)
+                                                      ? x[(c * s->ih + iy) * s->iw + ix]
+                                                      : 0.0f;
+                        }
+                    }
+                }
+        sk_sgemm(false, false, s->oc, P, K, 1.0f, W, K, col, P, 0.0f, y, P);
+        if (with_bias)
+            for (int o = 0; o < s->oc; o++)
+                for (int q = 0; q < P; q++) y[o * P + q] += s->b[o];
+        break;
+    }
+    case LP_DIAG:
+        for (int j = 0; j < s->din; j++) y[j] = (W ? fabsf(s->a[j]) : s->a[j]) * x[j] + (with_bias ? s->ab[j] : 0);
+        break;
+    case LP_AVGPOOL: {
+        float inv = 1.0f / (float)(s->k * s->k);
+        for (int c = 0; c < s->oc; c++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double acc = 0;
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++)
+                            acc += x[(c * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx];
+                    y[(c * s->oh + oy) * s->ow + ox] = (float)(acc * inv);
+                }
+        break;
+    }
+    case LP_GAP: {
+        int P = s->ih * s->iw;
+        for (int c = 0; c < s->ic; c++) {
+            double acc = 0;
+            for (int q = 0; q < P; q++) acc += x[c * P + q];
+            y[c] = (float)(acc / P);
+        }
+        break;
+    }
+    default: SK_ASSERT(0);
+    }
+}
+
+/* B[M, din] = A[M, dout] T; bias[q] += A[q]·b. col: conv scratch. */
+static void lin_backward(const struct lp_step *s, const float *A, int M, float *B, double *bias, float *col)
+{
+    switch (s->kind) {
+    case LP_DENSE:
+        sk_sgemm(false, false, M, s->din, s->dout, 1.0f, A, s->dout, s->W, s->din, 0.0f, B, s->din);
+        for (int q = 0; q < M; q++) {
+            const float *a = A + (size_t)q * s->dout;
+            double acc = 0;
+            for (int o = 0; o < s->dout; o++) acc += (double)a[o] * s->b[o];
+            bias[q] += acc;
+        }
+        break;
+    case LP_CONV: {
+        int K = s->ic * s->k * s->k, P = s->oh * s->ow;
+        for (int q = 0; q < M; q++) {
+            const float *a = A + (size_t)q * s->dout;
+            float *bq = B + (size_t)q * s->din;
+            double acc = 0;
+            for (int o = 0; o < s->oc; o++)
+                for (int t = 0; t < P; t++) acc += (double)a[o * P + t] * s->b[o];
+            bias[q] += acc;
+            /* col [K, P] = W^T [K, oc] a [oc, P], then scattered back (col2im) */
+            sk_sgemm(true, false, K, P, s->oc, 1.0f, s->W, K, a, P, 0.0f, col, P);
+            memset(bq, 0, sizeof(float) * (size_t)s->din);
+            for (int c = 0; c < s->ic; c++)
+                for (int ky = 0; ky < s->k; ky++)
+                    for (int kx = 0; kx < s->k; kx++) {
+                        const float *cr = col + (size_t)((c * s->k + ky) * s->k + kx) * P;
+                        for (int oy = 0; oy < s->oh; oy++) {
+                            int iy = oy * s->stride - s->pad + ky;
+                            if (iy < 0 || iy >= s->ih) continue;
+                            for (int ox = 0; ox < s->ow; ox++) {
+                                int ix = ox * s->stride - s->pad + kx;
+                                if (ix >= 0 && ix < s->iw) bq[(c * s->ih + iy) * s->iw + ix] += cr[oy * s->ow + ox];
+                            }
+                        }
+                    }
+        }
+        break;
+    }
+    case LP_DIAG:
+        for (int q = 0; q < M; q++) {
+            const float *a = A + (size_t)q * s->dout;
+            float *bq = B + (size_t)q * s->din;
+            double acc = 0;
+            for (int j = 0; j < s->din; j++) {
+                bq[j] = a[j] * s->a[j];
+                acc += (double)a[j] * s->ab[j];
+            }
+            bias[q] += acc;
+        }
+        break;
+    case LP_AVGPOOL: {
+        float inv = 1.0f / (float)(s->k * s->k);
+        for (int q = 0; q < M; q++) {
+            const float *a = A + (size_t)q * s->dout;
+            float *bq = B + (size_t)q * s->din;
+            memset(bq, 0, sizeof(float) * (size_t)s->din);
+            for (int c = 0; c < s->oc; c++)
+                for (int oy = 0; oy < s->oh; oy++)
+                    for (int ox = 0; ox < s->ow; ox++) {
+                        float v = a[(c * s->oh + oy) * s->ow + ox] * inv;
+                        for (int ky = 0; ky < s->k; ky++)
+                            for (int kx = 0; kx < s->k; kx++)
+                                bq[(c * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx] += v;
+                    }
+        }
+        break;
+    }
+    case LP_GAP: {
+        int P = s->ih * s->iw;
+        for (int q = 0; q < M; q++) {
+            const float *a = A + (size_t)q * s->dout;
+            float *bq = B + (size_t)q * s->din;
+            for (int c = 0; c < s->ic; c++)
+                for (int t = 0; t < P; t++) bq[c * P + t] = a[c] / (float)P;
+        }
+        break;
+    }
+    default: SK_ASSERT(0);
+    }
+}
+
+static size_t conv_col(const struct lp_net *net)
+{
+    size_t c = 1;
+    for (int i = 0; i < net->n; i++)
+        if (net->s[i].kind == LP_CONV) {
+            size_t v = (size_t)net->s[i].ic * net->s[i].k * net->s[i].k * net->s[i].oh * net->s[i].ow;
+            c = v > c ? v : c;
+        }
+    return c;
+}
+
+/* Interval of step i's output from its input box (centre/radius form for
+ * the linear steps, with the radius through |W|). Rounding: the results are
+ * widened by a relative 2^-20 (float accumulation over the layer). */
+static void step_interval(const struct lp_net *net, struct lp_bounds *b, int i, float *tmp, float *col)
+{
+    const struct lp_step *s = &net->s[i];
+    const float *lo = b->lo[i], *hi = b->hi[i];
+    float *olo = tmp, *ohi = tmp + s->dout;
+    if (s->kind == LP_ACT) {
+        for (int j = 0; j < s->din; j++) act_range(s, lo[j], hi[j], &olo[j], &ohi[j]);
+        return;
+    }
+    if (s->kind == LP_MAXPOOL) {
+        for (int c = 0; c < s->oc; c++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    float a = -INFINITY, z = -INFINITY;
+                    for (int ky = 0; ky < s->k; ky++)
+                        for (int kx = 0; kx < s->k; kx++) {
+                            int j = (c * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx;
+                            a = lo[j] > a ? lo[j] : a;
+                            z = hi[j] > z ? hi[j] : z;
+                        }
+                    int o = (c * s->oh + oy) * s->ow + ox;
+                    olo[o] = a;
+                    ohi[o] = z;
+                }
+        return;
+    }
+    /* centre and radius in the output's space: olo <- T c + b, ohi <- |T| r */
+    float *cr = ohi + s->dout; /* din centre, din radius */
+    for (int j = 0; j < s->din; j++) {
+        cr[j] = 0.5f * (lo[j] + hi[j]);
+        cr[s->din + j] = 0.5f * (hi[j] - lo[j]);
+    }
+    lin_forward(s, s->W, cr, olo, true, col);
+    if (s->kind == LP_DENSE || s->kind == LP_CONV)
+        lin_forward(s, s->aW, cr + s->din, ohi, false, col);
+    else if (s->kind == LP_DIAG)
+        lin_forward(s, (const float *)s->a /* non-NULL: |a| */, cr + s->din, ohi, false, col);
+    else
+        lin_forward(s, NULL, cr + s->din, ohi, false, col);
+    for (int o = 0; o < s->dout; o++) {
+        float c = olo[o], r = ohi[o];
+        float w = 9.6e-7f * (fabsf(c) + r) + 1e-30f;
+        olo[o] = c - r - w;
+        ohi[o] = c + r + w;
+    }
+}
+
+/* ---------------- the backward pass ---------------- */
+
+/* The lines of value j of nonlinear step i for row q: lower (A >= 0) or
+ * upper (A < 0). */
+static inline void act_line(const struct lp_net *net, const struct lp_bounds *b, int i, int j, int q, bool lower,
+                            const struct lp_extra *x, float *sl, float *ic)
+{
+    const struct lp_step *s = &net->s[i];
+    const float *r = b->rx[i] + 4 * (size_t)j;
+    if (lower) {
+        *sl = r[0];
+        *ic = r[1];
+        if (x && x->alpha && s->relu_off >= 0 && s->p <= 1 && b->lo[i][j] < 0 && b->hi[i][j] > 0)
+            *sl = x->alpha[(size_t)q * net->n_relu + s->relu_off + j];
+    } else {
+        *sl = r[2];
+        *ic = r[3];
+    }
+}
+
+/* sum_j min over [lo_j, hi_j] of a_j x_j, in double */
+static double concretize(const float *a, const float *lo, const float *hi, int d, float *corner)
+{
+    double s = 0;
+    for (int j = 0; j < d; j++) {
+        float x = a[j] >= 0 ? lo[j] : hi[j];
+        if (corner) corner[j] = x;
+        s += (double)a[j] * x;
+    }
+    return s;
+}
+
+int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, const float *A, int M,
+                const struct lp_opts *o, const struct lp_extra *x, float *lb)
+{
+    int maxd = net->maxd;
+    /* rows in chunks of at most 2^22 floats of coefficients (not with extras: they are per row) */
+    int chunk = x ? M : (int)((1u << 22) / (unsigned)maxd);
+    if (chunk < 1) chunk = 1;
+    if (chunk > M) chunk = M;
+    float *cur = sk_malloc(sizeof(float) * (size_t)chunk * maxd + 1);
+    float *nxt = sk_malloc(sizeof(float) * (size_t)chunk * maxd + 1);
+    float *col = sk_malloc(sizeof(float) * conv_col(net));
+    double *bias = sk_malloc(sizeof(double) * (size_t)chunk + 1), *best = sk_malloc(sizeof(double) * (size_t)chunk + 1);
+    int rc = SK_ENOMEM;
+    if (!cur || !nxt || !col || !bias || !best) goto done;
+    rc = SK_OK;
+    int dtop = top == net->n ? net->out_dim : net->s[top].din;
+    for (int q0 = 0; q0 < M; q0 += chunk) {
+        int Mc = M - q0 < chunk ? M - q0 : chunk;
+        memcpy(cur, A + (size_t)q0 * dtop, sizeof(float) * (size_t)Mc * dtop);
+        for (int q = 0; q < Mc; q++) {
+            bias[q] = 0;
+            best[q] = -INFINITY;
+            if (o->with_ibp) best[q] = concretize(cur + (size_t)q * dtop, b->lo[top], b->hi[top], dtop, NULL);
+        }
+        for (int i = top - 1; i >= 0; i--) {
+            const struct lp_step *s = &net->s[i];
+            if (x && x->Aout && s->kind != LP_DIAG && s->kind != LP_DENSE && s->kind != LP_CONV &&
+                s->kind != LP_AVGPOOL && s->kind != LP_GAP)
+                memcpy(x->Aout[i] + (size_t)q0 * s->dout, cur, sizeof(float) * (size_t)Mc * s->dout);
+            if (s->kind == LP_ACT) {
+                for (int q = 0; q < Mc; q++) {
+                    const float *a = cur + (size_t)q * s->dout;
+                    float *bq = nxt + (size_t)q * s->din;
+                    double acc = 0;
+                    for (int j = 0; j < s->din; j++) {
+                        float sl, ic;
+                        act_line(net, b, i, j, q0 + q, a[j] >= 0, x, &sl, &ic);
+                        bq[j] = a[j] * sl;
+                        acc += (double)a[j] * ic;
+                    }
+                    bias[q] += acc;
+                    if (x && x->beta && s->relu_off >= 0)
+                        for (int j = 0; j < s->din; j++) {
+                            int g = s->relu_off + j;
+                            if (x->split[g]) bq[j] += x->beta[(size_t)(q0 + q) * net->n_relu + g] * (float)(-x->split[g]);
+                        }
+                }
+            } else if (s->kind == LP_MAXPOOL) {
+                const float *rx = b->rx[i];
+                for (int q = 0; q < Mc; q++) {
+                    const float *a = cur + (size_t)q * s->dout;
+                    float *bq = nxt + (size_t)q * s->din;
+                    memset(bq, 0, sizeof(float) * (size_t)s->din);
+                    double acc = 0;
+                    for (int t = 0; t < s->dout; t++) {
+                        const float *r = rx + 4 * (size_t)t;
+                        if (a[t] >= 0 || r[1] > 0)
+                            bq[(int)r[0]] += a[t];
+                        else
+                            acc += (double)a[t] * r[2];
+                    }
+                    bias[q] += acc;
+                }
+            } else {
+                lin_backward(s, cur, Mc, nxt, bias, col);
+            }
+            float *t = cur;
+            cur = nxt;
+            nxt = t;
+            if (o->with_ibp && i > 0)
+                for (int q = 0; q < Mc; q++) {
+                    double v = bias[q] + concretize(cur + (size_t)q * s->din, b->lo[i], b->hi[i], s->din, NULL);
+                    if (v > best[q]) best[q] = v;
+                }
+        }
+        for (int q = 0; q < Mc; q++) {
+            float *corner = x && x->xstar ? x->xstar + (size_t)(q0 + q) * net->in_dim : NULL;
+            double v = bias[q] + concretize(cur + (size_t)q * net->in_dim, b->lo[0], b->hi[0], net->in_dim, corner);
+            if (o->with_ibp && best[q] > v) v = best[q];
+            /* float products and sums: a relative margin for their rounding */
+            float f = (float)v;
+            lb[q0 + q] = f - 2e-6f * (1.0f + fabsf(f));
+        }
+    }
+done:
+    sk_free(cur);
+    sk_free(nxt);
+    sk_free(col);
+    sk_free(bias);
+    sk_free(best);
+    return rc;
+}
+
+int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int M, const struct lp_extra *x, float **G)
+{
+    float *col = sk_malloc(sizeof(float) * conv_col(net));
+    if (!col) return SK_ENOMEM;
+    memcpy(G[0], x->xstar, sizeof(float) * (size_t)M * net->in_dim);
+    for (int i = 0; i < net->n; i++) {
+        const struct lp_step *s = &net->s[i];
+        for (int q = 0; q < M; q++) {
+            const float *gi = G[i] + (size_t)q * s->din;
+            float *go = G[i + 1] + (size_t)q * s->dout;
+            if (s->kind == LP_ACT) {
+                const float *a = x->Aout[i] + (size_t)q * s->dout;
+                for (int j = 0; j < s->din; j++) {
+                    float sl, ic;
+                    act_line(net, b, i, j, q, a[j] >= 0, x, &sl, &ic);
+                    go[j] = sl * gi[j] + ic;
+                }
+            } else if (s->kind == LP_MAXPOOL) {
+                const float *a = x->Aout[i] + (size_t)q * s->dout, *rx = b->rx[i];
+                for (int t = 0; t < s->dout; t++) {
+                    const float *r = rx + 4 * (size_t)t;
+                    go[t] = (a[t] >= 0 || r[1] > 0) ? gi[(int)r[0]] : r[2];
+                }
+            } else {
+                lin_forward(s, s->W, gi, go, true, col);
+            }
+        }
+    }
+    sk_free(col);
+    return SK_OK;
+}
+
+/* ---------------- boxes of every step ---------------- */
+
+static bool needs_crown(const struct lp_net *net, int k)
+{
+    /* the input of step k is one linear map (after diagonal steps) of the
+     * input box: intervals are exact there */
+    int lin = 0;
+    for (int i = 0; i < k; i++) {
+        if (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) return true;
+        if (net->s[i].kind != LP_DIAG) lin++;
+    }
+    return lin > 1;
+}
+
+int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *hi0, const signed char *split,
+                      int first, const struct lp_opts *o, struct lp_bounds *b)
+{
+    bool keep = first > 0;
+    if (!keep) {
+        memcpy(b->lo[0], lo0, sizeof(float) * (size_t)net->in_dim);
+        memcpy(b->hi[0], hi0, sizeof(float) * (size_t)net->in_dim);
+    }
+    float *tmp = sk_malloc(sizeof(float) * (4 * (size_t)net->maxd + 2));
+    float *col = sk_malloc(sizeof(float) * conv_col(net));
+    int *sel = sk_malloc(sizeof(int) * ((size_t)net->maxd + 1));
+    float *A = NULL, *lb = NULL;
+    int rc = SK_ENOMEM;
+    if (!tmp || !col || !sel) goto done;
+    rc = SK_OK;
+    for (int i = first; i <= net->n && rc == SK_OK; i++) {
+        if (i > first || i == 0) {
+            if (i > 0) {
+                /* the interval through step i-1 */
+                const struct lp_step *s = &net->s[i - 1];
+                step_interval(net, b, i - 1, tmp, col);
+                float *lo = b->lo[i], *hi = b->hi[i];
+                bool isect = keep && o->with_ibp;
+                for (int j = 0; j < s->dout; j++) {
+                    float l = tmp[j], u = tmp[s->dout + j];
+                    if (isect) {
+                        lo[j] = l > lo[j] ? l : lo[j];
+                        hi[j] = u < hi[j] ? u : hi[j];
+                    } else {
+                        lo[j] = l;
+                        hi[j] = u;
+                    }
+                }
+            }
+            /* CROWN for the inputs of nonlinear steps */
+            if (i < net->n && i > 0 && (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) &&
+                needs_crown(net, i)) {
+                const struct lp_step *s = &net->s[i];
+                bool relu = s->relu_off >= 0;
+                int ns = 0;
+                for (int j = 0; j < s->din; j++)
+                    if (!relu || !o->with_ibp || (b->lo[i][j] < 0 && b->hi[i][j] > 0)) sel[ns++] = j;
+                if (ns > 0 && (ns <= o->crown_rows || !o->with_ibp)) {
+                    int per = (int)((1u << 21) / (unsigned)s->din);
+                    per = per < 1 ? 1 : per > ns ? ns : per;
+                    sk_free(A);
+                    sk_free(lb);
+                    A = sk_malloc(sizeof(float) * (size_t)2 * per * s->din);
+                    lb = sk_malloc(sizeof(float) * (size_t)2 * per);
+                    if (!A || !lb) {
+                        rc = SK_ENOMEM;
+                        break;
+                    }
+                    for (int j0 = 0; j0 < ns && rc == SK_OK; j0 += per) {
+                        int r = ns - j0 < per ? ns - j0 : per;
+                        memset(A, 0, sizeof(float) * (size_t)2 * r * s->din);
+                        for (int t = 0; t < r; t++) {
+                            A[(size_t)t * s->din + sel[j0 + t]] = 1.0f;
+                            A[(size_t)(r + t) * s->din + sel[j0 + t]] = -1.0f;
+                        }
+                        rc = lp_backward(net, b, i, A, 2 * r, o, NULL, lb);
+                        for (int t = 0; t < r && rc == SK_OK; t++) {
+                            int j = sel[j0 + t];
+                            float l = lb[t], u = -lb[r + t];
+                            if (o->with_ibp) {
+                                if (l > b->lo[i][j]) b->lo[i][j] = l;
+                                if (u < b->hi[i][j]) b->hi[i][j] = u;
+                            } else {
+                                b->lo[i][j] = l;
+                                b->hi[i][j] = u;
+                            }
+                        }
+                    }
+                    if (rc) break;
+                }
+            }
+        }
+        if (i < net->n && split && net->s[i].relu_off >= 0) {
+            const struct lp_step *s = &net->s[i];
+            for (int j = 0; j < s->din; j++) {
+                signed char sp = split[s->relu_off + j];
+                if (sp > 0 && b->lo[i][j] < 0) b->lo[i][j] = 0;
+                if (sp < 0 && b->hi[i][j] > 0) b->hi[i][j] = 0;
+            }
+        }
+        int d = i == 0 ? net->in_dim : net->s[i - 1].dout;
+        for (int j = 0; j < d; j++) {
+            float l = b->lo[i][j], u = b->hi[i][j];
+            if (l <= u) continue;
+            if (isnan(l) || isnan(u)) {
+                rc = sk_error(SK_ENONFINITE, "bound propagation: a bound of step %d is not a number", i);
+                goto done;
+            }
+            /* Two conservative bounds of one value cross only when no point
+             * of the domain reaches it (a split contradicts the others); a
+             * crossing within rounding is only rounding: keep both sides. */
+            if (l - u > 1e-5f * (1 + fabsf(l) + fabsf(u))) {
+                rc = split ? 1
+                           : sk_error(SK_ESTATE, "bound propagation: the bounds of value %d of step %d cross (%g > %g)",
+                                      j, i, l, u);
+                goto done;
+            }
+            b->lo[i][j] = u;
+            b->hi[i][j] = l;
+        }
+        if (i < net->n && b->rx[i]) make_relax(net, b, i);
+    }
+done:
+    sk_free(tmp);
+    sk_free(col);
+    sk_free(sel);
+    sk_free(A);
+    sk_free(lb);
+    return rc;
+}
+
+/* ---------------- entry points ---------------- */
+
+/* Lower bounds lb[n] of C·y over one box (lo, hi raw units), y the logits. */
+static int spec_lower(const struct sk_model *m, const struct lp_net *net, const float *lo, const float *hi,
+                      const float *C, int n, const struct lp_opts *o, int alpha_iters, float alpha_lr, float *lb)
+{
+    struct lp_bounds b;
+    int rc = lp_bounds_alloc(net, &b);
+    if (rc) return rc;
+    (void)m;
+    rc = lp_bounds_compute(net, lo, hi, NULL, 0, o, &b);
+    if (!rc) {
+        if (alpha_iters > 0 && net->n_relu > 0)
+            rc = lp_alpha_optimize(net, &b, C, n, alpha_iters, alpha_lr, NULL, NULL, NULL, o, NULL, lb, NULL, NULL);
+        else
+            rc = lp_backward(net, &b, net->n, C, n, o, NULL, lb);
+    }
+    lp_bounds_free(&b);
+    return rc;
+}
+
+int sk_certify_spec_bounds(struct sk_model *m, const float *lo, const float *hi, int N, const float *C, int n_spec,
+                           const struct sk_certify_crown_config *cfg, float *lb)
+{
+    struct sk_certify_crown_config d = sk_certify_crown_defaults();
+    if (!cfg) cfg = &d;
+    if (N < 0 || n_spec < 0) return sk_error(SK_EINVAL, "bounds: %d boxes, %d specification rows", N, n_spec);
+    for (size_t i = 0; i < (size_t)N * m->in_dim; i++)
+        if (!(lo[i] <= hi[i])) return sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
+    if (cfg->alpha_iters < 0 || !(cfg->alpha_lr > 0) || cfg->crown_rows < 0)
+        return sk_error(SK_EINVAL, "bounds: cfg.alpha_iters %d, cfg.alpha_lr %g, cfg.crown_rows %d out of range",
+                        cfg->alpha_iters, cfg->alpha_lr, cfg->crown_rows);
+    struct lp_net net;
+    int rc = lp_net_build(m, &net);
+    if (rc) return rc;
+    struct lp_opts o = { .with_ibp = cfg->with_ibp, .crown_rows = cfg->crown_rows };
+    for (int n = 0; n < N && rc == SK_OK; n++)
+        rc = spec_lower(m, &net, lo + (size_t)n * m->in_dim, hi + (size_t)n * m->in_dim, C, n_spec, &o,
+                        cfg->alpha_iters, cfg->alpha_lr, lb + (size_t)n * n_spec);
+    lp_net_free(&net);
+    return rc;
+}
+
+struct sk_certify_crown_config sk_certify_crown_defaults(void)
+{
+    return (struct sk_certify_crown_config){ .alpha_iters = 0, .alpha_lr = 0.1f, .crown_rows = 2048,
+                                             .with_ibp = true };
+}
+
+/* ---------------- the MLP entry of method crown ---------------- */
+
+static int check_mlp(const struct sk_model *m)
+{
     bool want_dense = true;
+    int n = 0;
     for (int li = 0; li < m->n_layers; li++) {
         const struct sk_layer *L = &m->layers[li];
         if (L->kind == SK_LAYER_FLATTEN || L->kind == SK_LAYER_DROPOUT) continue;
         if (want_dense && L->kind == SK_LAYER_DENSE) {
-            if (net->n == MAXL) return sk_error(SK_EINVAL, "CROWN: more than %d dense layers", MAXL);
-            int i = ++net->n;
-            net->dim[i] = L->units;
-            net->W[i] = m->params + L->w_off;
-            net->b[i] = m->params + L->b_off;
             want_dense = false;
-        } else if (!want_dense && (L->kind == SK_LAYER_RELU || (L->kind == SK_LAYER_LRELU && L->p >= 0 && L->p <= 1))) {
-            net->neg[net->n] = L->kind == SK_LAYER_RELU ? 0.0f : L->p;
+            n++;
+        } else if (!want_dense &&
+                   (L->kind == SK_LAYER_RELU || (L->kind == SK_LAYER_LRELU && L->p >= 0 && L->p <= 1))) {
             want_dense = true;
         } else {
             return sk_error(SK_EINVAL, "CROWN supports models of dense layers with relu/leaky relu between them "
-                            "(an MLP); layer %d (%s) of '%s' does not fit: use method ibp", li,
-                            sk_layer_name(L->kind), m->spec);
+                            "(an MLP); layer %d (%s) of '%s' does not fit: use method ibp, or alpha-crown for "
+                            "every layer kind", li, sk_layer_name(L->kind), m->spec);
         }
     }
-    if (net->n == 0 || want_dense)
-        return sk_error(SK_EINVAL, "CROWN: model '%s' must end with a dense layer", m->spec);
+    if (n == 0 || want_dense) return sk_error(SK_EINVAL, "CROWN: model '%s' must end with a dense layer", m->spec);
     return SK_OK;
-}
-
-/* Relaxation of the activation after dense i on [l,u]:
- * lower a >= al x, upper a <= au x + bu. */
-static void relax(float neg, float l, float u, float *al, float *au, float *bu)
-{
-    if (l >= 0) {
-        *al = *au = 1.0f;
-        *bu = 0.0f;
-    } else if (u <= 0) {
-        *al = *au = neg;
-        *bu = 0.0f;
-    } else {
-        double fu = u, fl = (double)neg * l;
-        double s = (fu - fl) / ((double)u - l);
-        *au = (float)s;
-        *bu = (float)(fl - s * l);
-        *al = u >= -l ? 1.0f : neg;
-    }
-}
-
-/* Lower bounds of Lam0 [M x dim[k]] times the output of dense k over the box
- * (c, r), using the relaxations of the activations 1..k-1 with pre-activation
- * bounds l[i], u[i]. Scratch A, B hold M x maxdim floats. Result in out[M]. */
-static void backward_lower(const struct mlp *net, int k, const float *Lam0, int M, float *const *l, float *const *u,
-                           const float *c, const float *r, float *A, float *B, double *bias, float *out)
-{
-    memcpy(A, Lam0, sizeof(float) * (size_t)M * net->dim[k]);
-    for (int q = 0; q < M; q++) bias[q] = 0;
-    for (int i = k; i >= 1; i--) {
-        int dout = net->dim[i], din = net->dim[i - 1];
-        for (int q = 0; q < M; q++) {
-            const float *a = A + (size_t)q * dout;
-            double s = 0;
-            for (int j = 0; j < dout; j++) s += (double)a[j] * net->b[i][j];
-            bias[q] += s;
-        }
-        /* B[M, din] = A[M, dout] W_i[dout, din] */
-        sk_sgemm(false, false, M, din, dout, 1.0f, A, dout, net->W[i], din, 0.0f, B, din);
-        if (i > 1) {
-            const float *li = l[i - 1], *ui = u[i - 1];
-            for (int j = 0; j < din; j++) {
-                float al, au, bu;
-                relax(net->neg[i - 1], li[j], ui[j], &al, &au, &bu);
-                for (int q = 0; q < M; q++) {
-                    float *p = &B[(size_t)q * din + j];
-                    if (*p >= 0) {
-                        *p *= al;
-                    } else {
-                        bias[q] += (double)*p * bu;
-                        *p *= au;
-                    }
-                }
-            }
-        }
-        float *t = A;
-        A = B;
-        B = t;
-    }
-    int d0 = net->dim[0];
-    for (int q = 0; q < M; q++) {
-        const float *a = A + (size_t)q * d0;
-        double s = bias[q];
-        for (int j = 0; j < d0; j++) s += (double)a[j] * c[j] - fabs((double)a[j]) * r[j];
-        out[q] = (float)s;
-    }
 }
 
 int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp, float *zlo,
              float *zhi)
 {
-    struct mlp net;
-    int rc = mlp_of(m, &net);
+    int rc = check_mlp(m);
     if (rc) return rc;
-    int L = net.n, K = m->n_classes, maxd = 0;
-    for (int i = 0; i <= L; i++) maxd = net.dim[i] > maxd ? net.dim[i] : maxd;
-    int Mmax = 2 * maxd > 2 * K ? 2 * maxd : 2 * K;
-    size_t hid = 0;
-    for (int i = 1; i < L; i++) hid += (size_t)net.dim[i];
-    float *A = sk_malloc(sizeof(float) * (size_t)Mmax * maxd), *B = sk_malloc(sizeof(float) * (size_t)Mmax * maxd);
-    float *Lam = sk_calloc((size_t)Mmax * maxd, sizeof(float));
-    float *lu = sk_malloc(sizeof(float) * (2 * hid + 1)), *out = sk_malloc(sizeof(float) * (size_t)Mmax);
-    float *ac = sk_malloc(sizeof(float) * (size_t)maxd), *ar = sk_malloc(sizeof(float) * (size_t)maxd);
-    double *bias = sk_malloc(sizeof(double) * (size_t)Mmax);
-    float *ibl = sk_malloc(sizeof(float) * (size_t)Mmax);
-    float *tcr = sk_malloc(sizeof(float) * 2 * (size_t)net.dim[0]); /* the box after the input transform */
-    if (!A || !B || !Lam || !lu || !out || !ac || !ar || !bias || !ibl || !tcr) {
-        rc = SK_ENOMEM;
-        goto done;
-    }
-    float *l[MAXL + 1] = { 0 }, *u[MAXL + 1] = { 0 };
-    {
-        size_t off = 0;
-        for (int i = 1; i < L; i++) {
-            l[i] = lu + off;
-            u[i] = lu + hid + off;
-            off += (size_t)net.dim[i];
-        }
-    }
-    int d0 = net.dim[0];
-    for (int n = 0; n < N; n++) {
-        const float *c = cv + (size_t)n * d0, *r = rv + (size_t)n * d0;
-        if (m->prep) {
-            /* x' = (x - shift) * scale with scale > 0: centre and radius map exactly */
-            for (int j = 0; j < d0; j++) {
-                tcr[j] = (c[j] - m->prep->shift[j]) * m->prep->scale[j];
-                tcr[d0 + j] = r[j] * m->prep->scale[j];
+    return sk_crown_any(m, cv, rv, y, N, with_ibp, 0, zlo, zhi);
+}
+
+int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp,
+                 int alpha_iters, float *zlo, float *zhi)
+{
+    int K = m->n_classes, D = m->in_dim;
+    struct lp_net net;
+    int rc = lp_net_build(m, &net);
+    if (rc) return rc;
+    float *C = sk_calloc((size_t)2 * K * K + 1, sizeof(float)), *lb = sk_malloc(sizeof(float) * (2 * (size_t)K + 1));
+    float *lo = sk_malloc(sizeof(float) * (size_t)D), *hi = sk_malloc(sizeof(float) * (size_t)D);
+    struct lp_opts o = { .with_ibp = with_ibp, .crown_rows = with_ibp ? 2048 : 1 << 30 };
+    rc = SK_ENOMEM;
+    if (C && lb && lo && hi) {
+        rc = SK_OK;
+        for (int n = 0; n < N && rc == SK_OK; n++) {
+            for (int j = 0; j < D; j++) {
+                lo[j] = cv[(size_t)n * D + j] - rv[(size_t)n * D + j];
+                hi[j] = cv[(size_t)n * D + j] + rv[(size_t)n * D + j];
             }
-            c = tcr;
-            r = tcr + d0;
-        }
-        for (int k = 1; k < L; k++) {
-            int d = net.dim[k];
-            /* Lam = [I; -I]: rows 0..d-1 lower of z_k, rows d..2d-1 lower of -z_k */
-            memset(Lam, 0, sizeof(float) * (size_t)2 * d * d);
-            for (int j = 0; j < d; j++) {
-                Lam[(size_t)j * d + j] = 1.0f;
-                Lam[(size_t)(d + j) * d + j] = -1.0f;
-            }
-            backward_lower(&net, k, Lam, 2 * d, l, u, c, r, A, B, bias, out);
-            for (int j = 0; j < d; j++) {
-                l[k][j] = out[j];
-                u[k][j] = -out[d + j];
-            }
-            if (with_ibp && k > 1) {
-                /* interval through activation k-1 and dense k, from the (tighter) bounds */
-                int dp = net.dim[k - 1];
-                for (int j = 0; j < dp; j++) {
-                    float lo = l[k - 1][j], hi = u[k - 1][j], ng = net.neg[k - 1];
-                    lo = lo > 0 ? lo : ng * lo;
-                    hi = hi > 0 ? hi : ng * hi;
-                    ac[j] = 0.5f * (lo + hi);
-                    ar[j] = 0.5f * (hi - lo);
-                }
-                for (int j = 0; j < d; j++) {
-                    const float *w = net.W[k] + (size_t)j * dp;
-                    double s = net.b[k][j], t = 0;
-                    for (int q = 0; q < dp; q++) {
-                        s += (double)w[q] * ac[q];
-                        t += fabs((double)w[q]) * ar[q];
+            int M;
+            memset(C, 0, sizeof(float) * (size_t)2 * K * K);
+            if (y) {
+                M = K;
+                for (int j = 0; j < K; j++)
+                    if (j != y[n]) {
+                        C[(size_t)j * K + y[n]] = 1.0f;
+                        C[(size_t)j * K + j] = -1.0f;
                     }
-                    float il = (float)(s - t), iu = (float)(s + t);
-                    if (il > l[k][j]) l[k][j] = il;
-                    if (iu < u[k][j]) u[k][j] = iu;
+            } else {
+                M = 2 * K;
+                for (int j = 0; j < K; j++) {
+                    C[(size_t)j * K + j] = 1.0f;
+                    C[(size_t)(K + j) * K + j] = -1.0f;
                 }
             }
-        }
-        /* the output specification */
-        int M;
-        memset(Lam, 0, sizeof(float) * (size_t)2 * K * K);
-        if (y) {
-            M = K;
-            for (int j = 0; j < K; j++)
-                if (j != y[n]) {
-                    Lam[(size_t)j * K + y[n]] = 1.0f;
-                    Lam[(size_t)j * K + j] = -1.0f;
+            rc = spec_lower(m, &net, lo, hi, C, M, &o, alpha_iters, 0.1f, lb);
+            if (rc) break;
+            if (y) {
+                for (int j = 0; j < K; j++) zlo[(size_t)n * K + j] = j == y[n] ? 0.0f : lb[j];
+            } else {
+                for (int j = 0; j < K; j++) {
+                    zlo[(size_t)n * K + j] = lb[j];
+                    zhi[(size_t)n * K + j] = -lb[K + j];
                 }
-        } else {
-            M = 2 * K;
-            for (int j = 0; j < K; j++) {
-                Lam[(size_t)j * K + j] = 1.0f;
-                Lam[(size_t)(K + j) * K + j] = -1.0f;
-            }
-        }
-        backward_lower(&net, L, Lam, M, l, u, c, r, A, B, bias, out);
-        float *ib = NULL;
-        if (with_ibp) {
-            /* IBP of the last dense layer from the final hidden bounds (specification form for margins) */
-            int dp = net.dim[L - 1];
-            const float *hc = c, *hr = r;
-            if (L > 1) {
-                for (int j = 0; j < dp; j++) {
-                    float lo = l[L - 1][j], hi = u[L - 1][j], ng = net.neg[L - 1];
-                    lo = lo > 0 ? lo : ng * lo;
-                    hi = hi > 0 ? hi : ng * hi;
-                    ac[j] = 0.5f * (lo + hi);
-                    ar[j] = 0.5f * (hi - lo);
-                }
-                hc = ac;
-                hr = ar;
-            }
-            for (int q = 0; q < M; q++) {
-                const float *lam = Lam + (size_t)q * K;
-                double s = 0, t = 0;
-                for (int j = 0; j < K; j++) s += (double)lam[j] * net.b[L][j];
-                for (int i = 0; i < dp; i++) {
-                    double w = 0;
-                    for (int j = 0; j < K; j++) w += (double)lam[j] * net.W[L][(size_t)j * dp + i];
-                    s += w * hc[i];
-                    t += fabs(w) * hr[i];
-                }
-                ibl[q] = (float)(s - t);
-            }
-            ib = ibl;
-        }
-        for (int q = 0; q < M; q++)
-            if (ib && ib[q] > out[q]) out[q] = ib[q];
-        if (y) {
-            for (int j = 0; j < K; j++) zlo[(size_t)n * K + j] = j == y[n] ? 0.0f : out[j];
-        } else {
-            for (int j = 0; j < K; j++) {
-                zlo[(size_t)n * K + j] = out[j];
-                zhi[(size_t)n * K + j] = -out[K + j];
             }
         }
     }
-done:
-    sk_free(A);
-    sk_free(B);
-    sk_free(Lam);
-    sk_free(lu);
-    sk_free(out);
-    sk_free(ac);
-    sk_free(ar);
-    sk_free(bias);
-    sk_free(ibl);
-    sk_free(tcr);
+    sk_free(C);
+    sk_free(lb);
+    sk_free(lo);
+    sk_free(hi);
+    lp_net_free(&net);
+    return rc;
+}
+
+/* ---------------- a plain forward pass over the steps ---------------- */
+
+int lp_forward_point(const struct lp_net *net, const float *x, float *y)
+{
+    float *a = sk_malloc(sizeof(float) * (size_t)net->maxd), *c = sk_malloc(sizeof(float) * (size_t)net->maxd);
+    float *col = sk_malloc(sizeof(float) * conv_col(net));
+    int rc = SK_ENOMEM;
+    if (a && c && col) {
+        memcpy(a, x, sizeof(float) * (size_t)net->in_dim);
+        for (int i = 0; i < net->n; i++) {
+            const struct lp_step *s = &net->s[i];
+            if (s->kind == LP_ACT) {
+                for (int j = 0; j < s->din; j++) c[j] = (float)act_f(s->act, s->p, a[j]);
+            } else if (s->kind == LP_MAXPOOL) {
+                for (int ch = 0; ch < s->oc; ch++)
+                    for (int oy = 0; oy < s->oh; oy++)
+                        for (int ox = 0; ox < s->ow; ox++) {
+                            float mx = -INFINITY;
+                            for (int ky = 0; ky < s->k; ky++)
+                                for (int kx = 0; kx < s->k; kx++) {
+                                    float v = a[(ch * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx];
+                                    mx = v > mx ? v : mx;
+                                }
+                            c[(ch * s->oh + oy) * s->ow + ox] = mx;
+                        }
+            } else {
+                lin_forward(s, s->W, a, c, true, col);
+            }
+            float *t = a;
+            a = c;
+            c = t;
+        }
+        memcpy(y, a, sizeof(float) * (size_t)net->out_dim);
+        rc = SK_OK;
+    }
+    sk_free(a);
+    sk_free(c);
+    sk_free(col);
     return rc;
 }

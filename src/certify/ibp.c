@@ -8,13 +8,13 @@
 
 const char *sk_certify_method_name(enum sk_certify_method m)
 {
-    static const char *names[] = { "ibp", "crown", "lipschitz" };
-    return (unsigned)m < 3 ? names[m] : "?";
+    static const char *names[] = { "ibp", "crown", "lipschitz", "alpha-crown" };
+    return (unsigned)m < 4 ? names[m] : "?";
 }
 
 int sk_certify_method_parse(const char *s)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (s && strcmp(s, sk_certify_method_name((enum sk_certify_method)i)) == 0) return i;
     return -1;
 }

@@ -1,0 +1,715 @@
+/* Complete verification of a VNN-LIB style property: margin PGD, CROWN and
+ * α-CROWN on the whole box, then branch and bound over relu splits with
+ * α/β-CROWN bounds per subdomain (certify.h explains the verdicts). */
+#include "certify/certify_impl.h"
+#include "certify/lirpa.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+const char *sk_certify_verdict_name(enum sk_certify_verdict v)
+{
+    static const char *names[] = { "unsat", "sat", "timeout", "unknown", "error" };
+    return (unsigned)v < 5 ? names[v] : "error";
+}
+
+struct sk_certify_verify_config sk_certify_verify_defaults(void)
+{
+    return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
+                                              .alpha_iters = 50, .bab_iters = 10, .batch = 16,
+                                              .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
+}
+
+/* ---------------- the property ---------------- */
+
+static int check_property(const struct sk_model *m, const struct sk_certify_property *p)
+{
+    if (p->n_in != m->in_dim || p->n_out != m->n_classes)
+        return sk_error(SK_EINVAL, "verify: the property has %d inputs and %d outputs, the model '%s' %d and %d",
+                        p->n_in, p->n_out, m->spec, m->in_dim, m->n_classes);
+    if (p->n_disj < 1 || !p->disj || p->disj[0] != 0 || p->disj[p->n_disj] != p->n_rows)
+        return sk_error(SK_EINVAL, "verify: the property's disjuncts must cover its %d output rows", p->n_rows);
+    for (int i = 0; i < p->n_disj; i++)
+        if (p->disj[i + 1] <= p->disj[i])
+            return sk_error(SK_EINVAL, "verify: disjunct %d of the property has no constraint", i);
+    for (int j = 0; j < p->n_in; j++)
+        if (!(p->lo[j] <= p->hi[j]) || !isfinite(p->lo[j]) || !isfinite(p->hi[j]))
+            return sk_error(SK_EINVAL, "verify: the input box of X_%d is [%g, %g]", j, p->lo[j], p->hi[j]);
+    for (size_t i = 0; i < (size_t)p->n_rows * p->n_out; i++)
+        if (!isfinite(p->c[i])) return sk_error(SK_EINVAL, "verify: output constraint %zu has a non-finite coefficient", i / (size_t)p->n_out);
+    for (int i = 0; i < p->n_rows; i++)
+        if (!isfinite(p->d[i])) return sk_error(SK_EINVAL, "verify: output constraint %d has a non-finite bound", i);
+    return SK_OK;
+}
+
+/* max_k (c_k·y - d_k) over disjunct i's rows: <= 0 when y meets it */
+static double disj_violation(const struct sk_certify_property *p, int i, const float *y, int *kmax)
+{
+    double worst = -INFINITY;
+    for (int k = p->disj[i]; k < p->disj[i + 1]; k++) {
+        double s = -(double)p->d[k];
+        for (int j = 0; j < p->n_out; j++) s += (double)p->c[(size_t)k * p->n_out + j] * y[j];
+        if (s > worst) {
+            worst = s;
+            if (kmax) *kmax = k;
+        }
+    }
+    return worst;
+}
+
+int sk_certify_property_check(struct sk_model *m, const struct sk_certify_property *p, const float *x, float tol,
+                              bool *holds, float *y, int *disj)
+{
+    int rc = check_property(m, p);
+    if (rc) return rc;
+    *holds = false;
+    for (int j = 0; j < p->n_in; j++)
+        if (!(x[j] >= p->lo[j] - tol && x[j] <= p->hi[j] + tol)) return SK_OK;
+    float *z = sk_malloc(sizeof(float) * (size_t)p->n_out);
+    if (!z) return SK_ENOMEM;
+    rc = sk_model_logits(m, x, 1, z);
+    if (!rc) {
+        for (int i = 0; i < p->n_disj && !*holds; i++)
+            if (disj_violation(p, i, z, NULL) <= 0) {
+                *holds = true;
+                if (disj) *disj = i;
+            }
+        if (y) memcpy(y, z, sizeof(float) * (size_t)p->n_out);
+    }
+    sk_free(z);
+    return rc;
+}
+
+/* ---------------- margin PGD ---------------- */
+
+/* R restarts per disjunct, all disjuncts in one batch: minimise the
+ * disjunct's worst row c_k·y - d_k by signed gradient steps projected on the
+ * box (cosine step from a quarter of the box width). The first restart of
+ * each disjunct starts at x0 (NULL: the box centre). found: x (n_in) meets
+ * disjunct *which in the model's forward pass. */
+static int margin_pgd(struct sk_model *m, const struct sk_certify_property *p, int R, int S, uint64_t seed,
+                      const float *x0, double deadline, bool *found, float *xout, int *which)
+{
+    int D = p->n_in, K = p->n_out, B = R * p->n_disj;
+    *found = false;
+    float *x = sk_malloc(sizeof(float) * (size_t)B * D), *seed_g = sk_malloc(sizeof(float) * (size_t)B * K);
+    struct sk_graph *g = sk_graph_new();
+    int rc = SK_ENOMEM;
+    if (!x || !seed_g || !g) goto done;
+    sk_graph_set_param_grads(g, false);
+    struct sk_rng rng = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_ATTACK);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < D; j++) {
+            float lo = p->lo[j], hi = p->hi[j];
+            float c = x0 ? x0[j] : 0.5f * (lo + hi);
+            x[(size_t)b * D + j] = b < p->n_disj ? c : lo + (hi - lo) * (float)sk_rng_uniform_d(&rng);
+        }
+    rc = SK_OK;
+    for (int t = 0; t <= S && !*found; t++) {
+        sk_graph_reset(g);
+        int shape[2] = { B, D };
+        int xn = sk_graph_input(g, x, 2, shape, true);
+        int y = sk_model_forward(m, g, xn, SK_MODE_EVAL, 0);
+        if (y < 0) {
+            rc = y;
+            break;
+        }
+        const float *Y = sk_graph_value(g, y);
+        for (int b = 0; b < B; b++) {
+            int i = b % p->n_disj, k = p->disj[i];
+            double v = disj_violation(p, i, Y + (size_t)b * K, &k);
+            if (v <= 0) {
+                /* the float forward of a batch can differ from one row's: confirm it alone */
+                bool holds = false;
+                int dj = -1;
+                if ((rc = sk_certify_property_check(m, p, x + (size_t)b * D, 0, &holds, NULL, &dj))) goto done;
+                if (holds) {
+                    memcpy(xout, x + (size_t)b * D, sizeof(float) * (size_t)D);
+                    *which = dj;
+                    *found = true;
+                    break;
+                }
+            }
+            memcpy(seed_g + (size_t)b * K, p->c + (size_t)k * K, sizeof(float) * (size_t)K);
+        }
+        if (*found || t == S || sk_now() > deadline) break;
+        if ((rc = sk_graph_backward(g, y, seed_g))) break;
+        const float *gx = sk_graph_grad(g, xn);
+        float frac = 0.25f * 0.5f * (1.0f + cosf(3.14159265f * (float)t / (float)S)) + 0.005f;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < D; j++) {
+                size_t q = (size_t)b * D + j;
+                float w = p->hi[j] - p->lo[j], gv = gx[q];
+                float v = x[q] - frac * w * (gv > 0 ? 1.0f : gv < 0 ? -1.0f : 0.0f);
+                x[q] = v < p->lo[j] ? p->lo[j] : v > p->hi[j] ? p->hi[j] : v;
+            }
+    }
+done:
+    sk_free(x);
+    sk_free(seed_g);
+    sk_graph_free(g);
+    return rc;
+}
+
+/* ---------------- subdomains ---------------- */
+
+struct dom {
+    float score;   /* max_k (lb_k - d_k): the domain is refuted when > 0; the lowest is split first */
+    int n_split;
+    int *sp;       /* relu index * 2 + (1: active, 0: inactive) */
+    float *alpha, *beta; /* [R, n_relu] warm start */
+    int branch;    /* relu index to split next; -1: none left */
+    /* results of bounding */
+    int status;    /* 0 open, 1 refuted, 2 counterexample, 3 stuck (nothing to split), <0 error */
+    float *cex;
+};
+
+static void dom_free(struct dom *d)
+{
+    if (!d) return;
+    sk_free(d->sp);
+    sk_free(d->alpha);
+    sk_free(d->beta);
+    sk_free(d->cex);
+    sk_free(d);
+}
+
+/* binary min-heap on score */
+struct heap {
+    struct dom **a;
+    long n, cap;
+};
+
+static int heap_push(struct heap *h, struct dom *d)
+{
+    if (h->n == h->cap) {
+        long cap = h->cap ? 2 * h->cap : 256;
+        struct dom **a = sk_malloc(sizeof *a * (size_t)cap);
+        if (!a) return SK_ENOMEM;
+        if (h->n) memcpy(a, h->a, sizeof *a * (size_t)h->n);
+        sk_free(h->a);
+        h->a = a;
+        h->cap = cap;
+    }
+    long i = h->n++;
+    while (i > 0 && h->a[(i - 1) / 2]->score > d->score) {
+        h->a[i] = h->a[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->a[i] = d;
+    return SK_OK;
+}
+
+static struct dom *heap_pop(struct heap *h)
+{
+    if (h->n == 0) return NULL;
+    struct dom *top = h->a[0], *last = h->a[--h->n];
+    long i = 0;
+    for (;;) {
+        long c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->a[c + 1]->score < h->a[c]->score) c++;
+        if (h->a[c]->score >= last->score) break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (h->n) h->a[i] = last;
+    return top;
+}
+
+/* What every subdomain of one disjunct shares. */
+struct bab {
+    const struct lp_net *net;
+    const struct lp_bounds *root;
+    const struct sk_certify_property *p;
+    const float *C, *d, *target; /* the disjunct's rows [R, n_out], bounds, bounds plus tolerance */
+    int R, iters;
+    float lr;
+    struct lp_opts o;
+    struct sk_model *m;
+    struct sk_certify_property sub; /* the disjunct alone, for local attacks */
+    int sub_disj[2];
+    uint64_t seed;
+};
+
+/* Per-thread work space. */
+struct ws {
+    struct lp_bounds b;
+    signed char *split;
+    float *lb, *xstar, *Arelu, *y;
+};
+
+static void ws_free(struct ws *w)
+{
+    lp_bounds_free(&w->b);
+    sk_free(w->split);
+    sk_free(w->lb);
+    sk_free(w->xstar);
+    sk_free(w->Arelu);
+    sk_free(w->y);
+}
+
+static int ws_alloc(const struct bab *B, struct ws *w)
+{
+    memset(w, 0, sizeof *w);
+    int rc = lp_bounds_alloc(B->net, &w->b);
+    if (rc) return rc;
+    size_t nr = (size_t)B->net->n_relu;
+    w->split = sk_calloc(nr + 1, 1);
+    w->lb = sk_malloc(sizeof(float) * (size_t)B->R);
+    w->xstar = sk_malloc(sizeof(float) * (size_t)B->R * B->net->in_dim);
+    w->Arelu = sk_malloc(sizeof(float) * ((size_t)B->R * nr + 1));
+    w->y = sk_malloc(sizeof(float) * (size_t)B->net->out_dim);
+    if (!w->split || !w->lb || !w->xstar || !w->Arelu || !w->y) {
+        ws_free(w);
+        return SK_ENOMEM;
+    }
+    return SK_OK;
+}
+
+/* The split with the largest score: |A| (coefficient at the relu output,
+ * max over rows) times the intercept of the upper line, the loss the
+ * relaxation of that value causes; ties to the widest interval. */
+static int pick_branch(const struct bab *B, const struct lp_bounds *b, const signed char *split, const float *Arelu)
+{
+    const struct lp_net *net = B->net;
+    int best = -1;
+    double bs = -1;
+    for (int g = 0; g < net->n_relu; g++) {
+        if (split[g]) continue;
+        int i = net->relu_step[g], j = g - net->s[i].relu_off;
+        float l = b->lo[i][j], u = b->hi[i][j];
+        if (!(l < 0 && u > 0)) continue;
+        double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
+        for (int q = 0; q < B->R; q++) {
+            double a = Arelu[(size_t)q * net->n_relu + g];
+            double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
+            s = v > s ? v : s;
+        }
+        s += 1e-9 * (u - l);
+        if (s > bs) {
+            bs = s;
+            best = g;
+        }
+    }
+    return best;
+}
+
+/* Bound subdomain d (its splits, warm start) and fill its results. */
+static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
+{
+    const struct lp_net *net = B->net;
+    memset(w->split, 0, (size_t)net->n_relu);
+    int first = net->n;
+    for (int t = 0; t < d->n_split; t++) {
+        int g = d->sp[t] >> 1;
+        w->split[g] = (d->sp[t] & 1) ? 1 : -1;
+        int st = net->relu_step[g];
+        first = st < first ? st : first;
+    }
+    lp_bounds_copy(net, &w->b, B->root);
+    int rc = lp_bounds_compute(net, B->root->lo[0], B->root->hi[0], w->split, first, &B->o, &w->b);
+    if (rc == 1) {
+        d->status = 1;
+        d->score = INFINITY;
+        return;
+    }
+    if (rc) {
+        d->status = rc;
+        return;
+    }
+    rc = lp_alpha_optimize(net, &w->b, B->C, B->R, B->iters, B->lr, w->split, d->alpha, d->beta, &B->o, B->target,
+                           w->lb, w->xstar, w->Arelu);
+    if (rc) {
+        d->status = rc;
+        return;
+    }
+    float sc = -INFINITY;
+    bool refuted = false;
+    for (int q = 0; q < B->R; q++) {
+        sc = w->lb[q] - B->d[q] > sc ? w->lb[q] - B->d[q] : sc;
+        refuted |= w->lb[q] > B->target[q];
+    }
+    d->score = sc;
+    if (refuted) {
+        d->status = 1;
+        return;
+    }
+    /* the corner attaining a row's bound may be a counterexample; the
+     * lowest row's is kept as a start for a local attack */
+    int qw = 0;
+    for (int q = 1; q < B->R; q++)
+        if (w->lb[q] - B->d[q] > w->lb[qw] - B->d[qw]) qw = q;
+    if ((d->cex = sk_malloc(sizeof(float) * (size_t)net->in_dim)))
+        memcpy(d->cex, w->xstar + (size_t)qw * net->in_dim, sizeof(float) * (size_t)net->in_dim);
+    for (int q = 0; q < B->R; q++) {
+        const float *x = w->xstar + (size_t)q * net->in_dim;
+        if (lp_forward_point(net, x, w->y)) continue;
+        bool meets = true;
+        for (int r = 0; r < B->R && meets; r++) {
+            double s = -(double)B->d[r];
+            for (int j = 0; j < net->out_dim; j++) s += (double)B->C[(size_t)r * net->out_dim + j] * w->y[j];
+            meets = s <= 0;
+        }
+        if (meets && d->cex) {
+            memcpy(d->cex, x, sizeof(float) * (size_t)net->in_dim);
+            d->status = 2;
+            return;
+        }
+    }
+    d->branch = pick_branch(B, &w->b, w->split, w->Arelu);
+    d->status = d->branch < 0 ? 3 : 0;
+}
+
+/* A child of parent: its splits plus (g, active). */
+static struct dom *child_of(const struct bab *B, const struct dom *parent, int g, bool active)
+{
+    size_t na = (size_t)B->R * B->net->n_relu + 1;
+    struct dom *c = sk_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->n_split = parent->n_split + 1;
+    c->sp = sk_malloc(sizeof(int) * (size_t)c->n_split);
+    c->alpha = sk_malloc(sizeof(float) * na);
+    c->beta = sk_malloc(sizeof(float) * na);
+    if (!c->sp || !c->alpha || !c->beta) {
+        dom_free(c);
+        return NULL;
+    }
+    if (parent->n_split) memcpy(c->sp, parent->sp, sizeof(int) * (size_t)parent->n_split);
+    c->sp[parent->n_split] = g * 2 + (active ? 1 : 0);
+    memcpy(c->alpha, parent->alpha, sizeof(float) * na);
+    memcpy(c->beta, parent->beta, sizeof(float) * na);
+    c->branch = -1;
+    return c;
+}
+
+enum { BAB_UNSAT, BAB_SAT, BAB_TIMEOUT, BAB_UNKNOWN };
+
+/* Branch and bound on one disjunct from its root domain (bounded already). */
+static int bab_run(const struct bab *B, struct dom *root, const struct sk_certify_verify_config *cfg,
+                   double deadline, int *outcome, float *cex, long *n_dom, float *worst)
+{
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
+    size_t per = sizeof(struct dom) + 2 * sizeof(float) * ((size_t)B->R * B->net->n_relu + 1) + 64 * sizeof(int);
+    long cap = (long)((size_t)cfg->max_domain_mb * 1024 * 1024 / per);
+    if (cap < 4) cap = 4;
+    int batch = cfg->batch > 0 ? cfg->batch : 16;
+    struct heap h = { 0 };
+    struct ws *w = sk_calloc((size_t)nt, sizeof *w);
+    struct dom **kids = sk_calloc((size_t)2 * batch, sizeof *kids);
+    int rc = SK_ENOMEM;
+    bool stuck = false;
+    int round = 0;
+    *outcome = BAB_UNKNOWN;
+    if (!w || !kids) goto done;
+    for (int t = 0; t < nt; t++)
+        if ((rc = ws_alloc(B, &w[t]))) goto done;
+    if ((rc = heap_push(&h, root))) goto done;
+    root = NULL;
+    rc = SK_OK;
+    for (;;) {
+        if (h.n == 0) {
+            *outcome = stuck ? BAB_UNKNOWN : BAB_UNSAT;
+            break;
+        }
+        if (sk_now() > deadline) {
+            *outcome = BAB_TIMEOUT;
+            break;
+        }
+        if (h.n + 2L * batch > cap) {
+            *outcome = BAB_UNKNOWN;
+            break;
+        }
+        int nk = 0;
+        while (nk < 2 * batch && h.n > 0) {
+            struct dom *d = heap_pop(&h);
+            struct dom *a = child_of(B, d, d->branch, true), *b = child_of(B, d, d->branch, false);
+            dom_free(d);
+            if (!a || !b) {
+                dom_free(a);
+                dom_free(b);
+                rc = SK_ENOMEM;
+                goto done;
+            }
+            kids[nk++] = a;
+            kids[nk++] = b;
+        }
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int k = 0; k < nk; k++) {
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            bound_domain(B, &w[t], kids[k]);
+        }
+        *n_dom += nk;
+        round++;
+        /* local attacks from the relaxations' minimisers: those of subdomains
+         * with nothing left to split, and the lowest one every few rounds */
+        for (int k = 0; k < nk && *outcome != BAB_SAT && rc == SK_OK; k++) {
+            struct dom *c = kids[k];
+            if (!c->cex || !(c->status == 3 || (k == 0 && c->status == 0 && round % 4 == 1))) continue;
+            bool f = false;
+            int wh = -1;
+            rc = margin_pgd(B->m, &B->sub, 1, 30, B->seed + (uint64_t)round, c->cex, deadline, &f, cex, &wh);
+            if (f) *outcome = BAB_SAT;
+            else if (c->status == 3) stuck = true;
+        }
+        for (int k = 0; k < nk; k++) {
+            struct dom *c = kids[k];
+            kids[k] = NULL;
+            if (c->status < 0 && rc == SK_OK) rc = c->status;
+            if (c->status == 2 && *outcome != BAB_SAT) {
+                memcpy(cex, c->cex, sizeof(float) * (size_t)B->net->in_dim);
+                *outcome = BAB_SAT;
+            }
+            if (c->status == 3 && *outcome != BAB_SAT && !c->cex) stuck = true;
+            sk_free(c->cex);
+            c->cex = NULL;
+            if (c->status == 0 && rc == SK_OK && *outcome != BAB_SAT) {
+                if ((rc = heap_push(&h, c))) {
+                    dom_free(c);
+                    goto done;
+                }
+            } else {
+                dom_free(c);
+            }
+        }
+        if (rc || *outcome == BAB_SAT) break;
+    }
+    *worst = h.n ? h.a[0]->score : INFINITY;
+done:
+    dom_free(root);
+    for (long i = 0; i < h.n; i++) dom_free(h.a[i]);
+    sk_free(h.a);
+    if (kids)
+        for (int k = 0; k < 2 * batch; k++) dom_free(kids[k]);
+    sk_free(kids);
+    if (w)
+        for (int t = 0; t < nt; t++) ws_free(&w[t]);
+    sk_free(w);
+    return rc;
+}
+
+/* ---------------- the whole property ---------------- */
+
+static float tol_of(float d) { return SK_CERTIFY_TOL * (1.0f + fabsf(d)); }
+
+int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
+                      const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep, float *cex_x,
+                      float *cex_y)
+{
+    double t0 = sk_now();
+    struct sk_certify_verify_config dc = sk_certify_verify_defaults();
+    if (!cfg) cfg = &dc;
+    struct sk_certify_verify_report r = { .verdict = SK_VERDICT_ERROR, .stage = "", .disjunct = -1,
+                                          .worst_lb = NAN };
+    *rep = r;
+    int rc = check_property(m, p);
+    if (rc) return rc;
+    if (!(cfg->timeout_s > 0) || cfg->pgd_restarts < 0 || cfg->pgd_steps < 0 || cfg->alpha_iters < 0 ||
+        cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0)
+        return sk_error(SK_EINVAL, "verify: cfg.timeout_s %g (> 0), cfg.pgd_restarts %d, cfg.pgd_steps %d, "
+                        "cfg.alpha_iters %d, cfg.bab_iters %d (>= 0), cfg.max_domain_mb %d (>= 1) out of range",
+                        cfg->timeout_s, cfg->pgd_restarts, cfg->pgd_steps, cfg->alpha_iters, cfg->bab_iters,
+                        cfg->max_domain_mb);
+    double deadline = t0 + cfg->timeout_s;
+    int D = p->n_in, K = p->n_out;
+    float *x = sk_malloc(sizeof(float) * (size_t)D), *y = sk_malloc(sizeof(float) * (size_t)K);
+    float *lb = sk_malloc(sizeof(float) * (size_t)p->n_rows), *tg = sk_malloc(sizeof(float) * (size_t)p->n_rows);
+    float *xs = sk_malloc(sizeof(float) * (size_t)p->n_rows * D);
+    int *open = sk_malloc(sizeof(int) * (size_t)p->n_disj);
+    float *dlb = sk_malloc(sizeof(float) * (size_t)p->n_disj);
+    struct lp_net net = { 0 };
+    struct lp_bounds root = { 0 };
+    if (!x || !y || !lb || !tg || !xs || !open || !dlb) {
+        rc = SK_ENOMEM;
+        goto done;
+    }
+    for (int k = 0; k < p->n_rows; k++) tg[k] = p->d[k] + tol_of(p->d[k]);
+    bool found = false;
+    int which = -1;
+    /* a counterexample first */
+    if (cfg->pgd_restarts > 0 &&
+        (rc = margin_pgd(m, p, cfg->pgd_restarts, cfg->pgd_steps, cfg->seed, NULL, deadline, &found, x, &which)))
+        goto done;
+    if (found) {
+        r.verdict = SK_VERDICT_SAT;
+        r.stage = "pgd";
+        r.disjunct = which;
+        goto sat;
+    }
+    if ((rc = lp_net_build(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
+    struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows };
+    if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &o, &root))) goto done;
+    /* CROWN on every row, then α-CROWN on the disjuncts left */
+    if ((rc = lp_backward(&net, &root, net.n, p->c, p->n_rows, &o, NULL, lb))) goto done;
+    int n_open = 0;
+    for (int i = 0; i < p->n_disj; i++) {
+        bool refuted = false;
+        for (int k = p->disj[i]; k < p->disj[i + 1]; k++) refuted |= lb[k] > tg[k];
+        if (!refuted) open[n_open++] = i;
+    }
+    r.stage = "crown";
+    if (n_open > 0 && cfg->alpha_iters > 0 && net.n_relu > 0) {
+        r.stage = "alpha-crown";
+        int m2 = 0;
+        for (int t = 0; t < n_open; t++) {
+            int i = open[t], R = p->disj[i + 1] - p->disj[i];
+            const float *Ci = p->c + (size_t)p->disj[i] * K;
+            if ((rc = lp_alpha_optimize(&net, &root, Ci, R, cfg->alpha_iters, 0.1f, NULL, NULL, NULL, &o,
+                                        tg + p->disj[i], lb + p->disj[i], xs + (size_t)p->disj[i] * D, NULL)))
+                goto done;
+            bool refuted = false;
+            for (int k = p->disj[i]; k < p->disj[i + 1]; k++) refuted |= lb[k] > tg[k];
+            if (refuted) continue;
+            open[m2++] = i;
+            /* the corners of the bound may be counterexamples */
+            for (int k = p->disj[i]; k < p->disj[i + 1] && !found; k++) {
+                bool holds = false;
+                int dj = -1;
+                if ((rc = sk_certify_property_check(m, p, xs + (size_t)k * D, 0, &holds, NULL, &dj))) goto done;
+                if (holds) {
+                    memcpy(x, xs + (size_t)k * D, sizeof(float) * (size_t)D);
+                    found = true;
+                    which = dj;
+                }
+            }
+            if (found) break;
+        }
+        n_open = m2;
+    }
+    if (found) {
+        r.verdict = SK_VERDICT_SAT;
+        r.disjunct = which;
+        goto sat;
+    }
+    if (n_open == 0) {
+        r.verdict = SK_VERDICT_UNSAT;
+        goto done;
+    }
+    if (!cfg->bab || net.n_relu == 0) {
+        r.verdict = SK_VERDICT_UNKNOWN;
+        goto done;
+    }
+    /* the easiest disjuncts first: a timeout on the hardest then costs nothing else */
+    for (int t = 0; t < n_open; t++) {
+        float best = -INFINITY;
+        for (int k = p->disj[open[t]]; k < p->disj[open[t] + 1]; k++)
+            best = lb[k] - p->d[k] > best ? lb[k] - p->d[k] : best;
+        dlb[t] = best;
+    }
+    for (int a = 1; a < n_open; a++)
+        for (int b = a; b > 0 && dlb[b - 1] < dlb[b]; b--) {
+            float tf = dlb[b];
+            dlb[b] = dlb[b - 1];
+            dlb[b - 1] = tf;
+            int ti = open[b];
+            open[b] = open[b - 1];
+            open[b - 1] = ti;
+        }
+    r.stage = "bab";
+    r.worst_lb = INFINITY;
+    enum sk_certify_verdict v = SK_VERDICT_UNSAT;
+    for (int t = 0; t < n_open; t++) {
+        int i = open[t], R = p->disj[i + 1] - p->disj[i];
+        struct bab B = { .net = &net, .root = &root, .p = p, .C = p->c + (size_t)p->disj[i] * K,
+                         .d = p->d + p->disj[i], .target = tg + p->disj[i], .R = R, .iters = cfg->bab_iters,
+                         .lr = 0.1f, .o = o, .m = m, .seed = cfg->seed };
+        B.sub = *p;
+        B.sub.n_rows = R;
+        B.sub.c = B.C;
+        B.sub.d = B.d;
+        B.sub.n_disj = 1;
+        B.sub_disj[0] = 0;
+        B.sub_disj[1] = R;
+        B.sub.disj = B.sub_disj;
+        /* the root domain: its α from a fresh α-CROWN with the branching scores */
+        struct dom *root_d = sk_calloc(1, sizeof *root_d);
+        size_t na = (size_t)R * net.n_relu + 1;
+        struct ws w0;
+        if (!root_d || !(root_d->alpha = sk_malloc(sizeof(float) * na)) ||
+            !(root_d->beta = sk_calloc(na, sizeof(float)))) {
+            dom_free(root_d);
+            rc = SK_ENOMEM;
+            goto done;
+        }
+        for (size_t q = 0; q < na; q++) root_d->alpha[q] = NAN; /* projected to CROWN's slopes */
+        if ((rc = ws_alloc(&B, &w0))) {
+            dom_free(root_d);
+            goto done;
+        }
+        bound_domain(&B, &w0, root_d);
+        ws_free(&w0);
+        r.domains++;
+        int outcome = BAB_UNKNOWN;
+        float worst = INFINITY;
+        if (root_d->status < 0) {
+            rc = root_d->status;
+            dom_free(root_d);
+            goto done;
+        } else if (root_d->status == 1) {
+            dom_free(root_d);
+            continue;
+        } else if (root_d->status == 2) {
+            memcpy(x, root_d->cex, sizeof(float) * (size_t)D);
+            dom_free(root_d);
+            outcome = BAB_SAT;
+        } else if (root_d->status == 3) {
+            worst = root_d->score;
+            dom_free(root_d);
+            outcome = BAB_UNKNOWN;
+        } else if ((rc = bab_run(&B, root_d, cfg, deadline, &outcome, x, &r.domains, &worst))) {
+            goto done;
+        }
+        if (outcome == BAB_SAT) {
+            bool holds = false;
+            int dj = -1;
+            if ((rc = sk_certify_property_check(m, p, x, 0, &holds, NULL, &dj))) goto done;
+            if (holds) {
+                r.verdict = SK_VERDICT_SAT;
+                r.disjunct = dj;
+                goto sat;
+            }
+            /* the steps' forward and the model's disagree at the boundary: not a counterexample */
+            outcome = BAB_UNKNOWN;
+        }
+        if (worst < r.worst_lb) r.worst_lb = worst;
+        if (outcome == BAB_TIMEOUT) {
+            v = SK_VERDICT_TIMEOUT;
+            break;
+        }
+        if (outcome == BAB_UNKNOWN) v = SK_VERDICT_UNKNOWN;
+    }
+    r.verdict = v;
+    goto done;
+sat:
+    {
+        bool holds = false;
+        int dj = -1;
+        if ((rc = sk_certify_property_check(m, p, x, 0, &holds, y, &dj))) goto done;
+        SK_ASSERT(holds); /* every path to here re-checked it */
+        if (cex_x) memcpy(cex_x, x, sizeof(float) * (size_t)D);
+        if (cex_y) memcpy(cex_y, y, sizeof(float) * (size_t)K);
+    }
+done:
+    r.seconds = sk_now() - t0;
+    if (rc) r.verdict = SK_VERDICT_ERROR;
+    *rep = r;
+    sk_free(x);
+    sk_free(y);
+    sk_free(lb);
+    sk_free(tg);
+    sk_free(xs);
+    sk_free(open);
+    sk_free(dlb);
+    lp_bounds_free(&root);
+    lp_net_free(&net);
+    return rc;
+}

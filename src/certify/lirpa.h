@@ -1,0 +1,128 @@
+/* Internal to the certification files: a model flattened into a chain of
+ * bound-propagation steps, and the linear relaxation passes over it (CROWN,
+ * α-CROWN, the per-domain bounds of branch and bound).
+ *
+ * A step acts on one sample's values, flat in NCHW order (C*H*W floats):
+ * flatten and dropout (eval) vanish, the input transform and batch norm
+ * (eval) become a diagonal affine step y = a x + b. Linear steps (dense,
+ * conv, diagonal, average pooling, global average pooling) are propagated
+ * backward exactly; nonlinear steps (activations, max pooling) through a
+ * lower and an upper line per value chosen from the box of their input.
+ *
+ * Boxes: bnd->lo[i], hi[i] bound the input of step i (i = 0..n-1) and
+ * lo[n], hi[n] the output. Every pass that takes a domain reads the boxes
+ * of that domain (branch and bound tightens them per split).
+ */
+#ifndef SK_CERTIFY_LIRPA_H
+#define SK_CERTIFY_LIRPA_H
+
+#include "skeptic/certify.h"
+
+enum lp_kind { LP_DENSE, LP_CONV, LP_DIAG, LP_AVGPOOL, LP_GAP, LP_MAXPOOL, LP_ACT };
+
+struct lp_step {
+    enum lp_kind kind;
+    enum sk_layer_kind act; /* LP_ACT: relu, lrelu, tanh, sigmoid, softplus, gelu */
+    float p;                /* leaky-relu slope */
+    int din, dout;
+    int ic, ih, iw, oc, oh, ow, k, stride, pad;
+    const float *W, *b;     /* dense [dout,din] / conv [oc,ic,k,k] weights, bias (NULL: none) */
+    float *aW;              /* |W| (owned) */
+    float *a, *ab;          /* diagonal step: y = a x + ab (owned, din each) */
+    int relu_off;           /* relu / leaky relu: offset of its values among all such (else -1) */
+};
+
+struct lp_net {
+    int n;                  /* steps */
+    struct lp_step *s;
+    int in_dim, out_dim, maxd;
+    int n_relu;             /* values of all relu / leaky-relu steps */
+    int *relu_step;         /* [n_relu]: the step of each such value */
+};
+
+struct lp_bounds {
+    int n;
+    float **lo, **hi;       /* n+1 boxes (see above) */
+    float **rx;             /* per nonlinear step: its relaxation, made from its input box */
+    float *mem;             /* the one allocation behind lo, hi and rx */
+    size_t n_floats;
+};
+
+/* How the linear relaxation passes run. */
+struct lp_opts {
+    bool with_ibp;    /* intersect intermediate boxes with interval arithmetic; the final bound is the best
+                         concretization over every step (never looser than IBP) */
+    int crown_rows;   /* intermediate neurons bounded by CROWN per step at most (more: intervals only) */
+};
+
+/* Flatten m into net (eval mode). SK_EINVAL naming the layer for what the
+ * steps cannot express. lp_net_free accepts a zeroed net. */
+int lp_net_build(const struct sk_model *m, struct lp_net *net);
+void lp_net_free(struct lp_net *net);
+
+int lp_bounds_alloc(const struct lp_net *net, struct lp_bounds *b);
+void lp_bounds_free(struct lp_bounds *b);
+int lp_bounds_copy(const struct lp_net *net, struct lp_bounds *dst, const struct lp_bounds *src);
+
+/* Boxes of every step from the input box lo0/hi0 (raw units: the input
+ * transform is step 0 when the model has one). Intermediate boxes of
+ * nonlinear steps by CROWN (and intervals with o->with_ibp). first: steps
+ * before `first` keep the boxes already in b (branch and bound recomputes
+ * only after its earliest split); split[n_relu] (NULL: none) clamps split
+ * relu inputs (+1: >= 0, -1: <= 0). Returns 1 when a box came out empty
+ * (the splits contradict each other: the domain holds no point), else SK_OK
+ * or a negative status. */
+int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *hi0, const signed char *split,
+                      int first, const struct lp_opts *o, struct lp_bounds *b);
+
+/* Extras of one backward pass for the final specification (α-CROWN, β). */
+struct lp_extra {
+    const float *alpha;        /* [M, n_relu] lower slopes of relu / leaky relu values (NULL: CROWN's) */
+    const float *beta;         /* [M, n_relu] split multipliers >= 0 (NULL: none) */
+    const signed char *split;  /* [n_relu] +1 active, -1 inactive, 0 none (with beta) */
+    float **Aout;              /* per step: A at the output of nonlinear steps [M, dout] is stored here */
+    float *xstar;              /* [M, in_dim]: the input corner that attains each row's bound */
+};
+
+/* Lower bounds lb[M] of A·(output of step top-1) + 0 over the boxes b, A
+ * [M, dim] (the input of step `top`, top = net->n: the model's output).
+ * Work buffers are allocated inside. o->with_ibp: lb is the best of the
+ * concretizations at every step. */
+int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, const float *A, int M,
+                const struct lp_opts *o, const struct lp_extra *x, float *lb);
+
+/* The relaxed forward pass of lp_backward's rows: per row q the values
+ * G[i][q, :] at the input of every step i (i = 0..n) of the relaxed network
+ * that row q's bound used, evaluated at x->xstar. G[i] is [M, din of i]. */
+int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int M, const struct lp_extra *x,
+                       float **G);
+
+/* The default lower slope of a relu / leaky relu value on [l, u]. */
+float lp_relu_default_slope(float p, float l, float u);
+
+/* α-CROWN on the spec rows C [M, out_dim] over the boxes b, `iters` Adam
+ * steps of size lr on the lower slopes of unstable relu / leaky-relu values
+ * (per row and value, projected on [p, 1]) and, with split, on the β
+ * multipliers of split values (projected on >= 0). lb[M]: the best bound of
+ * each row seen, never below CROWN's (the first step is CROWN's slopes when
+ * alpha is NULL). alpha, beta [M, n_relu] (may be NULL): in, the starting
+ * point (warm start; values outside the feasible range are projected); out,
+ * the point of the best bound. xstar [M, in_dim] (may be NULL): the input
+ * corner of each row's best bound. Arelu [M, n_relu] (may be NULL): the
+ * coefficients at the relu outputs of the best bound (branching scores).
+ * target [M] (may be NULL): stop once every row's bound exceeds it. */
+int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const float *C, int M, int iters,
+                      float lr, const signed char *split, float *alpha, float *beta, const struct lp_opts *o,
+                      const float *target, float *lb, float *xstar, float *Arelu);
+
+/* y[out_dim] = the network at x[in_dim] over the steps (float, as the
+ * relaxations see it; the exact check of a counterexample is the model's own
+ * forward pass). */
+int lp_forward_point(const struct lp_net *net, const float *x, float *y);
+
+/* CROWN / α-CROWN logit bounds or margins of N boxes in centre/radius
+ * form for any chain (sk_crown's contract, alpha_iters Adam steps). */
+int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp,
+                 int alpha_iters, float *zlo, float *zhi);
+
+#endif

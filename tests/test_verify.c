@@ -1,0 +1,327 @@
+/* Verification: CROWN and α-CROWN bounds of a specification sound for every
+ * layer kind on thousands of random boxes and sampled points; α-CROWN never
+ * below CROWN; never looser than IBP; branch and bound's verdict equal to an
+ * exhaustive grid search on small 2-input ReLU networks (thresholds placed
+ * where the grid is exact); every counterexample inside the box and meeting
+ * the property. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skeptic/skeptic.h"
+#include "skeptic/certify.h"
+#include "testutil.h"
+
+static float urand(struct sk_rng *r, float a, float b) { return a + (b - a) * sk_rng_uniform(r); }
+
+static struct sk_model *random_model(const char *spec, uint64_t seed)
+{
+    struct sk_model *m = sk_model_from_spec(spec);
+    CHECK(m != NULL, "spec %s: %s", spec, sk_last_error());
+    if (!m) return NULL;
+    sk_model_init(m, SK_INIT_HE_UNIFORM, seed);
+    struct sk_rng r = sk_rng_new(seed + 7);
+    for (int li = 0; li < m->n_layers; li++) {
+        struct sk_layer *L = &m->layers[li];
+        if (L->kind == SK_LAYER_DENSE || L->kind == SK_LAYER_CONV)
+            for (size_t i = 0; i < L->n_b; i++) m->params[L->b_off + i] = urand(&r, -0.5f, 0.5f);
+        if (L->kind == SK_LAYER_BATCHNORM)
+            for (int c = 0; c < L->units; c++) {
+                m->params[L->w_off + c] = urand(&r, -2, 2);
+                m->params[L->b_off + c] = urand(&r, -1, 1);
+                m->buffers[L->rm_off + c] = urand(&r, -0.5f, 0.5f);
+                m->buffers[L->rv_off + c] = urand(&r, 0.2f, 3);
+            }
+    }
+    return m;
+}
+
+/* Bounds of random specification rows over n_boxes random boxes contain
+ * C·y of every sampled point (corners and uniform), for CROWN and α-CROWN;
+ * α-CROWN >= CROWN row by row. */
+static void check_spec_sound(const char *spec, bool prep, int n_boxes)
+{
+    struct sk_model *m = random_model(spec, 11);
+    if (!m) return;
+    int D = m->in_dim, K = m->n_classes, S = 3, P = 48;
+    struct sk_rng r = sk_rng_new(5);
+    if (prep) {
+        struct sk_preprocess pp = { .kind = SK_PREP_STANDARDIZE, .dim = D };
+        pp.shift = malloc(sizeof(float) * D);
+        pp.scale = malloc(sizeof(float) * D);
+        for (int j = 0; j < D; j++) {
+            pp.shift[j] = urand(&r, -0.3f, 0.3f);
+            pp.scale[j] = urand(&r, 0.5f, 2.0f);
+        }
+        int rc = sk_model_set_preprocess(m, &pp);
+        CHECK(rc == SK_OK, "set preprocess: %s", sk_last_error());
+        free(pp.shift);
+        free(pp.scale);
+    }
+    float *lo = malloc(sizeof(float) * D), *hi = malloc(sizeof(float) * D), *x = malloc(sizeof(float) * D * P);
+    float *C = malloc(sizeof(float) * S * K), *lc = malloc(sizeof(float) * S), *la = malloc(sizeof(float) * S);
+    float *z = malloc(sizeof(float) * K * P);
+    struct sk_certify_crown_config cc = sk_certify_crown_defaults(), ca = cc;
+    ca.alpha_iters = 8;
+    long bad = 0, checked = 0, worse = 0, tighter = 0;
+    double worst = 0;
+    int err = 0;
+    for (int b = 0; b < n_boxes && !err; b++) {
+        float rad = b % 3 == 0 ? 0.02f : b % 3 == 1 ? 0.2f : 1.0f;
+        for (int j = 0; j < D; j++) {
+            float c = urand(&r, -1, 1), w = rad * urand(&r, 0, 1);
+            lo[j] = c - w;
+            hi[j] = c + w;
+        }
+        for (int i = 0; i < S * K; i++) C[i] = urand(&r, -1, 1);
+        err |= sk_certify_spec_bounds(m, lo, hi, 1, C, S, &cc, lc) != SK_OK;
+        err |= sk_certify_spec_bounds(m, lo, hi, 1, C, S, &ca, la) != SK_OK;
+        if (err) break;
+        for (int s = 0; s < S; s++) {
+            worse += la[s] < lc[s];
+            tighter += la[s] > lc[s] + 1e-6f * (1 + fabsf(lc[s]));
+        }
+        for (int p = 0; p < P; p++)
+            for (int j = 0; j < D; j++)
+                x[p * D + j] = p < P / 2 ? (sk_rng_uniform(&r) < 0.5f ? lo[j] : hi[j]) : urand(&r, lo[j], hi[j]);
+        sk_model_logits(m, x, P, z);
+        for (int p = 0; p < P; p++)
+            for (int s = 0; s < S; s++) {
+                double v = 0;
+                for (int k = 0; k < K; k++) v += (double)C[s * K + k] * z[p * K + k];
+                double tol = 1e-5 * (1 + fabs(v));
+                double gap = la[s] - v; /* la >= lc: α-CROWN's is the tighter to test */
+                if (lc[s] - v > gap) gap = lc[s] - v;
+                if (gap > tol) bad++;
+                if (gap > worst) worst = gap;
+                checked++;
+            }
+    }
+    CHECK(!err, "%s: bounds failed: %s", spec, sk_last_error());
+    CHECK(bad == 0, "%s%s: CROWN / alpha-CROWN sound on %d boxes (%ld of %ld samples outside, worst by %.3g)", spec,
+          prep ? " (input transform)" : "", n_boxes, bad, checked, worst);
+    CHECK(worse == 0, "%s: alpha-CROWN never below CROWN (%ld rows below)", spec, worse);
+    printf("%-60s %d boxes, %ld samples inside; alpha tighter on %ld of %d rows\n", spec, n_boxes, checked, tighter,
+           n_boxes * S);
+    free(lo);
+    free(hi);
+    free(x);
+    free(C);
+    free(lc);
+    free(la);
+    free(z);
+    sk_model_free(m);
+}
+
+/* The final bounds are never looser than IBP's (logits: rows ±e_k) where
+ * IBP applies, and CROWN through conv / pooling layers is strictly tighter
+ * on average. */
+static void check_vs_ibp(const char *spec, int n_boxes)
+{
+    struct sk_model *m = random_model(spec, 3);
+    if (!m) return;
+    int D = m->in_dim, K = m->n_classes;
+    struct sk_rng r = sk_rng_new(9);
+    float *lo = malloc(sizeof(float) * D), *hi = malloc(sizeof(float) * D), *C = calloc(2 * K * K, sizeof(float));
+    float *lb = malloc(sizeof(float) * 2 * K), *il = malloc(sizeof(float) * K), *ih = malloc(sizeof(float) * K);
+    for (int k = 0; k < K; k++) {
+        C[k * K + k] = 1;
+        C[(K + k) * K + k] = -1;
+    }
+    long looser = 0;
+    double wc = 0, wi = 0;
+    int err = 0;
+    for (int b = 0; b < n_boxes && !err; b++) {
+        for (int j = 0; j < D; j++) {
+            float c = urand(&r, -1, 1), w = urand(&r, 0, 0.3f);
+            lo[j] = c - w;
+            hi[j] = c + w;
+        }
+        err |= sk_certify_spec_bounds(m, lo, hi, 1, C, 2 * K, NULL, lb) != SK_OK;
+        err |= sk_certify_bounds(m, SK_CERTIFY_IBP, lo, hi, 1, il, ih) != SK_OK;
+        for (int k = 0; k < K && !err; k++) {
+            float cl = lb[k], ch = -lb[K + k];
+            looser += cl < il[k] - 1e-5f * (1 + fabsf(il[k])) || ch > ih[k] + 1e-5f * (1 + fabsf(ih[k]));
+            wc += ch - cl;
+            wi += ih[k] - il[k];
+        }
+    }
+    CHECK(!err, "%s: %s", spec, sk_last_error());
+    CHECK(looser == 0, "%s: CROWN never looser than IBP (%ld bounds looser)", spec, looser);
+    CHECK(wc < wi, "%s: CROWN mean width %.4g below IBP's %.4g", spec, wc / (n_boxes * K), wi / (n_boxes * K));
+    free(lo);
+    free(hi);
+    free(C);
+    free(lb);
+    free(il);
+    free(ih);
+    sk_model_free(m);
+}
+
+/* ---------------- branch and bound against a grid ---------------- */
+
+/* One disjunct, one row c·y <= d, over the box [-1,1]^2. */
+static enum sk_certify_verdict verify_row(struct sk_model *m, const float *c, float d, bool pgd, int *n_bab,
+                                          long *domains)
+{
+    float lo[2] = { -1, -1 }, hi[2] = { 1, 1 };
+    int disj[2] = { 0, 1 };
+    struct sk_certify_property p = { .n_in = 2, .n_out = m->n_classes, .lo = lo, .hi = hi, .n_rows = 1, .c = c,
+                                     .d = &d, .n_disj = 1, .disj = disj };
+    struct sk_certify_verify_config cfg = sk_certify_verify_defaults();
+    cfg.timeout_s = 60;
+    cfg.pgd_restarts = pgd ? 3 : 0;
+    cfg.alpha_iters = 10;
+    struct sk_certify_verify_report rep;
+    float x[2], y[8];
+    int rc = sk_certify_verify(m, &p, &cfg, &rep, x, y);
+    CHECK(rc == SK_OK, "verify: %s", sk_last_error());
+    if (rep.verdict == SK_VERDICT_SAT) {
+        double v = -d;
+        for (int k = 0; k < m->n_classes; k++) v += (double)c[k] * y[k];
+        float z[8];
+        sk_model_logits(m, x, 1, z);
+        CHECK(x[0] >= -1 && x[0] <= 1 && x[1] >= -1 && x[1] <= 1 && v <= 0 && memcmp(z, y, sizeof(float) * 2) == 0,
+              "counterexample (%g, %g) inside the box and meeting c.y <= d (c.y - d = %g)", x[0], x[1], v);
+    }
+    if (!strcmp(rep.stage, "bab")) (*n_bab)++;
+    *domains += rep.domains;
+    return rep.verdict;
+}
+
+static void check_bab_grid(const char *spec, int n_nets)
+{
+    int agree = 0, total = 0, n_bab = 0, sat_bab = 0;
+    long domains = 0;
+    for (int t = 0; t < n_nets; t++) {
+        struct sk_model *m = random_model(spec, 100 + (uint64_t)t);
+        if (!m) return;
+        int K = m->n_classes;
+        float c[8] = { 0 };
+        c[0] = 1;
+        c[1] = -1;
+        /* a grid of G x G points: min and a Lipschitz bound of the row */
+        int G = 401;
+        float *x = malloc(sizeof(float) * 2 * G * G), *z = malloc(sizeof(float) * K * G * G);
+        for (int a = 0; a < G; a++)
+            for (int b = 0; b < G; b++) {
+                x[2 * (a * G + b)] = -1 + 2.0f * a / (G - 1);
+                x[2 * (a * G + b) + 1] = -1 + 2.0f * b / (G - 1);
+            }
+        sk_model_logits(m, x, G * G, z);
+        double gmin = INFINITY, gmax = -INFINITY;
+        for (int i = 0; i < G * G; i++) {
+            double v = (double)z[i * K] - z[i * K + 1];
+            gmin = v < gmin ? v : gmin;
+            gmax = v > gmax ? v : gmax;
+        }
+        /* Lipschitz constant (inf -> 1 norm is enough on a grid: |dx|_inf <= h/2 to the nearest point) */
+        double L = 1;
+        for (int li = 0; li < m->n_layers; li++) {
+            const struct sk_layer *Ly = &m->layers[li];
+            if (Ly->kind != SK_LAYER_DENSE) continue;
+            double nm = 0; /* max row sum of |W| (inf norm) */
+            for (int o = 0; o < Ly->units; o++) {
+                double s = 0;
+                for (int i = 0; i < Ly->in[0]; i++) s += fabs(m->params[Ly->w_off + (size_t)o * Ly->in[0] + i]);
+                nm = s > nm ? s : nm;
+            }
+            L *= nm;
+        }
+        L *= 2; /* the row y0 - y1 */
+        double h = 2.0 / (G - 1), gap = L * h / 2 + 1e-4;
+        double range = gmax - gmin;
+        /* holds: d below every value the box takes; violated: d above a grid value */
+        float d_unsat = (float)(gmin - gap - 0.01 * range), d_sat = (float)(gmin + 0.02 * range);
+        enum sk_certify_verdict v1 = verify_row(m, c, d_unsat, true, &n_bab, &domains);
+        int before = n_bab;
+        enum sk_certify_verdict v2 = verify_row(m, c, d_sat, false, &n_bab, &domains);
+        sat_bab += n_bab > before;
+        agree += v1 == SK_VERDICT_UNSAT;
+        agree += v2 == SK_VERDICT_SAT;
+        total += 2;
+        if (v1 != SK_VERDICT_UNSAT || v2 != SK_VERDICT_SAT)
+            fprintf(stderr, "  %s net %d: grid min %.5g, gap %.3g: d=%.5g -> %s (want unsat), d=%.5g -> %s (want sat)\n",
+                    spec, t, gmin, gap, d_unsat, sk_certify_verdict_name(v1), d_sat, sk_certify_verdict_name(v2));
+        free(x);
+        free(z);
+        sk_model_free(m);
+    }
+    CHECK(agree == total, "%s: branch and bound agrees with the grid on %d of %d properties", spec, agree, total);
+    CHECK(n_bab > 0, "%s: some properties needed branch and bound (%d)", spec, n_bab);
+    printf("%s: %d/%d verdicts equal the grid's, %d decided by branch and bound (%d counterexamples found by it "
+           "without PGD), %ld subdomains\n", spec, agree, total, n_bab, sat_bab, domains);
+}
+
+/* A property of two disjuncts, one of them violated: sat, with the
+ * counterexample meeting that disjunct; the same property without it: unsat
+ * when the other disjunct cannot hold. */
+static void check_disjunction(void)
+{
+    struct sk_model *m = random_model("mlp:3-10-10-3:relu", 42);
+    if (!m) return;
+    float lo[3] = { -0.2f, -0.2f, -0.2f }, hi[3] = { 0.2f, 0.2f, 0.2f };
+    /* the logits' range over the box by sampling */
+    struct sk_rng r = sk_rng_new(1);
+    float x[3 * 512], z[3 * 512];
+    for (int i = 0; i < 3 * 512; i++) x[i] = urand(&r, -0.2f, 0.2f);
+    sk_model_logits(m, x, 512, z);
+    float mx0 = -INFINITY, mn0 = INFINITY;
+    for (int i = 0; i < 512; i++) {
+        mx0 = z[3 * i] > mx0 ? z[3 * i] : mx0;
+        mn0 = z[3 * i] < mn0 ? z[3 * i] : mn0;
+    }
+    float lb;
+    float e0[3] = { 1, 0, 0 };
+    sk_certify_spec_bounds(m, lo, hi, 1, e0, 1, NULL, &lb);
+    /* disjunct 0: y0 <= lb - 1 (impossible); disjunct 1: y0 >= mx0 - small and y0 <= mx0 (a sampled value) */
+    float c[9] = { 1, 0, 0, -1, 0, 0, 1, 0, 0 };
+    float d[3] = { lb - 1, -(mx0 - 0.05f * (mx0 - mn0)), mx0 };
+    int disj[3] = { 0, 1, 3 };
+    struct sk_certify_property p = { .n_in = 3, .n_out = 3, .lo = lo, .hi = hi, .n_rows = 3, .c = c, .d = d,
+                                     .n_disj = 2, .disj = disj };
+    struct sk_certify_verify_report rep;
+    float cx[3], cy[3];
+    int rc = sk_certify_verify(m, &p, NULL, &rep, cx, cy);
+    bool holds = false;
+    int dj = -1;
+    if (rc == SK_OK && rep.verdict == SK_VERDICT_SAT) sk_certify_property_check(m, &p, cx, 0, &holds, NULL, &dj);
+    CHECK(rc == SK_OK && rep.verdict == SK_VERDICT_SAT && holds && dj == 1 && rep.disjunct == 1,
+          "two disjuncts, the second reachable: %s (stage %s, disjunct %d, rechecked %d)",
+          sk_certify_verdict_name(rep.verdict), rep.stage, rep.disjunct, holds);
+    p.n_disj = 1;
+    p.n_rows = 1;
+    disj[1] = 1;
+    rc = sk_certify_verify(m, &p, NULL, &rep, cx, cy);
+    CHECK(rc == SK_OK && rep.verdict == SK_VERDICT_UNSAT, "the unreachable disjunct alone: %s (%s)",
+          sk_certify_verdict_name(rep.verdict), rep.stage);
+    /* a property that does not fit the model is an error */
+    p.n_out = 4;
+    rc = sk_certify_verify(m, &p, NULL, &rep, cx, cy);
+    CHECK(rc == SK_EINVAL && rep.verdict == SK_VERDICT_ERROR && strstr(sk_last_error(), "outputs"),
+          "a property of 4 outputs on a 3-class model: error (%s)", sk_last_error());
+    sk_model_free(m);
+}
+
+int main(void)
+{
+    sk_set_threads(2);
+    check_spec_sound("mlp:6-12-12-4:relu", false, 400);
+    check_spec_sound("mlp:6-12-12-4:relu", true, 200);
+    check_spec_sound("seq:5-dense8-lrelu0.1-dense8-lrelu-dense3", false, 300);
+    check_spec_sound("seq:5-dense8-lrelu1.5-dense3", false, 200);
+    check_spec_sound("seq:5-dense8-tanh-dense8-sigmoid-dense3", false, 300);
+    check_spec_sound("seq:5-dense8-softplus-dense8-gelu-dense3", false, 300);
+    check_spec_sound("seq:5-dense8-bn-relu-dropout0.3-dense3", false, 300);
+    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense3", false, 300);
+    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2s1-flatten-dense3", false, 200);
+    check_spec_sound("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-tanh-dense3", false, 300);
+    check_spec_sound("cnn:1x6x6-conv4k3-gelu-gap-dense3", false, 300);
+    check_vs_ibp("mlp:6-16-16-4:relu", 200);
+    check_vs_ibp("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense8-relu-dense3", 200);
+    check_vs_ibp("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-sigmoid-dense3", 200);
+    check_bab_grid("mlp:2-12-12-2:relu", 5);
+    check_bab_grid("mlp:2-8-8-8-2:relu", 3);
+    check_disjunction();
+    return sk_test_finish("test_verify");
+}

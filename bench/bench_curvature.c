@@ -2,8 +2,8 @@
  * skeptic's exact HVP against PyTorch's double-backward HVP in the same run,
  * as JSON lines.
  *
- *   bench_curvature [--n N] [--steps S] [--chunk C] [--threads T] [--dir DIR] [--only mlp|cnn]
- *                   [--no-torch] [--no-recompute]
+ *   bench_curvature [--n N] [--steps S] [--chunk C] [--keep-mb M] [--threads T] [--dir DIR]
+ *                   [--only mlp|cnn] [--torch-steps S] [--no-torch] [--no-recompute]
  *
  * Models: mlp:784-512-512-10:relu (669,706 parameters) and the CNN of the
  * benchmarks (cnn:1x28x28-conv32k3p1-relu-maxpool2-conv64k3p1-relu-maxpool2-
@@ -16,17 +16,19 @@
  * the same kind of start (a Gaussian vector), no early stop:
  *
  *   skeptic            sk_curvature_loss_model (chunks of C = 1000 rows whose
- *                      recorded forwards are kept between products) and
- *                      sk_curvature_lanczos
+ *                      recorded forwards are kept between products, up to M
+ *                      MiB, default 1024) and sk_curvature_lanczos
  *   skeptic_recompute  the same with every forward recorded afresh per product
- *                      (keep_rows < 0): the same work as the PyTorch loop
+ *                      (keep_mb < 0): the same work as the PyTorch loop
  *   torch              bench/bench_curvature_torch.py: per chunk of C rows a
  *                      forward, torch.autograd.grad(create_graph=True), and
  *                      torch.autograd.grad(g . v) (PyHessian's
  *                      dataloader_hv_product), float32, the same Lanczos
  *
- * Each line gives seconds, seconds per HVP and lambda_max; the ratio line
- * torch seconds / skeptic seconds (target >= 3). OMP_WAIT_POLICY=PASSIVE for
+ * Each line gives seconds, seconds per HVP (the whole run over the steps)
+ * and lambda_max; the ratio line torch / skeptic seconds per HVP (target
+ * >= 3). --torch-steps runs fewer steps on the PyTorch side when its
+ * products are too slow to run all (then lambda_max differs: fewer steps). OMP_WAIT_POLICY=PASSIVE for
  * both sides (spinning OpenMP threads wreck timings on a shared machine). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -70,10 +72,10 @@ static struct sk_model *get_model(const char *name, const char *spec, const char
     return m;
 }
 
-static int lmax(struct sk_model *m, const struct sk_dataset *tr, int n, int steps, int chunk, long keep,
+static int lmax(struct sk_model *m, const struct sk_dataset *tr, int n, int steps, int chunk, double keep_mb,
                 double *lam, double *sec)
 {
-    struct sk_curvature_data_config dc = { .chunk = chunk, .keep_rows = keep };
+    struct sk_curvature_data_config dc = { .chunk = chunk, .keep_mb = keep_mb };
     double t0 = sk_now();
     struct sk_curvature_loss *L = sk_curvature_loss_model(m, tr->x, tr->y, n, &dc);
     if (!L) return SK_ENOMEM;
@@ -87,7 +89,8 @@ static int lmax(struct sk_model *m, const struct sk_dataset *tr, int n, int step
 
 int main(int argc, char **argv)
 {
-    int n = 10000, steps = 20, chunk = 1000, threads = 2;
+    int n = 10000, steps = 20, chunk = 1000, threads = 2, tsteps = 0;
+    double keep_mb = 1024;
     const char *dir = "/tmp/skeptic-bench-curvature", *only = NULL;
     bool torch = true, recompute = true;
     for (int i = 1; i < argc; i++) {
@@ -97,15 +100,18 @@ int main(int argc, char **argv)
         else if (v && !strcmp(a, "--n")) n = atoi(argv[++i]);
         else if (v && !strcmp(a, "--steps")) steps = atoi(argv[++i]);
         else if (v && !strcmp(a, "--chunk")) chunk = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--keep-mb")) keep_mb = atof(argv[++i]);
+        else if (v && !strcmp(a, "--torch-steps")) tsteps = atoi(argv[++i]);
         else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
         else if (v && !strcmp(a, "--dir")) dir = argv[++i];
         else if (v && !strcmp(a, "--only")) only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_curvature [--n N] [--steps S] [--chunk C] [--threads T] [--dir DIR] "
-                            "[--only mlp|cnn] [--no-torch] [--no-recompute]\n");
+            fprintf(stderr, "usage: bench_curvature [--n N] [--steps S] [--chunk C] [--keep-mb M] [--threads T] "
+                            "[--dir DIR] [--only mlp|cnn] [--torch-steps S] [--no-torch] [--no-recompute]\n");
             return 2;
         }
     }
+    if (tsteps <= 0) tsteps = steps;
     if (n < 1 || steps < 1 || chunk < 1) {
         fprintf(stderr, "bench_curvature: n, steps and chunk must be >= 1\n");
         return 2;
@@ -140,16 +146,16 @@ int main(int argc, char **argv)
             continue;
         }
         double lam = 0, sec = 0, lam_r = 0, sec_r = 0;
-        if (lmax(m, tr, n, steps, chunk, n, &lam, &sec)) {
+        if (lmax(m, tr, n, steps, chunk, keep_mb, &lam, &sec)) {
             fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
             sk_model_free(m);
             rc = 1;
             continue;
         }
         printf("{\"bench\":\"curvature\",\"impl\":\"skeptic\",\"model\":\"%s\",\"params\":%zu,\"data\":\"%s\",\"n\":%d,"
-               "\"steps\":%d,\"chunk\":%d,\"threads\":%d,\"blas\":\"%s\",\"seconds\":%.3f,\"s_per_hvp\":%.4f,"
-               "\"lambda_max\":%.6g}\n",
-               names[k], m->n_params, data, n, steps, chunk, threads, sk_blas_core(), sec, sec / steps, lam);
+               "\"steps\":%d,\"chunk\":%d,\"keep_mb\":%g,\"threads\":%d,\"blas\":\"%s\",\"seconds\":%.3f,"
+               "\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
+               names[k], m->n_params, data, n, steps, chunk, keep_mb, threads, sk_blas_core(), sec, sec / steps, lam);
         fflush(stdout);
         if (recompute) {
             if (lmax(m, tr, n, steps, chunk, -1, &lam_r, &sec_r)) {
@@ -170,27 +176,29 @@ int main(int argc, char **argv)
             else snprintf(here, sizeof here, "bench");
             snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[k]);
             snprintf(cmd, sizeof cmd, "%s %s/bench_curvature_torch.py --model %s --n %d --steps %d --chunk %d --threads %d",
-                     access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, steps, chunk,
+                     access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, tsteps, chunk,
                      threads);
             FILE *p = popen(cmd, "r");
             char line[4096];
-            double tsec = 0, tlam = 0;
+            double tsec = 0, tlam = 0, tph = 0;
             while (p && fgets(line, sizeof line, p)) {
                 fputs(line, stdout);
                 char *q = strstr(line, "\"seconds\":");
                 if (q) tsec = atof(q + 10);
                 q = strstr(line, "\"lambda_max\":");
                 if (q) tlam = atof(q + 13);
+                q = strstr(line, "\"s_per_hvp\":");
+                if (q) tph = atof(q + 12);
             }
             int st = p ? pclose(p) : -1;
-            if (st != 0 || tsec <= 0) {
+            if (st != 0 || tsec <= 0 || tph <= 0) {
                 fprintf(stderr, "bench_curvature: the PyTorch side failed (%s)\n", cmd);
                 rc = 1;
             } else {
                 printf("{\"bench\":\"curvature\",\"what\":\"ratio\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
-                       "\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,\"target\":3,"
-                       "\"lambda_max_rel_diff\":%.2e}\n",
-                       names[k], n, steps, tsec / sec, sec_r > 0 ? tsec / sec_r : 0,
+                       "\"torch_steps\":%d,\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,"
+                       "\"target\":3,\"lambda_max_rel_diff\":%.2e}\n",
+                       names[k], n, steps, tsteps, tph / (sec / steps), sec_r > 0 ? tph / (sec_r / steps) : 0,
                        tlam != 0 ? (lam - tlam) / tlam : 0);
             }
             fflush(stdout);

@@ -161,8 +161,9 @@ static void test_mlp_spectrum(void)
     struct sk_dataset *d;
     struct sk_model *m = small_mlp("mlp:6-12-10-10:tanh", &d, 200);
     size_t P = m->n_params;
-    /* chunks of 64 rows: two keep their forward, two are recorded per product */
-    struct sk_curvature_data_config dc = { .chunk = 64, .keep_rows = 128 };
+    /* chunks of 64 rows (about 70 kB each): a budget for two of the four, the
+     * others recorded per product */
+    struct sk_curvature_data_config dc = { .chunk = 64, .keep_mb = 0.15 };
     struct sk_curvature_loss *L = sk_curvature_loss_model(m, d->x, d->y, d->n, &dc);
     CHECK(L != NULL, "loss: %s", sk_last_error());
     if (!L) return;

@@ -76,12 +76,12 @@ struct sk_curvature_loss {
 
 struct sk_curvature_data_config {
     int chunk;            /* rows per recorded forward (0 = 1024) */
-    /* Rows whose recorded forwards are kept between products, so that each
-     * Hessian-vector product after the first skips the forward (about a
-     * quarter of its cost). Memory grows with rows x activations (about
-     * 3 x the forward's); rows beyond it are recorded afresh every product.
-     * 0 = 16384; negative = none. */
-    long keep_rows;
+    /* Memory (MiB) for recorded forwards kept between products, so that
+     * each Hessian-vector product after the first skips the forward. A
+     * chunk costs about 16 bytes per value of its forward (value, gradient,
+     * tangent and its gradient); chunks beyond the budget are recorded
+     * afresh every product. 0 = 1024; negative = none kept. */
+    double keep_mb;
 };
 
 /* The mean cross-entropy of model m (eval mode) over n rows x (n x in_dim

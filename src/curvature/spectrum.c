@@ -14,9 +14,12 @@ struct model_loss {
     struct sk_model *m;
     const float *x;
     const int *y;
-    int n, chunk, n_chunks, n_kept; /* chunks [0, n_kept) keep their forward */
-    struct sk_graph **g;            /* n_chunks: kept forwards (n_kept of them), then one scratch graph */
+    int n, chunk, n_chunks;
+    struct sk_graph **g;            /* n_chunks kept forwards (NULL: not kept), then one scratch graph */
     int *loss_node;                 /* per kept chunk: the loss node, or -1 before its first product */
+    unsigned char *kept;            /* per chunk: 0 undecided, 1 kept, 2 recorded afresh every product */
+    size_t keep_bytes, kept_bytes;  /* the budget for kept forwards and its use */
+    bool full;                      /* the budget is spent: later chunks are not kept */
     double *acc;                    /* n_params */
     float *hv_c;                    /* n_params: one chunk's product */
     long n_hvp;
@@ -81,6 +84,15 @@ static int ml_record(struct model_loss *L, struct sk_graph *g, int c)
     return sk_loss_cross_entropy(g, sk_model_forward(m, g, xin, SK_MODE_EVAL, 0), L->y + r0, 0.0f);
 }
 
+/* What a recorded chunk holds after a product: value, gradient, tangent and
+ * tangent gradient of every node (an upper bound: inputs and views share). */
+static size_t graph_bytes(const struct sk_graph *g)
+{
+    size_t s = 0;
+    for (int i = 0; i < sk_graph_n_nodes(g); i++) s += sk_graph_numel(g, i);
+    return s * 4 * sizeof(float);
+}
+
 static int ml_hvp(void *ctx, const float *v, float *hv)
 {
     struct model_loss *L = ctx;
@@ -89,18 +101,32 @@ static int ml_hvp(void *ctx, const float *v, float *hv)
     memset(L->acc, 0, sizeof(double) * P);
     for (int c = 0; c < L->n_chunks; c++) {
         int r0 = c * L->chunk, nc = L->n - r0 < L->chunk ? L->n - r0 : L->chunk;
-        bool kept = c < L->n_kept;
-        struct sk_graph *g = kept ? L->g[c] : L->g[L->n_chunks];
-        int node = kept ? L->loss_node[c] : -1;
+        if (L->kept[c] == 0 && L->full) L->kept[c] = 2;
+        bool keep = L->kept[c] != 2;
+        if (keep && !L->g[c] && !(L->g[c] = sk_graph_new())) return SK_ENOMEM;
+        struct sk_graph *g = keep ? L->g[c] : L->g[L->n_chunks];
+        int node = keep ? L->loss_node[c] : -1;
         if (node < 0) {
             node = ml_record(L, g, c);
             if (node < 0) return node;
-            if (kept) L->loss_node[c] = node;
         }
         memset(L->hv_c, 0, sizeof(float) * P);
         sk_graph_param_directions(g, m->params, P, v, L->hv_c);
         int rc = sk_graph_hvp(g, node);
         if (rc) return rc;
+        if (keep && L->kept[c] == 0) { /* first product: keep it if the budget allows */
+            size_t b = graph_bytes(g);
+            if (L->kept_bytes + b <= L->keep_bytes) {
+                L->kept_bytes += b;
+                L->kept[c] = 1;
+            } else {
+                L->full = true;
+                L->kept[c] = 2;
+                sk_graph_free(L->g[c]);
+                L->g[c] = NULL;
+            }
+        }
+        if (L->kept[c] == 1) L->loss_node[c] = node;
         double w = (double)nc / L->n;
         for (size_t i = 0; i < P; i++) L->acc[i] += w * L->hv_c[i];
     }
@@ -112,8 +138,8 @@ static int ml_hvp(void *ctx, const float *v, float *hv)
 static void ml_reset(void *ctx)
 {
     struct model_loss *L = ctx;
-    for (int c = 0; c < L->n_kept; c++) {
-        sk_graph_reset(L->g[c]);
+    for (int c = 0; c < L->n_chunks; c++) {
+        if (L->g[c]) sk_graph_reset(L->g[c]);
         L->loss_node[c] = -1;
     }
 }
@@ -126,6 +152,7 @@ static void ml_destroy(void *ctx)
         for (int c = 0; c <= L->n_chunks; c++) sk_graph_free(L->g[c]);
     sk_free(L->g);
     sk_free(L->loss_node);
+    sk_free(L->kept);
     sk_free(L->acc);
     sk_free(L->hv_c);
     sk_free(L);
@@ -145,7 +172,7 @@ struct sk_curvature_loss *sk_curvature_loss_model(struct sk_model *m, const floa
             return NULL;
         }
     int chunk = cfg && cfg->chunk > 0 ? cfg->chunk : 1024;
-    long keep = cfg && cfg->keep_rows ? cfg->keep_rows : 16384;
+    double mb = cfg && cfg->keep_mb != 0 ? cfg->keep_mb : 1024;
     struct sk_curvature_loss *out = sk_calloc(1, sizeof *out);
     struct model_loss *L = sk_calloc(1, sizeof *L);
     if (!out || !L) goto fail;
@@ -155,16 +182,15 @@ struct sk_curvature_loss *sk_curvature_loss_model(struct sk_model *m, const floa
     L->n = n;
     L->chunk = chunk;
     L->n_chunks = (n + chunk - 1) / chunk;
-    L->n_kept = keep < 0 ? 0 : (int)((keep < n ? keep : n) / chunk);
-    if (keep >= n) L->n_kept = L->n_chunks;
+    L->keep_bytes = mb > 0 ? (size_t)(mb * 1048576.0) : 0;
+    L->full = mb < 0;
     L->g = sk_calloc((size_t)L->n_chunks + 1, sizeof *L->g);
     L->loss_node = sk_malloc(sizeof(int) * (size_t)L->n_chunks);
+    L->kept = sk_calloc((size_t)L->n_chunks, 1);
     L->acc = sk_malloc(sizeof(double) * m->n_params);
     L->hv_c = sk_malloc(sizeof(float) * m->n_params);
-    if (!L->g || !L->loss_node || !L->acc || !L->hv_c) goto fail;
+    if (!L->g || !L->loss_node || !L->kept || !L->acc || !L->hv_c) goto fail;
     for (int c = 0; c < L->n_chunks; c++) L->loss_node[c] = -1;
-    for (int c = 0; c < L->n_kept; c++)
-        if (!(L->g[c] = sk_graph_new())) goto fail;
     if (!(L->g[L->n_chunks] = sk_graph_new())) goto fail;
     out->n = m->n_params;
     out->theta = m->params;

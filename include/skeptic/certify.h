@@ -260,6 +260,16 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
 int sk_certify_property_check(struct sk_model *m, const struct sk_certify_property *p, const float *x, float tol,
                               bool *holds, float *y, int *disj);
 
+/* sk_certify_verify on a parsed VNN-LIB property (below): the box rounded
+ * outward to float and every bound d rounded up, so unsat holds for the
+ * file's numbers; a sat point is re-checked against the file's own box
+ * (within 1e-6) and constraints (exactly, on the model's float logits),
+ * else the verdict is unknown. */
+struct sk_vnnlib;
+int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
+                             const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep,
+                             float *cex_x, float *cex_y);
+
 /* ---------------- VNN-LIB properties ----------------
  * The subset of SMT-LIB the verification competitions (VNN-COMP: mnist_fc,
  * cifar, acasxu, ...) write their properties in:

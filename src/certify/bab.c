@@ -713,3 +713,84 @@ done:
     lp_net_free(&net);
     return rc;
 }
+
+/* ---------------- from a VNN-LIB file ---------------- */
+
+static float round_down(double v)
+{
+    float f = (float)v;
+    return (double)f > v ? nextafterf(f, -INFINITY) : f;
+}
+
+static float round_up(double v)
+{
+    float f = (float)v;
+    return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
+int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
+                             const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep,
+                             float *cex_x, float *cex_y)
+{
+    struct sk_certify_verify_report r0 = { .verdict = SK_VERDICT_ERROR, .stage = "", .disjunct = -1,
+                                           .worst_lb = NAN };
+    *rep = r0;
+    if (v->n_inputs != m->in_dim || v->n_outputs != m->n_classes)
+        return sk_error(SK_EINVAL, "verify: the property declares %d inputs and %d outputs, the model '%s' has %d and %d",
+                        v->n_inputs, v->n_outputs, m->spec, m->in_dim, m->n_classes);
+    int n_rows = 0, D = v->n_inputs, K = v->n_outputs;
+    for (int i = 0; i < v->n_disjuncts; i++) n_rows += v->disj[i].n;
+    float *lo = sk_malloc(sizeof(float) * (size_t)D), *hi = sk_malloc(sizeof(float) * (size_t)D);
+    float *c = sk_calloc((size_t)n_rows * K + 1, sizeof(float)), *d = sk_malloc(sizeof(float) * ((size_t)n_rows + 1));
+    int *disj = sk_malloc(sizeof(int) * ((size_t)v->n_disjuncts + 1));
+    float *x = sk_malloc(sizeof(float) * (size_t)D), *y = sk_malloc(sizeof(float) * (size_t)K);
+    int rc = SK_ENOMEM;
+    if (!lo || !hi || !c || !d || !disj || !x || !y) goto done;
+    /* outward: the float box holds the file's box, and c·y > d proved for
+     * d rounded up is proved for d */
+    for (int j = 0; j < D; j++) {
+        lo[j] = round_down(v->lo[j]);
+        hi[j] = round_up(v->hi[j]);
+    }
+    int k = 0;
+    rc = SK_OK;
+    for (int i = 0; i < v->n_disjuncts; i++) {
+        disj[i] = k;
+        for (int t = 0; t < v->disj[i].n; t++, k++) {
+            const struct sk_vnnlib_constraint *ct = &v->disj[i].c[t];
+            for (int q = 0; q < ct->n_terms; q++) {
+                if (ct->idx[q] < 0 || ct->idx[q] >= K) {
+                    rc = sk_error(SK_EINVAL, "verify: constraint %d of disjunct %d names Y_%d of %d outputs", t, i,
+                                  ct->idx[q], K);
+                    goto done;
+                }
+                c[(size_t)k * K + ct->idx[q]] += (float)ct->coef[q];
+            }
+            d[k] = round_up(ct->rhs);
+        }
+    }
+    disj[v->n_disjuncts] = k;
+    struct sk_certify_property p = { .n_in = D, .n_out = K, .lo = lo, .hi = hi, .n_rows = n_rows, .c = c, .d = d,
+                                     .n_disj = v->n_disjuncts, .disj = disj };
+    rc = sk_certify_verify(m, &p, cfg, rep, x, y);
+    if (!rc && rep->verdict == SK_VERDICT_SAT) {
+        /* the file's own numbers decide: a point on the float box's outer
+         * ulp, or meeting a rounded-up bound only, is no counterexample */
+        if (!sk_certify_vnnlib_in_box(v, x, 1e-6) || !sk_certify_vnnlib_satisfied(v, y, 0)) {
+            rep->verdict = SK_VERDICT_UNKNOWN;
+            rep->stage = "recheck";
+        } else {
+            if (cex_x) memcpy(cex_x, x, sizeof(float) * (size_t)D);
+            if (cex_y) memcpy(cex_y, y, sizeof(float) * (size_t)K);
+        }
+    }
+done:
+    sk_free(lo);
+    sk_free(hi);
+    sk_free(c);
+    sk_free(d);
+    sk_free(disj);
+    sk_free(x);
+    sk_free(y);
+    return rc;
+}

@@ -19,6 +19,7 @@ int cmd_data(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_curvature(int argc, char **argv);
 
 static const struct {
@@ -33,6 +34,7 @@ static const struct {
     { "certify", cmd_certify, "certified accuracy: no perturbation within eps changes the prediction (ibp, crown, lipschitz)" },
     { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
     { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
+    { "verify", cmd_verify, "decide a VNN-LIB property: unsat (proved), sat (counterexample), timeout, unknown; or a benchmark's instances.csv" },
     { "export", cmd_export, "write a model as ONNX (or safetensors): skeptic export --model M --format onnx --out net.onnx" },
     { "curvature", cmd_curvature, "Hessian spectrum, sharpness and generalization measures of a model: how flat is its minimum" },
 };

@@ -109,6 +109,11 @@ static void test_round_trip(void)
         }
         CHECK(!sk_model_load(path, "mlp:9-9", NULL) && err_has("does not match", NULL), "--arch against an ONNX file: %s",
               sk_last_error());
+        /* the posterior loader (eval --samples, compare) takes it as a deterministic network */
+        struct sk_posterior *bp = sk_bayes_load(path);
+        CHECK(bp && bp->method == SK_BAYES_DETERMINISTIC && sk_model_weights_hash(bp->model) == sk_model_weights_hash(m),
+              "%s: sk_bayes_load: %s", specs[s], bp ? "other weights" : sk_last_error());
+        sk_bayes_free(bp);
         sk_free(meta);
         sk_model_free(l);
         sk_model_free(m);

@@ -2,6 +2,7 @@
  * nn.Sequential names, so every posterior file also loads as a plain model)
  * plus the method's extra tensors under prefixes, settings in __metadata__. */
 #include "bayes/bayes_impl.h"
+#include "model/onnx.h"
 #include "skeptic/io.h"
 
 #include <stdio.h>
@@ -170,6 +171,13 @@ static const char *meta_get(const struct sk_safetensors *f, const char *key, cha
 
 struct sk_posterior *sk_bayes_load(const char *path)
 {
+    /* an ONNX network is a deterministic model */
+    if (sk_onnx_sniff(path)) {
+        struct sk_model *om = sk_model_load_onnx(path, NULL);
+        struct sk_posterior *op = om ? sk_bayes_new(om, SK_BAYES_DETERMINISTIC) : NULL;
+        if (om && !op) sk_model_free(om);
+        return op;
+    }
     struct sk_safetensors *f = sk_safetensors_read(path);
     if (!f) return NULL;
     const char *spec = sk_safetensors_meta(f, "skeptic.spec");

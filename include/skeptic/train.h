@@ -116,6 +116,7 @@ struct sk_train_config {
     sk_grad_fn on_grad;
     sk_checkpoint_fn on_checkpoint;
     sk_step_fn on_step;
+    void *step_ctx;      /* passed to on_step (NULL: ctx) */
     long checkpoint_every;
     void *ctx;           /* passed to every callback */
     const struct sk_step_hook *step; /* borrowed; NULL: plain training of the model */

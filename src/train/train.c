@@ -276,7 +276,7 @@ static int train_step(struct sk_trainer *t, const int *rows, int nb, int n_batch
     st->ep_loss_sum += loss * nb;
     st->ep_seen += nb;
     st->ep_correct += correct;
-    if (c->on_step && (rc = c->on_step(c->ctx, t))) return rc;
+    if (c->on_step && (rc = c->on_step(c->step_ctx ? c->step_ctx : c->ctx, t))) return rc;
     double el = st->ep_seconds + (sk_now() - t0);
     if (c->on_batch) c->on_batch(c->ctx, st->epoch, st->batch + 1, n_batches, (float)loss, st->ep_seen / (el > 0 ? el : 1e-9));
     return SK_OK;

@@ -1257,7 +1257,12 @@ static int fill_model(const struct imp *im, struct sk_model *m)
         for (int j = 0; j < im->in_dim; j++) identity = identity && im->shift[j] == 0 && im->scale[j] == 1;
         if (!identity) {
             int rc = sk_model_set_preprocess(m, &p);
-            if (rc) return sk_error(SK_EFORMAT, "%s: input transform: %s", im->path, sk_last_error());
+            if (rc == SK_ENOMEM) return sk_error(SK_ENOMEM, "%s: out of memory for the input transform", im->path);
+            if (rc) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", sk_last_error());
+                return sk_error(SK_EFORMAT, "%s: input transform: %s", im->path, msg);
+            }
         }
     }
     return SK_OK;

@@ -3,7 +3,7 @@
  * as JSON lines.
  *
  *   bench_curvature [--n N] [--steps S] [--chunk C] [--keep-mb M] [--threads T] [--dir DIR]
- *                   [--only mlp|cnn] [--torch-steps S] [--no-torch] [--no-recompute]
+ *                   [--only mlp|cnn] [--torch-steps S] [--reps R] [--no-torch] [--recompute]
  *
  * Models: mlp:784-512-512-10:relu (669,706 parameters) and the CNN of the
  * benchmarks (cnn:1x28x28-conv32k3p1-relu-maxpool2-conv64k3p1-relu-maxpool2-
@@ -18,16 +18,16 @@
  *   skeptic            sk_curvature_loss_model (chunks of C = 1000 rows whose
  *                      recorded forwards are kept between products, up to M
  *                      MiB, default 1024) and sk_curvature_lanczos
- *   skeptic_recompute  the same with every forward recorded afresh per product
- *                      (keep_mb < 0): the same work as the PyTorch loop
+ *   skeptic_recompute  (--recompute) the same with every forward recorded
+ *                      afresh per product (keep_mb < 0): the PyTorch loop's work
  *   torch              bench/bench_curvature_torch.py: per chunk of C rows a
  *                      forward, torch.autograd.grad(create_graph=True), and
  *                      torch.autograd.grad(g . v) (PyHessian's
  *                      dataloader_hv_product), float32, the same Lanczos
  *
  * Each line gives seconds, seconds per HVP (the whole run over the steps)
- * and lambda_max; the ratio line torch / skeptic seconds per HVP (target
- * >= 3). --torch-steps runs fewer steps on the PyTorch side when its
+ * and lambda_max; the sides run in turn R times (default 1) and the ratio
+ * line compares the median seconds per HVP, torch / skeptic (target >= 3). --torch-steps runs fewer steps on the PyTorch side when its
  * products are too slow to run all (then lambda_max differs: fewer steps). OMP_WAIT_POLICY=PASSIVE for
  * both sides (spinning OpenMP threads wreck timings on a shared machine). */
 #define _POSIX_C_SOURCE 200809L
@@ -38,6 +38,20 @@
 #include <unistd.h>
 
 #include "skeptic/skeptic.h"
+
+#define MAXREPS 16
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 static struct sk_model *get_model(const char *name, const char *spec, const char *dir, const struct sk_dataset *tr,
                                   int n)
@@ -89,31 +103,32 @@ static int lmax(struct sk_model *m, const struct sk_dataset *tr, int n, int step
 
 int main(int argc, char **argv)
 {
-    int n = 10000, steps = 20, chunk = 1000, threads = 2, tsteps = 0;
+    int n = 10000, steps = 20, chunk = 1000, threads = 2, tsteps = 0, reps = 1;
     double keep_mb = 1024;
     const char *dir = "/tmp/skeptic-bench-curvature", *only = NULL;
-    bool torch = true, recompute = true;
+    bool torch = true, recompute = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-torch")) torch = false;
-        else if (!strcmp(a, "--no-recompute")) recompute = false;
+        else if (!strcmp(a, "--recompute")) recompute = true;
         else if (v && !strcmp(a, "--n")) n = atoi(argv[++i]);
         else if (v && !strcmp(a, "--steps")) steps = atoi(argv[++i]);
         else if (v && !strcmp(a, "--chunk")) chunk = atoi(argv[++i]);
         else if (v && !strcmp(a, "--keep-mb")) keep_mb = atof(argv[++i]);
         else if (v && !strcmp(a, "--torch-steps")) tsteps = atoi(argv[++i]);
+        else if (v && !strcmp(a, "--reps")) reps = atoi(argv[++i]);
         else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
         else if (v && !strcmp(a, "--dir")) dir = argv[++i];
         else if (v && !strcmp(a, "--only")) only = argv[++i];
         else {
             fprintf(stderr, "usage: bench_curvature [--n N] [--steps S] [--chunk C] [--keep-mb M] [--threads T] "
-                            "[--dir DIR] [--only mlp|cnn] [--torch-steps S] [--no-torch] [--no-recompute]\n");
+                            "[--dir DIR] [--only mlp|cnn] [--torch-steps S] [--reps R] [--no-torch] [--recompute]\n");
             return 2;
         }
     }
     if (tsteps <= 0) tsteps = steps;
-    if (n < 1 || steps < 1 || chunk < 1) {
-        fprintf(stderr, "bench_curvature: n, steps and chunk must be >= 1\n");
+    if (n < 1 || steps < 1 || chunk < 1 || reps < 1 || reps > MAXREPS) {
+        fprintf(stderr, "bench_curvature: n, steps and chunk must be >= 1, reps in 1..%d\n", MAXREPS);
         return 2;
     }
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
@@ -145,62 +160,74 @@ int main(int argc, char **argv)
             rc = 1;
             continue;
         }
-        double lam = 0, sec = 0, lam_r = 0, sec_r = 0;
-        if (lmax(m, tr, n, steps, chunk, keep_mb, &lam, &sec)) {
-            fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
-            sk_model_free(m);
-            rc = 1;
-            continue;
-        }
-        printf("{\"bench\":\"curvature\",\"impl\":\"skeptic\",\"model\":\"%s\",\"params\":%zu,\"data\":\"%s\",\"n\":%d,"
-               "\"steps\":%d,\"chunk\":%d,\"keep_mb\":%g,\"threads\":%d,\"blas\":\"%s\",\"seconds\":%.3f,"
-               "\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
-               names[k], m->n_params, data, n, steps, chunk, keep_mb, threads, sk_blas_core(), sec, sec / steps, lam);
-        fflush(stdout);
-        if (recompute) {
-            if (lmax(m, tr, n, steps, chunk, -1, &lam_r, &sec_r)) {
+        /* skeptic, skeptic recomputing, torch, in turn, reps times: the machine's
+         * load drifts, so the sides alternate and the medians are compared */
+        double sec[MAXREPS], sec_r[MAXREPS], tph[MAXREPS], lam = 0, lam_r = 0, tlam = 0;
+        int ok = 0, ok_r = 0, ok_t = 0;
+        for (int r = 0; r < reps; r++) {
+            if (lmax(m, tr, n, steps, chunk, keep_mb, &lam, &sec[ok])) {
                 fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
                 rc = 1;
-            } else {
-                printf("{\"bench\":\"curvature\",\"impl\":\"skeptic_recompute\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
-                       "\"seconds\":%.3f,\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
-                       names[k], n, steps, sec_r, sec_r / steps, lam_r);
+                break;
+            }
+            printf("{\"bench\":\"curvature\",\"impl\":\"skeptic\",\"model\":\"%s\",\"params\":%zu,\"data\":\"%s\","
+                   "\"n\":%d,\"steps\":%d,\"chunk\":%d,\"keep_mb\":%g,\"threads\":%d,\"blas\":\"%s\",\"rep\":%d,"
+                   "\"seconds\":%.3f,\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
+                   names[k], m->n_params, data, n, steps, chunk, keep_mb, threads, sk_blas_core(), r, sec[ok],
+                   sec[ok] / steps, lam);
+            ok++;
+            fflush(stdout);
+            if (recompute) {
+                if (lmax(m, tr, n, steps, chunk, -1, &lam_r, &sec_r[ok_r])) {
+                    fprintf(stderr, "bench_curvature: %s: %s\n", names[k], sk_last_error());
+                    rc = 1;
+                    break;
+                }
+                printf("{\"bench\":\"curvature\",\"impl\":\"skeptic_recompute\",\"model\":\"%s\",\"n\":%d,"
+                       "\"steps\":%d,\"rep\":%d,\"seconds\":%.3f,\"s_per_hvp\":%.4f,\"lambda_max\":%.6g}\n",
+                       names[k], n, steps, r, sec_r[ok_r], sec_r[ok_r] / steps, lam_r);
+                ok_r++;
+                fflush(stdout);
+            }
+            if (torch) {
+                char cmd[2048], path[600], here[512];
+                snprintf(here, sizeof here, "%s", __FILE__); /* the PyTorch script sits beside this file */
+                char *slash = strrchr(here, '/');
+                if (slash) *slash = 0;
+                else snprintf(here, sizeof here, "bench");
+                snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[k]);
+                snprintf(cmd, sizeof cmd,
+                         "%s %s/bench_curvature_torch.py --model %s --n %d --steps %d --chunk %d --threads %d",
+                         access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, tsteps,
+                         chunk, threads);
+                FILE *p = popen(cmd, "r");
+                char line[4096];
+                double t = 0;
+                while (p && fgets(line, sizeof line, p)) {
+                    fputs(line, stdout);
+                    char *q = strstr(line, "\"lambda_max\":");
+                    if (q) tlam = atof(q + 13);
+                    q = strstr(line, "\"s_per_hvp\":");
+                    if (q) t = atof(q + 12);
+                }
+                int st = p ? pclose(p) : -1;
+                if (st != 0 || t <= 0) {
+                    fprintf(stderr, "bench_curvature: the PyTorch side failed (%s)\n", cmd);
+                    rc = 1;
+                    break;
+                }
+                tph[ok_t++] = t;
                 fflush(stdout);
             }
         }
-        if (torch) {
-            char cmd[2048], path[600], here[512];
-            snprintf(here, sizeof here, "%s", __FILE__); /* the PyTorch script sits beside this file */
-            char *slash = strrchr(here, '/');
-            if (slash) *slash = 0;
-            else snprintf(here, sizeof here, "bench");
-            snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[k]);
-            snprintf(cmd, sizeof cmd, "%s %s/bench_curvature_torch.py --model %s --n %d --steps %d --chunk %d --threads %d",
-                     access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3", here, path, n, tsteps, chunk,
-                     threads);
-            FILE *p = popen(cmd, "r");
-            char line[4096];
-            double tsec = 0, tlam = 0, tph = 0;
-            while (p && fgets(line, sizeof line, p)) {
-                fputs(line, stdout);
-                char *q = strstr(line, "\"seconds\":");
-                if (q) tsec = atof(q + 10);
-                q = strstr(line, "\"lambda_max\":");
-                if (q) tlam = atof(q + 13);
-                q = strstr(line, "\"s_per_hvp\":");
-                if (q) tph = atof(q + 12);
-            }
-            int st = p ? pclose(p) : -1;
-            if (st != 0 || tsec <= 0 || tph <= 0) {
-                fprintf(stderr, "bench_curvature: the PyTorch side failed (%s)\n", cmd);
-                rc = 1;
-            } else {
-                printf("{\"bench\":\"curvature\",\"what\":\"ratio\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
-                       "\"torch_steps\":%d,\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,"
-                       "\"target\":3,\"lambda_max_rel_diff\":%.2e}\n",
-                       names[k], n, steps, tsteps, tph / (sec / steps), sec_r > 0 ? tph / (sec_r / steps) : 0,
-                       tlam != 0 ? (lam - tlam) / tlam : 0);
-            }
+        if (ok && ok_t) {
+            double sk = median(sec, ok) / steps, skr = ok_r ? median(sec_r, ok_r) / steps : 0, th = median(tph, ok_t);
+            printf("{\"bench\":\"curvature\",\"what\":\"ratio\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
+                   "\"torch_steps\":%d,\"reps\":%d,\"skeptic_s_per_hvp\":%.4f,\"torch_s_per_hvp\":%.4f,"
+                   "\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,\"target\":3,"
+                   "\"lambda_max_rel_diff\":%.2e}\n",
+                   names[k], n, steps, tsteps, ok, sk, th, th / sk, skr > 0 ? th / skr : 0,
+                   tlam != 0 ? (lam - tlam) / tlam : 0);
             fflush(stdout);
         }
         sk_model_free(m);

@@ -6,6 +6,7 @@
  * rescaling that changes plain sharpness; the norms, margins, Fisher-Rao
  * norm and gradient noise scale of small models against hand-worked
  * formulas; the whole report reproducible for a seed. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -561,6 +562,49 @@ static void test_report(void)
     sk_dataset_free(te);
 }
 
+/* The command: every section in --json, the density file, lambda_max
+ * against the dense spectrum, and a bad setting named by its flag. */
+static void test_command(void)
+{
+    struct sk_dataset *tr = sk_data_open("blobs", "train", NULL);
+    struct sk_model *m = sk_model_from_spec("mlp:2-8-3:relu");
+    sk_model_init(m, SK_INIT_HE_UNIFORM, 3);
+    struct sk_train_config cfg = sk_train_defaults();
+    cfg.epochs = 5;
+    cfg.opt = sk_optim_defaults(SK_OPT_ADAM);
+    sk_train(m, &cfg, tr->x, tr->y, tr->n);
+    CHECK(sk_model_save(m, sk_test_path("m.safetensors"), NULL) == SK_OK, "save: %s", sk_last_error());
+    int rc = sk_cli_run("curvature --model m.safetensors --data blobs --n 300 --n-test 100 --top-k 2 --probes 10 "
+                        "--spread-sets 2 --spread-n 50 --dense --density d.png --ascent-steps 3 --pac-samples 2 "
+                        "--gns-batch 50 --json --threads 1");
+    cJSON *o = sk_cli_json();
+    CHECK(rc == 0 && o, "curvature --json: rc %d, %s", rc, sk_cli_err);
+    if (o) {
+        const cJSON *ev = cJSON_GetObjectItem(o, "eigenvalues"), *de = cJSON_GetObjectItem(o, "dense_eigenvalues");
+        double l1 = sk_json_num(o, "lambda_max"), d1 = de ? cJSON_GetArrayItem(de, 0)->valuedouble : -1;
+        CHECK(cJSON_GetArraySize(ev) == 2 && fabs(l1 - d1) <= 1e-3 * fabs(d1), "lambda_max %g, dense %g", l1, d1);
+        CHECK(sk_json_num(o, "n_train") == 300 && sk_json_num(o, "n_test") == 100 && sk_json_num(o, "params") == 51,
+              "rows and parameters");
+        const char *keys[] = { "trace", "trace_se", "slq_moment1", "spread_min", "train_loss", "test_err", "gap_loss",
+                               "eps_sharpness", "adaptive_sharpness", "pac_sigma", "pac_sigma_mag", "fisher_rao",
+                               "spectral_prod", "path_norm", "margin_p10", "gns_trace_sigma" };
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+            CHECK(sk_json_num(o, keys[i]) > -1e300, "key %s is a number", keys[i]);
+        cJSON_Delete(o);
+    }
+    size_t nb = 0;
+    unsigned char *b = sk_test_file_bytes("d.png", &nb);
+    CHECK(b && nb > 100, "--density wrote a picture (%zu bytes)", nb);
+    free(b);
+    rc = sk_cli_run("curvature --model m.safetensors --data blobs --top-k 0");
+    CHECK(rc == 2 && strstr(sk_cli_err, "--top-k"), "--top-k 0: rc %d, %s", rc, sk_cli_err);
+    rc = sk_cli_run("curvature --model m.safetensors --data blobs --n 300 --no-sharpness --spread-sets 0 --probes 5");
+    CHECK(rc == 0 && strstr(sk_cli_out, "lambda_1") && !strstr(sk_cli_out, "eps-sharpness"), "text output: %s",
+          sk_cli_err);
+    sk_model_free(m);
+    sk_dataset_free(tr);
+}
+
 int main(void)
 {
     sk_set_threads(2);
@@ -571,5 +615,6 @@ int main(void)
     test_rescaling();
     test_linear_measures();
     test_report();
+    test_command();
     return sk_test_finish("test_curvature");
 }

@@ -300,8 +300,9 @@ struct sk_curvature_report {
  * *density (may be NULL; free with sk_curvature_density_free) and the dense
  * spectrum), lambda_max's spread, the sharpness measures, the norms,
  * margins and the gradient noise scale, with cfg's settings. m's
- * parameters are restored; m->grads overwritten. SK_EINVAL naming the
- * config field (e.g. "cfg.top_k") for a bad setting. */
+ * parameters are restored; m->grads overwritten. Step counts above the
+ * number of parameters are cut to it. SK_EINVAL naming the config field
+ * (e.g. "cfg.top_k") for a bad setting. */
 int sk_curvature_measures(struct sk_model *m, const float *x_train, const int *y_train, int n_train,
                           const float *x_test, const int *y_test, int n_test, const struct sk_curvature_config *cfg,
                           struct sk_curvature_report *out, struct sk_curvature_density **density);

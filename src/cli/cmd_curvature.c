@@ -289,7 +289,9 @@ int cmd_curvature(int argc, char **argv)
     rc = sk_curvature_measures(m, tr->x, tr->y, tr->n, te ? te->x : NULL, te ? te->y : NULL, nt, &cfg, &r,
                                density ? &dn : NULL);
     if (sl.on) fprintf(stderr, "\r\033[K");
-    if (rc) {
+    if (rc == SK_EINVAL && strstr(sk_last_error(), "cfg.")) {
+        rc = cli_usage_lib(field_flags); /* a setting out of range: a flag's fault */
+    } else if (rc) {
         rc = sk_last_error()[0] ? cli_fail_lib_map(field_flags) : cli_fail("%s", sk_status_name(rc));
     } else {
         if (dn && sk_curvature_density_plot(dn, 0, density, "HESSIAN EIGENVALUE DENSITY (SLQ)")) {

@@ -439,20 +439,26 @@ static void progress(const struct sk_curvature_config *c, const char *stage, dou
     if (c->progress) c->progress(c->progress_ctx, stage, frac);
 }
 
-static int check_config(const struct sk_curvature_config *c, size_t P)
+/* Checks c's settings; step counts beyond the P parameters are cut to P
+ * (Lanczos cannot take more steps than the dimension). */
+static int check_config(struct sk_curvature_config *c, size_t P)
 {
+    int cap = P < 1000000 ? (int)P : 1000000;
+    if (c->lanczos_steps > cap) c->lanczos_steps = cap;
+    if (c->slq_steps > cap) c->slq_steps = cap;
+    if (c->spread_steps > cap) c->spread_steps = cap;
     if (c->n < 0) return sk_error(SK_EINVAL, "cfg.n must be >= 0 (0 = all rows), got %d", c->n);
     if (c->top_k < 1 || c->top_k > SK_CURVATURE_MAX_K)
         return sk_error(SK_EINVAL, "cfg.top_k must be in 1..%d, got %d", SK_CURVATURE_MAX_K, c->top_k);
-    if (c->lanczos_steps < c->top_k || (size_t)c->lanczos_steps > P)
-        return sk_error(SK_EINVAL, "cfg.lanczos_steps must be in cfg.top_k..%zu (the parameters), got %d", P,
+    if (c->lanczos_steps < c->top_k)
+        return sk_error(SK_EINVAL, "cfg.lanczos_steps must be at least cfg.top_k (%d), got %d", c->top_k,
                         c->lanczos_steps);
     if (c->probes < 2) return sk_error(SK_EINVAL, "cfg.probes must be >= 2, got %d", c->probes);
-    if (c->slq_runs < 0 || (c->slq_runs > 0 && (c->slq_steps < 2 || (size_t)c->slq_steps > P)))
-        return sk_error(SK_EINVAL, "cfg.slq_steps must be in 2..%zu, got %d", P, c->slq_steps);
-    if (c->spread_sets < 0 || (c->spread_sets > 0 && (c->spread_n < 1 || c->spread_steps < 1 ||
-                                                      (size_t)c->spread_steps > P)))
-        return sk_error(SK_EINVAL, "cfg.spread_n must be >= 1 and cfg.spread_steps in 1..%zu", P);
+    if (c->slq_runs < 0 || (c->slq_runs > 0 && c->slq_steps < 2))
+        return sk_error(SK_EINVAL, "cfg.slq_steps must be >= 2, got %d", c->slq_steps);
+    if (c->spread_sets < 0 || (c->spread_sets > 0 && (c->spread_n < 1 || c->spread_steps < 1)))
+        return sk_error(SK_EINVAL, "cfg.spread_n and cfg.spread_steps must be >= 1 (got %d, %d)", c->spread_n,
+                        c->spread_steps);
     if (!c->skip_sharpness && (!(c->eps > 0) || !(c->rho > 0) || c->ascent_steps < 0 || !(c->pac_bound > 0) ||
                                c->pac_samples < 1 || c->pac_iters < 0))
         return sk_error(SK_EINVAL, "cfg.eps, cfg.rho and cfg.pac_bound must be > 0, cfg.ascent_steps and "
@@ -565,9 +571,8 @@ int sk_curvature_measures(struct sk_model *m, const float *x_train, const int *y
             rc = SK_ENOMEM;
             goto out;
         }
-        int steps = c.spread_steps < (int)(P < 100000 ? P : 100000) ? c.spread_steps : (int)P;
-        if ((rc = sk_curvature_lmax_spread(m, x, y, n, c.spread_n, sets, steps, c.seed, lm))) goto out;
-        out->n_hvp += (long)sets * steps;
+        if ((rc = sk_curvature_lmax_spread(m, x, y, n, c.spread_n, sets, c.spread_steps, c.seed, lm))) goto out;
+        out->n_hvp += (long)sets * c.spread_steps;
         double s = 0, s2 = 0;
         for (int i = 0; i < sets; i++) {
             s += lm[i];

@@ -127,7 +127,9 @@ struct sk_curvature_lanczos_config sk_curvature_lanczos_defaults(void);
  * their residual norms ||A y - theta y||; vectors (may be NULL) k x n floats,
  * the unit Ritz vectors; *steps (may be NULL) the steps taken. Costs one
  * op->apply per step and steps x n floats of basis. An invariant subspace
- * found early (beta ~ 0) ends the run with exact eigenvalues of it.
+ * found early (beta below 1e-5 of the tridiagonal's scale, the level of
+ * float rounding in the products) ends the run with the eigenvalues of that
+ * subspace; pairs beyond its dimension are NaN (vectors zero).
  * SK_EINVAL for k < 1, max_steps < k or max_steps > n; the op's status. */
 int sk_curvature_lanczos(const struct sk_curvature_op *op, const struct sk_curvature_lanczos_config *cfg,
                          double *values, double *resid, float *vectors, int *steps);

@@ -117,6 +117,19 @@ const char *sk_attack_target_name(enum sk_target_mode t);
 /* Loss an iterative gradient attack ascends. */
 enum sk_attack_loss { SK_LOSS_DEFAULT = 0, SK_LOSS_CE = 1, SK_LOSS_CW = 2, SK_LOSS_DLR = 3 };
 
+struct sk_attack_stage;
+/* What on_progress sees: the stage running, how far it is, and once it is
+ * over its figures. */
+struct sk_attack_progress {
+    int stage, n_stages;  /* 0-based stage of this evaluation; stages in all (1 for a single attack) */
+    const char *name;     /* the stage's attack ("apgd-ce") */
+    int done, total;      /* rows of the stage attacked so far; rows it attacks (those still standing) */
+    int n;                /* rows of the evaluation (robust_acc is over these) */
+    const struct sk_attack_stage *finished; /* NULL while the stage runs; at its end its figures
+                                             * (n_attacked, n_broken, robust_acc, cost, seconds) */
+};
+typedef void (*sk_attack_progress_fn)(void *ctx, const struct sk_attack_progress *p);
+
 struct sk_attack_config {
     enum sk_attack_kind kind;
     enum sk_norm norm;
@@ -151,6 +164,12 @@ struct sk_attack_config {
                            * point and is dropped from later model calls — same results, less work) */
     int verdict_samples;  /* stochastic classifiers: predictive samples of the verdict (default
                            * SK_ATTACK_VERDICT_SAMPLES; see the overview). Ignored when deterministic */
+    /* Progress of sk_attack_evaluate and sk_attack_curve (NULL, the default:
+     * none). Called on the calling thread after every chunk of cfg.batch rows
+     * of a stage and once more when the stage is over; it must not call back
+     * into the attack. The library itself prints nothing. */
+    sk_attack_progress_fn on_progress;
+    void *progress_ctx;   /* passed to on_progress */
 };
 /* Default of cfg.verdict_samples. Measured on an MC-dropout MLP on Fashion-MNIST
  * (784-256-256-10, dropout 0.3; PGD-10, EOT-10, eps 0.03, 1000 points, seeds 1-3):

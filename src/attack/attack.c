@@ -218,7 +218,7 @@ static void stage_gather(const struct stage_buf *b, int D, int s0, int M, const 
  * last-iterate EOT PGD. */
 static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg, enum sk_attack_kind kind, int stage,
                      const float *x, const int *y, const int *t, const int *rid, int n, float *xadv, bool *succ,
-                     float *mn, struct sk_attack_stage *st, struct vstate *vs)
+                     float *mn, struct sk_attack_stage *st, struct vstate *vs, struct sk_attack_progress *pg)
 {
     const struct sk_attack_spec *spec = sk_attack_spec(kind);
     struct sk_actx a;
@@ -237,6 +237,13 @@ static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg
     for (int i = 0; i < n; i++)
         if (!succ[i]) b.idx[m++] = i;
     int broken = 0;
+    if (pg && cfg->on_progress) {
+        pg->name = spec->name;
+        pg->done = 0;
+        pg->total = m;
+        pg->finished = NULL;
+        cfg->on_progress(cfg->progress_ctx, pg);
+    }
     for (int s0 = 0; s0 < m; s0 += B) {
         int M = m - s0 < B ? m - s0 : B;
         stage_gather(&b, D, s0, M, x, y, t, rid, xadv);
@@ -274,6 +281,10 @@ static int run_stage(struct sk_classifier *c, const struct sk_attack_config *cfg
             memcpy(xadv + (size_t)i * D, b.cb + (size_t)q * D, sizeof(float) * D);
             succ[i] = b.cs[q];
             broken += b.cs[q];
+        }
+        if (pg && cfg->on_progress && s0 + M < m) {
+            pg->done = s0 + M;
+            cfg->on_progress(cfg->progress_ctx, pg);
         }
     }
     if (st) {
@@ -318,6 +329,8 @@ static struct sk_attack_config stage_config(const struct sk_attack_config *cfg, 
     s.box_lo = cfg->box_lo;
     s.box_hi = cfg->box_hi;
     s.verdict_samples = cfg->verdict_samples;
+    s.on_progress = cfg->on_progress;
+    s.progress_ctx = cfg->progress_ctx;
     if (cfg->queries > 0) s.queries = cfg->queries;
     if (cfg->steps > 0 && !family_is(k, SK_ATK_SEARCH)) s.steps = cfg->steps;
     return s;
@@ -350,7 +363,7 @@ int sk_attack_run(struct sk_classifier *c, const struct sk_attack_config *cfg, c
     int ns = stages_of(cfg, ks);
     for (int s = 0; s < ns && !rc; s++) {
         struct sk_attack_config sc = stage_config(cfg, ks[s]);
-        rc = run_stage(c, &sc, ks[s], s, x, y, tgt, NULL, n, x_adv, succ, mn, NULL, c->stochastic ? &vs : NULL);
+        rc = run_stage(c, &sc, ks[s], s, x, y, tgt, NULL, n, x_adv, succ, mn, NULL, c->stochastic ? &vs : NULL, NULL);
     }
     if (c->stochastic && !rc) {
         /* the noisy calls' norms prove nothing: the norm where the verdict says adversarial */
@@ -662,18 +675,24 @@ static int run_stages(struct sk_classifier *c, const struct sk_attack_config *cf
     for (int s = 0; s < ns; s++) {
         struct sk_attack_config sc = stage_config(cfg, ks[s]);
         struct sk_attack_stage *st = &r->stages[s];
+        struct sk_attack_progress pg = { .stage = s, .n_stages = ns, .n = n };
         if ((rc = run_stage(c, &sc, ks[s], s, b->xs, b->ys, targeted ? b->ts : NULL, b->rid, m, b->xa, b->ss, b->mn,
-                            st, stoch ? &b->vs : NULL)))
+                            st, stoch ? &b->vs : NULL, &pg)))
             return rc;
         if (stoch) {
             /* the verdicts on the kept iterates (the headline counts the same way) */
             int rob = standing - m;
             for (int q = 0; q < m; q++) rob += b->vs.pred[q] == b->ys[q];
             st->robust_acc = n ? (double)rob / n : NAN;
-            continue;
+        } else {
+            standing -= st->n_broken;
+            st->robust_acc = n ? (double)standing / n : NAN;
         }
-        standing -= st->n_broken;
-        st->robust_acc = n ? (double)standing / n : NAN;
+        if (sc.on_progress) {
+            pg.done = pg.total;
+            pg.finished = st;
+            sc.on_progress(sc.progress_ctx, &pg);
+        }
     }
     r->n_stages = ns;
     /* a black-box stage after white-box ones that breaks points: the gradients were masked */

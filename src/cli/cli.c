@@ -16,7 +16,8 @@ const char *cli_command = "";
 
 static void vreport(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "skeptic%s%s: %s: ", cli_command[0] ? " " : "", cli_command, kind);
+    fprintf(stderr, "skeptic%s%s: %s%s:%s ", cli_command[0] ? " " : "", cli_command, cli_sgr(stderr, CLI_STYLE_ERROR),
+            kind, cli_sgr(stderr, CLI_STYLE_OFF));
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
 }
@@ -36,7 +37,7 @@ int cli_usage(const char *fmt, ...)
     va_start(ap, fmt);
     vreport("usage error", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "(see skeptic %s --help)\n", cli_command);
+    fprintf(stderr, "(see skeptic%s%s --help)\n", cli_command[0] ? " " : "", cli_command);
     return CLI_USAGE;
 }
 
@@ -176,24 +177,123 @@ int cli_feature_box(const char *cmd, const char *data, const struct sk_dataset *
     return CLI_OK;
 }
 
+/* Text whose single newlines are spaces (the help texts break lines for
+ * source code, not for the terminal) and whose blank lines are paragraphs. */
+static void wrap_prose(FILE *fp, const char *text, int indent, int width)
+{
+    size_t n = strlen(text);
+    char *t = malloc(n + 1);
+    if (!t) {
+        fputs(text, fp);
+        return;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\n' && text[i + 1] == '\n') {
+            t[o++] = '\n';
+            t[o++] = '\n';
+            i++;
+        } else {
+            t[o++] = text[i] == '\n' ? ' ' : text[i];
+        }
+    }
+    t[o] = 0;
+    fprintf(fp, "%*s", indent, "");
+    cli_wrap(fp, t, indent, indent, width);
+    fputc('\n', fp);
+    free(t);
+}
+
+/* One example command per line, continued with " \\" where it is wider than
+ * the terminal (so it still pastes into a shell). */
+static void print_examples(FILE *fp, const char *ex, int width)
+{
+    char buf[4096];
+    size_t o = 0;
+    /* the texts' own continuations joined first, then wrapped for this terminal */
+    for (const char *p = ex; p && *p && o + 1 < sizeof buf; p++) {
+        if (p[0] == '\\' && p[1] == '\n') {
+            p++;
+            while (p[1] == ' ') p++;
+            continue;
+        }
+        buf[o++] = *p;
+    }
+    buf[o] = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int col = 2;
+        bool first = true;
+        fprintf(fp, "  ");
+        char *ws = NULL;
+        char *next = NULL;
+        for (char *w = strtok_r(line, " ", &ws); w; w = next ? next : strtok_r(NULL, " ", &ws)) {
+            next = NULL;
+            int wl = (int)strlen(w);
+            /* "--flag value" moves to the next line as one */
+            if (w[0] == '-' && w[1] == '-' && (next = strtok_r(NULL, " ", &ws)) && next[0] != '-') {
+                w[wl] = ' ';
+                wl = (int)strlen(w);
+                next = NULL;
+            }
+            if (!first && col + 1 + wl > width - 3) {
+                fprintf(fp, " \\\n      ");
+                col = 6;
+            } else if (!first) {
+                fputc(' ', fp);
+                col++;
+            }
+            fputs(w, fp);
+            col += wl;
+            first = false;
+        }
+        fputc('\n', fp);
+    }
+}
+
+static void print_opt(FILE *fp, const char *left, const char *help, int colw, int width)
+{
+    int l = (int)strlen(left);
+    fprintf(fp, "  %s", left);
+    if (l + 2 > colw) {
+        fprintf(fp, "\n%*s", colw + 2, "");
+    } else {
+        fprintf(fp, "%*s", colw + 2 - l, "");
+    }
+    cli_wrap(fp, help, colw + 4, colw + 4, width);
+    fputc('\n', fp);
+}
+
 void cli_print_help(FILE *fp, const struct cli_help *h, const struct cli_opt *opts)
 {
-    fprintf(fp, "usage: %s\n\n%s\n\noptions:\n", h->usage, h->summary);
+    FILE *pg = fp == stdout ? cli_pager_open() : NULL;
+    if (pg) fp = pg;
+    int width = cli_term_width(stdout);
+    if (width > 120) width = 120; /* prose is hard to read wider */
+    int colw = 22;
+    fprintf(fp, "usage: ");
+    cli_wrap(fp, h->usage, 9, 7, width);
+    fputs("\n\n", fp);
+    wrap_prose(fp, h->summary, 0, width);
+    bool grouped = opts && opts->name && opts->type == CLI_GROUP;
+    if (!grouped) fprintf(fp, "\noptions:\n");
     for (const struct cli_opt *o = opts; o && o->name; o++) {
-        char left[64];
+        if (o->type == CLI_GROUP) {
+            fprintf(fp, "\n%s:\n", o->name);
+            continue;
+        }
+        char left[96];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->meta ? " " : "", o->meta ? o->meta : "");
-        fprintf(fp, "  %-26s %s\n", left, o->help);
+        print_opt(fp, left, o->help, colw, width);
     }
-    fprintf(fp, "  %-26s %s\n", "-h, --help", "show this help");
+    fprintf(fp, "%s", grouped ? "\ncommon:\n" : "");
+    print_opt(fp, "-q, --quiet", "results and errors only: no progress bar, notes or per-epoch lines", colw, width);
+    print_opt(fp, "-v, --verbose", "more detail on stderr (settings, per-stage costs)", colw, width);
+    print_opt(fp, "-h, --help", "show this help", colw, width);
     fprintf(fp, "\nexample:\n");
-    /* indent every line of the example */
-    const char *p = h->example;
-    while (p && *p) {
-        const char *e = strchr(p, '\n');
-        int len = e ? (int)(e - p) : (int)strlen(p);
-        fprintf(fp, "  %.*s\n", len, p);
-        p = e ? e + 1 : NULL;
-    }
+    print_examples(fp, h->example, width);
+    fprintf(fp, "\nSee also: skeptic help specs | eps | ood | files | exit-codes\n");
+    if (pg) cli_pager_close(pg);
 }
 
 /* The valid range of an option, by name: the same flag means the same
@@ -270,7 +370,7 @@ static int set_value(const struct cli_opt *o, const char *v)
         *(float *)o->dst = (float)x;
         return 0;
     }
-    case CLI_FLAG: return 0;
+    case CLI_FLAG: case CLI_GROUP: return 0;
     }
     return 0;
 }
@@ -298,8 +398,22 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
             const struct cli_opt *o = opts;
             for (; o->name; o++)
-                if (strlen(o->name) == nl && !strncmp(o->name, name, nl)) break;
-            if (!o->name) return cli_usage("unknown option '--%.*s'", (int)nl, name);
+                if (o->type != CLI_GROUP && strlen(o->name) == nl && !strncmp(o->name, name, nl)) break;
+            if (!o->name) {
+                char word[128];
+                snprintf(word, sizeof word, "%.*s", (int)(nl < 120 ? nl : 120), name);
+                if (!strcmp(word, "quiet")) { cli_verbosity = -1; continue; }
+                if (!strcmp(word, "verbose")) { cli_verbosity = 1; continue; }
+                const char *cands[512];
+                int nc = 0;
+                for (const struct cli_opt *q = opts; q->name && nc < 510; q++)
+                    if (q->type != CLI_GROUP) cands[nc++] = q->name;
+                cands[nc++] = "quiet";
+                cands[nc++] = "verbose";
+                const char *s = cli_suggest(word, cands, nc);
+                if (s) return cli_usage("unknown option '--%s'; did you mean '--%s'?", word, s);
+                return cli_usage("unknown option '--%s'", word);
+            }
             if (o->type == CLI_FLAG) {
                 if (eq) return cli_usage("--%s takes no value", o->name);
                 *(bool *)o->dst = true;
@@ -314,6 +428,8 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
             if (rc) return rc;
             continue;
         }
+        if (!strcmp(a, "-q")) { cli_verbosity = -1; continue; }
+        if (!strcmp(a, "-v")) { cli_verbosity = 1; continue; }
         if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) return cli_usage("unknown option '%s'", a);
         if (np >= max_pos) return cli_usage("unexpected argument '%s'", a);
         pos[np++] = a;
@@ -555,64 +671,4 @@ void cli_json_num(cJSON *o, const char *key, double v)
         cJSON_AddNumberToObject(o, key, v);
     else
         cJSON_AddNullToObject(o, key);
-}
-
-/* ---- progress bar ---- */
-
-void cli_progress_init(struct cli_progress *p, int n_epochs)
-{
-    memset(p, 0, sizeof *p);
-    p->on = isatty(STDERR_FILENO) && !getenv("SKEPTIC_NO_PROGRESS");
-    p->n_epochs = n_epochs;
-    p->width = 24;
-}
-
-static void fmt_time(char *b, size_t cap, double s)
-{
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(b, cap, "--:--");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600)
-        snprintf(b, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else
-        snprintf(b, cap, "%ld:%02ld", t / 60, t % 60);
-}
-
-void cli_progress_update(struct cli_progress *p, int epoch, int batch, int n_batches, float loss, double samples_per_s)
-{
-    if (!p->on) return;
-    double now = sk_now();
-    if (batch < n_batches && now - p->last_draw < 0.1) return;
-    p->last_draw = now;
-    int filled = n_batches > 0 ? (int)((double)batch / n_batches * p->width) : 0;
-    char bar[64];
-    for (int i = 0; i < p->width; i++) bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
-    bar[p->width] = 0;
-    /* batches per second from samples per second needs the batch size, which
-     * cancels: time left = remaining fraction of work / rate of this epoch */
-    double frac_done_epoch = n_batches > 0 ? (double)batch / n_batches : 1;
-    double elapsed_rate = samples_per_s; /* kept for the display */
-    static double epoch_start = 0;
-    static int last_epoch = -1;
-    if (epoch != last_epoch) {
-        last_epoch = epoch;
-        epoch_start = now;
-    }
-    double el = now - epoch_start;
-    double per_epoch = frac_done_epoch > 0.02 ? el / frac_done_epoch : NAN;
-    double eta = per_epoch * ((1 - frac_done_epoch) + (p->n_epochs - epoch - 1));
-    char e[32];
-    fmt_time(e, sizeof e, eta);
-    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d loss %.4f %.0f samples/s ETA %s", epoch + 1, p->n_epochs, bar, batch,
-            n_batches, loss, elapsed_rate, e);
-    fflush(stderr);
-}
-
-void cli_progress_clear(struct cli_progress *p)
-{
-    if (!p->on) return;
-    fprintf(stderr, "\r\033[K");
-    fflush(stderr);
 }

@@ -30,13 +30,14 @@
 #define SKEPTIC_CLI_H
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "skeptic/skeptic.h"
 
 /* Exit codes. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 /* 128 + SIGINT, as shells report it */ };
 
 /* The command now running (for error messages), set by main. */
 extern const char *cli_command;
@@ -49,7 +50,11 @@ enum cli_opt_type {
     CLI_U64,   /* uint64_t *      */
     CLI_FLAG,  /* bool *, no value */
     CLI_LONG,  /* long *          */
+    CLI_GROUP, /* not an option: a heading of --help ("data"); CLI_GROUP_HEAD */
 };
+/* A heading in an option table: the options below it form one group of
+ * --help. A table that starts with one is printed grouped. */
+#define CLI_GROUP_HEAD(title) { title, CLI_GROUP, NULL, NULL, NULL }
 struct cli_opt {
     const char *name;      /* "epochs" for --epochs; NULL ends the table */
     enum cli_opt_type type;
@@ -198,16 +203,72 @@ void cli_json_print(cJSON *o);
 /* Add a number that may be NaN/Inf (written as null). */
 void cli_json_num(cJSON *o, const char *key, double v);
 
-/* ---- progress bar: live on stderr only when stderr is a terminal ---- */
+/* ---- the terminal (term.c) ---- */
+/* -1 under --quiet (results and errors only), 0 normally, 1 under --verbose.
+ * cli_parse sets it from --quiet/-q and --verbose/-v, which every command takes. */
+extern int cli_verbosity;
+/* SIGWINCH marks the width stale (main installs it before any command runs). */
+void cli_term_install(void);
+/* Columns of the terminal fp is on (else stderr's, stdout's, $COLUMNS), 80
+ * when none; re-read after the window changed size. */
+int cli_term_width(FILE *fp);
+/* Whether fp takes colour: a terminal, TERM not "dumb", NO_COLOR unset or empty. */
+bool cli_color(FILE *fp);
+enum cli_style { CLI_STYLE_OFF, CLI_STYLE_ERROR, CLI_STYLE_WARN, CLI_STYLE_GOOD, CLI_STYLE_BAD, CLI_STYLE_BOLD, CLI_STYLE_DIM };
+/* The escape sequence of style s for fp, "" where fp takes no colour. */
+const char *cli_sgr(FILE *fp, enum cli_style s);
+/* Print text from column first_col, wrapped at width columns (lines end
+ * before the last column), continuation lines indented by indent; words are
+ * never broken; '\n' in text starts a new indented line. No final newline. */
+void cli_wrap(FILE *fp, const char *text, int indent, int first_col, int width);
+/* $PAGER (default less, with LESS=FRX as git sets it) when stdout and stdin
+ * are terminals; NULL otherwise or for PAGER=cat/"" (then print to stdout). */
+FILE *cli_pager_open(void);
+void cli_pager_close(FILE *fp); /* NULL ok */
+/* Damerau-Levenshtein distance, case-insensitive (99 for words over 63 chars). */
+int cli_edit_distance(const char *a, const char *b);
+/* The candidate nearest to word when near enough to be a typo of it, else NULL. */
+const char *cli_suggest(const char *word, const char *const *cands, int n);
+/* A usage error for a value not among choices: lists them, suggests the nearest. */
+int cli_bad_choice(const char *flag, const char *value, const char *const *choices, int n);
+/* `skeptic help TOPIC` (specs, eps, ood, files, exit-codes), paged on a
+ * terminal; an unknown topic is a usage error suggesting the nearest topic
+ * or command (commands: NULL-terminated names). */
+int cli_help_topic(const char *topic, const char *const *commands);
+/* Ctrl-C during long work: after cli_interrupt_arm, the first SIGINT sets
+ * cli_interrupted (hand &cli_interrupted to the library as its stop flag,
+ * e.g. sk_train_config.stop) and the command reports where it stopped and
+ * exits CLI_INTERRUPTED; a second SIGINT ends the process at once (an atomic
+ * write in progress leaves no temporary behind). cli_interrupt_disarm
+ * restores the handler of before. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_interrupt_arm(void);
+void cli_interrupt_disarm(void);
+/* "1:05", "1:02:03", "--:--" for an unknown time. */
+void cli_fmt_time(char *b, size_t cap, double seconds);
+
+/* ---- progress bar: live on stderr only when stderr is a terminal ----
+ * One line, redrawn in place (CR, text, erase to the end of the line), never
+ * wider than the terminal (re-measured after SIGWINCH), at most ~10 redraws a
+ * second. Off under --quiet, SKEPTIC_NO_PROGRESS, or when stderr is not a
+ * terminal (then commands print whole lines only). */
 struct cli_progress {
-    bool on;
+    bool on, drawn;
     int n_epochs;
-    double last_draw;
-    int width;
+    int member, n_members; /* ensembles: "member 3/5" */
+    int epoch_seen;
+    double last_draw, epoch_start, t_start;
 };
 void cli_progress_init(struct cli_progress *p, int n_epochs);
-/* Draw (at most ~10 times a second) "epoch e/E [====>   ] b/B loss L  S/s ETA". */
+/* The bar of member `member` (1-based) of n_members from now on. */
+void cli_progress_member(struct cli_progress *p, int member, int n_members);
+/* "epoch e/E [====>   ] b/B ETA t loss L S samples/s", the extras dropped
+ * from the right as the terminal narrows. */
 void cli_progress_update(struct cli_progress *p, int epoch, int batch, int n_batches, float loss, double samples_per_s);
+/* "left [====>    ] extra0 extra1 ..." with frac of the bar filled; force:
+ * draw even within 0.1 s of the last draw. */
+void cli_progress_draw(struct cli_progress *p, const char *left, double frac, const char *const *extra, int n_extra,
+                       bool force);
 /* Clear the bar's line (before printing anything else on stderr). */
 void cli_progress_clear(struct cli_progress *p);
 

@@ -18,9 +18,9 @@ int cmd_info(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
+int cmd_curvature(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
-int cmd_curvature(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -34,18 +34,35 @@ static const struct {
     { "certify", cmd_certify, "certified accuracy: no perturbation within eps changes the prediction (ibp, crown, lipschitz)" },
     { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
     { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
+    { "curvature", cmd_curvature, "Hessian spectrum, sharpness and generalization measures of a model: how flat is its minimum" },
     { "verify", cmd_verify, "decide a VNN-LIB property: unsat (proved), sat (counterexample), timeout, unknown; or a benchmark's instances.csv" },
     { "export", cmd_export, "write a model as ONNX (or safetensors): skeptic export --model M --format onnx --out net.onnx" },
-    { "curvature", cmd_curvature, "Hessian spectrum, sharpness and generalization measures of a model: how flat is its minimum" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))
+
+/* The commands' names, NULL-terminated (for suggestions). */
+static const char *const *command_names(void)
+{
+    static const char *names[N_COMMANDS + 1];
+    for (int i = 0; i < N_COMMANDS; i++) names[i] = commands[i].name;
+    return names;
+}
 
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: skeptic <command> [options]    (skeptic <command> --help for details)\n\ncommands:\n");
-    for (int i = 0; i < N_COMMANDS; i++) fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    int w = cli_term_width(fp);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        fprintf(fp, "  %-10s ", commands[i].name);
+        cli_wrap(fp, commands[i].summary, 13, 13, w);
+        fputc('\n', fp);
+    }
+    fprintf(fp, "\nhelp topics (skeptic help TOPIC):\n  specs      the architecture grammar of --arch\n"
+                "  eps        units of eps, the input box\n  ood        out-of-distribution metrics: the convention\n"
+                "  files      model, posterior and checkpoint files; data formats\n  exit-codes exit codes, output streams, colour\n");
     fprintf(fp, "\noptions:\n  --version  print the version\n  --help     this help\n"
-                "\nexample:\n  skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu --epochs 10 --out mlp.safetensors\n"
+                "\nexample:\n  skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu --epochs 10 \\\n"
+                "      --out mlp.safetensors\n"
                 "  skeptic eval --model mlp.safetensors --data fashion-mnist\n");
 }
 
@@ -83,6 +100,7 @@ int main(int argc, char **argv)
 {
     { void sk_cli_coretype_reexec(int, char **); sk_cli_coretype_reexec(argc, argv); } /* first: src/cli/coretype.c */
     install_signal_handlers();
+    cli_term_install();
     const char *fail_alloc = getenv("SKEPTIC_FAIL_ALLOC"); /* tests: see sk_alloc_fail_after */
     if (fail_alloc && *fail_alloc) {
         sk_alloc_fail_after(strtol(fail_alloc, NULL, 10));
@@ -104,6 +122,7 @@ int main(int argc, char **argv)
                     cli_command = commands[i].name;
                     return commands[i].run(2, args);
                 }
+            return cli_help_topic(argv[2], command_names());
         }
         usage(stdout);
         return CLI_OK;
@@ -113,7 +132,14 @@ int main(int argc, char **argv)
             cli_command = commands[i].name;
             return commands[i].run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "skeptic: unknown command '%s'\n\n", argv[1]);
+    const char *s = cli_suggest(argv[1], command_names(), N_COMMANDS);
+    if (s) {
+        fprintf(stderr, "skeptic: %sunknown command%s '%s'; did you mean '%s'?\n", cli_sgr(stderr, CLI_STYLE_ERROR),
+                cli_sgr(stderr, CLI_STYLE_OFF), argv[1], s);
+        return CLI_USAGE;
+    }
+    fprintf(stderr, "skeptic: %sunknown command%s '%s'\n\n", cli_sgr(stderr, CLI_STYLE_ERROR), cli_sgr(stderr, CLI_STYLE_OFF),
+            argv[1]);
     usage(stderr);
     return CLI_USAGE;
 }

@@ -41,7 +41,7 @@ extern "C" {
 
 /* Layer kinds: append only, before SK_LAYER_COUNT (saved in files through
  * the spec string). Each kind has one row in the layer table
- * (src/model/layers.c) and a branch in the spec parser. */
+ * (src/model/layers.c), which also gives its spec word and arguments. */
 enum sk_layer_kind {
     SK_LAYER_DENSE, SK_LAYER_CONV, SK_LAYER_MAXPOOL, SK_LAYER_AVGPOOL, SK_LAYER_GAP,
     SK_LAYER_FLATTEN, SK_LAYER_RELU, SK_LAYER_LRELU, SK_LAYER_TANH, SK_LAYER_SIGMOID,

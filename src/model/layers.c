@@ -2,6 +2,7 @@
 #include "model/layers.h"
 
 #include <math.h>
+#include <stddef.h>
 
 int sk_layer_abs(struct sk_graph *g, int W)
 {
@@ -15,31 +16,15 @@ static int param(const struct sk_layer_run *r, size_t off, int ndim, const int *
     return sk_graph_param(r->g, r->w + off, r->dw ? r->dw + off : NULL, ndim, shape);
 }
 
-static int dense_params(const struct sk_layer_run *r, int *W, int *b)
+/* The weight and bias nodes, of the shapes of the row's first two tensors. */
+static int tensor_params(const struct sk_layer_run *r, int *W, int *b)
 {
     const struct sk_layer *L = r->L;
-    int ws[2] = { L->units, L->in[0] }, bs[1] = { L->units };
-    *W = param(r, L->w_off, 2, ws);
-    *b = param(r, L->b_off, 1, bs);
-    return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
-}
-
-static int conv_params(const struct sk_layer_run *r, int *W, int *b)
-{
-    const struct sk_layer *L = r->L;
-    int ws[4] = { L->units, L->in[0], L->k, L->k }, bs[1] = { L->units };
-    *W = param(r, L->w_off, 4, ws);
-    *b = param(r, L->b_off, 1, bs);
-    return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
-}
-
-/* gamma, beta */
-static int bn_params(const struct sk_layer_run *r, int *W, int *b)
-{
-    const struct sk_layer *L = r->L;
-    int cs[1] = { L->units };
-    *W = param(r, L->w_off, 1, cs);
-    *b = param(r, L->b_off, 1, cs);
+    struct sk_layer_tensor t[SK_LAYER_MAX_TENSORS];
+    int nt = sk_layer_of(L)->tensors(L, t);
+    SK_ASSERT(nt >= 2 && t[0].slot == SK_TENSOR_W && t[1].slot == SK_TENSOR_B);
+    *W = param(r, L->w_off, t[0].ndim, t[0].shape);
+    *b = param(r, L->b_off, t[1].ndim, t[1].shape);
     return *W < 0 ? *W : *b < 0 ? *b : SK_OK;
 }
 
@@ -94,13 +79,13 @@ static int bn_init(struct sk_model *m, const struct sk_layer *L, enum sk_init in
 
 static int dense_forward(const struct sk_layer_run *r, int h)
 {
-    int W, b, rc = dense_params(r, &W, &b);
+    int W, b, rc = tensor_params(r, &W, &b);
     return rc ? rc : sk_op_dense(r->g, h, W, b);
 }
 
 static int conv_forward(const struct sk_layer_run *r, int h)
 {
-    int W, b, rc = conv_params(r, &W, &b);
+    int W, b, rc = tensor_params(r, &W, &b);
     return rc ? rc : sk_op_conv2d(r->g, h, W, b, r->L->stride, r->L->pad);
 }
 
@@ -108,7 +93,7 @@ static int bn_forward(const struct sk_layer_run *r, int h)
 {
     const struct sk_layer *L = r->L;
     const struct sk_model *m = r->m;
-    int gm, bt, rc = bn_params(r, &gm, &bt);
+    int gm, bt, rc = tensor_params(r, &gm, &bt);
     return rc ? rc : sk_op_batchnorm(r->g, h, gm, bt, m->buffers + L->rm_off, m->buffers + L->rv_off, m->bn_momentum,
                            m->bn_eps, r->train);
 }
@@ -147,7 +132,7 @@ int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, 
 /* c through the layer, the radius through |W| without bias. */
 static int dense_ibp(const struct sk_layer_run *r, int *c, int *rad)
 {
-    int W, b, rc = dense_params(r, &W, &b);
+    int W, b, rc = tensor_params(r, &W, &b);
     if (rc) return rc;
     int c2 = sk_op_dense(r->g, *c, W, b);
     *rad = sk_op_dense(r->g, *rad, sk_layer_abs(r->g, W), -1);
@@ -158,7 +143,7 @@ static int dense_ibp(const struct sk_layer_run *r, int *c, int *rad)
 static int conv_ibp(const struct sk_layer_run *r, int *c, int *rad)
 {
     const struct sk_layer *L = r->L;
-    int W, b, rc = conv_params(r, &W, &b);
+    int W, b, rc = tensor_params(r, &W, &b);
     if (rc) return rc;
     int c2 = sk_op_conv2d(r->g, *c, W, b, L->stride, L->pad);
     *rad = sk_op_conv2d(r->g, *rad, sk_layer_abs(r->g, W), -1, L->stride, L->pad);
@@ -210,7 +195,7 @@ static int bn_ibp(const struct sk_layer_run *r, int *c, int *rad)
     const struct sk_layer *L = r->L;
     const struct sk_model *m = r->m;
     struct sk_graph *g = r->g;
-    int C = L->units, cs[1] = { C }, gm, bt, rc = bn_params(r, &gm, &bt);
+    int C = L->units, cs[1] = { C }, gm, bt, rc = tensor_params(r, &gm, &bt);
     if (rc) return rc;
     float *zero = sk_graph_scratch_zero(g, sizeof(float) * (size_t)C);
     if (!zero) return SK_ENOMEM;
@@ -289,34 +274,155 @@ static double bn_lip(const struct sk_model *m, const struct sk_layer *L)
     return s;
 }
 
+/* ---- shapes and tensors (what a spec's layer makes) ---- */
+
+static const char *dense_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    s->C = L->units;
+    return NULL;
+}
+
+static const char *conv_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    if (s->H + 2 * L->pad < L->k || s->W + 2 * L->pad < L->k) return "the kernel is larger than the (padded) input";
+    s->C = L->units;
+    s->H = (s->H + 2 * L->pad - L->k) / L->stride + 1;
+    s->W = (s->W + 2 * L->pad - L->k) / L->stride + 1;
+    return NULL;
+}
+
+static const char *pool_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    if (!L->stride) L->stride = L->k; /* the stride defaults to the window */
+    if (L->k > s->H || L->k > s->W) return "the pooling window is larger than the input";
+    s->H = (s->H - L->k) / L->stride + 1;
+    s->W = (s->W - L->k) / L->stride + 1;
+    return NULL;
+}
+
+static const char *gap_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    (void)L;
+    s->H = s->W = 1;
+    s->spatial = false;
+    return NULL;
+}
+
+static const char *flatten_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    (void)L;
+    s->C = s->C * s->H * s->W;
+    s->H = s->W = 1;
+    s->spatial = false;
+    return NULL;
+}
+
+static const char *dropout_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    (void)s;
+    return L->p >= 0 && L->p < 1 ? NULL : "dropout probability must be in [0,1)";
+}
+
+static const char *bn_shape(struct sk_layer *L, struct sk_layer_shape *s)
+{
+    L->units = s->C;
+    return NULL;
+}
+
+static struct sk_layer_tensor tensor(const char *suffix, enum sk_layer_tensor_slot slot, bool buffer, int ndim, int d0,
+                                     int d1, int d2, int d3)
+{
+    return (struct sk_layer_tensor){ .suffix = suffix, .slot = slot, .buffer = buffer, .ndim = ndim,
+                                     .shape = { d0, d1, d2, d3 } };
+}
+
+/* weight [O, I], bias [O] (nn.Linear) */
+static int dense_tensors(const struct sk_layer *L, struct sk_layer_tensor *t)
+{
+    t[0] = tensor("weight", SK_TENSOR_W, false, 2, L->units, L->in[0], 0, 0);
+    t[1] = tensor("bias", SK_TENSOR_B, false, 1, L->units, 0, 0, 0);
+    return 2;
+}
+
+/* weight [O, C, k, k], bias [O] (nn.Conv2d) */
+static int conv_tensors(const struct sk_layer *L, struct sk_layer_tensor *t)
+{
+    t[0] = tensor("weight", SK_TENSOR_W, false, 4, L->units, L->in[0], L->k, L->k);
+    t[1] = tensor("bias", SK_TENSOR_B, false, 1, L->units, 0, 0, 0);
+    return 2;
+}
+
+/* gamma, beta, and the running statistics as buffers (nn.BatchNorm) */
+static int bn_tensors(const struct sk_layer *L, struct sk_layer_tensor *t)
+{
+    t[0] = tensor("weight", SK_TENSOR_W, false, 1, L->units, 0, 0, 0);
+    t[1] = tensor("bias", SK_TENSOR_B, false, 1, L->units, 0, 0, 0);
+    t[2] = tensor("running_mean", SK_TENSOR_RUNNING_MEAN, true, 1, L->units, 0, 0, 0);
+    t[3] = tensor("running_var", SK_TENSOR_RUNNING_VAR, true, 1, L->units, 0, 0, 0);
+    return 4;
+}
+
 /* ---- the table ---- */
 
+/* a required argument into field f of struct sk_layer; an optional one with its default */
+#define ARG(what_, tag_, type_, f) { .what = what_, .tag = tag_, .type = type_, .field = offsetof(struct sk_layer, f) }
+#define OPT(what_, tag_, type_, f, def_)                                                                     \
+    { .what = what_, .tag = tag_, .type = type_, .optional = true, .field = offsetof(struct sk_layer, f),    \
+      .def = def_ }
+
 const struct sk_layer_def sk_layer_table[] = {
-    [SK_LAYER_DENSE] = { .name = "dense", .params = dense_params, .init = dense_init, .forward = dense_forward,
-                         .ibp = dense_ibp, .linear = dense_linear },
-    [SK_LAYER_CONV] = { .name = "conv", .params = conv_params, .init = conv_init, .forward = conv_forward,
-                        .ibp = conv_ibp, .linear = conv_linear },
-    [SK_LAYER_MAXPOOL] = { .name = "maxpool", .forward = maxpool_forward, .ibp = monotone_ibp,
+    [SK_LAYER_DENSE] = { .name = "dense", .input = SK_INPUT_VECTOR,
+                         .input_note = "a dense layer after a spatial layer needs 'flatten' (or 'gap') first",
+                         .args = { ARG("the number of units after 'dense'", 0, SK_ARG_INT, units) },
+                         .shape = dense_shape, .tensors = dense_tensors, .params = tensor_params, .init = dense_init,
+                         .forward = dense_forward, .ibp = dense_ibp, .linear = dense_linear },
+    [SK_LAYER_CONV] = { .name = "conv", .input = SK_INPUT_IMAGE,
+                        .input_note = "conv needs an image input (CxHxW), not a vector",
+                        .args = { ARG("the number of output channels after 'conv'", 0, SK_ARG_INT, units),
+                                  { .what = "the kernel size after 'k'", .tag = 'k', .type = SK_ARG_INT,
+                                    .field = offsetof(struct sk_layer, k),
+                                    .missing = "expected 'k' and the kernel size (e.g. conv32k3p1)" },
+                                  OPT("the stride after 's'", 's', SK_ARG_INT, stride, 1),
+                                  OPT("the padding after 'p'", 'p', SK_ARG_INT0, pad, 0) },
+                        .shape = conv_shape, .tensors = conv_tensors, .params = tensor_params, .init = conv_init,
+                        .forward = conv_forward, .ibp = conv_ibp, .linear = conv_linear },
+    /* stride 0 when left out: pool_shape makes it the window */
+    [SK_LAYER_MAXPOOL] = { .name = "maxpool", .input = SK_INPUT_IMAGE, .input_note = "pooling needs an image input",
+                           .args = { ARG("the window size", 0, SK_ARG_INT, k),
+                                     OPT("the stride after 's'", 's', SK_ARG_INT, stride, 0) },
+                           .shape = pool_shape, .forward = maxpool_forward, .ibp = monotone_ibp,
                            .lipschitz = maxpool_lip },
-    [SK_LAYER_AVGPOOL] = { .name = "avgpool", .forward = avgpool_forward, .ibp = positive_linear_ibp,
+    [SK_LAYER_AVGPOOL] = { .name = "avgpool", .input = SK_INPUT_IMAGE, .input_note = "pooling needs an image input",
+                           .args = { ARG("the window size", 0, SK_ARG_INT, k),
+                                     OPT("the stride after 's'", 's', SK_ARG_INT, stride, 0) },
+                           .shape = pool_shape, .forward = avgpool_forward, .ibp = positive_linear_ibp,
                            .linear = avgpool_forward },
-    [SK_LAYER_GAP] = { .name = "gap", .forward = gap_forward, .ibp = positive_linear_ibp, .lipschitz = gap_lip },
-    [SK_LAYER_FLATTEN] = { .name = "flatten", .forward = flatten_forward, .ibp = positive_linear_ibp,
-                           .lipschitz = lip_one },
-    [SK_LAYER_RELU] = { .name = "relu", .forward = relu_forward, .ibp = monotone_ibp, .lipschitz = lip_one },
-    [SK_LAYER_LRELU] = { .name = "lrelu", .forward = lrelu_forward, .ibp = lrelu_ibp, .lipschitz = lrelu_lip },
-    [SK_LAYER_TANH] = { .name = "tanh", .forward = tanh_forward, .ibp = monotone_ibp, .lipschitz = lip_one },
-    [SK_LAYER_SIGMOID] = { .name = "sigmoid", .forward = sigmoid_forward, .ibp = monotone_ibp,
+    [SK_LAYER_GAP] = { .name = "gap", .input = SK_INPUT_IMAGE,
+                       .input_note = "global average pooling needs an image input", .shape = gap_shape,
+                       .forward = gap_forward, .ibp = positive_linear_ibp, .lipschitz = gap_lip },
+    [SK_LAYER_FLATTEN] = { .name = "flatten", .shape = flatten_shape, .forward = flatten_forward,
+                           .ibp = positive_linear_ibp, .lipschitz = lip_one },
+    [SK_LAYER_RELU] = { .name = "relu", .activation = true, .forward = relu_forward, .ibp = monotone_ibp,
+                        .lipschitz = lip_one },
+    [SK_LAYER_LRELU] = { .name = "lrelu", .activation = true,
+                         .args = { OPT("the negative slope", 0, SK_ARG_FLOAT, p, 0.01f) },
+                         .forward = lrelu_forward, .ibp = lrelu_ibp, .lipschitz = lrelu_lip },
+    [SK_LAYER_TANH] = { .name = "tanh", .activation = true, .forward = tanh_forward, .ibp = monotone_ibp,
+                        .lipschitz = lip_one },
+    [SK_LAYER_SIGMOID] = { .name = "sigmoid", .activation = true, .forward = sigmoid_forward, .ibp = monotone_ibp,
                            .lipschitz = sigmoid_lip },
-    [SK_LAYER_SOFTPLUS] = { .name = "softplus", .forward = softplus_forward, .ibp = monotone_ibp,
+    [SK_LAYER_SOFTPLUS] = { .name = "softplus", .activation = true, .forward = softplus_forward, .ibp = monotone_ibp,
                             .lipschitz = lip_one },
-    [SK_LAYER_GELU] = { .name = "gelu", .forward = gelu_forward, .lipschitz = gelu_lip,
+    [SK_LAYER_GELU] = { .name = "gelu", .activation = true, .forward = gelu_forward, .lipschitz = gelu_lip,
                         .ibp_note = "is not monotone; bound propagation supports relu, leaky relu, tanh, sigmoid, "
                                     "softplus" },
     /* identity in eval mode, where bounds are taken */
-    [SK_LAYER_DROPOUT] = { .name = "dropout", .forward = dropout_forward, .ibp = identity_ibp, .lipschitz = lip_one },
-    [SK_LAYER_BATCHNORM] = { .name = "bn", .params = bn_params, .init = bn_init, .forward = bn_forward,
-                             .ibp = bn_ibp, .lipschitz = bn_lip },
+    [SK_LAYER_DROPOUT] = { .name = "dropout",
+                           .args = { ARG("the dropout probability (e.g. dropout0.5)", 0, SK_ARG_FLOAT, p) },
+                           .shape = dropout_shape, .forward = dropout_forward, .ibp = identity_ibp,
+                           .lipschitz = lip_one },
+    [SK_LAYER_BATCHNORM] = { .name = "bn", .shape = bn_shape, .tensors = bn_tensors, .params = tensor_params,
+                             .init = bn_init, .forward = bn_forward, .ibp = bn_ibp, .lipschitz = bn_lip },
 };
 
 _Static_assert(sizeof sk_layer_table / sizeof sk_layer_table[0] == SK_LAYER_COUNT,

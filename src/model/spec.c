@@ -1,6 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
-/* Spec-string parser and model allocation. */
-#include "skeptic/model.h"
+/* Spec-string parser and model allocation. The words of a cnn:/seq: spec,
+ * their arguments, shapes and tensors are the layer table's (layers.h); the
+ * mlp: shorthand expands into rows of it. */
+#include "model/layers.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -120,7 +122,96 @@ static void add_tensor(struct parser *ps, int layer, const char *suffix, bool bu
     *off_out = t->off;
 }
 
-/* One layer token at ps->p (for cnn/seq specs). */
+/* The words of the table's rows (with `act`, only mlp:'s activations)
+ * separated by ", ", the last one by `last` when given. */
+static void row_words(char *buf, size_t cap, bool act, const char *last)
+{
+    int total = 0, count = 0;
+    for (int k = 0; k < SK_LAYER_COUNT; k++) total += !act || sk_layer_table[k].activation;
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 0; k < SK_LAYER_COUNT; k++) {
+        if (act && !sk_layer_table[k].activation) continue;
+        const char *sep = count == 0 ? "" : last && count + 1 == total ? last : ", ";
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep, sk_layer_table[k].name);
+        SK_ASSERT(n < cap);
+        count++;
+    }
+}
+
+/* The row whose word is w, or -1. */
+static int row_of_word(const char *w)
+{
+    for (int k = 0; k < SK_LAYER_COUNT; k++)
+        if (!strcmp(sk_layer_table[k].name, w)) return k;
+    return -1;
+}
+
+/* L's fields of its row's arguments at their defaults. */
+static void arg_defaults(struct sk_layer *L)
+{
+    const struct sk_layer_def *d = &sk_layer_table[L->kind];
+    for (int i = 0; i < SK_LAYER_MAX_ARGS && d->args[i].what; i++) {
+        char *f = (char *)L + d->args[i].field;
+        if (d->args[i].type == SK_ARG_FLOAT) *(float *)f = d->args[i].def;
+        else *(int *)f = (int)d->args[i].def;
+    }
+}
+
+/* The arguments of L's row at ps->p into L. */
+static int parse_args(struct parser *ps, struct sk_layer *L)
+{
+    const struct sk_layer_def *d = &sk_layer_table[L->kind];
+    arg_defaults(L);
+    for (int i = 0; i < SK_LAYER_MAX_ARGS && d->args[i].what; i++) {
+        const struct sk_layer_arg *a = &d->args[i];
+        char *f = (char *)L + a->field;
+        bool present;
+        if (a->tag) {
+            present = *ps->p == a->tag;
+            if (!present && !a->optional) return perr(ps, ps->p, "%s", a->missing);
+            if (present) ps->p++;
+        } else {
+            present = !a->optional || isdigit((unsigned char)*ps->p) || (a->type == SK_ARG_FLOAT && *ps->p == '.');
+        }
+        if (!present) continue;
+        int rc = 0;
+        if (a->type == SK_ARG_FLOAT) rc = parse_float(ps, (float *)f, a->what);
+        else if (a->type == SK_ARG_INT0 && *ps->p == '0') ps->p++, *(int *)f = 0;
+        else rc = parse_int(ps, (int *)f, a->what);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* L (arguments set) through its row: output shape, tensors, running shape. */
+static int build_layer(struct parser *ps, struct sk_layer *L, const char *at)
+{
+    const struct sk_layer_def *d = &sk_layer_table[L->kind];
+    struct sk_layer_shape sh = { ps->C, ps->H, ps->W, ps->spatial };
+    const char *why = d->shape ? d->shape(L, &sh) : NULL;
+    if (why) return perr(ps, at, "%s", why);
+    struct sk_layer_tensor t[SK_LAYER_MAX_TENSORS];
+    int nt = d->tensors ? d->tensors(L, t) : 0, idx = (int)(L - ps->m->layers);
+    for (int i = 0; i < nt; i++) {
+        size_t *off = t[i].slot == SK_TENSOR_W ? &L->w_off
+                      : t[i].slot == SK_TENSOR_B ? &L->b_off
+                      : t[i].slot == SK_TENSOR_RUNNING_MEAN ? &L->rm_off : &L->rv_off;
+        add_tensor(ps, idx, t[i].suffix, t[i].buffer, t[i].ndim, t[i].shape, off);
+        size_t numel = 1;
+        for (int j = 0; j < t[i].ndim; j++) numel *= (size_t)t[i].shape[j];
+        if (t[i].slot == SK_TENSOR_W) L->n_w = numel;
+        if (t[i].slot == SK_TENSOR_B) L->n_b = numel;
+    }
+    ps->C = sh.C;
+    ps->H = sh.H;
+    ps->W = sh.W;
+    ps->spatial = sh.spatial;
+    finish_layer(ps, L);
+    return check_shape(ps, at);
+}
+
+/* One layer token at ps->p (for cnn/seq specs): a row's word and arguments. */
 static int parse_layer(struct parser *ps)
 {
     const char *start = ps->p;
@@ -128,126 +219,38 @@ static int parse_layer(struct parser *ps)
     while (isalpha((unsigned char)*s)) s++;
     size_t len = (size_t)(s - start);
     char word[16] = { 0 };
-    if (len == 0 || len >= sizeof word)
-        return perr(ps, start, "expected a layer name (%s)",
-                    "dense, conv, maxpool, avgpool, gap, flatten, relu, lrelu, tanh, sigmoid, softplus, gelu, "
-                    "dropout, bn");
+    if (len == 0 || len >= sizeof word) {
+        char words[160];
+        row_words(words, sizeof words, false, NULL);
+        return perr(ps, start, "expected a layer name (%s)", words);
+    }
     memcpy(word, start, len);
     ps->p = s;
-    int idx = ps->m->n_layers;
-    int rc = 0;
-    struct sk_layer *L;
-    if (!strcmp(word, "dense")) {
-        if (ps->spatial)
-            return perr(ps, start, "%s", "a dense layer after a spatial layer needs 'flatten' (or 'gap') first");
-        L = add_layer(ps, SK_LAYER_DENSE);
-        if ((rc = parse_int(ps, &L->units, "the number of units after 'dense'"))) return rc;
-        int ws[2] = { L->units, ps->C }, bs[1] = { L->units };
-        add_tensor(ps, idx, "weight", false, 2, ws, &L->w_off);
-        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
-        L->n_w = (size_t)L->units * ps->C;
-        L->n_b = (size_t)L->units;
-        ps->C = L->units;
-    } else if (!strcmp(word, "conv")) {
-        if (!ps->spatial) return perr(ps, start, "%s", "conv needs an image input (CxHxW), not a vector");
-        L = add_layer(ps, SK_LAYER_CONV);
-        if ((rc = parse_int(ps, &L->units, "the number of output channels after 'conv'"))) return rc;
-        if (*ps->p != 'k') return perr(ps, ps->p, "%s", "expected 'k' and the kernel size (e.g. conv32k3p1)");
-        ps->p++;
-        if ((rc = parse_int(ps, &L->k, "the kernel size after 'k'"))) return rc;
-        L->stride = 1;
-        L->pad = 0;
-        if (*ps->p == 's') {
-            ps->p++;
-            if ((rc = parse_int(ps, &L->stride, "the stride after 's'"))) return rc;
-        }
-        if (*ps->p == 'p') {
-            ps->p++;
-            if (*ps->p == '0')
-                ps->p++, L->pad = 0;
-            else if ((rc = parse_int(ps, &L->pad, "the padding after 'p'")))
-                return rc;
-        }
-        int OH = (ps->H + 2 * L->pad - L->k) / L->stride + 1, OW = (ps->W + 2 * L->pad - L->k) / L->stride + 1;
-        if (ps->H + 2 * L->pad < L->k || ps->W + 2 * L->pad < L->k)
-            return perr(ps, start, "%s", "the kernel is larger than the (padded) input");
-        int ws[4] = { L->units, ps->C, L->k, L->k }, bs[1] = { L->units };
-        add_tensor(ps, idx, "weight", false, 4, ws, &L->w_off);
-        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
-        L->n_w = (size_t)L->units * ps->C * L->k * L->k;
-        L->n_b = (size_t)L->units;
-        ps->C = L->units;
-        ps->H = OH;
-        ps->W = OW;
-    } else if (!strcmp(word, "maxpool") || !strcmp(word, "avgpool")) {
-        if (!ps->spatial) return perr(ps, start, "%s", "pooling needs an image input");
-        L = add_layer(ps, word[0] == 'm' ? SK_LAYER_MAXPOOL : SK_LAYER_AVGPOOL);
-        if ((rc = parse_int(ps, &L->k, "the window size"))) return rc;
-        L->stride = L->k;
-        if (*ps->p == 's') {
-            ps->p++;
-            if ((rc = parse_int(ps, &L->stride, "the stride after 's'"))) return rc;
-        }
-        if (L->k > ps->H || L->k > ps->W) return perr(ps, start, "%s", "the pooling window is larger than the input");
-        ps->H = (ps->H - L->k) / L->stride + 1;
-        ps->W = (ps->W - L->k) / L->stride + 1;
-    } else if (!strcmp(word, "gap")) {
-        if (!ps->spatial) return perr(ps, start, "%s", "global average pooling needs an image input");
-        L = add_layer(ps, SK_LAYER_GAP);
-        ps->H = ps->W = 1;
-        ps->spatial = false;
-    } else if (!strcmp(word, "flatten")) {
-        L = add_layer(ps, SK_LAYER_FLATTEN);
-        ps->C = ps->C * ps->H * ps->W;
-        ps->H = ps->W = 1;
-        ps->spatial = false;
-    } else if (!strcmp(word, "relu") || !strcmp(word, "tanh") || !strcmp(word, "sigmoid") ||
-               !strcmp(word, "softplus") || !strcmp(word, "gelu")) {
-        enum sk_layer_kind k = word[0] == 'r' ? SK_LAYER_RELU : word[0] == 't' ? SK_LAYER_TANH
-                               : word[1] == 'i' ? SK_LAYER_SIGMOID : word[0] == 's' ? SK_LAYER_SOFTPLUS
-                                                                     : SK_LAYER_GELU;
-        L = add_layer(ps, k);
-    } else if (!strcmp(word, "lrelu")) {
-        L = add_layer(ps, SK_LAYER_LRELU);
-        L->p = 0.01f;
-        if (isdigit((unsigned char)*ps->p) || *ps->p == '.')
-            if ((rc = parse_float(ps, &L->p, "the negative slope"))) return rc;
-    } else if (!strcmp(word, "dropout")) {
-        L = add_layer(ps, SK_LAYER_DROPOUT);
-        if ((rc = parse_float(ps, &L->p, "the dropout probability (e.g. dropout0.5)"))) return rc;
-        if (!(L->p >= 0 && L->p < 1)) return perr(ps, start, "%s", "dropout probability must be in [0,1)");
-    } else if (!strcmp(word, "bn")) {
-        L = add_layer(ps, SK_LAYER_BATCHNORM);
-        L->units = ps->C;
-        int cs[1] = { ps->C };
-        add_tensor(ps, idx, "weight", false, 1, cs, &L->w_off);
-        add_tensor(ps, idx, "bias", false, 1, cs, &L->b_off);
-        add_tensor(ps, idx, "running_mean", true, 1, cs, &L->rm_off);
-        add_tensor(ps, idx, "running_var", true, 1, cs, &L->rv_off);
-        L->n_w = L->n_b = (size_t)ps->C;
-    } else {
-        return perr(ps, start, "unknown layer '%s'", word);
-    }
-    finish_layer(ps, L);
-    return check_shape(ps, start);
+    int kind = row_of_word(word);
+    if (kind < 0) return perr(ps, start, "unknown layer '%s'", word);
+    const struct sk_layer_def *d = &sk_layer_table[kind];
+    if ((d->input == SK_INPUT_IMAGE && !ps->spatial) || (d->input == SK_INPUT_VECTOR && ps->spatial))
+        return perr(ps, start, "%s", d->input_note);
+    struct sk_layer *L = add_layer(ps, (enum sk_layer_kind)kind);
+    int rc = parse_args(ps, L);
+    return rc ? rc : build_layer(ps, L, start);
 }
 
 static int parse_activation(struct parser *ps, enum sk_layer_kind *k)
 {
     const char *start = ps->p;
-    static const struct { const char *name; enum sk_layer_kind kind; } acts[] = {
-        { "relu", SK_LAYER_RELU }, { "lrelu", SK_LAYER_LRELU }, { "tanh", SK_LAYER_TANH },
-        { "sigmoid", SK_LAYER_SIGMOID }, { "softplus", SK_LAYER_SOFTPLUS }, { "gelu", SK_LAYER_GELU },
-    };
-    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
-        size_t n = strlen(acts[i].name);
-        if (!strncmp(start, acts[i].name, n) && (start[n] == 0 || start[n] == ':')) {
-            *k = acts[i].kind;
+    for (int i = 0; i < SK_LAYER_COUNT; i++) {
+        const char *name = sk_layer_table[i].name;
+        size_t n = strlen(name);
+        if (sk_layer_table[i].activation && !strncmp(start, name, n) && (start[n] == 0 || start[n] == ':')) {
+            *k = (enum sk_layer_kind)i;
             ps->p += n;
             return 0;
         }
     }
-    return perr(ps, start, "%s", "expected an activation: relu, lrelu, tanh, sigmoid, softplus or gelu");
+    char words[160];
+    row_words(words, sizeof words, true, " or ");
+    return perr(ps, start, "expected an activation: %s", words);
 }
 
 static int parse_mlp(struct parser *ps)
@@ -269,10 +272,12 @@ static int parse_mlp(struct parser *ps)
         ps->p++;
         if ((rc = parse_activation(ps, &act))) return rc;
     }
+    const char *dropout = sk_layer_table[SK_LAYER_DROPOUT].name;
     if (*ps->p == ':') {
         ps->p++;
-        if (strncmp(ps->p, "dropout", 7)) return perr(ps, ps->p, "%s", "expected 'dropout' and a probability");
-        ps->p += 7;
+        size_t dn = strlen(dropout);
+        if (strncmp(ps->p, dropout, dn)) return perr(ps, ps->p, "expected '%s' and a probability", dropout);
+        ps->p += dn;
         const char *at = ps->p;
         if ((rc = parse_float(ps, &drop, "the dropout probability"))) return rc;
         if (!(drop >= 0 && drop < 1)) return perr(ps, at, "%s", "dropout probability must be in [0,1)");
@@ -287,25 +292,19 @@ static int parse_mlp(struct parser *ps)
             snprintf(d, sizeof d, "width %d is over the limit of %ld", dims[i], SK_MODEL_MAX_ACTIVATION);
             return perr(ps, dstart[i], "%s", d);
         }
+    /* dense, then (between dense layers) the activation at its defaults and dropout */
     for (int i = 1; i < nd; i++) {
-        int idx = ps->m->n_layers;
         struct sk_layer *L = add_layer(ps, SK_LAYER_DENSE);
         L->units = dims[i];
-        int ws[2] = { dims[i], ps->C }, bs[1] = { dims[i] };
-        add_tensor(ps, idx, "weight", false, 2, ws, &L->w_off);
-        add_tensor(ps, idx, "bias", false, 1, bs, &L->b_off);
-        L->n_w = (size_t)dims[i] * ps->C;
-        L->n_b = (size_t)dims[i];
-        ps->C = dims[i];
-        finish_layer(ps, L);
+        if ((rc = build_layer(ps, L, dstart[i]))) return rc;
         if (i + 1 < nd) {
             L = add_layer(ps, act);
-            if (act == SK_LAYER_LRELU) L->p = 0.01f;
-            finish_layer(ps, L);
+            arg_defaults(L);
+            if ((rc = build_layer(ps, L, dstart[i]))) return rc;
             if (drop > 0) {
                 L = add_layer(ps, SK_LAYER_DROPOUT);
                 L->p = drop;
-                finish_layer(ps, L);
+                if ((rc = build_layer(ps, L, dstart[i]))) return rc;
             }
         }
     }

@@ -143,41 +143,19 @@ static int full_cov(const double *V, const double *lam, int n, double delta, flo
     return SK_OK;
 }
 
-int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_config *lc, const float *x, const int *y,
-                         int n, const float *vx, const int *vy, int nv)
+/* The GGN of the last layer over the n rows of x, added into H (full:
+ * [PK,PK]; kfac: A = sum_n phi_n phi_n^T [D1,D1]) and, kfac only, G = mean_n
+ * Lambda_n [K,K]; phi = [features, 1], Lambda = diag(p) - p p^T. */
+static int accumulate_ggn(const struct sk_posterior *p, const float *x, int n, bool kfac, double *H, double *G)
 {
-    struct sk_model *m = p->model;
-    (void)y; /* the GGN of the softmax likelihood does not depend on the labels */
-    if (p->method != SK_BAYES_LAPLACE)
-        return sk_error(SK_EINVAL, "sk_bayes_fit_laplace: the posterior's method is %s", sk_bayes_method_name(p->method));
-    int li = m->n_layers - 1;
-    const struct sk_layer *L = &m->layers[li];
-    if (L->kind != SK_LAYER_DENSE)
-        return sk_error(SK_EINVAL, "last-layer Laplace needs a dense last layer ('%s' ends with %s)", m->spec,
-                        sk_layer_name(L->kind));
-    int D = L->in[0], D1 = D + 1, K = L->units, PK = K * D1;
-    if (K > 256 || D1 > 4096) return sk_error(SK_EINVAL, "last-layer Laplace supports up to 256 classes and 4095 features");
-    if (lc->hessian == SK_LAPLACE_FULL && PK > FULL_MAX)
-        return sk_error(SK_EINVAL, "the full last-layer Hessian would be %d x %d; use the Kronecker-factored one "
-                        "(kfac) for layers with more than %d weights", PK, PK, FULL_MAX);
-    if (lc->select_on_val && (!vx || !vy || nv < 1))
-        return sk_error(SK_EINVAL, "choosing the prior precision on validation data needs validation rows");
-    if (n < 1) return sk_error(SK_EINVAL, "Laplace needs training rows");
-    p->laplace = *lc;
-    p->ll_layer = li;
-    p->ll_d1 = D1;
-    p->ll_k = K;
-    bool kfac = lc->hessian == SK_LAPLACE_KFAC;
-    size_t hn = kfac ? (size_t)D1 * D1 : (size_t)PK * PK;
-    double *H = sk_calloc(hn, sizeof(double)), *G = sk_calloc((size_t)K * K, sizeof(double));
+    const struct sk_model *m = p->model;
+    int D1 = p->ll_d1, D = D1 - 1, K = p->ll_k, PK = K * D1;
     float *phi = sk_malloc(sizeof(float) * BATCH * (size_t)D);
     double *pb = sk_malloc(sizeof(double) * BATCH * (size_t)D1);
-    double *lam = NULL, *evals = NULL;
-    int rc = SK_ENOMEM;
-    if (!H || !G || !phi || !pb) goto out;
-    for (int i0 = 0; i0 < n; i0 += BATCH) {
+    int rc = phi && pb ? SK_OK : SK_ENOMEM;
+    for (int i0 = 0; i0 < n && !rc; i0 += BATCH) {
         int B = n - i0 < BATCH ? n - i0 : BATCH;
-        if ((rc = features(p, x + (size_t)i0 * m->in_dim, B, phi))) goto out;
+        if ((rc = features(p, x + (size_t)i0 * m->in_dim, B, phi))) break;
         for (int i = 0; i < B; i++) {
             double z[256], pr[256], mx = -INFINITY, s = 0;
             const float *f = phi + (size_t)i * D;
@@ -205,41 +183,63 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_c
         }
         if (kfac) sk_dgemm(true, false, D1, D1, B, 1.0, pb, D1, pb, D1, 1.0, H, D1);
     }
-    /* eigenvalues of the Hessian (kfac: all products g_i a_j) */
-    size_t nl = (size_t)PK;
-    lam = sk_malloc(sizeof(double) * nl);
-    evals = sk_malloc(sizeof(double) * (size_t)(kfac ? D1 + K : PK));
-    if (!lam || !evals) {
-        rc = SK_ENOMEM;
-        goto out;
-    }
+    sk_free(phi);
+    sk_free(pb);
+    return rc;
+}
+
+/* kfac: the factors' eigenvectors (rows of A and G, as sk_dsyev leaves them)
+ * and eigenvalues evals = [a (D1); g (K)], clamped at 0, kept in p; lam [K D1]
+ * receives every product g_i a_j. */
+static int keep_kfac(struct sk_posterior *p, const double *A, const double *G, double *evals, double *lam)
+{
+    int D1 = p->ll_d1, K = p->ll_k;
+    for (int j = 0; j < D1; j++) evals[j] = fmax(evals[j], 0);
+    for (int i = 0; i < K; i++) evals[D1 + i] = fmax(evals[D1 + i], 0);
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < D1; j++) lam[(size_t)i * D1 + j] = evals[D1 + i] * evals[j];
+    sk_free(p->ll_avec);
+    sk_free(p->ll_aval);
+    sk_free(p->ll_gvec);
+    sk_free(p->ll_gval);
+    p->ll_avec = sk_malloc(sizeof(float) * (size_t)D1 * D1);
+    p->ll_aval = sk_malloc(sizeof(float) * (size_t)D1);
+    p->ll_gvec = sk_malloc(sizeof(float) * (size_t)K * K);
+    p->ll_gval = sk_malloc(sizeof(float) * (size_t)K);
+    if (!p->ll_avec || !p->ll_aval || !p->ll_gvec || !p->ll_gval) return SK_ENOMEM;
+    for (size_t i = 0; i < (size_t)D1 * D1; i++) p->ll_avec[i] = (float)A[i];
+    for (int i = 0; i < D1; i++) p->ll_aval[i] = (float)evals[i];
+    for (int i = 0; i < K * K; i++) p->ll_gvec[i] = (float)G[i];
+    for (int i = 0; i < K; i++) p->ll_gval[i] = (float)evals[D1 + i];
+    return SK_OK;
+}
+
+/* The eigenvalues lam [K D1] of the Hessian, clamped at 0 (kfac: the
+ * products of the factors', which keep_kfac stores); H (and kfac's G) are
+ * overwritten by their eigenvectors. */
+static int hessian_eigen(struct sk_posterior *p, bool kfac, double *H, double *G, double *lam)
+{
+    int D1 = p->ll_d1, K = p->ll_k, PK = K * D1;
+    double *evals = sk_malloc(sizeof(double) * (size_t)(kfac ? D1 + K : PK));
+    if (!evals) return SK_ENOMEM;
+    int rc;
     if (kfac) {
-        if ((rc = sk_dsyev(H, D1, evals)) || (rc = sk_dsyev(G, K, evals + D1))) goto out;
-        for (int j = 0; j < D1; j++) evals[j] = fmax(evals[j], 0);
-        for (int i = 0; i < K; i++) evals[D1 + i] = fmax(evals[D1 + i], 0);
-        for (int i = 0; i < K; i++)
-            for (int j = 0; j < D1; j++) lam[(size_t)i * D1 + j] = evals[D1 + i] * evals[j];
-        sk_free(p->ll_avec);
-        sk_free(p->ll_aval);
-        sk_free(p->ll_gvec);
-        sk_free(p->ll_gval);
-        p->ll_avec = sk_malloc(sizeof(float) * (size_t)D1 * D1);
-        p->ll_aval = sk_malloc(sizeof(float) * (size_t)D1);
-        p->ll_gvec = sk_malloc(sizeof(float) * (size_t)K * K);
-        p->ll_gval = sk_malloc(sizeof(float) * (size_t)K);
-        if (!p->ll_avec || !p->ll_aval || !p->ll_gvec || !p->ll_gval) {
-            rc = SK_ENOMEM;
-            goto out;
-        }
-        for (size_t i = 0; i < (size_t)D1 * D1; i++) p->ll_avec[i] = (float)H[i];
-        for (int i = 0; i < D1; i++) p->ll_aval[i] = (float)evals[i];
-        for (int i = 0; i < K * K; i++) p->ll_gvec[i] = (float)G[i];
-        for (int i = 0; i < K; i++) p->ll_gval[i] = (float)evals[D1 + i];
-    } else {
-        if ((rc = sk_dsyev(H, PK, evals))) goto out;
+        if (!(rc = sk_dsyev(H, D1, evals)) && !(rc = sk_dsyev(G, K, evals + D1))) rc = keep_kfac(p, H, G, evals, lam);
+    } else if (!(rc = sk_dsyev(H, PK, evals))) {
         for (int i = 0; i < PK; i++) lam[i] = fmax(evals[i], 0);
     }
-    /* prior precision */
+    sk_free(evals);
+    return rc;
+}
+
+/* The prior precision on a log grid 1e-4 .. 1e4 maximising the Laplace
+ * marginal likelihood -delta/2 |w*|^2 + P/2 log delta - 1/2 sum log(lam + delta)
+ * (delta, the value given, if no grid point is finite). */
+static double marglik_delta(const struct sk_posterior *p, const double *lam, double delta)
+{
+    const struct sk_model *m = p->model;
+    const struct sk_layer *L = &m->layers[p->ll_layer];
+    int D1 = p->ll_d1, D = D1 - 1, K = p->ll_k, PK = K * D1;
     double wn = 0;
     for (int k = 0; k < K; k++) {
         for (int d = 0; d < D; d++) {
@@ -248,71 +248,94 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_c
         }
         wn += (double)m->params[L->b_off + k] * m->params[L->b_off + k];
     }
-    double delta = lc->prior_precision;
-    if (!(delta > 0) && !lc->select_on_val) {
-        double best = -INFINITY;
-        for (int gi = 0; gi <= 160; gi++) {
-            double dl = pow(10.0, -4.0 + gi * 0.05), ml = -0.5 * dl * wn + 0.5 * PK * log(dl);
-            for (size_t i = 0; i < nl; i++) ml -= 0.5 * log(lam[i] + dl);
-            if (ml > best) {
-                best = ml;
-                delta = dl;
-            }
+    double best = -INFINITY;
+    for (int gi = 0; gi <= 160; gi++) {
+        double dl = pow(10.0, -4.0 + gi * 0.05), ml = -0.5 * dl * wn + 0.5 * PK * log(dl);
+        for (size_t i = 0; i < (size_t)PK; i++) ml -= 0.5 * log(lam[i] + dl);
+        if (ml > best) {
+            best = ml;
+            delta = dl;
         }
     }
-    if (!kfac) {
+    return delta;
+}
+
+/* The prior precision on a log grid 1e-4 .. 1e4 with the lowest probit NLL
+ * on the nv validation rows, into *delta (kept if none is finite). Full
+ * Hessian: p->ll_cov is recomputed for each, from the eigenvectors V (rows)
+ * and values lam. */
+static int val_delta(struct sk_posterior *p, bool kfac, const double *V, const double *lam, const float *vx,
+                     const int *vy, int nv, double *delta)
+{
+    int D = p->ll_d1 - 1, PK = p->ll_k * p->ll_d1;
+    float *vphi = sk_malloc(sizeof(float) * (size_t)nv * D);
+    if (!vphi) return SK_ENOMEM;
+    int rc = features(p, vx, nv, vphi);
+    double best = INFINITY;
+    for (int gi = 0; gi <= 32 && !rc; gi++) {
+        double dl = pow(10.0, -4.0 + gi * 0.25), nll = 0;
+        /* Sigma(dl) = V^T diag(1/(lam+dl)) V */
+        if (!kfac && (rc = full_cov(V, lam, PK, dl, p->ll_cov, NULL))) break;
+        for (int i = 0; i < nv; i++) {
+            float pr[256];
+            probit_row(p, vphi + (size_t)i * D, dl, pr);
+            nll -= log(fmax(pr[vy[i]], 1e-12));
+        }
+        if (nll < best) {
+            best = nll;
+            *delta = dl;
+        }
+    }
+    sk_free(vphi);
+    return rc;
+}
+
+int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_config *lc, const float *x, const int *y,
+                         int n, const float *vx, const int *vy, int nv)
+{
+    struct sk_model *m = p->model;
+    (void)y; /* the GGN of the softmax likelihood does not depend on the labels */
+    if (p->method != SK_BAYES_LAPLACE)
+        return sk_error(SK_EINVAL, "sk_bayes_fit_laplace: the posterior's method is %s", sk_bayes_method_name(p->method));
+    int li = m->n_layers - 1;
+    const struct sk_layer *L = &m->layers[li];
+    if (L->kind != SK_LAYER_DENSE)
+        return sk_error(SK_EINVAL, "last-layer Laplace needs a dense last layer ('%s' ends with %s)", m->spec,
+                        sk_layer_name(L->kind));
+    int D = L->in[0], D1 = D + 1, K = L->units, PK = K * D1;
+    if (K > 256 || D1 > 4096) return sk_error(SK_EINVAL, "last-layer Laplace supports up to 256 classes and 4095 features");
+    if (lc->hessian == SK_LAPLACE_FULL && PK > FULL_MAX)
+        return sk_error(SK_EINVAL, "the full last-layer Hessian would be %d x %d; use the Kronecker-factored one "
+                        "(kfac) for layers with more than %d weights", PK, PK, FULL_MAX);
+    if (lc->select_on_val && (!vx || !vy || nv < 1))
+        return sk_error(SK_EINVAL, "choosing the prior precision on validation data needs validation rows");
+    if (n < 1) return sk_error(SK_EINVAL, "Laplace needs training rows");
+    p->laplace = *lc;
+    p->ll_layer = li;
+    p->ll_d1 = D1;
+    p->ll_k = K;
+    bool kfac = lc->hessian == SK_LAPLACE_KFAC;
+    size_t hn = kfac ? (size_t)D1 * D1 : (size_t)PK * PK;
+    double *H = sk_calloc(hn, sizeof(double)), *G = sk_calloc((size_t)K * K, sizeof(double)), *lam = NULL;
+    int rc = H && G ? accumulate_ggn(p, x, n, kfac, H, G) : SK_ENOMEM;
+    if (!rc) rc = (lam = sk_malloc(sizeof(double) * (size_t)PK)) ? hessian_eigen(p, kfac, H, G, lam) : SK_ENOMEM;
+    double delta = lc->prior_precision;
+    if (!rc && !(delta > 0) && !lc->select_on_val) delta = marglik_delta(p, lam, delta);
+    if (!rc && !kfac) {
         /* covariance and a square root from the eigenvectors (rows of H) */
         sk_free(p->ll_cov);
         sk_free(p->ll_cov_sqrt);
         p->ll_cov = sk_malloc(sizeof(float) * (size_t)PK * PK);
         p->ll_cov_sqrt = sk_malloc(sizeof(float) * (size_t)PK * PK);
-        if (!p->ll_cov || !p->ll_cov_sqrt) {
-            rc = SK_ENOMEM;
-            goto out;
-        }
+        if (!p->ll_cov || !p->ll_cov_sqrt) rc = SK_ENOMEM;
     }
-    if (lc->select_on_val && !(lc->prior_precision > 0)) {
-        /* the delta with the lowest probit NLL on the validation rows */
-        float *vphi = sk_malloc(sizeof(float) * (size_t)nv * D);
-        if (!vphi) {
-            rc = SK_ENOMEM;
-            goto out;
-        }
-        if ((rc = features(p, vx, nv, vphi))) {
-            sk_free(vphi);
-            goto out;
-        }
-        double best = INFINITY;
-        for (int gi = 0; gi <= 32; gi++) {
-            double dl = pow(10.0, -4.0 + gi * 0.25), nll = 0;
-            if (!kfac) {
-                /* Sigma(dl) = V^T diag(1/(lam+dl)) V */
-                if ((rc = full_cov(H, lam, PK, dl, p->ll_cov, NULL))) {
-                    sk_free(vphi);
-                    goto out;
-                }
-            }
-            for (int i = 0; i < nv; i++) {
-                float pr[256];
-                probit_row(p, vphi + (size_t)i * D, dl, pr);
-                nll -= log(fmax(pr[vy[i]], 1e-12));
-            }
-            if (nll < best) {
-                best = nll;
-                delta = dl;
-            }
-        }
-        sk_free(vphi);
+    if (!rc && lc->select_on_val && !(lc->prior_precision > 0)) rc = val_delta(p, kfac, H, lam, vx, vy, nv, &delta);
+    if (!rc) {
+        p->prior_precision = (float)delta;
+        if (!kfac) rc = full_cov(H, lam, PK, delta, p->ll_cov, p->ll_cov_sqrt);
     }
-    p->prior_precision = (float)delta;
-    if (!kfac && (rc = full_cov(H, lam, PK, delta, p->ll_cov, p->ll_cov_sqrt))) goto out;
-    rc = SK_OK;
-out:
     sk_free(H);
     sk_free(G);
-    sk_free(phi);
-    sk_free(pb);
     sk_free(lam);
-    sk_free(evals);
     return rc;
 }

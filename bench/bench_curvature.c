@@ -222,12 +222,14 @@ int main(int argc, char **argv)
         }
         if (ok && ok_t) {
             double sk = median(sec, ok) / steps, skr = ok_r ? median(sec_r, ok_r) / steps : 0, th = median(tph, ok_t);
+            char rr[32] = "null", ld[32] = "null"; /* not measured: recompute off, or fewer torch steps */
+            if (skr > 0) snprintf(rr, sizeof rr, "%.2f", th / skr);
+            if (tsteps == steps && tlam != 0) snprintf(ld, sizeof ld, "%.2e", (lam - tlam) / tlam);
             printf("{\"bench\":\"curvature\",\"what\":\"ratio\",\"model\":\"%s\",\"n\":%d,\"steps\":%d,"
                    "\"torch_steps\":%d,\"reps\":%d,\"skeptic_s_per_hvp\":%.4f,\"torch_s_per_hvp\":%.4f,"
-                   "\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%.2f,\"target\":3,"
-                   "\"lambda_max_rel_diff\":%.2e}\n",
-                   names[k], n, steps, tsteps, ok, sk, th, th / sk, skr > 0 ? th / skr : 0,
-                   tlam != 0 ? (lam - tlam) / tlam : 0);
+                   "\"torch_over_skeptic\":%.2f,\"torch_over_skeptic_recompute\":%s,\"target\":3,"
+                   "\"lambda_max_rel_diff\":%s}\n",
+                   names[k], n, steps, tsteps, ok, sk, th, th / sk, rr, ld);
             fflush(stdout);
         }
         sk_model_free(m);

@@ -125,6 +125,26 @@ int sk_plot_histograms(const char *path, const float *a, int na, const float *b,
  * NULL (drawn in capitals). */
 int sk_plot_line(const char *path, const char *title, const char *xlabel, const char *ylabel, const float *x,
                  const float *y, int n);
+/* Up to 6 series on one labelled chart, each in its own colour (blue, red,
+ * green, orange, purple, grey), solid or dashed, named in a legend at the top
+ * right (name NULL: not listed); non-finite points (and, with log_y, values
+ * <= 0) break a line. log_y: the y axis is logarithmic, ticks at powers of
+ * ten. */
+struct sk_plot_series {
+    const double *x, *y;
+    int n;
+    const char *name;
+    bool dashed;
+};
+int sk_plot_lines(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                  const struct sk_plot_series *s, int n_series, bool log_y);
+/* A heat map of z on the grid x[nx] by y[ny] (both increasing; z[j nx + i]
+ * at (x[i], y[j]), bilinear between grid points), coloured on a viridis ramp
+ * over z's range (log10 of z with log_z; values <= 0 then grey), white
+ * contour lines between n_levels equal bands (0: none), labelled axes and a
+ * colour bar with numbered ticks and the label zlabel. */
+int sk_plot_heatmap(const char *path, const char *title, const char *xlabel, const char *ylabel, const char *zlabel,
+                    const double *x, int nx, const double *y, int ny, const double *z, bool log_z, int n_levels);
 
 #ifdef __cplusplus
 }

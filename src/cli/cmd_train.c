@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/eval_uncertainty.h"
+#include "cli/train_track.h"
 #include "skeptic/robust.h"
 
 struct train_ctx {
@@ -113,6 +114,12 @@ struct train_args {
     long ckpt_every;
     uint64_t seed;
     bool resume, quiet;
+    /* flatness and dynamics: --batch full, --micro-batch, SAM/ASAM, gradient noise, --track */
+    const char *batch_s, *track;
+    float sam_rho, asam_eta, grad_noise;
+    bool asam;
+    int micro_batch, track_n;
+    long track_every;
     int opt_kind, sched_kind, init_kind, prep_kind, adv_kind; /* parsed from the strings */
 };
 
@@ -135,11 +142,13 @@ struct train_run {
     char *spec;
     cJSON *meta;
     struct train_ctx tc;
+    struct cli_track track;
     double secs;
 };
 
 static void train_run_free(struct train_run *r)
 {
+    cli_track_free(&r->track);
     if (r->tc.log) fclose(r->tc.log);
     cJSON_Delete(r->meta);
     sk_free(r->spec);
@@ -168,7 +177,21 @@ static int check_args(const struct cli_common *c, struct train_args *a)
         return cli_usage("--init '%s' is not he-uniform, he-normal, glorot-uniform, glorot-normal or torch", a->init);
     if (a->prep_kind < 0) return cli_usage("--normalize '%s' is not none, minmax or standardize", a->normalize);
     if (a->epochs < 1) return cli_usage("--epochs must be at least 1");
+    if (a->batch_s && strcmp(a->batch_s, "full")) {
+        char *end;
+        long b = strtol(a->batch_s, &end, 10);
+        if (end == a->batch_s || *end || b < 1 || b > 1 << 30)
+            return cli_usage("--batch '%s' is not a batch size >= 1 or 'full'", a->batch_s);
+        a->batch = (int)b;
+    }
     if (a->batch < 1) return cli_usage("--batch must be at least 1");
+    if (!(a->sam_rho >= 0) || !(a->asam_eta >= 0) || !(a->grad_noise >= 0) || a->micro_batch < 0)
+        return cli_usage("--sam-rho, --asam-eta, --grad-noise and --micro-batch must be >= 0");
+    if (a->asam && !(a->sam_rho > 0)) return cli_usage("--asam needs --sam-rho R > 0");
+    if (a->track && strcmp(a->track, "curvature")) return cli_usage("--track '%s' is not curvature", a->track);
+    if (a->track && !a->log_path) return cli_usage("--track writes into the log: give --log FILE.jsonl");
+    if (a->track && (a->track_every < 1 || a->track_n < 2))
+        return cli_usage("--track-every must be >= 1 and --track-n >= 2");
     if (!(a->lr >= 0)) return cli_usage("--lr must be positive");
     if (!(a->val_split >= 0 && a->val_split < 1)) return cli_usage("--val-split must be in [0,1)");
     if (a->early_stop < 0) return cli_usage("--early-stop must be >= 0");
@@ -284,6 +307,15 @@ static struct sk_train_config build_config(const struct train_args *a, struct tr
     cfg.on_checkpoint = a->ckpt ? on_checkpoint : NULL;
     cfg.checkpoint_every = a->ckpt_every;
     cfg.ctx = &r->tc;
+    cfg.micro_batch = a->micro_batch;
+    cfg.opt.sam_rho = a->sam_rho;
+    cfg.opt.sam_adaptive = a->asam;
+    cfg.opt.sam_eta = a->asam_eta;
+    cfg.opt.grad_noise = a->grad_noise;
+    if (a->track) {
+        cfg.on_step = cli_track_on_step;
+        cfg.step_ctx = &r->track;
+    }
     return cfg;
 }
 
@@ -304,6 +336,9 @@ static cJSON *build_meta(const struct cli_common *c, const struct train_args *a,
     cJSON_AddStringToObject(tcfg, "schedule", a->schedule);
     cJSON_AddNumberToObject(tcfg, "epochs", a->epochs);
     cJSON_AddNumberToObject(tcfg, "batch", a->batch);
+    if (a->sam_rho > 0) cJSON_AddNumberToObject(tcfg, a->asam ? "asam_rho" : "sam_rho", a->sam_rho);
+    if (a->asam) cJSON_AddNumberToObject(tcfg, "asam_eta", a->asam_eta);
+    if (a->grad_noise > 0) cJSON_AddNumberToObject(tcfg, "grad_noise", a->grad_noise);
     cJSON_AddNumberToObject(tcfg, "weight_decay", a->weight_decay);
     cJSON_AddNumberToObject(tcfg, "val_split", a->val_split);
     cJSON_AddNumberToObject(tcfg, "early_stop", a->early_stop);
@@ -341,6 +376,15 @@ static int start_trainer(const struct train_args *a, struct sk_train_config *cfg
     }
     if (a->log_path && !(r->tc.log = fopen(a->log_path, a->resume ? "a" : "w")))
         return cli_fail("%s: cannot open the log for writing", a->log_path);
+    if (a->track) {
+        struct sk_curvature_track_config kc = sk_curvature_track_defaults();
+        kc.n = a->track_n;
+        kc.gns_batch = kc.n >= 256 ? 128 : kc.n / 2; /* B_simple does not depend on it, its spread does */
+        kc.seed = a->seed;
+        const struct sk_dataset *te = r->test;
+        return cli_track_start(&r->track, r->m, r->train->x, r->train->y, r->train->n, te ? te->x : NULL,
+                               te ? te->y : NULL, te ? te->n : 0, &kc, a->track_every, r->tc.log, r->t);
+    }
     return CLI_OK;
 }
 
@@ -413,6 +457,11 @@ static int train(const struct cli_common *c, struct train_args *a)
     struct train_run r = { .tc = { .ckpt = a->ckpt, .json = c->json, .quiet = a->quiet, .n_epochs = a->epochs } };
     char *ck_txt = NULL;
     int status = open_data(c, &r);
+    if (!status && a->batch_s && !strcmp(a->batch_s, "full")) {
+        /* one step per epoch over every training row, in chunks of --micro-batch */
+        a->batch = r.train->n - (int)(a->val_split * r.train->n);
+        if (a->micro_batch == 0) a->micro_batch = 2048;
+    }
     if (!status) status = build_model(c, a, &r);
     if (!status) status = build_adv(c, a, &r);
     if (!status) {
@@ -435,7 +484,7 @@ int cmd_train(int argc, char **argv)
     struct cli_common c = cli_common_defaults();
     struct train_args a = {
         .optimizer = "adam", .schedule = "constant", .init = "he-uniform", .normalize = "none", .adv_s = "none",
-        .epochs = 10, .batch = 128, .momentum = 0.9f, .seed = 1, .adv_eps = NAN, .adv_beta = 6, .adv_kappa = 0.5f,
+        .epochs = 10, .batch = 128, .momentum = 0.9f, .seed = 1, .asam_eta = 0.01f, .track_every = 10, .track_n = 1000, .adv_eps = NAN, .adv_beta = 6, .adv_kappa = 0.5f,
         .adv_noise = 2, .adv_lambda = NAN, .clip_min = NAN, .clip_max = NAN, .adv_steps = 10, .adv_eot = 1,
     };
     struct cli_opt opts[] = {
@@ -448,7 +497,15 @@ int cmd_train(int argc, char **argv)
         { "schedule", CLI_STR, &a.schedule, "S", "constant | step | cosine | onecycle (default constant)" },
         { "warmup", CLI_INT, &a.warmup, "STEPS", "linear warm-up steps" },
         { "min-lr", CLI_FLOAT, &a.min_lr, "X", "final learning rate of cosine/onecycle (default 0)" },
-        { "batch", CLI_INT, &a.batch, "B", "batch size (default 128)" },
+        { "batch", CLI_STR, &a.batch_s, "B|full", "batch size (default 128); full: gradient descent on all training rows, one step per epoch" },
+        { "micro-batch", CLI_INT, &a.micro_batch, "N", "rows per forward/backward inside a batch, gradients accumulated (default: the whole batch; 2048 with --batch full)" },
+        { "sam-rho", CLI_FLOAT, &a.sam_rho, "R", "sharpness-aware minimisation (Foret et al.) around --optimizer: the gradient at w + R g/|g|" },
+        { "asam", CLI_FLAG, &a.asam, NULL, "adaptive SAM (Kwon et al.): the ascent scaled by |w| + eta (with --sam-rho, typically 0.5-2)" },
+        { "asam-eta", CLI_FLOAT, &a.asam_eta, "E", "ASAM's eta (default 0.01)" },
+        { "grad-noise", CLI_FLOAT, &a.grad_noise, "S", "add isotropic Gaussian noise of standard deviation S to every gradient" },
+        { "track", CLI_STR, &a.track, "curvature", "log lambda_max, Hessian trace, gradient noise scale, gradient and weight norms, train/test loss into --log" },
+        { "track-every", CLI_LONG, &a.track_every, "K", "--track: probe every K optimizer steps (default 10)" },
+        { "track-n", CLI_INT, &a.track_n, "N", "--track: rows of the fixed training and test subsets probed (default 1000)" },
         { "seed", CLI_U64, &a.seed, "S", "seed of initialisation, data order, dropout, validation split (default 1)" },
         { "out", CLI_STR, &a.out, "FILE", "model file to write (.safetensors); written atomically at the end" },
         { "val-split", CLI_FLOAT, &a.val_split, "F", "fraction of the training rows held out for validation" },

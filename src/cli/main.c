@@ -19,6 +19,7 @@ int cmd_data(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_curvature(int argc, char **argv);
+int cmd_landscape(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 
@@ -35,6 +36,7 @@ static const struct {
     { "attack", cmd_attack, "adversarial attacks and robustness: fgsm, pgd, apgd, cw, deepfool, fmn, square, suite" },
     { "compare", cmd_compare, "deterministic vs Bayesian nets: accuracy, NLL, ECE, OOD and adversarial detection" },
     { "curvature", cmd_curvature, "Hessian spectrum, sharpness and generalization measures of a model: how flat is its minimum" },
+    { "landscape", cmd_landscape, "loss along random or eigen directions, between two models, and the edge-of-stability plot of a training log" },
     { "verify", cmd_verify, "decide a VNN-LIB property: unsat (proved), sat (counterexample), timeout, unknown; or a benchmark's instances.csv" },
     { "export", cmd_export, "write a model as ONNX (or safetensors): skeptic export --model M --format onnx --out net.onnx" },
 };

@@ -229,6 +229,7 @@ struct sk_certify_verify_config {
     int pgd_restarts;     /* per disjunct (5) */
     int pgd_steps;        /* (100) */
     int alpha_iters;      /* α-CROWN steps on the whole box (50) */
+    int inter_alpha_iters;/* α-CROWN steps on each layer's intermediate bounds, whole box only (0) */
     int bab_iters;        /* α/β steps per subdomain (10) */
     int batch;            /* subdomains split per round (16) */
     int max_domain_mb;    /* memory of the subdomain queue (1024) */

@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const float *C, int M, int iters,
+int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int top, const float *C, int M, int iters,
                       float lr, const signed char *split, float *alpha, float *beta, const struct lp_opts *o,
                       const float *target, float *lb, float *xstar, float *Arelu)
 {
@@ -27,10 +27,10 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const
     float *cur = sk_malloc(sizeof(float) * (size_t)M), *xs = sk_malloc(sizeof(float) * (size_t)M * net->in_dim);
     float **Aout = sk_calloc((size_t)n + 1, sizeof(float *)), **G = sk_calloc((size_t)n + 1, sizeof(float *));
     if (!a || !bt || !ma || !va || !mb || !vb || !ba || !bb || !cur || !xs || !Aout || !G) goto done;
-    for (int i = 0; i <= n; i++) {
+    for (int i = 0; i <= top; i++) {
         int d = i == 0 ? net->in_dim : net->s[i - 1].dout;
         if (!(G[i] = sk_malloc(sizeof(float) * (size_t)M * d))) goto done;
-        if (i < n && (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) &&
+        if (i < top && (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) &&
             !(Aout[i] = sk_malloc(sizeof(float) * (size_t)M * net->s[i].dout)))
             goto done;
     }
@@ -51,7 +51,7 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const
     const float b1 = 0.9f, b2 = 0.999f;
     rc = SK_OK;
     for (int it = 0; it <= iters; it++) {
-        if ((rc = lp_backward(net, b, n, C, M, o, &x, cur))) break;
+        if ((rc = lp_backward(net, b, top, C, M, o, &x, cur))) break;
         bool all = target != NULL;
         for (int q = 0; q < M; q++) {
             if (cur[q] > lb[q]) {
@@ -61,17 +61,17 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const
                 if (xstar) memcpy(xstar + (size_t)q * net->in_dim, xs + (size_t)q * net->in_dim,
                                   sizeof(float) * (size_t)net->in_dim);
                 if (Arelu)
-                    for (int i = 0; i < n; i++)
+                    for (int i = 0; i < top; i++)
                         if (net->s[i].relu_off >= 0)
                             memcpy(Arelu + (size_t)q * nr + net->s[i].relu_off, Aout[i] + (size_t)q * net->s[i].dout,
                                    sizeof(float) * (size_t)net->s[i].dout);
             }
             if (target && !(lb[q] > target[q])) all = false;
         }
-        if (it == iters || all || nr == 0) break;
-        if ((rc = lp_relaxed_forward(net, b, M, &x, G))) break;
+        if (it == iters || all || nr == 0 || (o->deadline > 0 && sk_now() > o->deadline)) break;
+        if ((rc = lp_relaxed_forward(net, b, top, M, &x, G))) break;
         float c1 = 1.0f - powf(b1, (float)(it + 1)), c2 = 1.0f - powf(b2, (float)(it + 1));
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < top; i++) {
             const struct lp_step *s = &net->s[i];
             if (s->relu_off < 0) continue;
             float lo_a = s->p < 1 ? s->p : 1, hi_a = s->p < 1 ? 1 : s->p;

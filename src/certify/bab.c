@@ -19,7 +19,7 @@ const char *sk_certify_verdict_name(enum sk_certify_verdict v)
 struct sk_certify_verify_config sk_certify_verify_defaults(void)
 {
     return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
-                                              .alpha_iters = 50, .bab_iters = 10, .batch = 16,
+                                              .alpha_iters = 50, .inter_alpha_iters = 0, .bab_iters = 10, .batch = 16,
                                               .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
 }
 
@@ -321,7 +321,7 @@ static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
         d->status = rc;
         return;
     }
-    rc = lp_alpha_optimize(net, &w->b, B->C, B->R, B->iters, B->lr, w->split, d->alpha, d->beta, &B->o, B->target,
+    rc = lp_alpha_optimize(net, &w->b, net->n, B->C, B->R, B->iters, B->lr, w->split, d->alpha, d->beta, &B->o, B->target,
                            w->lb, w->xstar, w->Arelu);
     if (rc) {
         d->status = rc;
@@ -514,7 +514,7 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     int rc = check_property(m, p);
     if (rc) return rc;
     if (!(cfg->timeout_s > 0) || cfg->pgd_restarts < 0 || cfg->pgd_steps < 0 || cfg->alpha_iters < 0 ||
-        cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0)
+        cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0 || cfg->inter_alpha_iters < 0)
         return sk_error(SK_EINVAL, "verify: cfg.timeout_s %g (> 0), cfg.pgd_restarts %d, cfg.pgd_steps %d, "
                         "cfg.alpha_iters %d, cfg.bab_iters %d (>= 0), cfg.max_domain_mb %d (>= 1) out of range",
                         cfg->timeout_s, cfg->pgd_restarts, cfg->pgd_steps, cfg->alpha_iters, cfg->bab_iters,
@@ -546,8 +546,10 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
         goto sat;
     }
     if ((rc = lp_net_build(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
-    struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows };
+    struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows, .alpha_iters = cfg->inter_alpha_iters,
+                         .deadline = deadline };
     if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &o, &root))) goto done;
+    o.alpha_iters = 0; /* subdomains recompute intermediate bounds by CROWN (and keep the root's where tighter) */
     /* CROWN on every row, then α-CROWN on the disjuncts left */
     if ((rc = lp_backward(&net, &root, net.n, p->c, p->n_rows, &o, NULL, lb))) goto done;
     int n_open = 0;
@@ -563,7 +565,7 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
         for (int t = 0; t < n_open; t++) {
             int i = open[t], R = p->disj[i + 1] - p->disj[i];
             const float *Ci = p->c + (size_t)p->disj[i] * K;
-            if ((rc = lp_alpha_optimize(&net, &root, Ci, R, cfg->alpha_iters, 0.1f, NULL, NULL, NULL, &o,
+            if ((rc = lp_alpha_optimize(&net, &root, net.n, Ci, R, cfg->alpha_iters, 0.1f, NULL, NULL, NULL, &o,
                                         tg + p->disj[i], lb + p->disj[i], xs + (size_t)p->disj[i] * D, NULL)))
                 goto done;
             bool refuted = false;
@@ -579,6 +581,24 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
                     memcpy(x, xs + (size_t)k * D, sizeof(float) * (size_t)D);
                     found = true;
                     which = dj;
+                }
+            }
+            /* and good starts for PGD on that disjunct alone: the relaxation
+             * points at where the network is weakest */
+            if (!found && cfg->pgd_restarts > 0) {
+                int sd[2] = { 0, p->disj[i + 1] - p->disj[i] };
+                struct sk_certify_property sub = *p;
+                sub.n_rows = sd[1];
+                sub.c = p->c + (size_t)p->disj[i] * K;
+                sub.d = p->d + p->disj[i];
+                sub.n_disj = 1;
+                sub.disj = sd;
+                if ((rc = margin_pgd(m, &sub, cfg->pgd_restarts, cfg->pgd_steps, cfg->seed + 1 + (uint64_t)i,
+                                     xs + (size_t)p->disj[i] * D, deadline, &found, x, &which)))
+                    goto done;
+                if (found) {
+                    which = i;
+                    r.stage = "alpha-pgd";
                 }
             }
             if (found) break;

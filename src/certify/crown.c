@@ -750,12 +750,13 @@ done:
     return rc;
 }
 
-int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int M, const struct lp_extra *x, float **G)
+int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int top, int M, const struct lp_extra *x,
+                       float **G)
 {
     float *col = sk_malloc(sizeof(float) * conv_col(net));
     if (!col) return SK_ENOMEM;
     memcpy(G[0], x->xstar, sizeof(float) * (size_t)M * net->in_dim);
-    for (int i = 0; i < net->n; i++) {
+    for (int i = 0; i < top; i++) {
         const struct lp_step *s = &net->s[i];
         for (int q = 0; q < M; q++) {
             const float *gi = G[i] + (size_t)q * s->din;
@@ -857,6 +858,14 @@ int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *h
                             A[(size_t)(r + t) * s->din + sel[j0 + t]] = -1.0f;
                         }
                         rc = lp_backward(net, b, i, A, 2 * r, o, NULL, lb);
+                        /* α-CROWN on these rows too, where its slopes fit in memory */
+                        if (rc == SK_OK && o->alpha_iters > 0 && net->n_relu > 0 && net->relu_step[0] < i &&
+                            (size_t)2 * r * net->n_relu <= ((size_t)1 << 23)) {
+                            struct lp_opts oi = *o;
+                            oi.alpha_iters = 0;
+                            rc = lp_alpha_optimize(net, b, i, A, 2 * r, o->alpha_iters, 0.1f, NULL, NULL, NULL, &oi,
+                                                   NULL, lb, NULL, NULL);
+                        }
                         for (int t = 0; t < r && rc == SK_OK; t++) {
                             int j = sel[j0 + t];
                             float l = lb[t], u = -lb[r + t];
@@ -925,7 +934,7 @@ static int spec_lower(const struct sk_model *m, const struct lp_net *net, const 
     rc = lp_bounds_compute(net, lo, hi, NULL, 0, o, &b);
     if (!rc) {
         if (alpha_iters > 0 && net->n_relu > 0)
-            rc = lp_alpha_optimize(net, &b, C, n, alpha_iters, alpha_lr, NULL, NULL, NULL, o, NULL, lb, NULL, NULL);
+            rc = lp_alpha_optimize(net, &b, net->n, C, n, alpha_iters, alpha_lr, NULL, NULL, NULL, o, NULL, lb, NULL, NULL);
         else
             rc = lp_backward(net, &b, net->n, C, n, o, NULL, lb);
     }

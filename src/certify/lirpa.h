@@ -53,6 +53,8 @@ struct lp_opts {
     bool with_ibp;    /* intersect intermediate boxes with interval arithmetic; the final bound is the best
                          concretization over every step (never looser than IBP) */
     int crown_rows;   /* intermediate neurons bounded by CROWN per step at most (more: intervals only) */
+    int alpha_iters;  /* α-CROWN steps on intermediate bounds too (0: CROWN's slopes) */
+    double deadline;  /* sk_now() past which α-CROWN stops early with its best bound so far (0: none) */
 };
 
 /* Flatten m into net (eval mode). SK_EINVAL naming the layer for what the
@@ -93,14 +95,16 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
 
 /* The relaxed forward pass of lp_backward's rows: per row q the values
  * G[i][q, :] at the input of every step i (i = 0..n) of the relaxed network
- * that row q's bound used, evaluated at x->xstar. G[i] is [M, din of i]. */
-int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int M, const struct lp_extra *x,
+ * that row q's bound used, evaluated at x->xstar. G[i] is [M, din of i];
+ * steps from `top` on are left out (G[i] for i <= top). */
+int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int top, int M, const struct lp_extra *x,
                        float **G);
 
 /* The default lower slope of a relu / leaky relu value on [l, u]. */
 float lp_relu_default_slope(float p, float l, float u);
 
-/* α-CROWN on the spec rows C [M, out_dim] over the boxes b, `iters` Adam
+/* α-CROWN on the rows C [M, dim] on the input of step top (top = n: the
+ * specification on the outputs) over the boxes b, `iters` Adam
  * steps of size lr on the lower slopes of unstable relu / leaky-relu values
  * (per row and value, projected on [p, 1]) and, with split, on the β
  * multipliers of split values (projected on >= 0). lb[M]: the best bound of
@@ -111,7 +115,7 @@ float lp_relu_default_slope(float p, float l, float u);
  * corner of each row's best bound. Arelu [M, n_relu] (may be NULL): the
  * coefficients at the relu outputs of the best bound (branching scores).
  * target [M] (may be NULL): stop once every row's bound exceeds it. */
-int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, const float *C, int M, int iters,
+int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int top, const float *C, int M, int iters,
                       float lr, const signed char *split, float *alpha, float *beta, const struct lp_opts *o,
                       const float *target, float *lb, float *xstar, float *Arelu);
 

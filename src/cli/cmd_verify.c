@@ -24,7 +24,7 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 
 struct vopts {
     double timeout;
-    int pgd_restarts, pgd_steps, alpha_iters, bab_iters, batch, max_domain_mb;
+    int pgd_restarts, pgd_steps, alpha_iters, inter_alpha_iters, bab_iters, batch, max_domain_mb;
     bool no_bab;
     uint64_t seed;
 };
@@ -37,6 +37,7 @@ static struct sk_certify_verify_config config_of(const struct vopts *o, double t
     if (o->pgd_steps >= 0) cfg.pgd_steps = o->pgd_steps;
     if (o->alpha_iters >= 0) cfg.alpha_iters = o->alpha_iters;
     if (o->bab_iters >= 0) cfg.bab_iters = o->bab_iters;
+    if (o->inter_alpha_iters >= 0) cfg.inter_alpha_iters = o->inter_alpha_iters;
     if (o->batch > 0) cfg.batch = o->batch;
     if (o->max_domain_mb > 0) cfg.max_domain_mb = o->max_domain_mb;
     cfg.bab = !o->no_bab;
@@ -233,7 +234,8 @@ int cmd_verify(int argc, char **argv)
     struct cli_common c = cli_common_defaults();
     const char *vnnlib = NULL, *cex = NULL, *instances = NULL, *root = NULL, *out = NULL, *cex_dir = NULL;
     float timeout = 0;
-    struct vopts o = { .pgd_restarts = -1, .pgd_steps = -1, .alpha_iters = -1, .bab_iters = -1, .seed = 1 };
+    struct vopts o = { .pgd_restarts = -1, .pgd_steps = -1, .alpha_iters = -1, .inter_alpha_iters = -1, .bab_iters = -1,
+                     .seed = 1 };
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         { "vnnlib", CLI_STR, &vnnlib, "FILE", "the property (VNN-LIB): input box and output constraints of a counterexample" },
@@ -247,6 +249,8 @@ int cmd_verify(int argc, char **argv)
         { "pgd-restarts", CLI_INT, &o.pgd_restarts, "R", "margin PGD restarts per disjunct before bounding (default 5)" },
         { "pgd-steps", CLI_INT, &o.pgd_steps, "N", "PGD steps (default 100)" },
         { "alpha-iters", CLI_INT, &o.alpha_iters, "N", "alpha-CROWN steps on the whole box (default 50)" },
+        { "inter-alpha-iters", CLI_INT, &o.inter_alpha_iters, "N", "alpha-CROWN steps on every layer's intermediate "
+          "bounds over the whole box (default 0: CROWN's; costly, tighter on deep nets)" },
         { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 10)" },
         { "batch", CLI_INT, &o.batch, "N", "subdomains split per round (default 16)" },
         { "max-domain-mb", CLI_INT, &o.max_domain_mb, "MB", "memory of the subdomain queue (default 1024); full: unknown" },

@@ -180,8 +180,8 @@ static int check_args(const struct cli_common *c, struct train_args *a)
     if (a->batch_s && strcmp(a->batch_s, "full")) {
         char *end;
         long b = strtol(a->batch_s, &end, 10);
-        if (end == a->batch_s || *end || b < 1 || b > 1 << 30)
-            return cli_usage("--batch '%s' is not a batch size >= 1 or 'full'", a->batch_s);
+        if (end == a->batch_s || *end) return cli_usage("--batch '%s' is not a batch size or 'full'", a->batch_s);
+        if (b < 1 || b > 1 << 20) return cli_usage("--batch must be in [1, %d] or 'full'; got %s", 1 << 20, a->batch_s);
         a->batch = (int)b;
     }
     if (a->batch < 1) return cli_usage("--batch must be at least 1");

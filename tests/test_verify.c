@@ -303,25 +303,76 @@ static void check_disjunction(void)
     sk_model_free(m);
 }
 
+/* The command line: verdict words, the counterexample file, the runner's CSV. */
+static void write_prop(const char *name, float d)
+{
+    char t[1024];
+    int n = snprintf(t, sizeof t,
+                     "; y0 - y1 <= d over [-1,1]^2\n(declare-const X_0 Real)\n(declare-const X_1 Real)\n"
+                     "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n(assert (<= X_0 1.0))\n(assert (>= X_0 -1.0))\n"
+                     "(assert (<= X_1 1.0))\n(assert (>= X_1 -1.0))\n(assert (<= (- Y_0 Y_1) %.9g))\n",
+                     (double)d);
+    sk_test_write(sk_test_path(name), t, (size_t)n);
+}
+
+static void check_cli(void)
+{
+    struct sk_model *m = random_model("mlp:2-8-8-2:relu", 7);
+    if (!m) return;
+    int rc = sk_model_save(m, sk_test_path("net.safetensors"), NULL);
+    CHECK(rc == SK_OK, "save: %s", sk_last_error());
+    float x0[2] = { 0, 0 }, z[2], lo[2] = { -1, -1 }, hi[2] = { 1, 1 }, c[2] = { 1, -1 }, lb;
+    sk_model_logits(m, x0, 1, z);
+    sk_certify_spec_bounds(m, lo, hi, 1, c, 1, NULL, &lb);
+    write_prop("sat.vnnlib", z[0] - z[1] + 0.01f); /* the centre meets it */
+    write_prop("unsat.vnnlib", lb - 1.0f);         /* below CROWN's bound */
+    int e = sk_cli_run("verify --model net.safetensors --vnnlib sat.vnnlib --timeout 10 --cex cex.txt");
+    CHECK(e == 0 && !strcmp(sk_cli_out, "sat\n"), "verify prints sat (exit %d, '%s' %s)", e, sk_cli_out, sk_cli_err);
+    char buf[4096];
+    sk_test_slurp(sk_test_path("cex.txt"), buf, sizeof buf);
+    double xv[2] = { 9, 9 }, yv[2] = { 9, 9 };
+    int got = sscanf(buf, "((X_0 %lf)\n(X_1 %lf)\n(Y_0 %lf)\n(Y_1 %lf))", &xv[0], &xv[1], &yv[0], &yv[1]);
+    float xf[2] = { (float)xv[0], (float)xv[1] }, zf[2];
+    sk_model_logits(m, xf, 1, zf);
+    CHECK(got == 4 && fabs(xv[0]) <= 1 && fabs(xv[1]) <= 1 && zf[0] - zf[1] <= z[0] - z[1] + 0.01f + 1e-6f &&
+              fabs(yv[0] - zf[0]) < 1e-6 && fabs(yv[1] - zf[1]) < 1e-6,
+          "the counterexample file ((X_0 v) ... (Y_1 v)) holds a point of the box meeting the property (%d values: '%.80s')",
+          got, buf);
+    e = sk_cli_run("verify --model net.safetensors --vnnlib unsat.vnnlib --timeout 10");
+    CHECK(e == 0 && !strcmp(sk_cli_out, "unsat\n"), "verify prints unsat (exit %d, '%s')", e, sk_cli_out);
+    const char *inst = "net.safetensors,sat.vnnlib,10\nnet.safetensors,unsat.vnnlib,10\n";
+    sk_test_write(sk_test_path("instances.csv"), inst, strlen(inst));
+    e = sk_cli_run("verify --instances instances.csv --out results.csv");
+    sk_test_slurp(sk_test_path("results.csv"), buf, sizeof buf);
+    CHECK(e == 0 && !strncmp(buf, "onnx,vnnlib,result,time_s,raw_result,prepare_s\nnet.safetensors,sat.vnnlib,sat,", 78) &&
+              strstr(buf, "\nnet.safetensors,unsat.vnnlib,unsat,"),
+          "the runner writes VNN-COMP's columns (exit %d): %.200s", e, buf);
+    e = sk_cli_run("verify --model net.safetensors --vnnlib missing.vnnlib --timeout 10");
+    CHECK(e == 1 && !strcmp(sk_cli_out, "error\n") && strstr(sk_cli_err, "missing.vnnlib"),
+          "a missing property: error, naming the file (exit %d, '%s')", e, sk_cli_err);
+    sk_model_free(m);
+}
+
 int main(void)
 {
     sk_set_threads(2);
-    check_spec_sound("mlp:6-12-12-4:relu", false, 400);
-    check_spec_sound("mlp:6-12-12-4:relu", true, 200);
-    check_spec_sound("seq:5-dense8-lrelu0.1-dense8-lrelu-dense3", false, 300);
-    check_spec_sound("seq:5-dense8-lrelu1.5-dense3", false, 200);
-    check_spec_sound("seq:5-dense8-tanh-dense8-sigmoid-dense3", false, 300);
-    check_spec_sound("seq:5-dense8-softplus-dense8-gelu-dense3", false, 300);
-    check_spec_sound("seq:5-dense8-bn-relu-dropout0.3-dense3", false, 300);
-    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense3", false, 300);
-    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2s1-flatten-dense3", false, 200);
-    check_spec_sound("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-tanh-dense3", false, 300);
-    check_spec_sound("cnn:1x6x6-conv4k3-gelu-gap-dense3", false, 300);
-    check_vs_ibp("mlp:6-16-16-4:relu", 200);
-    check_vs_ibp("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense8-relu-dense3", 200);
-    check_vs_ibp("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-sigmoid-dense3", 200);
-    check_bab_grid("mlp:2-12-12-2:relu", 5);
-    check_bab_grid("mlp:2-8-8-8-2:relu", 3);
+    check_spec_sound("mlp:6-12-12-4:relu", false, 160);
+    check_spec_sound("mlp:6-12-12-4:relu", true, 80);
+    check_spec_sound("seq:5-dense8-lrelu0.1-dense8-lrelu-dense3", false, 120);
+    check_spec_sound("seq:5-dense8-lrelu1.5-dense3", false, 80);
+    check_spec_sound("seq:5-dense8-tanh-dense8-sigmoid-dense3", false, 120);
+    check_spec_sound("seq:5-dense8-softplus-dense8-gelu-dense3", false, 120);
+    check_spec_sound("seq:5-dense8-bn-relu-dropout0.3-dense3", false, 120);
+    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense3", false, 120);
+    check_spec_sound("cnn:1x6x6-conv3k3p1-relu-maxpool2s1-flatten-dense3", false, 80);
+    check_spec_sound("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-tanh-dense3", false, 120);
+    check_spec_sound("cnn:1x6x6-conv4k3-gelu-gap-dense3", false, 120);
+    check_vs_ibp("mlp:6-16-16-4:relu", 100);
+    check_vs_ibp("cnn:1x6x6-conv3k3p1-relu-maxpool2-flatten-dense8-relu-dense3", 100);
+    check_vs_ibp("cnn:2x6x6-conv3k3s2p1-bn-relu-avgpool2-flatten-dense5-sigmoid-dense3", 100);
+    check_bab_grid("mlp:2-12-12-2:relu", 4);
+    check_bab_grid("mlp:2-8-8-8-2:relu", 2);
     check_disjunction();
+    check_cli();
     return sk_test_finish("test_verify");
 }

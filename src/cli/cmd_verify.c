@@ -15,7 +15,6 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 {
     FILE *f = fopen(path, "w");
     if (!f) return cli_fail("cannot write the counterexample to %s: %s", path, strerror(errno));
-    fputc('(', f);
     for (int j = 0; j < D; j++) fprintf(f, "%s(X_%d %.9g)\n", j ? "" : "(", j, (double)x[j]);
     for (int k = 0; k < K; k++) fprintf(f, "(Y_%d %.9g)%s\n", k, (double)y[k], k == K - 1 ? ")" : "");
     if (fclose(f) != 0) return cli_fail("cannot write the counterexample to %s: %s", path, strerror(errno));

@@ -16,9 +16,13 @@ const char *cli_command = "";
 
 static void vreport(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "skeptic%s%s: %s%s:%s ", cli_command[0] ? " " : "", cli_command, cli_sgr(stderr, CLI_STYLE_ERROR),
-            kind, cli_sgr(stderr, CLI_STYLE_OFF));
-    vfprintf(stderr, fmt, ap);
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int col = fprintf(stderr, "skeptic%s%s: ", cli_command[0] ? " " : "", cli_command) + (int)strlen(kind) + 2;
+    fprintf(stderr, "%s%s:%s ", cli_sgr(stderr, CLI_STYLE_ERROR), kind, cli_sgr(stderr, CLI_STYLE_OFF));
+    /* on a terminal the message is wrapped at words; into a file or pipe it stays one line */
+    if (isatty(STDERR_FILENO)) cli_wrap(stderr, msg, 2, col, cli_term_width(stderr));
+    else fputs(msg, stderr);
     fputc('\n', stderr);
 }
 
@@ -435,6 +439,33 @@ int cli_parse(int argc, char **argv, const struct cli_help *h, const struct cli_
         pos[np++] = a;
     }
     if (n_pos) *n_pos = np;
+    /* options whose values are one of a fixed set, the same in every command:
+     * a value outside is a usage error listing the set */
+    static const struct {
+        const char *name;
+        const char *set[8];
+    } choices[] = {
+        { "split", { "train", "test", "all" } },
+        { "header", { "yes", "no", "auto" } },
+        { "norm", { "linf", "l2", "l1", "l0" } },
+        { "schedule", { "constant", "step", "cosine", "onecycle" } },
+        { "normalize", { "none", "minmax", "standardize" } },
+        { "init", { "he-uniform", "he-normal", "glorot-uniform", "glorot-normal", "torch" } },
+        { "prior", { "gaussian", "mixture" } },
+        { "hessian", { "kfac", "full" } },
+    };
+    for (const struct cli_opt *o = opts; o->name; o++) {
+        if (o->type != CLI_STR || !*(const char **)o->dst) continue;
+        const char *v = *(const char **)o->dst;
+        for (size_t k = 0; k < sizeof choices / sizeof *choices; k++) {
+            if (strcmp(choices[k].name, o->name)) continue;
+            int n = 0, hit = 0;
+            while (n < 8 && choices[k].set[n]) hit |= !strcmp(v, choices[k].set[n++]);
+            char flag[64];
+            snprintf(flag, sizeof flag, "--%s", o->name);
+            if (!hit) return cli_bad_choice(flag, v, choices[k].set, n);
+        }
+    }
     for (const struct cli_opt *o = opts; o->name; o++)
         if (!strcmp(o->name, "threads") && o->type == CLI_INT && *(int *)o->dst != 0) sk_set_threads(*(int *)o->dst);
     return 0;

@@ -244,6 +244,10 @@ int cli_help_topic(const char *topic, const char *const *commands);
 extern volatile sig_atomic_t cli_interrupted;
 void cli_interrupt_arm(void);
 void cli_interrupt_disarm(void);
+/* A float as the user wrote it: the shortest decimal that reads back as v
+ * (0.1f is "0.1", not 0.10000000149011612) into buf; returns that decimal as
+ * a double (for JSON). */
+double cli_float_as_given(float v, char *buf, size_t cap);
 /* "1:05", "1:02:03", "--:--" for an unknown time. */
 void cli_fmt_time(char *b, size_t cap, double seconds);
 

@@ -3,9 +3,11 @@
  * cost, per-stage figures of the suite and the audits' warnings; optionally
  * the accuracy-versus-eps curve (CSV, PNG), the adversarial examples (.npy),
  * the clean input gradients (.npy) and a picture grid (PNG). */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/eval_uncertainty.h"
@@ -36,7 +38,10 @@ static void json_result(cJSON *o, const struct sk_attack_result *r)
 {
     cJSON_AddStringToObject(o, "attack", r->attack);
     cJSON_AddStringToObject(o, "norm", sk_attack_norm_name(r->norm));
-    cli_json_num(o, "eps", r->eps);
+    char et[48];
+    double eg = cli_float_as_given(r->eps, et, sizeof et);
+    cli_json_num(o, "eps", eg);       /* as given */
+    cli_json_num(o, "eps_f32", r->eps); /* the float the attack used */
     cJSON_AddNumberToObject(o, "n", r->n);
     cli_json_num(o, "clean_accuracy", r->clean_acc);
     cli_json_num(o, "robust_accuracy", r->robust_acc);
@@ -163,7 +168,11 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
                                     { "--labels", c->labels, false }, { NULL, NULL, false } };
     int kind = sk_attack_parse(a->attack), rc = cli_check_outputs(outs, ins);
     if (rc) return rc;
-    if (kind < 0) return cli_usage("--attack: unknown attack '%s' (see --help)", a->attack);
+    if (kind < 0) {
+        const char *names[SK_ATTACK_COUNT];
+        for (int k = 0; k < SK_ATTACK_COUNT; k++) names[k] = sk_attack_name((enum sk_attack_kind)k);
+        return cli_bad_choice("--attack", a->attack, names, SK_ATTACK_COUNT);
+    }
     int p = kind == SK_ATTACK_CW || kind == SK_ATTACK_DEEPFOOL ? SK_NORM_L2
             : kind == SK_ATTACK_SPARSE                         ? SK_NORM_L0
                                                                : SK_NORM_LINF;
@@ -238,6 +247,55 @@ static int make_classifier(const struct cli_common *c, const struct attack_args 
     return r->cl ? CLI_OK : cli_fail_lib();
 }
 
+/* Live progress on stderr: a bar inside each stage (terminals only) and
+ * each stage's line as soon as it is over (every output). */
+/* The stage lines went to a terminal that stdout shares: not printed twice. */
+static bool stages_on_screen;
+
+struct attack_live {
+    struct cli_progress prog;
+    double t0;
+    float eps; /* the eps being attacked (--eps-list: changes) */
+    bool lines;
+};
+
+static void stage_line(FILE *fp, const struct sk_attack_stage *st, int n)
+{
+    long robust = lround(st->robust_acc * n);
+    char pct[48], t[24];
+    snprintf(pct, sizeof pct, "%.2f%% (%ld/%d)", 100 * st->robust_acc, robust, n);
+    cli_fmt_time(t, sizeof t, st->seconds);
+    fprintf(fp, "  %-9s %8d %s%7d%s  %-18s %6s\n", st->name, st->n_attacked,
+            cli_sgr(fp, st->n_broken ? CLI_STYLE_BAD : CLI_STYLE_GOOD), st->n_broken, cli_sgr(fp, CLI_STYLE_OFF), pct, t);
+}
+
+static void stage_header(FILE *fp)
+{
+    fprintf(fp, "  %-9s %8s %7s  %-18s %6s\n", "stage", "attacked", "broken", "robust", "time");
+}
+
+static void on_attack_progress(void *ctx, const struct sk_attack_progress *p)
+{
+    struct attack_live *l = ctx;
+    if (p->finished) {
+        cli_progress_clear(&l->prog);
+        if (l->lines) {
+            if (p->stage == 0 && p->n_stages > 1) stage_header(stderr);
+            if (p->n_stages > 1) stage_line(stderr, p->finished, p->n);
+            fflush(stderr);
+        }
+        return;
+    }
+    char left[64], e0[48], e1[48];
+    snprintf(left, sizeof left, "stage %d/%d %s", p->stage + 1, p->n_stages, p->name);
+    snprintf(e0, sizeof e0, "%d/%d rows", p->done, p->total);
+    char t[24];
+    cli_fmt_time(t, sizeof t, sk_now() - l->t0);
+    snprintf(e1, sizeof e1, "%s", t);
+    const char *extra[] = { e0, e1 };
+    cli_progress_draw(&l->prog, left, p->total ? (double)p->done / p->total : 1, extra, 2, true);
+}
+
 /* The attack (or the curve of --eps-list); warnings on stderr. */
 static int run_attack(const struct cli_common *c, const struct attack_args *a, struct attack_run *r)
 {
@@ -257,13 +315,26 @@ static int run_attack(const struct cli_common *c, const struct attack_args *a, s
         for (int i = 0; i < d->n; i++) r->tg[i] = a->target;
         cfg->targets = r->tg;
     }
+    struct attack_live live;
+    cli_progress_init(&live.prog, 1);
+    live.t0 = sk_now();
+    live.lines = !c->json && cli_verbosity >= 0 && !a->eps_list;
+    cfg->on_progress = on_attack_progress;
+    cfg->progress_ctx = &live;
     if (a->eps_list) {
         r->rs = sk_calloc((size_t)a->n_eps, sizeof *r->rs);
         if (!r->rs) return cli_fail_lib();
         if (sk_attack_curve(r->cl, cfg, a->epsv, a->n_eps, d->x, d->y, d->n, r->curve, r->rs)) return attack_failed();
         r->r = r->rs[a->n_eps - 1];
     } else if (!(r->r = sk_attack_evaluate(r->cl, cfg, d->x, d->y, d->n))) {
+        cli_progress_clear(&live.prog);
         return attack_failed();
+    }
+    cli_progress_clear(&live.prog);
+    cfg->on_progress = NULL;
+    if (live.lines && r->r->n_stages > 1) {
+        fputc('\n', stderr);
+        stages_on_screen = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
     }
     for (int i = 0; i < r->r->n_warnings; i++)
         fprintf(stderr, "%swarning: %s\n", c->json ? "skeptic attack: " : "", r->r->warnings[i]);
@@ -368,11 +439,38 @@ static void print_text(const struct attack_args *a, const struct attack_run *r)
         for (int e = 0; e < a->n_eps; e++) printf("  %-9g  %.4f\n", a->epsv[e], r->curve[e]);
         printf("\nat the largest eps:\n");
     }
-    sk_attack_summary(res, buf, sizeof buf);
-    /* warnings were printed on stderr already */
-    char *w = strstr(buf, "warning: ");
-    if (w) *w = 0;
-    fputs(buf, stdout);
+    (void)buf;
+    long nc = 0, nr = 0, ns = 0;
+    for (int i = 0; i < res->n; i++) {
+        nc += res->clean_correct[i];
+        nr += res->robust[i];
+        ns += res->clean_correct[i] && res->success[i];
+    }
+    char et[48];
+    cli_float_as_given(res->eps, et, sizeof et);
+    printf("attack %s (%s, eps %s%s) on %d points%s\n", res->attack, sk_attack_norm_name(res->norm), et,
+           res->targeted ? ", targeted" : "", res->n, res->no_eot ? "  [stochastic model, no EOT: optimistic]" : "");
+    printf("clean accuracy    %.2f%% (%ld/%d)\n", 100 * res->clean_acc, nc, res->n);
+    printf("robust accuracy   %s%.2f%% (%ld/%d)%s%s\n", cli_sgr(stdout, CLI_STYLE_BOLD), 100 * res->robust_acc, nr, res->n,
+           cli_sgr(stdout, CLI_STYLE_OFF), res->no_eot ? "  (stochastic model, no EOT)" : "");
+    if (res->stochastic)
+        printf("verdict           %d predictive samples per point; Monte-Carlo s.e. %.2f points\n", res->verdict_samples,
+               100 * res->robust_acc_se);
+    printf("success rate      %.2f%% of clean-correct points (%ld/%ld)\n", 100 * res->success_rate, ns, nc);
+    printf("perturbation      mean %.4g  median %.4g (%s, successful points)\n", res->mean_norm, res->median_norm,
+           sk_attack_norm_name(res->norm));
+    char t[24];
+    cli_fmt_time(t, sizeof t, res->seconds);
+    printf("cost              %ld input gradients, %ld forward rows, %s\n", res->grad_evals, res->queries, t);
+    if (res->n_stages > 1 && !stages_on_screen) {
+        putchar('\n');
+        stage_header(stdout);
+        for (int s = 0; s < res->n_stages; s++) stage_line(stdout, &res->stages[s], res->n);
+        if (cli_verbosity > 0)
+            for (int s = 0; s < res->n_stages; s++)
+                printf("  %-9s %ld input gradients, %ld forward rows\n", res->stages[s].name, res->stages[s].grad_evals,
+                       res->stages[s].queries);
+    }
     if (a->save_adv) printf("adversarial examples written to %s\n", a->save_adv);
     if (a->grid) printf("grid written to %s\n", a->grid);
     if (a->plot) printf("plot written to %s\n", a->plot);

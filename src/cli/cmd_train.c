@@ -7,62 +7,9 @@
 
 #include "cli/cli.h"
 #include "cli/eval_uncertainty.h"
+#include "cli/train_report.h"
 #include "cli/train_track.h"
 #include "skeptic/robust.h"
-
-struct train_ctx {
-    struct cli_progress prog;
-    FILE *log;
-    const char *ckpt;
-    const char *ckpt_meta;
-    bool json, quiet;
-    int n_epochs;
-};
-
-static void on_batch(void *ctx, int epoch, int batch, int n_batches, float loss, double sps)
-{
-    struct train_ctx *c = ctx;
-    cli_progress_update(&c->prog, epoch, batch, n_batches, loss, sps);
-}
-
-static int on_epoch(void *ctx, const struct sk_epoch_metrics *em)
-{
-    struct train_ctx *c = ctx;
-    cli_progress_clear(&c->prog);
-    if (!c->quiet) {
-        fprintf(stderr, "epoch %d/%d  loss %.4f  acc %.4f", em->epoch + 1, c->n_epochs, em->train_loss, em->train_acc);
-        if (!isnan(em->val_loss))
-            fprintf(stderr, "  val_loss %.4f  val_acc %.4f%s", em->val_loss, em->val_acc, em->improved ? " *" : "");
-        fprintf(stderr, "  lr %.3g  %.1fs  %.0f samples/s\n", em->lr, em->seconds, em->samples_per_s);
-    }
-    if (c->log) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "epoch", em->epoch + 1);
-        cli_json_num(o, "train_loss", em->train_loss);
-        cli_json_num(o, "train_acc", em->train_acc);
-        cli_json_num(o, "val_loss", em->val_loss);
-        cli_json_num(o, "val_acc", em->val_acc);
-        cli_json_num(o, "lr", em->lr);
-        cli_json_num(o, "seconds", em->seconds);
-        cli_json_num(o, "samples_per_s", em->samples_per_s);
-        cJSON_AddBoolToObject(o, "improved", em->improved);
-        char *t = cJSON_PrintUnformatted(o);
-        if (t) {
-            fprintf(c->log, "%s\n", t);
-            fflush(c->log);
-            free(t);
-        }
-        cJSON_Delete(o);
-    }
-    return 0;
-}
-
-static int on_checkpoint(void *ctx, struct sk_trainer *t)
-{
-    struct train_ctx *c = ctx;
-    if (!c->ckpt) return 0;
-    return sk_checkpoint_save(c->ckpt, t, c->ckpt_meta);
-}
 
 /* --dropout P: mlp specs get ":dropoutP"; layer specs get "-dropoutP" after
  * the activation that precedes the last dense layer. */
@@ -113,7 +60,7 @@ struct train_args {
     float adv_eps, adv_step, adv_beta, adv_kappa, adv_noise, adv_lambda, clip_min, clip_max;
     long ckpt_every;
     uint64_t seed;
-    bool resume, quiet;
+    bool resume;
     /* flatness and dynamics: --batch full, --micro-batch, SAM/ASAM, gradient noise, --track */
     const char *batch_s, *track;
     float sam_rho, asam_eta, grad_noise;
@@ -141,7 +88,7 @@ struct train_run {
     float *box_lo, *box_hi; /* advc's per-feature box (tabular data) */
     char *spec;
     cJSON *meta;
-    struct train_ctx tc;
+    struct cli_train_report tc;
     struct cli_track track;
     double secs;
 };
@@ -302,9 +249,10 @@ static struct sk_train_config build_config(const struct train_args *a, struct tr
         long per_epoch = (long)((r->train->n - (int)(a->val_split * r->train->n) + a->batch - 1) / a->batch);
         cfg.opt.step_size = per_epoch * (a->epochs >= 3 ? a->epochs / 3 : 1);
     }
-    cfg.on_epoch = on_epoch;
-    cfg.on_batch = on_batch;
-    cfg.on_checkpoint = a->ckpt ? on_checkpoint : NULL;
+    cfg.on_epoch = cli_train_on_epoch;
+    cfg.on_batch = cli_train_on_batch;
+    cfg.on_checkpoint = a->ckpt ? cli_train_on_checkpoint : NULL;
+    cfg.stop = &cli_interrupted;
     cfg.checkpoint_every = a->ckpt_every;
     cfg.ctx = &r->tc;
     cfg.micro_batch = a->micro_batch;
@@ -388,16 +336,49 @@ static int start_trainer(const struct train_args *a, struct sk_train_config *cfg
     return CLI_OK;
 }
 
+/* After Ctrl-C: the run stopped at a step boundary. With --checkpoint, a
+ * checkpoint of exactly that point (so --resume loses nothing); without,
+ * the weights so far in --out. A second Ctrl-C meanwhile ends the process
+ * (the atomic write leaves no temporary). */
+static int interrupted(const struct train_args *a, struct train_run *r)
+{
+    const struct sk_train_state *st = &r->t->st;
+    char what[1200];
+    if (a->ckpt) {
+        if (sk_checkpoint_save(a->ckpt, r->t, r->tc.ckpt_meta)) return cli_fail_lib();
+        snprintf(what, sizeof what, "checkpoint %s is at step %ld: rerun the same command with --resume to continue",
+                 a->ckpt, st->step);
+    } else {
+        char where[96];
+        snprintf(where, sizeof where, "epoch %d, batch %d, step %ld", st->epoch + 1, st->batch, st->step);
+        cJSON_AddStringToObject(r->meta, "skeptic.interrupted", where);
+        char *meta_json = cJSON_PrintUnformatted(r->meta);
+        int rc = !meta_json || sk_model_save(r->m, a->out, meta_json);
+        free(meta_json);
+        if (rc) return cli_fail_lib();
+        snprintf(what, sizeof what, "wrote the weights so far to %s (not evaluated); with --checkpoint FILE a run "
+                 "can be resumed", a->out);
+    }
+    cli_train_interrupted(&r->tc, st->epoch, st->batch, st->step, what);
+    return CLI_INTERRUPTED;
+}
+
 static int run_trainer(const struct train_args *a, struct train_run *r)
 {
-    cli_progress_init(&r->tc.prog, a->epochs);
     double t0 = sk_now();
+    cli_interrupt_arm();
     int rc = sk_trainer_run(r->t);
     cli_progress_clear(&r->tc.prog);
     r->secs = sk_now() - t0;
+    if (!rc && cli_interrupted && !r->t->st.done && r->t->st.epoch < a->epochs) {
+        rc = interrupted(a, r);
+        cli_interrupt_disarm();
+        return rc;
+    }
+    cli_interrupt_disarm();
     struct sk_robust_report rep;
     const struct sk_trainer *t = r->t;
-    if (!rc && r->advl && !(rc = sk_robust_finish(r->advl, &rep)) && rep.best_epoch >= 0 && !a->quiet)
+    if (!rc && r->advl && !(rc = sk_robust_finish(r->advl, &rep)) && rep.best_epoch >= 0 && cli_verbosity >= 0)
         fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows; best %.4f at epoch %d)\n",
                 rep.kept_epoch + 1, rep.guard_acc[rep.kept_epoch < 64 ? rep.kept_epoch : 63],
                 t->n_val < 512 ? t->n_val : 512, rep.best_guard_acc, rep.best_epoch + 1);
@@ -431,30 +412,24 @@ static int finish(const struct cli_common *c, const struct train_args *a, struct
         cJSON_Delete(res);
         return cli_fail_lib();
     }
-    cJSON_AddStringToObject(res, "model", a->out);
-    cJSON_AddStringToObject(res, "arch", r->spec);
-    cJSON_AddNumberToObject(res, "params", (double)r->m->n_params);
-    cJSON_AddNumberToObject(res, "train_rows", t->n_train);
-    cJSON_AddNumberToObject(res, "val_rows", t->n_val);
-    cJSON_AddNumberToObject(res, "test_rows", test ? test->n : 0);
-    cJSON_AddNumberToObject(res, "seconds", r->secs);
-    char hash[32];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)sk_model_weights_hash(r->m));
-    cJSON_AddStringToObject(res, "weights_fnv1a64", hash);
-    if (c->json) {
-        cli_json_print(res);
-        return CLI_OK;
-    }
-    printf("model      %s (%s, %zu parameters)\n", a->out, r->spec, r->m->n_params);
-    printf("trained    %d epochs on %d rows in %.1f s\n", t->st.epoch, t->n_train, r->secs);
-    if (!isnan(test_acc)) printf("test       accuracy %.4f  loss %.4f  (%d rows)\n", test_acc, test_loss, test->n);
     cJSON_Delete(res);
+    struct cli_train_summary sm = {
+        .out = a->out, .arch = r->spec, .method = "deterministic", .params = r->m->n_params,
+        .epochs_run = t->st.epoch, .train_rows = t->n_train, .val_rows = t->n_val, .test_rows = test ? test->n : 0,
+        .test_correct = test ? lround(test_acc * test->n) : 0, .train_loss = t->last.train_loss,
+        .train_acc = t->last.train_acc, .val_loss = t->st.best_epoch >= 0 ? t->st.best_val : NAN,
+        .test_acc = test_acc, .test_loss = test_loss, .seconds = r->secs, .weights_hash = sk_model_weights_hash(r->m),
+    };
+    if (c->json) cli_json_print(cli_train_summary_json(&sm));
+    else cli_train_summary_print(&sm);
     return CLI_OK;
 }
 
 static int train(const struct cli_common *c, struct train_args *a)
 {
-    struct train_run r = { .tc = { .ckpt = a->ckpt, .json = c->json, .quiet = a->quiet, .n_epochs = a->epochs } };
+    struct train_run r = { 0 };
+    cli_train_report_init(&r.tc, a->epochs, 1);
+    r.tc.ckpt = a->ckpt;
     char *ck_txt = NULL;
     int status = open_data(c, &r);
     if (!status && a->batch_s && !strcmp(a->batch_s, "full")) {
@@ -477,10 +452,39 @@ static int train(const struct cli_common *c, struct train_args *a)
     return status;
 }
 
+/* The options of Bayesian training (train_bayes.c parses them when --method
+ * is given): listed here so that train has one help page, and refused with
+ * a pointer to --method when given without it. Their values land in bdummy. */
+static struct {
+    const char *s;
+    int i;
+    float f;
+    bool b;
+} bdummy;
+#define BAYES_ROWS                                                                                                    \
+    { "method", CLI_STR, &bdummy.s, "M", "deterministic (default) | vi | mc-dropout | ensemble | sgld | laplace" },    \
+    { "members", CLI_INT, &bdummy.i, "M", "ensemble: members, each from its own seed (default 5)" },                  \
+    { "temperature", CLI_FLAG, &bdummy.b, NULL, "fit a temperature on --val-split's rows afterwards" },              \
+    { "prior", CLI_STR, &bdummy.s, "P", "vi prior: gaussian | mixture (default gaussian)" },                          \
+    { "prior-sigma", CLI_FLOAT, &bdummy.f, "S", "vi Gaussian prior scale (default 1)" },                              \
+    { "init-sigma", CLI_FLOAT, &bdummy.f, "S", "vi initial posterior scale (default 0.02)" },                         \
+    { "kl-weight", CLI_FLOAT, &bdummy.f, "B", "vi KL weight (default 1)" },                                           \
+    { "kl-anneal", CLI_INT, &bdummy.i, "E", "vi: ramp the KL weight up over E epochs (default 0)" },                  \
+    { "no-local-reparam", CLI_FLAG, &bdummy.b, NULL, "vi: sample weights per minibatch instead of the local trick" }, \
+    { "flipout", CLI_FLAG, &bdummy.b, NULL, "vi: Flipout where the local trick does not apply (CNNs)" },              \
+    { "no-flipout", CLI_FLAG, &bdummy.b, NULL, "vi: one weight draw per minibatch where the local trick does not apply (default)" }, \
+    { "sgld-epochs", CLI_INT, &bdummy.i, "E", "sgld: burn-in epochs after the --epochs of Adam (default 1)" },         \
+    { "sgld-lr", CLI_FLOAT, &bdummy.f, "LR", "sgld step size on the mean loss (default 0.01)" },                      \
+    { "sgld-thin", CLI_INT, &bdummy.i, "K", "sgld: keep every K-th step (default 100)" },                             \
+    { "sgld-keep", CLI_INT, &bdummy.i, "N", "sgld: samples kept (default 20)" },                                      \
+    { "sgld-cycles", CLI_INT, &bdummy.i, "C", "sgld: cyclical step size with C cycles (default 0: constant)" },        \
+    { "sgld-prior", CLI_FLOAT, &bdummy.f, "S", "sgld Gaussian prior scale (default 1)" },                             \
+    { "hessian", CLI_STR, &bdummy.s, "H", "laplace: kfac | full (default kfac)" },                                     \
+    { "prior-precision", CLI_FLOAT, &bdummy.f, "D", "laplace prior precision (default: marginal likelihood)" },        \
+    { "probit", CLI_FLAG, &bdummy.b, NULL, "laplace: probit predictive instead of Monte Carlo" }
+
 int cmd_train(int argc, char **argv)
 {
-    /* Bayesian methods (--method vi|mc-dropout|ensemble|sgld|laplace): see train_bayes.c */
-    if (cli_train_wants_bayes(argc, argv)) return cli_train_bayes(argc, argv);
     struct cli_common c = cli_common_defaults();
     struct train_args a = {
         .optimizer = "adam", .schedule = "constant", .init = "he-uniform", .normalize = "none", .adv_s = "none",
@@ -488,15 +492,16 @@ int cmd_train(int argc, char **argv)
         .adv_noise = 2, .adv_lambda = NAN, .clip_min = NAN, .clip_max = NAN, .adv_steps = 10, .adv_eot = 1,
     };
     struct cli_opt opts[] = {
+        CLI_GROUP_HEAD("data"),
         CLI_DATA_OPTS(c),
-        { "arch", CLI_STR, &a.arch, "SPEC", "architecture, e.g. mlp:784-512-512-10:relu (see the spec grammar in model.h)" },
+        CLI_GROUP_HEAD("model"),
+        { "arch", CLI_STR, &a.arch, "SPEC", "architecture, e.g. mlp:784-512-512-10:relu (grammar: skeptic help specs)" },
+        { "dropout", CLI_FLOAT, &a.dropout, "P", "dropout after hidden activations (mlp) / before the last dense layer" },
+        { "init", CLI_STR, &a.init, "I", "he-uniform | he-normal | glorot-uniform | glorot-normal | torch" },
+        { "normalize", CLI_STR, &a.normalize, "K", "none | minmax | standardize (statistics from the training split, saved in the model)" },
+        { "seed", CLI_U64, &a.seed, "S", "seed of initialisation, data order, dropout, validation split (default 1)" },
+        CLI_GROUP_HEAD("optimisation"),
         { "epochs", CLI_INT, &a.epochs, "N", "epochs (default 10)" },
-        { "optimizer", CLI_STR, &a.optimizer, "O", "sgd | momentum | nesterov | adam | adamw | rmsprop (default adam)" },
-        { "lr", CLI_FLOAT, &a.lr, "X", "learning rate (default 0.01 for the sgd family, 1e-3 otherwise)" },
-        { "momentum", CLI_FLOAT, &a.momentum, "X", "momentum for momentum/nesterov (default 0.9)" },
-        { "schedule", CLI_STR, &a.schedule, "S", "constant | step | cosine | onecycle (default constant)" },
-        { "warmup", CLI_INT, &a.warmup, "STEPS", "linear warm-up steps" },
-        { "min-lr", CLI_FLOAT, &a.min_lr, "X", "final learning rate of cosine/onecycle (default 0)" },
         { "batch", CLI_STR, &a.batch_s, "B|full", "batch size (default 128); full: gradient descent on all training rows, one step per epoch" },
         { "micro-batch", CLI_INT, &a.micro_batch, "N", "rows per forward/backward inside a batch, gradients accumulated (default: the whole batch; 2048 with --batch full)" },
         { "sam-rho", CLI_FLOAT, &a.sam_rho, "R", "sharpness-aware minimisation (Foret et al.) around --optimizer: the gradient at w + R g/|g|" },
@@ -506,48 +511,73 @@ int cmd_train(int argc, char **argv)
         { "track", CLI_STR, &a.track, "curvature", "log lambda_max, Hessian trace, gradient noise scale, gradient and weight norms, train/test loss into --log" },
         { "track-every", CLI_LONG, &a.track_every, "K", "--track: probe every K optimizer steps (default 10)" },
         { "track-n", CLI_INT, &a.track_n, "N", "--track: rows of the fixed training and test subsets probed (default 1000)" },
-        { "seed", CLI_U64, &a.seed, "S", "seed of initialisation, data order, dropout, validation split (default 1)" },
-        { "out", CLI_STR, &a.out, "FILE", "model file to write (.safetensors); written atomically at the end" },
-        { "val-split", CLI_FLOAT, &a.val_split, "F", "fraction of the training rows held out for validation" },
-        { "early-stop", CLI_INT, &a.early_stop, "P", "stop after P epochs without validation improvement (needs --val-split)" },
+        { "optimizer", CLI_STR, &a.optimizer, "O", "sgd | momentum | nesterov | adam | adamw | rmsprop (default adam)" },
+        { "lr", CLI_FLOAT, &a.lr, "X", "learning rate (default 0.01 for the sgd family, 1e-3 otherwise)" },
+        { "momentum", CLI_FLOAT, &a.momentum, "X", "momentum for momentum/nesterov (default 0.9)" },
+        { "schedule", CLI_STR, &a.schedule, "S", "constant | step | cosine | onecycle (default constant)" },
+        { "warmup", CLI_INT, &a.warmup, "STEPS", "linear warm-up steps" },
+        { "min-lr", CLI_FLOAT, &a.min_lr, "X", "final learning rate of cosine/onecycle (default 0)" },
         { "weight-decay", CLI_FLOAT, &a.weight_decay, "X", "L2 penalty (decoupled for adamw)" },
-        { "dropout", CLI_FLOAT, &a.dropout, "P", "dropout after hidden activations (mlp) / before the last dense layer" },
         { "label-smoothing", CLI_FLOAT, &a.label_smoothing, "X", "label smoothing of the cross-entropy" },
         { "clip", CLI_FLOAT, &a.clip, "X", "clip the gradient's L2 norm to X" },
-        { "init", CLI_STR, &a.init, "I", "he-uniform | he-normal | glorot-uniform | glorot-normal | torch" },
-        { "normalize", CLI_STR, &a.normalize, "K", "none | minmax | standardize (statistics from the training split, saved in the model)" },
-        { "checkpoint", CLI_STR, &a.ckpt, "FILE", "write a checkpoint (weights, optimizer, position) here" },
-        { "checkpoint-every", CLI_LONG, &a.ckpt_every, "N", "checkpoint every N optimizer steps (and every epoch)" },
-        { "resume", CLI_FLAG, &a.resume, NULL, "continue from --checkpoint FILE if it exists" },
-        { "log", CLI_STR, &a.log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
-        { "quiet", CLI_FLAG, &a.quiet, NULL, "no per-epoch lines on stderr" },
-        { "adv", CLI_STR, &a.adv_s, "K", "adversarial training: none | pgd | fgsm (random start; with --val-split, a guard tracks PGD accuracy each epoch and restores the best epoch if the last fell more than 0.05 below it) | trades | ibp | fgsm-mix (CE(x) + CE(x + eps sign grad), Lakshminarayanan et al.) | n-fgsm (noise 2 eps, step eps, no projection; de Jorge et al.) | fgsm-ep (one step of eps from the row's perturbation of the last epoch; Jia et al. 2022) | nuat (clean CE + lambda * nuclear norm of the batch's logit change; one step of eps from Bernoulli noise eps/2; Sriramanan et al. 2021)" },
-        { "adv-eps", CLI_FLOAT, &a.adv_eps, "E", "L-inf radius of the adversarial training, in the data's units (default 0.1; fgsm-mix 0.01)" },
+        { "val-split", CLI_FLOAT, &a.val_split, "F", "fraction of the training rows held out for validation" },
+        { "early-stop", CLI_INT, &a.early_stop, "P", "stop after P epochs without validation improvement (needs --val-split)" },
+        CLI_GROUP_HEAD("adversarial"),
+        { "adv", CLI_STR, &a.adv_s, "K", "adversarial training: none | pgd | fgsm | trades | ibp | fgsm-mix | n-fgsm | "
+          "fgsm-ep | nuat. fgsm: random start, and with --val-split a guard that restores the best epoch by PGD "
+          "accuracy; fgsm-mix: CE(x) + CE(x + eps sign grad); n-fgsm: noise 2 eps, no projection; fgsm-ep: one step "
+          "from the row's last perturbation; nuat: nuclear-norm regulariser (docs/robust-training.md)" },
+        { "adv-eps", CLI_FLOAT, &a.adv_eps, "E", "L-inf radius, in the data's units (default 0.1; fgsm-mix 0.01; skeptic help eps)" },
         { "adv-steps", CLI_INT, &a.adv_steps, "K", "inner PGD steps for pgd/trades (default 10)" },
         { "adv-step-size", CLI_FLOAT, &a.adv_step, "A", "inner step size (default 2.5 eps/steps; fgsm 1.25 eps; n-fgsm, fgsm-ep, nuat eps)" },
         { "adv-beta", CLI_FLOAT, &a.adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &a.adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
         { "adv-lambda", CLI_FLOAT, &a.adv_lambda, "L", "fgsm-ep: weight of the regulariser mean (z(x') - z(start))^2 (default 10); nuat: final weight of the nuclear norm, ramped from 0 over 90% of the epochs (default 4.5)" },
-        CLI_BOX_OPTS(a.clip_min, a.clip_max),
         { "adv-kappa", CLI_FLOAT, &a.adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &a.adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
-        CLI_THREADS_OPT(c),
+        CLI_BOX_OPTS(a.clip_min, a.clip_max),
+        CLI_GROUP_HEAD("Bayesian (--method; vi, mc-dropout and ensemble also take --adv)"),
+        BAYES_ROWS,
+        CLI_GROUP_HEAD("output"),
+        { "out", CLI_STR, &a.out, "FILE", "model file to write (.safetensors); written atomically at the end" },
+        { "checkpoint", CLI_STR, &a.ckpt, "FILE", "write a checkpoint (weights, optimizer, position) here; Ctrl-C writes one too" },
+        { "checkpoint-every", CLI_LONG, &a.ckpt_every, "N", "checkpoint every N optimizer steps (and every epoch)" },
+        { "resume", CLI_FLAG, &a.resume, NULL, "continue from --checkpoint FILE if it exists" },
+        { "log", CLI_STR, &a.log_path, "FILE.jsonl", "write per-epoch metrics as JSON lines (appended to on --resume)" },
         CLI_JSON_OPT(c),
+        CLI_THREADS_OPT(c),
         { 0 },
     };
     static const struct cli_help h = {
         "train",
-        "skeptic train --data D --arch SPEC --out MODEL [options]",
+        "skeptic train --data D --arch SPEC --out MODEL [--method M] [options]",
         "Train a classifier on the training split of D and save it as safetensors (tensor names as in a PyTorch\n"
-        "nn.Sequential). The test split, when D has one, is evaluated at the end. With --checkpoint the run can be\n"
-        "killed at any time and continued with --resume, ending bitwise identical to an uninterrupted run.",
+        "nn.Sequential). The test split, when D has one, is evaluated at the end. --method vi, mc-dropout, ensemble,\n"
+        "sgld or laplace trains a Bayesian network instead and writes its posterior (evaluate it with skeptic eval\n"
+        "--samples S --ood mnist).\n\n"
+        "Ctrl-C stops at the next step: with --checkpoint a checkpoint of that step is written (continue with\n"
+        "--resume, ending bitwise identical to an uninterrupted run), without one the weights so far go to --out.\n"
+        "A second Ctrl-C quits at once. Exit codes: 0, 1 failure, 2 usage error, 130 interrupted.",
         "skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu --epochs 10 --optimizer adam --lr 1e-3 \\\n"
         "    --batch 128 --seed 1 --out mlp.safetensors\n"
         "skeptic train --data fashion-mnist --classes 6,0 --arch mlp:784-256-2:relu --epochs 5 --out shirt.safetensors\n"
-        "skeptic train --data breast_cancer.csv --label-column target --normalize standardize --arch mlp:30-32-2 --out bc.safetensors",
+        "skeptic train --data breast_cancer.csv --label-column target --normalize standardize --arch mlp:30-32-2 --out bc.safetensors\n"
+        "skeptic train --method vi --data fashion-mnist --arch mlp:784-400-400-10:relu --epochs 20 --out bbb.safetensors\n"
+        "skeptic train --method ensemble --members 5 --data fashion-mnist --arch mlp:784-400-400-10:relu --out ens.safetensors",
     };
+    /* one help page for every method; Bayesian methods: see train_bayes.c */
+    bool help = false;
+    for (int i = 1; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    if (!help && cli_train_wants_bayes(argc, argv)) return cli_train_bayes(argc, argv);
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    static const struct cli_opt brows[] = { BAYES_ROWS, { 0 } };
+    for (int i = 1; i < argc; i++)
+        for (const struct cli_opt *o = brows + 1; o->name; o++) {
+            size_t l = strlen(o->name);
+            if (!strncmp(argv[i], "--", 2) && !strncmp(argv[i] + 2, o->name, l) && (!argv[i][2 + l] || argv[i][2 + l] == '='))
+                return cli_usage("--%s is an option of Bayesian training: give --method (%s)", o->name, o->help);
+        }
     if ((rc = check_args(&c, &a))) return rc;
     return train(&c, &a);
 }

@@ -63,8 +63,8 @@ static void usage(FILE *fp)
                 "  eps        units of eps, the input box\n  ood        out-of-distribution metrics: the convention\n"
                 "  files      model, posterior and checkpoint files; data formats\n  exit-codes exit codes, output streams, colour\n");
     fprintf(fp, "\noptions:\n  --version  print the version\n  --help     this help\n"
-                "\nexample:\n  skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu --epochs 10 \\\n"
-                "      --out mlp.safetensors\n"
+                "\nexample:\n  skeptic train --data fashion-mnist --arch mlp:784-512-512-10:relu \\\n"
+                "      --epochs 10 --out mlp.safetensors\n"
                 "  skeptic eval --model mlp.safetensors --data fashion-mnist\n");
 }
 

@@ -356,3 +356,20 @@ void cli_interrupt_disarm(void)
     if (armed) sigaction(SIGINT, &saved_int, NULL);
     armed = false;
 }
+
+/* ---- numbers for people ---- */
+
+double cli_float_as_given(float v, char *buf, size_t cap)
+{
+    char tmp[48];
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%g", v);
+        return v;
+    }
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if ((float)strtod(tmp, NULL) == v) break;
+    }
+    snprintf(buf, cap, "%s", tmp);
+    return strtod(tmp, NULL);
+}

@@ -7,16 +7,9 @@
 
 #include "cli/cli.h"
 #include "cli/eval_uncertainty.h"
+#include "cli/train_report.h"
 #include "skeptic/bayes.h"
 #include "skeptic/robust.h"
-
-static int on_epoch(void *ctx, const struct sk_epoch_metrics *em)
-{
-    fprintf(stderr, "epoch %d  loss %.4f  acc %.4f  %.1f s  %.0f samples/s\n", em->epoch + 1, em->train_loss,
-            em->train_acc, em->seconds, em->samples_per_s);
-    (void)ctx;
-    return 0;
-}
 
 bool cli_train_wants_bayes(int argc, char **argv)
 {
@@ -143,7 +136,8 @@ static int build(const struct cli_common *c, struct bayes_args *a, struct sk_dat
 }
 
 /* Train p by its method; returns a library status. */
-static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct sk_dataset *tr)
+static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct sk_dataset *tr,
+               struct cli_train_report *rep)
 {
     struct sk_bayes_train_config bc = sk_bayes_train_defaults();
     struct sk_train_config *cfg = &bc.train;
@@ -152,7 +146,15 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
     cfg->seed = a->seed;
     cfg->opt = sk_optim_defaults(SK_OPT_ADAM);
     cfg->opt.lr = a->lr;
-    cfg->on_epoch = on_epoch;
+    cfg->on_epoch = cli_train_on_epoch;
+    cfg->on_batch = cli_train_on_batch;
+    cfg->ctx = rep;
+    cfg->stop = &cli_interrupted;
+    if (a->method_kind == SK_BAYES_SGLD || a->method_kind == SK_BAYES_LAPLACE) rep->phase = "warm start";
+    if (a->method_kind == SK_BAYES_SGLD) {
+        rep->next_phase = "sampling";
+        rep->next_epochs = a->burnin + 1 > 2 ? a->burnin + 1 : 2;
+    }
     const struct sk_robust_config *adv = &a->advc; /* kind none: plain training */
     bc.members = a->members;
     switch (a->method_kind) {
@@ -188,7 +190,42 @@ static int fit(const struct bayes_args *a, struct sk_posterior *p, const struct 
     default: adv = NULL; break;
     }
     int rc = sk_robust_train_bayes(p, &bc, adv, tr->x, tr->y, tr->n);
-    if (!rc && a->method_kind == SK_BAYES_LAPLACE) fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
+    if (!rc && !cli_interrupted && a->method_kind == SK_BAYES_LAPLACE && cli_verbosity >= 0)
+        fprintf(stderr, "laplace: prior precision %g\n", p->prior_precision);
+    return rc;
+}
+
+/* Accuracy and loss of the predictive on the test split (NaN without one). */
+static int test_figures(const struct cli_common *c, struct sk_posterior *p, uint64_t seed, struct cli_train_summary *s)
+{
+    s->test_acc = s->test_loss = NAN;
+    if (c->split) return CLI_OK;
+    struct sk_dataset *te = cli_load_data(c, "test");
+    if (!te) {
+        if (strstr(sk_last_error(), "out of memory")) return cli_fail_lib();
+        sk_error_clear();
+        return CLI_OK;
+    }
+    int K = p->model->n_classes, rc = CLI_OK;
+    float *pb = te->n > 0 ? sk_malloc(sizeof(float) * (size_t)te->n * K) : NULL;
+    if (te->n > 0 && (!pb || sk_bayes_predict(p, te->x, te->n, 0, seed, pb, NULL))) rc = cli_fail_lib();
+    else if (te->n > 0) {
+        double nll = 0;
+        long ok = 0;
+        for (int i = 0; i < te->n; i++) {
+            const float *q = pb + (size_t)i * K;
+            int b = 0;
+            for (int k = 1; k < K; k++) b = q[k] > q[b] ? k : b;
+            ok += b == te->y[i];
+            nll -= log(fmax(q[te->y[i]], 1e-30));
+        }
+        s->test_rows = te->n;
+        s->test_correct = ok;
+        s->test_acc = (double)ok / te->n;
+        s->test_loss = nll / te->n;
+    }
+    sk_free(pb);
+    sk_dataset_free(te);
     return rc;
 }
 
@@ -196,18 +233,45 @@ static int train_bayes(const struct cli_common *c, struct bayes_args *a)
 {
     struct sk_dataset *tr = NULL, *va = NULL;
     struct sk_posterior *p = NULL;
+    struct cli_train_report rep;
+    cli_train_report_init(&rep, a->epochs, a->method_kind == SK_BAYES_ENSEMBLE ? a->members : 1);
     int status = build(c, a, &tr, &va, &p);
+    double t0 = sk_now();
     if (!status) {
-        int rc = fit(a, p, tr);
+        cli_interrupt_arm();
+        int rc = fit(a, p, tr, &rep);
+        cli_progress_clear(&rep.prog);
+        if (!rc && cli_interrupted) {
+            /* a posterior cut short is no posterior of its method: nothing is written */
+            char what[512];
+            snprintf(what, sizeof what, "no posterior written (--method %s has no checkpoint to resume from): rerun "
+                     "to train it, with fewer --epochs for a shorter run", a->method);
+            cli_train_interrupted(&rep, rep.last_epoch < 0 ? 0 : rep.last_epoch, rep.last_batch, -1, what);
+            cli_interrupt_disarm();
+            status = CLI_INTERRUPTED;
+            goto out;
+        }
+        cli_interrupt_disarm();
         if (!rc && a->temperature) {
             float T;
             rc = sk_bayes_fit_temperature(p, va->x, va->y, va->n, 20, a->seed, &T);
-            if (!rc) fprintf(stderr, "temperature %.4f\n", T);
+            if (!rc && cli_verbosity >= 0) fprintf(stderr, "temperature %.4f\n", T);
         }
         if (!rc) rc = sk_bayes_save(p, a->out);
         if (rc) status = cli_fail_lib();
-        else fprintf(stderr, "wrote %s (%s)\n", a->out, sk_bayes_method_name(p->method));
     }
+    if (!status) {
+        struct cli_train_summary s = {
+            .out = a->out, .arch = a->arch, .method = sk_bayes_method_name(p->method), .params = p->model->n_params,
+            .epochs_run = rep.epochs_run, .train_rows = tr->n, .val_rows = va ? va->n : 0,
+            .train_loss = rep.last.train_loss, .train_acc = rep.last.train_acc, .val_loss = NAN,
+            .seconds = sk_now() - t0, .weights_hash = sk_model_weights_hash(p->model),
+        };
+        status = test_figures(c, p, a->seed, &s);
+        if (!status && c->json) cli_json_print(cli_train_summary_json(&s));
+        else if (!status) cli_train_summary_print(&s);
+    }
+out:
     sk_bayes_free(p);
     sk_dataset_free(tr);
     sk_dataset_free(va);
@@ -224,7 +288,7 @@ int cli_train_bayes(int argc, char **argv)
         .clip_min = NAN, .clip_max = NAN, .adv_steps = 10, .adv_eot = -1,
     };
     struct cli_opt opts[] = {
-        CLI_DATA_OPTS(c), CLI_THREADS_OPT(c),
+        CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c),
         { "method", CLI_STR, &a.method, "M", "vi | mc-dropout | ensemble | sgld | laplace | deterministic" },
         { "arch", CLI_STR, &a.arch, "SPEC", "architecture (mc-dropout: with dropout, e.g. mlp:784-400-400-10:relu:dropout0.2)" },
         { "out", CLI_STR, &a.out, "FILE", "posterior file to write (.safetensors, atomically)" },

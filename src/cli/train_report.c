@@ -23,10 +23,15 @@ void cli_train_report_init(struct cli_train_report *r, int n_epochs, int n_membe
 /* An ensemble's next member starts at epoch 0 again. */
 static void track_member(struct cli_train_report *r, int epoch, int batch)
 {
-    if (r->member_mode && r->last_epoch >= 0 &&
-        (epoch < r->last_epoch || (epoch == r->last_epoch && batch < r->last_batch))) {
+    bool restart = r->last_epoch >= 0 && (epoch < r->last_epoch || (epoch == r->last_epoch && batch < r->last_batch));
+    if (restart && r->member_mode) {
         r->member++;
         cli_progress_member(&r->prog, r->member, r->n_members);
+    } else if (restart && r->next_phase) {
+        r->phase = r->next_phase;
+        r->n_epochs = r->prog.n_epochs = r->next_epochs;
+        r->next_phase = NULL;
+        r->prog.epoch_seen = -1;
     }
     r->last_epoch = epoch;
     r->last_batch = batch;
@@ -56,6 +61,8 @@ int cli_train_on_epoch(void *ctx, const struct sk_epoch_metrics *em)
     /* an epoch without batches seen (a resumed run at an epoch's end) still counts */
     track_member(r, em->epoch, 1 << 30);
     cli_progress_clear(&r->prog);
+    r->last = *em;
+    r->epochs_run++;
     if (cli_verbosity >= 0) {
         char lab[64], line[512];
         epoch_label(r, em->epoch, lab, sizeof lab);
@@ -111,10 +118,54 @@ void cli_train_interrupted(const struct cli_train_report *r, int epoch, int batc
 {
     cli_progress_clear((struct cli_progress *)&r->prog);
     char where[96];
-    if (r->member_mode)
-        snprintf(where, sizeof where, "member %d/%d, epoch %d, batch %d", r->member, r->n_members, epoch + 1, batch);
-    else
-        snprintf(where, sizeof where, "epoch %d, batch %d (step %ld)", epoch + 1, batch, step);
-    fprintf(stderr, "skeptic train: %sinterrupted%s at %s; %s\n", cli_sgr(stderr, CLI_STYLE_WARN),
-            cli_sgr(stderr, CLI_STYLE_OFF), where, what);
+    int o = 0;
+    if (r->member_mode) o = snprintf(where, sizeof where, "member %d/%d, ", r->member, r->n_members);
+    else if (r->phase) o = snprintf(where, sizeof where, "%s, ", r->phase);
+    o += snprintf(where + o, sizeof where - (size_t)o, "epoch %d, batch %d", epoch + 1, batch);
+    if (step >= 0) snprintf(where + o, sizeof where - (size_t)o, " (step %ld)", step);
+    fprintf(stderr, "skeptic train: %sinterrupted%s at %s\n  ", cli_sgr(stderr, CLI_STYLE_WARN),
+            cli_sgr(stderr, CLI_STYLE_OFF), where);
+    cli_wrap(stderr, what, 2, 2, isatty(2) ? cli_term_width(stderr) : 100);
+    fputc('\n', stderr);
+}
+
+cJSON *cli_train_summary_json(const struct cli_train_summary *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", s->out);
+    cJSON_AddStringToObject(o, "arch", s->arch);
+    cJSON_AddStringToObject(o, "method", s->method);
+    cJSON_AddNumberToObject(o, "params", (double)s->params);
+    cJSON_AddNumberToObject(o, "epochs_run", s->epochs_run);
+    cJSON_AddNumberToObject(o, "train_rows", s->train_rows);
+    cJSON_AddNumberToObject(o, "val_rows", s->val_rows);
+    cJSON_AddNumberToObject(o, "test_rows", s->test_rows);
+    cli_json_num(o, "train_loss", s->train_loss);
+    cli_json_num(o, "train_acc", s->train_acc);
+    cli_json_num(o, "val_loss", s->val_loss);
+    cli_json_num(o, "test_accuracy", s->test_acc);
+    if (s->test_rows > 0) cJSON_AddNumberToObject(o, "test_correct", (double)s->test_correct);
+    else cJSON_AddNullToObject(o, "test_correct");
+    cli_json_num(o, "test_loss", s->test_loss);
+    cli_json_num(o, "seconds", s->seconds);
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)s->weights_hash);
+    cJSON_AddStringToObject(o, "weights_fnv1a64", hash);
+    return o;
+}
+
+void cli_train_summary_print(const struct cli_train_summary *s)
+{
+    char t[24];
+    cli_fmt_time(t, sizeof t, s->seconds);
+    char line[2048];
+    snprintf(line, sizeof line, "%s (%s, %zu parameters%s%s)", s->out, s->arch, s->params,
+             strcmp(s->method, "deterministic") ? ", " : "", strcmp(s->method, "deterministic") ? s->method : "");
+    printf("model      ");
+    cli_wrap(stdout, line, 11, 11, isatty(1) ? cli_term_width(stdout) : 1000);
+    putchar('\n');
+    printf("trained    %d epoch%s on %d rows in %s\n", s->epochs_run, s->epochs_run == 1 ? "" : "s", s->train_rows, t);
+    if (s->test_rows > 0 && !isnan(s->test_acc))
+        printf("test       accuracy %.2f%% (%ld/%d)  loss %.4f\n", 100 * s->test_acc, s->test_correct, s->test_rows,
+               s->test_loss);
 }

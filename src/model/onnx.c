@@ -821,7 +821,7 @@ static int map_pool(struct imp *im, const Onnx__NodeProto *n, enum sk_layer_kind
 
 static int map_bn(struct imp *im, const Onnx__NodeProto *n)
 {
-    struct val *sc, *bi, *mu, *var;
+    struct val *sc = NULL, *bi = NULL, *mu = NULL, *var = NULL;
     int rc;
     if ((rc = want_const(im, n, 1, "scale", &sc)) || (rc = want_const(im, n, 2, "bias", &bi)) ||
         (rc = want_const(im, n, 3, "mean", &mu)) || (rc = want_const(im, n, 4, "variance", &var)))
@@ -884,7 +884,7 @@ static int map_flatten(struct imp *im, const Onnx__NodeProto *n)
 
 static int map_reshape(struct imp *im, const Onnx__NodeProto *n)
 {
-    struct val *s;
+    struct val *s = NULL;
     int rc = want_const(im, n, 1, "shape", &s);
     if (rc) return rc;
     int64_t D = (int64_t)im->C * im->H * im->W;

@@ -57,10 +57,18 @@ stage curvature && for s in $SEEDS; do
   done
 done
 
+# Spectral densities of the first seed's solutions (stochastic Lanczos quadrature, 4 runs of 80
+# steps, the same 10,000 rows).
+s=$(echo $SEEDS | cut -d' ' -f1)
+stage curvature && for m in b32 b4096 b4096q; do
+  run "$SK" curvature --model "$W/$m-s$s.safetensors" --data fashion-mnist --n 10000 \
+      --n-test 10000 --top-k 1 --probes 10 --spread-sets 0 --no-sharpness --seed 42 \
+      --density "$FIG/density-$m.png" --json -q > "$W/density-$m-s$s.json"
+done
+
 # Landscapes of the first seed: the segment from the batch-32 solution (t = 0) to each batch-4096
 # solution (t = 1), train and test loss on 10,000 rows; and a plane of two filter-normalised random
 # directions (seed 42) around each solution, training loss on 2,000 rows.
-s=$(echo $SEEDS | cut -d' ' -f1)
 stage landscape && {
   for m in b4096 b4096q; do
     run "$SK" landscape --model "$W/b32-s$s.safetensors" --between "$W/$m-s$s.safetensors" \

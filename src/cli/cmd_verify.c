@@ -139,8 +139,11 @@ static int verify_instances(const struct cli_common *c, const char *csv, const c
         }
         if (o->timeout > 0 && o->timeout < tmo) tmo = o->timeout;
         char mpath[4096], ppath[4096];
-        snprintf(mpath, sizeof mpath, "%s/%s", root, f[0]);
-        snprintf(ppath, sizeof ppath, "%s/%s", root, f[1]);
+        if (snprintf(mpath, sizeof mpath, "%s/%s", root, f[0]) >= (int)sizeof mpath ||
+            snprintf(ppath, sizeof ppath, "%s/%s", root, f[1]) >= (int)sizeof ppath) {
+            status = cli_fail("%s:%d: a path under %s is longer than %zu bytes", csv, line_no, root, sizeof mpath - 1);
+            break;
+        }
         double t0 = sk_now();
         enum sk_certify_verdict verdict = SK_VERDICT_ERROR;
         if (!m || strcmp(cur_model, mpath)) {
@@ -167,13 +170,17 @@ static int verify_instances(const struct cli_common *c, const char *csv, const c
             if (verdict == SK_VERDICT_SAT && cex_dir) {
                 char cp[4096], base_m[512], base_p[512];
                 const char *bm = strrchr(f[0], '/'), *bp = strrchr(f[1], '/');
-                snprintf(base_m, sizeof base_m, "%s", bm ? bm + 1 : f[0]);
-                snprintf(base_p, sizeof base_p, "%s", bp ? bp + 1 : f[1]);
+                bool fits = snprintf(base_m, sizeof base_m, "%s", bm ? bm + 1 : f[0]) < (int)sizeof base_m &&
+                            snprintf(base_p, sizeof base_p, "%s", bp ? bp + 1 : f[1]) < (int)sizeof base_p;
                 base_m[strcspn(base_m, ".")] = 0;
                 char *dot = strrchr(base_p, '.');
                 if (dot) *dot = 0;
-                snprintf(cp, sizeof cp, "%s/%s_%s.counterexample", cex_dir, base_m, base_p);
-                status = write_cex(cp, x, m->in_dim, y, m->n_classes);
+                if (!fits ||
+                    snprintf(cp, sizeof cp, "%s/%s_%s.counterexample", cex_dir, base_m, base_p) >= (int)sizeof cp)
+                    status = cli_fail("%s:%d: the counterexample's file name under %s is too long", csv, line_no,
+                                      cex_dir);
+                else
+                    status = write_cex(cp, x, m->in_dim, y, m->n_classes);
             }
         }
         sk_free(x);

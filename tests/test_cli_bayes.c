@@ -118,8 +118,9 @@ static void test_methods(void)
         snprintf(a, sizeof a, "train --method %s --data " DATA " %s --batch 32 --seed 3 --threads 1 --out %s", me->name,
                  me->args, file);
         int rc = sk_cli_run(a);
-        CHECK(rc == 0 && exists(file) && strstr(sk_cli_err, "wrote"), "train --method %s: rc %d %s", me->name, rc,
-              sk_cli_err);
+        /* the summary names the file written ("model      FILE (...)") */
+        CHECK(rc == 0 && exists(file) && strstr(sk_cli_out, "model ") && strstr(sk_cli_out, file),
+              "train --method %s: rc %d %s%s", me->name, rc, sk_cli_out, sk_cli_err);
         snprintf(a, sizeof a, "info %s --json", file);
         rc = sk_cli_run(a);
         cJSON *o = sk_cli_json();

@@ -290,9 +290,10 @@ def main():
         check(re.search(r"^test       accuracy \d+\.\d\d% \(\d+/2000\)  loss ", txt, re.M),
               f"train: test accuracy as a percentage with the count ({txt[-200:]!r})")
     # the terminal narrows mid-run: every bar drawn 0.3 s after the resize fits the new width
-    rc, raw, chunks = run_pty([SKEPTIC, "train"] + fm + ["--n", "3000", "--arch", "mlp:784-32-10:relu", "--epochs", "3",
-                                                         "--batch", "4", "--out", mlp], 120,
-                              actions=[(lambda t, r: b"epoch 1/3 [" in r, resize(60))])
+    # (a model large enough that the run outlasts the resize by well over 0.3 s in an optimised build)
+    rc, raw, chunks = run_pty([SKEPTIC, "train"] + fm + ["--n", "3000", "--arch", "mlp:784-512-512-10:relu", "--epochs",
+                                                         "5", "--batch", "4", "--out", mlp], 120,
+                              actions=[(lambda t, r: b"epoch 1/5 [" in r, resize(60))])
     t_resize = ACTED[0][0] if ACTED else 1e18
     off = sum(len(b) for t, b in chunks if t < t_resize + 0.3)
     check(rc == 0 and off < len(raw), f"resize: the run went on after the resize (rc {rc})")

@@ -129,4 +129,18 @@ int lp_forward_point(const struct lp_net *net, const float *x, float *y);
 int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp,
                  int alpha_iters, float *zlo, float *zhi);
 
+/* crown.c's primitives used by bounds.c (the layer-by-layer bounds above
+ * crown.c and alpha.c): */
+/* the activation of layer kind k (parameter p) at x */
+double lp_act_f(enum sk_layer_kind k, double p, double x);
+/* the relaxation cache of nonlinear step i from its input box */
+void lp_make_relax(const struct lp_net *net, struct lp_bounds *b, int i);
+/* y = T x (+ b when with_bias), T step s's linear map with weights W; col:
+ * lp_conv_col(net) floats of scratch for convolutions */
+void lp_lin_forward(const struct lp_step *s, const float *W, const float *x, float *y, bool with_bias, float *col);
+size_t lp_conv_col(const struct lp_net *net);
+/* the interval of step i's output from its input box, widened by a relative
+ * 2^-20; tmp and col: scratch */
+void lp_step_interval(const struct lp_net *net, struct lp_bounds *b, int i, float *tmp, float *col);
+
 #endif

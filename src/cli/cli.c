@@ -703,3 +703,17 @@ void cli_json_num(cJSON *o, const char *key, double v)
     else
         cJSON_AddNullToObject(o, key);
 }
+
+/* A value outside a fixed set: a usage error listing the set, with the
+ * nearest choice when one is close (cli_suggest). */
+int cli_bad_choice(const char *flag, const char *value, const char *const *choices, int n)
+{
+    char list[512];
+    size_t o = 0;
+    list[0] = 0;
+    for (int i = 0; i < n && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", choices[i]);
+    const char *s = cli_suggest(value, choices, n);
+    if (s) return cli_usage("%s '%s' is not one of %s; did you mean '%s'?", flag, value, list, s);
+    return cli_usage("%s '%s' is not one of %s", flag, value, list);
+}

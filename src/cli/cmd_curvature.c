@@ -149,6 +149,92 @@ static cJSON *report_json(const char *model, const struct sk_model *m, const str
     return o;
 }
 
+/* The model and the rows of its loss (split --split, default train) and,
+ * for the gap, the first n_test test rows (*nt 0 without them). */
+static int open_rows(const struct cli_common *cc, bool dense, int n_test, struct sk_model **mo, struct sk_dataset **tro,
+                     struct sk_dataset **teo, int *nto)
+{
+    struct cli_common c = *cc;
+    int rc;
+    char *meta = NULL;
+    struct sk_model *m = cli_load_model(&c, &meta);
+    sk_free(meta);
+    if (!m) return CLI_FAIL;
+    if (dense && m->n_params > 8192) {
+        size_t np = m->n_params;
+        sk_model_free(m);
+        return cli_usage("--dense: the model has %zu parameters; the dense Hessian is for at most 8192", np);
+    }
+    const char *split = c.split ? c.split : "train";
+    struct sk_dataset *tr = cli_open_model_data(&c, m, c.data, split);
+    if (!tr) {
+        sk_model_free(m);
+        return cli_fail_lib();
+    }
+    for (int i = 0; i < tr->n; i++)
+        if (tr->y[i] < 0 || tr->y[i] >= m->n_classes) {
+            rc = cli_fail("%s: row %d has label %d but the model has only %d classes (select classes with "
+                          "--classes)", c.data, i, tr->y[i], m->n_classes);
+            sk_dataset_free(tr);
+            sk_model_free(m);
+            return rc;
+        }
+    struct sk_dataset *te = strcmp(split, "train") ? NULL : cli_open_model_data(&c, m, c.data, "test");
+    if (!te && !strcmp(split, "train")) {
+        fprintf(stderr, "skeptic curvature: note: no test split (%s): no generalization gap\n", sk_last_error());
+        sk_error_clear();
+    }
+    int nt = te ? (n_test > 0 && n_test < te->n ? n_test : te->n) : 0;
+    if (te)
+        for (int i = 0; i < nt; i++)
+            if (te->y[i] < 0 || te->y[i] >= m->n_classes) {
+                nt = 0;
+                fprintf(stderr, "skeptic curvature: note: test labels outside the model's classes: no gap\n");
+                break;
+            }
+    *mo = m;
+    *tro = tr;
+    *teo = te;
+    *nto = nt;
+    return CLI_OK;
+}
+
+static const struct cli_help help = {
+    "curvature",
+    "skeptic curvature --model M --data D [--n N] [--top-k K] [--lanczos-steps S] [--probes P]\n"
+    "                  [--density FILE.png] [--json] [--threads T] [--seed S]",
+    "How flat is the minimum the optimiser found, and does it matter? Measures the curvature of a model's\n"
+    "training loss (mean cross-entropy in eval mode over N training rows) with exact Hessian-vector\n"
+    "products, and the generalization measures built on it:\n"
+    "  spectrum    the top-K Hessian eigenvalues (Lanczos; lambda_max is the sharpest direction), the\n"
+    "              trace (Hutchinson, with its standard error: the total curvature), the spectral\n"
+    "              density (--density: stochastic Lanczos quadrature, log scale), lambda_max on small\n"
+    "              disjoint sample sets (how far one batch's value speaks for the whole loss), and with\n"
+    "              --dense the exact eigenvalues of small models to check the estimates;\n"
+    "  gap         train and test loss and error;\n"
+    "  sharpness   the largest loss increase within a box |dw| <= eps(|w|+1) (Keskar et al.) and within\n"
+    "              the scaled ball ||dw/|w| || <= rho (adaptive sharpness: unchanged by rescaling a ReLU\n"
+    "              layer, which plain sharpness is not); the largest Gaussian weight noise sigma keeping\n"
+    "              the mean loss increase under --pac-bound (PAC-Bayes flatness), plain and relative to\n"
+    "              each weight's size;\n"
+    "  norms       Fisher-Rao norm, product and sum of the layers' spectral norms, the path norm\n"
+    "              (ReLU networks), the 10th percentile of the logit margin, and the gradient noise\n"
+    "              scale B_simple = tr(Sigma) / |G|^2 (the batch size beyond which larger batches stop\n"
+    "              helping).\n"
+    "Larger lambda_max, trace and sharpness, smaller sigma: a sharper minimum. None of these predicts\n"
+    "generalization on its own; docs/curvature.md says what each means and where it fails.\n"
+    "Cost: each Hessian-vector product is about three gradients over the N rows; the sharpness\n"
+    "measures take about 100 forward passes. Progress on stderr on a terminal.\n"
+    "JSON keys: eigenvalues, lambda_max, trace, trace_se, slq_moment1/2, spread_min/median/max/rsd,\n"
+    "train_loss, train_err, test_loss, test_err, gap_loss, gap_err, eps_sharpness, eps_sharpness_keskar,\n"
+    "adaptive_sharpness, pac_sigma, pac_flatness, pac_sigma_mag, pac_flatness_mag, fisher_rao,\n"
+    "spectral_prod, spectral_sum, path_norm (null if undefined), margin_p10, margin_median, gns_simple,\n"
+    "hvp, seconds (null: not computed or infinite).",
+    "skeptic curvature --model mlp.safetensors --data fashion-mnist --n 5000\n"
+    "skeptic curvature --model mlp.safetensors --data fashion-mnist --top-k 5 --density density.png --json\n"
+    "skeptic curvature --model small.safetensors --data moons --dense --top-k 5",
+};
+
 int cmd_curvature(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
@@ -191,42 +277,7 @@ int cmd_curvature(int argc, char **argv)
         CLI_JSON_OPT(c),
         { 0 },
     };
-    static const struct cli_help h = {
-        "curvature",
-        "skeptic curvature --model M --data D [--n N] [--top-k K] [--lanczos-steps S] [--probes P]\n"
-        "                  [--density FILE.png] [--json] [--threads T] [--seed S]",
-        "How flat is the minimum the optimiser found, and does it matter? Measures the curvature of a model's\n"
-        "training loss (mean cross-entropy in eval mode over N training rows) with exact Hessian-vector\n"
-        "products, and the generalization measures built on it:\n"
-        "  spectrum    the top-K Hessian eigenvalues (Lanczos; lambda_max is the sharpest direction), the\n"
-        "              trace (Hutchinson, with its standard error: the total curvature), the spectral\n"
-        "              density (--density: stochastic Lanczos quadrature, log scale), lambda_max on small\n"
-        "              disjoint sample sets (how far one batch's value speaks for the whole loss), and with\n"
-        "              --dense the exact eigenvalues of small models to check the estimates;\n"
-        "  gap         train and test loss and error;\n"
-        "  sharpness   the largest loss increase within a box |dw| <= eps(|w|+1) (Keskar et al.) and within\n"
-        "              the scaled ball ||dw/|w| || <= rho (adaptive sharpness: unchanged by rescaling a ReLU\n"
-        "              layer, which plain sharpness is not); the largest Gaussian weight noise sigma keeping\n"
-        "              the mean loss increase under --pac-bound (PAC-Bayes flatness), plain and relative to\n"
-        "              each weight's size;\n"
-        "  norms       Fisher-Rao norm, product and sum of the layers' spectral norms, the path norm\n"
-        "              (ReLU networks), the 10th percentile of the logit margin, and the gradient noise\n"
-        "              scale B_simple = tr(Sigma) / |G|^2 (the batch size beyond which larger batches stop\n"
-        "              helping).\n"
-        "Larger lambda_max, trace and sharpness, smaller sigma: a sharper minimum. None of these predicts\n"
-        "generalization on its own; docs/curvature.md says what each means and where it fails.\n"
-        "Cost: each Hessian-vector product is about three gradients over the N rows; the sharpness\n"
-        "measures take about 100 forward passes. Progress on stderr on a terminal.\n"
-        "JSON keys: eigenvalues, lambda_max, trace, trace_se, slq_moment1/2, spread_min/median/max/rsd,\n"
-        "train_loss, train_err, test_loss, test_err, gap_loss, gap_err, eps_sharpness, eps_sharpness_keskar,\n"
-        "adaptive_sharpness, pac_sigma, pac_flatness, pac_sigma_mag, pac_flatness_mag, fisher_rao,\n"
-        "spectral_prod, spectral_sum, path_norm (null if undefined), margin_p10, margin_median, gns_simple,\n"
-        "hvp, seconds (null: not computed or infinite).",
-        "skeptic curvature --model mlp.safetensors --data fashion-mnist --n 5000\n"
-        "skeptic curvature --model mlp.safetensors --data fashion-mnist --top-k 5 --density density.png --json\n"
-        "skeptic curvature --model small.safetensors --data moons --dense --top-k 5",
-    };
-    int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
+    int rc = cli_parse(argc, argv, &help, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!c.model) return cli_usage("--model FILE is required");
     if (!c.data) return cli_usage("--data D is required");
@@ -245,42 +296,10 @@ int cmd_curvature(int argc, char **argv)
     cfg.slq_runs = density ? slq_runs : 0;
     cfg.seed = seed;
 
-    char *meta = NULL;
-    struct sk_model *m = cli_load_model(&c, &meta);
-    sk_free(meta);
-    if (!m) return CLI_FAIL;
-    if (dense && m->n_params > 8192) {
-        size_t np = m->n_params;
-        sk_model_free(m);
-        return cli_usage("--dense: the model has %zu parameters; the dense Hessian is for at most 8192", np);
-    }
-    const char *split = c.split ? c.split : "train";
-    struct sk_dataset *tr = cli_open_model_data(&c, m, c.data, split);
-    if (!tr) {
-        sk_model_free(m);
-        return cli_fail_lib();
-    }
-    for (int i = 0; i < tr->n; i++)
-        if (tr->y[i] < 0 || tr->y[i] >= m->n_classes) {
-            rc = cli_fail("%s: row %d has label %d but the model has only %d classes (select classes with "
-                          "--classes)", c.data, i, tr->y[i], m->n_classes);
-            sk_dataset_free(tr);
-            sk_model_free(m);
-            return rc;
-        }
-    struct sk_dataset *te = strcmp(split, "train") ? NULL : cli_open_model_data(&c, m, c.data, "test");
-    if (!te && !strcmp(split, "train")) {
-        fprintf(stderr, "skeptic curvature: note: no test split (%s): no generalization gap\n", sk_last_error());
-        sk_error_clear();
-    }
-    int nt = te ? (n_test > 0 && n_test < te->n ? n_test : te->n) : 0;
-    if (te)
-        for (int i = 0; i < nt; i++)
-            if (te->y[i] < 0 || te->y[i] >= m->n_classes) {
-                nt = 0;
-                fprintf(stderr, "skeptic curvature: note: test labels outside the model's classes: no gap\n");
-                break;
-            }
+    struct sk_model *m = NULL;
+    struct sk_dataset *tr = NULL, *te = NULL;
+    int nt = 0;
+    if ((rc = open_rows(&c, dense, n_test, &m, &tr, &te, &nt))) return rc;
     struct stage_line sl = { isatty(fileno(stderr)) && !getenv("SKEPTIC_NO_PROGRESS"), sk_now() };
     cfg.progress = on_progress;
     cfg.progress_ctx = &sl;

@@ -200,6 +200,27 @@ static int check_labels(const char *data, const struct sk_dataset *d, const stru
     return CLI_OK;
 }
 
+static const struct cli_help help = {
+    "landscape",
+    "skeptic landscape --model M --data D [--dims 1|2] [--dirs filter|eigen] [--between M2] [--out FILE.png]\n"
+    "skeptic landscape --from-log RUN.jsonl --out eos.png",
+    "The training loss (and with --test the test loss) around a model, in eval mode on the first --n rows\n"
+    "(default 2000): along one or two filter-normalised random directions (Li et al. 2018: each filter and\n"
+    "neuron of the direction scaled to the norm of the weights' own, biases and batch norm left in place),\n"
+    "along the top Hessian eigenvectors (unit vectors: the sharpest directions), or on the segment between\n"
+    "two models of one architecture (--between; Goodfellow et al. 2015). The centre (0) is the model itself,\n"
+    "bit for bit; t = 0 and t = 1 are the two models. With --from-log, the edge-of-stability picture of a\n"
+    "`skeptic train --track curvature --log RUN.jsonl` run: lambda_max and 2/lr against the step, and how\n"
+    "close lambda_max sits to 2/lr. Progress on stderr on a terminal.\n"
+    "JSON keys: model, directions, dims, a (t for --between), b, train_loss, train_acc, test_loss, test_acc\n"
+    "(2D: row-major over b then a), eigenvalues (eigen); with --from-log: probes, first_lambda_max,\n"
+    "last_lambda_max, last_two_over_lr, peak_ratio, late_mean_ratio.",
+    "skeptic landscape --model mlp.safetensors --data fashion-mnist --dims 2 --steps 25 --out plane.png\n"
+    "skeptic landscape --model small.safetensors --between large.safetensors --data fashion-mnist --test --out interp.png\n"
+    "skeptic landscape --model mlp.safetensors --data fashion-mnist --dirs eigen --csv eig.csv\n"
+    "skeptic landscape --from-log run.jsonl --out eos.png",
+};
+
 int cmd_landscape(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
@@ -228,27 +249,7 @@ int cmd_landscape(int argc, char **argv)
         CLI_JSON_OPT(c),
         { 0 },
     };
-    static const struct cli_help h = {
-        "landscape",
-        "skeptic landscape --model M --data D [--dims 1|2] [--dirs filter|eigen] [--between M2] [--out FILE.png]\n"
-        "skeptic landscape --from-log RUN.jsonl --out eos.png",
-        "The training loss (and with --test the test loss) around a model, in eval mode on the first --n rows\n"
-        "(default 2000): along one or two filter-normalised random directions (Li et al. 2018: each filter and\n"
-        "neuron of the direction scaled to the norm of the weights' own, biases and batch norm left in place),\n"
-        "along the top Hessian eigenvectors (unit vectors: the sharpest directions), or on the segment between\n"
-        "two models of one architecture (--between; Goodfellow et al. 2015). The centre (0) is the model itself,\n"
-        "bit for bit; t = 0 and t = 1 are the two models. With --from-log, the edge-of-stability picture of a\n"
-        "`skeptic train --track curvature --log RUN.jsonl` run: lambda_max and 2/lr against the step, and how\n"
-        "close lambda_max sits to 2/lr. Progress on stderr on a terminal.\n"
-        "JSON keys: model, directions, dims, a (t for --between), b, train_loss, train_acc, test_loss, test_acc\n"
-        "(2D: row-major over b then a), eigenvalues (eigen); with --from-log: probes, first_lambda_max,\n"
-        "last_lambda_max, last_two_over_lr, peak_ratio, late_mean_ratio.",
-        "skeptic landscape --model mlp.safetensors --data fashion-mnist --dims 2 --steps 25 --out plane.png\n"
-        "skeptic landscape --model small.safetensors --between large.safetensors --data fashion-mnist --test --out interp.png\n"
-        "skeptic landscape --model mlp.safetensors --data fashion-mnist --dirs eigen --csv eig.csv\n"
-        "skeptic landscape --from-log run.jsonl --out eos.png",
-    };
-    int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
+    int rc = cli_parse(argc, argv, &help, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     const struct cli_path outs[] = { { "--out", out, false }, { "--csv", csv, false }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--between", between, false },

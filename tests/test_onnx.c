@@ -574,6 +574,9 @@ static const char *bench_dir(void)
     const char *src = getenv("SKEPTIC_SOURCE_DIR");
     if (e) snprintf(dir, sizeof dir, "%s/vnncomp-mnistfc", e);
     else snprintf(dir, sizeof dir, "%s/../shared/benchmarks/vnncomp-mnistfc", src ? src : "..");
+    struct stat sb;
+    /* a clone outside the workspace: the workspace's shared folder */
+    if (!e && stat(dir, &sb) != 0) snprintf(dir, sizeof dir, "/work/shared/benchmarks/vnncomp-mnistfc");
     return dir;
 }
 

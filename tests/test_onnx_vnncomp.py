@@ -22,6 +22,8 @@ BUILD = os.environ.get("SKEPTIC_BUILD_DIR", "build")
 SRC = os.environ.get("SKEPTIC_SOURCE_DIR", ".")
 BENCH = os.path.join(os.environ["SKEPTIC_BENCHMARKS"], "vnncomp-mnistfc") if "SKEPTIC_BENCHMARKS" in os.environ \
     else os.path.join(SRC, "..", "shared", "benchmarks", "vnncomp-mnistfc")
+if "SKEPTIC_BENCHMARKS" not in os.environ and not os.path.isdir(BENCH):
+    BENCH = "/work/shared/benchmarks/vnncomp-mnistfc"  # a clone outside the workspace
 
 
 def main():

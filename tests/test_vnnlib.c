@@ -137,6 +137,8 @@ static void test_mnistfc(void)
     if (e) snprintf(dir, sizeof dir, "%s/vnncomp-mnistfc/vnnlib", e);
     else snprintf(dir, sizeof dir, "%s/../shared/benchmarks/vnncomp-mnistfc/vnnlib", src ? src : "..");
     struct stat sb;
+    /* a clone outside the workspace: the workspace's shared folder */
+    if (!e && stat(dir, &sb) != 0) snprintf(dir, sizeof dir, "/work/shared/benchmarks/vnncomp-mnistfc/vnnlib");
     CHECK(stat(dir, &sb) == 0, "the VNN-COMP mnist_fc properties are missing: %s (set SKEPTIC_BENCHMARKS)", dir);
     int n_ok = 0;
     for (int i = 0; i < 15; i++)

@@ -382,7 +382,11 @@ static int run_trainer(const struct train_args *a, struct train_run *r)
         fprintf(stderr, "guard: kept the weights of epoch %d (PGD accuracy %.4f on %d held-out rows; best %.4f at epoch %d)\n",
                 rep.kept_epoch + 1, rep.guard_acc[rep.kept_epoch < 64 ? rep.kept_epoch : 63],
                 t->n_val < 512 ? t->n_val : 512, rep.best_guard_acc, rep.best_epoch + 1);
-    return rc ? cli_fail_lib() : CLI_OK;
+    if (!rc) return CLI_OK;
+    /* the library keeps the last good weights in memory; the file is not written */
+    rc = cli_fail_lib();
+    fprintf(stderr, "skeptic train: nothing was written to %s\n", a->out);
+    return rc;
 }
 
 /* Evaluate on the test split, save the model with its metrics, print. */

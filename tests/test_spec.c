@@ -174,9 +174,34 @@ static void test_rows(void)
     sk_model_free(m);
 }
 
+/* sk_spec_size tells a malformed spec (SK_EINVAL) from parsing out of memory
+ * (SK_ENOMEM), for every allocation the parse makes. */
+static void test_size_status(void)
+{
+    size_t np = 0, nb = 0;
+    CHECK(sk_spec_size("mlp:4-8-3:relu", &np, &nb) == SK_OK && np == 4 * 8 + 8 + 8 * 3 + 3 && nb == 0,
+          "mlp:4-8-3 counts %zu %zu", np, nb);
+    CHECK(sk_spec_size("mlp:4-8-3:rellu", NULL, NULL) == SK_EINVAL, "a malformed spec is SK_EINVAL");
+    int enomem = 0;
+    for (long k = 1; k <= 8; k++) {
+        sk_alloc_fail_after(k);
+        int rc = sk_spec_size("mlp:4-8-3:relu", &np, &nb);
+        bool taken = sk_alloc_fail_taken();
+        sk_alloc_fail_after(0);
+        if (!taken) {
+            CHECK(rc == SK_OK, "no failure taken at %ld: SK_OK (got %d)", k, rc);
+            break;
+        }
+        CHECK(rc == SK_ENOMEM, "allocation %ld failing: SK_ENOMEM (got %d: %s)", k, rc, sk_last_error());
+        enomem++;
+    }
+    CHECK(enomem >= 3, "the parse allocates at least the model, its layers and tensors (%d failures seen)", enomem);
+}
+
 int main(void)
 {
     test_every_kind();
     test_rows();
+    test_size_status();
     return sk_test_finish("test_spec");
 }

@@ -125,7 +125,8 @@ struct sk_model {
 struct sk_model *sk_model_from_spec(const char *spec);
 /* Parse a spec without allocating its parameters: the counts of parameters
  * and buffers (either may be NULL). For checking a file's tensors against
- * its spec before allocating. SK_EINVAL on a malformed or too large spec. */
+ * its spec before allocating. SK_EINVAL on a malformed or too large spec,
+ * SK_ENOMEM when parsing ran out of memory. */
 int sk_spec_size(const char *spec, size_t *n_params, size_t *n_buffers);
 void sk_model_free(struct sk_model *m);
 /* A deep copy (parameters, buffers; gradients zeroed). */

@@ -340,14 +340,21 @@ static int parse_seq(struct parser *ps)
 
 /* Parse spec into a model without parameter storage (layers, tensors,
  * counts and shapes); NULL + sk_last_error() on a malformed or too large spec. */
-static struct sk_model *parse_spec(const char *spec)
+/* The model of spec without its buffers; NULL with *status SK_EINVAL (a
+ * malformed spec) or SK_ENOMEM. */
+static struct sk_model *parse_spec(const char *spec, int *status)
 {
+    *status = SK_EINVAL;
     if (!spec) {
         sk_error(SK_EINVAL, "model spec is NULL");
         return NULL;
     }
+    *status = SK_ENOMEM;
     struct sk_model *m = sk_calloc(1, sizeof *m);
-    if (!m) return NULL;
+    if (!m) {
+        sk_error(SK_ENOMEM, "spec: out of memory");
+        return NULL;
+    }
     struct parser ps = { .spec = spec, .p = spec, .m = m };
     size_t len = strlen(spec);
     ps.cap_layers = (int)(2 * len + 4); /* an mlp width of 1 char can yield up to 3 layers */
@@ -360,6 +367,7 @@ static struct sk_model *parse_spec(const char *spec)
     m->data.data_seed = 1;
     m->data.test_fraction = 0.2f;
     int rc = SK_ENOMEM;
+    if (!m->layers || !m->tensors || !m->spec) sk_error(SK_ENOMEM, "spec: out of memory");
     if (m->layers && m->tensors && m->spec) {
         if (!strncmp(spec, "mlp:", 4)) {
             ps.p += 4;
@@ -391,6 +399,7 @@ static struct sk_model *parse_spec(const char *spec)
             rc = perr(&ps, spec, "%s", d);
         }
     }
+    *status = rc;
     if (rc) {
         sk_model_free(m);
         return NULL;
@@ -400,8 +409,9 @@ static struct sk_model *parse_spec(const char *spec)
 
 int sk_spec_size(const char *spec, size_t *n_params, size_t *n_buffers)
 {
-    struct sk_model *m = parse_spec(spec);
-    if (!m) return SK_EINVAL;
+    int st;
+    struct sk_model *m = parse_spec(spec, &st);
+    if (!m) return st;
     if (n_params) *n_params = m->n_params;
     if (n_buffers) *n_buffers = m->n_buffers;
     sk_model_free(m);
@@ -410,7 +420,8 @@ int sk_spec_size(const char *spec, size_t *n_params, size_t *n_buffers)
 
 struct sk_model *sk_model_from_spec(const char *spec)
 {
-    struct sk_model *m = parse_spec(spec);
+    int st;
+    struct sk_model *m = parse_spec(spec, &st);
     if (!m) return NULL;
     /* parameters and gradients (8 bytes each) must fit in physical memory */
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);

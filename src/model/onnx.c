@@ -985,8 +985,10 @@ static int match_gelu(struct imp *im, int xin, int *nodes, int *nn, int *yout)
         }
         if (!reads) continue;
         if (!ok) return 0;
+        int out_v = find_val(im, n->output[0]);
+        if (out_v < 0) return 0; /* an output without a value (an empty name): not a GELU region */
         nodes[(*nn)++] = ni;
-        inside[n_in++] = find_val(im, n->output[0]);
+        inside[n_in++] = out_v;
         /* closed: x and every inner value except one are read only inside */
         int leaving = -1, n_leave = 0;
         for (int j = 0; j < n_in; j++) {

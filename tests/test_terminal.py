@@ -13,7 +13,9 @@ motion; colours are parsed and dropped) that also records:
 
 Checks: no overflow and no stale text for train (deterministic and an
 ensemble), attack --attack suite, compare, eval and the help pages at both
-widths, and after a width change (SIGWINCH) mid-run; the suite's stage lines
+widths, and after a width change (SIGWINCH) mid-run; compare's table at 80
+columns (stacked, its header before the first row, n/a for the MI AUROCs of a
+deterministic net; --format md a pipe table); the suite's stage lines
 arrive before the suite ends; SIGINT prints where training stopped, writes
 the weights (without --checkpoint) or names the checkpoint and --resume (with
 one), exits 130; typos get suggestions; exit codes 0/1/2; NO_COLOR and
@@ -366,6 +368,38 @@ def main():
     check(r.returncode == 1, f"a missing model file: exit 1 ({r.returncode})")
     r = subprocess.run([SKEPTIC, "eval", "--model", mlp] + fm + ["--n", "ten"], capture_output=True)
     check(r.returncode == 2, f"a bad number: exit 2 ({r.returncode})")
+    # compare: an aligned table that fits 80 columns (stacked, the method column repeated), the header line
+    # before the first row, n/a for the MI AUROCs of a one-sample method; --format md: a pipe table
+    cmp = [SKEPTIC, "compare"] + fm + ["--ood", "mnist", "--arch", "mlp:784-16-10:relu", "--methods",
+                                       "deterministic,ensemble", "--members", "2", "--epochs", "1", "--n", "1000", "--n-test", "200",
+                                       "--n-adv", "20", "--samples", "4", "--attack-samples", "2", "--pgd-steps", "2"]
+    rc, raw, _ = run_pty(cmp, 80)
+    lines = fits("compare", raw, 80).text()
+    heads = [i for i, l in enumerate(lines) if re.match(r"method +S +accuracy", l)]
+    rows = {m: [i for i, l in enumerate(lines) if l.split()[:1] == [m]] for m in ("deterministic", "ensemble")}
+    check(rc == 0 and heads and rows["deterministic"] and heads[0] < min(rows["deterministic"] + rows["ensemble"]),
+          f"compare: the header line before the first row (rc {rc}, {lines[-12:]!r})")
+    cells = {}
+    for blk in [i for i, l in enumerate(lines) if l.startswith("method ")]:
+        names = re.split(r"  +", lines[blk].strip())[1:]
+        for l in lines[blk + 1:]:
+            parts = l.split()
+            if not parts or parts[0] not in rows:
+                break
+            check(len(parts) == len(names) + 1, f"compare: one cell per column in {l!r} under {lines[blk]!r}")
+            for n, v in zip(names, parts[1:]):
+                cells[(parts[0], n)] = v
+    for col in ("OOD MI", "adv MI"):
+        check(cells.get(("deterministic", col)) == "n/a", f"compare: deterministic {col} is n/a ({cells})")
+        check(re.fullmatch(r"\d\.\d{4}", cells.get(("ensemble", col), "")), f"compare: ensemble {col} a number")
+    check(re.fullmatch(r"\d\.\d{4}", cells.get(("deterministic", "OOD ent"), "")), "compare: deterministic OOD ent a number")
+    check(len([l for l in lines if l.startswith("method ")]) >= 2, "compare: the 11 columns stack at 80 columns")
+    r = subprocess.run(cmp + ["--format", "md", "-q"], capture_output=True, text=True)
+    md = [l for l in r.stdout.splitlines() if l.startswith("|")]
+    check(r.returncode == 0 and len(md) == 4 and md[0].startswith("| method | S | accuracy |") and
+          md[2].startswith("| deterministic | 1 |") and "| n/a |" in md[2], f"compare --format md: a pipe table ({md})")
+    r = subprocess.run(cmp[:2] + ["--format", "mdd"], capture_output=True, text=True)
+    check(r.returncode == 2 and "did you mean 'md'?" in r.stderr, f"compare --format mdd: exit 2, a suggestion ({r.stderr})")
     # help pages fit at both widths and do not break words
     for cols in (80, 120):
         for args in (["--help"], ["train", "--help"], ["attack", "--help"], ["eval", "--help"], ["compare", "--help"],

@@ -28,15 +28,14 @@ static const struct cli_field_flag compare_flags[] = {
 
 /* The options that are no config field as they stand. */
 struct compare_args {
-    const char *prior, *ood;
+    const char *prior, *ood, *format;
     bool flipout, no_flipout;
     int n_test;
 };
 
-/* ctx: whether OOD rows were given (without them the OOD columns print nan) */
 static void on_progress(void *ctx, const struct sk_compare_progress *p)
 {
-    bool has_ood = *(const bool *)ctx;
+    (void)ctx;
     const struct sk_compare_row *r = p->row;
     switch (p->stage) {
     case SK_COMPARE_LOADING: fprintf(stderr, "compare: loading %s\n", p->path); break;
@@ -51,12 +50,12 @@ static void on_progress(void *ctx, const struct sk_compare_progress *p)
         if (!strcmp(p->method, "laplace")) fprintf(stderr, "  [laplace] prior precision %g\n", p->value);
         else fprintf(stderr, "  [temperature] T = %.3f\n", p->value);
         break;
-    case SK_COMPARE_EVALUATING: fprintf(stderr, "compare: evaluating %s (%d samples)\n", p->method, r->samples); break;
+    case SK_COMPARE_EVALUATING:
+        fprintf(stderr, "compare: evaluating %s (%d sample%s)\n", p->method, r->samples, r->samples == 1 ? "" : "s");
+        break;
     case SK_COMPARE_ROW:
-        fprintf(stderr, "compare: | %s | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n",
-                r->method, r->samples, r->rep.clean.accuracy, r->rep.clean.nll, r->rep.clean.ece, r->rep.clean.brier,
-                has_ood ? r->rep.ood[SK_SCORE_ENTROPY].auroc : NAN, has_ood ? r->rep.ood[SK_SCORE_MI].auroc : NAN,
-                r->fgsm_acc, r->pgd_acc, r->adv_mi.auroc);
+        fprintf(stderr, "compare: %s done: accuracy %.4f, NLL %.4f, ECE %.4f\n", r->method, r->rep.clean.accuracy,
+                r->rep.clean.nll, r->rep.clean.ece);
         break;
     }
 }
@@ -101,25 +100,112 @@ static void print_json(const struct cli_common *c, const struct sk_compare_confi
     cli_json_print(j);
 }
 
-static void print_table(const struct cli_common *c, const struct sk_compare_config *o, const char *ood,
-                        const struct sk_compare_result *res)
+/* The text table's columns after the method; the MI columns are n/a for a
+ * posterior of one sample (deterministic, temperature), whose mutual
+ * information is zero everywhere, so an AUROC by it says nothing. */
+enum { COL_S, COL_ACC, COL_NLL, COL_ECE, COL_BRIER, COL_OOD_ENT, COL_OOD_MI, COL_FGSM, COL_PGD, COL_ADV_MI, N_COLS };
+static const char *const col_text[N_COLS] = { "S", "accuracy", "NLL", "ECE", "Brier", "OOD ent", "OOD MI",
+                                              "FGSM acc", "PGD acc", "adv MI" };
+static const char *const col_md[N_COLS] = { "S", "accuracy", "NLL", "ECE", "Brier", "OOD AUROC (entropy)",
+                                            "OOD AUROC (MI)", "FGSM acc", "PGD acc", "adv AUROC (MI)" };
+#define CELL 16
+
+static void cell(const struct sk_compare_result *res, const struct sk_compare_row *r, int col, char *out)
 {
-    printf("data %s (test %d rows), OOD %s, arch %s; attacks Linf eps %g on %d rows, EOT over each method's samples\n\n",
-           c->data, res->n_test, ood, o->arch, o->eps, res->n_adv);
-    printf("| method | S | accuracy | NLL | ECE | Brier | OOD AUROC (entropy) | OOD AUROC (MI) | FGSM acc | PGD acc | adv AUROC (MI) |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for (int i = 0; i < res->n_rows; i++) {
-        const struct sk_compare_row *r = &res->rows[i];
-        printf("| %s | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", r->method, r->samples,
-               r->rep.clean.accuracy, r->rep.clean.nll, r->rep.clean.ece, r->rep.clean.brier,
-               ood_auroc(res, r, SK_SCORE_ENTROPY), ood_auroc(res, r, SK_SCORE_MI), r->fgsm_acc, r->pgd_acc,
-               r->adv_mi.auroc);
+    bool one = r->samples <= 1;
+    double v = NAN;
+    switch (col) {
+    case COL_S: snprintf(out, CELL, "%d", r->samples); return;
+    case COL_ACC: v = r->rep.clean.accuracy; break;
+    case COL_NLL: v = r->rep.clean.nll; break;
+    case COL_ECE: v = r->rep.clean.ece; break;
+    case COL_BRIER: v = r->rep.clean.brier; break;
+    case COL_OOD_ENT: v = ood_auroc(res, r, SK_SCORE_ENTROPY); break;
+    case COL_OOD_MI: v = one ? NAN : ood_auroc(res, r, SK_SCORE_MI); break;
+    case COL_FGSM: v = r->fgsm_acc; break;
+    case COL_PGD: v = r->pgd_acc; break;
+    case COL_ADV_MI: v = one ? NAN : r->adv_mi.auroc; break;
     }
+    if (isnan(v)) snprintf(out, CELL, "n/a");
+    else snprintf(out, CELL, "%.4f", v);
+}
+
+static void print_md(const struct sk_compare_result *res)
+{
+    printf("| method |");
+    for (int k = 0; k < N_COLS; k++) printf(" %s |", col_md[k]);
+    printf("\n|---|");
+    for (int k = 0; k < N_COLS; k++) printf("---:|");
+    printf("\n");
+    for (int i = 0; i < res->n_rows; i++) {
+        printf("| %s |", res->rows[i].method);
+        for (int k = 0; k < N_COLS; k++) {
+            char b[CELL];
+            cell(res, &res->rows[i], k, b);
+            printf(" %s |", b);
+        }
+        printf("\n");
+    }
+}
+
+/* Columns padded to their widest cell, numbers right-aligned; where the
+ * whole is wider than the terminal, stacked tables that each repeat the
+ * method column. */
+static void print_aligned(const struct sk_compare_result *res)
+{
+    int wm = (int)strlen("method"), w[N_COLS];
+    for (int i = 0; i < res->n_rows; i++)
+        if ((int)strlen(res->rows[i].method) > wm) wm = (int)strlen(res->rows[i].method);
+    for (int k = 0; k < N_COLS; k++) {
+        w[k] = (int)strlen(col_text[k]);
+        for (int i = 0; i < res->n_rows; i++) {
+            char b[CELL];
+            cell(res, &res->rows[i], k, b);
+            if ((int)strlen(b) > w[k]) w[k] = (int)strlen(b);
+        }
+    }
+    int width = cli_term_width(stdout);
+    for (int k0 = 0; k0 < N_COLS;) {
+        int k1 = k0, used = wm;
+        while (k1 < N_COLS && (k1 == k0 || used + 2 + w[k1] <= width - 1)) used += 2 + w[k1++];
+        if (k0 > 0) printf("\n");
+        printf("%-*s", wm, "method");
+        for (int k = k0; k < k1; k++) printf("  %*s", w[k], col_text[k]);
+        printf("\n");
+        for (int i = 0; i < res->n_rows; i++) {
+            printf("%-*s", wm, res->rows[i].method);
+            for (int k = k0; k < k1; k++) {
+                char b[CELL];
+                cell(res, &res->rows[i], k, b);
+                printf("  %*s", w[k], b);
+            }
+            printf("\n");
+        }
+        k0 = k1;
+    }
+}
+
+static void print_table(const struct cli_common *c, const struct sk_compare_config *o, const char *ood,
+                        const struct sk_compare_result *res, bool md)
+{
+    char head[512];
+    snprintf(head, sizeof head,
+             "data %s (test %d rows), OOD %s, arch %s; attacks Linf eps %g on %d rows, EOT over each method's samples. "
+             "S: samples per prediction; AUROCs of telling OOD (or PGD) inputs from clean ones by predictive entropy "
+             "(ent) or mutual information (MI); n/a: no OOD data, no attacks, or MI of a one-sample method",
+             c->data, res->n_test, ood, o->arch, o->eps, res->n_adv);
+    if (md) printf("%s\n", head);
+    else cli_wrap(stdout, head, 0, 0, cli_term_width(stdout)), printf("\n");
+    printf("\n");
+    if (md) print_md(res);
+    else print_aligned(res);
 }
 
 /* The options into the config, checked by the library's own check. */
 static int build_config(const struct cli_common *c, const struct compare_args *a, struct sk_compare_config *o)
 {
+    static const char *const formats[] = { "text", "md" };
+    if (strcmp(a->format, "text") && strcmp(a->format, "md")) return cli_bad_choice("--format", a->format, formats, 2);
     if (a->flipout && a->no_flipout) return cli_usage("--flipout and --no-flipout contradict each other");
     if (strcmp(a->prior, "gaussian") && strcmp(a->prior, "mixture"))
         return cli_usage("--prior must be gaussian or mixture (got '%s')", a->prior);
@@ -161,15 +247,13 @@ static int run(const struct cli_common *c, const struct compare_args *a, struct 
     int status = open_data(c, a, &all, &te, &ood);
     if (status == CLI_OK && o->n_adv > 0)
         status = cli_input_box("compare", c->data, te, o->clip_min, o->clip_max, false, &o->clip_min, &o->clip_max);
-    bool has_ood = ood != NULL;
     if (status == CLI_OK) {
         o->on_progress = on_progress;
-        o->ctx = &has_ood;
         status = sk_compare_run(o, all, te, ood, &res) ? cli_fail_lib_map(compare_flags) : CLI_OK;
     }
     if (status == CLI_OK) {
         if (c->json) print_json(c, o, a->ood, res);
-        else print_table(c, o, a->ood, res);
+        else print_table(c, o, a->ood, res, !strcmp(a->format, "md"));
     }
     sk_compare_result_free(res);
     sk_dataset_free(all);
@@ -182,11 +266,12 @@ int cmd_compare(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
     struct sk_compare_config o = sk_compare_defaults();
-    struct compare_args a = { .prior = "gaussian", .ood = "mnist" };
+    struct compare_args a = { .prior = "gaussian", .ood = "mnist", .format = "text" };
     o.clip_min = o.clip_max = NAN;
     c.data = "fashion-mnist";
     struct cli_opt opts[] = {
         CLI_DATA_OPTS(c), CLI_THREADS_OPT(c), CLI_JSON_OPT(c),
+        { "format", CLI_STR, &a.format, "F", "text (aligned columns fitting the terminal) | md (a Markdown pipe table)" },
         { "arch", CLI_STR, &o.arch, "A", "mlp (784-400-400-10) | cnn | a spec (default mlp)" },
         { "methods", CLI_STR, &o.methods, "LIST", "comma list of deterministic, temperature, mc-dropout, ensemble, vi, sgld, laplace" },
         { "ood", CLI_STR, &a.ood, "D", "out-of-distribution data set (default mnist; 'none' to skip)" },

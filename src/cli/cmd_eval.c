@@ -78,28 +78,35 @@ static void print_json(const struct cli_common *c, const char *split, const stru
     cli_json_print(o);
 }
 
-static void print_text(const struct cli_common *c, const char *spec, const char *split, const struct eval_result *r)
+void cli_eval_print_classes(const long *conf, int K)
 {
-    int K = r->K;
-    printf("model     %s (%s)\n", c->model, spec);
-    printf("data      %s, split %s, %d rows\n", c->data, split, r->n);
-    printf("accuracy  %.4f\nloss      %.4f\n\n", r->acc, r->loss);
-    printf("class   rows  accuracy\n");
+    long most = 0;
+    for (size_t i = 0; i < (size_t)K * K; i++) most = conf[i] > most ? conf[i] : most;
+    int w = 6; /* every count right-aligned under its class number, two spaces apart at least */
+    for (long v = most; v >= 10000; v /= 10) w++;
+    printf("\nclass   rows  accuracy\n");
     for (int k = 0; k < K; k++) {
-        long tot = class_rows(r, k);
-        if (tot)
-            printf("%5d %6ld  %.4f\n", k, tot, (double)r->conf[(size_t)k * K + k] / tot);
-        else
-            printf("%5d %6ld  -\n", k, tot);
+        long tot = 0;
+        for (int j = 0; j < K; j++) tot += conf[(size_t)k * K + j];
+        if (tot) printf("%5d %6ld  %8.4f\n", k, tot, (double)conf[(size_t)k * K + k] / tot);
+        else printf("%5d %6ld  %8s\n", k, tot, "n/a");
     }
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n      ");
-    for (int j = 0; j < K; j++) printf("%6d", j);
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%5s ", "");
+    for (int j = 0; j < K; j++) printf("%*d", w, j);
     printf("\n");
     for (int k = 0; k < K; k++) {
         printf("%5d ", k);
-        for (int j = 0; j < K; j++) printf("%6ld", r->conf[(size_t)k * K + j]);
+        for (int j = 0; j < K; j++) printf("%*ld", w, conf[(size_t)k * K + j]);
         printf("\n");
     }
+}
+
+static void print_text(const struct cli_common *c, const char *spec, const char *split, const struct eval_result *r)
+{
+    printf("model     %s (%s)\n", c->model, spec);
+    printf("data      %s, split %s, %d rows\n", c->data, split, r->n);
+    printf("accuracy  %.4f\nNLL       %.4f\n", r->acc, r->loss);
+    cli_eval_print_classes(r->conf, r->K);
 }
 
 /* The eval of a deterministic model file. */

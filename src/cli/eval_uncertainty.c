@@ -62,6 +62,14 @@ static int open_ood(const struct cli_unc_opts *u, const struct sk_model *m, stru
     return CLI_OK;
 }
 
+/* dir without its trailing slashes, for the paths printed and written */
+static int dir_len(const char *dir)
+{
+    int n = (int)strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    return n;
+}
+
 static int write_plots(const char *dir, const struct sk_bayes_report *r, int n_classes)
 {
     mkdir(dir, 0777);
@@ -71,11 +79,12 @@ static int write_plots(const char *dir, const struct sk_bayes_report *r, int n_c
     for (int i = 0; i < r->n; i++) mimax = fmaxf(mimax, r->mi[i]);
     for (int i = 0; i < r->n_ood; i++) mimax = fmaxf(mimax, r->ood_mi[i]);
     if (!(mimax > 0)) mimax = 1;
-    snprintf(path, sizeof path, "%s/reliability.png", dir);
+    int n = dir_len(dir);
+    snprintf(path, sizeof path, "%.*s/reliability.png", n, dir);
     int rc = sk_plot_reliability(path, &r->rel);
-    snprintf(path, sizeof path, "%s/entropy.png", dir);
+    snprintf(path, sizeof path, "%.*s/entropy.png", n, dir);
     if (!rc) rc = sk_plot_histograms(path, r->entropy, r->n, r->ood_entropy, r->n_ood, 40, 0, hmax);
-    snprintf(path, sizeof path, "%s/mutual_information.png", dir);
+    snprintf(path, sizeof path, "%.*s/mutual_information.png", n, dir);
     if (!rc) rc = sk_plot_histograms(path, r->mi, r->n, r->ood_mi, r->n_ood, 40, 0, mimax);
     return rc ? cli_fail_lib() : CLI_OK;
 }
@@ -133,32 +142,65 @@ static void print_json(const struct cli_common *c, const struct cli_unc_opts *u,
     cli_json_print(o);
 }
 
+/* The layout of cmd_eval.c's (summary, per-class, confusion) and then the
+ * uncertainty blocks. A one-sample predictive (a deterministic net, or one
+ * with a temperature) has zero mutual information everywhere: its MI rows
+ * would be an AUROC of 0.5 that says nothing, so they are left out. */
 static void print_text(const struct cli_common *c, const struct cli_unc_opts *u, const struct sk_posterior *p,
-                       const struct sk_bayes_report *r, bool has_ood)
+                       const struct sk_bayes_report *r, bool has_ood, const long *conf)
 {
-    printf("model     %s (%s, %s, %d samples, T = %.3g)\n", c->model, p->model->spec, sk_bayes_method_name(p->method),
-           r->n_samples, p->temperature);
-    printf("data      %s, %d rows\n", c->data, r->n);
-    printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n\n",
+    printf("model     %s (%s, %s, %d sample%s, T = %.3g)\n", c->model, p->model->spec,
+           sk_bayes_method_name(p->method), r->n_samples, r->n_samples == 1 ? "" : "s", p->temperature);
+    printf("data      %s, split %s, %d rows\n", c->data, c->split ? c->split : "test", r->n);
+    printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n",
            r->clean.accuracy, r->clean.nll, r->clean.brier, r->clean.ece, r->clean.mce);
-    printf("reliability   bin        count  confidence  accuracy\n");
+    cli_eval_print_classes(conf, p->model->n_classes);
+    printf("\n%-15s %7s  %10s  %8s\n", "reliability bin", "count", "confidence", "accuracy");
     for (int b = 0; b < r->rel.n_bins; b++)
-        if (r->rel.count[b])
-            printf("          (%.3f,%.3f] %7ld  %.4f      %.4f\n", (double)b / r->rel.n_bins,
-                   (double)(b + 1) / r->rel.n_bins, r->rel.count[b], r->rel.conf[b], r->rel.acc[b]);
-    printf("\ndetection            AUROC   AUPR    FPR@95%%TPR\n");
-    for (int s = 0; s < 3; s++)
-        printf("misclassified %-7s %.4f  %.4f  %.4f\n", score_names[s], r->misc[s].auroc, r->misc[s].aupr,
-               r->misc[s].fpr95);
-    if (has_ood)
-        for (int s = 0; s < 3; s++)
-            printf("OOD %-6s %-7s %.4f  %.4f  %.4f\n", u->ood, score_names[s], r->ood[s].auroc, r->ood[s].aupr,
-                   r->ood[s].fpr95);
-    printf("\naccuracy at coverage (most certain first, by entropy): 50%% %.4f  80%% %.4f  90%% %.4f  100%% %.4f\n",
-           r->coverage_acc[0], r->coverage_acc[1], r->coverage_acc[2], r->coverage_acc[3]);
-    if (u->plots)
-        printf("\nplots     %s/reliability.png, %s/entropy.png, %s/mutual_information.png "
-               "(blue: test data, orange: %s)\n", u->plots, u->plots, u->plots, has_ood ? u->ood : "none");
+        if (r->rel.count[b]) {
+            char bin[32];
+            snprintf(bin, sizeof bin, "(%.3f,%.3f]", (double)b / r->rel.n_bins, (double)(b + 1) / r->rel.n_bins);
+            printf("%-15s %7ld  %10.4f  %8.4f\n", bin, r->rel.count[b], r->rel.conf[b], r->rel.acc[b]);
+        }
+    int n_scores = r->n_samples > 1 ? 3 : 2;
+    printf("\n%-28s %6s  %6s  %10s\n", "detection by score", "AUROC", "AUPR", "FPR@95%TPR");
+    for (int s = 0; s < n_scores; s++) {
+        char what[64];
+        snprintf(what, sizeof what, "misclassified, %s", score_names[s]);
+        printf("%-28s %6.4f  %6.4f  %10.4f\n", what, r->misc[s].auroc, r->misc[s].aupr, r->misc[s].fpr95);
+    }
+    for (int s = 0; has_ood && s < n_scores; s++) {
+        char what[64];
+        snprintf(what, sizeof what, "OOD %.12s, %s", u->ood, score_names[s]);
+        printf("%-28s %6.4f  %6.4f  %10.4f\n", what, r->ood[s].auroc, r->ood[s].aupr, r->ood[s].fpr95);
+    }
+    printf("\naccuracy at coverage (the most certain rows by entropy)\n%8s  %8s  %8s  %8s\n", "50%", "80%", "90%",
+           "100%");
+    printf("%8.4f  %8.4f  %8.4f  %8.4f\n", r->coverage_acc[0], r->coverage_acc[1], r->coverage_acc[2],
+           r->coverage_acc[3]);
+    if (u->plots) {
+        int n = dir_len(u->plots);
+        printf("\nplots (blue: test data, orange: %s)\n", has_ood ? u->ood : "none");
+        printf("  %.*s/reliability.png\n  %.*s/entropy.png\n  %.*s/mutual_information.png\n", n, u->plots, n, u->plots,
+               n, u->plots);
+    }
+}
+
+/* conf (K x K, zeroed): the argmax of the S-sample predictive against the labels */
+static int confusion(struct sk_posterior *p, const struct sk_dataset *d, int S, uint64_t seed, long *conf)
+{
+    int K = p->model->n_classes;
+    float *pb = sk_malloc(sizeof(float) * (size_t)d->n * K);
+    int rc = pb ? sk_bayes_predict(p, d->x, d->n, S, seed, pb, NULL) : SK_ENOMEM;
+    for (int i = 0; !rc && i < d->n; i++) {
+        const float *q = pb + (size_t)i * K;
+        int b = 0;
+        for (int k = 1; k < K; k++)
+            if (q[k] > q[b]) b = k;
+        conf[(size_t)d->y[i] * K + b]++;
+    }
+    sk_free(pb);
+    return rc;
 }
 
 int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *u)
@@ -170,6 +212,7 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
     if (!p) return cli_fail_lib();
     struct sk_dataset *d = cli_load_eval_data(c, p->model, NULL), *ood = NULL;
     struct sk_bayes_report r = { 0 };
+    long *conf = NULL;
     int status = CLI_FAIL;
     int S = u->samples > 0 ? u->samples : 20;
     if (!d) goto out;
@@ -186,9 +229,17 @@ int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *
     }
     if (u->plots && (status = write_plots(u->plots, &r, p->model->n_classes))) goto out;
     if (c->json) print_json(c, u, p, &r, ood != NULL);
-    else print_text(c, u, p, &r, ood != NULL);
+    else {
+        int K = p->model->n_classes;
+        if (!(conf = sk_calloc((size_t)K * K, sizeof(long))) || confusion(p, d, S, u->seed, conf)) {
+            status = cli_fail_lib();
+            goto out;
+        }
+        print_text(c, u, p, &r, ood != NULL, conf);
+    }
     status = CLI_OK;
 out:
+    sk_free(conf);
     sk_bayes_report_free(&r);
     sk_dataset_free(d);
     sk_dataset_free(ood);

@@ -18,8 +18,10 @@
 
 #define MAX_FILE ((long)1 << 28)
 #define MAX_VARS (1 << 24)
-/* the multiplied-out property: conjunctions times constraints per conjunction */
-#define MAX_DNF_TERMS (1 << 22)
+/* the multiplied-out property: conjunctions times constraints per conjunction
+ * (competition properties stay far below; a few kilobytes of nested (or ...)
+ * could otherwise ask for gigabytes) */
+#define MAX_DNF_TERMS (1 << 16)
 
 struct sx {
     bool list;
@@ -407,7 +409,7 @@ static int assert_or(struct rd *r, const struct sx *e, double *a)
     for (int k = 0; !rc && k < n_alt; k++) est += (size_t)alt[k].n + 1;
     if (!rc && (double)est * (double)(p->n_disjuncts ? p->n_disjuncts : 1) + (double)dnf_size(p) * n_alt >
                    (double)MAX_DNF_TERMS)
-        rc = err_sx(r, e, "multiplying out this (or ...) with the earlier ones gives more than 2^22 constraints");
+        rc = err_sx(r, e, "multiplying out this (or ...) with the earlier ones gives more than 2^16 constraints");
     int n_new = p->n_disjuncts * n_alt;
     struct sk_vnnlib_conj *nd = rc ? NULL : sk_calloc((size_t)(n_new ? n_new : 1), sizeof *nd);
     if (!rc && !nd) rc = SK_ENOMEM;
@@ -551,7 +553,7 @@ struct sk_vnnlib *sk_certify_vnnlib_parse(const char *text, size_t len, const ch
             if (!rc && tmp.n) {
                 y_used = true;
                 if ((double)dnf_size(r.p) + (double)tmp.n * r.p->n_disjuncts > (double)MAX_DNF_TERMS)
-                    rc = err_sx(&r, body, "the multiplied-out property has more than 2^22 constraints");
+                    rc = err_sx(&r, body, "the multiplied-out property has more than 2^16 constraints");
                 for (int d = 0; !rc && d < r.p->n_disjuncts; d++)
                     for (int q = 0; !rc && q < tmp.n; q++) {
                         memset(a, 0, sizeof(double) * (size_t)r.p->n_outputs);

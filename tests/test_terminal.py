@@ -400,6 +400,21 @@ def main():
           md[2].startswith("| deterministic | 1 |") and "| n/a |" in md[2], f"compare --format md: a pipe table ({md})")
     r = subprocess.run(cmp[:2] + ["--format", "mdd"], capture_output=True, text=True)
     check(r.returncode == 2 and "did you mean 'md'?" in r.stderr, f"compare --format mdd: exit 2, a suggestion ({r.stderr})")
+    # eval: the same blocks with and without --plots, Fashion-MNIST names beside the class numbers, headers over
+    # their columns, no MI rows for a deterministic net, "1 sample", no double slash in the plot paths
+    os.makedirs(os.path.join(work, "plots"), exist_ok=True)
+    for extra in ([], ["--plots", os.path.join(work, "plots") + "/"]):
+        rc, raw, _ = run_pty([SKEPTIC, "eval", "--model", mlp] + fm + ["--n", "300"] + extra, 80)
+        lines = fits("eval " + " ".join(extra), raw, 80).text()
+        txt = "\n".join(lines)
+        head = next((l for l in lines if l.startswith("class ")), "")
+        row9 = next((m for m in map(re.compile(r"( +9 Ankle boot +\d+)  +\d\.\d{4}$").match, lines) if m), None)
+        check(rc == 0 and "confusion matrix" in txt and row9 is not None and "rows" in head and
+              head.index("rows") + 4 == len(row9.group(1)) and len(head) == len(row9.group(0)),
+              f"eval {extra}: the class table with names, headers over their columns, the confusion matrix ({txt[:600]!r})")
+        if extra:
+            check("1 sample," in txt and "//" not in txt and ", mi " not in txt and "misclassified, entropy" in txt,
+                  f"eval --plots: 1 sample, no MI rows, single slashes ({txt[-900:]!r})")
     # help pages fit at both widths and do not break words
     for cols in (80, 120):
         for args in (["--help"], ["train", "--help"], ["attack", "--help"], ["eval", "--help"], ["compare", "--help"],

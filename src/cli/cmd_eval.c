@@ -78,18 +78,48 @@ static void print_json(const struct cli_common *c, const char *split, const stru
     cli_json_print(o);
 }
 
-void cli_eval_print_classes(const long *conf, int K)
+/* The Fashion-MNIST name of class k of a model trained on classes (the
+ * recorded list, "" for all ten), NULL for other data or a list this does
+ * not read. */
+static const char *class_name(const char *data, const char *classes, int k)
+{
+    static const char *const fm[10] = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot" };
+    if (!data || strcmp(data, "fashion-mnist")) return NULL;
+    int label = k;
+    if (classes && *classes) {
+        const char *q = classes;
+        for (int i = 0; i <= k; i++) {
+            char *end;
+            long v = strtol(q, &end, 10);
+            if (end == q || v < 0 || v > 9 || (*end && *end != ',')) return NULL;
+            label = (int)v;
+            if (i < k && !*end) return NULL;
+            q = end + (*end == ',');
+        }
+    }
+    return label >= 0 && label < 10 ? fm[label] : NULL;
+}
+
+void cli_eval_print_classes(const long *conf, int K, const char *data, const char *classes)
 {
     long most = 0;
     for (size_t i = 0; i < (size_t)K * K; i++) most = conf[i] > most ? conf[i] : most;
     int w = 6; /* every count right-aligned under its class number, two spaces apart at least */
     for (long v = most; v >= 10000; v /= 10) w++;
-    printf("\nclass   rows  accuracy\n");
+    int wn = 0; /* the names column, where the data has names */
+    for (int k = 0; k < K; k++) {
+        const char *n = class_name(data, classes, k);
+        if (n && (int)strlen(n) + 1 > wn) wn = (int)strlen(n) + 1;
+    }
+    printf("\nclass %-*s  rows  accuracy\n", wn, "");
     for (int k = 0; k < K; k++) {
         long tot = 0;
+        const char *n = class_name(data, classes, k);
         for (int j = 0; j < K; j++) tot += conf[(size_t)k * K + j];
-        if (tot) printf("%5d %6ld  %8.4f\n", k, tot, (double)conf[(size_t)k * K + k] / tot);
-        else printf("%5d %6ld  %8s\n", k, tot, "n/a");
+        printf("%5d %-*s", k, wn, n ? n : "");
+        if (tot) printf("%6ld  %8.4f\n", tot, (double)conf[(size_t)k * K + k] / tot);
+        else printf("%6ld  %8s\n", tot, "n/a");
     }
     printf("\nconfusion matrix (rows: true class, columns: predicted)\n%5s ", "");
     for (int j = 0; j < K; j++) printf("%*d", w, j);
@@ -101,12 +131,12 @@ void cli_eval_print_classes(const long *conf, int K)
     }
 }
 
-static void print_text(const struct cli_common *c, const char *spec, const char *split, const struct eval_result *r)
+static void print_text(const struct cli_common *c, const struct sk_model *m, const char *split, const struct eval_result *r)
 {
-    printf("model     %s (%s)\n", c->model, spec);
+    printf("model     %s\nspec      %s\n", c->model, m->spec);
     printf("data      %s, split %s, %d rows\n", c->data, split, r->n);
     printf("accuracy  %.4f\nNLL       %.4f\n", r->acc, r->loss);
-    cli_eval_print_classes(r->conf, r->K);
+    cli_eval_print_classes(r->conf, r->K, c->data, m->data.classes);
 }
 
 /* The eval of a deterministic model file. */
@@ -134,7 +164,7 @@ static int eval_model(const struct cli_common *c, const char *pred_path, const c
     tally(d, lp, &r);
     const char *split = c->split ? c->split : "test";
     if (c->json) print_json(c, split, &r);
-    else print_text(c, m->spec, split, &r);
+    else print_text(c, m, split, &r);
     status = CLI_OK;
 out:
     sk_free(lp);

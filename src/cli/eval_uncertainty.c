@@ -149,12 +149,12 @@ static void print_json(const struct cli_common *c, const struct cli_unc_opts *u,
 static void print_text(const struct cli_common *c, const struct cli_unc_opts *u, const struct sk_posterior *p,
                        const struct sk_bayes_report *r, bool has_ood, const long *conf)
 {
-    printf("model     %s (%s, %s, %d sample%s, T = %.3g)\n", c->model, p->model->spec,
+    printf("model     %s\nspec      %s (%s, %d sample%s, T = %.3g)\n", c->model, p->model->spec,
            sk_bayes_method_name(p->method), r->n_samples, r->n_samples == 1 ? "" : "s", p->temperature);
     printf("data      %s, split %s, %d rows\n", c->data, c->split ? c->split : "test", r->n);
     printf("accuracy  %.4f\nNLL       %.4f\nBrier     %.4f\nECE       %.4f (15 bins)\nMCE       %.4f\n",
            r->clean.accuracy, r->clean.nll, r->clean.brier, r->clean.ece, r->clean.mce);
-    cli_eval_print_classes(conf, p->model->n_classes);
+    cli_eval_print_classes(conf, p->model->n_classes, c->data, p->model->data.classes);
     printf("\n%-15s %7s  %10s  %8s\n", "reliability bin", "count", "confidence", "accuracy");
     for (int b = 0; b < r->rel.n_bins; b++)
         if (r->rel.count[b]) {

@@ -25,8 +25,10 @@ bool cli_is_posterior_file(const char *path);
 int cli_eval_uncertainty(const struct cli_common *c, const struct cli_unc_opts *u);
 
 /* eval's per-class accuracy and confusion matrix (conf: K x K counts, rows
- * the true class), the same block whatever the model and flags. */
-void cli_eval_print_classes(const long *conf, int K);
+ * the true class), the same block whatever the model and flags; Fashion-MNIST
+ * class names beside the numbers (data: the --data name, classes: the
+ * model's recorded class list, "" for all). */
+void cli_eval_print_classes(const long *conf, int K, const char *data, const char *classes);
 
 /* `skeptic train --method M` with M other than deterministic goes here. */
 bool cli_train_wants_bayes(int argc, char **argv);

@@ -78,59 +78,6 @@ static void print_json(const struct cli_common *c, const char *split, const stru
     cli_json_print(o);
 }
 
-/* The Fashion-MNIST name of class k of a model trained on classes (the
- * recorded list, "" for all ten), NULL for other data or a list this does
- * not read. */
-static const char *class_name(const char *data, const char *classes, int k)
-{
-    static const char *const fm[10] = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot" };
-    if (!data || strcmp(data, "fashion-mnist")) return NULL;
-    int label = k;
-    if (classes && *classes) {
-        const char *q = classes;
-        for (int i = 0; i <= k; i++) {
-            char *end;
-            long v = strtol(q, &end, 10);
-            if (end == q || v < 0 || v > 9 || (*end && *end != ',')) return NULL;
-            label = (int)v;
-            if (i < k && !*end) return NULL;
-            q = end + (*end == ',');
-        }
-    }
-    return label >= 0 && label < 10 ? fm[label] : NULL;
-}
-
-void cli_eval_print_classes(const long *conf, int K, const char *data, const char *classes)
-{
-    long most = 0;
-    for (size_t i = 0; i < (size_t)K * K; i++) most = conf[i] > most ? conf[i] : most;
-    int w = 6; /* every count right-aligned under its class number, two spaces apart at least */
-    for (long v = most; v >= 10000; v /= 10) w++;
-    int wn = 0; /* the names column, where the data has names */
-    for (int k = 0; k < K; k++) {
-        const char *n = class_name(data, classes, k);
-        if (n && (int)strlen(n) + 1 > wn) wn = (int)strlen(n) + 1;
-    }
-    printf("\nclass %-*s  rows  accuracy\n", wn, "");
-    for (int k = 0; k < K; k++) {
-        long tot = 0;
-        const char *n = class_name(data, classes, k);
-        for (int j = 0; j < K; j++) tot += conf[(size_t)k * K + j];
-        printf("%5d %-*s", k, wn, n ? n : "");
-        if (tot) printf("%6ld  %8.4f\n", tot, (double)conf[(size_t)k * K + k] / tot);
-        else printf("%6ld  %8s\n", tot, "n/a");
-    }
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%5s ", "");
-    for (int j = 0; j < K; j++) printf("%*d", w, j);
-    printf("\n");
-    for (int k = 0; k < K; k++) {
-        printf("%5d ", k);
-        for (int j = 0; j < K; j++) printf("%*ld", w, conf[(size_t)k * K + j]);
-        printf("\n");
-    }
-}
-
 static void print_text(const struct cli_common *c, const struct sk_model *m, const char *split, const struct eval_result *r)
 {
     printf("model     %s\nspec      %s\n", c->model, m->spec);

@@ -16,24 +16,31 @@ static int check_rows(const struct sk_model *m, const int *y, int N)
     return SK_OK;
 }
 
+/* The centre/radius form of the box [lo, hi] (n values each): *cv and *rv
+ * allocated (n + 1 floats, freed by the caller even on an error); SK_EINVAL
+ * naming the first value with lo > hi, SK_ENOMEM. */
+static int box_centre_radius(const float *lo, const float *hi, size_t n, float **cv, float **rv)
+{
+    *cv = sk_malloc(sizeof(float) * (n + 1));
+    *rv = sk_malloc(sizeof(float) * (n + 1));
+    if (!*cv || !*rv) return SK_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(lo[i] <= hi[i])) return sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
+        (*cv)[i] = 0.5f * (lo[i] + hi[i]);
+        (*rv)[i] = 0.5f * (hi[i] - lo[i]);
+    }
+    return SK_OK;
+}
+
 /* α-CROWN over the boxes [lo, hi] (margins for labels y, else logit bounds);
  * the engine's own intervals keep it never looser than IBP. */
 #define ALPHA_CROWN_ITERS 20
 static int alpha_crown_bounds(struct sk_model *m, const float *lo, const float *hi, int N, const int *y, float *zlo,
                               float *zhi)
 {
-    size_t n = (size_t)N * m->in_dim;
-    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
-    int rc = SK_ENOMEM;
-    if (cv && rv) {
-        rc = SK_OK;
-        for (size_t i = 0; i < n && rc == SK_OK; i++) {
-            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
-            cv[i] = 0.5f * (lo[i] + hi[i]);
-            rv[i] = 0.5f * (hi[i] - lo[i]);
-        }
-        if (!rc) rc = sk_crown_any(m, cv, rv, y, N, true, ALPHA_CROWN_ITERS, zlo, zhi);
-    }
+    float *cv = NULL, *rv = NULL;
+    int rc = box_centre_radius(lo, hi, (size_t)N * m->in_dim, &cv, &rv);
+    if (!rc) rc = sk_crown_any(m, cv, rv, y, N, true, ALPHA_CROWN_ITERS, zlo, zhi);
     sk_free(cv);
     sk_free(rv);
     return rc;
@@ -47,19 +54,13 @@ int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const f
     if (method != SK_CERTIFY_CROWN)
         return sk_error(SK_EINVAL, "bounds: method %s gives no logit bounds (use ibp or crown)",
                         sk_certify_method_name(method));
-    size_t n = (size_t)N * m->in_dim;
-    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
+    float *cv = NULL, *rv = NULL;
+    int rc = box_centre_radius(lo, hi, (size_t)N * m->in_dim, &cv, &rv);
     size_t nk = (size_t)N * m->n_classes + 1;
     float *il = sk_malloc(sizeof(float) * nk), *iu = sk_malloc(sizeof(float) * nk);
-    int rc = SK_ENOMEM;
-    if (cv && rv && il && iu) {
-        rc = SK_OK;
-        for (size_t i = 0; i < n && rc == SK_OK; i++) {
-            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
-            cv[i] = 0.5f * (lo[i] + hi[i]);
-            rv[i] = 0.5f * (hi[i] - lo[i]);
-        }
-        if (!rc) rc = sk_crown(m, cv, rv, NULL, N, true, zlo, zhi);
+    if (!rc && (!il || !iu)) rc = SK_ENOMEM;
+    if (!rc) {
+        rc = sk_crown(m, cv, rv, NULL, N, true, zlo, zhi);
         if (!rc) rc = sk_certify_ibp_bounds(m, lo, hi, N, il, iu);
         if (!rc)
             for (size_t i = 0; i + 1 < nk; i++) {
@@ -76,18 +77,9 @@ int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const f
 
 int sk_certify_bounds_crown_only(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi)
 {
-    size_t n = (size_t)N * m->in_dim;
-    float *cv = sk_malloc(sizeof(float) * (n + 1)), *rv = sk_malloc(sizeof(float) * (n + 1));
-    int rc = SK_ENOMEM;
-    if (cv && rv) {
-        rc = SK_OK;
-        for (size_t i = 0; i < n && rc == SK_OK; i++) {
-            if (!(lo[i] <= hi[i])) rc = sk_error(SK_EINVAL, "bounds: box has lo > hi at value %zu", i);
-            cv[i] = 0.5f * (lo[i] + hi[i]);
-            rv[i] = 0.5f * (hi[i] - lo[i]);
-        }
-        if (!rc) rc = sk_crown(m, cv, rv, NULL, N, false, zlo, zhi);
-    }
+    float *cv = NULL, *rv = NULL;
+    int rc = box_centre_radius(lo, hi, (size_t)N * m->in_dim, &cv, &rv);
+    if (!rc) rc = sk_crown(m, cv, rv, NULL, N, false, zlo, zhi);
     sk_free(cv);
     sk_free(rv);
     return rc;

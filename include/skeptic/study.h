@@ -19,6 +19,7 @@
 #ifndef SKEPTIC_STUDY_H
 #define SKEPTIC_STUDY_H
 
+#include "skeptic/attack.h"
 #include "skeptic/bayes.h"
 #include "skeptic/data.h"
 #include "skeptic/metrics.h"
@@ -123,5 +124,73 @@ int sk_compare_run(const struct sk_compare_config *cfg, const struct sk_dataset 
                    const struct sk_dataset *test, const struct sk_dataset *ood, struct sk_compare_result **out);
 /* Accepts NULL. */
 void sk_compare_result_free(struct sk_compare_result *r);
+
+/* ---------------- calibration under attack ----------------
+ * How the predictive of a classifier behaves on adversarial inputs (the
+ * seed's next check 1): the attack of cfg->attack (FGSM, PGD, the suite; any
+ * kind of attack.h) runs through classifier c (a posterior's classifier
+ * averages its samples, so its gradient is the EOT gradient), and a
+ * predictor turns clean and adversarial inputs into probabilities, which
+ * are judged with metrics.h (ECE with eval's 15 bins):
+ *
+ *   struct sk_study_adv_cal_config cfg = sk_study_adv_cal_defaults(SK_ATTACK_PGD);
+ *   float eps[3] = { 0, 0.05f, 0.1f };
+ *   struct sk_study_adv_cal out[3];
+ *   if (sk_study_adv_calibration_bayes(p, &cfg, eps, 3, x, y, n, out)) fprintf(stderr, "%s\n", sk_last_error());
+ *   printf("ECE clean %.4f, at eps 0.1 %.4f\n", out[0].clean.ece, out[2].adv.ece);
+ *
+ * Over a list of eps (ascending), a row already misclassified at a smaller
+ * eps keeps that adversarial example at the larger one unless the new one
+ * is misclassified as well (the old example lies in the larger ball too),
+ * so adversarial accuracy is non-increasing along the curve. eps = 0 runs
+ * no attack: its adversarial figures are the clean ones, bit for bit. */
+
+/* Probabilities [n,K] of n rows of x (raw units), for the metrics. */
+typedef int (*sk_study_predict_fn)(void *ctx, const float *x, int n, float *probs);
+struct sk_study_predictor {
+    sk_study_predict_fn fn;
+    void *ctx;
+};
+
+struct sk_study_adv_cal_config {
+    /* The attack: kind, norm, steps, restarts, box, seed, batch (eps is set
+     * per point of the curve); audits are off by default here. */
+    struct sk_attack_config attack;
+    /* sk_study_adv_calibration_bayes only: */
+    int samples;        /* posterior samples of the predictive (default 20, eval's) */
+    int attack_samples; /* posterior samples per attack gradient, EOT (default 10) */
+    uint64_t seed;      /* the predictive's samples (eval's --mc-seed; default 0); the attack's
+                         * classifier draws from seed + 101 */
+};
+/* attack = sk_attack_defaults(kind, SK_NORM_LINF, 0) with audits off. */
+struct sk_study_adv_cal_config sk_study_adv_cal_defaults(enum sk_attack_kind kind);
+
+struct sk_study_adv_cal {
+    float eps;
+    int n;
+    struct sk_metric_summary clean, adv; /* accuracy, NLL, Brier, ECE, MCE of the predictive */
+    double clean_conf, adv_conf;         /* mean max-probability (confidence) */
+    double adv_entropy;                  /* mean predictive entropy on the adversarial inputs */
+    long grad_evals;                     /* input gradients the attack took (rows x EOT samples) */
+    double seconds;
+};
+
+/* Calibration of `pred` at each eps[0..n_eps) (ascending, >= 0) with the
+ * attack run through c on n rows of x (labels y). pred NULL: the
+ * probabilities of c itself (exp of log_probs; for a stochastic classifier
+ * averaged over ceil(attack.verdict_samples / c->n_samples) calls, at least
+ * 2). out[n_eps]. SK_EINVAL naming "adv_cal.eps" or the attack's field for a
+ * bad setting; SK_OK otherwise. c's counters advance. */
+int sk_study_adv_calibration(struct sk_classifier *c, const struct sk_study_predictor *pred,
+                             const struct sk_study_adv_cal_config *cfg, const float *eps, int n_eps, const float *x,
+                             const int *y, int n, struct sk_study_adv_cal *out);
+/* The same for a posterior (any method): the attack through
+ * sk_bayes_classifier(p, cfg->attack_samples, cfg->seed + 101), the metrics
+ * from sk_bayes_predict(p, ., cfg->samples, cfg->seed): the clean figures are
+ * exactly those of sk_bayes_report(p, x, y, n, ..., cfg->samples, cfg->seed)
+ * (what `skeptic eval --samples S --mc-seed SEED` prints). */
+int sk_study_adv_calibration_bayes(struct sk_posterior *p, const struct sk_study_adv_cal_config *cfg,
+                                   const float *eps, int n_eps, const float *x, const int *y, int n,
+                                   struct sk_study_adv_cal *out);
 
 #endif

@@ -136,9 +136,11 @@ static int write_plots(const char *dir, const struct sk_bayes_report *r, int n_c
     snprintf(path, sizeof path, "%.*s/reliability.png", n, dir);
     int rc = sk_plot_reliability(path, &r->rel);
     snprintf(path, sizeof path, "%.*s/entropy.png", n, dir);
-    if (!rc) rc = sk_plot_histograms(path, r->entropy, r->n, r->ood_entropy, r->n_ood, 40, 0, hmax);
+    if (!rc) rc = sk_plot_histograms(path, "Predictive entropy", "entropy (nats)", r->entropy, r->n, "test data",
+                                     r->ood_entropy, r->n_ood, "out-of-distribution", 40, 0, hmax);
     snprintf(path, sizeof path, "%.*s/mutual_information.png", n, dir);
-    if (!rc) rc = sk_plot_histograms(path, r->mi, r->n, r->ood_mi, r->n_ood, 40, 0, mimax);
+    if (!rc) rc = sk_plot_histograms(path, "Mutual information (epistemic)", "mutual information (nats)", r->mi, r->n,
+                                "test data", r->ood_mi, r->n_ood, "out-of-distribution", 40, 0, mimax);
     return rc ? cli_fail_lib() : CLI_OK;
 }
 

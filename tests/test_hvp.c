@@ -260,6 +260,10 @@ static int b_affine(struct sk_graph *g, const int *in)
 {
     return sk_op_tanh(g, sk_op_affine_cols(g, in[0], aff_shift, aff_scale));
 }
+static int b_convt(struct sk_graph *g, const int *in) { return sk_op_conv_transpose2d(g, in[0], in[1], 2, 1, 5, 5); }
+static int b_transpose(struct sk_graph *g, const int *in) { return sk_op_transpose(g, in[0]); }
+static int b_mul_groups(struct sk_graph *g, const int *in) { return sk_op_mul_groups(g, in[0], in[1]); }
+static int b_dot_groups(struct sk_graph *g, const int *in) { return sk_op_dot_groups(g, in[0], in[1]); }
 /* A small network: every kind of op in a chain, both leaves kinds. */
 static int b_chain(struct sk_graph *g, const int *in)
 {
@@ -316,6 +320,10 @@ static void run_hvpchecks(void)
         { "dlr margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr, 1e-3, 0x1p-10 },
         { "dlr margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr_t, 1e-3, 0x1p-10 },
         { "affine cols", 1, { 4 }, { S4(3, 6, 1, 1) }, { 0 }, -2, 2, 0, b_affine, 1e-3, 0 },
+        { "conv transpose s2 p1", 2, { 4, 4 }, { S4(2, 3, 3, 3), S4(3, 2, 3, 3) }, { 0, 1 }, -1, 1, 0, b_convt, 1e-3, 0 },
+        { "transpose", 1, { 2 }, { S2(3, 5) }, { 0 }, -1, 1, 0, b_transpose, 1e-3, 0 },
+        { "mul groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_mul_groups, 1e-3, 0 },
+        { "dot groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_dot_groups, 1e-3, 0 },
         { "dense-gelu-tanh-ce", 3, { 2, 2, 1 }, { S2(6, 4), S2(5, 4), S2(5, 1) }, { 0, 1, 1 }, -1, 1, 0, b_chain, 1e-3, 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -193,6 +193,13 @@ static int b_dlr_t(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; re
 static const float aff_shift[6] = { 0.5f, -1, 0, 2, 0.25f, -0.5f }, aff_scale[6] = { 2, 0.5f, 1, 3, 0.1f, 1.5f };
 static int b_affine(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_affine_cols(g, in[0], aff_shift, aff_scale); }
 
+static int b_convt_s2p1(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_conv_transpose2d(g, in[0], in[1], 2, 1, 5, 5); }
+static int b_convt_s1p0(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_conv_transpose2d(g, in[0], in[1], 1, 0, 5, 4); }
+static int b_transpose(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_transpose(g, in[0]); }
+static int b_mul_groups(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_mul_groups(g, in[0], in[1]); }
+static int b_dot_groups(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_dot_groups(g, in[0], in[1]); }
+static int b_relu_slope(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_relu_upper_slope(g, in[0], in[1]); }
+
 #define S2(a, b) { a, b, 1, 1 }
 #define S4(a, b, c, d) { a, b, c, d }
 
@@ -242,6 +249,12 @@ static void run_gradchecks(void)
         { "dlr margin", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr, NULL, 2e-2 },
         { "dlr margin targeted", 1, { 2 }, { S2(6, 5) }, { 0 }, -2, 2, 0, b_dlr_t, NULL, 2e-2 },
         { "affine cols", 1, { 4 }, { S4(3, 6, 1, 1) }, { 0 }, -2, 2, 0, b_affine, NULL, 1e-2 },
+        { "conv transpose s2 p1", 2, { 4, 4 }, { S4(2, 3, 3, 3), S4(3, 2, 3, 3) }, { 0, 1 }, -1, 1, 0, b_convt_s2p1, NULL, 1e-2 },
+        { "conv transpose s1 p0", 2, { 4, 4 }, { S4(1, 2, 4, 3), S4(2, 3, 2, 2) }, { 0, 0 }, -1, 1, 0, b_convt_s1p0, NULL, 1e-2 },
+        { "transpose", 1, { 2 }, { S2(3, 5) }, { 0 }, -1, 1, 0, b_transpose, NULL, 1e-2 },
+        { "mul groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_mul_groups, NULL, 1e-2 },
+        { "dot groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 0 }, -1, 1, 0, b_dot_groups, NULL, 1e-2 },
+        { "relu upper slope", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0.05f, b_relu_slope, NULL, 1e-2 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         double e = gradcheck(&cases[i], 1000 + i, 1.0f);

@@ -264,16 +264,23 @@ double sk_attack_norm(enum sk_norm p, const float *v, int n, int channels);
  * which keeps the norm within eps because x0 is in the box). */
 void sk_attack_project(enum sk_norm p, float eps, float lo, float hi, const float *x0, float *x, int n, int dim);
 
-/* PNG of robust accuracy versus eps: n_series curves of n_eps points
- * (acc[s * n_eps + e]), names for the legend (may be NULL). Atomic write. */
+/* Figure of robust accuracy versus eps (PNG or SVG by the path's extension,
+ * skeptic/figure.h): n_series (1..8) curves of n_eps points
+ * (acc[s * n_eps + e]) with markers, names for the legend (may be NULL).
+ * Atomic write. */
 int sk_attack_plot_curve(const char *path, const char *title, const float *eps, int n_eps, const double *acc,
                          int n_series, const char *const *names);
-/* PNG grid: one row per shown example (rows idx[0..n_show) of x, or the first
- * n_show if idx is NULL): original, perturbation (magnified to the full grey
- * range, factor printed), adversarial; true and predicted labels under them.
- * Images C x H x W with C = 1 or 3. Atomic write. */
-int sk_attack_grid_png(const char *path, const float *x, const float *x_adv, const int *y, const int *pred,
-                       const int *idx, int n_show, int C, int H, int W);
+/* Figure (PNG or SVG by the extension) of one row per shown example (rows
+ * idx[0..n_show) of x, or the first n_show if idx is NULL; n_show <= 256):
+ * the original captioned with its true class y[i], the perturbation
+ * magnified to the full grey range (max |delta| and the factor printed), the
+ * adversarial example captioned "true -> predicted" (pred[i]; in red when it
+ * differs from y[i]). Classes are named by class_names[0..n_classes) (e.g.
+ * from sk_data_class_name), by number where that is NULL or short. Images
+ * C x H x W with C = 1 or 3, values in [0, 1]. Atomic write. */
+int sk_attack_plot_grid(const char *path, const float *x, const float *x_adv, const int *y, const int *pred,
+                        const int *idx, int n_show, int C, int H, int W, const char *const *class_names,
+                        int n_classes);
 /* float32 .npy of n rows: shape (n, C, H, W), or (n, C) when H = W = 1. Atomic. */
 int sk_attack_save_npy(const char *path, const float *x, int n, int C, int H, int W);
 

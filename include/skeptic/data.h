@@ -134,6 +134,13 @@ int sk_data_split(const struct sk_dataset *d, float fraction, uint64_t seed, str
  * as i (so "--classes 6,0" makes shirt 0 and T-shirt/top 1). */
 struct sk_dataset *sk_data_select_classes(const struct sk_dataset *d, const int *classes, int k);
 
+/* The name of class k of a model trained on `data` (a name as sk_data_open
+ * takes) with the class selection `classes` (a model's recorded list such as
+ * "6,0"; "" or NULL for all): Fashion-MNIST's ten ("T-shirt/top", "Trouser",
+ * ...), the digits "0".."9" of mnist. NULL for other data, a k outside the
+ * selection or a list this does not read. The string is static. */
+const char *sk_data_class_name(const char *data, const char *classes, int k);
+
 /* First row/offset holding a NaN or Inf, or -1 if all finite. */
 long sk_data_first_nonfinite(const struct sk_dataset *d);
 

@@ -194,6 +194,24 @@ int sk_op_mean(struct sk_graph *g, int x);
  * i-th standard normal of stream `key`; gradients flow to mu and rho. */
 int sk_op_gauss_sample(struct sk_graph *g, int mu, int rho, uint64_t key);
 
+/* Ops of backward bound propagation (CROWN as graph ops, for certified training).
+ * Transposed convolution: y = T^T x for the conv map T of sk_op_conv2d with
+ * weights W[OC,C,KH,KW], stride and padding, on inputs C x H x W: x [N,OC,OH,OW]
+ * (OH, OW that conv's output size) -> y [N,C,H,W]; y . v = x . T v for every v. */
+int sk_op_conv_transpose2d(struct sk_graph *g, int x, int W, int stride, int pad, int H, int Wd);
+/* y[j,i] = x[i,j] for a 2-D x. */
+int sk_op_transpose(struct sk_graph *g, int x);
+/* Per sample n, v [N,...] holds D = numel(v)/N values and x holds G = numel(x)/numel(v)
+ * groups of D (sample-major, e.g. x [N*G, D] or [N*G, C, H, W]):
+ *   mul_groups: y[n,g,d] = x[n,g,d] v[n,d]        (y has x's shape)
+ *   dot_groups: y[n,g]   = sum_d x[n,g,d] v[n,d]  (y [N,G]; sums in double) */
+int sk_op_mul_groups(struct sk_graph *g, int x, int v);
+int sk_op_dot_groups(struct sk_graph *g, int x, int v);
+/* Upper slope of the linear relaxation of relu on [l, u] (same shapes):
+ * s = max(u,0) / (max(u,0) + max(-l,0)), 0 where both are 0; the chord
+ * through (l,0), (u,u) when l < 0 < u, 1 when l >= 0, 0 when u <= 0. */
+int sk_op_relu_upper_slope(struct sk_graph *g, int l, int u);
+
 /* ---------------- losses (scalar nodes) ---------------- */
 
 /* mean_n -sum_k q_nk log softmax(z_n)_k, q = (1-s) onehot(y_n) + s/K

@@ -17,6 +17,12 @@
  *               worst-case logits of the specification form (certify.h);
  *               clean warm-up epochs, then eps_t ramps 0 -> eps_train and
  *               kappa 1 -> kappa_end linearly over ramp epochs (per step).
+ *   CROWN-IBP:  Zhang et al. 2020: as IBP with zw = -(beta m_C + (1-beta) m_I),
+ *               m_I IBP's margin bounds (specification form), m_C the
+ *               CROWN-IBP ones: IBP boxes for every pre-activation, then a
+ *               backward linear relaxation (CROWN, adaptive lower slopes)
+ *               from the margins; beta ramps from crown_beta_start to
+ *               crown_beta_end with eps. Gradients flow through both passes.
  *   FGSM-mix:   L = CE(f(x), y) + CE(f(x'), y), x' = Proj_B(x + eps sign(grad_x CE))
  *               (no random start; the gradient of the current model in eval
  *               mode, x' held fixed in the parameter gradient): the
@@ -69,9 +75,10 @@ enum sk_robust_kind {
     SK_ROBUST_NFGSM = 6,
     SK_ROBUST_FGSM_EP = 7,
     SK_ROBUST_NUAT = 8,
+    SK_ROBUST_CROWN_IBP = 9,
 };
 const char *sk_robust_kind_name(enum sk_robust_kind k);
-/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" | "nuat" -> kind, or -1. */
+/* "none" | "pgd" | "fgsm" | "trades" | "ibp" | "fgsm-mix" | "n-fgsm" | "fgsm-ep" | "nuat" | "crown-ibp" -> kind, or -1. */
 int sk_robust_kind_parse(const char *s);
 /* true for the one-gradient-step kinds (fgsm, fgsm-mix, n-fgsm, fgsm-ep, nuat), whose steps is always 1 */
 bool sk_robust_single_step(enum sk_robust_kind k);
@@ -97,6 +104,9 @@ struct sk_robust_config {
     float ibp_kappa_end;  /* default 0.5 */
     int ibp_warmup_epochs;/* clean epochs first (default 1) */
     int ibp_ramp_epochs;  /* <= 0: half of the remaining epochs */
+    float crown_beta_start, crown_beta_end; /* CROWN-IBP: weight of the CROWN-IBP margins against IBP's, ramped
+                                             * with eps from start to end (defaults 1 and 0; the CROWN pass is
+                                             * skipped once it reaches 0). eps, kappa and the epochs as for IBP */
     int eot;              /* dropout models: MC attack averaged over eot masks (<= 1: eval-mode attack) */
     bool guard;           /* track PGD accuracy on held-out rows each epoch (FGSM default on) */
     int guard_n;          /* held-out rows for the guard (default 512) */
@@ -149,6 +159,27 @@ void sk_robust_set_guard_rows(struct sk_robust_loss *l, const float *x, const in
 int sk_robust_finish(struct sk_robust_loss *l, struct sk_robust_report *rep);
 int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const float *xb, const int *yb, int n,
                       uint64_t noise_key, int *logits);
+
+/* CROWN-IBP margin bounds on the graph (differentiable): for the box of
+ * nodes c, r (centre/radius [N, in_dim] or [N,C,H,W], raw units) and labels
+ * y[N] (caller's array, alive until backward), *mlo [N, n_classes] gets
+ * lower bounds of z_y - z_j (0 at j = y): beta times the CROWN-IBP bound
+ * plus (1 - beta) times IBP's in specification form (beta in [0,1]; 0 records
+ * no backward pass). CROWN-IBP: every pre-activation box by IBP
+ * (sk_certify_ibp_graph's layers), then A = (e_y - e_j)^T pushed backward:
+ * through dense W as A W (bias A b), conv as its transpose, relu on [l,u]
+ * as A+ alpha + A- s with intercept A- (s max(-l,0)), alpha = [u >= -l] for
+ * unstable values (1 active, 0 dead), s = u/(u-l) (sk_op_relu_upper_slope),
+ * and concretized at the input box: A c - |A| r + bias. Gradients flow into
+ * the parameters through A, s and the IBP boxes (alpha is held constant).
+ * Layers: dense, conv, relu, flatten, dropout (identity), ending in dense;
+ * else SK_EINVAL naming the layer. Eval-mode bounds, like IBP's. */
+int sk_robust_crown_ibp_margins(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, float beta,
+                                int *mlo);
+/* The worst-case logits of those bounds, -mlo: what cross-entropy takes as
+ * the robust loss (sk_certify_ibp_worst_logits' form). */
+int sk_robust_crown_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, int r, const int *y, float beta,
+                                     int *zw);
 
 /* ---------------- Bayesian adversarial training ----------------
  * The posteriors of bayes.h trained against the worst case. adv is borrowed

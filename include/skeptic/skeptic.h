@@ -41,6 +41,7 @@
 #include "skeptic/optim.h"
 #include "skeptic/train.h"
 #include "skeptic/io.h"
+#include "skeptic/figure.h"
 #include "skeptic/metrics.h"
 #include "skeptic/attack.h"
 #include "skeptic/bayes.h"

@@ -372,8 +372,8 @@ static int write_grad(const struct attack_args *a, const struct attack_run *r)
     return rc ? cli_fail_lib() : CLI_OK;
 }
 
-/* --grid: successful examples first. */
-static int write_grid(const struct attack_args *a, const struct attack_run *r)
+/* --grid: successful examples first; classes named where the data has names. */
+static int write_grid(const struct cli_common *c, const struct attack_args *a, const struct attack_run *r)
 {
     const struct sk_dataset *d = r->d;
     if (r->C != 1 && r->C != 3) return cli_fail("--grid: images need 1 or 3 channels (the data has %d)", r->C);
@@ -383,12 +383,16 @@ static int write_grid(const struct attack_args *a, const struct attack_run *r)
         if (r->r->success[i]) idx[k++] = i;
     for (int i = 0; i < d->n && k < a->grid_n; i++)
         if (!r->r->success[i]) idx[k++] = i;
-    int grc = sk_attack_grid_png(a->grid, d->x, r->r->x_adv, d->y, r->r->pred_adv, idx, k, r->C, r->H, r->W);
+    const char *names[16];
+    int n_names = r->m->n_classes <= 16 ? r->m->n_classes : 0;
+    for (int j = 0; j < n_names; j++) names[j] = sk_data_class_name(c->data, r->m->data.classes, j);
+    int grc = sk_attack_plot_grid(a->grid, d->x, r->r->x_adv, d->y, r->r->pred_adv, idx, k, r->C, r->H, r->W, names,
+                                  n_names);
     sk_free(idx);
     return grc ? cli_fail_lib() : CLI_OK;
 }
 
-static int write_files(const struct attack_args *a, const struct attack_run *r)
+static int write_files(const struct cli_common *c, const struct attack_args *a, const struct attack_run *r)
 {
     int rc = CLI_OK;
     if (a->csv && (rc = write_csv(a->csv, a, r->curve))) return rc;
@@ -401,7 +405,7 @@ static int write_files(const struct attack_args *a, const struct attack_run *r)
     }
     if (a->save_adv && sk_attack_save_npy(a->save_adv, r->r->x_adv, r->r->n, r->C, r->H, r->W)) return cli_fail_lib();
     if (a->save_grad && (rc = write_grad(a, r))) return rc;
-    if (a->grid && (rc = write_grid(a, r))) return rc;
+    if (a->grid && (rc = write_grid(c, a, r))) return rc;
     return CLI_OK;
 }
 
@@ -482,7 +486,7 @@ static int attack(const struct cli_common *c, struct attack_args *a, const struc
     int status = open_target(c, a, &r);
     if (!status) status = make_classifier(c, a, &r);
     if (!status) status = run_attack(c, a, &r);
-    if (!status) status = write_files(a, &r);
+    if (!status) status = write_files(c, a, &r);
     if (!status && c->json) print_json(c, a, &r);
     else if (!status) print_text(a, &r);
     attack_run_free(&r, a->n_eps);
@@ -519,9 +523,9 @@ int cmd_attack(int argc, char **argv)
         { "seed", CLI_U64, &a.seed, "S", "seed of random starts, targets and search (default 0)" },
         { "save-adv", CLI_STR, &a.save_adv, "FILE.npy", "write the adversarial examples (float32, N x C x H x W)" },
         { "save-grad", CLI_STR, &a.save_grad, "FILE.npy", "write the input gradient of the cross-entropy at the clean points" },
-        { "grid", CLI_STR, &a.grid, "FILE.png", "picture: originals, perturbations (magnified), adversarial examples" },
+        { "grid", CLI_STR, &a.grid, "FILE.png|svg", "picture: originals, perturbations (magnified), adversarial examples" },
         { "grid-n", CLI_INT, &a.grid_n, "N", "rows of the grid (default 8; successful examples first)" },
-        { "plot", CLI_STR, &a.plot, "FILE.png", "with --eps-list: the accuracy-versus-eps plot" },
+        { "plot", CLI_STR, &a.plot, "FILE.png|svg", "with --eps-list: the accuracy-versus-eps plot" },
         { "csv", CLI_STR, &a.csv, "FILE", "with --eps-list: eps,robust_accuracy lines" },
         CLI_BOX_OPTS(a.clip_min, a.clip_max),
         CLI_THREADS_OPT(c),

@@ -201,7 +201,7 @@ static int build_adv(const struct cli_common *c, struct train_args *a, struct tr
     a->adv_kind = sk_robust_kind_parse(a->adv_s);
     if (isnan(a->adv_eps)) a->adv_eps = a->adv_kind == SK_ROBUST_FGSM_MIX ? 0.01f : 0.1f; /* as train --method */
     if (a->adv_kind < 0)
-        return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep or nuat", a->adv_s);
+        return cli_usage("--adv '%s' is not none, pgd, fgsm, trades, ibp, fgsm-mix, n-fgsm, fgsm-ep, nuat or crown-ibp", a->adv_s);
     struct sk_robust_config *advc = &r->advc;
     *advc = sk_robust_defaults((enum sk_robust_kind)a->adv_kind, a->adv_eps);
     advc->steps = sk_robust_single_step((enum sk_robust_kind)a->adv_kind) ? 1 : a->adv_steps;
@@ -528,7 +528,7 @@ int cmd_train(int argc, char **argv)
         { "early-stop", CLI_INT, &a.early_stop, "P", "stop after P epochs without validation improvement (needs --val-split)" },
         CLI_GROUP_HEAD("adversarial"),
         { "adv", CLI_STR, &a.adv_s, "K", "adversarial training: none | pgd | fgsm | trades | ibp | fgsm-mix | n-fgsm | "
-          "fgsm-ep | nuat. fgsm: random start, and with --val-split a guard that restores the best epoch by PGD "
+          "fgsm-ep | nuat | crown-ibp. fgsm: random start, and with --val-split a guard that restores the best epoch by PGD "
           "accuracy; fgsm-mix: CE(x) + CE(x + eps sign grad); n-fgsm: noise 2 eps, no projection; fgsm-ep: one step "
           "from the row's last perturbation; nuat: nuclear-norm regulariser (docs/robust-training.md)" },
         { "adv-eps", CLI_FLOAT, &a.adv_eps, "E", "L-inf radius, in the data's units (default 0.1; fgsm-mix 0.01; skeptic help eps)" },
@@ -537,7 +537,7 @@ int cmd_train(int argc, char **argv)
         { "adv-beta", CLI_FLOAT, &a.adv_beta, "B", "TRADES weight of the KL term (default 6)" },
         { "adv-noise", CLI_FLOAT, &a.adv_noise, "K", "n-fgsm: radius of the uniform noise in units of eps (default 2)" },
         { "adv-lambda", CLI_FLOAT, &a.adv_lambda, "L", "fgsm-ep: weight of the regulariser mean (z(x') - z(start))^2 (default 10); nuat: final weight of the nuclear norm, ramped from 0 over 90% of the epochs (default 4.5)" },
-        { "adv-kappa", CLI_FLOAT, &a.adv_kappa, "K", "IBP: final weight of the clean loss (default 0.5)" },
+        { "adv-kappa", CLI_FLOAT, &a.adv_kappa, "K", "IBP, CROWN-IBP: final weight of the clean loss (default 0.5)" },
         { "adv-eot", CLI_INT, &a.adv_eot, "S", "dropout models: attack in MC mode averaging S masks per step" },
         CLI_BOX_OPTS(a.clip_min, a.clip_max),
         CLI_GROUP_HEAD("Bayesian (--method; vi, mc-dropout and ensemble also take --adv)"),

@@ -47,6 +47,13 @@ const struct sk_op_def sk_op_table[] = {
                  .no_hvp = "its second derivative needs the derivative of the singular vectors (a full SVD "
                            "perturbation, singular where singular values meet); not implemented" },
     OP(OP_AFFINE_COLS, "affine_cols", affine_cols, affine_cols),
+    OP(OP_CONV_T, "conv_transpose2d", conv_t, conv_t),
+    OP(OP_TRANSPOSE, "transpose", transpose, transpose),
+    OP(OP_MUL_GROUPS, "mul_groups", mul_groups, mul_groups),
+    OP(OP_DOT_GROUPS, "dot_groups", dot_groups, dot_groups),
+    [OP_RELU_SLOPE] = { .name = "relu_upper_slope", .forward = sk_relu_slope_forward, .backward = sk_relu_slope_backward,
+                        .no_hvp = "a bound-propagation coefficient of certified training, whose loss is not "
+                                  "differentiated twice; no second-order rule" },
 };
 
 _Static_assert(sizeof sk_op_table / sizeof sk_op_table[0] == OP_COUNT,

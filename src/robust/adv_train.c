@@ -9,13 +9,13 @@
 
 const char *sk_robust_kind_name(enum sk_robust_kind k)
 {
-    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep", "nuat" };
+    static const char *names[] = { "none", "pgd", "fgsm", "trades", "ibp", "fgsm-mix", "n-fgsm", "fgsm-ep", "nuat", "crown-ibp" };
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
 int sk_robust_kind_parse(const char *s)
 {
-    for (int i = 0; i <= SK_ROBUST_NUAT; i++)
+    for (int i = 0; i <= SK_ROBUST_CROWN_IBP; i++)
         if (s && strcmp(s, sk_robust_kind_name((enum sk_robust_kind)i)) == 0) return i;
     return -1;
 }
@@ -41,6 +41,8 @@ struct sk_robust_config sk_robust_defaults(enum sk_robust_kind kind, float eps)
     a.nuat_lambda = 4.5f;
     a.ibp_kappa_end = 0.5f;
     a.ibp_warmup_epochs = 1;
+    a.crown_beta_start = 1;
+    a.crown_beta_end = 0;
     a.eot = 1;
     a.guard = kind == SK_ROBUST_FGSM || kind == SK_ROBUST_NFGSM || kind == SK_ROBUST_FGSM_EP || kind == SK_ROBUST_NUAT;
     a.guard_n = 512;
@@ -130,7 +132,7 @@ int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const
     if (n > l->cap) return sk_error(SK_EINVAL, "adversarial loss: batch %d larger than %d", n, l->cap);
     int shape[2] = { n, m->in_dim };
     double p = progress(t);
-    if (a->kind == SK_ROBUST_IBP) {
+    if (a->kind == SK_ROBUST_IBP || a->kind == SK_ROBUST_CROWN_IBP) {
         int warm = a->ibp_warmup_epochs > 0 ? a->ibp_warmup_epochs : 0;
         int rampn = a->ibp_ramp_epochs > 0 ? a->ibp_ramp_epochs : (t->cfg.epochs - warm + 1) / 2;
         float f = ramp(p, warm, rampn);
@@ -143,7 +145,13 @@ int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const
         int c, r, zw, rc;
         struct sk_certify_domain box = { a->clip_lo, a->clip_hi, a->box_lo, a->box_hi };
         if ((rc = sk_certify_ibp_box(g, m, xb, n, eps, &box, &c, &r))) return rc;
-        if ((rc = sk_certify_ibp_worst_logits(m, g, c, r, yb, &zw))) return rc;
+        /* CROWN-IBP: beta moves with eps (Zhang et al.), so the last epochs are IBP's cost */
+        float beta = a->crown_beta_start + f * (a->crown_beta_end - a->crown_beta_start);
+        if (a->kind == SK_ROBUST_CROWN_IBP && beta > 0)
+            rc = sk_robust_crown_ibp_worst_logits(m, g, c, r, yb, beta, &zw);
+        else
+            rc = sk_certify_ibp_worst_logits(m, g, c, r, yb, &zw);
+        if (rc) return rc;
         int Lr = sk_loss_cross_entropy(g, zw, yb, 0.0f);
         return sk_op_add(g, sk_op_scale(g, Lc, kappa), sk_op_scale(g, Lr, 1.0f - kappa));
     }
@@ -264,7 +272,7 @@ int sk_robust_loss_fn(void *ctx, struct sk_trainer *t, struct sk_graph *g, const
 
 int sk_robust_check(const struct sk_robust_config *adv)
 {
-    if ((unsigned)adv->kind > SK_ROBUST_NUAT) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
+    if ((unsigned)adv->kind > SK_ROBUST_CROWN_IBP) return sk_error(SK_EINVAL, "adversarial training: unknown kind %d", adv->kind);
     if (!(adv->eps >= 0) || !isfinite(adv->eps) || adv->eps > 1e3f)
         return sk_error(SK_EINVAL, "adversarial training: adv.eps %g must be finite and >= 0", adv->eps);
     if ((adv->kind == SK_ROBUST_PGD || adv->kind == SK_ROBUST_TRADES) && adv->steps < 1)
@@ -279,6 +287,12 @@ int sk_robust_check(const struct sk_robust_config *adv)
         return sk_error(SK_EINVAL, "TRADES: adv.trades_beta %g must be >= 0", adv->trades_beta);
     if (adv->kind == SK_ROBUST_IBP && !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1))
         return sk_error(SK_EINVAL, "IBP training: adv.ibp_kappa_end %g must be in [0,1]", adv->ibp_kappa_end);
+    if (adv->kind == SK_ROBUST_CROWN_IBP &&
+        !(adv->ibp_kappa_end >= 0 && adv->ibp_kappa_end <= 1 && adv->crown_beta_start >= 0 &&
+          adv->crown_beta_start <= 1 && adv->crown_beta_end >= 0 && adv->crown_beta_end <= 1))
+        return sk_error(SK_EINVAL, "CROWN-IBP training: adv.ibp_kappa_end %g, adv.crown_beta_start %g and "
+                        "adv.crown_beta_end %g must be in [0,1]", adv->ibp_kappa_end, adv->crown_beta_start,
+                        adv->crown_beta_end);
     return SK_OK;
 }
 

@@ -193,4 +193,175 @@ int sk_study_adv_calibration_bayes(struct sk_posterior *p, const struct sk_study
                                    const float *eps, int n_eps, const float *x, const int *y, int n,
                                    struct sk_study_adv_cal *out);
 
+/* ---------------- sweeps ----------------
+ * A grid of training configurations (depth, width, optimizer, batch size,
+ * learning rate, seed, adversarial training, Bayesian method), each trained
+ * on the same rows and measured the same way: clean, train and test loss and
+ * accuracy (the generalization gap), ECE, Brier, OOD AUROC, the curvature
+ * measures of curvature.h, robust accuracy and calibration under FGSM, PGD
+ * and the suite (EOT for stochastic models), IBP-certified accuracy of
+ * deterministic nets. One JSON line per configuration, keyed by the hash of
+ * the configuration; the row of a configuration is a pure function of the
+ * configuration (its seed included) and the data: run twice, it has the
+ * same bits (for one thread count).
+ *
+ *   struct sk_sweep_config cfg = sk_sweep_defaults();
+ *   sk_sweep_grid_set(&cfg.grid, SK_SWEEP_DEPTH, "1,2,3");
+ *   struct sk_sweep *s = sk_sweep_new(&cfg, train, test, ood);
+ *   if (!s || sk_sweep_resume(s, "rows.jsonl") || sk_sweep_run(s, "rows.jsonl"))
+ *       fprintf(stderr, "%s\n", sk_last_error());
+ *   sk_sweep_free(s);
+ *
+ * The loop of sk_sweep_run is three calls, so that a distributor (MPI ranks,
+ * hosts) can run it in pieces: sk_sweep_next (the next configuration index
+ * not finished), sk_sweep_run_one (index -> row text; no shared state is
+ * written) and sk_sweep_append (one finished row into the file, atomically).
+ * A process that hands out indices calls sk_sweep_next and sk_sweep_append;
+ * workers call sk_sweep_run_one on their own sk_sweep (same config and
+ * data). Rows are whole lines written with one write(2) and fsync: a sweep
+ * killed at any moment leaves whole rows, plus at most one torn line at the
+ * end, which sk_sweep_resume cuts off. */
+
+enum sk_sweep_axis {
+    SK_SWEEP_DEPTH,     /* hidden layers of the MLP (>= 1) */
+    SK_SWEEP_WIDTH,     /* units per hidden layer (>= 1) */
+    SK_SWEEP_OPTIMIZER, /* sgd | momentum | nesterov | adam | adamw | rmsprop | sam (momentum, SAM rho 0.05) */
+    SK_SWEEP_BATCH,     /* batch size (>= 1) */
+    SK_SWEEP_LR,        /* learning rate (> 0) or "auto": sgd 0.1, adam/adamw/rmsprop 1e-3, others 0.01 */
+    SK_SWEEP_SEED,      /* seed of init, order, dropout, posterior samples and attacks */
+    SK_SWEEP_ADV,       /* adversarial training: none | pgd | fgsm | trades | ... (robust.h's kinds), at cfg.adv_eps */
+    SK_SWEEP_BAYES,     /* none | mc-dropout (mcdropout) | ensemble | vi | sgld | laplace */
+    SK_SWEEP_N_AXES
+};
+#define SK_SWEEP_MAX_VALUES 16
+/* "depth", "width", "optimizer", "batch", "lr", "seed", "adv", "bayes". */
+const char *sk_sweep_axis_name(enum sk_sweep_axis a);
+int sk_sweep_axis_parse(const char *s); /* -1 if unknown */
+
+struct sk_sweep_grid {
+    int n[SK_SWEEP_N_AXES];
+    char value[SK_SWEEP_N_AXES][SK_SWEEP_MAX_VALUES][24];
+};
+/* Set axis a from a comma list ("1,2,3"); each value is checked. SK_EINVAL
+ * naming the axis and the value ("sweep.depth value 'x' is not an integer
+ * >= 1"), also for an empty list, more than SK_SWEEP_MAX_VALUES values or a
+ * value given twice. */
+int sk_sweep_grid_set(struct sk_sweep_grid *g, enum sk_sweep_axis a, const char *list);
+/* A grid file: lines "AXIS = v1,v2,..." (or "AXIS: ..."), '#' comments,
+ * blank lines. SK_EINVAL naming the file, the line and the axis or value. */
+int sk_sweep_grid_read(struct sk_sweep_grid *g, const char *path);
+long sk_sweep_grid_size(const struct sk_sweep_grid *g);
+
+/* Configuration `index` of the grid: the first axis varies slowest. */
+struct sk_sweep_point {
+    long index;
+    int at[SK_SWEEP_N_AXES]; /* which value of each axis */
+    int depth, width, batch;
+    const char *optimizer;   /* the grid's string */
+    float lr;                /* resolved ("auto" replaced) */
+    uint64_t seed;
+    int adv;                 /* enum sk_robust_kind */
+    int bayes;               /* enum sk_bayes_method */
+};
+int sk_sweep_point(const struct sk_sweep_grid *g, long index, struct sk_sweep_point *out);
+
+struct sk_sweep_config {
+    struct sk_sweep_grid grid; /* default: one value per axis: depth 2, width 256, adam, batch 128, lr auto,
+                                * seed 1, adv none, bayes none */
+    const char *data;          /* the data's name, recorded in models and hashed (default "fashion-mnist") */
+    const char *dir;           /* NULL, or a directory: the model of each configuration is saved there as
+                                * <config_hash>.safetensors and loaded instead of trained when present */
+    int epochs;                /* default 5, >= 1 */
+    int n_test;                /* test rows of the clean metrics (default 2000; 0 = all) */
+    int n_adv;                 /* test rows attacked by FGSM and PGD, and certified (default 500), >= 1 */
+    int n_suite;               /* test rows attacked by the suite (default 200; 0 = no suite; nets of
+                                * fewer than 4 classes have none: its DLR losses need 4) */
+    int n_ood;                 /* OOD rows (default 2000; 0 = all) */
+    int n_curv;                /* training rows of the curvature measures (default 512; 0 = no curvature) */
+    float eps;                 /* L-inf budget of the attacks (default 0.1), > 0 */
+    float adv_eps;             /* budget of adversarial training (0 = eps) */
+    float cert_eps;            /* budget of IBP certification (default 0.01; 0 = no certification) */
+    int pgd_steps;             /* default 10 */
+    int suite_steps;           /* steps of the suite's gradient attacks (default 20) */
+    int suite_queries;         /* queries of its Square attack (default 500) */
+    int samples;               /* posterior samples of the predictive (default 20) */
+    int attack_samples;        /* EOT samples per attack gradient (default 10) */
+    int members;               /* ensemble members (default 5) */
+    float dropout;             /* mc-dropout rate (default 0.2) */
+    float clip_min, clip_max;  /* the attacks' box (default [0,1]) */
+    /* Progress (NULL: silent): the stage a configuration is in ("train",
+     * "curvature", "fgsm", ...); for the stage "epoch" the epoch's index. */
+    void (*on_stage)(void *ctx, long index, const char *stage, int epoch);
+    void *ctx;
+};
+struct sk_sweep_config sk_sweep_defaults(void);
+/* SK_EINVAL naming the first field out of range ("sweep.epochs"). */
+int sk_sweep_check(const struct sk_sweep_config *cfg);
+
+struct sk_sweep;
+/* A sweep over cfg (copied; the strings it points to and the data are
+ * borrowed and must outlive it): train (n rows), test, ood (NULL: no OOD
+ * AUROC). Raw data in the attacks' box. NULL + sk_last_error() on a bad
+ * config or data that do not fit (test/ood dimensions). */
+struct sk_sweep *sk_sweep_new(const struct sk_sweep_config *cfg, const struct sk_dataset *train,
+                              const struct sk_dataset *test, const struct sk_dataset *ood);
+void sk_sweep_free(struct sk_sweep *s); /* NULL ok */
+long sk_sweep_size(const struct sk_sweep *s);
+/* The configuration hash of index (16 hex digits, FNV-1a 64 of the
+ * configuration's canonical text: every axis value, the budget and the
+ * data), into buf (>= 17 bytes). */
+void sk_sweep_config_hash(const struct sk_sweep *s, long index, char *buf);
+/* Read the rows already in path (missing file: none): a row whose
+ * config_hash is that of a configuration of this grid marks it finished;
+ * rows of other grids are kept and ignored. A torn last line (no newline,
+ * or not JSON) is cut off the file. SK_EFORMAT naming the file and line for
+ * a whole line that is no JSON object. */
+int sk_sweep_resume(struct sk_sweep *s, const char *path);
+bool sk_sweep_finished(const struct sk_sweep *s, long index);
+/* The first index >= from that is not finished, or -1. */
+long sk_sweep_next(const struct sk_sweep *s, long from);
+/* Run configuration index: train it (or load its model from cfg.dir), measure
+ * it and write its row (one JSON object, no newline; owned, free with
+ * sk_free) to *row. Touches no file but the model in cfg.dir. */
+int sk_sweep_run_one(struct sk_sweep *s, long index, char **row);
+/* Append row (of configuration index) as one line of path atomically and
+ * mark index finished. */
+int sk_sweep_append(struct sk_sweep *s, const char *path, long index, const char *row);
+/* The serial loop: every unfinished index in order, each row appended as it
+ * is done. on_row (may be NULL) sees each row; nonzero stops the loop. */
+int sk_sweep_run(struct sk_sweep *s, const char *path, int (*on_row)(void *ctx, long index, const char *row),
+                 void *ctx);
+
+/* ---- measures against the generalization gap and robust accuracy ----
+ * Kendall's tau-b of n pairs (a_i, b_i): (C - D) / sqrt((P - T_a)(P - T_b))
+ * over the P = n(n-1)/2 pairs, C / D the concordant / discordant ones, T_a /
+ * T_b the pairs tied in a / in b; pairs with a NaN are left out. NaN when
+ * fewer than two pairs remain or either side is constant. */
+double sk_stat_kendall_tau_b(const double *a, const double *b, int n);
+
+/* The granulated coefficient Psi of Jiang et al. 2020: for each axis i,
+ * m_i = the mean over the groups of rows equal in every other axis of the
+ * tau-b within the group (groups where tau is undefined left out); Psi =
+ * the mean of m_i over the axes where some group has a tau. key[r][a] says
+ * which value of axis a row r has (n_axes axes). m_axis[n_axes] (may be
+ * NULL) gets each m_i (NaN where undefined). NaN when no axis has one. */
+double sk_stat_psi(const double *measure, const double *target, int n, const int *key, int n_axes,
+                   double *m_axis);
+
+#define SK_SWEEP_MAX_MEASURES 64
+struct sk_sweep_summary {
+    int n_rows;
+    int n_measures, n_targets;
+    char measure[SK_SWEEP_MAX_MEASURES][32];
+    char target[4][32];                 /* "gap_err", "gap_loss", "pgd_acc" */
+    double tau[SK_SWEEP_MAX_MEASURES][4], psi[SK_SWEEP_MAX_MEASURES][4];
+    double mean[SK_SWEEP_MAX_MEASURES]; /* mean over the rows where it is finite */
+    int n_finite[SK_SWEEP_MAX_MEASURES];
+};
+/* Tau and Psi of every measure of the rows in path against each target.
+ * Measures are the numeric fields of the rows other than the configuration
+ * (axes, hashes, counts) and the targets. SK_EFORMAT naming the file and
+ * line for a row that is no JSON object or lacks an axis field. */
+int sk_sweep_summarize(const char *path, struct sk_sweep_summary *out);
+
 #endif

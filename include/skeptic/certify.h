@@ -175,6 +175,7 @@ struct sk_certify_crown_config {
     float alpha_lr;   /* Adam step (0.1) */
     int crown_rows;   /* intermediate neurons bounded by CROWN per layer at most (2048) */
     bool with_ibp;    /* intersect with intervals (true; false: CROWN alone, for studies) */
+    bool sound_fp;    /* outward rounding of every bound (false; see "sound floating point" below) */
 };
 struct sk_certify_crown_config sk_certify_crown_defaults(void);
 
@@ -236,6 +237,8 @@ struct sk_certify_verify_config {
     int crown_rows;       /* see sk_certify_crown_config (2048) */
     bool bab;             /* branch and bound (true; false: stop after α-CROWN with unknown) */
     uint64_t seed;        /* PGD starts */
+    bool sound_fp;        /* outward rounding of every bound (false; see "sound floating point" below):
+                             unsat then holds for the real-number network */
 };
 struct sk_certify_verify_config sk_certify_verify_defaults(void);
 
@@ -319,6 +322,156 @@ void sk_certify_vnnlib_free(struct sk_vnnlib *p); /* NULL ok */
 bool sk_certify_vnnlib_satisfied(const struct sk_vnnlib *p, const float *y, double tol);
 /* Whether x[n_inputs] lies in the input box (up to tol). */
 bool sk_certify_vnnlib_in_box(const struct sk_vnnlib *p, const float *x, double tol);
+
+/* ---------------- sound floating point ----------------
+ * The bounds above are computed in float32 products (double sums in places)
+ * and widened by relative margins for rounding: a heuristic, so "certified"
+ * holds for the network evaluated in float32 up to those margins. With
+ * sound_fp every bound computation moves outward by an a-priori bound of
+ * its rounding error, so a certified margin holds for the real-number
+ * network with the float32 parameters (and the model's input transform and
+ * batch norm as formulas, their rounded float coefficients accounted for):
+ *   - each product and sum: |fl(sum_i a_i b_i) - sum_i a_i b_i| <= gamma_n
+ *     sum_i |a_i b_i|, gamma_n = n u / (1 - n u) (u = 2^-24 float, 2^-53
+ *     double), whatever the order, blocking, FMA use or thread split of the
+ *     BLAS (so OpenBLAS's sgemm is used unchanged); in CROWN's backward pass
+ *     the error of a coefficient matrix A T is bounded by gamma |A| |T| and
+ *     costs gamma |A| (|T| max|x|) of the bound, max|x| over the step's input
+ *     box; interval steps add gamma (|T| |c| + |b|) to the radius;
+ *   - the threat set's box x +- eps is rounded outward, the centre/radius
+ *     form of every box contains it exactly, relu chords absorb the rounding
+ *     of their float slope, concretizations subtract their sum's error.
+ * Directed rounding (fesetround) was not chosen: the rounding mode is per
+ * thread, so OpenMP workers and OpenBLAS's own threads would not inherit
+ * it; OpenBLAS kernels and libm are not specified under other modes; and
+ * gcc assumes round-to-nearest unless everything is built with
+ * -frounding-math. The error terms need none of that. IBP under sound_fp
+ * runs on the same chain as CROWN (intervals only, specification form at
+ * the last dense layer); the Lipschitz method has no sound variant. */
+
+/* sk_certify_margins_box with cfg (NULL: the defaults): cfg->sound_fp for
+ * outward rounding (method ibp, crown (every layer kind, not only MLPs),
+ * alpha-crown with cfg->alpha_iters steps, 20 when 0); without it the
+ * plain functions. */
+int sk_certify_margins_cfg(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
+                           float eps, const struct sk_certify_domain *box, const struct sk_certify_crown_config *cfg,
+                           float *mlo);
+/* sk_certify_box with cfg, as sk_certify_margins_cfg. */
+int sk_certify_box_cfg(struct sk_model *m, enum sk_certify_method method, const float *x, const int *y, int N,
+                       float eps, const struct sk_certify_domain *box, const struct sk_certify_crown_config *cfg,
+                       unsigned char *cert, struct sk_certify_report *rep);
+
+/* ---------------- guarantees for Bayesian networks ----------------
+ * A posterior (bayes.h: ensemble, sgld, vi, laplace, mc-dropout,
+ * deterministic) is a distribution over networks; a test point is robust
+ * for a share of it. Two figures per point x with label y and radius eps:
+ *
+ *   certified posterior mass   the share of S posterior samples (ensemble
+ *          members, sgld samples, vi / laplace weight draws, mc-dropout masks
+ *          folded into the weights of the dense layer after each dropout)
+ *          whose network is certified at x by sk_certify (cfg.method: the
+ *          best bound the model admits by default: CROWN for MLPs, else IBP),
+ *          with its two-sided Clopper-Pearson interval at cfg.confidence: an
+ *          interval for the posterior probability q(w certified at x), exact
+ *          for independent draws (members and sgld samples are what the
+ *          posterior is, so for them the share itself is the figure).
+ *   vi lower bound  (mean-field vi only; Wicker et al. 2020, "Probabilistic
+ *          safety for Bayesian neural networks") for every radius k of
+ *          cfg.k: the weight box |w - mu| <= k sigma has mass
+ *          q(box) = erf(k / sqrt 2)^P (P parameters), and when interval
+ *          bound propagation with interval weights (sk_certify_bayes_weight_bounds)
+ *          certifies the point, every network of the box is robust at x, so
+ *            q(prediction y everywhere in the ball) >= q(box);
+ *          the bound of the point is the best over k (0 if no box certifies).
+ *          A proof, not an estimate: no sampling is involved. P is in the
+ *          hundreds of thousands for an MLP, so only k of about 5 or more
+ *          gives a box of non-negligible mass.
+ *
+ * y NULL: the class predicted by the posterior's predictive (S samples) at
+ * x instead of a label; then "certified" means that the prediction is
+ * constant over the ball.
+ *
+ * How to call it (a report showing the figures):
+ *
+ *     struct sk_posterior *p = sk_bayes_load("ens.safetensors");
+ *     struct sk_certify_bayes_config cfg = sk_certify_bayes_defaults();
+ *     struct sk_certify_domain box = { 0.0f, 1.0f, NULL, NULL };   // images
+ *     struct sk_certify_bayes_result r;
+ *     if (sk_certify_bayes(p, x, y, N, 0.03f, &box, &cfg, &r) == SK_OK) {
+ *         // r.mean_frac, r.mean_cp_lo, r.mean_cp_hi; per point r.frac[n] ...
+ *         // vi: r.mean_vi_lower, r.vi_lower[n]; per radius r.k[i], r.k_mass[i]
+ *         sk_certify_bayes_result_free(&r);
+ *     }
+ *     sk_bayes_free(p);
+ */
+struct sk_posterior;
+
+struct sk_certify_bayes_config {
+    int method;          /* per-sample bound: SK_CERTIFY_IBP, SK_CERTIFY_CROWN (MLPs) or
+                            SK_CERTIFY_ALPHA_CROWN; -1 (default): CROWN for MLPs, else IBP */
+    int samples;         /* S: ensemble / sgld: the first S members (0, the default: all);
+                            vi, laplace, mc-dropout: S weight draws (0: 32) */
+    uint64_t seed;       /* the draws (default 1) */
+    double confidence;   /* two-sided Clopper-Pearson level, in (0, 1) (default 0.95) */
+    int n_k;             /* vi: how many box radii (0: the default grid 1, 2, 3, 4, 5, 5.5, 6, 7) */
+    const float *k;      /* vi: [n_k] radii in standard deviations, > 0 (borrowed) */
+    bool vi_box;         /* vi: compute the weight-box lower bound (default true) */
+    bool sound_fp;       /* every per-sample bound rounded outward (sk_certify_box_cfg; default false) */
+};
+struct sk_certify_bayes_config sk_certify_bayes_defaults(void);
+
+/* Arrays owned by the result (sk_certify_bayes_result_free). */
+struct sk_certify_bayes_result {
+    int n, n_samples, method; /* points, samples used, the per-sample method */
+    int *n_cert;          /* [n] samples certified at each point */
+    double *frac;         /* [n] n_cert / n_samples */
+    double *cp_lo, *cp_hi;/* [n] Clopper-Pearson interval of frac */
+    int *label;           /* [n] the class certified (y, or the predictive's class) */
+    double mean_frac, mean_cp_lo, mean_cp_hi; /* means over points */
+    int n_all, n_none;    /* points certified for every / for no sample */
+    double sample_clean;  /* share of (sample, point) pairs predicting the label */
+    /* vi with cfg.vi_box (else NULL, 0, NAN) */
+    double *vi_lower;     /* [n] max over certified k of q(box k) */
+    float *vi_k;          /* [n] the k attaining it (0: none certified) */
+    int n_k;
+    float *k;             /* [n_k] the radii */
+    double *k_mass;       /* [n_k] q(box k) */
+    int *k_certified;     /* [n_k] points certified with box k */
+    double mean_vi_lower;
+    double seconds;
+};
+
+/* The figures above for N points x [N, in_dim] (labels y [N], or NULL: the
+ * predictive's class) at radius eps in *box (NULL: no box). cfg NULL: the
+ * defaults. Every sample is certified with sk_certify_box_cfg (eval mode,
+ * the sample's weights). The posterior is borrowed (its vi sigma cache is
+ * refreshed). SK_EINVAL for a bad config or a model the chosen bound cannot
+ * handle (the message names the field or the layer); on failure *r holds
+ * nothing to free. */
+int sk_certify_bayes(struct sk_posterior *p, const float *x, const int *y, int N, float eps,
+                     const struct sk_certify_domain *box, const struct sk_certify_bayes_config *cfg,
+                     struct sk_certify_bayes_result *r);
+void sk_certify_bayes_result_free(struct sk_certify_bayes_result *r); /* arrays only; NULL ok */
+
+/* Interval bound propagation with interval weights: bounds over every
+ * network whose parameters w satisfy |w - m->params| <= wr (n_params radii
+ * >= 0, e.g. k sigma of a vi posterior) and every input in the boxes [lo, hi]
+ * (N rows, raw units). Products of intervals in midpoint-radius form
+ * (W x in W_c x_c +- (|W_c| x_r + W_r (|x_c| + x_r))), rounding errors bounded
+ * a priori and added outward. Outputs (each may be NULL): logit bounds
+ * zlo, zhi [N, n_classes]; with y, margin lower bounds mlo [N, n_classes] of
+ * z_y - z_j in specification form (the last dense layer's difference
+ * W_y - W_j taken as an interval), mlo[n, y_n] = 0. Layers as
+ * sk_certify_spec_bounds, except batch norm (SK_EINVAL). */
+int sk_certify_bayes_weight_bounds(struct sk_model *m, const float *wr, const float *lo, const float *hi, int N,
+                                   const int *y, float *zlo, float *zhi, float *mlo);
+
+/* Two-sided Clopper-Pearson interval of a binomial proportion: k successes
+ * of n trials (0 <= k <= n, n >= 1) at level `confidence` in (0, 1):
+ *   lo = the p with P(X >= k | p) = (1 - confidence) / 2 (0 when k = 0),
+ *   hi = the p with P(X <= k | p) = (1 - confidence) / 2 (1 when k = n),
+ * by bisection on the binomial tails (to 1e-12). SK_EINVAL otherwise. */
+int sk_certify_clopper_pearson(long k, long n, double confidence, double *lo, double *hi);
 
 #ifdef __cplusplus
 }

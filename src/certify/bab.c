@@ -546,6 +546,7 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
         goto sat;
     }
     if ((rc = lp_net_build(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
+    net.sound = cfg->sound_fp;
     struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows, .alpha_iters = cfg->inter_alpha_iters,
                          .deadline = deadline };
     if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &o, &root))) goto done;

@@ -181,6 +181,7 @@ int sk_certify_spec_bounds(struct sk_model *m, const float *lo, const float *hi,
     struct lp_net net;
     int rc = lp_net_build(m, &net);
     if (rc) return rc;
+    net.sound = cfg->sound_fp;
     struct lp_opts o = { .with_ibp = cfg->with_ibp, .crown_rows = cfg->crown_rows };
     for (int n = 0; n < N && rc == SK_OK; n++)
         rc = spec_lower(m, &net, lo + (size_t)n * m->in_dim, hi + (size_t)n * m->in_dim, C, n_spec, &o,

@@ -123,9 +123,8 @@ int sk_certify_margins_box(struct sk_model *m, enum sk_certify_method method, co
     return rc;
 }
 
-/* The report (and cert[]) from the log-probabilities and the margin bounds. */
-static void cert_report(const struct sk_model *m, enum sk_certify_method method, float eps, const float *lp,
-                        const float *mlo, const int *y, int N, unsigned char *cert, struct sk_certify_report *rep)
+void sk_certify_fill_report(const struct sk_model *m, enum sk_certify_method method, float eps, const float *lp,
+                            const float *mlo, const int *y, int N, unsigned char *cert, struct sk_certify_report *rep)
 {
     int K = m->n_classes;
     struct sk_certify_report r = { 0 };
@@ -178,7 +177,7 @@ static int certify_run(struct sk_model *m, enum sk_certify_method method, const 
         rc = sk_model_log_probs(m, x, N, lp);
     if (!rc) {
         struct sk_certify_report r;
-        cert_report(m, method, eps, lp, mlo, y, N, cert, &r);
+        sk_certify_fill_report(m, method, eps, lp, mlo, y, N, cert, &r);
         r.lipschitz_global = global;
         r.lipschitz_proved = proved;
         r.seconds = sk_now() - t0;

@@ -4,6 +4,8 @@
 
 #include "skeptic/certify.h"
 
+#include <math.h>
+
 /* Index of the last dense layer if only dropout/flatten follow it, else -1. */
 int sk_certify_last_dense(const struct sk_model *m);
 /* Threat set of n values (rows of D) in centre/radius form; box NULL: none. */
@@ -26,5 +28,27 @@ int sk_certify_lipschitz_margins(struct sk_model *m, const float *x, const int *
  * (all but lp may be NULL). */
 int sk_certify_lipschitz_run(struct sk_model *m, const float *x, const int *y, int N, float eps, int iters, float *lp,
                              float *mlo, float *r2, float *rinf, double *global, bool *proved);
+/* The threat set of n values (rows of D) as boxes [lo, hi] rounded outward:
+ * the real ball |x' - x| <= eps (within *box, NULL: none) lies inside. */
+int sk_certify_outward_box(const float *x, size_t n, int D, float eps, const struct sk_certify_domain *box, float *lo,
+                           float *hi);
+
+/* The float at or below / at or above the double v. */
+static inline float sk_certify_down(double v)
+{
+    float f = (float)v;
+    return (double)f > v ? nextafterf(f, -INFINITY) : f;
+}
+static inline float sk_certify_up(double v)
+{
+    float f = (float)v;
+    return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
+/* The report (and cert[], may be NULL) from the log-probabilities lp and
+ * the margin bounds mlo [N, n_classes] (seconds and the Lipschitz fields
+ * left 0). */
+void sk_certify_fill_report(const struct sk_model *m, enum sk_certify_method method, float eps, const float *lp,
+                            const float *mlo, const int *y, int N, unsigned char *cert, struct sk_certify_report *rep);
 
 #endif

@@ -5,6 +5,7 @@
 #include "certify/certify_impl.h"
 #include "certify/lirpa.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -19,17 +20,23 @@ static struct lp_step *push_step(struct lp_net *net, int cap)
     return s;
 }
 
-static int diag_step(struct lp_net *net, int cap, int din, int per, const float *a_c, const float *b_c)
+/* ea_c, eab_c: per channel bounds of the rounding in a_c, b_c */
+static int diag_step(struct lp_net *net, int cap, int din, int per, const float *a_c, const float *b_c,
+                     const float *ea_c, const float *eab_c)
 {
     struct lp_step *s = push_step(net, cap);
     s->kind = LP_DIAG;
     s->din = s->dout = din;
     s->a = sk_malloc(sizeof(float) * (size_t)din);
     s->ab = sk_malloc(sizeof(float) * (size_t)din);
-    if (!s->a || !s->ab) return SK_ENOMEM;
+    s->ea = sk_malloc(sizeof(float) * (size_t)din);
+    s->eab = sk_malloc(sizeof(float) * (size_t)din);
+    if (!s->a || !s->ab || !s->ea || !s->eab) return SK_ENOMEM;
     for (int j = 0; j < din; j++) {
         s->a[j] = a_c[j / per];
         s->ab[j] = b_c[j / per];
+        s->ea[j] = ea_c[j / per];
+        s->eab[j] = eab_c[j / per];
     }
     return SK_OK;
 }
@@ -45,16 +52,21 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
     if (m->prep) {
         int D = m->in_dim;
         float *a = sk_malloc(sizeof(float) * (size_t)D), *b = sk_malloc(sizeof(float) * (size_t)D);
+        float *ea = sk_calloc((size_t)D, sizeof(float)), *eb = sk_malloc(sizeof(float) * (size_t)D);
         rc = SK_ENOMEM;
-        if (a && b) {
+        if (a && b && ea && eb) {
             for (int j = 0; j < D; j++) {
                 a[j] = m->prep->scale[j];
                 b[j] = -m->prep->shift[j] * m->prep->scale[j];
+                /* one float product: within 2^-24 of the exact shift * scale */
+                eb[j] = 0x1p-23f * fabsf(b[j]) + FLT_TRUE_MIN;
             }
-            rc = diag_step(net, cap, D, 1, a, b);
+            rc = diag_step(net, cap, D, 1, a, b, ea, eb);
         }
         sk_free(a);
         sk_free(b);
+        sk_free(ea);
+        sk_free(eb);
         if (rc) goto fail;
     }
     for (int li = 0; li < m->n_layers; li++) {
@@ -64,17 +76,26 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
         if (L->kind == SK_LAYER_BATCHNORM) {
             int C = L->units, per = L->in[1] * L->in[2];
             float *a = sk_malloc(sizeof(float) * (size_t)C), *b = sk_malloc(sizeof(float) * (size_t)C);
+            float *ea = sk_malloc(sizeof(float) * (size_t)C), *eb = sk_malloc(sizeof(float) * (size_t)C);
             rc = SK_ENOMEM;
-            if (a && b) {
+            if (a && b && ea && eb) {
                 for (int c = 0; c < C; c++) {
                     double s = m->params[L->w_off + c] / sqrt((double)m->buffers[L->rv_off + c] + m->bn_eps);
                     a[c] = (float)s;
                     b[c] = (float)(m->params[L->b_off + c] - s * m->buffers[L->rm_off + c]);
+                    /* the double formulas are within a few 2^-53 of exact, bn_eps a double of the
+                     * model's float, the results rounded to float once */
+                    ea[c] = 0x1p-23f * fabsf(a[c]) + FLT_TRUE_MIN;
+                    eb[c] = (float)(0x1p-23 * fabs((double)b[c]) +
+                                    0x1p-48 * (fabs((double)m->params[L->b_off + c]) +
+                                               fabs(s * m->buffers[L->rm_off + c]))) + FLT_TRUE_MIN;
                 }
-                rc = diag_step(net, cap, din, per, a, b);
+                rc = diag_step(net, cap, din, per, a, b, ea, eb);
             }
             sk_free(a);
             sk_free(b);
+            sk_free(ea);
+            sk_free(eb);
             if (rc) goto fail;
             continue;
         }
@@ -152,6 +173,8 @@ void lp_net_free(struct lp_net *net)
         sk_free(net->s[i].aW);
         sk_free(net->s[i].a);
         sk_free(net->s[i].ab);
+        sk_free(net->s[i].ea);
+        sk_free(net->s[i].eab);
     }
     sk_free(net->s);
     sk_free(net->relu_step);
@@ -398,13 +421,18 @@ void lp_make_relax(const struct lp_net *net, struct lp_bounds *b, int i)
                 double cs = ((double)u - (double)p * l) / ((double)u - l);
                 double ci = (double)u - cs * u;
                 float sl = lp_relu_default_slope(p, l, u);
+                /* sound: the float slope differs from cs by |dcs|, which the intercept absorbs
+                 * over [l, u], as does the double rounding of cs and ci */
+                double fix = net->sound ? fabs(cs - (double)(float)cs) * fmax(-(double)l, (double)u) +
+                                              1e-15 * ((double)u - l + fabs(ci))
+                                        : 0;
                 if (p <= 1) { /* convex: chord above, a line through 0 below */
                     r[0] = sl, r[1] = 0;
                     r[2] = (float)cs;
-                    r[3] = nextafterf((float)(ci + 1e-7 * fabs(ci)), INFINITY);
+                    r[3] = nextafterf((float)(ci + fix + 1e-7 * fabs(ci)), INFINITY);
                 } else { /* concave: the chord below, a line through 0 above */
                     r[0] = (float)cs;
-                    r[1] = nextafterf((float)(ci - 1e-7 * fabs(ci)), -INFINITY);
+                    r[1] = nextafterf((float)(ci - fix - 1e-7 * fabs(ci)), -INFINITY);
                     r[2] = sl, r[3] = 0;
                 }
             }
@@ -575,9 +603,99 @@ size_t lp_conv_col(const struct lp_net *net)
     return c;
 }
 
+/* ---------------- sound floating point ----------------
+ * Rounding errors are bounded a priori (Higham, Accuracy and Stability of
+ * Numerical Algorithms, 3.1): a sum of n products computed in any order, with
+ * any blocking and with or without FMA, differs from the exact sum by at most
+ * gamma_n sum |a_i b_i|, gamma_n = n u / (1 - n u) (u = 2^-24 in float, 2^-53
+ * in double), and a computed sum of non-negative terms is at least
+ * (1 - gamma_n) of the exact one. So the sgemm of OpenBLAS, whatever its
+ * kernel and thread split, needs no change: each bound moves outward by the
+ * error term, computed from |T| and the magnitudes of the boxes. Underflow
+ * adds at most 2^-149 per operation: a few FLT_TRUE_MIN per value. */
+#define U_F (FLT_EPSILON / 2)
+#define U_D (DBL_EPSILON / 2)
+static double gam(double n, double u)
+{
+    return n * u / (1 - n * u);
+}
+
+/* lp_lin_forward of step s: |fl(T x + b) - (T x + b)| <= g (|T| |x| + |b|),
+ * and on non-negative T and x the computed value is >= (1 - g) T x. */
+static double fwd_gamma(const struct lp_step *s)
+{
+    switch (s->kind) {
+    case LP_DENSE: return gam((double)s->din + 1, U_D) + 2 * U_F; /* double sums, one rounding to float */
+    case LP_CONV: return gam((double)s->ic * s->k * s->k + 1, U_F); /* float sgemm, then the bias */
+    case LP_DIAG: return gam(2, U_F);
+    case LP_AVGPOOL: return gam((double)s->k * s->k + 1, U_D) + 3 * U_F; /* 1/k^2 in float, a product */
+    case LP_GAP: return gam((double)s->ih * s->iw + 1, U_D) + 2 * U_F;
+    default: return 0;
+    }
+}
+
+/* lin_backward of step s: |fl(A T) - A T| <= g |A| |T| elementwise. */
+static double bwd_gamma(const struct lp_step *s)
+{
+    switch (s->kind) {
+    case LP_DENSE: return gam((double)s->dout, U_F);
+    case LP_CONV: return gam((double)s->oc + (double)s->k * s->k, U_F); /* sgemm, then col2im's adds */
+    case LP_DIAG:
+    case LP_GAP: return gam(1, U_F);
+    case LP_AVGPOOL: return gam((double)s->k * s->k + 2, U_F);
+    default: return 0;
+    }
+}
+
+/* |T| for lp_lin_forward: |W|, |a| (any non-NULL pointer), or the
+ * non-negative pooling maps themselves. */
+static const float *abs_map(const struct lp_step *s)
+{
+    if (s->kind == LP_DENSE || s->kind == LP_CONV) return s->aW;
+    if (s->kind == LP_DIAG) return s->a;
+    return NULL;
+}
+
+/* |bias| of output o of a linear step (0 for the pooling steps). */
+static double abs_bias(const struct lp_step *s, int o)
+{
+    if (s->kind == LP_DENSE) return fabs((double)s->b[o]);
+    if (s->kind == LP_CONV) return fabs((double)s->b[o / (s->oh * s->ow)]);
+    if (s->kind == LP_DIAG) return fabs((double)s->ab[o]);
+    return 0;
+}
+
+/* lp_step_interval of a linear step with every rounding bounded: the centre
+ * c and a radius r with [lo, hi] inside [c - r, c + r] exactly, then
+ *   T x + b in fl(T c + b) +- (fl(|T| r) + g (fl(|T| |c|) + |b|)) / (1 - g)^2
+ * (+ the diagonal step's rounded coefficients: ea max|x| + eab). */
+static void interval_sound(const struct lp_step *s, const float *lo, const float *hi, float *tmp, float *col)
+{
+    float *olo = tmp, *ohi = tmp + s->dout, *cr = ohi + s->dout, *rr = cr + s->din;
+    for (int j = 0; j < s->din; j++) {
+        cr[j] = 0.5f * (lo[j] + hi[j]);
+        rr[j] = sk_certify_up(fmax((double)hi[j] - cr[j], (double)cr[j] - lo[j]));
+    }
+    lp_lin_forward(s, s->W, cr, olo, true, col);
+    lp_lin_forward(s, abs_map(s), rr, ohi, false, col);
+    /* |c| over the centre, |T| |c| over the radius (no longer needed) */
+    for (int j = 0; j < s->din; j++) cr[j] = fabsf(cr[j]);
+    lp_lin_forward(s, abs_map(s), cr, rr, false, col);
+    double g = fwd_gamma(s), d = (1 - g) * (1 - g);
+    double tiny = (double)FLT_TRUE_MIN * (s->din + 4);
+    for (int o = 0; o < s->dout; o++) {
+        double R = ((double)ohi[o] + g * ((double)rr[o] + abs_bias(s, o))) / d + tiny;
+        if (s->kind == LP_DIAG) R += (double)s->ea[o] * fmax(fabs((double)lo[o]), fabs((double)hi[o])) * (1 + 1e-6) + s->eab[o];
+        double c = olo[o];
+        olo[o] = sk_certify_down(c - R);
+        ohi[o] = sk_certify_up(c + R);
+    }
+}
+
 /* Interval of step i's output from its input box (centre/radius form for
  * the linear steps, with the radius through |W|). Rounding: the results are
- * widened by a relative 2^-20 (float accumulation over the layer). */
+ * widened by a relative 2^-20 (float accumulation over the layer), or with
+ * net->sound by the a-priori bound of interval_sound. */
 void lp_step_interval(const struct lp_net *net, struct lp_bounds *b, int i, float *tmp, float *col)
 {
     const struct lp_step *s = &net->s[i];
@@ -602,6 +720,10 @@ void lp_step_interval(const struct lp_net *net, struct lp_bounds *b, int i, floa
                     olo[o] = a;
                     ohi[o] = z;
                 }
+        return;
+    }
+    if (net->sound) {
+        interval_sound(s, lo, hi, tmp, col);
         return;
     }
     /* centre and radius in the output's space: olo <- T c + b, ohi <- |T| r */
@@ -645,22 +767,50 @@ static inline void act_line(const struct lp_net *net, const struct lp_bounds *b,
     }
 }
 
-/* sum_j min over [lo_j, hi_j] of a_j x_j, in double */
-static double concretize(const float *a, const float *lo, const float *hi, int d, float *corner)
+/* sum_j min over [lo_j, hi_j] of a_j x_j, in double; *err (may be NULL)
+ * gets a bound of its rounding error */
+static double concretize(const float *a, const float *lo, const float *hi, int d, float *corner, double *err)
 {
-    double s = 0;
+    double s = 0, mag = 0;
     for (int j = 0; j < d; j++) {
         float x = a[j] >= 0 ? lo[j] : hi[j];
         if (corner) corner[j] = x;
         s += (double)a[j] * x;
+        mag += fabs((double)a[j] * x);
     }
+    if (err) *err = gam((double)d, U_D) * mag;
     return s;
+}
+
+/* max |x| over the box [lo, hi] of d values */
+static void box_mag(const float *lo, const float *hi, int d, float *m)
+{
+    for (int j = 0; j < d; j++) m[j] = fmaxf(fabsf(lo[j]), fabsf(hi[j]));
+}
+
+/* Sound floating point, linear step s with input box magnitudes mi [din]:
+ * e[dout] such that the rounding of A -> A T, of the bias sum A b and of the
+ * diagonal step's coefficients costs at most sum_o |A_o| e_o of the bound.
+ * e = g_b |T| mi (the coefficients' error times the input's magnitude) +
+ * gamma |b| (+ ea mi + eab). work: din floats; col: conv scratch. */
+static void lin_error(const struct lp_step *s, const float *mi, float *e, float *col)
+{
+    lp_lin_forward(s, abs_map(s), mi, e, false, col);
+    double gb = bwd_gamma(s), gf = fwd_gamma(s);
+    double gbias = gam(s->kind == LP_CONV ? (double)s->oc * s->oh * s->ow : (double)s->dout + 1, U_D);
+    for (int o = 0; o < s->dout; o++) {
+        double v = gb * (double)e[o] / (1 - gf) + gbias * abs_bias(s, o) + (double)FLT_TRUE_MIN * (s->din + 4);
+        if (s->kind == LP_DIAG) v += (double)s->ea[o] * mi[o] + s->eab[o];
+        e[o] = sk_certify_up(v * (1 + 4 * U_F));
+    }
 }
 
 int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, const float *A, int M,
                 const struct lp_opts *o, const struct lp_extra *x, float *lb)
 {
-    int maxd = net->maxd;
+    int maxd = net->maxd, stop = o->stop;
+    bool sound = net->sound;
+    SK_ASSERT(stop >= 0 && stop <= top);
     /* rows in chunks of at most 2^22 floats of coefficients (not with extras: they are per row) */
     int chunk = x ? M : (int)((1u << 22) / (unsigned)maxd);
     if (chunk < 1) chunk = 1;
@@ -669,8 +819,12 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
     float *nxt = sk_malloc(sizeof(float) * (size_t)chunk * maxd + 1);
     float *col = sk_malloc(sizeof(float) * lp_conv_col(net));
     double *bias = sk_malloc(sizeof(double) * (size_t)chunk + 1), *best = sk_malloc(sizeof(double) * (size_t)chunk + 1);
+    /* sound: the rounding error so far of each row's bound, input magnitudes and per-output errors */
+    double *err = sound ? sk_calloc((size_t)chunk + 1, sizeof(double)) : NULL;
+    float *mi = sound ? sk_malloc(sizeof(float) * ((size_t)maxd + 1)) : NULL;
+    float *ev = sound ? sk_malloc(sizeof(float) * ((size_t)maxd + 1)) : NULL;
     int rc = SK_ENOMEM;
-    if (!cur || !nxt || !col || !bias || !best) goto done;
+    if (!cur || !nxt || !col || !bias || !best || (sound && (!err || !mi || !ev))) goto done;
     rc = SK_OK;
     int dtop = top == net->n ? net->out_dim : net->s[top].din;
     for (int q0 = 0; q0 < M; q0 += chunk) {
@@ -679,23 +833,39 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
         for (int q = 0; q < Mc; q++) {
             bias[q] = 0;
             best[q] = -INFINITY;
-            if (o->with_ibp) best[q] = concretize(cur + (size_t)q * dtop, b->lo[top], b->hi[top], dtop, NULL);
+            if (sound) err[q] = 0;
+            if (o->with_ibp) {
+                double ce = 0;
+                best[q] = concretize(cur + (size_t)q * dtop, b->lo[top], b->hi[top], dtop, NULL, sound ? &ce : NULL);
+                best[q] -= ce;
+            }
         }
-        for (int i = top - 1; i >= 0; i--) {
+        for (int i = top - 1; i >= stop; i--) {
             const struct lp_step *s = &net->s[i];
-            if (x && x->Aout && s->kind != LP_DIAG && s->kind != LP_DENSE && s->kind != LP_CONV &&
-                s->kind != LP_AVGPOOL && s->kind != LP_GAP)
-                memcpy(x->Aout[i] + (size_t)q0 * s->dout, cur, sizeof(float) * (size_t)Mc * s->dout);
+            bool linear = s->kind == LP_DIAG || s->kind == LP_DENSE || s->kind == LP_CONV || s->kind == LP_AVGPOOL ||
+                          s->kind == LP_GAP;
+            if (x && x->Aout && !linear) memcpy(x->Aout[i] + (size_t)q0 * s->dout, cur, sizeof(float) * (size_t)Mc * s->dout);
+            if (sound) box_mag(b->lo[i], b->hi[i], s->din, mi);
+            if (sound && linear) {
+                lin_error(s, mi, ev, col);
+                for (int q = 0; q < Mc; q++) {
+                    const float *a = cur + (size_t)q * s->dout;
+                    double e = 0;
+                    for (int t = 0; t < s->dout; t++) e += fabs((double)a[t]) * ev[t];
+                    err[q] += e * (1 + gam((double)s->dout, U_D));
+                }
+            }
             if (s->kind == LP_ACT) {
                 for (int q = 0; q < Mc; q++) {
                     const float *a = cur + (size_t)q * s->dout;
                     float *bq = nxt + (size_t)q * s->din;
-                    double acc = 0;
+                    double acc = 0, mag = 0;
                     for (int j = 0; j < s->din; j++) {
                         float sl, ic;
                         act_line(net, b, i, j, q0 + q, a[j] >= 0, x, &sl, &ic);
                         bq[j] = a[j] * sl;
                         acc += (double)a[j] * ic;
+                        if (sound) mag += fabs((double)a[j] * ic);
                     }
                     bias[q] += acc;
                     if (x && x->beta && s->relu_off >= 0)
@@ -703,6 +873,16 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
                             int g = s->relu_off + j;
                             if (x->split[g]) bq[j] += x->beta[(size_t)(q0 + q) * net->n_relu + g] * (float)(-x->split[g]);
                         }
+                    if (sound) {
+                        /* a_j sl_j rounded once, and once more with beta: u (|a_j sl_j| + |bq_j|) max|x_j| */
+                        double e = gam((double)s->din, U_D) * mag;
+                        for (int j = 0; j < s->din; j++) {
+                            float sl, ic;
+                            act_line(net, b, i, j, q0 + q, a[j] >= 0, x, &sl, &ic);
+                            e += U_F * (fabs((double)a[j] * sl) + fabs((double)bq[j])) * mi[j];
+                        }
+                        err[q] += e * (1 + gam((double)s->din, U_D)) + (double)FLT_TRUE_MIN * s->din;
+                    }
                 }
             } else if (s->kind == LP_MAXPOOL) {
                 const float *rx = b->rx[i];
@@ -710,34 +890,48 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
                     const float *a = cur + (size_t)q * s->dout;
                     float *bq = nxt + (size_t)q * s->din;
                     memset(bq, 0, sizeof(float) * (size_t)s->din);
-                    double acc = 0;
+                    double acc = 0, e = 0;
                     for (int t = 0; t < s->dout; t++) {
                         const float *r = rx + 4 * (size_t)t;
-                        if (a[t] >= 0 || r[1] > 0)
+                        if (a[t] >= 0 || r[1] > 0) {
                             bq[(int)r[0]] += a[t];
-                        else
+                            if (sound) e += fabs((double)a[t]) * mi[(int)r[0]];
+                        } else {
                             acc += (double)a[t] * r[2];
+                            if (sound) e += gam((double)s->dout, U_D) * fabs((double)a[t] * r[2]);
+                        }
                     }
                     bias[q] += acc;
+                    if (sound) err[q] += e * gam((double)s->k * s->k + 1, U_F) + e * gam((double)s->dout, U_D);
                 }
             } else {
                 lin_backward(s, cur, Mc, nxt, bias, col);
             }
+            if (sound)
+                for (int q = 0; q < Mc; q++) err[q] += U_D * fabs(bias[q]);
             float *t = cur;
             cur = nxt;
             nxt = t;
-            if (o->with_ibp && i > 0)
+            if (o->with_ibp && i > stop)
                 for (int q = 0; q < Mc; q++) {
-                    double v = bias[q] + concretize(cur + (size_t)q * s->din, b->lo[i], b->hi[i], s->din, NULL);
+                    double ce = 0;
+                    double v = bias[q] + concretize(cur + (size_t)q * s->din, b->lo[i], b->hi[i], s->din, NULL,
+                                                    sound ? &ce : NULL);
+                    if (sound) v -= (err[q] + ce) * (1 + 1e-12) + U_D * fabs(v);
                     if (v > best[q]) best[q] = v;
                 }
         }
+        int dstop = stop == 0 ? net->in_dim : net->s[stop].din;
         for (int q = 0; q < Mc; q++) {
-            float *corner = x && x->xstar ? x->xstar + (size_t)(q0 + q) * net->in_dim : NULL;
-            double v = bias[q] + concretize(cur + (size_t)q * net->in_dim, b->lo[0], b->hi[0], net->in_dim, corner);
+            float *corner = x && x->xstar && stop == 0 ? x->xstar + (size_t)(q0 + q) * net->in_dim : NULL;
+            double ce = 0;
+            double v = bias[q] + concretize(cur + (size_t)q * dstop, b->lo[stop], b->hi[stop], dstop, corner,
+                                            sound ? &ce : NULL);
+            if (sound) v -= (err[q] + ce) * (1 + 1e-12) + U_D * fabs(v);
             if (o->with_ibp && best[q] > v) v = best[q];
-            /* float products and sums: a relative margin for their rounding */
-            float f = (float)v;
+            /* float products and sums: a relative margin for their rounding (sound: on top of the
+             * a-priori bound, after rounding down) */
+            float f = sound ? sk_certify_down(v) : (float)v;
             lb[q0 + q] = f - 2e-6f * (1.0f + fabsf(f));
         }
     }
@@ -747,6 +941,9 @@ done:
     sk_free(col);
     sk_free(bias);
     sk_free(best);
+    sk_free(err);
+    sk_free(mi);
+    sk_free(ev);
     return rc;
 }
 

@@ -30,6 +30,8 @@ struct lp_step {
     float *aW;              /* |W| (owned) */
     float *a, *ab;          /* diagonal step: y = a x + ab (owned, din each) */
     int relu_off;           /* relu / leaky relu: offset of its values among all such (else -1) */
+    float *ea, *eab;        /* diagonal step: |a - a_exact|, |ab - ab_exact| bounds (owned, din each; the
+                               float a and ab round the layer's formula) */
 };
 
 struct lp_net {
@@ -38,6 +40,9 @@ struct lp_net {
     int in_dim, out_dim, maxd;
     int n_relu;             /* values of all relu / leaky-relu steps */
     int *relu_step;         /* [n_relu]: the step of each such value */
+    bool sound;             /* sound floating point: every pass over this net bounds the rounding error of
+                               each product and sum a priori and moves its bounds outward by it, so they hold
+                               for the real-number network (false after lp_net_build) */
 };
 
 struct lp_bounds {
@@ -55,6 +60,8 @@ struct lp_opts {
     int crown_rows;   /* intermediate neurons bounded by CROWN per step at most (more: intervals only) */
     int alpha_iters;  /* α-CROWN steps on intermediate bounds too (0: CROWN's slopes) */
     double deadline;  /* sk_now() past which α-CROWN stops early with its best bound so far (0: none) */
+    int stop;         /* lp_backward: the step whose input box concretizes the bound (0: the input; n - 1
+                         after a last dense step: interval propagation in specification form) */
 };
 
 /* Flatten m into net (eval mode). SK_EINVAL naming the layer for what the

@@ -185,7 +185,7 @@ static int groups_check(struct sk_graph *g, int x, int v, const char *name, int 
 
 int sk_op_mul_groups(struct sk_graph *g, int x, int v)
 {
-    int G, rc = groups_check(g, x, v, "sk_op_mul_groups", &G);
+    int G = 0, rc = groups_check(g, x, v, "sk_op_mul_groups", &G);
     if (rc) return rc;
     struct sk_node *X = node_at(g, x);
     int shape[4];
@@ -195,7 +195,7 @@ int sk_op_mul_groups(struct sk_graph *g, int x, int v)
 
 int sk_op_dot_groups(struct sk_graph *g, int x, int v)
 {
-    int G, rc = groups_check(g, x, v, "sk_op_dot_groups", &G);
+    int G = 0, rc = groups_check(g, x, v, "sk_op_dot_groups", &G);
     if (rc) return rc;
     int shape[2] = { node_at(g, v)->shape[0], G };
     return sk_node_run(g, sk_node_new(g, OP_DOT_GROUPS, 2, shape, x, v, -1));

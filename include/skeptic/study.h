@@ -24,6 +24,7 @@
 #include "skeptic/data.h"
 #include "skeptic/metrics.h"
 #include "skeptic/train.h"
+#include "skeptic/study_seed.h" /* the seed study: sk_study_run */
 
 #define SK_COMPARE_MAX_METHODS 8
 

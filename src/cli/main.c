@@ -22,6 +22,7 @@ int cmd_curvature(int argc, char **argv);
 int cmd_landscape(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_study(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 
 static const struct {
@@ -40,6 +41,7 @@ static const struct {
     { "landscape", cmd_landscape, "loss along random or eigen directions, between two models, and the edge-of-stability plot of a training log" },
     { "verify", cmd_verify, "decide a VNN-LIB property: unsat (proved), sat (counterexample), timeout, unknown; or a benchmark's instances.csv" },
     { "sweep", cmd_sweep, "train a grid of configurations, measure each (gap, curvature, robustness, calibration under attack) and rank the measures (tau, Psi)" },
+    { "study", cmd_study, "the seed's experiments, next checks and open questions on real data, as one resumable report: skeptic study seed --profile quick --out DIR" },
     { "export", cmd_export, "write a model as ONNX (or safetensors): skeptic export --model M --format onnx --out net.onnx" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof *commands))

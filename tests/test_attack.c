@@ -474,7 +474,7 @@ static void test_masked(void)
     snprintf(path, sizeof path, "%s/grid.png", sk_test_tmpdir());
     int pred[64];
     sk_classifier_predict(c, x, n, pred);
-    CHECK(sk_attack_grid_png(path, x, x, y, pred, NULL, 4, 1, 8, 8) == 0, "grid png: %s", sk_last_error());
+    CHECK(sk_attack_plot_grid(path, x, x, y, pred, NULL, 4, 1, 8, 8, NULL, 0) == 0, "grid png: %s", sk_last_error());
     FILE *f = fopen(path, "rb");
     unsigned char sig[8] = { 0 };
     CHECK(f && fread(sig, 1, 8, f) == 8 && sig[1] == 'P' && sig[2] == 'N' && sig[3] == 'G', "grid is a PNG");

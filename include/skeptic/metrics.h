@@ -108,26 +108,29 @@ int sk_metric_misclassification(const float *pbar, const float *mi, const int *y
 int sk_metric_coverage(const float *uncertainty, const float *pbar, const int *y, int N, int K,
                        const float *coverage, int n_cov, double *acc);
 
-/* ---- pictures (PNG, written atomically: a temporary file, then rename) ----
- * Plain raster charts without text (the axes run 0..1 with ticks every 0.1;
- * README.md, section Uncertainty, says what is drawn):
- *   reliability diagram: per bin a bar of its accuracy (blue), the gap to its
- *     mean confidence (red) and the diagonal (grey); bar widths are equal,
- *     bin counts as a thin strip along the bottom (darker = more inputs).
- *   histograms: two overlaid normalised histograms of a[] (blue) and b[]
- *     (orange), e.g. entropy in- vs out-of-distribution, over [lo, hi].
- * SK_EIO naming the path if the file cannot be written. */
+/* ---- figures (skeptic/figure.h: PNG or SVG by the path's extension,
+ * written atomically) ----
+ * Each has a title, axes with numbered ticks and labels, and a legend.
+ *   reliability diagram: per non-empty bin a bar of its accuracy (blue), the
+ *     gap to its mean confidence (translucent red), the diagonal (dashed
+ *     grey), ECE and MCE in the panel title, and under it the inputs per bin
+ *     (grey bars, log scale).
+ *   histograms: the normalised histograms of a[na] (blue, named name_a) and
+ *     b[nb] (orange, named name_b; nb = 0 for none) over [lo, hi] in `bins`
+ *     bins (values outside go to the end bins, non-finite ones are skipped),
+ *     e.g. entropy in and out of distribution.
+ * SK_EINVAL naming the path for a bad table or range, SK_EIO naming the path
+ * if the file cannot be written. */
 int sk_plot_reliability(const char *path, const struct sk_reliability *rel);
-int sk_plot_histograms(const char *path, const float *a, int na, const float *b, int nb, int bins, float lo, float hi);
-/* A labelled line chart of y[i] against x[i] (n >= 2; non-finite points
- * break the line): axes over the data's range with numbered ticks, the x
- * axis named xlabel, the y axis ylabel (above it), a title; any text may be
- * NULL (drawn in capitals). */
+int sk_plot_histograms(const char *path, const char *title, const char *xlabel, const float *a, int na,
+                       const char *name_a, const float *b, int nb, const char *name_b, int bins, float lo, float hi);
+/* A line chart of y[i] against x[i] (n >= 2; non-finite points break the
+ * line), the axes over the data's range; any text may be NULL. */
 int sk_plot_line(const char *path, const char *title, const char *xlabel, const char *ylabel, const float *x,
                  const float *y, int n);
-/* Up to 6 series on one labelled chart, each in its own colour (blue, red,
- * green, orange, purple, grey), solid or dashed, named in a legend at the top
- * right (name NULL: not listed); non-finite points (and, with log_y, values
+/* Up to 8 series on one chart, series k in palette colour k + 1 (blue, red,
+ * green, orange, purple, grey, brown, pink), solid or dashed, named in the
+ * legend (name NULL: not listed); non-finite points (and, with log_y, values
  * <= 0) break a line. log_y: the y axis is logarithmic, ticks at powers of
  * ten. */
 struct sk_plot_series {

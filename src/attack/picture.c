@@ -1,184 +1,106 @@
-/* Pictures and arrays of attack results: the accuracy-versus-eps plot and
- * the grid of originals / perturbations / adversarial examples (PNG through
- * libpng into memory, then one atomic write), and .npy output. */
+/* Pictures and arrays of attack results: the accuracy-versus-eps chart and
+ * the grid of originals / perturbations / adversarial examples (figures
+ * through skeptic/figure.h, PNG or SVG by the extension), and .npy output. */
 #include "attack/internal.h"
+#include "skeptic/figure.h"
 #include "skeptic/io.h"
 
 #include <stdio.h>
 
-/* 5x7 bitmap glyphs (rows top to bottom, 5 bits each, MSB left) */
-static const struct {
-    char c;
-    unsigned char rows[7];
-} font[] = {
-    { '0', { 14, 17, 19, 21, 25, 17, 14 } }, { '1', { 4, 12, 4, 4, 4, 4, 14 } },
-    { '2', { 14, 17, 1, 2, 4, 8, 31 } },     { '3', { 31, 2, 4, 2, 1, 17, 14 } },
-    { '4', { 2, 6, 10, 18, 31, 2, 2 } },     { '5', { 31, 16, 30, 1, 1, 17, 14 } },
-    { '6', { 6, 8, 16, 30, 17, 17, 14 } },   { '7', { 31, 1, 2, 4, 8, 8, 8 } },
-    { '8', { 14, 17, 17, 14, 17, 17, 14 } }, { '9', { 14, 17, 17, 15, 1, 2, 12 } },
-    { '.', { 0, 0, 0, 0, 0, 12, 12 } },      { '-', { 0, 0, 0, 31, 0, 0, 0 } },
-    { ':', { 0, 12, 12, 0, 12, 12, 0 } },    { '=', { 0, 0, 31, 0, 31, 0, 0 } },
-    { '%', { 24, 25, 2, 4, 8, 19, 3 } },     { '/', { 1, 1, 2, 4, 8, 16, 16 } },
-    { '(', { 2, 4, 8, 8, 8, 4, 2 } },        { ')', { 8, 4, 2, 2, 2, 4, 8 } },
-    { 'A', { 14, 17, 17, 31, 17, 17, 17 } }, { 'B', { 30, 17, 17, 30, 17, 17, 30 } },
-    { 'C', { 14, 17, 16, 16, 16, 17, 14 } }, { 'D', { 28, 18, 17, 17, 17, 18, 28 } },
-    { 'E', { 31, 16, 16, 30, 16, 16, 31 } }, { 'F', { 31, 16, 16, 30, 16, 16, 16 } },
-    { 'G', { 14, 17, 16, 23, 17, 17, 15 } }, { 'H', { 17, 17, 17, 31, 17, 17, 17 } },
-    { 'I', { 14, 4, 4, 4, 4, 4, 14 } },      { 'J', { 7, 2, 2, 2, 2, 18, 12 } },
-    { 'K', { 17, 18, 20, 24, 20, 18, 17 } }, { 'L', { 16, 16, 16, 16, 16, 16, 31 } },
-    { 'M', { 17, 27, 21, 21, 17, 17, 17 } }, { 'N', { 17, 17, 25, 21, 19, 17, 17 } },
-    { 'O', { 14, 17, 17, 17, 17, 17, 14 } }, { 'P', { 30, 17, 17, 30, 16, 16, 16 } },
-    { 'Q', { 14, 17, 17, 17, 21, 18, 13 } }, { 'R', { 30, 17, 17, 30, 20, 18, 17 } },
-    { 'S', { 15, 16, 16, 14, 1, 1, 30 } },   { 'T', { 31, 4, 4, 4, 4, 4, 4 } },
-    { 'U', { 17, 17, 17, 17, 17, 17, 14 } }, { 'V', { 17, 17, 17, 17, 17, 10, 4 } },
-    { 'W', { 17, 17, 17, 21, 21, 21, 10 } }, { 'X', { 17, 17, 10, 4, 10, 17, 17 } },
-    { 'Y', { 17, 17, 17, 10, 4, 4, 4 } },    { 'Z', { 31, 1, 2, 4, 8, 16, 31 } },
-};
-
-struct img {
-    int w, h;
-    unsigned char *px; /* h x w x 3 */
-};
-
-static void put(struct img *im, int x, int y, const unsigned char rgb[3])
-{
-    if (x < 0 || y < 0 || x >= im->w || y >= im->h) return;
-    memcpy(im->px + ((size_t)y * im->w + x) * 3, rgb, 3);
-}
-
-static void rect(struct img *im, int x0, int y0, int x1, int y1, const unsigned char rgb[3])
-{
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) put(im, x, y, rgb);
-}
-
-/* text at (x, y) top-left, scale s; lowercase drawn as uppercase */
-static void text(struct img *im, int x, int y, int s, const char *t, const unsigned char rgb[3])
-{
-    for (; *t; t++, x += 6 * s) {
-        char ch = *t >= 'a' && *t <= 'z' ? (char)(*t - 32) : *t;
-        for (size_t g = 0; g < sizeof font / sizeof *font; g++) {
-            if (font[g].c != ch) continue;
-            for (int r = 0; r < 7; r++)
-                for (int b = 0; b < 5; b++)
-                    if (font[g].rows[r] >> (4 - b) & 1) rect(im, x + b * s, y + r * s, x + b * s + s - 1, y + r * s + s - 1, rgb);
-        }
-    }
-}
-
-static void line(struct img *im, int x0, int y0, int x1, int y1, int thick, const unsigned char rgb[3])
-{
-    int n = abs(x1 - x0) > abs(y1 - y0) ? abs(x1 - x0) : abs(y1 - y0);
-    for (int i = 0; i <= n; i++) {
-        int x = n ? x0 + (x1 - x0) * i / n : x0, y = n ? y0 + (y1 - y0) * i / n : y0;
-        rect(im, x - thick / 2, y - thick / 2, x + thick / 2, y + thick / 2, rgb);
-    }
-}
-
-static int write_png(const char *path, const struct img *im)
-{
-    return sk_png_write_rgb(path, im->px, im->w, im->h);
-}
-
-static const unsigned char WHITE[3] = { 255, 255, 255 }, BLACK[3] = { 0, 0, 0 }, GRID[3] = { 225, 225, 225 };
-static const unsigned char SERIES[4][3] = { { 31, 119, 180 }, { 214, 39, 40 }, { 44, 160, 44 }, { 148, 103, 189 } };
-
 int sk_attack_plot_curve(const char *path, const char *title, const float *eps, int n_eps, const double *acc,
                          int n_series, const char *const *names)
 {
-    if (!path || !eps || !acc || n_eps < 1 || n_series < 1 || n_series > 4)
-        return sk_error(SK_EINVAL, "sk_attack_plot_curve: bad arguments");
-    struct img im = { 560, 420, NULL };
-    im.px = sk_malloc((size_t)im.w * im.h * 3);
-    if (!im.px) return SK_ENOMEM;
-    rect(&im, 0, 0, im.w - 1, im.h - 1, WHITE);
-    int L = 70, R = im.w - 30, T = 50, B = im.h - 60;
-    double emax = eps[n_eps - 1] > 0 ? eps[n_eps - 1] : 1;
-    char buf[64];
-    for (int t = 0; t <= 10; t++) {
-        int y = B - (B - T) * t / 10;
-        line(&im, L, y, R, y, 1, GRID);
-        if (t % 2 == 0) {
-            snprintf(buf, sizeof buf, "%.1f", t / 10.0);
-            text(&im, L - 32, y - 3, 1, buf, BLACK);
-        }
+    if (!path || !eps || !acc || n_eps < 1 || n_series < 1 || n_series > 8)
+        return sk_error(SK_EINVAL, "sk_attack_plot_curve: needs a path, eps[n_eps >= 1] and 1..8 series (got %d)",
+                        n_series);
+    double *e = sk_malloc(sizeof(double) * (size_t)n_eps);
+    if (!e) return SK_ENOMEM;
+    double emax = 0;
+    for (int i = 0; i < n_eps; i++) {
+        e[i] = eps[i];
+        if (isfinite(e[i])) emax = fmax(emax, e[i]);
     }
-    for (int e = 0; e < n_eps; e++) {
-        int x = L + (int)lround((R - L) * eps[e] / emax);
-        line(&im, x, T, x, B, 1, GRID);
-        snprintf(buf, sizeof buf, "%g", eps[e]);
-        text(&im, x - (int)strlen(buf) * 3, B + 8, 1, buf, BLACK);
+    struct sk_figure *f = sk_figure_new(600, 440, title);
+    int rc = f ? SK_OK : SK_ENOMEM;
+    if (!rc) {
+        sk_figure_axes(f, NULL, "\u03b5 (perturbation budget)", "accuracy");
+        sk_figure_limits(f, 0, emax > 0 ? emax * 1.02 : 1, 0, 1.02);
+        for (int s = 0; s < n_series; s++)
+            sk_figure_line(f, e, acc + (size_t)s * n_eps, n_eps,
+                           &(struct sk_figure_style){ .colour = (unsigned)s + 1, .markers = true,
+                                                      .label = names ? names[s] : NULL });
+        rc = sk_figure_write(f, path);
     }
-    line(&im, L, B, R, B, 2, BLACK);
-    line(&im, L, T, L, B, 2, BLACK);
-    text(&im, (L + R) / 2 - 9, B + 26, 2, "EPS", BLACK);
-    text(&im, 8, T - 20, 1, "ROBUST ACCURACY", BLACK);
-    if (title) text(&im, L, 12, 2, title, BLACK);
-    for (int s = 0; s < n_series; s++) {
-        const double *a = acc + (size_t)s * n_eps;
-        int px = 0, py = 0;
-        for (int e = 0; e < n_eps; e++) {
-            int x = L + (int)lround((R - L) * eps[e] / emax), y = B - (int)lround((B - T) * a[e]);
-            if (e) line(&im, px, py, x, y, 3, SERIES[s]);
-            rect(&im, x - 4, y - 4, x + 4, y + 4, SERIES[s]);
-            px = x;
-            py = y;
-        }
-        if (names && names[s]) {
-            rect(&im, R - 150, T + 6 + 16 * s, R - 138, T + 16 + 16 * s, SERIES[s]);
-            text(&im, R - 132, T + 5 + 16 * s, 1, names[s], BLACK);
-        }
-    }
-    int rc = write_png(path, &im);
-    sk_free(im.px);
+    sk_figure_free(f);
+    sk_free(e);
     return rc;
 }
 
-int sk_attack_grid_png(const char *path, const float *x, const float *x_adv, const int *y, const int *pred,
-                       const int *idx, int n_show, int C, int H, int W)
+/* Class k's name, else its number (buf holds it). */
+static const char *class_label(int k, const char *const *names, int n_names, char *buf, size_t cap)
 {
-    if (!path || !x || !x_adv || n_show < 1 || C < 1 || H < 1 || W < 1 || (C != 1 && C != 3))
-        return sk_error(SK_EINVAL, "sk_attack_grid_png: bad arguments (images must have 1 or 3 channels)");
-    int s = H < 64 ? 3 : 1, cw = W * s, ch = H * s, pad = 8, lab = 14;
-    struct img im = { pad + 3 * (cw + pad), pad + 14 + n_show * (ch + lab + pad), NULL };
-    im.px = sk_malloc((size_t)im.w * im.h * 3);
-    if (!im.px) return SK_ENOMEM;
-    rect(&im, 0, 0, im.w - 1, im.h - 1, WHITE);
-    text(&im, pad, 4, 1, "ORIGINAL", BLACK);
-    text(&im, pad + cw + pad, 4, 1, "DELTA (MAG)", BLACK);
-    text(&im, pad + 2 * (cw + pad), 4, 1, "ADVERSARIAL", BLACK);
+    if (names && k >= 0 && k < n_names && names[k]) return names[k];
+    snprintf(buf, cap, "%d", k);
+    return buf;
+}
+
+int sk_attack_plot_grid(const char *path, const float *x, const float *x_adv, const int *y, const int *pred,
+                        const int *idx, int n_show, int C, int H, int W, const char *const *class_names, int n_classes)
+{
+    if (!path || !x || !x_adv || !y || !pred || n_show < 1 || n_show > 256 || H < 1 || W < 1 || H > 1024 || W > 1024 ||
+        (C != 1 && C != 3))
+        return sk_error(SK_EINVAL, "sk_attack_plot_grid: needs x, x_adv, y, pred, 1..256 rows and images of 1 or 3"
+                                   " channels (got %d rows, %d x %d x %d)", n_show, C, H, W);
+    /* rows of 3 cells: image magnified to about 112 pixels, a caption under it */
+    int cell_w = 200, cell_h = 152, title_h = 34, head_h = 22;
+    double area = head_h + (double)n_show * cell_h;
+    struct sk_figure *f = sk_figure_new(3 * cell_w, title_h + (int)area, "Adversarial examples");
+    if (!f) return SK_ENOMEM;
+    unsigned char *rgb = sk_malloc((size_t)H * W * 3);
+    if (!rgb) {
+        sk_figure_free(f);
+        return SK_ENOMEM;
+    }
     int D = C * H * W;
     for (int r = 0; r < n_show; r++) {
         int i = idx ? idx[r] : r;
         const float *xo = x + (size_t)i * D, *xa = x_adv + (size_t)i * D;
-        float dmax = 1e-12f;
+        float dmax = 0;
         for (int j = 0; j < D; j++) dmax = fmaxf(dmax, fabsf(xa[j] - xo[j]));
-        int y0 = pad + 14 + r * (ch + lab + pad);
+        char tb[16], pb[16], cap[160];
+        const char *tn = class_label(y[i], class_names, n_classes, tb, sizeof tb);
+        const char *pn = class_label(pred[i], class_names, n_classes, pb, sizeof pb);
         for (int col = 0; col < 3; col++) {
-            int x0 = pad + col * (cw + pad);
+            /* the perturbation at full grey range: 0.5 + 0.5 delta / max|delta| */
             for (int h = 0; h < H; h++)
-                for (int w = 0; w < W; w++) {
-                    unsigned char rgb[3];
+                for (int w = 0; w < W; w++)
                     for (int k = 0; k < 3; k++) {
-                        int c = C == 3 ? k : 0;
-                        size_t q = ((size_t)c * H + h) * W + w;
-                        float v = col == 0 ? xo[q] : col == 2 ? xa[q] : 0.5f + 0.5f * (xa[q] - xo[q]) / dmax;
-                        v = fminf(fmaxf(v, 0), 1);
-                        rgb[k] = (unsigned char)lroundf(v * 255);
+                        size_t q = ((size_t)(C == 3 ? k : 0) * H + h) * W + w;
+                        float v = col == 0 ? xo[q] : col == 2 ? xa[q] : 0.5f + 0.5f * (xa[q] - xo[q]) / fmaxf(dmax, 1e-12f);
+                        rgb[((size_t)h * W + w) * 3 + k] = (unsigned char)lroundf(fminf(fmaxf(v, 0), 1) * 255);
                     }
-                    rect(&im, x0 + w * s, y0 + h * s, x0 + w * s + s - 1, y0 + h * s + s - 1, rgb);
-                }
+            unsigned colour = 0;
+            if (col == 0) {
+                snprintf(cap, sizeof cap, "true: %s", tn);
+            } else if (col == 1) {
+                if (dmax > 0) snprintf(cap, sizeof cap, "max |\u03b4| %.3g, shown \u00d7%.3g", dmax, 0.5 / dmax);
+                else snprintf(cap, sizeof cap, "no change");
+            } else {
+                snprintf(cap, sizeof cap, "%s \u2192 %s", tn, pn);
+                colour = pred[i] != y[i] ? SK_FIGURE_RGB(214, 39, 40) : 0;
+            }
+            /* the first row also holds the column headings */
+            sk_figure_panel(f, col / 3.0, r ? (head_h + r * cell_h) / area : 0, (col + 1) / 3.0,
+                            (head_h + (r + 1) * cell_h) / area);
+            if (r == 0)
+                sk_figure_axes(f, col == 0 ? "original" : col == 1 ? "perturbation (magnified)" : "adversarial", NULL,
+                               NULL);
+            sk_figure_image(f, rgb, W, H, cap, colour);
         }
-        char buf[64];
-        snprintf(buf, sizeof buf, "TRUE %d", y ? y[i] : -1);
-        text(&im, pad, y0 + ch + 3, 1, buf, BLACK);
-        snprintf(buf, sizeof buf, "X%.0f", 0.5 / dmax);
-        text(&im, pad + cw + pad, y0 + ch + 3, 1, buf, BLACK);
-        snprintf(buf, sizeof buf, "PRED %d", pred ? pred[i] : -1);
-        text(&im, pad + 2 * (cw + pad), y0 + ch + 3, 1, buf, pred && y && pred[i] != y[i] ? SERIES[1] : BLACK);
     }
-    int rc = write_png(path, &im);
-    sk_free(im.px);
+    sk_free(rgb);
+    int rc = sk_figure_write(f, path);
+    sk_figure_free(f);
     return rc;
 }
 

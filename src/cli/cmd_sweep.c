@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
+#include "cli/sweep_dist.h"
 #include "skeptic/robust.h"
 #include "skeptic/study.h"
 
@@ -216,9 +218,11 @@ static int on_row(void *ctx, long index, const char *row)
     p->cost_done += p->pl->cost[index];
     if (p->bar.on) draw(p, true);
     else if (p->lines && cli_verbosity >= 0) {
-        char t[24];
-        cli_fmt_time(t, sizeof t, sk_now() - p->t0);
-        fprintf(stderr, "sweep: configuration %ld done (%ld/%ld, %s)\n", index, p->n_done, p->n_left, t);
+        char t[24], eta[24];
+        double el = sk_now() - p->t0;
+        cli_fmt_time(t, sizeof t, el);
+        cli_fmt_time(eta, sizeof eta, el / p->cost_done * (p->cost_left - p->cost_done));
+        fprintf(stderr, "sweep: configuration %ld done (%ld/%ld, %s, ETA %s)\n", index, p->n_done, p->n_left, t, eta);
     }
     return cli_interrupted ? 1 : 0;
 }
@@ -376,7 +380,8 @@ static int run(const struct cli_common *c, struct sweep_args *a, struct sk_sweep
     sibling(a->out, ".summary.json", summary, sizeof summary);
     if (!status && strcmp(a->models ? a->models : "", "none")) o->dir = a->models ? a->models : models;
     if (!status && !(s = sk_sweep_new(o, tr, te, ood))) status = cli_fail_lib_map(field_flags);
-    if (!status && sk_sweep_resume(s, a->out)) status = cli_fail_lib();
+    /* mpirun: rank 0 owns the rows file and hands configurations out (sweep_dist.c) */
+    if (!status && sk_dist_rank() == 0 && sk_sweep_resume(s, a->out)) status = cli_fail_lib();
     if (!status) {
         pl.n_train = tr->n;
         pl.n_test = o->n_test > 0 && o->n_test < te->n ? o->n_test : te->n;
@@ -401,14 +406,15 @@ static int run(const struct cli_common *c, struct sweep_args *a, struct sk_sweep
             fprintf(stderr, "sweep: %ld configurations, %ld to run -> %s (models in %s)\n", sk_sweep_size(s),
                     p.n_left, a->out, o->dir ? o->dir : "none");
         cli_interrupt_arm();
-        if (!status && sk_sweep_run(s, a->out, on_row, &p)) status = cli_fail_lib_map(field_flags);
+        if (!status && cli_sweep_run(s, a->out, on_row, &p)) status = cli_fail_lib_map(field_flags);
         cli_interrupt_disarm();
         cli_progress_clear(&p.bar);
         if (!status && cli_interrupted) {
             fprintf(stderr, "sweep: interrupted after %ld configurations; the same command resumes\n", p.n_done);
             status = CLI_INTERRUPTED;
         }
-        if (!status) status = summarize(a->out, a->summary ? a->summary : summary, c->json, !strcmp(a->format, "md"));
+        if (!status && sk_dist_rank() == 0)
+            status = summarize(a->out, a->summary ? a->summary : summary, c->json, !strcmp(a->format, "md"));
     }
     sk_free(pl.cost);
     sk_sweep_free(s);
@@ -496,6 +502,6 @@ int cmd_sweep(int argc, char **argv)
     o.data = c.data;
     const struct cli_path ins[] = { { "--data", c.data, false }, { "--grid", a.grid, false }, { NULL, NULL, false } };
     const struct cli_path outs[] = { { "--summary", a.summary, false }, { NULL, NULL, false } };
-    if ((rc = cli_check_outputs(outs, ins))) return rc;
+    if ((rc = cli_dist_check_outputs(outs, ins))) return rc;
     return run(&c, &a, &o);
 }

@@ -96,7 +96,27 @@ struct plan {
     int n_train, n_test, n_ood, dim, K;
     double *cost;   /* per index */
     double total;
+    const char *times; /* ROWS.times: "index seconds" per configuration run, for later estimates */
 };
+
+/* Row-parameters per second observed by earlier runs of this sweep (the
+ * times file: "index seconds" lines), or NaN when there are none. */
+static double observed_rate(const struct plan *pl, long size, int *n_seen)
+{
+    FILE *f = fopen(pl->times, "r");
+    double c = 0, t = 0;
+    long i;
+    double sec;
+    *n_seen = 0;
+    while (f && fscanf(f, "%ld %lf", &i, &sec) == 2)
+        if (i >= 0 && i < size && sec > 0) {
+            c += pl->cost[i];
+            t += sec;
+            (*n_seen)++;
+        }
+    if (f) fclose(f);
+    return *n_seen > 0 ? c / t : NAN;
+}
 
 static int plan_costs(struct plan *pl, long size)
 {
@@ -122,7 +142,9 @@ static int print_plan(const struct sk_sweep_config *o, const struct sweep_args *
             left++;
             left_cost += pl->cost[i];
         }
-    double rate = measure_rate(pl->dim);
+    int n_seen;
+    double rate = observed_rate(pl, size, &n_seen);
+    if (!(rate > 0)) rate = measure_rate(pl->dim);
     double est = left_cost / rate;
     char t[24];
     cli_fmt_time(t, sizeof t, est);
@@ -166,7 +188,12 @@ static int print_plan(const struct sk_sweep_config *o, const struct sweep_args *
         for (int ax = 0; ax < SK_SWEEP_N_AXES; ax++) printf(" %-9.9s", o->grid.value[ax][pt.at[ax]]);
         printf(" %8s%s\n", sk_sweep_finished(s, i) ? "done" : ti, "");
     }
-    printf("estimated time %s for %ld configurations (this machine now: %.2g row-parameters/s)\n", t, left, rate);
+    if (n_seen > 0)
+        printf("estimated time %s for %ld configurations, at the pace of the %d configurations run before (%.2g "
+               "row-parameters/s)\n", t, left, n_seen, rate);
+    else
+        printf("estimated time %s for %ld configurations, at the pace of a short training run now (%.2g "
+               "row-parameters/s; small batches, curvature and a loaded machine run slower)\n", t, left, rate);
     return CLI_OK;
 }
 
@@ -177,7 +204,7 @@ struct progress {
     const struct plan *pl;
     struct sk_sweep *s;
     long n_left, n_done;
-    double cost_left, cost_done, t0;
+    double cost_left, cost_done, t0, t_last;
     const char *stage;
     int epoch;
     long index;
@@ -216,6 +243,13 @@ static int on_row(void *ctx, long index, const char *row)
     (void)row;
     p->n_done++;
     p->cost_done += p->pl->cost[index];
+    double now = sk_now();
+    FILE *f = fopen(p->pl->times, "a");
+    if (f) {
+        fprintf(f, "%ld %.3f\n", index, now - p->t_last);
+        fclose(f);
+    }
+    p->t_last = now;
     if (p->bar.on) draw(p, true);
     else if (p->lines && cli_verbosity >= 0) {
         char t[24], eta[24];
@@ -375,8 +409,10 @@ static int run(const struct cli_common *c, struct sweep_args *a, struct sk_sweep
     o->on_stage = on_stage;
     o->ctx = &p;
     int status = open_data(c, a, &tr, &te, &ood);
-    char models[4096], summary[4096];
+    char models[4096], summary[4096], times[4096];
     sibling(a->out, ".models", models, sizeof models);
+    sibling(a->out, ".times", times, sizeof times);
+    pl.times = times;
     sibling(a->out, ".summary.json", summary, sizeof summary);
     if (!status && strcmp(a->models ? a->models : "", "none")) o->dir = a->models ? a->models : models;
     if (!status && !(s = sk_sweep_new(o, tr, te, ood))) status = cli_fail_lib_map(field_flags);
@@ -394,7 +430,7 @@ static int run(const struct cli_common *c, struct sweep_args *a, struct sk_sweep
         status = print_plan(o, a, s, &pl, c->json);
     } else if (!status) {
         p.s = s;
-        p.t0 = sk_now();
+        p.t0 = p.t_last = sk_now();
         cli_progress_init(&p.bar, 0);
         p.lines = !p.bar.on;
         for (long i = 0; i < sk_sweep_size(s); i++)

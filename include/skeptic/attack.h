@@ -170,6 +170,10 @@ struct sk_attack_config {
      * into the attack. The library itself prints nothing. */
     sk_attack_progress_fn on_progress;
     void *progress_ctx;   /* passed to on_progress */
+    long first_row;       /* index of x's row 0 among all the rows being attacked (default 0): row i
+                           * draws its random starts, search moves and random target as row
+                           * first_row + i, so that a share of the rows (one process's, under
+                           * mpirun) gets the very draws those rows get in one evaluation */
 };
 /* Default of cfg.verdict_samples. Measured on an MC-dropout MLP on Fashion-MNIST
  * (784-256-256-10, dropout 0.3; PGD-10, EOT-10, eps 0.03, 1000 points, seeds 1-3):

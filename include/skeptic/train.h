@@ -138,6 +138,23 @@ struct sk_train_config {
      * the weights of the last step (a step hook's sync has run). The caller
      * tells this end from a finished run by *stop. */
     volatile sig_atomic_t *stop;
+    /* Data-parallel over the processes of the job (skeptic/dist.h; N =
+     * sk_dist_size() > 1): every batch of nb rows is cut into chunks of
+     * ceil(batch / N) rows exactly as micro_batch = ceil(batch / N) would cut
+     * it, rank r computes the gradient of chunk r (none if the batch has
+     * fewer chunks), and the gradients and loss sums are added in rank order
+     * (sk_dist_allreduce_*), so every rank takes the same optimiser step.
+     * Equality: the weights after any number of steps are bitwise those of
+     * one process with micro_batch = ceil(batch / N) (same seed, data and
+     * thread count per process), whose chunks are summed in the same order;
+     * against one process without micro_batch they differ by the float
+     * reassociation of that sum (and, with dropout, by the chunks' masks).
+     * Needs the model's own loop (no cfg.step->grad), no batch norm (each
+     * rank would update running statistics from its chunk alone) and
+     * micro_batch 0. Every rank holds the whole data and validates alike;
+     * callbacks run on every rank (write files on rank 0 only). With one
+     * process it changes nothing. */
+    bool data_parallel;
 };
 struct sk_train_config sk_train_defaults(void);
 /* SAM and ASAM (cfg.opt.sam_rho > 0, skeptic/optim.h): every step takes the
@@ -184,6 +201,7 @@ struct sk_trainer {
     struct sk_epoch_metrics last;  /* metrics of the last finished epoch */
     const int *batch_rows;         /* inside the loss hook: the row of x of each example of the batch */
     float *sam_w, *sam_buffers;    /* owned; SAM's copy of params and of the model's buffers (NULL without) */
+    float *chunk_sum;              /* owned; the gradient of the chunks so far (micro_batch), else NULL */
 };
 
 /* Prepare training of m on n rows. NULL + sk_last_error() on bad config. */

@@ -617,7 +617,7 @@ static int clean_pass(struct sk_classifier *c, const struct sk_attack_config *cf
             tg = cfg->targets[i];
             if (tg < 0 || tg >= K) return sk_error(SK_EINVAL, "attack: target %d of row %d is outside [0, %d)", tg, i, K);
         } else if (cfg->target == SK_TARGET_RANDOM) {
-            struct sk_rng g = { trng.key, (uint64_t)i * 8 };
+            struct sk_rng g = { trng.key, ((uint64_t)i + (uint64_t)cfg->first_row) * 8 };
             tg = (int)sk_rng_below(&g, (uint64_t)(K - 1));
             if (tg >= y[i]) tg++;
         } else if (cfg->target == SK_TARGET_LEAST_LIKELY) {

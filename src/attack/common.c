@@ -38,7 +38,7 @@ bool sk_attack_is_adv(const struct sk_actx *a, const float *lp, int y, int t)
 uint64_t sk_attack_rowkey(const struct sk_actx *a, int tag, int restart, int row)
 {
     uint64_t k = sk_rng_derive(a->key, (uint64_t)tag * 4096u + (uint64_t)restart).key;
-    return sk_rng_derive(k, (uint64_t)row).key;
+    return sk_rng_derive(k, (uint64_t)row + (uint64_t)a->cfg.first_row).key;
 }
 
 void sk_attack_lossfn(void *ctx, const float *logp, int N, int K, float *loss, float *dlogp)

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/attack_shard.h"
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "cli/eval_uncertainty.h"
 #include "skeptic/attack.h"
 #include "skeptic/bayes.h"
@@ -166,7 +168,7 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
                                      { "--csv", a->csv, false },           { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c->model, false }, { "--data", c->data, false },
                                     { "--labels", c->labels, false }, { NULL, NULL, false } };
-    int kind = sk_attack_parse(a->attack), rc = cli_check_outputs(outs, ins);
+    int kind = sk_attack_parse(a->attack), rc = cli_dist_check_outputs(outs, ins);
     if (rc) return rc;
     if (kind < 0) {
         const char *names[SK_ATTACK_COUNT];
@@ -324,14 +326,15 @@ static int run_attack(const struct cli_common *c, const struct attack_args *a, s
     if (a->eps_list) {
         r->rs = sk_calloc((size_t)a->n_eps, sizeof *r->rs);
         if (!r->rs) return cli_fail_lib();
-        if (sk_attack_curve(r->cl, cfg, a->epsv, a->n_eps, d->x, d->y, d->n, r->curve, r->rs)) return attack_failed();
+        if (cli_attack_curve(r->cl, cfg, a->epsv, a->n_eps, d->x, d->y, d->n, r->curve, r->rs)) return attack_failed();
         r->r = r->rs[a->n_eps - 1];
-    } else if (!(r->r = sk_attack_evaluate(r->cl, cfg, d->x, d->y, d->n))) {
+    } else if (!(r->r = cli_attack_evaluate(r->cl, cfg, d->x, d->y, d->n))) {
         cli_progress_clear(&live.prog);
         return attack_failed();
     }
     cli_progress_clear(&live.prog);
     cfg->on_progress = NULL;
+    if (sk_dist_rank() != 0) return CLI_OK; /* rank 0 reports the whole */
     if (live.lines && r->r->n_stages > 1) {
         fputc('\n', stderr);
         stages_on_screen = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
@@ -485,7 +488,14 @@ static int attack(const struct cli_common *c, struct attack_args *a, const struc
     struct attack_run r = { .cfg = *cfg };
     int status = open_target(c, a, &r);
     if (!status) status = make_classifier(c, a, &r);
-    if (!status) status = run_attack(c, a, &r);
+    /* mpirun: the rows are shared out (attack_shard.c), except for a stochastic classifier */
+    bool sit_out = !status && r.cl->stochastic &&
+                   cli_dist_sit_out("an attack on a stochastic classifier (its draws depend on the batch)");
+    if (!status && !sit_out) status = run_attack(c, a, &r);
+    if (!status && (sit_out || sk_dist_rank() != 0)) {
+        attack_run_free(&r, a->n_eps);
+        return CLI_OK;
+    }
     if (!status) status = write_files(c, a, &r);
     if (!status && c->json) print_json(c, a, &r);
     else if (!status) print_text(a, &r);

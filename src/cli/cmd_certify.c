@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "skeptic/certify.h"
 
 static int cmp_float(const void *a, const void *b)
@@ -164,6 +165,72 @@ static int cert_points(struct sk_model *m, const struct sk_dataset *d, int metho
     return rc;
 }
 
+/* Under mpirun: every rank certifies its share of the points (cert_points:
+ * the library's own certified flags and margins), rank 0 gathers them in
+ * point order into p and adds them up as sk_certify's report does, in the
+ * same order, so that every figure is one process's. */
+static int certify_sharded(struct sk_model *m, const struct sk_dataset *d, int method, float eps,
+                           const struct sk_certify_domain *bx, struct cert_result *r, struct cert_points *p)
+{
+    double t0 = sk_now();
+    long lo, hi, n = d->n;
+    int K = m->n_classes;
+    cli_dist_shard(n, CLI_DIST_ROWS, &lo, &hi);
+    struct sk_dataset part = *d;
+    part.n = (int)(hi - lo);
+    part.x = d->x + (size_t)lo * d->dim;
+    part.y = d->y + lo;
+    struct cert_points mine = { 0 };
+    struct sk_certify_report rep = { 0 };
+    bool lip = method == SK_CERTIFY_LIPSCHITZ;
+    size_t cnt = (size_t)(part.n > 0 ? part.n : 1);
+    float *r2 = lip ? sk_malloc(sizeof(float) * cnt) : NULL, *rinf = lip ? sk_malloc(sizeof(float) * cnt) : NULL;
+    float *a2 = lip ? sk_malloc(sizeof(float) * (size_t)n) : NULL, *ainf = lip ? sk_malloc(sizeof(float) * (size_t)n) : NULL;
+    unsigned char *scratch = lip ? sk_malloc(cnt) : NULL;
+    p->pred = sk_malloc(sizeof(int) * (size_t)n);
+    p->margin = sk_malloc(sizeof(float) * (size_t)n);
+    p->cert = sk_malloc((size_t)n);
+    int rc = !p->pred || !p->margin || !p->cert || (lip && (!r2 || !rinf || !a2 || !ainf || !scratch)) ? SK_ENOMEM : SK_OK;
+    if (!rc && part.n > 0) rc = cert_points(m, &part, method, eps, bx, &mine);
+    if (!rc && part.n > 0 && lip) rc = sk_certify_lipschitz(m, part.x, part.y, part.n, eps, scratch, r2, rinf, &rep);
+    int status = rc ? cli_fail_lib() : CLI_OK;
+    if (!status) status = cli_dist_gather_rows(mine.pred, lo, hi, sizeof(int), p->pred, n);
+    if (!status) status = cli_dist_gather_rows(mine.margin, lo, hi, sizeof(float), p->margin, n);
+    if (!status) status = cli_dist_gather_rows(mine.cert, lo, hi, 1, p->cert, n);
+    if (!status && lip) status = cli_dist_gather_rows(r2, lo, hi, sizeof(float), a2, n);
+    if (!status && lip) status = cli_dist_gather_rows(rinf, lo, hi, sizeof(float), ainf, n);
+    if (!status && sk_dist_rank() == 0) {
+        struct sk_certify_report *t = &r->rep;
+        double msum = 0;
+        *t = (struct sk_certify_report){ .method = (enum sk_certify_method)method, .eps = eps, .n = (int)n };
+        for (long i = 0; i < n; i++) {
+            t->n_correct += p->pred[i] == d->y[i];
+            t->n_certified += p->cert[i];
+            msum += K > 1 ? p->margin[i] : 0;
+        }
+        t->clean_acc = (double)t->n_correct / n;
+        t->certified_acc = (double)t->n_certified / n;
+        t->mean_margin_lo = msum / n;
+        t->lipschitz_global = lip ? rep.lipschitz_global : NAN;
+        t->lipschitz_proved = lip && rep.lipschitz_proved;
+        r->med2 = r->medinf = NAN;
+        if (lip) {
+            qsort(a2, (size_t)n, sizeof(float), cmp_float);
+            qsort(ainf, (size_t)n, sizeof(float), cmp_float);
+            r->med2 = a2[n / 2];
+            r->medinf = ainf[n / 2];
+        }
+        t->seconds = sk_now() - t0;
+    }
+    points_free(&mine);
+    sk_free(r2);
+    sk_free(rinf);
+    sk_free(a2);
+    sk_free(ainf);
+    sk_free(scratch);
+    return status;
+}
+
 /* --points FILE.csv: one line per point. */
 static int write_points(const char *path, const struct sk_dataset *d, const struct cert_points *p)
 {
@@ -237,6 +304,35 @@ out:
     return status;
 }
 
+/* run() under mpirun: the points shared out (certify_sharded), the files
+ * and the report on rank 0. Frees m, meta and d. */
+static int run_sharded(const struct cli_common *c, struct sk_model *m, char *meta, struct sk_dataset *d, int method,
+                       float eps, float clip_min, float clip_max, const char *points_path, const char *attacked)
+{
+    struct sk_certify_domain bx = { 0, 0, NULL, NULL };
+    float *blo = NULL, *bhi = NULL;
+    struct cert_result r = { 0 };
+    struct cert_points p = { 0 };
+    int n_broken = -1, n_outside = 0;
+    int status = cli_feature_box("certify", c->data, d, m, clip_min, clip_max, true, &bx.lo, &bx.hi, &blo, &bhi);
+    bx.blo = blo;
+    bx.bhi = bhi;
+    if (!status) status = certify_sharded(m, d, method, eps, &bx, &r, &p);
+    if (!status && sk_dist_rank() == 0) {
+        if (points_path) status = write_points(points_path, d, &p);
+        if (!status && attacked) status = sandwich(m, d, attacked, eps, &bx, &p, &n_broken, &n_outside);
+        if (!status && c->json) print_json(c, method, eps, &bx, d->dim, d->n, &r, n_broken, n_outside);
+        else if (!status) print_text(c, m->spec, method, eps, &bx, d->n, &r, n_broken, n_outside);
+    }
+    points_free(&p);
+    sk_free(blo);
+    sk_free(bhi);
+    sk_free(meta);
+    sk_dataset_free(d);
+    sk_model_free(m);
+    return status;
+}
+
 static int run(const struct cli_common *c, int method, float eps, float clip_min, float clip_max,
                const char *points_path, const char *attacked)
 {
@@ -248,6 +344,7 @@ static int run(const struct cli_common *c, int method, float eps, float clip_min
     struct sk_certify_domain bx = { 0, 0, NULL, NULL };
     float *blo = NULL, *bhi = NULL;
     struct cert_result r = { 0 };
+    if (d && d->n >= 1 && cli_dist_on()) return run_sharded(c, m, meta, d, method, eps, clip_min, clip_max, points_path, attacked);
     if (d && d->n < 1) status = cli_fail("%s: no rows to certify", c->data);
     /* the box: given, else [0,1] when the data lie in it, else none */
     else if (d && !(status = cli_feature_box("certify", c->data, d, m, clip_min, clip_max, true, &bx.lo, &bx.hi, &blo,
@@ -312,6 +409,6 @@ int cmd_certify(int argc, char **argv)
     const struct cli_path outs[] = { { "--points", points_path, false }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
                                     { "--attacked", attacked, false }, { NULL, NULL, false } };
-    if ((rc = cli_check_outputs(outs, ins))) return rc;
+    if ((rc = cli_dist_check_outputs(outs, ins))) return rc;
     return run(&c, method, eps, clip_min, clip_max, points_path, attacked);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "cli/eval_uncertainty.h"
 
 /* What eval found: K x K confusion counts (rows: true class). */
@@ -86,6 +87,20 @@ static void print_text(const struct cli_common *c, const struct sk_model *m, con
     cli_eval_print_classes(r->conf, r->K, c->data, m->data.classes);
 }
 
+/* The log-probabilities of every row into lp (rank 0; every rank when
+ * alone): under mpirun each rank computes its share of the rows and rank 0
+ * gathers them in row order, so the tally is that of one process. */
+static int log_probs_sharded(struct sk_model *m, const struct sk_dataset *d, float *lp)
+{
+    long lo, hi;
+    size_t K = (size_t)m->n_classes;
+    cli_dist_shard(d->n, CLI_DIST_ROWS, &lo, &hi);
+    int rc = hi > lo ? sk_model_log_probs(m, d->x + (size_t)lo * d->dim, (int)(hi - lo), lp + (size_t)lo * K) : SK_OK;
+    if (rc || !cli_dist_on()) return rc;
+    /* rank 0's share is already in place; the gather moves it onto itself */
+    return sk_dist_gather(lp + (size_t)lo * K, sizeof(float) * K * (size_t)(hi - lo), lp, sizeof(float) * K * (size_t)d->n);
+}
+
 /* The eval of a deterministic model file. */
 static int eval_model(const struct cli_common *c, const char *pred_path, const char *logits_path)
 {
@@ -103,8 +118,12 @@ static int eval_model(const struct cli_common *c, const char *pred_path, const c
     }
     lp = sk_malloc(sizeof(float) * (size_t)d->n * r.K);
     r.conf = sk_calloc((size_t)r.K * r.K, sizeof(long));
-    if (!lp || !r.conf || sk_model_log_probs(m, d->x, d->n, lp)) {
+    if (!lp || !r.conf || log_probs_sharded(m, d, lp)) {
         status = cli_fail_lib();
+        goto out;
+    }
+    if (sk_dist_rank() != 0) { /* rank 0 tallies and writes */
+        status = CLI_OK;
         goto out;
     }
     if ((status = write_outputs(m, d, lp, pred_path, logits_path))) goto out;
@@ -149,8 +168,10 @@ int cmd_eval(int argc, char **argv)
                                      { "--plots", u.plots, true }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
                                     { "--labels", c.labels, false }, { "--ood", u.ood, false }, { NULL, NULL, false } };
-    if ((rc = cli_check_outputs(outs, ins))) return rc;
+    if ((rc = cli_dist_check_outputs(outs, ins))) return rc;
     /* Bayesian posteriors and uncertainty flags: see eval_uncertainty.c */
-    if (u.samples || u.ood || u.plots || cli_is_posterior_file(c.model)) return cli_eval_uncertainty(&c, &u);
+    if (u.samples || u.ood || u.plots || cli_is_posterior_file(c.model))
+        return cli_dist_sit_out("eval of a posterior or with --samples, --ood or --plots") ? CLI_OK
+                                                                                           : cli_eval_uncertainty(&c, &u);
     return eval_model(&c, u.predictions, u.logits);
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "cli/eval_uncertainty.h"
 #include "cli/train_report.h"
 #include "cli/train_track.h"
@@ -158,7 +159,7 @@ static int check_args(const struct cli_common *c, struct train_args *a)
                                      { "--log", a->log_path, false }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--data", c->data, false }, { "--labels", c->labels, false },
                                     { NULL, NULL, false } };
-    return cli_check_outputs(outs, ins);
+    return cli_dist_check_outputs(outs, ins);
 }
 
 /* The training split (and the test split, when the data have one). */
@@ -251,7 +252,8 @@ static struct sk_train_config build_config(const struct train_args *a, struct tr
     }
     cfg.on_epoch = cli_train_on_epoch;
     cfg.on_batch = cli_train_on_batch;
-    cfg.on_checkpoint = a->ckpt ? cli_train_on_checkpoint : NULL;
+    cfg.on_checkpoint = a->ckpt && sk_dist_rank() == 0 ? cli_train_on_checkpoint : NULL; /* files: rank 0's */
+    cfg.data_parallel = cli_dist_on() && a->adv_kind == SK_ROBUST_NONE && !a->track; /* else rank 0 alone */
     cfg.stop = &cli_interrupted;
     cfg.checkpoint_every = a->ckpt_every;
     cfg.ctx = &r->tc;
@@ -322,7 +324,7 @@ static int start_trainer(const struct train_args *a, struct sk_train_config *cfg
         fprintf(stderr, "resuming from %s: epoch %d, batch %d, step %ld\n", a->ckpt, r->t->st.epoch + 1,
                 r->t->st.batch, r->t->st.step);
     }
-    if (a->log_path && !(r->tc.log = fopen(a->log_path, a->resume ? "a" : "w")))
+    if (a->log_path && sk_dist_rank() == 0 && !(r->tc.log = fopen(a->log_path, a->resume ? "a" : "w")))
         return cli_fail("%s: cannot open the log for writing", a->log_path);
     if (a->track) {
         struct sk_curvature_track_config kc = sk_curvature_track_defaults();
@@ -344,6 +346,7 @@ static int interrupted(const struct train_args *a, struct train_run *r)
 {
     const struct sk_train_state *st = &r->t->st;
     char what[1200];
+    if (sk_dist_rank() != 0) return CLI_INTERRUPTED;
     if (a->ckpt) {
         if (sk_checkpoint_save(a->ckpt, r->t, r->tc.ckpt_meta)) return cli_fail_lib();
         snprintf(what, sizeof what, "checkpoint %s is at step %ld: rerun the same command with --resume to continue",
@@ -395,6 +398,7 @@ static int finish(const struct cli_common *c, const struct train_args *a, struct
     const struct sk_trainer *t = r->t;
     const struct sk_dataset *test = r->test;
     double test_acc = NAN, test_loss = NAN;
+    if (sk_dist_rank() != 0) return CLI_OK; /* the same weights as rank 0's, which writes them */
     if (test && test->n > 0) {
         if (test->dim != r->m->in_dim) return cli_fail("%s: test split rows do not fit the model", c->data);
         if (sk_model_evaluate(r->m, test->x, test->y, test->n, &test_acc, &test_loss)) return cli_fail_lib();
@@ -443,6 +447,15 @@ static int train(const struct cli_common *c, struct train_args *a)
     }
     if (!status) status = build_model(c, a, &r);
     if (!status) status = build_adv(c, a, &r);
+    /* data-parallel covers the plain loss; other runs take one process */
+    if (!status && cli_dist_on() && (a->adv_kind != SK_ROBUST_NONE || a->track) &&
+        cli_dist_sit_out("training with --adv or --track")) {
+        train_run_free(&r);
+        return CLI_OK;
+    }
+    if (!status && cli_dist_on() && a->micro_batch > 0)
+        status = cli_usage("--micro-batch: under mpirun every rank's share of the batch is its micro-batch (the "
+                           "ranks' chunks are ceil(batch / ranks) rows); drop --micro-batch or run one process");
     if (!status) {
         struct sk_train_config cfg = build_config(a, &r);
         r.meta = build_meta(c, a, &cfg, &r);
@@ -572,7 +585,8 @@ int cmd_train(int argc, char **argv)
     /* one help page for every method; Bayesian methods: see train_bayes.c */
     bool help = false;
     for (int i = 1; i < argc; i++) help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-    if (!help && cli_train_wants_bayes(argc, argv)) return cli_train_bayes(argc, argv);
+    if (!help && cli_train_wants_bayes(argc, argv))
+        return cli_dist_sit_out("Bayesian training (--method)") ? CLI_OK : cli_train_bayes(argc, argv);
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     static const struct cli_opt brows[] = { BAYES_ROWS, { 0 } };

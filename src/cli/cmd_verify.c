@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "skeptic/certify.h"
 
 static const struct cli_field_flag verify_flags[] = { { "cfg.timeout_s", "--timeout" }, { NULL, NULL } };
@@ -284,6 +285,8 @@ int cmd_verify(int argc, char **argv)
     };
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    /* one process: under mpirun the other ranks wait (docs/mpi.md) */
+    if (cli_dist_sit_out("verify")) return CLI_OK;
     if (!(timeout >= 0) || !isfinite(timeout)) return cli_usage("--timeout S must be a number of seconds > 0");
     o.timeout = timeout;
     if (o.batch < 0 || o.max_domain_mb < 0) return cli_usage("--batch and --max-domain-mb must be > 0");

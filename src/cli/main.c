@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_dist.h"
 #include "skeptic/io.h"
 
 int cmd_train(int argc, char **argv);
@@ -105,6 +106,7 @@ static void report_injected_failure(void)
 int main(int argc, char **argv)
 {
     { void sk_cli_coretype_reexec(int, char **); sk_cli_coretype_reexec(argc, argv); } /* first: src/cli/coretype.c */
+    cli_dist_start(&argc, &argv); /* mpirun -np N: see cli_dist.h */
     install_signal_handlers();
     cli_term_install();
     const char *fail_alloc = getenv("SKEPTIC_FAIL_ALLOC"); /* tests: see sk_alloc_fail_after */
@@ -136,7 +138,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             cli_command = commands[i].name;
-            return commands[i].run(argc - 1, argv + 1);
+            return cli_dist_end(commands[i].run(argc - 1, argv + 1));
         }
     const char *s = cli_suggest(argv[1], command_names(), N_COMMANDS);
     if (s) {

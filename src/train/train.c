@@ -4,6 +4,8 @@
 #include "skeptic/train.h"
 
 #include <math.h>
+
+#include "skeptic/dist.h"
 #include <string.h>
 
 struct sk_train_config sk_train_defaults(void)
@@ -31,6 +33,7 @@ void sk_trainer_free(struct sk_trainer *t)
     sk_free(t->vy);
     sk_free(t->sam_w);
     sk_free(t->sam_buffers);
+    sk_free(t->chunk_sum);
     sk_free(t);
 }
 
@@ -63,6 +66,13 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
                  "%d state tensors and no validation split (cfg.val_split %g)", SK_STEP_MAX_STATE, cfg->val_split);
         return NULL;
     }
+    if (cfg->data_parallel && sk_dist_size() > 1 &&
+        ((h && h->grad) || m->n_buffers > 0 || cfg->micro_batch > 0)) {
+        sk_error(SK_EINVAL, "cfg.data_parallel over %d processes needs the model's own gradient (no step hook), a "
+                 "model without batch norm (running statistics: %zu buffers) and cfg.micro_batch 0 (got %d)",
+                 sk_dist_size(), m->n_buffers, cfg->micro_batch);
+        return NULL;
+    }
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= m->n_classes) {
             sk_error(SK_EINVAL, "label %d of row %d is outside the model's %d classes", y[i], i, m->n_classes);
@@ -89,6 +99,12 @@ struct sk_trainer *sk_trainer_new(struct sk_model *m, const struct sk_train_conf
     if (t->cfg.opt.total_steps <= 0) t->cfg.opt.total_steps = per_epoch * (cfg->epochs > 0 ? cfg->epochs : 1);
     t->cfg.opt.noise_seed = cfg->seed;
     t->opt = sk_optim_new(&t->cfg.opt, t->n_params);
+    /* micro-batches: each chunk's gradient alone, then added to the sum of the
+     * earlier ones, the order in which data-parallel ranks are summed */
+    if (cfg->micro_batch > 0 && cfg->micro_batch < cfg->batch && !(t->chunk_sum = sk_malloc(sizeof(float) * t->n_params))) {
+        sk_trainer_free(t);
+        return NULL;
+    }
     if (cfg->opt.sam_rho > 0 && (!(t->sam_w = sk_malloc(sizeof(float) * t->n_params)) ||
                                  !(t->sam_buffers = sk_malloc(sizeof(float) * (m->n_buffers + 1))))) {
         sk_trainer_free(t);
@@ -178,18 +194,27 @@ static int graph_grad(struct sk_trainer *t, int nb, uint64_t nk, double *loss, l
     const struct sk_train_config *c = &t->cfg;
     struct sk_model *m = t->model;
     struct sk_graph *g = t->g;
-    int mb = c->micro_batch > 0 && c->micro_batch < nb ? c->micro_batch : nb;
+    /* data-parallel: the chunks micro_batch = ceil(batch / N) would make, chunk r on rank r */
+    int P = c->data_parallel ? sk_dist_size() : 1, rank = P > 1 ? sk_dist_rank() : 0;
+    int cut = P > 1 ? (c->batch + P - 1) / P : c->micro_batch;
+    int mb = cut > 0 && cut < nb ? cut : nb;
     const int *rows = t->batch_rows;
     double sum = 0;
+    long right = 0;
     int rc = SK_OK;
     /* one chunk (the usual case) is the plain batch: no seed, no key change */
-    for (int lo = 0; lo < nb && !rc; lo += mb) {
+    for (int lo = P > 1 ? rank * mb : 0; lo < nb && !rc; lo += P > 1 ? nb : mb) {
         int nc = nb - lo < mb ? nb - lo : mb;
         float *xc = t->xb + (size_t)lo * m->in_dim;
         const int *yc = t->yb + lo;
         uint64_t ck = mb == nb ? nk : sk_rng_derive(nk, (uint64_t)(lo / mb)).key;
         sk_graph_reset(g);
         t->batch_rows = rows + lo;
+        if (lo > 0 && P == 1) {
+            /* this chunk's gradient alone, added to the earlier chunks' below */
+            memcpy(t->chunk_sum, t->grads, sizeof(float) * t->n_params);
+            memset(t->grads, 0, sizeof(float) * t->n_params);
+        }
         int logits = -1, L;
         if (c->loss) {
             L = c->loss(c->ctx, t, g, xc, yc, nc, ck, &logits);
@@ -207,9 +232,20 @@ static int graph_grad(struct sk_trainer *t, int nb, uint64_t nk, double *loss, l
         if (!isfinite(lc)) break; /* the caller stops with its message */
         float seed = (float)nc / (float)nb;
         rc = sk_graph_backward(g, L, mb == nb ? NULL : &seed);
-        if (!rc && logits >= 0) *correct += count_correct(sk_graph_value(g, logits), yc, nc, m->n_classes);
+        if (!rc && logits >= 0) right += count_correct(sk_graph_value(g, logits), yc, nc, m->n_classes);
+        if (!rc && lo > 0 && P == 1)
+            for (size_t i = 0; i < t->n_params; i++) t->grads[i] = t->chunk_sum[i] + t->grads[i];
     }
     t->batch_rows = rows;
+    if (!rc && P > 1) {
+        /* every rank gets here (a failing rank ends the job): the same sums everywhere */
+        double sc[2] = { sum, (double)right };
+        rc = sk_dist_allreduce_sum_f32(t->grads, t->n_params);
+        if (!rc) rc = sk_dist_allreduce_sum_f64(sc, 2);
+        sum = sc[0];
+        right = (long)sc[1];
+    }
+    *correct += right;
     *loss = sum / nb; /* exact for one chunk: float loss times nb fits a double */
     if (rc || !isfinite(*loss)) return rc;
     return c->on_grad ? c->on_grad(c->ctx, t, nb) : SK_OK;

@@ -258,7 +258,7 @@ static void test_domain_plots(void)
     y2[7] = NAN; /* breaks the line */
     struct sk_plot_series s[2] = { { x, y1, 30, "train", false }, { x, y2, 30, "test", true } };
     for (int e = 0; e < 2; e++)
-        CHECK(sk_plot_lines(path2("lines", ext[e]), "Loss along the path", "t", "cross-entropy", s, 2, true) == 0,
+        CHECK(sk_plot_lines(path2("lines", ext[e]), "Loss along the path", "position t on the path", "cross-entropy", s, 2, true) == 0,
               "lines %s: %s", ext[e], sk_last_error());
     const char *lst[] = { "Loss along the path", "cross-entropy", "train", "test" };
     check_pair("lines (log y)", path2("lines", "png"), path2("lines", "svg"), 600, 440, lst, 4);

@@ -444,12 +444,12 @@ static double fy(const struct frame *fr, double y)
 }
 
 /* Ticks from lo to hi; returns how many (at most cap). On a log axis (lo,
- * hi in log10) of two decades or more: whole decades; of less: the values
+ * hi in log10) of three decades or more: whole decades; of less: the values
  * 1, 2 and 5 (or every digit, if that gives too few) times powers of ten. */
 static int ticks(double lo, double hi, double want, bool lg, double *t, int cap, double *step)
 {
     int n = 0;
-    if (lg && hi - lo < 2) {
+    if (lg && hi - lo < 3) {
         static const int sets[2][9] = { { 1, 2, 5 }, { 1, 2, 3, 4, 5, 6, 7, 8, 9 } };
         static const int nset[2] = { 3, 9 };
         for (int s = 0; s < 2; s++) {

@@ -170,6 +170,9 @@ static int build_config(const struct cli_common *c, struct attack_args *a, struc
                                     { "--labels", c->labels, false }, { NULL, NULL, false } };
     int kind = sk_attack_parse(a->attack), rc = cli_dist_check_outputs(outs, ins);
     if (rc) return rc;
+    enum sk_figure_format ff;
+    if (a->grid && sk_figure_format_of(a->grid, &ff)) return cli_usage("--grid: %s", sk_last_error());
+    if (a->plot && sk_figure_format_of(a->plot, &ff)) return cli_usage("--plot: %s", sk_last_error());
     if (kind < 0) {
         const char *names[SK_ATTACK_COUNT];
         for (int k = 0; k < SK_ATTACK_COUNT; k++) names[k] = sk_attack_name((enum sk_attack_kind)k);

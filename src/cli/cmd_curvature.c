@@ -202,7 +202,7 @@ static int open_rows(const struct cli_common *cc, bool dense, int n_test, struct
 static const struct cli_help help = {
     "curvature",
     "skeptic curvature --model M --data D [--n N] [--top-k K] [--lanczos-steps S] [--probes P]\n"
-    "                  [--density FILE.png] [--json] [--threads T] [--seed S]",
+    "                  [--density FILE.png|svg] [--json] [--threads T] [--seed S]",
     "How flat is the minimum the optimiser found, and does it matter? Measures the curvature of a model's\n"
     "training loss (mean cross-entropy in eval mode over N training rows) with exact Hessian-vector\n"
     "products, and the generalization measures built on it:\n"
@@ -259,7 +259,7 @@ int cmd_curvature(int argc, char **argv)
         { "top-k", CLI_INT, &cfg.top_k, "K", "top Hessian eigenvalues by Lanczos (default 1, at most 64)" },
         { "lanczos-steps", CLI_INT, &cfg.lanczos_steps, "S", "Lanczos steps at most (default 20; stops early once converged)" },
         { "probes", CLI_INT, &cfg.probes, "P", "Hutchinson probes for the trace (default 100)" },
-        { "density", CLI_STR, &density, "FILE.png", "plot the spectral density (stochastic Lanczos quadrature)" },
+        { "density", CLI_STR, &density, "FILE.png|svg", "plot the spectral density (stochastic Lanczos quadrature)" },
         { "slq-runs", CLI_INT, &slq_runs, "R", "density: Lanczos runs (default 4)" },
         { "slq-steps", CLI_INT, &cfg.slq_steps, "S", "density: Lanczos steps per run (default 80)" },
         { "spread-sets", CLI_INT, &cfg.spread_sets, "K", "lambda_max on K disjoint sample sets (default 5; 0 = skip)" },
@@ -287,6 +287,8 @@ int cmd_curvature(int argc, char **argv)
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
                                     { "--labels", c.labels, false }, { NULL, NULL, false } };
     if ((rc = cli_check_outputs(outs, ins))) return rc;
+    enum sk_figure_format ff;
+    if (density && sk_figure_format_of(density, &ff)) return cli_usage("--density: %s", sk_last_error());
     cfg.n = n;
     cfg.eps = eps;
     cfg.rho = rho;

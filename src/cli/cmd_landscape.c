@@ -202,7 +202,7 @@ static int check_labels(const char *data, const struct sk_dataset *d, const stru
 
 static const struct cli_help help = {
     "landscape",
-    "skeptic landscape --model M --data D [--dims 1|2] [--dirs filter|eigen] [--between M2] [--out FILE.png]\n"
+    "skeptic landscape --model M --data D [--dims 1|2] [--dirs filter|eigen] [--between M2] [--out FILE.png|svg]\n"
     "skeptic landscape --from-log RUN.jsonl --out eos.png",
     "The training loss (and with --test the test loss) around a model, in eval mode on the first --n rows\n"
     "(default 2000): along one or two filter-normalised random directions (Li et al. 2018: each filter and\n"
@@ -256,6 +256,8 @@ int cmd_landscape(int argc, char **argv)
                                     { "--data", c.data, false }, { "--from-log", from_log, false },
                                     { NULL, NULL, false } };
     if ((rc = cli_check_outputs(outs, ins))) return rc;
+    enum sk_figure_format ff;
+    if (out && sk_figure_format_of(out, &ff)) return cli_usage("--out: %s", sk_last_error());
     if (from_log) {
         if (c.model || between) return cli_usage("--from-log plots a training log: it takes no --model or --between");
         return eos_plot(from_log, out, c.json);

@@ -16,7 +16,6 @@
 #endif
 
 static int g_rank = 0, g_size = 1;
-static bool g_joined;
 
 bool sk_dist_built_with_mpi(void)
 {
@@ -40,6 +39,8 @@ void sk_dist_shard_of(long n, int r, int N, long *lo, long *hi)
 void sk_dist_shard(long n, long *lo, long *hi) { sk_dist_shard_of(n, g_rank, g_size, lo, hi); }
 
 #ifdef SKEPTIC_HAVE_MPI
+
+static bool g_joined;
 
 /* The launcher's environment: OpenMPI's mpirun sets OMPI_COMM_WORLD_SIZE,
  * PMIx launchers PMIX_RANK, Hydra (MPICH) PMI_SIZE. */

@@ -36,7 +36,7 @@ install(FILES ${CMAKE_BINARY_DIR}/skepticConfig.cmake ${CMAKE_BINARY_DIR}/skepti
 # `pkg-config --libs skeptic` is -lskeptic; `--static` adds what libskeptic.a
 # needs: the .pc modules of the libraries it links, plus OpenMP's flag and libm,
 # which have none. OpenBLAS's module also provides LAPACK (dsyev).
-set(SK_PC_REQUIRES_PRIVATE "openblas libcjson zlib libpng")
+set(SK_PC_REQUIRES_PRIVATE "openblas libcjson zlib libpng cairo")
 if(SK_HAS_PROTOBUF_C)
   string(APPEND SK_PC_REQUIRES_PRIVATE " libprotobuf-c")
 endif()

@@ -241,7 +241,7 @@ int cmd_landscape(int argc, char **argv)
         { "lanczos-steps", CLI_INT, &cfg.lanczos_steps, "S", "eigen: Lanczos steps (default 20)" },
         { "test", CLI_FLAG, &test, NULL, "also the loss and accuracy on the test split (its first --n rows)" },
         { "linear", CLI_FLAG, &linear, NULL, "plot the loss on a linear scale (default: logarithmic)" },
-        { "out", CLI_STR, &out, "FILE.png", "the picture: a line chart (1D) or a heat map with contours (2D)" },
+        { "out", CLI_STR, &out, "FILE.png|svg", "the picture: a line chart (1D) or a heat map with contours (2D)" },
         { "csv", CLI_STR, &csv, "FILE.csv", "every point: coordinates, train loss and accuracy, test loss and accuracy" },
         { "from-log", CLI_STR, &from_log, "RUN.jsonl", "plot lambda_max against 2/lr from a train --track curvature log into --out" },
         { "seed", CLI_U64, &cfg.seed, "S", "seed of the random directions and start vectors (default 42)" },

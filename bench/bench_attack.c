@@ -255,7 +255,7 @@ int main(int argc, char **argv)
         float eps[] = { 0, 0.02f, 0.05f, 0.1f, 0.2f };
         double acc[10];
         for (int s = 0; s < n_curves; s++) memcpy(acc + 5 * s, curves[s], sizeof curves[s]);
-        if (sk_attack_plot_curve(path, "FASHION-MNIST PGD-20 LINF", eps, 5, acc, n_curves, curve_names) == 0)
+        if (sk_attack_plot_curve(path, "Fashion-MNIST, PGD-20, L\u221e", eps, 5, acc, n_curves, curve_names) == 0)
             fprintf(stderr, "bench_attack: accuracy-vs-eps plot written to %s\n", path);
     }
     sk_dataset_free(tr);

@@ -4,7 +4,8 @@
  * as tight as plain IBP when the weight radius is 0; the vi weight-box lower
  * bound never above the certified share of sampled weights, and every sample
  * inside a certifying box certified; an ensemble's count equals certifying
- * its members one by one. */
+ * its members one by one; skeptic certify on posterior files and with
+ * --sound-fp. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "skeptic/skeptic.h"
 #include "skeptic/bayes.h"
 #include "skeptic/certify.h"
+#include <cjson/cJSON.h>
+
 #include "testutil.h"
 
 static float urand(struct sk_rng *r, float a, float b) { return a + (b - a) * sk_rng_uniform(r); }
@@ -305,6 +308,55 @@ static void test_mc_dropout(void)
     sk_bayes_free(p);
 }
 
+/* skeptic certify on posterior files and with --sound-fp, end to end on moons. */
+#define MOONS "moons:n=200,noise=0.1"
+static void test_cli(void)
+{
+    char a[512];
+    const char *train[3] = { "--method ensemble --members 3 --out ens.safetensors",
+                             "--method vi --kl-weight 0.1 --out vi.safetensors", "--out det.safetensors" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "train --data " MOONS " --arch mlp:2-16-16-2:relu --epochs 8 --lr 0.01 --batch 32 "
+                 "--seed 3 --threads 1 %s", train[i]);
+        CHECK(sk_cli_run(a) == 0, "%s: %s", a, sk_cli_err);
+    }
+    CHECK(sk_cli_run("certify --model ens.safetensors --data " MOONS " --eps 0.05 --json") == 0, "ens: %s", sk_cli_err);
+    struct cJSON *o = sk_cli_json();
+    double mass = sk_json_num(o, "certified_mass");
+    CHECK(o && sk_json_num(o, "samples") == 3 && !strcmp(sk_json_str(o, "method"), "crown") &&
+              !strcmp(sk_json_str(o, "posterior"), "ensemble") && mass >= 0 && mass <= 1 &&
+              sk_json_num(o, "certified_mass_cp_lower") <= mass && mass <= sk_json_num(o, "certified_mass_cp_upper"),
+          "ensemble --json: %s", sk_cli_out);
+    cJSON_Delete(o);
+    CHECK(sk_cli_run("certify --model vi.safetensors --data " MOONS " --eps 0.05 --samples 16 --method ibp --json") == 0,
+          "vi: %s", sk_cli_err);
+    o = sk_cli_json();
+    double vl = sk_json_num(o, "vi_lower");
+    CHECK(o && sk_json_num(o, "samples") == 16 && vl >= 0 && vl <= 1 && strstr(sk_cli_out, "\"vi_boxes\""),
+          "vi --json: %s", sk_cli_out);
+    cJSON_Delete(o);
+    CHECK(sk_cli_run("certify --model vi.safetensors --data " MOONS " --eps 0.05 --samples 8") == 0 &&
+              strstr(sk_cli_out, "certified  posterior mass") && strstr(sk_cli_out, "vi bound"),
+          "vi text: %s", sk_cli_out);
+    /* --sound-fp: never more certified than without */
+    double n_plain = -1, n_sound = -1;
+    if (sk_cli_run("certify --model det.safetensors --data " MOONS " --eps 0.05 --method crown --json") == 0 &&
+        (o = sk_cli_json())) {
+        n_plain = sk_json_num(o, "n_certified");
+        cJSON_Delete(o);
+    }
+    if (sk_cli_run("certify --model det.safetensors --data " MOONS " --eps 0.05 --method crown --sound-fp --json") == 0 &&
+        (o = sk_cli_json())) {
+        n_sound = sk_json_num(o, "n_certified");
+        cJSON_Delete(o);
+    }
+    CHECK(n_plain > 0 && n_sound >= 0 && n_sound <= n_plain, "--sound-fp certified %g, plain %g: %s", n_sound, n_plain,
+          sk_cli_err);
+    CHECK(sk_cli_run("certify --model det.safetensors --data " MOONS " --eps 0.05 --method lipschitz --sound-fp") == 2 &&
+              strstr(sk_cli_err, "--sound-fp"),
+          "lipschitz --sound-fp: %s", sk_cli_err);
+}
+
 int main(void)
 {
     sk_set_threads(2);
@@ -315,5 +367,6 @@ int main(void)
     test_vi_lower_bound();
     test_ensemble();
     test_mc_dropout();
+    test_cli();
     return sk_test_finish("test_certify_bayes");
 }

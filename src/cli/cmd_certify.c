@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/certify_bayes.h"
 #include "cli/cli.h"
+#include "cli/eval_uncertainty.h"
 #include "cli/cli_dist.h"
 #include "skeptic/certify.h"
 
@@ -15,7 +17,11 @@ static int cmp_float(const void *a, const void *b)
 }
 
 /* The flags of the values the library's messages name. */
-static const struct cli_field_flag certify_flags[] = { { "method ibp", "--method ibp" }, { NULL, NULL } };
+static const struct cli_field_flag certify_flags[] = { { "method ibp", "--method ibp" },
+                                                       { "cfg.sound_fp", "--sound-fp" }, { NULL, NULL } };
+
+/* How bounds are computed: set once from --sound-fp before anything runs. */
+static struct sk_certify_crown_config bound_cfg;
 
 /* What certify found: the report, and the Lipschitz radii's medians. */
 struct cert_result {
@@ -45,7 +51,8 @@ static int certify(struct sk_model *m, const struct sk_dataset *d, int method, f
             r->med2 = r2[d->n / 2];
             r->medinf = rinf[d->n / 2];
         }
-    } else if (sk_certify_box(m, (enum sk_certify_method)method, d->x, d->y, d->n, eps, bx, cert, &r->rep)) {
+    } else if (sk_certify_box_cfg(m, (enum sk_certify_method)method, d->x, d->y, d->n, eps, bx, &bound_cfg, cert,
+                                  &r->rep)) {
         status = cli_fail_lib_map(certify_flags);
     }
     sk_free(cert);
@@ -147,8 +154,9 @@ static int cert_points(struct sk_model *m, const struct sk_dataset *d, int metho
     int rc = !mlo || !lp || !p->pred || !p->margin || !p->cert ? SK_ENOMEM : SK_OK;
     struct sk_certify_report rep;
     /* the certified flags are sk_certify's own decisions; the margins come with them */
-    if (!rc) rc = sk_certify_box(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, p->cert, &rep);
-    if (!rc) rc = sk_certify_margins_box(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, mlo);
+    if (!rc)
+        rc = sk_certify_box_cfg(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, &bound_cfg, p->cert, &rep);
+    if (!rc) rc = sk_certify_margins_cfg(m, (enum sk_certify_method)method, d->x, d->y, N, eps, bx, &bound_cfg, mlo);
     if (!rc) rc = sk_model_log_probs(m, d->x, N, lp);
     for (int i = 0; i < N && !rc; i++) {
         int b = 0;
@@ -371,7 +379,9 @@ int cmd_certify(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
     float eps = -1, clip_min = NAN, clip_max = NAN;
-    const char *method_s = "ibp", *points_path = NULL, *attacked = NULL;
+    const char *method_s = NULL, *points_path = NULL, *attacked = NULL;
+    struct cli_bayes_cert_opts bo = { .method = -1, .samples = 0, .seed = 1, .confidence = 0.95, .sound_fp = false };
+    float confidence = 0.95f;
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         CLI_DATA_OPTS(c),
@@ -382,6 +392,13 @@ int cmd_certify(int argc, char **argv)
         { "points", CLI_STR, &points_path, "FILE.csv", "write per point: index,label,predicted,certified,margin_lower" },
         { "attacked", CLI_STR, &attacked, "FILE.npy", "adversarial examples of the same points (attack --save-adv): fail "
           "if one that is misclassified within eps was certified" },
+        { "sound-fp", CLI_FLAG, &bo.sound_fp, NULL, "round every bound outward (a-priori error terms), so certified "
+          "holds for the real-number network, not only up to float32 rounding" },
+        { "samples", CLI_INT, &bo.samples, "S", "posterior files: samples certified per point (default: every "
+          "member of an ensemble / sgld file, 32 draws of vi, laplace, mc-dropout)" },
+        { "seed", CLI_U64, &bo.seed, "S", "posterior files: seed of the weight draws (default 1)" },
+        { "confidence", CLI_FLOAT, &confidence, "C", "posterior files: level of the Clopper-Pearson interval "
+          "(default 0.95)" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -394,6 +411,10 @@ int cmd_certify(int argc, char **argv)
         "the last layer folded in; crown (MLPs) adds backward linear relaxation and is never looser than ibp;\n"
         "lipschitz uses the product of the layers' spectral norms (cheap, loose) and also reports the certified L2\n"
         "and L-infinity radius of every point. Certified accuracy is a lower bound on the accuracy under any attack.\n"
+        "A posterior file (train --method) gets per point the certified share of its samples (members, draws) with a\n"
+        "Clopper-Pearson interval (default bound: crown for MLPs, else ibp), and for vi a proved lower bound of the\n"
+        "probability that the prediction is the label over the whole ball (interval weights, Wicker et al. 2020).\n"
+        "--sound-fp rounds every bound outward, so certified holds for the real-number network.\n"
         "JSON keys: method, eps, n, clean_accuracy, certified_accuracy, n_certified, mean_margin_lower, seconds,\n"
         "box, lipschitz_global (lipschitz), median_radius_l2, median_radius_linf (lipschitz).",
         "skeptic certify --model ibp.safetensors --data fashion-mnist --eps 0.1\n"
@@ -404,11 +425,25 @@ int cmd_certify(int argc, char **argv)
     if (!c.model) return cli_usage("--model FILE is required");
     if (!c.data) return cli_usage("--data D is required");
     if (!(eps >= 0) || !isfinite(eps)) return cli_usage("--eps E is required (a finite radius >= 0, e.g. 0.1)");
-    int method = sk_certify_method_parse(method_s);
+    int method = sk_certify_method_parse(method_s ? method_s : "ibp");
     if (method < 0) return cli_usage("--method '%s' is not ibp, crown or lipschitz", method_s);
+    if (bo.sound_fp && method == SK_CERTIFY_LIPSCHITZ)
+        return cli_usage("--sound-fp: the Lipschitz bound has no outward-rounded variant (use --method ibp, crown or "
+                         "alpha-crown)");
+    bound_cfg = sk_certify_crown_defaults();
+    bound_cfg.sound_fp = bo.sound_fp;
+    bo.method = method_s ? method : -1;
+    bo.confidence = confidence;
     const struct cli_path outs[] = { { "--points", points_path, false }, { NULL, NULL, false } };
     const struct cli_path ins[] = { { "--model", c.model, false }, { "--data", c.data, false },
                                     { "--attacked", attacked, false }, { NULL, NULL, false } };
     if ((rc = cli_dist_check_outputs(outs, ins))) return rc;
+    if (cli_is_posterior_file(c.model)) {
+        if (points_path || attacked)
+            return cli_usage("--points and --attacked are for a single network; %s is a posterior file", c.model);
+        if (method == SK_CERTIFY_LIPSCHITZ)
+            return cli_usage("--method lipschitz: posterior files take ibp, crown or alpha-crown");
+        return cli_certify_bayes(&c, &bo, eps, clip_min, clip_max);
+    }
     return run(&c, method, eps, clip_min, clip_max, points_path, attacked);
 }

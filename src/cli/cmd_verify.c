@@ -25,7 +25,7 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 struct vopts {
     double timeout;
     int pgd_restarts, pgd_steps, alpha_iters, inter_alpha_iters, bab_iters, batch, max_domain_mb;
-    bool no_bab;
+    bool no_bab, sound_fp;
     uint64_t seed;
 };
 
@@ -41,6 +41,7 @@ static struct sk_certify_verify_config config_of(const struct vopts *o, double t
     if (o->batch > 0) cfg.batch = o->batch;
     if (o->max_domain_mb > 0) cfg.max_domain_mb = o->max_domain_mb;
     cfg.bab = !o->no_bab;
+    cfg.sound_fp = o->sound_fp;
     cfg.seed = o->seed;
     return cfg;
 }
@@ -262,6 +263,8 @@ int cmd_verify(int argc, char **argv)
         { "batch", CLI_INT, &o.batch, "N", "subdomains split per round (default 16)" },
         { "max-domain-mb", CLI_INT, &o.max_domain_mb, "MB", "memory of the subdomain queue (default 1024); full: unknown" },
         { "no-bab", CLI_FLAG, &o.no_bab, NULL, "stop after alpha-CROWN (incomplete: unknown instead of branching)" },
+        { "sound-fp", CLI_FLAG, &o.sound_fp, NULL, "round every bound outward (a-priori error terms): unsat then holds "
+          "for the real-number network, not only up to float32 rounding" },
         { "seed", CLI_U64, &o.seed, "S", "seed of the PGD starts (default 1)" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),

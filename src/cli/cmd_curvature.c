@@ -315,7 +315,7 @@ int cmd_curvature(int argc, char **argv)
     } else if (rc) {
         rc = sk_last_error()[0] ? cli_fail_lib_map(field_flags) : cli_fail("%s", sk_status_name(rc));
     } else {
-        if (dn && sk_curvature_density_plot(dn, 0, density, "HESSIAN EIGENVALUE DENSITY (SLQ)")) {
+        if (dn && sk_curvature_density_plot(dn, 0, density, "Hessian eigenvalue density (SLQ)")) {
             rc = cli_fail_lib();
         } else if (c.json) {
             cli_json_print(report_json(c.model, m, &r, &cfg, density));

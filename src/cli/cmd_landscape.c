@@ -82,22 +82,22 @@ static cJSON *to_json(const char *model, const char *other, const struct sk_curv
 static int plot(const char *path, const struct sk_curvature_landscape *ls, int nt, bool log_z)
 {
     char title[96];
-    const char *xl = ls->dirs == SK_LANDSCAPE_INTERPOLATE ? "T (0: MODEL, 1: --BETWEEN)"
-                     : ls->dirs == SK_LANDSCAPE_EIGEN ? "A (ALONG THE TOP EIGENVECTOR)"
-                                                      : "A (FILTER-NORMALISED DIRECTION 1)";
+    const char *xl = ls->dirs == SK_LANDSCAPE_INTERPOLATE ? "t (0: the model, 1: --between)"
+                     : ls->dirs == SK_LANDSCAPE_EIGEN ? "a (along the top eigenvector)"
+                                                      : "a (filter-normalised direction 1)";
     int rc;
     if (ls->dims == 1) {
-        snprintf(title, sizeof title, "LOSS %s", ls->dirs == SK_LANDSCAPE_INTERPOLATE ? "BETWEEN TWO MODELS"
-                                                 : ls->dirs == SK_LANDSCAPE_EIGEN ? "ALONG THE TOP EIGENVECTOR"
-                                                                                  : "ALONG A RANDOM DIRECTION");
-        struct sk_plot_series s[2] = { { ls->xs, ls->loss, ls->nx, "TRAIN", false },
-                                       { ls->xs, ls->test_loss, ls->nx, "TEST", true } };
-        rc = sk_plot_lines(path, title, xl, "CROSS-ENTROPY", s, nt > 0 ? 2 : 1, log_z);
+        snprintf(title, sizeof title, "Loss %s", ls->dirs == SK_LANDSCAPE_INTERPOLATE ? "between two models"
+                                                 : ls->dirs == SK_LANDSCAPE_EIGEN ? "along the top eigenvector"
+                                                                                  : "along a random direction");
+        struct sk_plot_series s[2] = { { ls->xs, ls->loss, ls->nx, "train", false },
+                                       { ls->xs, ls->test_loss, ls->nx, "test", true } };
+        rc = sk_plot_lines(path, title, xl, "cross-entropy", s, nt > 0 ? 2 : 1, log_z);
     } else {
-        snprintf(title, sizeof title, "TRAINING LOSS, %s", ls->dirs == SK_LANDSCAPE_EIGEN ? "TOP-2 EIGENVECTORS"
-                                                                                         : "FILTER-NORMALISED PLANE");
-        rc = sk_plot_heatmap(path, title, ls->dirs == SK_LANDSCAPE_EIGEN ? "A (EIGENVECTOR 1)" : "A (DIRECTION 1)",
-                             ls->dirs == SK_LANDSCAPE_EIGEN ? "B (EIGENVECTOR 2)" : "B (DIRECTION 2)", "LOSS",
+        snprintf(title, sizeof title, "Training loss, %s", ls->dirs == SK_LANDSCAPE_EIGEN ? "top-2 eigenvectors"
+                                                                                         : "filter-normalised plane");
+        rc = sk_plot_heatmap(path, title, ls->dirs == SK_LANDSCAPE_EIGEN ? "a (eigenvector 1)" : "a (direction 1)",
+                             ls->dirs == SK_LANDSCAPE_EIGEN ? "b (eigenvector 2)" : "b (direction 2)", "cross-entropy",
                              ls->xs, ls->nx, ls->ys, ls->ny, ls->loss, log_z, 12);
     }
     return rc ? cli_fail_lib() : CLI_OK;
@@ -150,8 +150,8 @@ static int eos_plot(const char *log, const char *out, bool json)
         two[i] = v[4 * i + 2];
     }
     if (!rc && out) {
-        struct sk_plot_series s[2] = { { st, lm, n, "LAMBDA MAX", false }, { st, two, n, "2 / LR", true } };
-        if (sk_plot_lines(out, "EDGE OF STABILITY: SHARPNESS AGAINST 2 / LR", "OPTIMIZER STEP", "LAMBDA MAX", s, 2,
+        struct sk_plot_series s[2] = { { st, lm, n, "\u03bb_max", false }, { st, two, n, "2 / lr", true } };
+        if (sk_plot_lines(out, "Edge of stability: sharpness against 2 / lr", "optimizer step", "\u03bb_max", s, 2,
                           false))
             rc = cli_fail_lib();
     }

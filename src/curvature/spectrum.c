@@ -572,8 +572,8 @@ int sk_curvature_density_plot(const struct sk_curvature_density *d, double sigma
         x[g] = (float)t[g];
         y[g] = (float)log10(fmax(rho[g], 1e-7 * peak) + 1e-300);
     }
-    return sk_plot_line(path, title ? title : "HESSIAN EIGENVALUE DENSITY (SLQ)", "EIGENVALUE",
-                        "LOG10 DENSITY", x, y, G);
+    return sk_plot_line(path, title ? title : "Hessian eigenvalue density (SLQ)", "eigenvalue",
+                        "log\u2081\u2080 density", x, y, G);
 }
 
 /* ---------------- the dense Hessian ---------------- */

@@ -29,9 +29,11 @@ struct study_sizes {
     int n_opts, n_batches;             /* next check 3 */
     const char *opts[4];
     int batches[3];
-    int ob_train, ob_epochs, curv_n;
+    int ob_depth, ob_width, ob_train, ob_epochs, curv_n;
     int eot_n, n_eot;                  /* open question 2 */
     int eot[6];
+    int cert_n, cert_samples, n_cert_eps; /* open question 1 */
+    float cert_eps[8];
 };
 
 struct study {

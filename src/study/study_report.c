@@ -196,7 +196,7 @@ static const char css[] =
     ".scroll{overflow-x:auto}figure{margin:1.2em 0}figcaption{font-size:.9em;margin:.3em 0}"
     ".fig img{max-width:100%;border:1px solid #ddd}.cmd{font-size:.8em;color:#555}"
     "code{background:#f5f5f5;padding:0 .2em}.what{color:#555;font-style:italic}"
-    ".pending{background:#fff6e0;border-left:4px solid #e0a000;padding:.5em 1em}"
+    ".note{background:#fff6e0;border-left:4px solid #e0a000;padding:.5em 1em}"
     ".notrun{color:#a00}";
 
 static void header(struct buf *b, const struct study *s, int done, double secs)
@@ -219,7 +219,7 @@ static void header(struct buf *b, const struct study *s, int done, double secs)
     printf_(b, "</code>: seed %llu, %d of %d steps finished, %.0f s of computing in all.</p>\n",
             (unsigned long long)s->c.seed, done, study_n_steps, secs);
     if (s->c.profile == SK_STUDY_QUICK)
-        printf_(b, "<p class=\"pending\">The quick profile checks the whole pipeline in minutes: it trains on the "
+        printf_(b, "<p class=\"note\">The quick profile checks the whole pipeline in minutes: it trains on the "
                    "first %d Fashion-MNIST training images (of 60,000) and judges on the first %d test images (of "
                    "10,000) and %d MNIST digits, for a few epochs, with fewer attack steps and fewer points under "
                    "attack. Its numbers show that every part runs and roughly where things stand; the full profile "
@@ -280,12 +280,10 @@ int study_report_write(const struct study *s)
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "timing"), "seconds");
         if (cJSON_IsNumber(t)) printf_(&b, " (%.1f s)", t->valuedouble);
         puts_(&b, "</p>\n");
-        bool pending = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(j, "numbers"), "pending"));
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "text"))
         {
-            puts_(&b, pending ? "<p class=\"pending\">" : "<p>");
+            puts_(&b, "<p>");
             esc(&b, cJSON_GetStringValue(e));
             puts_(&b, "</p>\n");
         }

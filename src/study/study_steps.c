@@ -11,6 +11,7 @@
 
 #include "skeptic/attack.h"
 #include "skeptic/bayes.h"
+#include "skeptic/certify.h"
 #include "skeptic/curvature.h"
 #include "skeptic/metrics.h"
 #include "skeptic/model.h"
@@ -29,9 +30,10 @@ static const struct study_sizes sizes[2] = {
         .cmp_adv = 200,
         .cal_n = 200, .n_cal_eps = 4, .cal_eps = { 0, 0.01f, 0.03f, 0.1f },
         .n_depths = 2, .n_widths = 2, .depths = { 1, 2 }, .widths = { 64, 256 }, .grid_epochs = 3, .grid_adv = 200,
-        .n_opts = 3, .n_batches = 2, .opts = { "sgd", "adam", "sam" }, .batches = { 32, 512 },
-        .ob_train = 3000, .ob_epochs = 5, .curv_n = 1000,
+        .n_opts = 3, .n_batches = 2, .opts = { "momentum", "adam", "sam" }, .batches = { 32, 512 },
+        .ob_depth = 1, .ob_width = 128, .ob_train = 3000, .ob_epochs = 5, .curv_n = 1000,
         .eot_n = 100, .n_eot = 4, .eot = { 1, 2, 5, 10 },
+        .cert_n = 20, .cert_samples = 4, .n_cert_eps = 2, .cert_eps = { 0.002f, 0.01f },
     },
     [SK_STUDY_FULL] = {
         .fm_train = 0, .fm_test = 0, .ood_n = 0,
@@ -45,9 +47,10 @@ static const struct study_sizes sizes[2] = {
         .cal_n = 1000, .n_cal_eps = 6, .cal_eps = { 0, 0.01f, 0.02f, 0.03f, 0.05f, 0.1f },
         .n_depths = 4, .n_widths = 3, .depths = { 1, 2, 3, 4 }, .widths = { 64, 256, 1024 }, .grid_epochs = 10,
         .grid_adv = 1000,
-        .n_opts = 3, .n_batches = 2, .opts = { "sgd", "adam", "sam" }, .batches = { 32, 1024 },
-        .ob_train = 0, .ob_epochs = 20, .curv_n = 5000,
+        .n_opts = 3, .n_batches = 2, .opts = { "momentum", "adam", "sam" }, .batches = { 32, 1024 },
+        .ob_depth = 2, .ob_width = 256, .ob_train = 0, .ob_epochs = 20, .curv_n = 5000,
         .eot_n = 500, .n_eot = 6, .eot = { 1, 2, 5, 10, 20, 50 },
+        .cert_n = 100, .cert_samples = 16, .n_cert_eps = 3, .cert_eps = { 0.002f, 0.005f, 0.01f },
     },
 };
 
@@ -62,7 +65,6 @@ const struct study_sizes *study_sizes_of(enum sk_study_profile p)
 #define CMP_EPS 0.03f
 #define GRID_EPS 0.03f
 #define OB_EPS 0.02f
-#define NOISE_SIGMA 0.1f
 
 /* ---- small helpers ---- */
 
@@ -731,49 +733,87 @@ static int step_nc1(struct study *s)
     return rc;
 }
 
-/* ---- next check 2: depth x width against robustness and uncertainty ---- */
+/* ---- next checks 2 and 3: sweeps (skeptic/study.h, sk_sweep) ---- */
 
-/* OOD AUROC by entropy of a deterministic net: MNIST digits positive. */
-static int ood_auroc(struct sk_model *m, const struct sk_dataset *in, const struct sk_dataset *ood, double *auroc)
+struct sweep_prog {
+    struct study *s;
+    long n;
+};
+static void on_sweep_stage(void *ctx, long index, const char *stage, int epoch)
 {
-    *auroc = NAN;
-    if (!ood) return SK_OK;
-    float *pi = model_probs(m, in->x, in->n), *po = model_probs(m, ood->x, ood->n);
-    float *hi = sk_malloc(sizeof(float) * (size_t)in->n), *ho = sk_malloc(sizeof(float) * (size_t)ood->n);
-    int rc = SK_ENOMEM;
-    if (pi && po && hi && ho) {
-        sk_entropy_rows(pi, in->n, m->n_classes, hi);
-        sk_entropy_rows(po, ood->n, m->n_classes, ho);
-        *auroc = sk_metric_auroc(ho, ood->n, hi, in->n);
-        rc = SK_OK;
-    }
-    sk_free(pi);
-    sk_free(po);
-    sk_free(hi);
-    sk_free(ho);
-    return rc;
+    struct sweep_prog *p = ctx;
+    if (epoch >= 0)
+        study_progress(p->s, (double)index / p->n, "configuration %ld/%ld: %s %d", index + 1, p->n, stage, epoch + 1);
+    else study_progress(p->s, (double)index / p->n, "configuration %ld/%ld: %s", index + 1, p->n, stage);
 }
 
-static int robust_acc(struct study *s, struct sk_model *m, enum sk_attack_kind k, float eps, int n, double *acc)
+/* Run (or resume) the sweep of cfg on train into steps/ID/rows.jsonl, its
+ * models in models/ID/; *rows receives the rows in grid order (owned). */
+static int run_sweep(struct study *s, struct sk_sweep_config *cfg, const struct sk_dataset *train, cJSON **rows)
 {
-    struct sk_classifier *c = sk_classifier_from_model(m, SK_MODE_EVAL, 1, 0);
-    if (!c) return SK_ENOMEM;
-    struct sk_attack_config ac = attack_cfg(s, k, eps);
-    ac.audit = false;
-    if (n > s->fm_te->n) n = s->fm_te->n;
-    struct sk_attack_result *r = sk_attack_evaluate(c, &ac, s->fm_te->x, s->fm_te->y, n);
-    sk_classifier_free(c);
-    if (!r) return SK_EINVAL;
-    *acc = r->robust_acc;
-    sk_attack_result_free(r);
+    char path[1024], mdir[1024];
+    *rows = NULL;
+    mkdir(study_path(s, path, sizeof path, "steps/%s", s->id), 0777);
+    study_path(s, path, sizeof path, "steps/%s/rows.jsonl", s->id);
+    cfg->dir = study_path(s, mdir, sizeof mdir, "models/%s", s->id);
+    struct sweep_prog sp = { s, sk_sweep_grid_size(&cfg->grid) };
+    cfg->on_stage = on_sweep_stage;
+    cfg->ctx = &sp;
+    struct sk_sweep *sw = sk_sweep_new(cfg, train, s->fm_te, s->mn_te);
+    if (!sw) return SK_EINVAL;
+    int rc = sk_sweep_resume(sw, path);
+    if (!rc) rc = sk_sweep_run(sw, path, NULL, NULL);
+    long n = sk_sweep_size(sw);
+    char hash[24];
+    cJSON *arr = rc ? NULL : cJSON_CreateArray();
+    for (long i = 0; i < n && arr; i++) cJSON_AddItemToArray(arr, cJSON_CreateNull());
+    FILE *f = rc ? NULL : fopen(path, "r");
+    if (!rc && !f) rc = sk_error(SK_EIO, "study: cannot read %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *ix = cJSON_GetObjectItemCaseSensitive(j, "index");
+        const char *h = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "config_hash"));
+        long i = cJSON_IsNumber(ix) ? (long)ix->valuedouble : -1;
+        if (i >= 0 && i < n && h && (sk_sweep_config_hash(sw, i, hash), !strcmp(hash, h)))
+            cJSON_ReplaceItemInArray(arr, (int)i, j);
+        else cJSON_Delete(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    for (long i = 0; i < n && !rc; i++)
+        if (cJSON_IsNull(cJSON_GetArrayItem(arr, (int)i)))
+            rc = sk_error(SK_EFORMAT, "study: %s has no row for configuration %ld", path, i);
+    sk_sweep_free(sw);
+    if (rc) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *rows = arr;
     return SK_OK;
 }
 
-static void spec_of(char *buf, size_t cap, int depth, int width)
+static double rnum(const cJSON *row, const char *key)
 {
-    int k = snprintf(buf, cap, "mlp:784");
-    for (int d = 0; d < depth; d++) k += snprintf(buf + k, cap - (size_t)k, "-%d", width);
-    snprintf(buf + k, cap - (size_t)k, "-10:relu");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void sweep_common(struct study *s, struct sk_sweep_config *c, int epochs, float eps, int n_adv)
+{
+    c->data = "fashion-mnist";
+    c->epochs = epochs;
+    c->n_test = 0;
+    c->n_ood = 0;
+    c->n_adv = n_adv;
+    c->n_suite = 0;
+    c->cert_eps = 0;
+    c->eps = eps;
+    c->pgd_steps = s->z->pgd_steps;
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->c.seed);
+    sk_sweep_grid_set(&c->grid, SK_SWEEP_SEED, seed);
 }
 
 static int step_nc2(struct study *s)
@@ -782,69 +822,49 @@ static int step_nc2(struct study *s)
     int rc = study_data(s);
     if (rc) return rc;
     int nd = z->n_depths, nw = z->n_widths, nc = nd * nw;
-    enum { ACC, NLL, ECE, OOD, FGSM, PGD, NV };
-    double v[16][NV];
-    for (int i = 0; i < nc && !rc; i++) {
-        int d = z->depths[i / nw], w = z->widths[i % nw];
-        char key[32], spec[128], name[64];
-        snprintf(key, sizeof key, "d%d-w%d", d, w);
-        snprintf(name, sizeof name, "nc2-%s", key);
-        spec_of(spec, sizeof spec, d, w);
-        cJSON *part = study_load_part(s, key);
-        if (!part) {
-            struct net_req q = { name, spec, s->fm_tr, NULL, "fashion-mnist", NULL, SK_PREP_NONE, SK_OPT_ADAM,
-                                 1e-3f, 0, 128, z->grid_epochs, false };
-            cJSON *hist = NULL;
-            struct sk_model *m = get_net(s, &q, (double)i / nc, 0.5 / nc, &hist);
-            cJSON_Delete(hist);
-            if (!m) return sk_last_error()[0] ? SK_EINVAL : SK_ENOMEM;
-            struct fit_figures f;
-            double x[NV];
-            study_progress(s, (i + 0.5) / nc, "%s: OOD, FGSM and PGD", key);
-            rc = fit_figures(m, s->fm_tr, s->fm_te, &f);
-            if (!rc) rc = ood_auroc(m, s->fm_te, s->mn_te, &x[OOD]);
-            if (!rc) rc = robust_acc(s, m, SK_ATTACK_FGSM, GRID_EPS, z->grid_adv, &x[FGSM]);
-            if (!rc) rc = robust_acc(s, m, SK_ATTACK_PGD, GRID_EPS, z->grid_adv, &x[PGD]);
-            sk_model_free(m);
-            if (rc) return rc;
-            x[ACC] = f.test_acc;
-            x[NLL] = f.test_loss;
-            x[ECE] = f.ece;
-            part = cJSON_CreateDoubleArray(x, NV);
-            if ((rc = study_save_part(s, key, part))) {
-                cJSON_Delete(part);
-                return rc;
-            }
-        }
-        for (int k = 0; k < NV; k++) {
-            const cJSON *e = cJSON_GetArrayItem(part, k);
-            v[i][k] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
-        }
-        cJSON_Delete(part);
-    }
+    struct sk_sweep_config c = sk_sweep_defaults();
+    sweep_common(s, &c, z->grid_epochs, GRID_EPS, z->grid_adv);
+    c.n_curv = 0;
+    char list[64];
+    int k = 0;
+    for (int d = 0; d < nd; d++) k += snprintf(list + k, sizeof list - (size_t)k, "%s%d", d ? "," : "", z->depths[d]);
+    if ((rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_DEPTH, list))) return rc;
+    k = 0;
+    for (int w = 0; w < nw; w++) k += snprintf(list + k, sizeof list - (size_t)k, "%s%d", w ? "," : "", z->widths[w]);
+    if ((rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_WIDTH, list))) return rc;
+    cJSON *rows_in = NULL;
+    if ((rc = run_sweep(s, &c, s->fm_tr, &rows_in))) return rc;
     static const char *cols[] = { "depth", "width", "test accuracy", "NLL", "ECE", "OOD AUROC (entropy)",
-                                  "FGSM accuracy", "PGD accuracy" };
-    char cap[256];
-    snprintf(cap, sizeof cap, "ReLU MLPs of each depth (hidden layers) and width on %d Fashion-MNIST images, Adam, "
-             "%d epochs; attacks at eps = %g on the first %d test images", s->fm_tr->n, z->grid_epochs, GRID_EPS,
+                                  "FGSM accuracy", "PGD accuracy", "ECE under PGD" };
+    char cap[320];
+    snprintf(cap, sizeof cap, "ReLU MLPs of each depth (hidden layers) and width trained by skeptic sweep on %d "
+             "Fashion-MNIST images (Adam, lr 1e-3, batch 128, %d epochs); MNIST digits as OOD inputs; FGSM and "
+             "PGD-%d at eps = %g on the first %d test images", s->fm_tr->n, z->grid_epochs, z->pgd_steps, GRID_EPS,
              z->grid_adv);
-    cJSON *rows = study_table(s, cap, cols, 8);
+    cJSON *rows = study_table(s, cap, cols, 9);
+    double pgd[16], ood[16], acc[16];
     for (int i = 0; i < nc; i++) {
-        study_row(rows, "iidddddd", z->depths[i / nw], z->widths[i % nw], v[i][ACC], v[i][NLL], v[i][ECE], v[i][OOD],
-                  v[i][FGSM], v[i][PGD]);
+        const cJSON *r = cJSON_GetArrayItem(rows_in, i);
+        int d = z->depths[i / nw], w = z->widths[i % nw];
+        pgd[i] = rnum(r, "pgd_acc");
+        ood[i] = rnum(r, "ood_auroc_entropy");
+        acc[i] = rnum(r, "test_acc");
+        study_row(rows, "iiddddddd", d, w, acc[i], rnum(r, "test_loss"), rnum(r, "ece"), ood[i], rnum(r, "fgsm_acc"),
+                  pgd[i], rnum(r, "pgd_ece"));
         char key[64];
-        snprintf(key, sizeof key, "d%d_w%d_pgd_accuracy", z->depths[i / nw], z->widths[i % nw]);
-        study_num(s, key, v[i][PGD]);
-        snprintf(key, sizeof key, "d%d_w%d_ood_auroc", z->depths[i / nw], z->widths[i % nw]);
-        study_num(s, key, v[i][OOD]);
+        snprintf(key, sizeof key, "d%d_w%d_pgd_accuracy", d, w);
+        study_num(s, key, pgd[i]);
+        snprintf(key, sizeof key, "d%d_w%d_ood_auroc", d, w);
+        study_num(s, key, ood[i]);
     }
+    cJSON_Delete(rows_in);
     double wx[4], ys[2][4][4];
     for (int j = 0; j < nw; j++) wx[j] = z->widths[j];
     struct sk_plot_series ser[4];
     char lab[4][32];
     for (int pass = 0; pass < 2; pass++) {
         for (int d = 0; d < nd; d++) {
-            for (int j = 0; j < nw; j++) ys[pass][d][j] = v[d * nw + j][pass ? OOD : PGD];
+            for (int j = 0; j < nw; j++) ys[pass][d][j] = pass ? ood[d * nw + j] : pgd[d * nw + j];
             snprintf(lab[d], sizeof lab[d], "DEPTH %d", z->depths[d]);
             ser[d] = (struct sk_plot_series){ wx, ys[pass][d], nw, lab[d], false };
         }
@@ -857,186 +877,114 @@ static int step_nc2(struct study *s)
                                          "line per depth"
                                        : "PGD accuracy against width, one line per depth");
     }
-    int bp = 0, bo = 0;
+    int bp = 0, bo = 0, lo = 0, hi = 0;
     for (int i = 1; i < nc; i++) {
-        if (v[i][PGD] > v[bp][PGD]) bp = i;
-        if (v[i][OOD] > v[bo][OOD]) bo = i;
+        if (pgd[i] > pgd[bp]) bp = i;
+        if (ood[i] > ood[bo]) bo = i;
+        if (acc[i] < acc[lo]) lo = i;
+        if (acc[i] > acc[hi]) hi = i;
     }
     study_text(s, "The most robust net under PGD is depth %d, width %d (%.1f%%); the best OOD detector is depth %d, "
-               "width %d (AUROC %.3f). Accuracy ranges over %.1f-%.1f%% across the grid.", z->depths[bp / nw],
-               z->widths[bp % nw], 100 * v[bp][PGD], z->depths[bo / nw], z->widths[bo % nw], v[bo][OOD],
-               100 * v[0][ACC], 100 * v[nc - 1][ACC]);
+               "width %d (AUROC %.3f). Test accuracy ranges over %.1f-%.1f%% across the grid.", z->depths[bp / nw],
+               z->widths[bp % nw], 100 * pgd[bp], z->depths[bo / nw], z->widths[bo % nw], ood[bo], 100 * acc[lo],
+               100 * acc[hi]);
+    study_text(s, "The grid is a sweep of the library's sk_sweep (the engine of skeptic sweep): its rows, with their "
+               "configuration and weight hashes, are in steps/nc2/rows.jsonl.");
     return SK_OK;
 }
 
 /* ---- next check 3: optimizer x batch size ---- */
 
-enum { OB_TRAIN_ACC, OB_TEST_ACC, OB_GAP_ACC, OB_GAP_LOSS, OB_LMAX, OB_TRACE, OB_EPS_SHARP, OB_ADA_SHARP, OB_PAC,
-       OB_FR, OB_SPEC, OB_PATH, OB_MARGIN, OB_GNS, OB_FGSM, OB_PGD, OB_NOISE, OB_N };
-/* The measures open question 3 ranks against the gap: column, name, and
- * the sign by which a larger value should mean a larger gap. */
-static const struct { int col; const char *name; int sign; } ob_measures[] = {
-    { OB_LMAX, "lambda_max (top Hessian eigenvalue)", 1 }, { OB_TRACE, "Hessian trace", 1 },
-    { OB_EPS_SHARP, "eps-sharpness (Keskar)", 1 },       { OB_ADA_SHARP, "adaptive sharpness", 1 },
-    { OB_PAC, "PAC-Bayes sigma (flatness)", -1 },      { OB_FR, "Fisher-Rao norm", 1 },
-    { OB_SPEC, "product of spectral norms", 1 },      { OB_PATH, "path norm", 1 },
-    { OB_MARGIN, "median logit margin", -1 },          { OB_GNS, "gradient noise scale", -1 },
-};
-#define N_OB_MEASURES ((int)(sizeof ob_measures / sizeof *ob_measures))
-
-static int noise_accuracy(struct study *s, struct sk_model *m, int n, double *acc)
-{
-    int D = s->fm_te->dim;
-    float *x = sk_malloc(sizeof(float) * (size_t)n * D);
-    if (!x) return SK_ENOMEM;
-    uint64_t key = sk_rng_derive(sk_rng_new(s->c.seed).key, SK_STREAM_NOISE).key;
-    for (size_t i = 0; i < (size_t)n * D; i++)
-        x[i] = fminf(1, fmaxf(0, s->fm_te->x[i] + NOISE_SIGMA * sk_rng_normal_at(key, i)));
-    int rc = sk_model_evaluate(m, x, s->fm_te->y, n, acc, NULL);
-    sk_free(x);
-    return rc;
-}
-
-static int ob_config(struct study *s, const char *opt, int batch, const struct sk_dataset *tr, double *x, int idx,
-                     int nc)
+/* The optimiser grid's sweep (nc3 runs it; open question 3 reads its rows). */
+static int ob_sweep(struct study *s, cJSON **rows)
 {
     const struct study_sizes *z = s->z;
-    char name[64];
-    snprintf(name, sizeof name, "nc3-%s-b%d", opt, batch);
-    bool sam = !strcmp(opt, "sam");
-    /* sgd and sam share SGD with momentum 0.9: SAM differs only by its ascent step */
-    struct net_req q = { name, s->c.profile == SK_STUDY_FULL ? "mlp:784-256-256-10:relu" : "mlp:784-128-10:relu", tr,
-                         NULL, "fashion-mnist", NULL, SK_PREP_NONE, strcmp(opt, "adam") ? SK_OPT_MOMENTUM
-                                                                                         : SK_OPT_ADAM,
-                         strcmp(opt, "adam") ? 0.02f : 1e-3f, sam ? 0.05f : 0, batch, z->ob_epochs, false };
-    cJSON *hist = NULL;
-    struct sk_model *m = get_net(s, &q, (double)idx / nc, 0.4 / nc, &hist);
-    cJSON_Delete(hist);
-    if (!m) return sk_last_error()[0] ? SK_EINVAL : SK_ENOMEM;
-    study_progress(s, (idx + 0.4) / nc, "%s: curvature measures", name);
-    struct sk_curvature_config cc = sk_curvature_defaults();
-    cc.n = z->curv_n;
-    cc.lanczos_steps = 20;
-    cc.probes = 20;
-    cc.spread_sets = 0;
-    cc.ascent_steps = 10;
-    cc.pac_samples = 3;
-    cc.pac_iters = 6;
-    cc.seed = s->c.seed;
-    struct sk_curvature_report r;
-    int n_te = s->fm_te->n;
-    int rc = sk_curvature_measures(m, tr->x, tr->y, tr->n, s->fm_te->x, s->fm_te->y, n_te, &cc, &r, NULL);
-    struct fit_figures f;
-    if (!rc) rc = fit_figures(m, tr, s->fm_te, &f);
-    study_progress(s, (idx + 0.8) / nc, "%s: perturbation sensitivity", name);
-    if (!rc) rc = robust_acc(s, m, SK_ATTACK_FGSM, OB_EPS, z->grid_adv, &x[OB_FGSM]);
-    if (!rc) rc = robust_acc(s, m, SK_ATTACK_PGD, OB_EPS, z->grid_adv, &x[OB_PGD]);
-    if (!rc) rc = noise_accuracy(s, m, n_te, &x[OB_NOISE]);
-    sk_model_free(m);
+    int rc = study_data(s);
     if (rc) return rc;
-    x[OB_TRAIN_ACC] = f.train_acc;
-    x[OB_TEST_ACC] = f.test_acc;
-    x[OB_GAP_ACC] = f.train_acc - f.test_acc;
-    x[OB_GAP_LOSS] = f.test_loss - f.train_loss;
-    x[OB_LMAX] = r.eig[0];
-    x[OB_TRACE] = r.trace;
-    x[OB_EPS_SHARP] = r.eps_sharpness_keskar;
-    x[OB_ADA_SHARP] = r.adaptive_sharpness;
-    x[OB_PAC] = r.pac_sigma;
-    x[OB_FR] = r.fisher_rao;
-    x[OB_SPEC] = r.spec_prod;
-    x[OB_PATH] = r.path_norm;
-    x[OB_MARGIN] = r.margin_median;
-    x[OB_GNS] = r.gns_simple;
-    return SK_OK;
-}
-
-/* The optimiser grid's rows: steps/nc3/KEY.json of every configuration
- * (nc3 computes them; open question 3 reads them). v[nc][OB_N]. */
-static int ob_rows(struct study *s, double (*v)[OB_N], bool compute)
-{
-    const struct study_sizes *z = s->z;
-    int nc = z->n_opts * z->n_batches, rc = SK_OK;
-    struct sk_dataset *tr = NULL;
-    if (compute) {
-        if ((rc = study_data(s))) return rc;
-        int n = z->ob_train && z->ob_train < s->fm_tr->n ? z->ob_train : s->fm_tr->n;
-        int *idx = sk_malloc(sizeof(int) * (size_t)n);
-        if (!idx) return SK_ENOMEM;
-        for (int i = 0; i < n; i++) idx[i] = i;
-        tr = sk_dataset_subset(s->fm_tr, idx, n);
-        sk_free(idx);
-        if (!tr) return SK_ENOMEM;
-    }
-    const char *id = s->id;
-    s->id = "nc3";
-    for (int i = 0; i < nc && !rc; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "%s-b%d", z->opts[i / z->n_batches], z->batches[i % z->n_batches]);
-        cJSON *part = study_load_part(s, key);
-        if (!part && !compute) {
-            rc = sk_error(SK_ESTATE, "study: steps/nc3/%s.json is missing: run step nc3 first", key);
-            break;
-        }
-        if (!part) {
-            double x[OB_N];
-            if ((rc = ob_config(s, z->opts[i / z->n_batches], z->batches[i % z->n_batches], tr, x, i, nc))) break;
-            part = cJSON_CreateDoubleArray(x, OB_N);
-            if ((rc = study_save_part(s, key, part))) {
-                cJSON_Delete(part);
-                break;
-            }
-        }
-        for (int k = 0; k < OB_N; k++) {
-            const cJSON *e = cJSON_GetArrayItem(part, k);
-            v[i][k] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
-        }
-        cJSON_Delete(part);
-    }
-    s->id = id;
+    int n = z->ob_train && z->ob_train < s->fm_tr->n ? z->ob_train : s->fm_tr->n;
+    int *idx = sk_malloc(sizeof(int) * (size_t)n);
+    if (!idx) return SK_ENOMEM;
+    for (int i = 0; i < n; i++) idx[i] = i;
+    struct sk_dataset *tr = sk_dataset_subset(s->fm_tr, idx, n);
+    sk_free(idx);
+    if (!tr) return SK_ENOMEM;
+    struct sk_sweep_config c = sk_sweep_defaults();
+    sweep_common(s, &c, z->ob_epochs, OB_EPS, z->grid_adv);
+    c.n_curv = z->curv_n;
+    char list[64];
+    int k = 0;
+    for (int o = 0; o < z->n_opts; o++) k += snprintf(list + k, sizeof list - (size_t)k, "%s%s", o ? "," : "", z->opts[o]);
+    rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_OPTIMIZER, list);
+    k = 0;
+    for (int b = 0; b < z->n_batches; b++)
+        k += snprintf(list + k, sizeof list - (size_t)k, "%s%d", b ? "," : "", z->batches[b]);
+    if (!rc) rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_BATCH, list);
+    snprintf(list, sizeof list, "%d", z->ob_depth);
+    if (!rc) rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_DEPTH, list);
+    snprintf(list, sizeof list, "%d", z->ob_width);
+    if (!rc) rc = sk_sweep_grid_set(&c.grid, SK_SWEEP_WIDTH, list);
+    if (!rc) rc = run_sweep(s, &c, tr, rows);
     sk_dataset_free(tr);
     return rc;
 }
 
+/* The measures of the optimiser grid's table: row key and column name. */
+static const struct { const char *key, *name; } ob_cols[] = {
+    { "train_acc", "train acc" },          { "test_acc", "test acc" },
+    { "gap_err", "gap (acc)" },            { "gap_loss", "gap (loss)" },
+    { "lambda_max", "lambda_max" },        { "hessian_trace", "trace" },
+    { "eps_sharpness", "eps-sharpness" },  { "adaptive_sharpness", "adaptive sharpness" },
+    { "pac_flatness", "PAC-Bayes flatness" }, { "fisher_rao", "Fisher-Rao" },
+    { "log_spec_prod", "log spectral product" }, { "log_path_norm", "log path norm" },
+    { "margin_median", "median margin" },  { "grad_noise_scale", "noise scale" },
+    { "fgsm_acc", "FGSM acc" },            { "pgd_acc", "PGD acc" },
+    { "pgd_ece", "ECE under PGD" },
+};
+#define N_OB_COLS ((int)(sizeof ob_cols / sizeof *ob_cols))
+
 static int step_nc3(struct study *s)
 {
     const struct study_sizes *z = s->z;
-    double v[12][OB_N];
-    int rc = ob_rows(s, v, true);
+    cJSON *rows_in = NULL;
+    int rc = ob_sweep(s, &rows_in);
     if (rc) return rc;
-    int nc = z->n_opts * z->n_batches;
-    static const char *cols[] = { "optimizer", "batch", "train acc", "test acc", "gap (acc)", "gap (loss)",
-                                  "lambda_max", "trace", "eps-sharpness", "adaptive sharpness", "PAC sigma",
-                                  "Fisher-Rao", "spectral product", "path norm", "median margin", "noise scale",
-                                  "FGSM acc", "PGD acc", "noise acc" };
-    char cap[384];
-    snprintf(cap, sizeof cap, "Each optimizer and batch size trains the same MLP (%s) on %d images for %d epochs "
-             "(sgd: momentum 0.9, lr 0.02; sam: the same with rho 0.05; adam: lr 1e-3). Gap = train minus test "
-             "accuracy, test minus train loss; curvature on %d training rows; sensitivity: FGSM and PGD at eps = "
-             "%g, Gaussian noise sigma %g", s->c.profile == SK_STUDY_FULL ? "784-256-256-10" : "784-128-10",
-             z->ob_train ? z->ob_train : s->fm_tr ? s->fm_tr->n : 60000, z->ob_epochs, z->curv_n, OB_EPS,
-             NOISE_SIGMA);
-    cJSON *rows = study_table(s, cap, cols, 19);
+    int nb = z->n_batches, nc = z->n_opts * nb;
+    const char *cols[2 + N_OB_COLS] = { "optimizer", "batch" };
+    for (int k = 0; k < N_OB_COLS; k++) cols[2 + k] = ob_cols[k].name;
+    char cap[512];
+    snprintf(cap, sizeof cap, "The same MLP (depth %d, width %d) trained by skeptic sweep with each optimizer and "
+             "batch size on %d images for %d epochs (momentum: SGD with momentum 0.9, lr 0.01; sam: the same with "
+             "rho 0.05; adam: lr 1e-3). Gap: train minus test accuracy, test minus train loss. Curvature measures "
+             "on %d training rows; sensitivity: FGSM and PGD at eps = %g", z->ob_depth, z->ob_width,
+             z->ob_train ? z->ob_train : 60000, z->ob_epochs, z->curv_n, OB_EPS);
+    cJSON *rows = study_table(s, cap, cols, 2 + N_OB_COLS);
+    double gap[12];
     for (int i = 0; i < nc; i++) {
-        cJSON *r = cJSON_CreateArray();
-        cJSON_AddItemToArray(r, cJSON_CreateString(z->opts[i / z->n_batches]));
-        cJSON_AddItemToArray(r, cJSON_CreateNumber(z->batches[i % z->n_batches]));
-        for (int k = 0; k < OB_N; k++)
-            cJSON_AddItemToArray(r, isfinite(v[i][k]) ? cJSON_CreateNumber(v[i][k]) : cJSON_CreateNull());
-        cJSON_AddItemToArray(rows, r);
+        const cJSON *r = cJSON_GetArrayItem(rows_in, i);
+        cJSON *row = cJSON_CreateArray();
+        cJSON_AddItemToArray(row, cJSON_CreateString(z->opts[i / nb]));
+        cJSON_AddItemToArray(row, cJSON_CreateNumber(z->batches[i % nb]));
+        for (int k = 0; k < N_OB_COLS; k++) {
+            double v = rnum(r, ob_cols[k].key);
+            cJSON_AddItemToArray(row, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToArray(rows, row);
+        gap[i] = rnum(r, "gap_loss");
         char key[64];
-        snprintf(key, sizeof key, "%s_b%d_gap_loss", z->opts[i / z->n_batches], z->batches[i % z->n_batches]);
-        study_num(s, key, v[i][OB_GAP_LOSS]);
+        snprintf(key, sizeof key, "%s_b%d_gap_loss", z->opts[i / nb], z->batches[i % nb]);
+        study_num(s, key, gap[i]);
     }
+    cJSON_Delete(rows_in);
     int small = 0, large = 0;
     for (int o = 0; o < z->n_opts; o++) {
-        double a = v[o * z->n_batches][OB_GAP_LOSS], b = v[o * z->n_batches + z->n_batches - 1][OB_GAP_LOSS];
+        double a = gap[o * nb], b = gap[o * nb + nb - 1];
         small += a < b;
         large += a > b;
     }
     study_text(s, "For %d of %d optimizers the smallest batch (%d) has the smaller loss gap than the largest (%d); "
                "for %d the larger batch does. Open question 3 ranks every curvature measure against the gap.",
-               small, z->n_opts, z->batches[0], z->batches[z->n_batches - 1], large);
+               small, z->n_opts, z->batches[0], z->batches[nb - 1], large);
+    study_text(s, "The rows, with their configuration and weight hashes, are in steps/nc3/rows.jsonl (sk_sweep).");
     return SK_OK;
 }
 
@@ -1044,12 +992,91 @@ static int step_nc3(struct study *s)
 
 static int step_oq1(struct study *s)
 {
-    study_text(s, "Pending. Certifying a Bayesian network means bounding the posterior mass of weights under which "
-               "no input within eps changes the prediction; the library's certificates (IBP, CROWN, alpha-CROWN, "
-               "branch and bound) bound one deterministic network, and certificates over a posterior are not part "
-               "of this build. This section stays empty rather than report a bound of the posterior mean as if it "
-               "were one of the posterior.");
-    study_num(s, "pending", 1);
+    const struct study_sizes *z = s->z;
+    int rc = study_data(s);
+    if (rc) return rc;
+    char list[256];
+    snprintf(list, sizeof list, "%s", z->methods);
+    const char *meth[8];
+    int nm = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t && nm < 8; t = strtok_r(NULL, ",", &save)) meth[nm++] = t;
+    int ne = z->n_cert_eps, n = z->cert_n < s->fm_te->n ? z->cert_n : s->fm_te->n;
+    static const char *cols[] = { "method", "eps", "samples", "certified share", "95% interval low",
+                                  "95% interval high", "points: every sample", "points: no sample",
+                                  "vi box lower bound" };
+    char cap[640];
+    snprintf(cap, sizeof cap, "Certified posterior mass on the first %d Fashion-MNIST test images: the share of "
+             "posterior samples (ensemble members; weight draws of MC dropout and Bayes by Backprop) whose network "
+             "CROWN proves robust within the L-inf ball of radius eps, averaged over the points, with its "
+             "Clopper-Pearson interval; for Bayes by Backprop also the proven lower bound on the posterior mass of "
+             "robust networks (the weight box of Wicker et al. 2020)", n);
+    cJSON *rows = study_table(s, cap, cols, 9);
+    double share[8][8];
+    for (int i = 0; i < nm && !rc; i++) {
+        cJSON *part = study_load_part(s, meth[i]);
+        if (!part) {
+            char path[1024];
+            struct sk_posterior *p = sk_bayes_load(study_path(s, path, sizeof path, "models/exp3/%s.safetensors",
+                                                              meth[i]));
+            if (!p) return SK_EIO;
+            part = cJSON_CreateArray();
+            for (int e = 0; e < ne && !rc; e++) {
+                study_progress(s, (i + (double)e / ne) / nm, "%s: certifying at eps %g", meth[i], z->cert_eps[e]);
+                struct sk_certify_bayes_config cc = sk_certify_bayes_defaults();
+                cc.samples = z->cert_samples;
+                cc.seed = s->c.seed;
+                struct sk_certify_domain box = { 0.0f, 1.0f, NULL, NULL };
+                struct sk_certify_bayes_result r;
+                rc = sk_certify_bayes(p, s->fm_te->x, s->fm_te->y, n, z->cert_eps[e], &box, &cc, &r);
+                if (rc) break;
+                double v[7] = { r.n_samples, r.mean_frac, r.mean_cp_lo, r.mean_cp_hi, r.n_all, r.n_none,
+                                r.mean_vi_lower };
+                cJSON_AddItemToArray(part, cJSON_CreateDoubleArray(v, 7));
+                sk_certify_bayes_result_free(&r);
+            }
+            sk_bayes_free(p);
+            if (!rc) rc = study_save_part(s, meth[i], part);
+            if (rc) {
+                cJSON_Delete(part);
+                break;
+            }
+        }
+        for (int e = 0; e < ne; e++) {
+            const cJSON *v = cJSON_GetArrayItem(part, e);
+            double x[7];
+            for (int k = 0; k < 7; k++) {
+                const cJSON *c = cJSON_GetArrayItem(v, k);
+                x[k] = cJSON_IsNumber(c) ? c->valuedouble : NAN;
+            }
+            study_row(rows, "sdidddiid", meth[i], (double)z->cert_eps[e], (int)x[0], x[1], x[2], x[3], (int)x[4],
+                      (int)x[5], x[6]);
+            share[i][e] = x[1];
+            char key[96];
+            snprintf(key, sizeof key, "%s_certified_share_eps_%g", meth[i], z->cert_eps[e]);
+            study_num(s, key, x[1]);
+        }
+        cJSON_Delete(part);
+    }
+    if (rc) return rc;
+    double ex[8];
+    for (int e = 0; e < ne; e++) ex[e] = z->cert_eps[e];
+    struct sk_plot_series ser[8];
+    for (int i = 0; i < nm; i++) ser[i] = (struct sk_plot_series){ ex, share[i], ne, meth[i], i == 0 };
+    char path[1024];
+    if (!sk_plot_lines(study_path(s, path, sizeof path, "figures/oq1-mass.png"), "CERTIFIED POSTERIOR MASS",
+                       "EPS (L-INF)", "CERTIFIED SHARE OF SAMPLES", ser, nm, false))
+        study_figure(s, "oq1-mass", "Share of posterior samples certified robust (CROWN) against eps, averaged over "
+                     "the points, one line per method (deterministic dashed: its one network is certified or not)");
+    int last = ne - 1;
+    study_text(s, "At eps = %g the deterministic net is proven robust on %.0f%% of the points; the share of posterior "
+               "samples proven robust is %.0f%% for %s%s.", z->cert_eps[last], 100 * share[0][last],
+               nm > 1 ? 100 * share[1][last] : NAN, nm > 1 ? meth[1] : "-", nm > 2 ? " (the other methods: see the table)" : "");
+    study_text(s, "A certified share is a statement about networks drawn from the posterior: for ensemble members it "
+               "is exact, for weight draws it estimates the posterior probability of a robust network, with the "
+               "interval shown. Only the weight box of Bayes by Backprop is a proof about the posterior itself; with "
+               "hundreds of thousands of weights its mass is negligible unless the box is wide, which is why that "
+               "column is near 0 where it is not empty.");
     return SK_OK;
 }
 
@@ -1208,77 +1235,70 @@ out:
 
 /* ---- open question 3: which curvature measure tracks the gap ---- */
 
-/* Kendall's tau-b of n pairs (ties in either variable counted as neither
- * concordant nor discordant, normalised by the untied pairs); NaN for fewer
- * than two pairs or a constant variable. */
-static double kendall_tau(const double *a, const double *b, int n)
-{
-    long nc = 0, nd = 0, ta = 0, tb = 0;
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++) {
-            double da = a[j] - a[i], db = b[j] - b[i];
-            if (!isfinite(da) || !isfinite(db)) continue;
-            if (da == 0 && db == 0) continue;
-            if (da == 0) ta++;
-            else if (db == 0) tb++;
-            else if ((da > 0) == (db > 0)) nc++;
-            else nd++;
-        }
-    double den = sqrt((double)(nc + nd + ta) * (double)(nc + nd + tb));
-    return den > 0 ? (nc - nd) / den : NAN;
-}
+static const char *const curv_measures[] = { "lambda_max", "hessian_trace", "eps_sharpness", "adaptive_sharpness",
+                                             "pac_flatness", "pac_flatness_mag", "fisher_rao", "log_spec_prod",
+                                             "spec_sum", "frobenius_sq", "log_path_norm", "margin_median",
+                                             "grad_noise_scale" };
+#define N_CURV ((int)(sizeof curv_measures / sizeof *curv_measures))
 
 static int step_oq3(struct study *s)
 {
-    const struct study_sizes *z = s->z;
-    double v[12][OB_N];
-    int rc = ob_rows(s, v, false);
-    if (rc) return rc;
-    int no = z->n_opts, nb = z->n_batches, nc = no * nb;
-    double gap[12], meas[12];
-    for (int i = 0; i < nc; i++) gap[i] = v[i][OB_GAP_LOSS];
-    static const char *cols[] = { "measure", "tau with the loss gap", "psi (granulated)", "psi over batch size",
-                                  "psi over optimizer", "tau with PGD accuracy" };
-    char cap[256];
-    snprintf(cap, sizeof cap, "Kendall's tau (tau-b) of each measure, signed so that +1 means it predicts the gap "
-             "perfectly, over the %d networks of next check 3; psi averages tau along one hyperparameter with the "
-             "other fixed (Jiang et al. 2020)", nc);
+    char path[1024];
+    study_path(s, path, sizeof path, "steps/nc3/rows.jsonl");
+    struct sk_sweep_summary *sm = sk_calloc(1, sizeof *sm);
+    if (!sm) return SK_ENOMEM;
+    int rc = sk_sweep_summarize(path, sm);
+    if (rc) {
+        sk_free(sm);
+        return rc;
+    }
+    int tg[3] = { -1, -1, -1 };
+    static const char *tnames[3] = { "gap_loss", "gap_err", "pgd_acc" };
+    for (int g = 0; g < sm->n_targets; g++)
+        for (int t = 0; t < 3; t++)
+            if (!strcmp(sm->target[g], tnames[t])) tg[t] = g;
+    static const char *cols[] = { "measure", "tau with the loss gap", "psi with the loss gap",
+                                  "tau with the error gap", "psi with the error gap", "tau with PGD accuracy" };
+    char cap[320];
+    snprintf(cap, sizeof cap, "Kendall's tau-b of each curvature measure with the generalization gap over the %d "
+             "networks of next check 3 (+1: a larger measure always comes with a larger gap), and Jiang et al.'s "
+             "granulated psi (tau along one hyperparameter with the others fixed, averaged over the axes)",
+             sm->n_rows);
     cJSON *rows = study_table(s, cap, cols, 6);
     int best = -1;
-    double best_tau = -2;
-    for (int k = 0; k < N_OB_MEASURES; k++) {
-        for (int i = 0; i < nc; i++) meas[i] = ob_measures[k].sign * v[i][ob_measures[k].col];
-        double tau = kendall_tau(meas, gap, nc);
-        /* psi: tau along batch size per optimizer, along optimizer per batch size */
-        double pb = 0, po = 0;
-        int npb = 0, npo = 0;
-        for (int o = 0; o < no; o++) {
-            double t = kendall_tau(meas + o * nb, gap + o * nb, nb);
-            if (isfinite(t)) pb += t, npb++;
+    double best_abs = -1;
+    for (int c = 0; c < N_CURV; c++) {
+        int m = -1;
+        for (int k = 0; k < sm->n_measures; k++)
+            if (!strcmp(sm->measure[k], curv_measures[c])) m = k;
+        if (m < 0) continue;
+        double v[5];
+        for (int t = 0; t < 3; t++) {
+            v[t == 0 ? 0 : t == 1 ? 2 : 4] = tg[t] >= 0 ? sm->tau[m][tg[t]] : NAN;
+            if (t < 2) v[t == 0 ? 1 : 3] = tg[t] >= 0 ? sm->psi[m][tg[t]] : NAN;
         }
-        for (int b = 0; b < nb; b++) {
-            double mm[4], gg[4];
-            for (int o = 0; o < no; o++) mm[o] = meas[o * nb + b], gg[o] = gap[o * nb + b];
-            double t = kendall_tau(mm, gg, no);
-            if (isfinite(t)) po += t, npo++;
-        }
-        pb = npb ? pb / npb : NAN;
-        po = npo ? po / npo : NAN;
-        double psi = (pb + po) / 2;
-        double rob[12];
-        for (int i = 0; i < nc; i++) rob[i] = v[i][OB_PGD];
-        study_row(rows, "sddddd", ob_measures[k].name, tau, psi, pb, po, kendall_tau(meas, rob, nc));
-        char key[64];
-        snprintf(key, sizeof key, "tau_%d", k);
-        study_num(s, key, tau);
-        if (isfinite(tau) && tau > best_tau) best_tau = tau, best = k;
+        study_row(rows, "sddddd", curv_measures[c], v[0], v[1], v[2], v[3], v[4]);
+        char name[64];
+        snprintf(name, sizeof name, "tau_gap_loss_%s", curv_measures[c]);
+        study_num(s, name, v[0]);
+        if (isfinite(v[0]) && fabs(v[0]) > best_abs) best_abs = fabs(v[0]), best = c;
     }
-    if (best >= 0)
-        study_text(s, "Over %d networks the measure that ranks the loss gap best is %s with tau = %.2f. With so few "
-                   "networks one swapped pair moves tau by %.2f, so %s.", nc, ob_measures[best].name, best_tau,
-                   2.0 / (nc * (nc - 1) / 2.0), best_tau >= 0.6 ? "this is a signal worth checking on more seeds"
-                                                                  : "no measure tracks the gap convincingly here");
-    else study_text(s, "No measure could be ranked (every value missing or constant).");
+    int n = sm->n_rows;
+    double step = n > 1 ? 2.0 / (n * (n - 1) / 2.0) : NAN;
+    if (best >= 0) {
+        int m = -1;
+        for (int k = 0; k < sm->n_measures; k++)
+            if (!strcmp(sm->measure[k], curv_measures[best])) m = k;
+        double tau = sm->tau[m][tg[0]];
+        study_text(s, "Over %d networks the curvature measure whose ranking agrees best with the loss gap is %s, tau = "
+                   "%+.2f%s. With %d networks one swapped pair moves tau by %.2f, so %s.", n, curv_measures[best], tau,
+                   tau < 0 ? " (a larger value comes with a smaller gap)" : "", n, step,
+                   best_abs >= 0.6 ? "it is a lead to check over more seeds, not a finding"
+                                   : "no measure tracks the gap convincingly here");
+    } else {
+        study_text(s, "No curvature measure could be ranked: every value is missing or constant.");
+    }
+    sk_free(sm);
     return SK_OK;
 }
 
@@ -1297,9 +1317,11 @@ const struct study_step study_steps[] = {
       { "depth 1-2 x width 64-256, 3 epochs", "depth 1-4 x width 64-1024, 10 epochs on 60,000 images" } },
     { "nc3", "Next check 3: optimizer and batch size against gap, sharpness and sensitivity", "", step_nc3,
       { 45, 3600 },
-      { "sgd, adam, sam x batch 32, 512 on 3,000 images, 5 epochs", "sgd, adam, sam x batch 32, 1024 on 60,000 images, 20 epochs" } },
-    { "oq1", "Open question 1: certified posterior mass", "", step_oq1, { 0, 0 },
-      { "pending: no posterior certificates in this build", "pending: no posterior certificates in this build" } },
+      { "momentum, adam, sam x batch 32, 512 on 3,000 images, 5 epochs",
+        "momentum, adam, sam x batch 32, 1024 on 60,000 images, 20 epochs" } },
+    { "oq1", "Open question 1: certified posterior mass", "exp3", step_oq1, { 45, 3000 },
+      { "CROWN on 4 samples of each posterior, 20 images, 2 budgets",
+        "CROWN on 16 samples of each posterior, 100 images, 3 budgets" } },
     { "oq2", "Open question 2: auditing the attack suite", "exp2,exp3", step_oq2, { 20, 900 },
       { "stages, eps-monotonicity, unbounded attacks, EOT 1-10", "stages, eps-monotonicity, unbounded attacks, EOT 1-50" } },
     { "oq3", "Open question 3: which curvature measure tracks the generalization gap", "nc3", step_oq3, { 0, 0 },

@@ -10,6 +10,9 @@
 # one epoch, SGD with momentum; rows per second from the epoch's own clock
 # (the JSON summary's seconds, loading excluded). The median of REPS runs of
 # each setting is reported; the machine's load average is printed beside.
+# The ranks yield the core while they wait in MPI (mpi_yield_when_idle): on a
+# machine busy with other work, ranks that spin would take the cores from
+# each other at every all-reduce.
 set -e
 BUILD=${1:-build}
 REPS=${2:-3}
@@ -39,7 +42,7 @@ for setting in 1rank-1thread 1rank-2threads 2ranks-1thread; do
     case $setting in
       1rank-1thread) v=$(OMP_NUM_THREADS=1 one "$setting" "$SK" $ARGS --threads 1) ;;
       1rank-2threads) v=$(OMP_NUM_THREADS=2 one "$setting" "$SK" $ARGS --threads 2) ;;
-      2ranks-1thread) v=$(one "$setting" mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 \
+      2ranks-1thread) v=$(one "$setting" mpirun --allow-run-as-root --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -x OMP_NUM_THREADS=1 \
                           -x OMP_WAIT_POLICY -np 2 "$SK" $ARGS --threads 1) ;;
     esac
     echo "$v" >> "$TMP/$setting"

@@ -193,9 +193,9 @@ static void test_plots(void)
 {
     int rc = sk_cli_run("eval --model vi.safetensors --data " DATA " --samples 5 --ood " OOD " --threads 1 --plots figs");
     CHECK(rc == 0 && strstr(sk_cli_out, "figs/reliability.png"), "eval --plots: rc %d %s", rc, sk_cli_err);
-    check_png("figs/reliability.png", 480, 400);
-    check_png("figs/entropy.png", 480, 400);
-    check_png("figs/mutual_information.png", 480, 400);
+    check_png("figs/reliability.png", 560, 560);
+    check_png("figs/entropy.png", 560, 420);
+    check_png("figs/mutual_information.png", 560, 420);
 }
 
 static void test_compare(void)

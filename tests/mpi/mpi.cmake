@@ -9,7 +9,7 @@ find_program(SK_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 if(NOT SK_PYTHON3)
   find_program(SK_PYTHON3 NAMES python3)
 endif()
-foreach(case eval certify attack train sweep queue)
+foreach(case eval certify attack train sweep abort queue)
   add_test(NAME mpi_${case} COMMAND ${SK_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/mpi/mpi_cases.py ${case})
   set_tests_properties(mpi_${case} PROPERTIES
     ENVIRONMENT "SKEPTIC_SOURCE_DIR=${CMAKE_SOURCE_DIR};SKEPTIC_BUILD_DIR=${CMAKE_BINARY_DIR};SKEPTIC_MPIRUN=${SK_MPIRUN}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """skeptic on several ranks (mpirun) against one process: the equalities
-docs/mpi.md states. Usage: mpi_cases.py eval|certify|attack|train|sweep|queue.
+docs/mpi.md states. Usage: mpi_cases.py eval|certify|attack|train|sweep|abort|queue.
 
 Every case runs the command alone and under `mpirun -np N` and compares what
 the guarantee covers, bit for bit: per-point files (cmp), and the JSON
@@ -18,6 +18,11 @@ MPIRUN = os.environ.get("SKEPTIC_MPIRUN", "mpirun")
 DATA = "blobs:n=400,k=4,dim=16,noise=4"
 
 
+def mpirun(ranks):
+    # ranks yield their core while they wait in MPI: the tests share the machine with other work
+    return [MPIRUN, "--allow-run-as-root", "--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", str(ranks)]
+
+
 def env_for(ranks):
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     if ranks and env.get("SKEPTIC_SANITIZED"):
@@ -33,7 +38,7 @@ def env_for(ranks):
 def run(args, ranks=0, check=True):
     cmd = [SKEPTIC] + args
     if ranks:
-        cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks)] + cmd
+        cmd = mpirun(ranks) + cmd
     p = subprocess.run(cmd, capture_output=True, text=True, env=env_for(ranks), timeout=240)
     if check and p.returncode != 0:
         sys.exit("FAIL: %s\nexit %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
@@ -174,10 +179,26 @@ def case_sweep(tmp):
     print("sweep: the same 8 rows (every field: measures, measure and weights hashes) from 1, 2 and 4 ranks")
 
 
+def case_abort(tmp):
+    """A failure on one rank ends every rank (no rank waits for ever)."""
+    m = model(tmp)
+    cmd = ["certify", "--model", m, "--data", DATA, "--eps", "0.05"]
+    # rank 1 alone runs out of memory (an injected failure) inside its share
+    launch = mpirun(1) + [SKEPTIC] + cmd + [":", "-np", "1", "-x", "SKEPTIC_FAIL_ALLOC=30", SKEPTIC] + cmd
+    try:
+        p = subprocess.run(launch, capture_output=True, text=True, env=env_for(2), timeout=120)
+    except subprocess.TimeoutExpired:
+        sys.exit("FAIL: a failure on rank 1 left the job waiting (no end after 120 s)")
+    if p.returncode == 0 or "rank 1 of 2" not in p.stderr or "injected" not in p.stderr:
+        sys.exit("FAIL: rank 1's failure: exit %d, stderr:\n%s" % (p.returncode, p.stderr))
+    print("abort: rank 1 failed (injected out of memory), the job ended with exit %d and the rank's message"
+          % p.returncode)
+
+
 def case_queue(tmp):
     probe = os.path.join(BUILD, "mpi_dist_probe")
     for ranks in (0, 1, 2, 4):
-        cmd = [probe] if not ranks else [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), probe]
+        cmd = [probe] if not ranks else mpirun(ranks) + [probe]
         p = subprocess.run(cmd, capture_output=True, text=True, env=env_for(ranks), timeout=120)
         sys.stdout.write(p.stdout)
         if p.returncode != 0 or "FAIL" in p.stdout or p.stdout.count("ok  ") != 5:

@@ -142,6 +142,10 @@ def sanitized_checks(tmp):
         fail("experiment 1 embeds %d figures" % len(imgs))
     for i, b in enumerate(imgs):
         check_png(base64.b64decode(b, validate=True), "experiment 1 figure %d" % i)
+    os.remove(d + "/report.html")
+    run(["study", "seed", "--profile", "quick", "--out", d, "--report-only"])
+    if open(d + "/report.html", encoding="utf-8").read() != html:
+        fail("--report-only wrote another report than the run did")
     plan = json.loads(run(["study", "seed", "--profile", "quick", "--out", d, "--dry-run", "--json"]).stdout)
     done = [s["id"] for s in plan["steps"] if s["done"]]
     if done != ["exp1"]:

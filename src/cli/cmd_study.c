@@ -109,13 +109,15 @@ int cmd_study(int argc, char **argv)
     struct cli_common c = cli_common_defaults();
     const char *profile = "quick", *out = NULL, *only = NULL, *cancer = NULL;
     uint64_t seed = 1;
-    bool dry = false;
+    bool dry = false, report_only = false;
     struct cli_opt opts[] = {
         { "profile", CLI_STR, &profile, "quick|full", "quick: subsets, minutes; full: real sizes, hours (default quick)" },
         { "out", CLI_STR, &out, "DIR", "output directory: report.html, report.json, models/, figures/, steps/, study.log" },
         { "seed", CLI_U64, &seed, "S", "seed of every stream (default 1)" },
         { "only", CLI_STR, &only, "LIST", "run (again) only these steps, e.g. exp2,oq2 (and unfinished steps they read)" },
         { "dry-run", CLI_FLAG, &dry, NULL, "print the plan and its estimated time, run nothing" },
+        { "report-only", CLI_FLAG, &report_only, NULL, "write the report from the steps finished so far, run nothing "
+          "(also while another process runs the study)" },
         { "cancer-csv", CLI_STR, &cancer, "FILE", "the breast-cancer table (default: python3-sklearn's copy)" },
         CLI_THREADS_OPT(c), CLI_JSON_OPT(c), { 0 } };
     static const struct cli_help h = {
@@ -144,6 +146,17 @@ int cmd_study(int argc, char **argv)
     cfg.seed = seed;
     cfg.cancer_csv = cancer;
     if (dry) return dry_run(&cfg, c.json);
+    if (report_only) {
+        if (sk_study_write_report(&cfg)) return cli_fail_lib_map(study_flags);
+        if (c.json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "out", out);
+            cli_json_print(j);
+        } else {
+            printf("report   %s/report.html\nnumbers  %s/report.json\n", out, out);
+        }
+        return CLI_OK;
+    }
     char cmd[1200];
     int k = snprintf(cmd, sizeof cmd, "skeptic study seed --profile %s --seed %llu --out %s", profile,
                      (unsigned long long)seed, out);

@@ -230,9 +230,10 @@ struct sk_certify_verify_config {
     int pgd_restarts;     /* per disjunct (5) */
     int pgd_steps;        /* (100) */
     int alpha_iters;      /* α-CROWN steps on the whole box (50) */
-    int inter_alpha_iters;/* α-CROWN steps on each layer's intermediate bounds, whole box only (0) */
+    int inter_alpha_iters;/* α-CROWN steps on each layer's intermediate bounds, whole box, before branch and
+                             bound (10; 0: CROWN's) */
     int bab_iters;        /* α/β steps per subdomain (10) */
-    int batch;            /* subdomains split per round (16) */
+    int batch;            /* subdomains split per round, their children bounded as one batch (64) */
     int max_domain_mb;    /* memory of the subdomain queue (1024) */
     int crown_rows;       /* see sk_certify_crown_config (2048) */
     bool bab;             /* branch and bound (true; false: stop after α-CROWN with unknown) */
@@ -273,6 +274,22 @@ struct sk_vnnlib;
 int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
                              const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep,
                              float *cex_x, float *cex_y);
+
+/* A counterexample by search alone (an attack whose threat model is the
+ * property): margin PGD, `restarts` starts per disjunct (the box centre,
+ * then uniform points) of `steps` signed-gradient steps each, projected on
+ * the box, on the worst row c·y - d of the disjunct, within timeout_s of
+ * wall clock. *found: x [n_in] lies in the box and meets disjunct
+ * *disjunct (may be NULL) in the model's own forward pass, re-checked
+ * alone; y [n_out] (may be NULL) its logits. Not finding one proves
+ * nothing (sk_certify_verify decides). SK_EINVAL for restarts < 1, steps
+ * < 0, timeout_s <= 0 or a malformed property. */
+int sk_certify_falsify(struct sk_model *m, const struct sk_certify_property *p, int restarts, int steps,
+                       uint64_t seed, double timeout_s, bool *found, float *x, float *y, int *disjunct);
+/* sk_certify_falsify on a parsed VNN-LIB property: found only when x is in
+ * the file's box (within 1e-6) and y meets the file's constraints exactly. */
+int sk_certify_falsify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v, int restarts, int steps,
+                              uint64_t seed, double timeout_s, bool *found, float *x, float *y, int *disjunct);
 
 /* ---------------- VNN-LIB properties ----------------
  * The subset of SMT-LIB the verification competitions (VNN-COMP: mnist_fc,

@@ -19,7 +19,7 @@ const char *sk_certify_verdict_name(enum sk_certify_verdict v)
 struct sk_certify_verify_config sk_certify_verify_defaults(void)
 {
     return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
-                                              .alpha_iters = 50, .inter_alpha_iters = 0, .bab_iters = 10, .batch = 16,
+                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 10, .batch = 64,
                                               .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
 }
 
@@ -161,6 +161,7 @@ struct dom {
     int n_split;
     int *sp;       /* relu index * 2 + (1: active, 0: inactive) */
     float *alpha, *beta; /* [R, n_relu] warm start */
+    float *box;    /* the parent's boxes (lp_bounds' n_floats), then this domain's; NULL: the root's */
     int branch;    /* relu index to split next; -1: none left */
     /* results of bounding */
     int status;    /* 0 open, 1 refuted, 2 counterexample, 3 stuck (nothing to split), <0 error */
@@ -173,6 +174,7 @@ static void dom_free(struct dom *d)
     sk_free(d->sp);
     sk_free(d->alpha);
     sk_free(d->beta);
+    sk_free(d->box);
     sk_free(d->cex);
     sk_free(d);
 }
@@ -228,14 +230,15 @@ struct bab {
     const float *C, *d, *target; /* the disjunct's rows [R, n_out], bounds, bounds plus tolerance */
     int R, iters;
     float lr;
-    struct lp_opts o;
+    struct lp_opts o;  /* the root's passes */
+    struct lp_opts oc; /* a child's intermediate boxes: its parent's, tightened by intervals through its new split */
     struct sk_model *m;
     struct sk_certify_property sub; /* the disjunct alone, for local attacks */
     int sub_disj[2];
     uint64_t seed;
 };
 
-/* Per-thread work space. */
+/* Work space of one domain being bounded. */
 struct ws {
     struct lp_bounds b;
     signed char *split;
@@ -272,7 +275,8 @@ static int ws_alloc(const struct bab *B, struct ws *w)
 
 /* The split with the largest score: |A| (coefficient at the relu output,
  * max over rows) times the intercept of the upper line, the loss the
- * relaxation of that value causes; ties to the widest interval. */
+ * relaxation of that value causes (BaBSR, Bunel et al. 2020, without its
+ * bias term); ties to the widest interval. */
 static int pick_branch(const struct bab *B, const struct lp_bounds *b, const signed char *split, const float *Arelu)
 {
     const struct lp_net *net = B->net;
@@ -298,35 +302,37 @@ static int pick_branch(const struct bab *B, const struct lp_bounds *b, const sig
     return best;
 }
 
-/* Bound subdomain d (its splits, warm start) and fill its results. */
-static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
+/* The boxes of domain d in w: its parent's (the root's for the root),
+ * tightened from the step of its newest split on. Status 1 when the splits
+ * leave no point. */
+static void dom_boxes(const struct bab *B, struct ws *w, struct dom *d)
 {
     const struct lp_net *net = B->net;
     memset(w->split, 0, (size_t)net->n_relu);
-    int first = net->n;
-    for (int t = 0; t < d->n_split; t++) {
-        int g = d->sp[t] >> 1;
-        w->split[g] = (d->sp[t] & 1) ? 1 : -1;
-        int st = net->relu_step[g];
-        first = st < first ? st : first;
-    }
-    lp_bounds_copy(net, &w->b, B->root);
-    int rc = lp_bounds_compute(net, B->root->lo[0], B->root->hi[0], w->split, first, &B->o, &w->b);
-    if (rc == 1) {
-        d->status = 1;
-        d->score = INFINITY;
+    for (int t = 0; t < d->n_split; t++) w->split[d->sp[t] >> 1] = (d->sp[t] & 1) ? 1 : -1;
+    if (!d->box) {
+        lp_bounds_copy(net, &w->b, B->root);
+        if (d->n_split == 0) return;
+        int first = net->n;
+        for (int t = 0; t < d->n_split; t++) {
+            int st = net->relu_step[d->sp[t] >> 1];
+            first = st < first ? st : first;
+        }
+        int rc = lp_bounds_compute(net, B->root->lo[0], B->root->hi[0], w->split, first, &B->o, &w->b);
+        if (rc) d->status = rc == 1 ? 1 : rc;
         return;
     }
-    if (rc) {
-        d->status = rc;
-        return;
-    }
-    rc = lp_alpha_optimize(net, &w->b, net->n, B->C, B->R, B->iters, B->lr, w->split, d->alpha, d->beta, &B->o, B->target,
-                           w->lb, w->xstar, w->Arelu);
-    if (rc) {
-        d->status = rc;
-        return;
-    }
+    memcpy(w->b.mem, d->box, sizeof(float) * w->b.n_floats);
+    int first = net->relu_step[d->sp[d->n_split - 1] >> 1];
+    int rc = lp_bounds_compute(net, B->root->lo[0], B->root->hi[0], w->split, first, &B->oc, &w->b);
+    if (rc) d->status = rc == 1 ? 1 : rc;
+}
+
+/* After the bound of d (w->lb, xstar, Arelu): refuted, a counterexample at
+ * a corner of the relaxation, or the next split. */
+static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
+{
+    const struct lp_net *net = B->net;
     float sc = -INFINITY;
     bool refuted = false;
     for (int q = 0; q < B->R; q++) {
@@ -338,6 +344,12 @@ static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
         d->status = 1;
         return;
     }
+    /* children start from these boxes */
+    if (!d->box && !(d->box = sk_malloc(sizeof(float) * w->b.n_floats))) {
+        d->status = SK_ENOMEM;
+        return;
+    }
+    memcpy(d->box, w->b.mem, sizeof(float) * w->b.n_floats);
     /* the corner attaining a row's bound may be a counterexample; the
      * lowest row's is kept as a start for a local attack */
     int qw = 0;
@@ -364,8 +376,26 @@ static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
     d->status = d->branch < 0 ? 3 : 0;
 }
 
-/* A child of parent: its splits plus (g, active). */
-static struct dom *child_of(const struct bab *B, const struct dom *parent, int g, bool active)
+/* Bound domain d alone (the root; nets lp_alpha_batch does not take). */
+static void bound_domain(const struct bab *B, struct ws *w, struct dom *d)
+{
+    dom_boxes(B, w, d);
+    if (d->status) {
+        if (d->status == 1) d->score = INFINITY;
+        return;
+    }
+    int rc = lp_alpha_optimize(B->net, &w->b, B->net->n, B->C, B->R, B->iters, B->lr, w->split, d->alpha, d->beta,
+                               &B->o, B->target, w->lb, w->xstar, w->Arelu);
+    if (rc) {
+        d->status = rc;
+        return;
+    }
+    dom_finish(B, w, d);
+}
+
+/* A child of parent: its splits plus (g, active); the parent's boxes
+ * (taken when take, else copied) and slopes as its start. */
+static struct dom *child_of(const struct bab *B, struct dom *parent, int g, bool active, bool take)
 {
     size_t na = (size_t)B->R * B->net->n_relu + 1;
     struct dom *c = sk_calloc(1, sizeof *c);
@@ -374,7 +404,15 @@ static struct dom *child_of(const struct bab *B, const struct dom *parent, int g
     c->sp = sk_malloc(sizeof(int) * (size_t)c->n_split);
     c->alpha = sk_malloc(sizeof(float) * na);
     c->beta = sk_malloc(sizeof(float) * na);
-    if (!c->sp || !c->alpha || !c->beta) {
+    bool nb = parent->box != NULL;
+    if (take) {
+        c->box = parent->box;
+        parent->box = NULL;
+    } else if (nb) {
+        c->box = sk_malloc(sizeof(float) * B->root->n_floats);
+        if (c->box) memcpy(c->box, parent->box, sizeof(float) * B->root->n_floats);
+    }
+    if (!c->sp || !c->alpha || !c->beta || (nb && !c->box)) {
         dom_free(c);
         return NULL;
     }
@@ -388,27 +426,84 @@ static struct dom *child_of(const struct bab *B, const struct dom *parent, int g
 
 enum { BAB_UNSAT, BAB_SAT, BAB_TIMEOUT, BAB_UNKNOWN };
 
+/* Bound the nk children of one round: their boxes in parallel, then α/β
+ * for all of them in one batch (lp_alpha_batch) or one by one. */
+static int bound_round(const struct bab *B, struct ws *w, struct dom **kids, int nk, int *live,
+                       const struct lp_bounds **bl, const signed char **sl, float **al, float **bel, float **arl,
+                       float *lbs, float *xss)
+{
+    const struct lp_net *net = B->net;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < nk; k++) {
+        dom_boxes(B, &w[k], kids[k]);
+        if (kids[k]->status == 1) kids[k]->score = INFINITY;
+    }
+    int nl = 0;
+    for (int k = 0; k < nk; k++) {
+        if (kids[k]->status < 0) return kids[k]->status;
+        if (kids[k]->status == 0) live[nl++] = k;
+    }
+    if (nl == 0) return SK_OK;
+    if (lp_batch_ok(net)) {
+        for (int t = 0; t < nl; t++) {
+            struct ws *wk = &w[live[t]];
+            bl[t] = &wk->b;
+            sl[t] = wk->split;
+            al[t] = kids[live[t]]->alpha;
+            bel[t] = kids[live[t]]->beta;
+            arl[t] = wk->Arelu;
+        }
+        int rc = lp_alpha_batch(net, bl, nl, net->n, B->C, B->R, B->iters, B->lr, sl, al, bel, &B->o, B->target, lbs, xss,
+                                arl);
+        if (rc) return rc;
+        for (int t = 0; t < nl; t++) {
+            struct ws *wk = &w[live[t]];
+            memcpy(wk->lb, lbs + (size_t)t * B->R, sizeof(float) * (size_t)B->R);
+            memcpy(wk->xstar, xss + (size_t)t * B->R * net->in_dim, sizeof(float) * (size_t)B->R * net->in_dim);
+        }
+    } else {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int t = 0; t < nl; t++) {
+            struct ws *wk = &w[live[t]];
+            struct dom *d = kids[live[t]];
+            int rc = lp_alpha_optimize(net, &wk->b, net->n, B->C, B->R, B->iters, B->lr, wk->split, d->alpha, d->beta,
+                                       &B->o, B->target, wk->lb, wk->xstar, wk->Arelu);
+            if (rc) d->status = rc;
+        }
+        for (int t = 0; t < nl; t++)
+            if (kids[live[t]]->status < 0) return kids[live[t]]->status;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int t = 0; t < nl; t++) dom_finish(B, &w[live[t]], kids[live[t]]);
+    return SK_OK;
+}
+
 /* Branch and bound on one disjunct from its root domain (bounded already). */
 static int bab_run(const struct bab *B, struct dom *root, const struct sk_certify_verify_config *cfg,
                    double deadline, int *outcome, float *cex, long *n_dom, float *worst)
 {
-    int nt = 1;
-#ifdef _OPENMP
-    nt = omp_get_max_threads();
-#endif
-    size_t per = sizeof(struct dom) + 2 * sizeof(float) * ((size_t)B->R * B->net->n_relu + 1) + 64 * sizeof(int);
+    const struct lp_net *net = B->net;
+    int batch = cfg->batch > 0 ? cfg->batch : 64, nw = 2 * batch;
+    size_t per = sizeof(struct dom) + 2 * sizeof(float) * ((size_t)B->R * net->n_relu + 1) +
+                 sizeof(float) * B->root->n_floats + 64 * sizeof(int);
     long cap = (long)((size_t)cfg->max_domain_mb * 1024 * 1024 / per);
     if (cap < 4) cap = 4;
-    int batch = cfg->batch > 0 ? cfg->batch : 16;
     struct heap h = { 0 };
-    struct ws *w = sk_calloc((size_t)nt, sizeof *w);
-    struct dom **kids = sk_calloc((size_t)2 * batch, sizeof *kids);
+    struct ws *w = sk_calloc((size_t)nw, sizeof *w);
+    struct dom **kids = sk_calloc((size_t)nw, sizeof *kids);
+    int *live = sk_malloc(sizeof(int) * (size_t)nw);
+    const struct lp_bounds **bl = sk_malloc(sizeof *bl * (size_t)nw);
+    const signed char **sl = sk_malloc(sizeof *sl * (size_t)nw);
+    float **al = sk_malloc(sizeof *al * (size_t)nw), **bel = sk_malloc(sizeof *bel * (size_t)nw);
+    float **arl = sk_malloc(sizeof *arl * (size_t)nw);
+    float *lbs = sk_malloc(sizeof(float) * (size_t)nw * B->R);
+    float *xss = sk_malloc(sizeof(float) * (size_t)nw * B->R * net->in_dim);
     int rc = SK_ENOMEM;
     bool stuck = false;
     int round = 0;
     *outcome = BAB_UNKNOWN;
-    if (!w || !kids) goto done;
-    for (int t = 0; t < nt; t++)
+    if (!w || !kids || !live || !bl || !sl || !al || !bel || !arl || !lbs || !xss) goto done;
+    for (int t = 0; t < nw; t++)
         if ((rc = ws_alloc(B, &w[t]))) goto done;
     if ((rc = heap_push(&h, root))) goto done;
     root = NULL;
@@ -427,9 +522,9 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
             break;
         }
         int nk = 0;
-        while (nk < 2 * batch && h.n > 0) {
+        while (nk < nw && h.n > 0) {
             struct dom *d = heap_pop(&h);
-            struct dom *a = child_of(B, d, d->branch, true), *b = child_of(B, d, d->branch, false);
+            struct dom *a = child_of(B, d, d->branch, true, false), *b = child_of(B, d, d->branch, false, true);
             dom_free(d);
             if (!a || !b) {
                 dom_free(a);
@@ -440,21 +535,18 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
             kids[nk++] = a;
             kids[nk++] = b;
         }
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int k = 0; k < nk; k++) {
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            bound_domain(B, &w[t], kids[k]);
-        }
+        rc = bound_round(B, w, kids, nk, live, bl, sl, al, bel, arl, lbs, xss);
         *n_dom += nk;
         round++;
         /* local attacks from the relaxations' minimisers: those of subdomains
          * with nothing left to split, and the lowest one every few rounds */
+        int lowest = -1;
+        for (int k = 0; k < nk; k++)
+            if (kids[k]->status == 0 && kids[k]->cex && (lowest < 0 || kids[k]->score < kids[lowest]->score))
+                lowest = k;
         for (int k = 0; k < nk && *outcome != BAB_SAT && rc == SK_OK; k++) {
             struct dom *c = kids[k];
-            if (!c->cex || !(c->status == 3 || (k == 0 && c->status == 0 && round % 4 == 1))) continue;
+            if (!c->cex || !(c->status == 3 || (k == lowest && round % 4 == 1))) continue;
             bool f = false;
             int wh = -1;
             rc = margin_pgd(B->m, &B->sub, 1, 30, B->seed + (uint64_t)round, c->cex, deadline, &f, cex, &wh);
@@ -466,7 +558,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
             kids[k] = NULL;
             if (c->status < 0 && rc == SK_OK) rc = c->status;
             if (c->status == 2 && *outcome != BAB_SAT) {
-                memcpy(cex, c->cex, sizeof(float) * (size_t)B->net->in_dim);
+                memcpy(cex, c->cex, sizeof(float) * (size_t)net->in_dim);
                 *outcome = BAB_SAT;
             }
             if (c->status == 3 && *outcome != BAB_SAT && !c->cex) stuck = true;
@@ -489,11 +581,19 @@ done:
     for (long i = 0; i < h.n; i++) dom_free(h.a[i]);
     sk_free(h.a);
     if (kids)
-        for (int k = 0; k < 2 * batch; k++) dom_free(kids[k]);
+        for (int k = 0; k < nw; k++) dom_free(kids[k]);
     sk_free(kids);
     if (w)
-        for (int t = 0; t < nt; t++) ws_free(&w[t]);
+        for (int t = 0; t < nw; t++) ws_free(&w[t]);
     sk_free(w);
+    sk_free(live);
+    sk_free(bl);
+    sk_free(sl);
+    sk_free(al);
+    sk_free(bel);
+    sk_free(arl);
+    sk_free(lbs);
+    sk_free(xss);
     return rc;
 }
 
@@ -547,10 +647,9 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     }
     if ((rc = lp_net_build(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
     net.sound = cfg->sound_fp;
-    struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows, .alpha_iters = cfg->inter_alpha_iters,
+    struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows, .alpha_iters = 0,
                          .deadline = deadline };
     if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &o, &root))) goto done;
-    o.alpha_iters = 0; /* subdomains recompute intermediate bounds by CROWN (and keep the root's where tighter) */
     /* CROWN on every row, then α-CROWN on the disjuncts left */
     if ((rc = lp_backward(&net, &root, net.n, p->c, p->n_rows, &o, NULL, lb))) goto done;
     int n_open = 0;
@@ -635,6 +734,30 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
             open[b] = open[b - 1];
             open[b - 1] = ti;
         }
+    /* Branch and bound splits against the root's intermediate boxes (a child
+     * tightens its parent's only by intervals through its new split): worth
+     * α-CROWN on every layer first, which decides some disjuncts outright. */
+    if (cfg->inter_alpha_iters > 0) {
+        struct lp_opts oi = o;
+        oi.alpha_iters = cfg->inter_alpha_iters;
+        if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &oi, &root))) goto done;
+        int m2 = 0;
+        for (int t = 0; t < n_open; t++) {
+            int i = open[t], R = p->disj[i + 1] - p->disj[i];
+            if ((rc = lp_alpha_optimize(&net, &root, net.n, p->c + (size_t)p->disj[i] * K, R, cfg->alpha_iters, 0.1f,
+                                        NULL, NULL, NULL, &o, tg + p->disj[i], lb + p->disj[i], NULL, NULL)))
+                goto done;
+            bool refuted = false;
+            for (int k = p->disj[i]; k < p->disj[i + 1]; k++) refuted |= lb[k] > tg[k];
+            if (!refuted) open[m2++] = i;
+        }
+        n_open = m2;
+        r.stage = "alpha-crown";
+        if (n_open == 0) {
+            r.verdict = SK_VERDICT_UNSAT;
+            goto done;
+        }
+    }
     r.stage = "bab";
     r.worst_lb = INFINITY;
     enum sk_certify_verdict v = SK_VERDICT_UNSAT;
@@ -642,7 +765,8 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
         int i = open[t], R = p->disj[i + 1] - p->disj[i];
         struct bab B = { .net = &net, .root = &root, .p = p, .C = p->c + (size_t)p->disj[i] * K,
                          .d = p->d + p->disj[i], .target = tg + p->disj[i], .R = R, .iters = cfg->bab_iters,
-                         .lr = 0.1f, .o = o, .m = m, .seed = cfg->seed };
+                         .lr = 0.1f, .o = o, .oc = o, .m = m, .seed = cfg->seed };
+        B.oc.crown_rows = 0;
         B.sub = *p;
         B.sub.n_rows = R;
         B.sub.c = B.C;
@@ -749,13 +873,12 @@ static float round_up(double v)
     return (double)f < v ? nextafterf(f, INFINITY) : f;
 }
 
-int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
-                             const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep,
-                             float *cex_x, float *cex_y)
+/* The property of a VNN-LIB file in float (owned buffers in *p; free with
+ * vnnlib_property_free): the box rounded outward, each d rounded up, so
+ * c·y > d proved in float is proved for the file's numbers. */
+static int vnnlib_property(const struct sk_model *m, const struct sk_vnnlib *v, struct sk_certify_property *p)
 {
-    struct sk_certify_verify_report r0 = { .verdict = SK_VERDICT_ERROR, .stage = "", .disjunct = -1,
-                                           .worst_lb = NAN };
-    *rep = r0;
+    memset(p, 0, sizeof *p);
     if (v->n_inputs != m->in_dim || v->n_outputs != m->n_classes)
         return sk_error(SK_EINVAL, "verify: the property declares %d inputs and %d outputs, the model '%s' has %d and %d",
                         v->n_inputs, v->n_outputs, m->spec, m->in_dim, m->n_classes);
@@ -764,36 +887,52 @@ int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
     float *lo = sk_malloc(sizeof(float) * (size_t)D), *hi = sk_malloc(sizeof(float) * (size_t)D);
     float *c = sk_calloc((size_t)n_rows * K + 1, sizeof(float)), *d = sk_malloc(sizeof(float) * ((size_t)n_rows + 1));
     int *disj = sk_malloc(sizeof(int) * ((size_t)v->n_disjuncts + 1));
-    float *x = sk_malloc(sizeof(float) * (size_t)D), *y = sk_malloc(sizeof(float) * (size_t)K);
-    int rc = SK_ENOMEM;
-    if (!lo || !hi || !c || !d || !disj || !x || !y) goto done;
-    /* outward: the float box holds the file's box, and c·y > d proved for
-     * d rounded up is proved for d */
+    *p = (struct sk_certify_property){ .n_in = D, .n_out = K, .lo = lo, .hi = hi, .n_rows = n_rows, .c = c, .d = d,
+                                       .n_disj = v->n_disjuncts, .disj = disj };
+    if (!lo || !hi || !c || !d || !disj) return SK_ENOMEM;
     for (int j = 0; j < D; j++) {
         lo[j] = round_down(v->lo[j]);
         hi[j] = round_up(v->hi[j]);
     }
     int k = 0;
-    rc = SK_OK;
     for (int i = 0; i < v->n_disjuncts; i++) {
         disj[i] = k;
         for (int t = 0; t < v->disj[i].n; t++, k++) {
             const struct sk_vnnlib_constraint *ct = &v->disj[i].c[t];
             for (int q = 0; q < ct->n_terms; q++) {
-                if (ct->idx[q] < 0 || ct->idx[q] >= K) {
-                    rc = sk_error(SK_EINVAL, "verify: constraint %d of disjunct %d names Y_%d of %d outputs", t, i,
-                                  ct->idx[q], K);
-                    goto done;
-                }
+                if (ct->idx[q] < 0 || ct->idx[q] >= K)
+                    return sk_error(SK_EINVAL, "verify: constraint %d of disjunct %d names Y_%d of %d outputs", t, i,
+                                    ct->idx[q], K);
                 c[(size_t)k * K + ct->idx[q]] += (float)ct->coef[q];
             }
             d[k] = round_up(ct->rhs);
         }
     }
     disj[v->n_disjuncts] = k;
-    struct sk_certify_property p = { .n_in = D, .n_out = K, .lo = lo, .hi = hi, .n_rows = n_rows, .c = c, .d = d,
-                                     .n_disj = v->n_disjuncts, .disj = disj };
-    rc = sk_certify_verify(m, &p, cfg, rep, x, y);
+    return SK_OK;
+}
+
+static void vnnlib_property_free(struct sk_certify_property *p)
+{
+    sk_free((void *)p->lo);
+    sk_free((void *)p->hi);
+    sk_free((void *)p->c);
+    sk_free((void *)p->d);
+    sk_free((void *)p->disj);
+}
+
+int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
+                             const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep,
+                             float *cex_x, float *cex_y)
+{
+    struct sk_certify_verify_report r0 = { .verdict = SK_VERDICT_ERROR, .stage = "", .disjunct = -1,
+                                           .worst_lb = NAN };
+    *rep = r0;
+    struct sk_certify_property p;
+    float *x = sk_malloc(sizeof(float) * ((size_t)m->in_dim + 1)), *y = sk_malloc(sizeof(float) * ((size_t)m->n_classes + 1));
+    int rc = vnnlib_property(m, v, &p);
+    if (!rc && (!x || !y)) rc = SK_ENOMEM;
+    if (!rc) rc = sk_certify_verify(m, &p, cfg, rep, x, y);
     if (!rc && rep->verdict == SK_VERDICT_SAT) {
         /* the file's own numbers decide: a point on the float box's outer
          * ulp, or meeting a rounded-up bound only, is no counterexample */
@@ -801,17 +940,50 @@ int sk_certify_verify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v,
             rep->verdict = SK_VERDICT_UNKNOWN;
             rep->stage = "recheck";
         } else {
-            if (cex_x) memcpy(cex_x, x, sizeof(float) * (size_t)D);
-            if (cex_y) memcpy(cex_y, y, sizeof(float) * (size_t)K);
+            if (cex_x) memcpy(cex_x, x, sizeof(float) * (size_t)m->in_dim);
+            if (cex_y) memcpy(cex_y, y, sizeof(float) * (size_t)m->n_classes);
         }
     }
-done:
-    sk_free(lo);
-    sk_free(hi);
-    sk_free(c);
-    sk_free(d);
-    sk_free(disj);
+    vnnlib_property_free(&p);
     sk_free(x);
     sk_free(y);
+    return rc;
+}
+
+/* ---------------- search alone ---------------- */
+
+int sk_certify_falsify(struct sk_model *m, const struct sk_certify_property *p, int restarts, int steps,
+                       uint64_t seed, double timeout_s, bool *found, float *x, float *y, int *disjunct)
+{
+    *found = false;
+    int rc = check_property(m, p);
+    if (rc) return rc;
+    if (restarts < 1 || steps < 0 || !(timeout_s > 0))
+        return sk_error(SK_EINVAL, "falsify: restarts %d (>= 1), steps %d (>= 0), timeout_s %g (> 0) out of range",
+                        restarts, steps, timeout_s);
+    int which = -1;
+    rc = margin_pgd(m, p, restarts, steps, seed, NULL, sk_now() + timeout_s, found, x, &which);
+    if (rc || !*found) return rc;
+    bool holds = false;
+    if ((rc = sk_certify_property_check(m, p, x, 0, &holds, y, &which))) return rc;
+    SK_ASSERT(holds); /* margin_pgd re-checked it alone */
+    if (disjunct) *disjunct = which;
+    return SK_OK;
+}
+
+int sk_certify_falsify_vnnlib(struct sk_model *m, const struct sk_vnnlib *v, int restarts, int steps,
+                              uint64_t seed, double timeout_s, bool *found, float *x, float *y, int *disjunct)
+{
+    *found = false;
+    struct sk_certify_property p;
+    float *z = sk_malloc(sizeof(float) * ((size_t)m->n_classes + 1));
+    int rc = vnnlib_property(m, v, &p);
+    if (!rc && !z) rc = SK_ENOMEM;
+    if (!rc) rc = sk_certify_falsify(m, &p, restarts, steps, seed, timeout_s, found, x, z, disjunct);
+    if (!rc && *found && (!sk_certify_vnnlib_in_box(v, x, 1e-6) || !sk_certify_vnnlib_satisfied(v, z, 0)))
+        *found = false; /* within the float box's outer ulp or a rounded-up bound only */
+    if (!rc && *found && y) memcpy(y, z, sizeof(float) * (size_t)m->n_classes);
+    vnnlib_property_free(&p);
+    sk_free(z);
     return rc;
 }

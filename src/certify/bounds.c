@@ -308,6 +308,10 @@ int lp_forward_point(const struct lp_net *net, const float *x, float *y)
                                 }
                             c[(ch * s->oh + oy) * s->ow + ox] = mx;
                         }
+            } else if (s->kind == LP_DENSE) {
+                /* one matrix-vector product (branch and bound checks a corner per subdomain) */
+                memcpy(c, s->b, sizeof(float) * (size_t)s->dout);
+                sk_sgemm(false, true, 1, s->dout, s->din, 1.0f, a, s->din, s->W, s->din, 1.0f, c, s->dout);
             } else {
                 lp_lin_forward(s, s->W, a, c, true, col);
             }

@@ -126,6 +126,24 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int t
                       float lr, const signed char *split, float *alpha, float *beta, const struct lp_opts *o,
                       const float *target, float *lb, float *xstar, float *Arelu);
 
+/* Whether lp_alpha_batch handles net: every step dense, diagonal or an
+ * activation (the MLPs of the VNN-COMP fully connected benchmarks). */
+bool lp_batch_ok(const struct lp_net *net);
+
+/* lp_alpha_optimize on N domains at once, the same rows C [R, dim] on the
+ * input of step top of each, so that the backward and the relaxed forward passes are
+ * matrix products over all N * R rows. b[d], split[d] (split may be NULL, or
+ * an entry NULL: no splits), alpha[d], beta[d] ([R, n_relu]; either array
+ * or an entry may be NULL: CROWN's slopes, no multipliers; in/out as in
+ * lp_alpha_optimize): domain d's boxes and split state. A domain stops
+ * early once one of its rows passes target[r] (target may be NULL): its
+ * conjunction is refuted. lb [N * R], xstar [N * R, in_dim] (may be NULL),
+ * Arelu[d] [R, n_relu] (Arelu or an entry may be NULL): lp_alpha_optimize's
+ * outputs, domain by domain. Requires lp_batch_ok(net). */
+int lp_alpha_batch(const struct lp_net *net, const struct lp_bounds *const *b, int N, int top, const float *C, int R,
+                   int iters, float lr, const signed char *const *split, float *const *alpha, float *const *beta,
+                   const struct lp_opts *o, const float *target, float *lb, float *xstar, float *const *Arelu);
+
 /* y[out_dim] = the network at x[in_dim] over the steps (float, as the
  * relaxations see it; the exact check of a counterexample is the model's own
  * forward pass). */

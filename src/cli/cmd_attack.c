@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/attack_property.h"
 #include "cli/attack_shard.h"
 #include "cli/cli.h"
 #include "cli/cli_dist.h"
@@ -511,6 +512,7 @@ int cmd_attack(int argc, char **argv)
     struct cli_common c = cli_common_defaults();
     struct attack_args a = { .attack = "pgd", .eps = NAN, .clip_min = NAN, .clip_max = NAN, .restarts = 1,
                              .batch = 256, .target = -1, .grid_n = 8, .verdict = SK_ATTACK_VERDICT_SAMPLES };
+    const char *property = NULL;
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         CLI_DATA_OPTS(c),
@@ -541,6 +543,9 @@ int cmd_attack(int argc, char **argv)
         { "plot", CLI_STR, &a.plot, "FILE.png|svg", "with --eps-list: the accuracy-versus-eps plot" },
         { "csv", CLI_STR, &a.csv, "FILE", "with --eps-list: eps,robust_accuracy lines" },
         CLI_BOX_OPTS(a.clip_min, a.clip_max),
+        { "property", CLI_STR, &property, "FILE.vnnlib",
+          "threat model from a VNN-LIB property: find a point of its box meeting its output constraints (no --data; "
+          "--restarts starts per disjunct, --steps, --seed, --save-adv)" },
         CLI_THREADS_OPT(c),
         CLI_JSON_OPT(c),
         { 0 },
@@ -568,6 +573,11 @@ int cmd_attack(int argc, char **argv)
     };
     int rc = cli_parse(argc, argv, &h, opts, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    if (property) {
+        if (!c.model) return cli_usage("--model FILE is required");
+        if (c.data) return cli_usage("--property is the threat model: no --data");
+        return cli_attack_property(&c, property, a.restarts, a.steps, a.seed, a.save_adv);
+    }
     struct sk_attack_config cfg;
     if ((rc = build_config(&c, &a, &cfg))) return rc;
     return attack(&c, &a, &cfg);

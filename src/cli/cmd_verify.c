@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/cli_dist.h"
@@ -258,9 +259,9 @@ int cmd_verify(int argc, char **argv)
         { "pgd-steps", CLI_INT, &o.pgd_steps, "N", "PGD steps (default 100)" },
         { "alpha-iters", CLI_INT, &o.alpha_iters, "N", "alpha-CROWN steps on the whole box (default 50)" },
         { "inter-alpha-iters", CLI_INT, &o.inter_alpha_iters, "N", "alpha-CROWN steps on every layer's intermediate "
-          "bounds over the whole box (default 0: CROWN's; costly, tighter on deep nets)" },
+          "bounds over the whole box before branch and bound (default 10; 0: CROWN's)" },
         { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 10)" },
-        { "batch", CLI_INT, &o.batch, "N", "subdomains split per round (default 16)" },
+        { "batch", CLI_INT, &o.batch, "N", "subdomains split per round, bounded as one batch (default 64)" },
         { "max-domain-mb", CLI_INT, &o.max_domain_mb, "MB", "memory of the subdomain queue (default 1024); full: unknown" },
         { "no-bab", CLI_FLAG, &o.no_bab, NULL, "stop after alpha-CROWN (incomplete: unknown instead of branching)" },
         { "sound-fp", CLI_FLAG, &o.sound_fp, NULL, "round every bound outward (a-priori error terms): unsat then holds "
@@ -307,6 +308,10 @@ int cmd_verify(int argc, char **argv)
         const struct cli_path outs[] = { { "--out", out, false }, { NULL, NULL, false } };
         const struct cli_path ins[] = { { "--instances", instances, false }, { NULL, NULL, false } };
         if ((rc = cli_check_outputs(outs, ins))) return rc;
+        /* before the first instance, not at the first sat one minutes later */
+        struct stat sb;
+        if (cex_dir && mkdir(cex_dir, 0777) != 0 && !(errno == EEXIST && stat(cex_dir, &sb) == 0 && S_ISDIR(sb.st_mode)))
+            return cli_fail("--cex-dir %s: cannot make the folder: %s", cex_dir, strerror(errno == EEXIST ? ENOTDIR : errno));
         return verify_instances(&c, instances, root, out, cex_dir, &o);
     }
     if (!c.model) return cli_usage("--model FILE is required (or --instances CSV)");

@@ -86,15 +86,18 @@ static int dry_run(const struct sk_study_config *cfg, bool json)
         cli_json_print(j);
         return CLI_OK;
     }
-    printf("plan of the %s profile into %s (estimates for two cores, optimised build):\n\n",
+    printf("plan of the %s profile into %s\n(times estimated for two cores, optimised build)\n\n",
            sk_study_profile_name(cfg->profile), cfg->out);
     int w = cli_term_width(stdout);
     for (int i = 0; i < n; i++) {
         char t[24];
         cli_fmt_time(t, sizeof t, st[i].est_seconds);
-        printf("  %-4s %8s  %s%s\n", st[i].id, t, st[i].title, st[i].done ? " (finished, kept)" : "");
-        printf("%16s", "");
-        cli_wrap(stdout, st[i].what, 16, 16, w);
+        char title[256];
+        snprintf(title, sizeof title, "%s%s", st[i].title, st[i].done ? " (finished, kept)" : "");
+        printf("  %-4s %8s  ", st[i].id, t);
+        cli_wrap(stdout, title, 17, 17, w);
+        printf("\n%17s", "");
+        cli_wrap(stdout, st[i].what, 17, 17, w);
         printf("\n");
     }
     char t1[24], t2[24];

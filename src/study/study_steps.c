@@ -1303,7 +1303,7 @@ static int step_oq3(struct study *s)
 }
 
 const struct study_step study_steps[] = {
-    { "exp1", "Experiment 1: a binary MLP with a held-out test set", "", step_exp1, { 12, 120 },
+    { "exp1", "Experiment 1: a binary MLP with a held-out test set", "", step_exp1, { 12, 60 },
       { "shirt vs T-shirt (about 2,000 images, 10 epochs) and the breast-cancer table",
         "shirt vs T-shirt (12,000 images, 784-256-128-2, 10 epochs) and the breast-cancer table" } },
     { "exp2", "Experiment 2: FGSM, PGD and the suite, accuracy against eps", "exp1", step_exp2, { 25, 900 },

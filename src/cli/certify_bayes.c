@@ -40,7 +40,8 @@ static void print_json(const struct cli_common *c, const struct sk_posterior *p,
     cJSON_AddStringToObject(j, "method", sk_certify_method_name((enum sk_certify_method)r->method));
     cJSON_AddBoolToObject(j, "sound_fp", o->sound_fp);
     cJSON_AddNumberToObject(j, "samples", r->n_samples);
-    cli_json_num(j, "confidence", o->confidence);
+    snprintf(eb, sizeof eb, "%g", o->confidence); /* the flag as given, not its float rounding */
+    cli_json_num(j, "confidence", atof(eb));
     cli_json_num(j, "certified_mass", r->mean_frac);
     cli_json_num(j, "certified_mass_cp_lower", r->mean_cp_lo);
     cli_json_num(j, "certified_mass_cp_upper", r->mean_cp_hi);

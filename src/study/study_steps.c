@@ -1308,7 +1308,7 @@ const struct study_step study_steps[] = {
         "shirt vs T-shirt (12,000 images, 784-256-128-2, 10 epochs) and the breast-cancer table" } },
     { "exp2", "Experiment 2: FGSM, PGD and the suite, accuracy against eps", "exp1", step_exp2, { 25, 900 },
       { "200 test images, 5 budgets, PGD-10, a lighter suite", "1,000 test images, 7 budgets, PGD-20, the full suite" } },
-    { "exp3", "Experiment 3: the deterministic net against Bayesian methods", "", step_exp3, { 60, 5400 },
+    { "exp3", "Experiment 3: the deterministic net against Bayesian methods", "", step_exp3, { 60, 900 },
       { "deterministic, MC dropout, ensemble of 3, Bayes by Backprop on 10,000 images, few epochs",
         "all seven methods on 60,000 images, 10 epochs (VI 20)" } },
     { "nc1", "Next check 1: calibration under attack against eps", "exp3", step_nc1, { 30, 2400 },

@@ -16,6 +16,9 @@ void cli_dist_start(int *argc, char ***argv)
         fprintf(stderr, "skeptic: %s\n", sk_last_error());
         exit(CLI_FAIL);
     }
+    if (!sk_dist_built_with_mpi() && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE")))
+        fprintf(stderr, "skeptic: note: this skeptic was built without MPI: under mpirun every process runs the whole "
+                        "command alone (rebuild with libopenmpi-dev installed, docs/mpi.md)\n");
     if (sk_dist_size() <= 1) return;
     atexit(finalize_at_exit);
     if (sk_dist_rank() != 0) {

@@ -445,24 +445,26 @@ static double fy(const struct frame *fr, double y)
 
 /* Ticks from lo to hi; returns how many (at most cap). On a log axis (lo,
  * hi in log10) of three decades or more: whole decades; of less: the values
- * 1, 2 and 5 (or every digit, if that gives too few) times powers of ten. */
+ * 1, 2 and 5 (or 1, 2, 3 and 5, or every digit, while that gives fewer
+ * than four) times powers of ten, unless that crowds the axis. */
 static int ticks(double lo, double hi, double want, bool lg, double *t, int cap, double *step)
 {
     int n = 0;
-    if (lg && hi - lo < 3) {
-        static const int sets[2][9] = { { 1, 2, 5 }, { 1, 2, 3, 4, 5, 6, 7, 8, 9 } };
-        static const int nset[2] = { 3, 9 };
-        for (int s = 0; s < 2; s++) {
+    if (lg && hi - lo < 3 && hi - lo > 0) {
+        static const int sets[3][9] = { { 1, 2, 5 }, { 1, 2, 3, 5 }, { 1, 2, 3, 4, 5, 6, 7, 8, 9 } };
+        static const int nset[3] = { 3, 4, 9 };
+        for (int s = 0; s < 3; s++) {
             n = 0;
             for (double e = floor(lo); e <= ceil(hi) && n < cap; e++)
                 for (int k = 0; k < nset[s] && n < cap; k++) {
                     double v = e + log10(sets[s][k]);
                     if (v >= lo - 1e-9 && v <= hi + 1e-9) t[n++] = v;
                 }
-            if (n >= 3) break;
+            if (n >= 4) break;
         }
         *step = 1;
-        return n;
+        if (n <= 2 * want + 1 || hi - lo < 1) return n;
+        n = 0; /* too crowded for the axis's length: whole decades */
     }
     double st = tick_step(hi - lo, want);
     if (lg) st = fmax(1, ceil(st));

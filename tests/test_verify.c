@@ -378,7 +378,7 @@ static const char *mnistfc_dir(void)
 
 /* On the 256x2 net: attack --property finds a counterexample of prop_1_0.03
  * (one of MN-BaB's 18), saved and re-checked here against the file; none
- * for prop_0_0.03, which verify proves; and verify decides prop_6_0.03
+ * for prop_0_0.03, which verify proves; and verify decides prop_14_0.05
  * (unsat) by branch and bound. */
 static void check_mnistfc(void)
 {
@@ -415,12 +415,12 @@ static void check_mnistfc(void)
     e = sk_cli_run(cmd);
     CHECK(e == 0 && !strncmp(sk_cli_out, "not found:", 10), "no counterexample of prop_0_0.03 (exit %d: %.200s)", e,
           sk_cli_out);
-    snprintf(cmd, sizeof cmd, "verify --model %s --vnnlib %s/vnnlib/prop_6_0.03.vnnlib --timeout 120 --json", net, dir);
+    snprintf(cmd, sizeof cmd, "verify --model %s --vnnlib %s/vnnlib/prop_14_0.05.vnnlib --timeout 120 --json", net, dir);
     e = sk_cli_run(cmd);
     j = sk_cli_json();
     CHECK(e == 0 && j && !strcmp(sk_json_str(j, "result"), "unsat") && !strcmp(sk_json_str(j, "stage"), "bab") &&
               sk_json_num(j, "domains") > 0,
-          "verify proves prop_6_0.03 on 256x2 by branch and bound (exit %d: %.300s)", e, sk_cli_out);
+          "verify proves prop_14_0.05 on 256x2 by branch and bound (exit %d: %.300s)", e, sk_cli_out);
     cJSON_Delete(j);
 }
 

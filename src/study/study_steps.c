@@ -475,7 +475,7 @@ static int step_exp2(struct study *s)
     if (rc) return rc;
     static const char *cols[] = { "eps (L-inf)", "shirt: FGSM", "shirt: PGD", "10-class: FGSM", "10-class: PGD",
                                   "10-class: suite" };
-    char cap[384];
+    char cap[768];
     snprintf(cap, sizeof cap, "Accuracy under attack against the L-inf budget eps (pixels in [0,1]; eps 0 is the "
              "clean accuracy): the shirt/T-shirt MLP of experiment 1 on %d held-out images and a 10-class MLP (%s) "
              "on the first %d Fashion-MNIST test images; PGD-%d; the suite is APGD-CE, APGD-T, FMN and Square on "
@@ -585,7 +585,7 @@ static int step_exp3(struct study *s)
     static const char *cols[] = { "method", "samples", "accuracy", "NLL", "ECE", "Brier", "OOD AUROC (entropy)",
                                   "OOD AUROC (MI)", "FGSM accuracy", "PGD accuracy (EOT)",
                                   "PGD detection AUROC (MI)" };
-    char cap[512];
+    char cap[768];
     snprintf(cap, sizeof cap, "Fashion-MNIST, MLP 784-400-400-10: %d test images, MNIST digits as "
              "out-of-distribution inputs, FGSM and PGD-%d at eps = %g on the first %d test images, the attack's "
              "gradient averaged over %d posterior samples (EOT)", r->n_test, z->pgd_steps, CMP_EPS, r->n_adv,
@@ -687,7 +687,7 @@ static int step_nc1(struct study *s)
     }
     if (!rc) {
         static const char *cols[] = { "method", "eps", "accuracy", "ECE", "NLL" };
-        char cap[256];
+        char cap[768];
         snprintf(cap, sizeof cap, "Calibration on PGD-%d inputs (EOT over %d samples) against eps, first %d "
                  "Fashion-MNIST test images; eps 0 is the clean predictive", z->pgd_steps, z->attack_samples, n);
         cJSON *rows = study_table(s, cap, cols, 5);
@@ -836,7 +836,7 @@ static int step_nc2(struct study *s)
     if ((rc = run_sweep(s, &c, s->fm_tr, &rows_in))) return rc;
     static const char *cols[] = { "depth", "width", "test accuracy", "NLL", "ECE", "OOD AUROC (entropy)",
                                   "FGSM accuracy", "PGD accuracy", "ECE under PGD" };
-    char cap[320];
+    char cap[768];
     snprintf(cap, sizeof cap, "ReLU MLPs of each depth (hidden layers) and width trained by skeptic sweep on %d "
              "Fashion-MNIST images (Adam, lr 1e-3, batch 128, %d epochs); MNIST digits as OOD inputs; FGSM and "
              "PGD-%d at eps = %g on the first %d test images", s->fm_tr->n, z->grid_epochs, z->pgd_steps, GRID_EPS,
@@ -951,7 +951,7 @@ static int step_nc3(struct study *s)
     int nb = z->n_batches, nc = z->n_opts * nb;
     const char *cols[2 + N_OB_COLS] = { "optimizer", "batch" };
     for (int k = 0; k < N_OB_COLS; k++) cols[2 + k] = ob_cols[k].name;
-    char cap[512];
+    char cap[768];
     snprintf(cap, sizeof cap, "The same MLP (depth %d, width %d) trained by skeptic sweep with each optimizer and "
              "batch size on %d images for %d epochs (momentum: SGD with momentum 0.9, lr 0.01; sam: the same with "
              "rho 0.05; adam: lr 1e-3). Gap: train minus test accuracy, test minus train loss. Curvature measures "
@@ -1005,7 +1005,7 @@ static int step_oq1(struct study *s)
     static const char *cols[] = { "method", "eps", "samples", "certified share", "95% interval low",
                                   "95% interval high", "points: every sample", "points: no sample",
                                   "vi box lower bound" };
-    char cap[640];
+    char cap[768];
     snprintf(cap, sizeof cap, "Certified posterior mass on the first %d Fashion-MNIST test images: the share of "
              "posterior samples (ensemble members; weight draws of MC dropout and Bayes by Backprop) whose network "
              "CROWN proves robust within the L-inf ball of radius eps, averaged over the points, with its "
@@ -1183,7 +1183,7 @@ static int step_oq2(struct study *s)
         goto out;
     }
     static const char *ecols[] = { "EOT samples", "PGD accuracy", "verdict s.e.", "change from the previous" };
-    char cap[256];
+    char cap[768];
     snprintf(cap, sizeof cap, "EOT sample count: PGD-%d at eps = %g on %s (experiment 3's network), first %d "
              "Fashion-MNIST test images, the verdict averaging %d predictive samples", z->pgd_steps, CMP_EPS, meth,
              z->eot_n, SK_ATTACK_VERDICT_SAMPLES);
@@ -1259,7 +1259,7 @@ static int step_oq3(struct study *s)
             if (!strcmp(sm->target[g], tnames[t])) tg[t] = g;
     static const char *cols[] = { "measure", "tau with the loss gap", "psi with the loss gap",
                                   "tau with the error gap", "psi with the error gap", "tau with PGD accuracy" };
-    char cap[320];
+    char cap[768];
     snprintf(cap, sizeof cap, "Kendall's tau-b of each curvature measure with the generalization gap over the %d "
              "networks of next check 3 (+1: a larger measure always comes with a larger gap), and Jiang et al.'s "
              "granulated psi (tau along one hyperparameter with the others fixed, averaged over the axes)",

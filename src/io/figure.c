@@ -415,8 +415,10 @@ static void tick_label(char *buf, size_t cap, double v, double st, bool lg)
             snprintf(digits, sizeof digits, "%d", (int)fabs(e));
             size_t k = (size_t)snprintf(buf, cap, "10%s", e < 0 ? "\u207b" : "");
             for (const char *d = digits; *d && k < cap; d++) k += (size_t)snprintf(buf + k, cap - k, "%s", sup[*d - '0']);
-        } else {
-            snprintf(buf, cap, "%.3g", pow(10, v));
+        } else { /* whole numbers written out (1000, not 1e+03) */
+            double val = pow(10, v);
+            if (val >= 1 && val < 1e6) snprintf(buf, cap, "%.0f", val);
+            else snprintf(buf, cap, "%.3g", val);
         }
         return;
     }

@@ -25,6 +25,11 @@ if(TARGET PkgConfig::PROTOBUF_C)
 else()
   set(SK_HAS_PROTOBUF_C FALSE)
 endif()
+if(MPI_C_FOUND)
+  set(SK_HAS_MPI TRUE)
+else()
+  set(SK_HAS_MPI FALSE)
+endif()
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/skepticConfig.cmake.in
   ${CMAKE_BINARY_DIR}/skepticConfig.cmake INSTALL_DESTINATION ${SK_CMAKE_DIR})
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/skepticConfigVersion.cmake
@@ -39,6 +44,9 @@ install(FILES ${CMAKE_BINARY_DIR}/skepticConfig.cmake ${CMAKE_BINARY_DIR}/skepti
 set(SK_PC_REQUIRES_PRIVATE "openblas libcjson zlib libpng cairo")
 if(SK_HAS_PROTOBUF_C)
   string(APPEND SK_PC_REQUIRES_PRIVATE " libprotobuf-c")
+endif()
+if(SK_HAS_MPI)
+  string(APPEND SK_PC_REQUIRES_PRIVATE " ompi-c")  # Open MPI's C module
 endif()
 set(SK_PC_LIBS_PRIVATE "${OpenMP_C_FLAGS} -lm")
 # Written at install time, so that the prefix is the one installed into

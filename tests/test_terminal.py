@@ -415,6 +415,9 @@ def main():
         if extra:
             check("1 sample," in txt and "//" not in txt and ", mi " not in txt and "misclassified, entropy" in txt,
                   f"eval --plots: 1 sample, no MI rows, single slashes ({txt[-900:]!r})")
+            figs = sorted(os.listdir(os.path.join(work, "plots")))
+            check(figs == ["entropy.png", "reliability.png"] and "no mutual_information.png" in txt,
+                  f"eval --plots of a deterministic net: no all-zero MI histogram, and it says so ({figs})")
     # help pages fit at both widths and do not break words
     for cols in (80, 120):
         for args in (["--help"], ["train", "--help"], ["attack", "--help"], ["eval", "--help"], ["compare", "--help"],

@@ -138,8 +138,10 @@ static int write_plots(const char *dir, const struct sk_bayes_report *r, int n_c
     snprintf(path, sizeof path, "%.*s/entropy.png", n, dir);
     if (!rc) rc = sk_plot_histograms(path, "Predictive entropy", "entropy (nats)", r->entropy, r->n, "test data",
                                      r->ood_entropy, r->n_ood, "out-of-distribution", 40, 0, hmax);
+    /* A one-sample predictive has mutual information 0 everywhere: no figure rather than an empty one. */
     snprintf(path, sizeof path, "%.*s/mutual_information.png", n, dir);
-    if (!rc) rc = sk_plot_histograms(path, "Mutual information (epistemic)", "mutual information (nats)", r->mi, r->n,
+    if (!rc && r->n_samples > 1)
+        rc = sk_plot_histograms(path, "Mutual information (epistemic)", "mutual information (nats)", r->mi, r->n,
                                 "test data", r->ood_mi, r->n_ood, "out-of-distribution", 40, 0, mimax);
     return rc ? cli_fail_lib() : CLI_OK;
 }
@@ -236,8 +238,9 @@ static void print_text(const struct cli_common *c, const struct cli_unc_opts *u,
     if (u->plots) {
         int n = dir_len(u->plots);
         printf("\nplots (blue: test data, orange: %s)\n", has_ood ? u->ood : "none");
-        printf("  %.*s/reliability.png\n  %.*s/entropy.png\n  %.*s/mutual_information.png\n", n, u->plots, n, u->plots,
-               n, u->plots);
+        printf("  %.*s/reliability.png\n  %.*s/entropy.png\n", n, u->plots, n, u->plots);
+        if (r->n_samples > 1) printf("  %.*s/mutual_information.png\n", n, u->plots);
+        else printf("  (no mutual_information.png: one sample, so MI is 0 everywhere)\n");
     }
 }
 

@@ -264,6 +264,7 @@ static int b_convt(struct sk_graph *g, const int *in) { return sk_op_conv_transp
 static int b_transpose(struct sk_graph *g, const int *in) { return sk_op_transpose(g, in[0]); }
 static int b_mul_groups(struct sk_graph *g, const int *in) { return sk_op_mul_groups(g, in[0], in[1]); }
 static int b_dot_groups(struct sk_graph *g, const int *in) { return sk_op_dot_groups(g, in[0], in[1]); }
+static int b_concat(struct sk_graph *g, const int *in) { return sk_op_tanh(g, sk_op_concat(g, in[0], in[1])); }
 /* A small network: every kind of op in a chain, both leaves kinds. */
 static int b_chain(struct sk_graph *g, const int *in)
 {
@@ -323,6 +324,7 @@ static void run_hvpchecks(void)
         { "conv transpose s2 p1", 2, { 4, 4 }, { S4(2, 3, 3, 3), S4(3, 2, 3, 3) }, { 0, 1 }, -1, 1, 0, b_convt, 1e-3, 0 },
         { "transpose", 1, { 2 }, { S2(3, 5) }, { 0 }, -1, 1, 0, b_transpose, 1e-3, 0 },
         { "mul groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_mul_groups, 1e-3, 0 },
+        { "concat", 2, { 4, 4 }, { S4(2, 3, 2, 2), S4(2, 1, 2, 2) }, { 0, 1 }, -2, 2, 0, b_concat, 1e-3, 0 },
         { "dot groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_dot_groups, 1e-3, 0 },
         { "dense-gelu-tanh-ce", 3, { 2, 2, 1 }, { S2(6, 4), S2(5, 4), S2(5, 1) }, { 0, 1, 1 }, -1, 1, 0, b_chain, 1e-3, 0 },
     };

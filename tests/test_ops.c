@@ -199,6 +199,7 @@ static int b_transpose(struct sk_graph *g, const int *in, void *ctx) { (void)ctx
 static int b_mul_groups(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_mul_groups(g, in[0], in[1]); }
 static int b_dot_groups(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_dot_groups(g, in[0], in[1]); }
 static int b_relu_slope(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_relu_upper_slope(g, in[0], in[1]); }
+static int b_concat(struct sk_graph *g, const int *in, void *ctx) { (void)ctx; return sk_op_concat(g, in[0], in[1]); }
 
 #define S2(a, b) { a, b, 1, 1 }
 #define S4(a, b, c, d) { a, b, c, d }
@@ -255,6 +256,8 @@ static void run_gradchecks(void)
         { "mul groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 1 }, -1, 1, 0, b_mul_groups, NULL, 1e-2 },
         { "dot groups", 2, { 2, 2 }, { S2(6, 4), S2(2, 4) }, { 0, 0 }, -1, 1, 0, b_dot_groups, NULL, 1e-2 },
         { "relu upper slope", 2, { 2, 2 }, { S2(3, 4), S2(3, 4) }, { 0, 0 }, -1, 1, 0.05f, b_relu_slope, NULL, 1e-2 },
+        { "concat 4d", 2, { 4, 4 }, { S4(2, 3, 2, 2), S4(2, 1, 2, 2) }, { 0, 1 }, -1, 1, 0, b_concat, NULL, 1e-2 },
+        { "concat 2d", 2, { 2, 2 }, { S2(3, 2), S2(3, 5) }, { 0, 0 }, -1, 1, 0, b_concat, NULL, 1e-2 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         double e = gradcheck(&cases[i], 1000 + i, 1.0f);
@@ -621,8 +624,9 @@ static void test_layer_table(void)
         if (!d->name) continue;
         CHECK(!strcmp(sk_layer_name((enum sk_layer_kind)k), d->name), "sk_layer_name(%d) is the table's", k);
         CHECK((d->params != NULL) == (d->init != NULL), "layer %s: an initialiser iff it has parameters", d->name);
-        CHECK((d->linear != NULL) != (d->lipschitz != NULL), "layer %s: a linear map or a Lipschitz constant",
-              d->name);
+        /* two-input layers (add, cat): the Lipschitz bound refuses graphs */
+        CHECK(d->join ? !d->linear && !d->lipschitz : (d->linear != NULL) != (d->lipschitz != NULL),
+              "layer %s: a linear map or a Lipschitz constant (none for add, cat)", d->name);
         CHECK((d->ibp != NULL) != (d->ibp_note != NULL), "layer %s: IBP, or (only then) why not", d->name);
     }
     CHECK(!strcmp(sk_layer_name(SK_LAYER_COUNT), "?"), "no name past the last kind");

@@ -124,7 +124,11 @@ static void test_rows(void)
         if (hit) at = hit + strlen(d->name);
         /* an image input for image layers, a vector for the others */
         char spec[96];
-        snprintf(spec, sizeof spec, d->input == SK_INPUT_IMAGE ? "cnn:2x4x4-%s-flatten-dense2" : "seq:4-%s-dense2",
+        /* a two-input row (add, cat) reads the input twice */
+        snprintf(spec, sizeof spec,
+                 d->input == SK_INPUT_IMAGE ? "cnn:2x4x4-%s-flatten-dense2"
+                 : d->join                  ? "seq:4=x-%s@x@x-dense2"
+                                            : "seq:4-%s-dense2",
                  d->name);
         m = sk_model_from_spec(spec);
         if (d->args[0].what && !d->args[0].optional) {

@@ -183,6 +183,10 @@ int sk_op_add(struct sk_graph *g, int a, int b);
 int sk_op_sub(struct sk_graph *g, int a, int b);
 int sk_op_mul(struct sk_graph *g, int a, int b);
 int sk_op_scale(struct sk_graph *g, int x, float alpha);
+/* y = (a, b) along dimension 1: [N,Ca,H,W] and [N,Cb,H,W] give
+ * [N,Ca+Cb,H,W] (and [N,Da], [N,Db] give [N,Da+Db]); the other dimensions
+ * must agree. */
+int sk_op_concat(struct sk_graph *g, int a, int b);
 /* Per-feature affine map with constants: y[n,j] = (x[n,j] - shift[j]) * scale[j],
  * j over the D = numel/N values of row n (any shape [N,...]); dx = dy * scale.
  * shift and scale (D floats each) are borrowed until the graph is reset. */

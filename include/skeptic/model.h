@@ -1,17 +1,21 @@
-/* skeptic/model.h — sequential models from a spec string; parameters in one
+/* skeptic/model.h — models (chains and graphs of layers) from a spec string; parameters in one
  * flat buffer; forward into a graph; prediction; Hessian-vector products;
  * the classifier seam.
  *
  * Spec grammar (whitespace not allowed):
  *
  *   spec   := "mlp:" dims [":" act] [":dropout" P]
- *           | ("cnn:" | "seq:") input ("-" layer)*
+ *           | ("cnn:" | "seq:") input ["=" label] ("-" layer)*
  *   dims   := D ("-" D)+                    e.g. 784-512-512-10
  *   input  := D | C "x" H "x" W             e.g. 1x28x28
- *   layer  := "dense" O | "conv" OC "k" K ["s" S] ["p" P] | "maxpool" K ["s" S]
+ *   layer  := kind ["@" label ["@" label]] ["=" label]
+ *   kind   := "dense" O | "conv" OC "k" K ["s" S] ["p" P] | "maxpool" K ["s" S]
  *           | "avgpool" K ["s" S] | "gap" | "flatten" | "relu" | "lrelu" [A]
  *           | "tanh" | "sigmoid" | "softplus" | "gelu" | "dropout" P | "bn"
+ *           | "add" | "cat"
  *   act    := relu | lrelu | tanh | sigmoid | softplus | gelu
+ *   label  := a lower-case letter, then lower-case letters, digits or '_'
+ *             (at most 15 characters)
  *
  * "mlp:784-512-512-10:relu" is Linear(784,512) ReLU Linear(512,512) ReLU
  * Linear(512,10); with ":dropout0.2" a Dropout follows every hidden
@@ -22,6 +26,18 @@
  * element i of the equivalent torch nn.Sequential, so its tensors are named
  * "i.weight", "i.bias" (and for bn "i.running_mean", "i.running_var").
  * Errors name the offending character: "spec 'mlp:784-x' at column 9: ...".
+ *
+ * Graphs. A layer reads the output of the layer before it, unless "@label"
+ * names another one: "=label" after a layer (or after the input shape)
+ * names its output. "add" sums two outputs of one shape (residual
+ * connections), "cat" concatenates two outputs along the channels (features
+ * for vectors; the heights and widths must agree), first input first. Both
+ * take the previous output and "@a", or "@a@b" for the outputs a and b. A
+ * named output must be read by some later layer. A ResNet basic block with
+ * a projection shortcut, from the output named b:
+ *   relu=b-conv32k3s2p1-bn-relu-conv32k3p1-bn=c-conv32k1s2@b-bn-add@c-relu
+ * Layer i is still element i of the layer list (tensors "i.weight", ...);
+ * a graph is not an nn.Sequential, but its ONNX export runs in PyTorch.
  *
  * Ownership: sk_model_* constructors return a model the caller frees with
  * sk_model_free (NULL ok). The model owns params, grads and buffers.
@@ -46,13 +62,19 @@ enum sk_layer_kind {
     SK_LAYER_DENSE, SK_LAYER_CONV, SK_LAYER_MAXPOOL, SK_LAYER_AVGPOOL, SK_LAYER_GAP,
     SK_LAYER_FLATTEN, SK_LAYER_RELU, SK_LAYER_LRELU, SK_LAYER_TANH, SK_LAYER_SIGMOID,
     SK_LAYER_SOFTPLUS, SK_LAYER_GELU, SK_LAYER_DROPOUT, SK_LAYER_BATCHNORM,
+    SK_LAYER_ADD, SK_LAYER_CAT,
     SK_LAYER_COUNT
 };
 const char *sk_layer_name(enum sk_layer_kind k);
 
 struct sk_layer {
     enum sk_layer_kind kind;
-    int in[3], out[3];   /* C,H,W of input and output (dense data: D,1,1) */
+    /* The layers whose outputs it reads, earlier in the list; -1 is the
+     * model's input. from[0] is the previous layer in a chain; from[1] is
+     * the second input of add and cat, -1 for every other kind. */
+    int from[2];
+    int in[3], out[3];   /* C,H,W of input and output (dense data: D,1,1);
+                            cat: in is its first input */
     bool spatial_in;     /* input is [N,C,H,W] (else [N,D]) */
     int units;           /* dense: outputs; conv: out channels; bn: channels */
     int k, stride, pad;  /* conv / pooling */
@@ -240,6 +262,12 @@ int sk_model_record_data(struct sk_model *m, const char *data, const char *class
  * message naming both when they differ. `what` names the model in messages. */
 int sk_data_record_check(const struct sk_data_record *rec, const char *what, const char *classes, uint64_t seed,
                          float test_fraction, struct sk_data_record *eff);
+
+/* True when every layer reads the one before it (a chain, nn.Sequential);
+ * false for a graph with branches (add, cat or a layer reading a named
+ * output). Code that runs the layers one after the other by hand refuses
+ * graphs with a message naming the model and what to use instead. */
+bool sk_model_is_chain(const struct sk_model *m);
 
 /* Number of trainable parameters of a tensor table entry / whole model. */
 size_t sk_model_n_params(const struct sk_model *m);

@@ -243,8 +243,8 @@ struct sk_posterior *sk_bayes_load(const char *path)
         }
     } else if (method == SK_BAYES_LAPLACE) {
         int li = m->n_layers - 1;
-        if (m->layers[li].kind != SK_LAYER_DENSE) {
-            sk_error(SK_EFORMAT, "%s: a Laplace file whose model does not end with a dense layer", path);
+        if (m->layers[li].kind != SK_LAYER_DENSE || m->layers[li].from[0] != li - 1) {
+            sk_error(SK_EFORMAT, "%s: a Laplace file whose model does not end with a dense layer reading the layer before it", path);
             goto fail;
         }
         p->ll_layer = li;

@@ -302,6 +302,9 @@ int sk_bayes_fit_laplace(struct sk_posterior *p, const struct sk_bayes_laplace_c
     if (L->kind != SK_LAYER_DENSE)
         return sk_error(SK_EINVAL, "last-layer Laplace needs a dense last layer ('%s' ends with %s)", m->spec,
                         sk_layer_name(L->kind));
+    if (L->from[0] != li - 1)
+        return sk_error(SK_EINVAL, "last-layer Laplace needs a last dense layer that reads the layer before it "
+                        "(the features); in '%s' it reads another output", m->spec);
     int D = L->in[0], D1 = D + 1, K = L->units, PK = K * D1;
     if (K > 256 || D1 > 4096) return sk_error(SK_EINVAL, "last-layer Laplace supports up to 256 classes and 4095 features");
     if (lc->hessian == SK_LAPLACE_FULL && PK > FULL_MAX)

@@ -199,9 +199,11 @@ static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int
     float *x2 = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * D), *s2 = sk_malloc(sizeof(float) * L0->n_w);
     float *xt = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * D);
     float *h = sk_malloc(sizeof(float) * (size_t)PRED_BATCH * O), *buf = sk_malloc(sizeof(float) * (P + 1));
+    /* layers 1.. of the chain as a model of their own: each reads the one before it, the first the view's input */
+    struct sk_layer *tail = sk_malloc(sizeof(struct sk_layer) * (size_t)(m->n_layers - 1));
     struct sk_graph *g = sk_graph_new();
     int rc = SK_OK;
-    if (!mean || !sd || !x2 || !xt || !s2 || !h || !buf || !g) {
+    if (!mean || !sd || !x2 || !xt || !s2 || !h || !buf || !tail || !g) {
         rc = SK_ENOMEM;
         goto out;
     }
@@ -225,8 +227,13 @@ static int sample_logp_vi_lrt(struct sk_posterior *p, const float *x, int N, int
                 sd[q] = sqrtf(sd[q] + sb * sb);
             }
     }
+    for (int li = 1; li < m->n_layers; li++) {
+        tail[li - 1] = m->layers[li];
+        tail[li - 1].from[0] = li - 2;
+        tail[li - 1].from[1] = -1;
+    }
     struct sk_model view = *m;
-    view.layers = m->layers + 1;
+    view.layers = tail;
     view.n_layers = m->n_layers - 1;
     view.in_c = O;
     view.in_h = view.in_w = 1;
@@ -269,6 +276,7 @@ out:
     sk_free(s2);
     sk_free(h);
     sk_free(buf);
+    sk_free(tail);
     sk_graph_free(g);
     return rc;
 }
@@ -278,7 +286,7 @@ out:
 static int sample_logp(struct sk_posterior *p, const float *x, int N, int S, uint64_t key, float *out)
 {
     struct sk_model *m = p->model;
-    if (p->method == SK_BAYES_VI && sk_bayes_fast_vi_predict && !m->spatial && m->n_layers > 1 &&
+    if (p->method == SK_BAYES_VI && sk_bayes_fast_vi_predict && !m->spatial && m->n_layers > 1 && sk_model_is_chain(m) &&
         m->layers[0].kind == SK_LAYER_DENSE && p->rho) {
         int rc = sk_bayes_prepare(p);
         return rc ? rc : sample_logp_vi_lrt(p, x, N, S, key, out);

@@ -26,7 +26,7 @@ struct lrt {
 
 static bool lrt_supported(const struct sk_model *m)
 {
-    if (m->spatial) return false;
+    if (m->spatial || !sk_model_is_chain(m)) return false;
     for (int i = 0; i < m->n_layers; i++) {
         enum sk_layer_kind k = m->layers[i].kind;
         if (k != SK_LAYER_DENSE && k != SK_LAYER_RELU && k != SK_LAYER_LRELU && k != SK_LAYER_TANH &&
@@ -350,6 +350,9 @@ static int vi_run_init(struct vi_run *r, struct sk_posterior *p, const struct sk
         return SK_ENOMEM;
     int rc;
     if (r->use_lrt && (rc = lrt_init(&r->L, m, B))) return rc;
+    if (!r->use_lrt && vc->flipout && !sk_model_is_chain(m))
+        return sk_error(SK_EINVAL, "flipout runs the layers one after the other; model '%s' has branches (set "
+                        "flipout off)", m->spec);
     if (!r->use_lrt && vc->flipout && !(r->fo = sk_flipout_new(m, B))) return SK_ENOMEM;
     /* start: mu = the model's (initialised) weights; rho from init_sigma, or the
      * posterior's rho if it has one already (continued training) */

@@ -200,6 +200,9 @@ struct sk_certify_crown_config sk_certify_crown_defaults(void)
 
 static int check_mlp(const struct sk_model *m)
 {
+    if (!sk_model_is_chain(m))
+        return sk_error(SK_EINVAL, "crown does not support residual models yet (model '%s' has branches); use "
+                        "method ibp", m->spec);
     bool want_dense = true;
     int n = 0;
     for (int li = 0; li < m->n_layers; li++) {

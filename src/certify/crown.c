@@ -44,6 +44,9 @@ static int diag_step(struct lp_net *net, int cap, int din, int per, const float 
 int lp_net_build(const struct sk_model *m, struct lp_net *net)
 {
     memset(net, 0, sizeof *net);
+    if (!sk_model_is_chain(m))
+        return sk_error(SK_EINVAL, "crown does not support residual models yet (model '%s' has branches); use "
+                        "method ibp", m->spec);
     int cap = m->n_layers + 1;
     net->s = sk_calloc((size_t)cap, sizeof *net->s);
     if (!net->s) return SK_ENOMEM;

@@ -47,19 +47,30 @@ int sk_certify_ibp_graph(struct sk_model *m, struct sk_graph *g, int c, int r, i
         if (sk_graph_ndim(g, r) != 2) r = sk_op_reshape(g, r, 2, s2);
     }
     struct sk_layer_run run = { .g = g, .m = m, .w = m->params, .dw = m->grads };
-    int rc = SK_OK;
+    /* every layer's box, for the layers of a graph that read it later */
+    int *oc = sk_graph_scratch(g, sizeof(int) * (size_t)(upto > 0 ? upto : 1));
+    int *orad = sk_graph_scratch(g, sizeof(int) * (size_t)(upto > 0 ? upto : 1));
+    if (!oc || !orad) return SK_ENOMEM;
+    int c0 = c, r0 = r, rc = SK_OK;
     for (int li = 0; li < upto && rc == SK_OK; li++) {
-        const struct sk_layer_def *d = sk_layer_of(&m->layers[li]);
-        run.L = &m->layers[li];
+        const struct sk_layer *L = &m->layers[li];
+        const struct sk_layer_def *d = sk_layer_of(L);
+        run.L = L;
         run.index = li;
         if (!d->ibp) {
             rc = sk_error(SK_EINVAL, "IBP: layer %d (%s) %s", li, d->name,
                           d->ibp_note ? d->ibp_note : "is not supported");
             break;
         }
+        c = L->from[0] < 0 ? c0 : oc[L->from[0]];
+        r = L->from[0] < 0 ? r0 : orad[L->from[0]];
+        run.c2 = L->from[1] < 0 ? c0 : oc[L->from[1]];
+        run.r2 = L->from[1] < 0 ? r0 : orad[L->from[1]];
         rc = d->ibp(&run, &c, &r);
         if (rc == SK_OK && c < 0) rc = c;
         if (rc == SK_OK && r < 0) rc = r;
+        oc[li] = c;
+        orad[li] = r;
     }
     if (rc) return rc;
     *c_out = c;
@@ -91,6 +102,8 @@ int sk_certify_ibp_box(struct sk_graph *g, const struct sk_model *m, const float
 int sk_certify_last_dense(const struct sk_model *m)
 {
     for (int li = m->n_layers - 1; li >= 0; li--) {
+        /* the box of layer li - 1 must be the one the tail reads */
+        if (m->layers[li].from[0] != li - 1 || m->layers[li].from[1] >= 0) return -1;
         if (m->layers[li].kind == SK_LAYER_DENSE) return li;
         if (m->layers[li].kind != SK_LAYER_DROPOUT && m->layers[li].kind != SK_LAYER_FLATTEN) return -1;
     }

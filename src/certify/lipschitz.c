@@ -217,6 +217,9 @@ static int layer_norm(struct sk_model *m, const struct sk_layer *L, int iters, u
 int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix,
                                double *global, bool *proved) {
     bool all_proved = true;
+    if (!sk_model_is_chain(m))
+        return sk_error(SK_EINVAL, "lipschitz does not support residual models yet (model '%s' has branches); use "
+                        "method ibp", m->spec);
     if (iters <= 0) iters = 100;
     int ld = sk_certify_last_dense(m);
     /* the input transform (x - shift) * scale is diagonal: its norm is the largest scale */

@@ -11,7 +11,7 @@ enum sk_op {
     OP_RELU, OP_LRELU, OP_TANH, OP_SIGMOID, OP_SOFTPLUS, OP_GELU, OP_DROPOUT, OP_BATCHNORM,
     OP_SOFTMAX, OP_LOGSOFTMAX, OP_ADD, OP_SUB, OP_MUL, OP_SCALE, OP_SUM, OP_MEAN,
     OP_GAUSS, OP_CE, OP_BCE, OP_MSE, OP_KL, OP_MARGIN, OP_STEP, OP_CONV_RELU_POOL, OP_NUC,
-    OP_AFFINE_COLS, OP_CONV_T, OP_TRANSPOSE, OP_MUL_GROUPS, OP_DOT_GROUPS, OP_RELU_SLOPE, OP_COUNT
+    OP_AFFINE_COLS, OP_CONV_T, OP_TRANSPOSE, OP_MUL_GROUPS, OP_DOT_GROUPS, OP_RELU_SLOPE, OP_CONCAT, OP_COUNT
 };
 
 struct sk_node {
@@ -250,6 +250,8 @@ void sk_nuc_forward(struct sk_graph *g, struct sk_node *nd);
 void sk_nuc_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_affine_cols_forward(struct sk_graph *g, struct sk_node *nd);
 void sk_affine_cols_backward(struct sk_graph *g, struct sk_node *nd);
+void sk_concat_forward(struct sk_graph *g, struct sk_node *nd);
+void sk_concat_backward(struct sk_graph *g, struct sk_node *nd);
 void sk_step_forward(struct sk_graph *g, struct sk_node *nd); /* no backward: see the table */
 void sk_conv_t_forward(struct sk_graph *g, struct sk_node *nd);
 void sk_conv_t_backward(struct sk_graph *g, struct sk_node *nd);
@@ -267,7 +269,8 @@ extern const struct sk_op_hvp sk_hvp_dense, sk_hvp_conv2d, sk_hvp_conv_relu_pool
     sk_hvp_avgpool, sk_hvp_gap, sk_hvp_relu, sk_hvp_lrelu, sk_hvp_tanh, sk_hvp_sigmoid, sk_hvp_softplus,
     sk_hvp_gelu, sk_hvp_dropout, sk_hvp_batchnorm, sk_hvp_softmax, sk_hvp_log_softmax, sk_hvp_add, sk_hvp_sub,
     sk_hvp_mul, sk_hvp_scale, sk_hvp_sum, sk_hvp_mean, sk_hvp_gauss, sk_hvp_ce, sk_hvp_bce, sk_hvp_mse, sk_hvp_kl,
-    sk_hvp_margin, sk_hvp_affine_cols, sk_hvp_conv_t, sk_hvp_transpose, sk_hvp_mul_groups, sk_hvp_dot_groups;
+    sk_hvp_margin, sk_hvp_affine_cols, sk_hvp_concat, sk_hvp_conv_t, sk_hvp_transpose, sk_hvp_mul_groups,
+    sk_hvp_dot_groups;
 
 #define SK_PAR_MIN 32768 /* element count above which element-wise loops go parallel */
 

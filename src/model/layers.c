@@ -119,10 +119,15 @@ static int dropout_forward(const struct sk_layer_run *r, int h)
     return r->dropout && r->L->p > 0 ? sk_op_dropout(r->g, h, r->L->p, r->key) : h;
 }
 
+static int add_forward(const struct sk_layer_run *r, int h) { return sk_op_add(r->g, h, r->h2); }
+static int cat_forward(const struct sk_layer_run *r, int h) { return sk_op_concat(r->g, h, r->h2); }
+
 int sk_layer_forward_fixed(struct sk_graph *g, const struct sk_layer *L, int h, bool dropout_on, uint64_t dropout_key)
 {
     const struct sk_layer_def *d = sk_layer_of(L);
     if (d->params) return h;
+    if (d->join)
+        return sk_error(SK_EINVAL, "%s reads two outputs of a graph: run graph models with sk_model_forward", d->name);
     struct sk_layer_run r = { .g = g, .L = L, .dropout = dropout_on, .key = dropout_key };
     return d->forward(&r, h);
 }
@@ -184,6 +189,25 @@ static int identity_ibp(const struct sk_layer_run *r, int *c, int *rad)
     (void)r;
     (void)c;
     (void)rad;
+    return SK_OK;
+}
+
+/* x + y for x in [c1 - r1, c1 + r1], y in [c2 - r2, c2 + r2] lies in
+ * [c1 + c2 - (r1 + r2), c1 + c2 + (r1 + r2)]: the two inputs vary
+ * independently in the boxes, which is what makes IBP sound (and loose) on
+ * a residual connection. */
+static int add_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    *c = sk_op_add(r->g, *c, r->c2);
+    *rad = sk_op_add(r->g, *rad, r->r2);
+    return SK_OK;
+}
+
+/* a box of a concatenation is the concatenation of the boxes */
+static int cat_ibp(const struct sk_layer_run *r, int *c, int *rad)
+{
+    *c = sk_op_concat(r->g, *c, r->c2);
+    *rad = sk_op_concat(r->g, *rad, r->r2);
     return SK_OK;
 }
 
@@ -323,6 +347,23 @@ static const char *dropout_shape(struct sk_layer *L, struct sk_layer_shape *s)
     return L->p >= 0 && L->p < 1 ? NULL : "dropout probability must be in [0,1)";
 }
 
+static const char *add_join(struct sk_layer *L, struct sk_layer_shape *s, const struct sk_layer_shape *s2)
+{
+    (void)L;
+    if (s->C != s2->C || s->H != s2->H || s->W != s2->W || s->spatial != s2->spatial)
+        return "add needs two outputs of one shape";
+    return NULL;
+}
+
+static const char *cat_join(struct sk_layer *L, struct sk_layer_shape *s, const struct sk_layer_shape *s2)
+{
+    (void)L;
+    if (s->spatial != s2->spatial) return "cat needs two images or two vectors, not one of each";
+    if (s->H != s2->H || s->W != s2->W) return "cat needs images of one height and width";
+    s->C += s2->C;
+    return NULL;
+}
+
 static const char *bn_shape(struct sk_layer *L, struct sk_layer_shape *s)
 {
     L->units = s->C;
@@ -423,6 +464,10 @@ const struct sk_layer_def sk_layer_table[] = {
                            .lipschitz = lip_one },
     [SK_LAYER_BATCHNORM] = { .name = "bn", .shape = bn_shape, .tensors = bn_tensors, .params = tensor_params,
                              .init = bn_init, .forward = bn_forward, .ibp = bn_ibp, .lipschitz = bn_lip },
+    /* Lipschitz constants of graphs: sum (add) and root-sum-square (cat) of
+     * the inputs' constants, in certify/lipschitz.c */
+    [SK_LAYER_ADD] = { .name = "add", .join = add_join, .forward = add_forward, .ibp = add_ibp },
+    [SK_LAYER_CAT] = { .name = "cat", .join = cat_join, .forward = cat_forward, .ibp = cat_ibp },
 };
 
 _Static_assert(sizeof sk_layer_table / sizeof sk_layer_table[0] == SK_LAYER_COUNT,

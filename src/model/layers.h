@@ -32,6 +32,10 @@ struct sk_layer_run {
     bool train;       /* batch norm: batch statistics (running ones updated) */
     bool dropout;     /* dropout masks on */
     uint64_t key;     /* the dropout mask stream of this layer */
+    /* The second input of a two-input layer (add, cat): its node for
+     * forward, its box (centre, radius) for ibp. The first input is the
+     * node (box) the call is given. */
+    int h2, c2, r2;
 };
 
 /* ---- the spec grammar of a row ----
@@ -86,6 +90,9 @@ struct sk_layer_def {
      * when the layer cannot take that input or those arguments. NULL: the
      * shape passes through. */
     const char *(*shape)(struct sk_layer *L, struct sk_layer_shape *s);
+    /* A layer of two inputs (add, cat) has join instead of shape: from its
+     * inputs' shapes s and s2 to its output shape in s; NULL or a message. */
+    const char *(*join)(struct sk_layer *L, struct sk_layer_shape *s, const struct sk_layer_shape *s2);
     /* L's tensors in file order into t (at most SK_LAYER_MAX_TENSORS); their
      * count. NULL: none. Read after shape. */
     int (*tensors)(const struct sk_layer *L, struct sk_layer_tensor *t);

@@ -25,12 +25,23 @@ int sk_model_init(struct sk_model *m, enum sk_init init, uint64_t seed)
     return SK_OK;
 }
 
-/* conv-relu-maxpool at layer li: one fused op with the same numbers and a
- * third of the memory traffic. */
+/* Layers that read the output of layer li. */
+static int readers(const struct sk_model *m, int li)
+{
+    int n = 0;
+    for (int j = li + 1; j < m->n_layers; j++) n += (m->layers[j].from[0] == li) + (m->layers[j].from[1] == li);
+    return n;
+}
+
+/* conv-relu-maxpool at layer li, a chain whose conv and relu outputs nothing
+ * else reads: one fused op with the same numbers and a third of the memory
+ * traffic. */
 static bool fusable(const struct sk_model *m, int li)
 {
     return m->layers[li].kind == SK_LAYER_CONV && li + 2 < m->n_layers &&
-           m->layers[li + 1].kind == SK_LAYER_RELU && m->layers[li + 2].kind == SK_LAYER_MAXPOOL;
+           m->layers[li + 1].kind == SK_LAYER_RELU && m->layers[li + 2].kind == SK_LAYER_MAXPOOL &&
+           m->layers[li + 1].from[0] == li && m->layers[li + 2].from[0] == li + 1 && readers(m, li) == 1 &&
+           readers(m, li + 1) == 1;
 }
 
 int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode mode, uint64_t noise_key)
@@ -51,20 +62,29 @@ int sk_model_forward(struct sk_model *m, struct sk_graph *g, int x, enum sk_mode
         int s2[2] = { N, m->in_dim };
         h = sk_graph_ndim(g, x) == 2 ? x : sk_op_reshape(g, x, 2, s2);
     }
+    if (h < 0) return h;
+    x = h;
     struct sk_layer_run r = { .g = g, .m = m, .w = m->params, .dw = m->grads, .train = mode == SK_MODE_TRAIN,
-                              .dropout = mode == SK_MODE_TRAIN || mode == SK_MODE_MC };
+                              .dropout = mode == SK_MODE_TRAIN || mode == SK_MODE_MC, .h2 = -1 };
+    /* the node of every layer's output, for the layers that read it later */
+    int *out = sk_graph_scratch(g, sizeof(int) * (size_t)m->n_layers);
+    if (!out) return SK_ENOMEM;
     for (int li = 0; li < m->n_layers && h >= 0; li++) {
         r.L = &m->layers[li];
         r.index = li;
         r.key = sk_rng_derive(noise_key, (uint64_t)li).key;
+        int f0 = r.L->from[0], f1 = r.L->from[1];
+        h = f0 < 0 ? x : out[f0];
+        r.h2 = f1 < 0 ? (sk_layer_of(r.L)->join ? x : -1) : out[f1];
         if (fusable(m, li)) {
             const struct sk_layer *P = &m->layers[li + 2];
             int W, b, rc = sk_layer_of(r.L)->params(&r, &W, &b);
             h = rc ? rc : sk_op_conv2d_relu_maxpool(g, h, W, b, r.L->stride, r.L->pad, P->k, P->stride);
+            out[li] = out[li + 1] = out[li + 2] = h;
             li += 2;
             continue;
         }
-        h = sk_layer_of(r.L)->forward(&r, h);
+        h = out[li] = sk_layer_of(r.L)->forward(&r, h);
     }
     return h;
 }

@@ -5,7 +5,8 @@
  *   Sub(input.shift) Mul(input.scale)       the input transform, if any
  *   one node per layer (Gemm with transB=1, Conv, MaxPool, AveragePool,
  *   GlobalAveragePool + Flatten, Flatten, Relu, LeakyRelu, Tanh, Sigmoid,
- *   Softplus, Dropout, BatchNormalization); GELU as the Erf pattern
+ *   Softplus, Dropout, BatchNormalization, Add and Concat on axis 1 for the
+ *   two-input layers of a graph); GELU as the Erf pattern
  *   x * (1 + erf(x / sqrt 2)) * 0.5 (opset 13 has no Gelu op)
  *   output "logits" [N, n_classes]
  *
@@ -48,6 +49,8 @@ struct ex {
     int n_inits, cap_inits;
     char cur[NAME];      /* the running value's name */
     int tmp;             /* counter of intermediate names */
+    char (*outs)[NAME];  /* every layer's output value, for the layers of a graph that read it */
+    char in[NAME];       /* the input after the input transform */
 };
 
 static void init_tensor(struct ex *x, const char *name, const float *data, int ndim, const int64_t *dims)
@@ -202,7 +205,11 @@ static int add_layer(struct ex *x, const struct sk_model *m, int i)
     const char *wb[4] = { w, b, rm, rv };
     const float *pw = m->params + L->w_off, *pb = m->params + L->b_off;
     struct xnode *N;
+    snprintf(x->cur, NAME, "%s", L->from[0] < 0 ? x->in : x->outs[L->from[0]]);
+    const char *second = L->from[1] < 0 ? x->in : x->outs[L->from[1]];
     switch (L->kind) {
+    case SK_LAYER_ADD: node1(x, "Add", nm, second, out); break;
+    case SK_LAYER_CAT: attr_int(node1(x, "Concat", nm, second, out), "axis", 1); break;
     case SK_LAYER_DENSE: {
         int64_t wd[2] = { L->units, L->in[0] }, bd[1] = { L->units };
         init_tensor(x, w, pw, 2, wd);
@@ -333,11 +340,12 @@ int sk_model_save_onnx(const struct sk_model *m, const char *path)
     x.pnodes = sk_calloc((size_t)x.cap_nodes, sizeof *x.pnodes);
     x.inits = sk_calloc((size_t)x.cap_inits, sizeof *x.inits);
     x.pinits = sk_calloc((size_t)x.cap_inits, sizeof *x.pinits);
+    x.outs = sk_calloc((size_t)m->n_layers, sizeof *x.outs);
     struct xvi *vio = sk_calloc(2, sizeof *vio);
     char *kv[12] = { 0 };
     int n_kv = 0;
     uint8_t *buf = NULL;
-    int rc = x.nodes && x.pnodes && x.inits && x.pinits && vio ? SK_OK : SK_ENOMEM;
+    int rc = x.nodes && x.pnodes && x.inits && x.pinits && x.outs && vio ? SK_OK : SK_ENOMEM;
     if (!rc) rc = record_props(m, kv, &n_kv);
     if (!rc) {
         snprintf(x.cur, NAME, "input");
@@ -353,7 +361,11 @@ int sk_model_save_onnx(const struct sk_model *m, const char *path)
             node1(&x, "Sub", "input.sub", "input.shift", NULL);
             node1(&x, "Mul", "input.mul", "input.scale", NULL);
         }
-        for (int i = 0; !rc && i < m->n_layers; i++) rc = add_layer(&x, m, i);
+        snprintf(x.in, NAME, "%s", x.cur);
+        for (int i = 0; !rc && i < m->n_layers; i++) {
+            rc = add_layer(&x, m, i);
+            snprintf(x.outs[i], NAME, "%s", x.cur);
+        }
     }
     if (!rc) {
         Onnx__StringStringEntryProto props[6], *pprops[6];
@@ -403,6 +415,7 @@ int sk_model_save_onnx(const struct sk_model *m, const char *path)
     sk_free(buf);
     sk_free(vio);
     sk_free(x.nodes);
+    sk_free(x.outs);
     sk_free(x.pnodes);
     sk_free(x.inits);
     sk_free(x.pinits);

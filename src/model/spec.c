@@ -18,6 +18,10 @@ struct parser {
     /* running shape */
     int C, H, W;
     bool spatial;
+    /* graphs: every layer's output shape and label ("" = none), and the input's */
+    struct sk_layer_shape *shapes, in_shape;
+    char (*labels)[16];
+    char in_label[16];
 };
 
 static int perr(struct parser *ps, const char *at, const char *fmt, const char *detail)
@@ -67,6 +71,8 @@ static struct sk_layer *add_layer(struct parser *ps, enum sk_layer_kind kind)
     struct sk_layer *L = &m->layers[m->n_layers++];
     memset(L, 0, sizeof *L);
     L->kind = kind;
+    L->from[0] = m->n_layers - 2;
+    L->from[1] = -1;
     L->in[0] = ps->C;
     L->in[1] = ps->H;
     L->in[2] = ps->W;
@@ -79,6 +85,68 @@ static void finish_layer(struct parser *ps, struct sk_layer *L)
     L->out[0] = ps->C;
     L->out[1] = ps->H;
     L->out[2] = ps->W;
+    ps->shapes[L - ps->m->layers] = (struct sk_layer_shape){ ps->C, ps->H, ps->W, ps->spatial };
+}
+
+/* The output shape of layer i (-1: the input). */
+static struct sk_layer_shape shape_of(const struct parser *ps, int i)
+{
+    return i < 0 ? ps->in_shape : ps->shapes[i];
+}
+
+/* A label at ps->p into out: a lower-case letter, then lower-case letters,
+ * digits or '_'; at most 15 characters. */
+static int parse_label(struct parser *ps, char out[16])
+{
+    const char *s = ps->p;
+    if (!islower((unsigned char)*s))
+        return perr(ps, s, "%s", "expected a label (a lower-case letter, then letters, digits or '_')");
+    while (islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_') s++;
+    if (s - ps->p > 15) return perr(ps, ps->p, "%s", "a label has at most 15 characters");
+    memcpy(out, ps->p, (size_t)(s - ps->p));
+    out[s - ps->p] = 0;
+    ps->p = s;
+    return 0;
+}
+
+/* The layer whose output is labelled `name` (-1: the input), or -2. */
+static int find_label(const struct parser *ps, const char *name)
+{
+    if (!strcmp(ps->in_label, name)) return -1;
+    for (int i = 0; i < ps->m->n_layers; i++)
+        if (!strcmp(ps->labels[i], name)) return i;
+    return -2;
+}
+
+/* "=label" at ps->p names the output of layer i (-1: the input). */
+static int parse_name(struct parser *ps, int i)
+{
+    if (*ps->p != '=') return 0;
+    const char *at = ++ps->p;
+    char name[16];
+    int rc = parse_label(ps, name);
+    if (rc) return rc;
+    if (find_label(ps, name) != -2) return perr(ps, at, "the label '%s' is already taken", name);
+    memcpy(i < 0 ? ps->in_label : ps->labels[i], name, sizeof name);
+    return 0;
+}
+
+/* "@a" or "@a@b" at ps->p: the outputs the next layer reads (src[k], -1 the
+ * input); their count. */
+static int parse_sources(struct parser *ps, int src[2], int *n)
+{
+    *n = 0;
+    while (*ps->p == '@') {
+        const char *at = ps->p++;
+        if (*n == 2) return perr(ps, at, "%s", "a layer reads at most two outputs ('@a@b')");
+        char name[16];
+        int rc = parse_label(ps, name);
+        if (rc) return rc;
+        int i = find_label(ps, name);
+        if (i == -2) return perr(ps, at + 1, "no earlier layer is labelled '%s' (label one with '=name')", name);
+        src[(*n)++] = i;
+    }
+    return 0;
 }
 
 /* The running shape's values per row within SK_MODEL_MAX_ACTIVATION (in
@@ -188,8 +256,8 @@ static int parse_args(struct parser *ps, struct sk_layer *L)
 static int build_layer(struct parser *ps, struct sk_layer *L, const char *at)
 {
     const struct sk_layer_def *d = &sk_layer_table[L->kind];
-    struct sk_layer_shape sh = { ps->C, ps->H, ps->W, ps->spatial };
-    const char *why = d->shape ? d->shape(L, &sh) : NULL;
+    struct sk_layer_shape sh = { ps->C, ps->H, ps->W, ps->spatial }, s2 = shape_of(ps, L->from[1]);
+    const char *why = d->join ? d->join(L, &sh, &s2) : d->shape ? d->shape(L, &sh) : NULL;
     if (why) return perr(ps, at, "%s", why);
     struct sk_layer_tensor t[SK_LAYER_MAX_TENSORS];
     int nt = d->tensors ? d->tensors(L, t) : 0, idx = (int)(L - ps->m->layers);
@@ -229,11 +297,38 @@ static int parse_layer(struct parser *ps)
     int kind = row_of_word(word);
     if (kind < 0) return perr(ps, start, "unknown layer '%s'", word);
     const struct sk_layer_def *d = &sk_layer_table[kind];
+    /* without '@' the layer reads the previous output: a wrong input kind is
+     * named before the arguments are read */
+    size_t tok = strcspn(s, "-");
+    bool reads_prev = !memchr(s, '@', tok);
+    if (reads_prev && ((d->input == SK_INPUT_IMAGE && !ps->spatial) || (d->input == SK_INPUT_VECTOR && ps->spatial)))
+        return perr(ps, start, "%s", d->input_note);
+    struct sk_layer tmp = { .kind = (enum sk_layer_kind)kind };
+    int src[2], ns, rc = parse_args(ps, &tmp);
+    if (!rc) rc = parse_sources(ps, src, &ns);
+    if (rc) return rc;
+    int prev = ps->m->n_layers - 1, from[2] = { prev, -1 };
+    if (d->join) {
+        if (ns == 0) return perr(ps, ps->p, "'%s' reads two outputs: the previous one and '@label', or '@a@b'", word);
+        from[0] = ns == 2 ? src[0] : prev;
+        from[1] = src[ns - 1];
+    } else {
+        if (ns == 2) return perr(ps, start, "'%s' reads one output, not two", word);
+        if (ns == 1) from[0] = src[0];
+    }
+    struct sk_layer_shape in = shape_of(ps, from[0]);
+    ps->C = in.C, ps->H = in.H, ps->W = in.W, ps->spatial = in.spatial;
     if ((d->input == SK_INPUT_IMAGE && !ps->spatial) || (d->input == SK_INPUT_VECTOR && ps->spatial))
         return perr(ps, start, "%s", d->input_note);
     struct sk_layer *L = add_layer(ps, (enum sk_layer_kind)kind);
-    int rc = parse_args(ps, L);
-    return rc ? rc : build_layer(ps, L, start);
+    struct sk_layer keep = *L;
+    *L = tmp;
+    L->from[0] = from[0];
+    L->from[1] = from[1];
+    memcpy(L->in, keep.in, sizeof L->in);
+    L->spatial_in = keep.spatial_in;
+    rc = build_layer(ps, L, start);
+    return rc ? rc : parse_name(ps, prev + 1);
 }
 
 static int parse_activation(struct parser *ps, enum sk_layer_kind *k)
@@ -286,6 +381,7 @@ static int parse_mlp(struct parser *ps)
     ps->C = dims[0];
     ps->H = ps->W = 1;
     ps->spatial = false;
+    ps->in_shape = (struct sk_layer_shape){ ps->C, 1, 1, false };
     for (int i = 0; i < nd; i++)
         if (dims[i] > SK_MODEL_MAX_ACTIVATION) {
             char d[96];
@@ -328,13 +424,26 @@ static int parse_seq(struct parser *ps)
         ps->C = a, ps->H = ps->W = 1, ps->spatial = false;
     }
     if ((rc = check_shape(ps, start))) return rc;
-    (void)start;
+    ps->in_shape = (struct sk_layer_shape){ ps->C, ps->H, ps->W, ps->spatial };
+    if ((rc = parse_name(ps, -1))) return rc;
     while (*ps->p) {
         if (*ps->p != '-') return perr(ps, ps->p, "%s", "expected '-' between layers");
         ps->p++;
         if ((rc = parse_layer(ps))) return rc;
     }
-    if (ps->m->n_layers == 0) return perr(ps, ps->p, "%s", "no layers after the input shape");
+    struct sk_model *m = ps->m;
+    if (m->n_layers == 0) return perr(ps, ps->p, "%s", "no layers after the input shape");
+    /* a branch nothing reads would be computed, trained and exported for nothing */
+    for (int i = 0; i < m->n_layers - 1; i++) {
+        bool read = false;
+        for (int j = i + 1; j < m->n_layers && !read; j++) read = m->layers[j].from[0] == i || m->layers[j].from[1] == i;
+        if (!read) {
+            char d[96];
+            snprintf(d, sizeof d, "no later layer reads the output of layer %d (%s%s%s)", i,
+                     sk_layer_name(m->layers[i].kind), ps->labels[i][0] ? " =" : "", ps->labels[i]);
+            return perr(ps, ps->spec, "%s", d);
+        }
+    }
     return 0;
 }
 
@@ -361,14 +470,17 @@ static struct sk_model *parse_spec(const char *spec, int *status)
     ps.cap_tensors = 4 * ps.cap_layers;
     m->layers = sk_calloc((size_t)ps.cap_layers, sizeof *m->layers);
     m->tensors = sk_calloc((size_t)ps.cap_tensors, sizeof *m->tensors);
+    ps.shapes = sk_calloc((size_t)ps.cap_layers, sizeof *ps.shapes);
+    ps.labels = sk_calloc((size_t)ps.cap_layers, sizeof *ps.labels);
     m->spec = sk_strdup(spec);
     m->bn_momentum = 0.1f;
     m->bn_eps = 1e-5f;
     m->data.data_seed = 1;
     m->data.test_fraction = 0.2f;
     int rc = SK_ENOMEM;
-    if (!m->layers || !m->tensors || !m->spec) sk_error(SK_ENOMEM, "spec: out of memory");
-    if (m->layers && m->tensors && m->spec) {
+    bool ok = m->layers && m->tensors && m->spec && ps.shapes && ps.labels;
+    if (!ok) sk_error(SK_ENOMEM, "spec: out of memory");
+    if (ok) {
         if (!strncmp(spec, "mlp:", 4)) {
             ps.p += 4;
             rc = parse_mlp(&ps);
@@ -399,6 +511,8 @@ static struct sk_model *parse_spec(const char *spec, int *status)
             rc = perr(&ps, spec, "%s", d);
         }
     }
+    sk_free(ps.shapes);
+    sk_free(ps.labels);
     *status = rc;
     if (rc) {
         sk_model_free(m);
@@ -509,6 +623,13 @@ const struct sk_tensor_info *sk_model_tensor(const struct sk_model *m, const cha
 float *sk_model_tensor_data(const struct sk_model *m, const struct sk_tensor_info *t)
 {
     return (t->buffer ? m->buffers : m->params) + t->off;
+}
+
+bool sk_model_is_chain(const struct sk_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].from[0] != i - 1 || m->layers[i].from[1] >= 0 || sk_layer_of(&m->layers[i])->join) return false;
+    return true;
 }
 
 bool sk_model_has_dropout(const struct sk_model *m)

@@ -54,6 +54,7 @@ const struct sk_op_def sk_op_table[] = {
     [OP_RELU_SLOPE] = { .name = "relu_upper_slope", .forward = sk_relu_slope_forward, .backward = sk_relu_slope_backward,
                         .no_hvp = "a bound-propagation coefficient of certified training, whose loss is not "
                                   "differentiated twice; no second-order rule" },
+    OP(OP_CONCAT, "concat", concat, concat),
 };
 
 _Static_assert(sizeof sk_op_table / sizeof sk_op_table[0] == OP_COUNT,

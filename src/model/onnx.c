@@ -1,20 +1,29 @@
 /* ONNX import: a ModelProto (decoded by protobuf-c from onnx.proto) mapped
- * onto a chain of skeptic layers.
+ * onto skeptic layers: a chain, or a graph whose layers read earlier
+ * outputs (residual Add, Concat on the channels).
  *
  * The reader works in four passes over the graph:
  *   1. values: every graph input, initializer and node output by name
  *      (a hash table), constants decoded with their declared sizes checked
  *      against the bytes actually present;
- *   2. order: nodes sorted topologically (Kahn), so a cycle or an input that
- *      nothing produces is an error naming the node;
+ *   2. order: nodes sorted topologically (Kahn, smallest file index first, so
+ *      a file already in order keeps its order and its layers their
+ *      indices), so a cycle or an input that nothing produces is an error
+ *      naming the node;
  *   3. folding: nodes whose inputs are all constants (Constant, Identity,
  *      Transpose of weights, Reshape, arithmetic) evaluated once;
- *   4. the walk: from the one graph input along its consumers in topological
- *      order, node (or pattern: GELU, MatMul + Add) by node, each mapped onto
- *      a layer or folded into the input transform or the previous affine
- *      layer. A value that feeds two nodes outside a recognised pattern is a
- *      branch: graph models are refused by name until they exist.
- * The layers become a spec string (sk_model_from_spec), the weights are
+ *   4. the walk: every node that reads a computed value, in that order, is
+ *      mapped (alone, or as a GELU pattern) onto a layer that reads the
+ *      layers its inputs came from, or folded into the input transform or
+ *      the affine layer before it, or found to change nothing (Identity,
+ *      a Flatten of a vector). Each computed value remembers the layer whose
+ *      output it is, its shape and whether a constant may still fold into
+ *      that layer (only while nothing else reads it). A node reading two
+ *      computed values is a join: Add or Sum (one shape) become add layers,
+ *      Concat on axis 1 cat layers. A computed value that nothing reads and
+ *      that is not the output is a side branch, an error naming its node.
+ * The layers become a spec string (sk_model_from_spec; a layer that does not
+ * read the one before it reads a label: "=l3", "@l3"), the weights are
  * copied into its tensors, and what was changed on the way (an output
  * softmax removed, a tanh GELU replaced) is returned as notes. */
 #include "model/onnx.h"
@@ -39,12 +48,21 @@
 #define PB_BUDGET(n) ((size_t)(n) * 96 + ((size_t)1 << 20))
 #define MAX_FILE ((long)1 << 31)
 #define GELU_MAX_NODES 16
+/* how far past its input the walk looks for the nodes of a GELU pattern */
+#define GELU_WINDOW 256
+/* computed inputs of one node (a Concat or Sum of more becomes a chain of joins) */
+#define MAX_JOIN 64
+/* val.fold: no layer to fold a constant into; the input transform */
+#define FOLD_NONE (-1)
+#define FOLD_INPUT (-2)
+/* imp.fold_out before a node is mapped: its output is an alias of its input */
+#define FOLD_ALIAS (-3)
 
 static const char *supported_ops =
-    "Gemm, MatMul, Add, Sub, Mul, Div (by constants), Conv, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, GELU "
-    "(Erf- or Tanh-based patterns), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape (to flat), "
-    "Transpose (of constants), BatchNormalization, Dropout, Identity, Constant, Pad (by zeros), Softmax/LogSoftmax "
-    "(at the output)";
+    "Gemm, MatMul, Add, Sub, Mul, Div (by constants), Add and Sum of two computed tensors of one shape (residual), "
+    "Concat (axis 1), Conv, Relu, LeakyRelu, Sigmoid, Tanh, Softplus, GELU (Erf- or Tanh-based patterns), MaxPool, "
+    "AveragePool, GlobalAveragePool, ReduceMean (over H and W), Flatten, Reshape (to flat), Transpose (of "
+    "constants), BatchNormalization, Dropout, Identity, Constant, Pad (by zeros), Softmax/LogSoftmax (at the output)";
 
 /* ---------------- sniffing ---------------- */
 
@@ -125,11 +143,19 @@ struct val {
     float *f;           /* constant's values as float32 (owned) */
     int64_t *i;         /* integer constants (owned), NULL for float ones */
     int cons_start, n_cons; /* consumers: imp->cons[cons_start ..] */
-    bool used;          /* consumed by the walk */
+    /* computed values, once the walk has reached them (mapped) */
+    bool mapped;
+    int layer;          /* the layer whose output it is; -1: the model's input (after the transform) */
+    int fold;           /* where a constant operation on it folds: a layer, FOLD_INPUT or FOLD_NONE;
+                           valid only while it is read by that one operation */
+    bool spatial;
+    int C, H, W;        /* vector: C features, H = W = 1 */
+    int rank;           /* its rank in the ONNX graph ([N, C, 1, 1] after GlobalAveragePool is a vector of rank 4) */
 };
 
 struct layer {
     enum sk_layer_kind kind;
+    int from[2];        /* as sk_layer.from: the layers read, -1 the input */
     int units, k, stride, pad;
     float p;
     float *w, *b, *rm, *rv; /* owned */
@@ -150,14 +176,18 @@ struct imp {
     int *order;         /* nodes in topological order */
     int *pos;           /* pos[node] = index in order */
     bool *done;         /* node mapped or folded */
-    /* the chain being built */
+    /* the layers being built */
     struct layer *L;
     int n_L, cap_L;
+    /* the node being mapped: its computed input (the running value) and its
+     * shape, which the map_* functions advance to the output's */
+    int x;
+    int from;           /* the layer the next layer pushed reads (-1: the input) */
     bool spatial;
-    int C, H, W;        /* current shape (vector: C features, H = W = 1) */
-    int in_c, in_h, in_w, in_dim;
+    int C, H, W, rank;
+    int fold_out;       /* where a constant may fold into the output: FOLD_ALIAS (as the input), a layer, FOLD_NONE */
+    int in_c, in_h, in_w, in_dim, in_rank;
     bool in_spatial;
-    int n_affine_open;  /* layers emitted since the last affine one could take a constant (0 = foldable) */
     float *shift, *scale; /* input transform, in_dim each (NULL: none yet) */
     float bn_eps_note;
     char notes[2048];
@@ -560,11 +590,13 @@ static struct layer *push_layer(struct imp *im, enum sk_layer_kind kind, const O
     struct layer *L = &im->L[im->n_L++];
     memset(L, 0, sizeof *L);
     L->kind = kind;
+    L->from[0] = im->from;
+    L->from[1] = -1;
     L->node = node_name(n);
+    im->from = im->n_L - 1;
+    im->fold_out = FOLD_NONE;
     return L;
 }
-
-static bool affine(enum sk_layer_kind k) { return k == SK_LAYER_DENSE || k == SK_LAYER_CONV || k == SK_LAYER_BATCHNORM; }
 
 /* A copy of n floats (NULL on failure). */
 static float *dupf(const float *x, size_t n)
@@ -610,21 +642,41 @@ static int expand_const(const struct imp *im, const struct val *c, bool per_chan
     return SK_OK;
 }
 
-/* Add/Sub/Mul/Div of the running tensor by constant c (x_first: the running
- * tensor is the first operand). Folded into the input transform before the
- * first layer, into the last affine layer when nothing but such constants
- * came since; an error otherwise. */
-static int map_arith(struct imp *im, const Onnx__NodeProto *n, const struct val *c, bool x_first)
+/* Is value v read by exactly one node input? A constant folds into the layer
+ * before only then: any other reader would see the changed layer. */
+static bool read_once(const struct val *v) { return v->n_cons == 1; }
+
+/* A node other than `n` that reads v (for messages). */
+static const Onnx__NodeProto *other_reader(const struct imp *im, const struct val *v, const Onnx__NodeProto *n)
 {
-    char op = n->op_type[0];
+    for (int c = 0; c < v->n_cons; c++) {
+        const Onnx__NodeProto *r = node_at(im, im->cons[v->cons_start + c]);
+        if (r != n) return r;
+    }
+    return n;
+}
+
+/* Add/Sub/Mul/Div (op 'A', 'S', 'M', 'D') of the running value by constant c
+ * (x_first: the running value is the first operand). Folded into the input
+ * transform at the input, into the affine layer whose output the running value
+ * is when nothing else reads it; an error otherwise. */
+static int map_arith(struct imp *im, const Onnx__NodeProto *n, char op, const struct val *c, bool x_first)
+{
+    const struct val *xv = &im->v[im->x];
     size_t D = (size_t)im->C * im->H * im->W;
     float *e = sk_malloc(sizeof(float) * D);
     if (!e) return SK_ENOMEM;
     int rc = SK_OK;
+    im->fold_out = FOLD_ALIAS;
     if (!x_first && (op == 'S' || op == 'D')) {
         rc = node_err(im, n, "the constant is the first operand (c %s x): only x %s c maps onto a layer",
                       op == 'S' ? "-" : "/", op == 'S' ? "-" : "/");
-    } else if (im->n_L == 0) {
+    } else if (xv->fold != FOLD_NONE && !read_once(xv)) {
+        const Onnx__NodeProto *o = other_reader(im, xv, n);
+        rc = node_err(im, n, "its input '%.100s' is also read by node '%.100s' (%s), so the constant cannot be folded "
+                      "into %s", xv->name, node_name(o), o->op_type ? o->op_type : "?",
+                      xv->fold == FOLD_INPUT ? "the input transform" : "the layer before it");
+    } else if (xv->fold == FOLD_INPUT) {
         /* the input transform (x - shift) * scale, one feature at a time */
         if (expand_const(im, c, false, e)) {
             rc = node_err(im, n, "a constant of %d dimensions that does not broadcast to the input", c->ndim);
@@ -647,8 +699,8 @@ static int map_arith(struct imp *im, const Onnx__NodeProto *n, const struct val 
                                   (double)im->scale[j], (double)im->shift[j]);
             }
         }
-    } else if (im->n_affine_open == 0 && affine(im->L[im->n_L - 1].kind)) {
-        struct layer *L = &im->L[im->n_L - 1];
+    } else if (xv->fold >= 0) {
+        struct layer *L = &im->L[xv->fold];
         size_t units = (size_t)L->units;
         if (expand_const(im, c, true, e)) {
             rc = node_err(im, n, "the constant is not one value per %s of the preceding %s layer (node '%s')",
@@ -665,10 +717,14 @@ static int map_arith(struct imp *im, const Onnx__NodeProto *n, const struct val 
                 }
             }
         }
-    } else {
+    } else if (xv->layer >= 0) {
+        const struct layer *L = &im->L[xv->layer];
         rc = node_err(im, n, "an arithmetic node by a constant maps onto a layer only at the input (the input "
                       "transform) or right after Gemm/MatMul/Conv/BatchNormalization; here it follows %s (node '%s')",
-                      sk_layer_name(im->L[im->n_L - 1].kind), im->L[im->n_L - 1].node);
+                      sk_layer_name(L->kind), L->node);
+    } else {
+        rc = node_err(im, n, "an arithmetic node by a constant on the input maps onto the input transform only before "
+                      "anything else reads the input");
     }
     sk_free(e);
     return rc;
@@ -702,7 +758,8 @@ static int emit_dense(struct imp *im, const Onnx__NodeProto *n, const float *W, 
         }
     }
     im->C = O;
-    im->n_affine_open = 0;
+    im->rank = 2;
+    im->fold_out = im->n_L - 1;
     return SK_OK;
 }
 
@@ -794,7 +851,7 @@ static int map_conv(struct imp *im, const Onnx__NodeProto *n)
     im->C = L->units;
     im->H = (im->H + 2 * p - k) / s + 1;
     im->W = (im->W + 2 * p - k) / s + 1;
-    im->n_affine_open = 0;
+    im->fold_out = im->n_L - 1;
     return SK_OK;
 }
 
@@ -815,7 +872,6 @@ static int map_pool(struct imp *im, const Onnx__NodeProto *n, enum sk_layer_kind
     L->stride = s;
     im->H = (im->H - k) / s + 1;
     im->W = (im->W - k) / s + 1;
-    im->n_affine_open++;
     return SK_OK;
 }
 
@@ -855,7 +911,7 @@ static int map_bn(struct imp *im, const Onnx__NodeProto *n)
     for (size_t c = 0; c < C; c++)
         if (!(L->rv[c] + 1e-5f > 0))
             return node_err(im, n, "running variance %g of channel %zu is not positive", (double)L->rv[c], c);
-    im->n_affine_open = 0;
+    im->fold_out = im->n_L - 1;
     return SK_OK;
 }
 
@@ -864,21 +920,21 @@ static int map_simple(struct imp *im, const Onnx__NodeProto *n, enum sk_layer_ki
     struct layer *L = push_layer(im, kind, n);
     if (!L) return SK_ENOMEM;
     L->p = p;
-    im->n_affine_open++;
     return SK_OK;
 }
 
 static int map_flatten(struct imp *im, const Onnx__NodeProto *n)
 {
-    if (!im->spatial) return SK_OK;
+    if (!im->spatial) {
+        im->rank = 2;
+        return SK_OK;
+    }
     struct layer *L = push_layer(im, SK_LAYER_FLATTEN, n);
     if (!L) return SK_ENOMEM;
     im->C *= im->H * im->W;
     im->H = im->W = 1;
     im->spatial = false;
-    /* a constant after flatten is per feature: still foldable into a dense or bn before it? no: the layer
-     * between changes the layout, so nothing folds across it */
-    im->n_affine_open++;
+    im->rank = 2;
     return SK_OK;
 }
 
@@ -959,6 +1015,7 @@ static double eval_region(const struct imp *im, const int *nodes, int nn, int xi
 /* From running value x (node index list of candidates in topological order),
  * the smallest region of elementwise nodes with scalar constants that reads
  * only x, has one value leaving it, and computes GELU (exact or tanh).
+ * Other readers of x (the other branch of a residual block) stay outside.
  * Returns 1 (exact) or 2 (tanh) with the region in nodes[0..*nn) and its output
  * in *yout; 0 when there is none. */
 static int match_gelu(struct imp *im, int xin, int *nodes, int *nn, int *yout)
@@ -967,31 +1024,37 @@ static int match_gelu(struct imp *im, int xin, int *nodes, int *nn, int *yout)
     int inside[2 * GELU_MAX_NODES + 1], n_in = 0;
     inside[n_in++] = xin;
     *nn = 0;
-    for (int q = start; q < (int)im->g->n_node && *nn < GELU_MAX_NODES; q++) {
+    int end = (int)im->g->n_node - start > GELU_WINDOW ? start + GELU_WINDOW : (int)im->g->n_node;
+    for (int q = start; q < end && *nn < GELU_MAX_NODES; q++) {
         int ni = im->order[q];
         const Onnx__NodeProto *n = node_at(im, ni);
         if (im->done[ni]) continue;
-        bool reads = false, ok = gelu_op(n) && n->n_output == 1 && n->n_input >= 1 && n->n_input <= 2;
-        for (size_t k = 0; ok && k < n->n_input; k++) {
+        bool reads_x = false, reads_in = false, other = false;
+        bool ok = gelu_op(n) && n->n_output == 1 && n->n_input >= 1 && n->n_input <= 2;
+        for (size_t k = 0; k < n->n_input; k++) {
             int vi = find_val(im, n->input[k]);
             if (vi < 0) ok = false;
-            else if (im->v[vi].is_const) ok = im->v[vi].numel == 1;
+            else if (im->v[vi].is_const) ok = ok && im->v[vi].numel == 1;
+            else if (vi == xin) reads_x = true;
             else {
                 bool in = false;
-                for (int j = 0; j < n_in; j++) in |= inside[j] == vi;
-                reads |= in;
-                ok = in;
+                for (int j = 1; j < n_in; j++) in |= inside[j] == vi;
+                reads_in |= in;
+                other |= !in;
             }
         }
-        if (!reads) continue;
-        if (!ok) return 0;
+        if (!reads_x && !reads_in) continue;
+        if (!ok || other) {
+            if (reads_in) return 0;
+            continue; /* reads x only: a reader outside the region */
+        }
         int out_v = find_val(im, n->output[0]);
         if (out_v < 0) return 0; /* an output without a value (an empty name): not a GELU region */
         nodes[(*nn)++] = ni;
         inside[n_in++] = out_v;
-        /* closed: x and every inner value except one are read only inside */
+        /* closed: every inner value except one is read only inside (x may be read elsewhere) */
         int leaving = -1, n_leave = 0;
-        for (int j = 0; j < n_in; j++) {
+        for (int j = 1; j < n_in; j++) {
             const struct val *v = &im->v[inside[j]];
             bool out = false;
             for (int c = 0; c < v->n_cons; c++) {
@@ -1003,7 +1066,7 @@ static int match_gelu(struct imp *im, int xin, int *nodes, int *nn, int *yout)
             for (size_t o = 0; o < im->g->n_output; o++) out |= !strcmp(im->g->output[o]->name ? im->g->output[o]->name : "", v->name);
             if (out) leaving = inside[j], n_leave++;
         }
-        if (n_leave != 1 || leaving == xin) continue;
+        if (n_leave != 1) continue;
         static const double ts[] = { -6, -3, -2.2, -1.5, -1, -0.6, -0.25, 0, 0.3, 0.7, 1, 1.6, 2.5, 4, 7 };
         bool e = true, th = true;
         for (size_t k = 0; k < sizeof ts / sizeof *ts; k++) {
@@ -1028,52 +1091,74 @@ static bool is_graph_output(const struct imp *im, const struct val *v)
     return false;
 }
 
-/* The live (not folded, not yet mapped) consumers of value x. */
-static int live_consumers(const struct imp *im, int x, int *out, int cap)
+/* Make value x the running value: the map_* functions start from its shape
+ * and their first layer reads x's layer. */
+static void enter(struct imp *im, int x)
 {
     const struct val *v = &im->v[x];
-    int k = 0;
-    for (int c = 0; c < v->n_cons; c++) {
-        int ni = im->cons[v->cons_start + c];
-        if (im->done[ni]) continue;
-        bool dup = false;
-        for (int j = 0; j < k && j < cap; j++) dup |= out[j] == ni;
-        if (dup) continue;
-        if (k < cap) out[k] = ni;
-        k++;
-    }
-    return k;
+    im->x = x;
+    im->from = v->layer;
+    im->spatial = v->spatial;
+    im->C = v->C, im->H = v->H, im->W = v->W, im->rank = v->rank;
+    im->fold_out = FOLD_ALIAS;
 }
 
-/* Map node n, which reads running value x; *next gets the new running value. */
-static int map_node(struct imp *im, int ni, int x, int *next)
+/* Value o is what the node just mapped computed: the output of the last
+ * layer added (when it added one since n_before) or the running value as
+ * it was (Identity, a flatten of a vector, a folded constant). */
+static void leave(struct imp *im, struct val *o, int n_before)
 {
-    const Onnx__NodeProto *n = node_at(im, ni);
-    struct val *o = out_val(im, n);
-    if (!o) return node_err(im, n, "no output");
-    *next = (int)(o - im->v);
-    /* which input is the running value */
-    int xi = -1, n_live = 0;
-    for (size_t k = 0; k < n->n_input; k++) {
-        struct val *v = in_val(im, n, k);
-        if (v && !v->is_const) {
-            n_live++;
-            if (v - im->v == x) xi = (int)k;
-        }
-    }
-    if (n_live > 1)
-        return node_err(im, n, "it combines two computed tensors (a graph with skip connections or branches); "
-                        "skeptic models are chains of layers");
+    const struct val *x = &im->v[im->x];
+    o->mapped = true;
+    o->layer = im->n_L > n_before ? im->n_L - 1 : x->layer;
+    o->fold = im->fold_out != FOLD_ALIAS ? im->fold_out : read_once(x) ? x->fold : FOLD_NONE;
+    o->spatial = im->spatial;
+    o->C = im->C, o->H = im->H, o->W = im->W, o->rank = im->rank;
+}
+
+/* The error for node n reading v, a value that the walk did not compute. */
+static int unmapped_input(const struct imp *im, const Onnx__NodeProto *n, const struct val *v)
+{
+    if (v->producer < 0)
+        return node_err(im, n, "input '%.100s' is neither a constant nor the graph's input", v->name);
+    const Onnx__NodeProto *p = node_at(im, v->producer);
+    if (im->done[v->producer])
+        return node_err(im, n, "input '%.100s' is a second output of node '%.100s' (%s), which skeptic does not "
+                        "compute (it reads the first output of a node)", v->name, node_name(p),
+                        p->op_type ? p->op_type : "?");
+    return node_err(im, p, "its output '%.100s' (read by node '%.100s') is computed from constants only, by an op that "
+                    "skeptic does not evaluate on constants (it evaluates Constant, Identity, Reshape, Flatten, "
+                    "Transpose, Add, Sub, Mul and Div)", v->name, node_name(n));
+}
+
+/* What a shape is, for messages. */
+static const char *shape_str(const struct val *v, char *buf, size_t cap)
+{
+    if (v->spatial) snprintf(buf, cap, "%dx%dx%d", v->C, v->H, v->W);
+    else if (v->rank == 2) snprintf(buf, cap, "a vector of %d", v->C);
+    else snprintf(buf, cap, "a vector of %d (rank %d)", v->C, v->rank);
+    return buf;
+}
+
+/* Map node ni, which reads one computed value x (once) and constants. */
+static int map_op(struct imp *im, const Onnx__NodeProto *n, int xi, struct val *o)
+{
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
         return node_err(im, n, "op domain '%.60s' is not supported; supported ops (default domain, opsets %d-%d): %s",
                         n->domain, SK_ONNX_OPSET_MIN, SK_ONNX_OPSET_MAX, supported_ops);
     if (!strcmp(op, "Gemm")) return xi == 0 ? map_gemm(im, n) : node_err(im, n, "the input is not operand A");
     if (!strcmp(op, "MatMul")) return map_matmul(im, n, xi == 0);
-    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div") ||
+        (!strcmp(op, "Sum") && n->n_input == 2)) {
         struct val *c = in_val(im, n, xi == 0 ? 1 : 0);
         if (!c || !c->is_const) return node_err(im, n, "needs a constant operand");
-        return map_arith(im, n, c, xi == 0);
+        return map_arith(im, n, !strcmp(op, "Sum") ? 'A' : op[0], c, xi == 0);
+    }
+    if (!strcmp(op, "Sum") || !strcmp(op, "Concat")) {
+        /* one input: the value itself; constants beside it: nothing to join */
+        if (n->n_input == 1) return SK_OK;
+        return node_err(im, n, "joins computed tensors only, and input %d is a constant", xi == 0 ? 1 : 0);
     }
     if (!strcmp(op, "Conv")) return map_conv(im, n);
     if (!strcmp(op, "Relu")) return map_simple(im, n, SK_LAYER_RELU, 0);
@@ -1088,23 +1173,37 @@ static int map_node(struct imp *im, int ni, int x, int *next)
     if (!strcmp(op, "Tanh")) return map_simple(im, n, SK_LAYER_TANH, 0);
     if (!strcmp(op, "Softplus")) return map_simple(im, n, SK_LAYER_SOFTPLUS, 0);
     if (!strcmp(op, "MaxPool")) return map_pool(im, n, SK_LAYER_MAXPOOL);
-    if (!strcmp(op, "AveragePool")) {
-        if (attr_i(n, "count_include_pad", 0) && attr(n, "pads")) {
-            /* without padding count_include_pad changes nothing; window() refuses padding below */
-        }
-        return map_pool(im, n, SK_LAYER_AVGPOOL);
-    }
-    if (!strcmp(op, "GlobalAveragePool")) {
+    if (!strcmp(op, "AveragePool")) return map_pool(im, n, SK_LAYER_AVGPOOL); /* window() refuses padding */
+    if (!strcmp(op, "GlobalAveragePool") || !strcmp(op, "ReduceMean")) {
         if (!im->spatial) return node_err(im, n, "its input is a vector, not an image");
+        int keep = 1;
+        if (!strcmp(op, "ReduceMean")) {
+            /* the mean over H and W (x.mean((2, 3)) in PyTorch): global average pooling */
+            size_t na = 0;
+            const int64_t *ax = attr_ints(n, "axes", &na);
+            bool h = false, w = false, other = na != 2 || n->n_input > 1;
+            for (size_t k = 0; k < na && !other; k++) {
+                int64_t a = ax[k] < 0 ? ax[k] + 4 : ax[k];
+                h |= a == 2;
+                w |= a == 3;
+                other |= a != 2 && a != 3;
+            }
+            if (other || !h || !w)
+                return node_err(im, n, "a mean over other axes than H and W (2, 3); only the global average over each "
+                                "channel's pixels is a layer (gap)");
+            keep = attr_i(n, "keepdims", 1) != 0;
+        }
         int rc = map_simple(im, n, SK_LAYER_GAP, 0);
         im->H = im->W = 1;
         im->spatial = false;
+        im->rank = keep ? 4 : 2;
         return rc;
     }
     if (!strcmp(op, "Flatten")) {
         int64_t ax = attr_i(n, "axis", 1);
-        if (ax != 1 && !(ax == -3 && im->spatial) && !(ax == -1 && !im->spatial))
-            return node_err(im, n, "axis %lld (only axis 1, flattening each row, is supported)", (long long)ax);
+        if ((ax < 0 ? ax + im->rank : ax) != 1)
+            return node_err(im, n, "axis %lld of a rank-%d tensor (only axis 1, flattening each row, is supported)",
+                            (long long)ax, im->rank);
         return map_flatten(im, n);
     }
     if (!strcmp(op, "Reshape")) return map_reshape(im, n);
@@ -1129,7 +1228,9 @@ static int map_node(struct imp *im, int ni, int x, int *next)
     }
     if (!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) {
         int64_t ax = attr_i(n, "axis", im->opset >= 13 ? -1 : 1);
-        if (im->spatial || !(ax == 1 || ax == -1)) return node_err(im, n, "a softmax over other than the class axis");
+        /* before opset 13 the axis splits [N, rest]: axis 1 is the classes at any rank */
+        bool classes = im->opset >= 13 ? (ax < 0 ? ax + im->rank : ax) == 1 : ax == 1 || (ax == -1 && im->rank == 2);
+        if (im->spatial || !classes) return node_err(im, n, "a softmax over other than the class axis");
         if (!is_graph_output(im, o) || o->n_cons)
             return node_err(im, n, "a softmax before the output (only a final Softmax/LogSoftmax is accepted, and removed)");
         note(im, "the output %s '%s' was removed: skeptic's models give logits and apply the softmax themselves "
@@ -1140,47 +1241,150 @@ static int map_node(struct imp *im, int ni, int x, int *next)
                     SK_ONNX_OPSET_MAX, supported_ops);
 }
 
-static int walk(struct imp *im, int x)
+/* Node ni reading the one computed value x. */
+static int map_node(struct imp *im, int ni, int x)
 {
-    int live[4];
-    for (;;) {
-        struct val *v = &im->v[x];
-        int k = live_consumers(im, x, live, 4);
-        if (k == 0) {
-            if (!is_graph_output(im, v))
-                return sk_error(SK_EFORMAT, "%s: value '%.100s' is computed but neither used nor the graph's output",
-                                im->path, v->name);
-            return x;
-        }
-        if (is_graph_output(im, v))
-            return sk_error(SK_EFORMAT, "%s: the output '%.100s' is also read by node '%.100s': a classifier's output "
-                            "is its last value", im->path, v->name, node_name(node_at(im, live[0])));
-        if (k > 1) {
-            int nodes[GELU_MAX_NODES], nn = 0, y = -1;
-            int kind = match_gelu(im, x, nodes, &nn, &y);
-            if (!kind) {
-                const Onnx__NodeProto *a = node_at(im, live[0]), *b = node_at(im, live[1]);
-                return sk_error(SK_EFORMAT,
-                                "%s: value '%.100s' feeds %d nodes ('%.100s' (%s), '%.100s' (%s)%s): a branching graph "
-                                "(skip connections); skeptic reads chains of layers, and a branch is accepted only as "
-                                "a GELU pattern",
-                                im->path, v->name, k, node_name(a), a->op_type ? a->op_type : "?", node_name(b),
-                                b->op_type ? b->op_type : "?", k > 2 ? ", ..." : "");
-            }
-            int rc = map_simple(im, node_at(im, nodes[0]), SK_LAYER_GELU, 0);
-            if (rc) return rc;
-            if (kind == 2)
-                note(im, "the tanh-approximate GELU at '%s' was mapped to the exact (erf) GELU, which differs from it by "
-                     "at most 4.8e-4", node_name(node_at(im, nodes[0])));
-            for (int q = 0; q < nn; q++) im->done[nodes[q]] = true;
-            x = y;
-            continue;
-        }
-        int next, rc = map_node(im, live[0], x, &next);
-        if (rc) return rc;
-        im->done[live[0]] = true;
-        x = next;
+    const Onnx__NodeProto *n = node_at(im, ni);
+    struct val *o = out_val(im, n);
+    if (!o) return node_err(im, n, "no output");
+    int xi = 0;
+    for (size_t k = 0; k < n->n_input; k++)
+        if (in_val(im, n, k) == &im->v[x]) xi = (int)k;
+    enter(im, x);
+    int before = im->n_L, rc = map_op(im, n, xi, o);
+    if (!rc) leave(im, o, before);
+    return rc;
+}
+
+/* Node ni reading nx > 1 computed values xs[] (in input order): Add or Sum
+ * of one shape (add layers), Concat on axis 1 (cat layers); more than two
+ * make a chain of joins, first inputs first, as the op's left-to-right
+ * definition. */
+static int map_join(struct imp *im, int ni, const int *xs, int nx)
+{
+    const Onnx__NodeProto *n = node_at(im, ni);
+    struct val *o = out_val(im, n);
+    if (!o) return node_err(im, n, "no output");
+    bool cat = is_op(n, "Concat"), add = is_op(n, "Add") || is_op(n, "Sum");
+    if (!cat && !add)
+        return node_err(im, n, "it combines %d computed tensors ('%.100s', '%.100s'); skeptic joins branches by "
+                        "addition (Add, Sum) of tensors of one shape and by concatenation (Concat on axis 1), and takes "
+                        "the other ops with one computed input", nx, im->v[xs[0]].name, im->v[xs[1]].name);
+    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
+        return node_err(im, n, "op domain '%.60s' is not supported", n->domain);
+    for (size_t k = 0; k < n->n_input; k++) {
+        const struct val *v = in_val(im, n, k);
+        if (!v || v->is_const)
+            return node_err(im, n, "input %zu is %s: a join of computed tensors takes no constants (add a constant "
+                            "with a separate Add)", k, v ? "a constant" : "missing");
     }
+    const struct val *a = &im->v[xs[0]];
+    if (cat) {
+        const Onnx__AttributeProto *at = attr(n, "axis");
+        if (!at || !at->has_i) return node_err(im, n, "no axis attribute");
+        int64_t ax = at->i < 0 ? at->i + a->rank : at->i;
+        if (ax != 1)
+            return node_err(im, n, "concatenation on axis %lld of rank-%d tensors; skeptic concatenates along axis 1 "
+                            "(the channels of images, the features of vectors)", (long long)at->i, a->rank);
+    }
+    long long C = a->C;
+    for (int k = 1; k < nx; k++) {
+        const struct val *b = &im->v[xs[k]];
+        if (b->rank != a->rank || b->spatial != a->spatial || b->H != a->H || b->W != a->W || (add && b->C != a->C)) {
+            char sa[64], sb[64];
+            return node_err(im, n, "its inputs '%.100s' (%s) and '%.100s' (%s) do not fit: %s", a->name,
+                            shape_str(a, sa, sizeof sa), b->name, shape_str(b, sb, sizeof sb),
+                            add ? "the branches of a sum must have one shape"
+                                : "concatenated tensors need one rank, and images one height and width");
+        }
+        C += b->C;
+        if (cat && C * a->H * a->W > SK_MODEL_MAX_ACTIVATION)
+            return node_err(im, n, "the concatenation has more than %ld values per row", SK_MODEL_MAX_ACTIVATION);
+    }
+    enter(im, xs[0]);
+    int before = im->n_L;
+    for (int k = 1; k < nx; k++) {
+        struct layer *L = push_layer(im, cat ? SK_LAYER_CAT : SK_LAYER_ADD, n);
+        if (!L) return SK_ENOMEM;
+        L->from[1] = im->v[xs[k]].layer;
+        if (cat) im->C += im->v[xs[k]].C;
+    }
+    leave(im, o, before);
+    return SK_OK;
+}
+
+/* The GELU region nodes[0..nn) from x to y, of kind (1 exact, 2 tanh). */
+static int map_gelu(struct imp *im, const int *nodes, int nn, int x, int y, int kind)
+{
+    enter(im, x);
+    int before = im->n_L, rc = map_simple(im, node_at(im, nodes[0]), SK_LAYER_GELU, 0);
+    if (rc) return rc;
+    if (kind == 2)
+        note(im, "the tanh-approximate GELU at '%s' was mapped to the exact (erf) GELU, which differs from it by "
+             "at most 4.8e-4", node_name(node_at(im, nodes[0])));
+    for (int q = 0; q < nn; q++) im->done[nodes[q]] = true;
+    leave(im, &im->v[y], before);
+    return SK_OK;
+}
+
+/* Every node that reads a computed value, in topological order, from the
+ * graph's input xin; *y gets the output value. */
+static int walk(struct imp *im, int xin, int *y)
+{
+    struct val *in = &im->v[xin];
+    in->mapped = true;
+    in->layer = -1;
+    in->fold = FOLD_INPUT;
+    in->spatial = im->in_spatial;
+    in->C = im->in_c, in->H = im->in_h, in->W = im->in_w, in->rank = im->in_rank;
+    int xs[MAX_JOIN];
+    for (int q = 0; q < (int)im->g->n_node; q++) {
+        int ni = im->order[q];
+        if (im->done[ni]) continue;
+        const Onnx__NodeProto *n = node_at(im, ni);
+        int nx = 0;
+        bool one = true;
+        for (size_t k = 0; k < n->n_input; k++) {
+            const struct val *v = in_val(im, n, k);
+            if (!v || v->is_const) continue;
+            if (!v->mapped) return unmapped_input(im, n, v);
+            if (is_graph_output(im, v))
+                return sk_error(SK_EFORMAT, "%s: the output '%.100s' is also read by node '%.100s': a classifier's "
+                                "output is its last value", im->path, v->name, node_name(n));
+            if (nx == MAX_JOIN) return node_err(im, n, "more than %d computed inputs", MAX_JOIN);
+            xs[nx++] = (int)(v - im->v);
+            one = one && xs[nx - 1] == xs[0];
+        }
+        if (!nx) continue;
+        if (one && gelu_op(n) && im->v[xs[0]].n_cons >= 2) {
+            int nodes[GELU_MAX_NODES], nn = 0, yg = -1;
+            int kind = match_gelu(im, xs[0], nodes, &nn, &yg);
+            if (kind && nodes[0] == ni) {
+                int rc = map_gelu(im, nodes, nn, xs[0], yg, kind);
+                if (rc) return rc;
+                continue;
+            }
+        }
+        int rc = nx == 1 ? map_node(im, ni, xs[0]) : map_join(im, ni, xs, nx);
+        if (rc) return rc;
+        im->done[ni] = true;
+    }
+    const char *out = im->g->output[0]->name ? im->g->output[0]->name : "";
+    for (int i = 0; i < im->n_v; i++) {
+        const struct val *v = &im->v[i];
+        if (!v->mapped || v->n_cons || is_graph_output(im, v)) continue;
+        if (v->producer < 0) return sk_error(SK_EFORMAT, "%s: the graph's input '%.100s' is read by no node", im->path, v->name);
+        return node_err(im, node_at(im, v->producer), "its output '%.100s' is read by no node and is not the graph's "
+                        "output '%.100s': a side branch that does not reach the output", v->name, out);
+    }
+    int k = find_val(im, out);
+    if (k < 0 || !im->v[k].mapped)
+        return sk_error(SK_EFORMAT, "%s: the graph's output '%.100s' is %s", im->path, out,
+                        k < 0 ? "produced by no node" : im->v[k].is_const ? "a constant" : "not computed from its input");
+    if (im->v[k].layer != im->n_L - 1)
+        return sk_error(SK_EFORMAT, "%s: the graph's output '%.100s' is not the output of its last layer", im->path, out);
+    *y = k;
+    return SK_OK;
 }
 
 /* ---------------- the spec and the model ---------------- */
@@ -1202,16 +1406,31 @@ static int spec_append(char **s, size_t *len, size_t *cap, const char *t)
     return SK_OK;
 }
 
+/* Label of layer i's output (-1: the input) in the spec. */
+static void label_of(int i, char *buf, size_t cap)
+{
+    if (i < 0) snprintf(buf, cap, "in");
+    else snprintf(buf, cap, "l%d", i);
+}
+
+/* The spec of the layers: a layer reading another output than the one
+ * before it names it ("@l3"), and that output gets the label ("=l3"). */
 static char *make_spec(const struct imp *im)
 {
-    char *s = NULL, t[96];
+    char *s = NULL, t[192], f[40], la[24], lb[24];
     size_t len = 0, cap = 0;
-    if (im->in_spatial) snprintf(t, sizeof t, "seq:%dx%dx%d", im->in_c, im->in_h, im->in_w);
-    else snprintf(t, sizeof t, "seq:%d", im->in_dim);
+    bool *named = sk_calloc((size_t)im->n_L + 1, sizeof(bool)); /* [i + 1]: layer i, [0]: the input */
+    if (!named) return NULL;
+    for (int i = 0; i < im->n_L; i++) {
+        const struct layer *L = &im->L[i];
+        if (L->from[0] != i - 1) named[L->from[0] + 1] = true;
+        if (L->kind == SK_LAYER_ADD || L->kind == SK_LAYER_CAT) named[L->from[1] + 1] = true;
+    }
+    if (im->in_spatial) snprintf(t, sizeof t, "seq:%dx%dx%d%s", im->in_c, im->in_h, im->in_w, named[0] ? "=in" : "");
+    else snprintf(t, sizeof t, "seq:%d%s", im->in_dim, named[0] ? "=in" : "");
     int rc = spec_append(&s, &len, &cap, t);
     for (int i = 0; !rc && i < im->n_L; i++) {
         const struct layer *L = &im->L[i];
-        char f[40];
         switch (L->kind) {
         case SK_LAYER_DENSE: snprintf(t, sizeof t, "-dense%d", L->units); break;
         case SK_LAYER_CONV: snprintf(t, sizeof t, "-conv%dk%ds%dp%d", L->units, L->k, L->stride, L->pad); break;
@@ -1225,7 +1444,22 @@ static char *make_spec(const struct imp *im)
         default: snprintf(t, sizeof t, "-%s", sk_layer_name(L->kind)); break;
         }
         rc = spec_append(&s, &len, &cap, t);
+        label_of(L->from[0], la, sizeof la);
+        label_of(L->from[1], lb, sizeof lb);
+        t[0] = 0;
+        if (L->kind == SK_LAYER_ADD || L->kind == SK_LAYER_CAT) {
+            if (L->from[0] == i - 1) snprintf(t, sizeof t, "@%s", lb);
+            else snprintf(t, sizeof t, "@%s@%s", la, lb);
+        } else if (L->from[0] != i - 1) {
+            snprintf(t, sizeof t, "@%s", la);
+        }
+        if (named[i + 1]) {
+            label_of(i, la, sizeof la);
+            snprintf(t + strlen(t), sizeof t - strlen(t), "=%s", la);
+        }
+        if (!rc && t[0]) rc = spec_append(&s, &len, &cap, t);
     }
+    sk_free(named);
     if (rc) {
         sk_free(s);
         return NULL;
@@ -1235,8 +1469,10 @@ static char *make_spec(const struct imp *im)
 
 static int fill_model(const struct imp *im, struct sk_model *m)
 {
-    if (m->n_layers != im->n_L)
-        return sk_error(SK_EFORMAT, "%s: internal mismatch of layers (%d vs %d)", im->path, m->n_layers, im->n_L);
+    SK_ASSERT(m->n_layers == im->n_L);
+    for (int i = 0; i < im->n_L; i++)
+        SK_ASSERT(m->layers[i].kind == im->L[i].kind && m->layers[i].from[0] == im->L[i].from[0] &&
+                  m->layers[i].from[1] == im->L[i].from[1]);
     for (int i = 0; i < im->n_L; i++) {
         const struct layer *src = &im->L[i];
         const struct sk_layer *L = &m->layers[i];
@@ -1311,12 +1547,11 @@ static int read_input(struct imp *im, int *xin)
                             im->v[found].name, SK_MODEL_MAX_ACTIVATION);
     }
     im->in_spatial = nd == 4;
+    im->in_rank = (int)nd;
     im->in_c = im->in_spatial ? (int)d[1] : (int)total;
     im->in_h = im->in_spatial ? (int)d[2] : 1;
     im->in_w = im->in_spatial ? (int)d[3] : 1;
     im->in_dim = (int)total;
-    im->spatial = im->in_spatial;
-    im->C = im->in_c, im->H = im->in_h, im->W = im->in_w;
     *xin = found;
     return SK_OK;
 }
@@ -1386,17 +1621,45 @@ static int build_values(struct imp *im)
     return SK_OK;
 }
 
+/* Min-heap of node indices: Kahn's algorithm takes the ready node that comes
+ * first in the file, so a file in topological order keeps its order. */
+static void heap_push(int *h, int *n, int v)
+{
+    int i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static int heap_pop(int *h, int *n)
+{
+    int top = h[0], v = h[--*n], i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && h[c + 1] < h[c]) c++;
+        if (h[c] >= v) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = v;
+    return top;
+}
+
 /* Kahn's algorithm; a node left over lies on a cycle. */
 static int topo_sort(struct imp *im)
 {
     const Onnx__GraphProto *g = im->g;
     size_t N = g->n_node;
-    int *indeg = sk_calloc(N ? N : 1, sizeof(int));
+    int *indeg = sk_calloc(N ? N : 1, sizeof(int)), *heap = sk_malloc(sizeof(int) * (N ? N : 1)), n_heap = 0;
     im->order = sk_malloc(sizeof(int) * (N ? N : 1));
     im->pos = sk_malloc(sizeof(int) * (N ? N : 1));
     im->done = sk_calloc(N ? N : 1, sizeof(bool));
-    if (!indeg || !im->order || !im->pos || !im->done) {
+    if (!indeg || !heap || !im->order || !im->pos || !im->done) {
         sk_free(indeg);
+        sk_free(heap);
         return SK_ENOMEM;
     }
     for (size_t k = 0; k < N; k++) {
@@ -1406,28 +1669,40 @@ static int topo_sort(struct imp *im)
             if (vi >= 0 && im->v[vi].producer >= 0) indeg[k]++;
         }
     }
-    int head = 0, tail = 0;
+    int tail = 0;
     for (size_t k = 0; k < N; k++)
-        if (!indeg[k]) im->order[tail++] = (int)k;
-    while (head < tail) {
-        const Onnx__NodeProto *n = g->node[im->order[head++]];
+        if (!indeg[k]) heap_push(heap, &n_heap, (int)k);
+    while (n_heap) {
+        int k = heap_pop(heap, &n_heap);
+        im->order[tail++] = k;
+        const Onnx__NodeProto *n = g->node[k];
         for (size_t o = 0; o < n->n_output; o++) {
             int vi = n->output[o] && *n->output[o] ? find_val(im, n->output[o]) : -1;
             if (vi < 0) continue;
             const struct val *v = &im->v[vi];
             for (int c = 0; c < v->n_cons; c++)
-                if (--indeg[im->cons[v->cons_start + c]] == 0) im->order[tail++] = im->cons[v->cons_start + c];
+                if (--indeg[im->cons[v->cons_start + c]] == 0) heap_push(heap, &n_heap, im->cons[v->cons_start + c]);
         }
     }
     int rc = SK_OK;
     if ((size_t)tail < N) {
-        for (size_t k = 0; k < N; k++)
-            if (indeg[k]) {
-                rc = node_err(im, g->node[k], "it lies on a cycle (its inputs depend on its own output)");
-                break;
+        /* a node left over reads a value of another one left over; N such steps back end on the cycle */
+        size_t k = 0;
+        while (!indeg[k]) k++;
+        for (size_t step = 0; step < N; step++) {
+            const Onnx__NodeProto *n = g->node[k];
+            for (size_t i = 0; i < n->n_input; i++) {
+                int vi = n->input[i] && *n->input[i] ? find_val(im, n->input[i]) : -1;
+                if (vi >= 0 && im->v[vi].producer >= 0 && indeg[im->v[vi].producer]) {
+                    k = (size_t)im->v[vi].producer;
+                    break;
+                }
             }
+        }
+        rc = node_err(im, g->node[k], "it lies on a cycle (its inputs depend on its own output)");
     }
     sk_free(indeg);
+    sk_free(heap);
     for (int q = 0; q < tail; q++) im->pos[im->order[q]] = q;
     return rc;
 }
@@ -1575,13 +1850,15 @@ struct sk_model *sk_model_load_onnx(const char *path, char **metadata_json_out)
     }
     if (!rc) rc = read_input(&im, &xin);
     int y = -1;
-    if (!rc && (y = walk(&im, xin)) < 0) rc = y;
+    if (!rc) rc = walk(&im, xin, &y);
     for (int k = 0; !rc && k < (int)im.g->n_node; k++)
         if (!im.done[k])
-            rc = node_err(&im, im.g->node[k], "not on the chain from the input to the output (a side branch)");
+            rc = node_err(&im, im.g->node[k], "it reads constants only, and no node on the way from the input to the "
+                          "output reads its result");
     if (!rc && im.n_L == 0) rc = sk_error(SK_EFORMAT, "%s: the graph has no layer (input straight to output)", path);
-    if (!rc && im.spatial)
-        rc = sk_error(SK_EFORMAT, "%s: the output is a %dx%dx%d tensor, not a vector of class scores", path, im.C, im.H, im.W);
+    if (!rc && im.v[y].spatial)
+        rc = sk_error(SK_EFORMAT, "%s: the output is a %dx%dx%d tensor, not a vector of class scores", path, im.v[y].C,
+                      im.v[y].H, im.v[y].W);
     if (!rc && !(spec = make_spec(&im))) rc = SK_ENOMEM;
     if (!rc && !(m = sk_model_from_spec(spec))) {
         char msg[512];

@@ -8,11 +8,25 @@
    within 1e-4 of torch's, float32.
 2. A graph spec trained briefly by skeptic, read back in torch from its
    safetensors into the same torch module: the same predictions, logits within
-   1e-5.
-3. skeptic's ONNX export of that model passes onnx.checker (full check) and a
-   small torch evaluator of the exported graph (Conv, BatchNormalization, Relu,
-   Add, Concat, GlobalAveragePool, Flatten, Dropout, Gemm, by the node list)
-   gives the same predictions.
+   1e-5. Its ONNX export passes onnx.checker (full check), reads back into
+   skeptic bit for bit, and a small torch evaluator of the exported graph
+   (Conv, BatchNormalization, Relu, Add, Concat, GlobalAveragePool, Flatten,
+   Dropout, Gemm, by the node list) gives the same predictions; so does a
+   second trained graph with a channel concatenation.
+3. Another such ResNet-8 (batch-norm statistics of a batch of images, moved
+   at random; a random classifier on the centred features) exported by torch.onnx.export at opset 13, twice:
+   as torch exports for inference (batch norm folded into the convolutions)
+   and with TrainingMode.PRESERVE (BatchNormalization nodes kept), read by
+   skeptic as graphs (three residual adds, the mean over H and W as gap):
+   logits within 1e-5, input gradients within 1e-4. skeptic's own export of
+   what it read passes onnx.checker and reads back bit for bit. On 32 images
+   labelled with torch's predictions, `skeptic attack --attack pgd` (20 steps,
+   no random start) on the file and a PGD written here in torch with
+   skeptic's step rule (x + a sign(g), then clipped to the box, then to the
+   eps-ball, in float32) give the same robust accuracy and the same robust
+   points, and for nearly every broken point the same first adversarial
+   iterate; a PGD with a step 1.5 times larger does not reproduce those
+   iterates (the comparison can fail).
 
 The helper build/onnx_dump loads a model file and writes logits and input
 gradients. The comparator is shown to fail on a logit moved by 2e-5.
@@ -220,10 +234,8 @@ def onnx_eval(path, x):
     return env[g.output[0].name]
 
 
-def part1(tmp):
-    g = torch.Generator().manual_seed(8)
-    torch.manual_seed(8)
-    widths, K = [16, 32, 64], 10
+def random_resnet(g, widths, K):
+    """A ResNet in eval mode with random batch-norm statistics and affine parameters."""
     m = ResNet(1, widths, K)
     for mod in m.modules():
         if isinstance(mod, nn.BatchNorm2d):
@@ -232,7 +244,14 @@ def part1(tmp):
             mod.bias.data = 0.3 * torch.randn(c, generator=g)
             mod.running_mean = 0.2 * torch.randn(c, generator=g)
             mod.running_var = 0.5 + torch.rand(c, generator=g)
-    m.eval()
+    return m.eval()
+
+
+def part1(tmp):
+    g = torch.Generator().manual_seed(8)
+    torch.manual_seed(8)
+    widths, K = [16, 32, 64], 10
+    m = random_resnet(g, widths, K)
     spec = resnet_spec(1, 28, widths, K)
     path = os.path.join(tmp, "torch-resnet8.safetensors")
     write_safetensors(path, tensors_of(m), {"skeptic.spec": spec})
@@ -299,12 +318,195 @@ def part2(tmp):
     check("the exported ONNX graph evaluated in torch: same predictions", np.array_equal(zo.argmax(1), z.argmax(1)))
     e = rel_err(zo, z)
     check("the exported ONNX graph evaluated in torch: logits", e <= 1e-5, f"rel {e:.2e}")
+    z2, dx2 = dump(ox, xs.reshape(32, -1), y[:32], os.path.join(tmp, "p2b"), K)
+    _, dx = dump(st, xs.reshape(32, -1), y[:32], os.path.join(tmp, "p2c"), K)
+    check("the ONNX export read back by skeptic: logits and input gradients bit for bit",
+          np.array_equal(z.view(np.uint32), z2.view(np.uint32)) and np.array_equal(dx.view(np.uint32), dx2.view(np.uint32)))
+
+    # a channel concatenation (DenseNet-style) beside the residual adds
+    spec = "seq:1x12x12-conv4k3p1-bn-relu=a-conv4k3p1-relu-cat@a-conv6k3s2p1-bn-relu=b-conv6k3p1-add@b-gap-dense4"
+    st, ox = os.path.join(tmp, "cat.safetensors"), os.path.join(tmp, "cat.onnx")
+    r = subprocess.run([SKEPTIC, "train", "--data", os.path.join(tmp, "img.npy"), "--arch", spec, "--epochs", "2",
+                        "--batch", "16", "--out", st], capture_output=True, text=True,
+                       env=dict(os.environ, SKEPTIC_NO_PROGRESS="1"))
+    check(f"skeptic trains {spec}", r.returncode == 0, r.stderr.strip()[-300:])
+    if r.returncode:
+        return
+    r = subprocess.run([SKEPTIC, "export", "--model", st, "--format", "onnx", "--out", ox], capture_output=True,
+                       text=True)
+    check("skeptic export of a graph with cat", r.returncode == 0, r.stderr.strip())
+    if r.returncode:
+        return
+    ops = {n.op_type for n in onnx.load(ox).graph.node}
+    check("the export has Concat and Add nodes", {"Concat", "Add"} <= ops, str(sorted(ops)))
+    z, _ = dump(st, xs.reshape(32, -1), y[:32], os.path.join(tmp, "p2d"), K)
+    with torch.no_grad():
+        zo = onnx_eval(ox, torch.from_numpy(xs)).numpy()
+    check("a graph with cat, its ONNX export evaluated in torch: same predictions",
+          np.array_equal(zo.argmax(1), z.argmax(1)), f"rel {rel_err(zo, z):.2e}")
+    z2, _ = dump(ox, xs.reshape(32, -1), y[:32], os.path.join(tmp, "p2e"), K)
+    check("a graph with cat, its ONNX export read back by skeptic: logits bit for bit",
+          np.array_equal(z.view(np.uint32), z2.view(np.uint32)))
+
+
+def images(n, g):
+    """Images with a brighter square of random place and brightness on a noisy background, in [0, 1]."""
+    x = 0.3 * torch.rand(n, 1, 28, 28, generator=g)
+    for i in range(n):
+        oy, ox, b = (int(v) for v in torch.randint(0, 18, (3,), generator=g))
+        x[i, 0, oy:oy + 10, ox:ox + 10] += 0.2 + 0.5 * b / 18
+    return x.clamp(0, 1)
+
+
+def pgd_skeptic_rule(m, x0, y, eps, steps, alpha):
+    """PGD as `skeptic attack --attack pgd` runs it: from x0 (no random start),
+    x <- x + alpha sign(grad of the summed cross-entropy), clipped to the box
+    [0, 1], then to the eps-ball around x0 (and stepped back by ulps while
+    float32 rounding leaves |x - x0| > eps), all in float32; a point is broken
+    by the first iterate (1..steps) that is misclassified. Returns the robust
+    points and each broken point's first adversarial iterate."""
+    e32, a32 = torch.tensor(eps, dtype=torch.float32), torch.tensor(alpha, dtype=torch.float32)
+    lo, hi = x0 - e32, x0 + e32
+    x, first = x0.clone(), x0.clone()
+    broken = torch.zeros(len(y), dtype=torch.bool)
+    for s in range(steps + 1):
+        x.requires_grad_(True)
+        z = m(x)
+        if s > 0:
+            adv = (z.argmax(1) != y) & ~broken
+            first[adv] = x.detach()[adv]
+            broken |= adv
+        if s == steps:
+            break
+        (gr,) = torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), x)
+        with torch.no_grad():
+            v = torch.min(torch.max((x + a32 * torch.sign(gr)).clamp(0.0, 1.0), lo), hi)
+            bad = (v - x0).abs() > e32
+            while bad.any():
+                v = torch.where(bad, torch.nextafter(v, x0), v)
+                bad = (v - x0).abs() > e32
+        x = v
+    return ~broken, first
+
+
+def part3(tmp):
+    g = torch.Generator().manual_seed(9)
+    torch.manual_seed(9)
+    K = 10
+    m = random_resnet(g, [16, 32, 64], K)
+    # a random network whose batch norms do not normalise gives nearly the same features for every
+    # image, and class scores that differ by float32 rounding: take the statistics of a batch of
+    # images, perturbed at random, and a classifier on the centred features
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.reset_running_stats()
+                mod.momentum = None
+        m.train()
+        m(images(128, g))
+        m.eval()
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                c = mod.num_features
+                mod.running_mean += 0.1 * mod.running_var.sqrt() * torch.randn(c, generator=g)
+                mod.running_var *= 0.7 + 0.6 * torch.rand(c, generator=g)
+        h = images(128, g)
+        h = F.relu(m.bn(m.stem(h)))
+        for b in m.blocks:
+            h = b(h)
+        f = h.mean(dim=(2, 3))
+        w = torch.randn(K, f.shape[1], generator=g) * 3 / f.shape[1] ** 0.5 / f.std(0).mean()
+        m.fc.weight.data = w
+        m.fc.bias.data = -(w @ f.mean(0))
+    N = 32
+    x = images(N, g)
+    with torch.no_grad():
+        y = m(x).argmax(1)
+    check("the classifier's predictions spread over the classes", len(set(y.tolist())) >= 5, str(np.bincount(y.numpy())))
+    xt = x.clone().requires_grad_(True)
+    logits = m(xt)
+    F.cross_entropy(logits, y, reduction="sum").backward()
+    zt, dxt = logits.detach().numpy(), xt.grad.numpy()
+
+    files = {}
+    for kind, kw in (("folded", {}), ("bn", {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False})):
+        path = os.path.join(tmp, f"resnet8-{kind}.onnx")
+        torch.onnx.export(m, x[:1], path, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=13, **kw)
+        files[kind] = path
+        ops = [n.op_type for n in onnx.load(path).graph.node]
+        out = os.path.join(tmp, "p3" + kind)
+        z, dx = dump(path, x.numpy(), y.numpy(), out, K)
+        spec = open(os.path.join(out, "spec.txt")).read()
+        print(f"     torch.onnx.export ({kind}: {ops.count('Add')} Add, {ops.count('BatchNormalization')} "
+              f"BatchNormalization) read as {spec}")
+        check(f"{kind}: the file has the residual Adds{' and BatchNormalization' if kind == 'bn' else ''}",
+              ops.count("Add") == 3 and (kind != "bn" or ops.count("BatchNormalization") == 9), str(sorted(set(ops))))
+        check(f"{kind}: read as a graph with three adds" + (" and nine bn layers" if kind == "bn" else ""),
+              spec.count("-add@") == 3 and spec.count("-bn") == (9 if kind == "bn" else 0) and "-gap" in spec, spec)
+        e = rel_err(z, zt)
+        check(f"{kind}: logits (torch.onnx.export -> skeptic)", e <= 1e-5, f"rel {e:.2e}")
+        e = rel_err(dx, dxt)
+        check(f"{kind}: input gradients", e <= 1e-4, f"rel {e:.2e}")
+        again = os.path.join(tmp, f"resnet8-{kind}-skeptic.onnx")
+        r = subprocess.run([SKEPTIC, "export", "--model", path, "--format", "onnx", "--out", again], capture_output=True,
+                           text=True)
+        check(f"{kind}: skeptic export of what it read", r.returncode == 0, r.stderr.strip())
+        if r.returncode:
+            continue
+        try:
+            onnx.checker.check_model(onnx.load(again), full_check=True)
+            check(f"{kind}: onnx.checker accepts skeptic's export", True)
+        except Exception as ex:  # noqa: BLE001 -- the checker's exception types vary by version
+            check(f"{kind}: onnx.checker accepts skeptic's export", False, str(ex))
+        z2, dx2 = dump(again, x.numpy(), y.numpy(), out + "2", K)
+        spec2 = open(os.path.join(out + "2", "spec.txt")).read()
+        check(f"{kind}: re-import: the same layers, logits and input gradients bit for bit",
+              spec2 == spec and np.array_equal(z.view(np.uint32), z2.view(np.uint32)) and
+              np.array_equal(dx.view(np.uint32), dx2.view(np.uint32)), spec2)
+
+    # PGD-20 on the file with batch norm, skeptic against torch, from the same start
+    eps, alpha = 2.0 ** -10, 2.0 ** -13  # exact in float32 and in decimal
+    np.save(os.path.join(tmp, "pts.npy"), x.numpy())
+    np.save(os.path.join(tmp, "pts_labels.npy"), y.numpy().astype(np.int64))
+    adv_path = os.path.join(tmp, "adv.npy")
+    r = subprocess.run([SKEPTIC, "attack", "--model", files["bn"], "--data", os.path.join(tmp, "pts.npy"), "--split",
+                        "all", "--n", str(N), "--attack", "pgd", "--eps", repr(eps), "--steps", "20", "--step-size",
+                        repr(alpha), "--save-adv", adv_path, "--json"], capture_output=True, text=True)
+    check("skeptic attack --attack pgd on the torch export", r.returncode == 0, r.stderr.strip()[-300:])
+    if r.returncode:
+        return
+    out = json.loads(r.stdout)
+    rob_t, first = pgd_skeptic_rule(m, x, y, eps, 20, alpha)
+    acc_t = rob_t.float().mean().item()
+    print(f"     PGD-20 at eps 2^-10 on {N} points: robust accuracy skeptic {out['robust_accuracy']:.4f}, "
+          f"torch {acc_t:.4f}")
+    check("skeptic's clean accuracy on torch's predictions is 1", out["clean_accuracy"] == 1.0, str(out["clean_accuracy"]))
+    check("PGD-20 robust accuracy: skeptic = torch", abs(out["robust_accuracy"] - acc_t) < 1e-9 and 0 < acc_t < 1,
+          f"{out['robust_accuracy']} vs {acc_t}")
+    adv = torch.from_numpy(np.load(adv_path).reshape(x.shape))
+    with torch.no_grad():
+        rob_s = m(adv).argmax(1) == y
+    check("the same points stand (skeptic's examples judged by torch)", bool((rob_s == rob_t).all()),
+          f"{int((rob_s != rob_t).sum())} differ")
+    broken = ~rob_t & ~rob_s
+    same = (adv[broken] == first[broken]).reshape(int(broken.sum()), -1).all(1)
+    print(f"     first adversarial iterates identical for {int(same.sum())} of {int(broken.sum())} broken points")
+    check("the same first adversarial iterates for at least 80% of the broken points",
+          int(broken.sum()) > 0 and same.float().mean().item() >= 0.8)
+    _, other = pgd_skeptic_rule(m, x, y, eps, 20, 1.5 * alpha)
+    same_other = (adv[broken] == other[broken]).reshape(int(broken.sum()), -1).all(1)
+    check("self-check: a PGD with a 1.5x step does not reproduce skeptic's iterates",
+          same_other.float().mean().item() < 0.8, f"{int(same_other.sum())} of {int(broken.sum())}")
 
 
 def main():
+    # small batches: one thread is as fast, and does not fight the build for the cores
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         part1(tmp)
         part2(tmp)
+        part3(tmp)
     if failures:
         print(f"{len(failures)} failed")
         sys.exit(1)

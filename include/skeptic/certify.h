@@ -16,8 +16,8 @@
  *          layer is folded into the difference, d_j = (W_y - W_j) h + b_y - b_j,
  *          bounded by (W_y - W_j) c + b_y - b_j - |W_y - W_j| r, which is
  *          tighter than lower(z_y) - upper(z_j).
- *   CROWN  for models made of dense layers and ReLU / leaky ReLU (with flatten
- *          and dropout, identity in eval, anywhere): every pre-activation is
+ *   CROWN  for every layer kind, on chains and graphs (see "CROWN for every
+ *          layer kind" below): every pre-activation is
  *          bounded by a backward pass of linear relaxations (upper line of an
  *          unstable ReLU through (l,0) and (u,u); lower slope 1 if u >= -l
  *          else 0, the adaptive choice of Zhang et al. 2018), intermediate
@@ -26,7 +26,9 @@
  *   LIPSCHITZ  a global L2 Lipschitz constant L_yj of each margin (product of
  *          the spectral norms of the layers before the last dense layer, by
  *          power iteration — conv layers through their forward/transpose —
- *          times |W_y - W_j|_2); margin bound d_j(x) - L_yj eps sqrt(dim).
+ *          times |W_y - W_j|_2; on graphs the constants of two branches add
+ *          where they are summed and root-sum-square where they are
+ *          concatenated); margin bound d_j(x) - L_yj eps sqrt(dim).
  *
  * Floating point: bounds are computed in float (CROWN's backward products
  * too, with the final sums in double); a point is certified only when every margin lower
@@ -39,8 +41,8 @@
  *
  * Supported layers: dense, conv, relu, leaky relu (slope >= 0), tanh, sigmoid,
  * softplus, max/avg pooling, global average pooling, batch norm (eval: running
- * statistics), flatten, dropout (identity). GELU is not monotone: IBP rejects
- * it with SK_EINVAL.
+ * statistics), flatten, dropout (identity), add and cat (graph models). GELU
+ * is not monotone: IBP rejects it with SK_EINVAL.
  */
 #ifndef SKEPTIC_CERTIFY_H
 #define SKEPTIC_CERTIFY_H
@@ -95,8 +97,8 @@ int sk_certify_ibp_worst_logits(struct sk_model *m, struct sk_graph *g, int c, i
 
 /* ---------------- bounds on plain arrays ----------------
  * Logit bounds over the boxes [lo, hi] (N rows of in_dim each, lo <= hi):
- * zlo, zhi [N, n_classes]. method IBP or CROWN (CROWN: MLP only, elementwise
- * best with IBP). */
+ * zlo, zhi [N, n_classes]. method IBP, CROWN (elementwise best with IBP) or
+ * ALPHA_CROWN. */
 int sk_certify_bounds(struct sk_model *m, enum sk_certify_method method, const float *lo, const float *hi, int N,
                       float *zlo, float *zhi);
 /* CROWN alone (no intersection with IBP anywhere): for tests and studies. */
@@ -141,8 +143,11 @@ int sk_certify_lipschitz(struct sk_model *m, const float *x, const int *y, int N
  * activations, 1/4 sigmoid, gamma/sqrt(var+eps) max for batch norm; dense,
  * conv and average pooling as linear maps: Gram iteration, a proof, or power
  * iteration x 1.01 for layers too large for it) written to norms[n_layers]
- * (may be NULL); *prefix = product over the layers before the last dense
- * layer; *global = product over all layers; *proved (may be NULL) = every
+ * (may be NULL; add: sqrt 2, cat: 1, as maps of their two inputs);
+ * *prefix = the constant of the last dense layer's input (the product over
+ * the layers before it in a chain); *global = that of the output (the
+ * product over all layers in a chain; in a graph the constants of two
+ * branches add at an add and root-sum-square at a cat); *proved (may be NULL) = every
  * factor is a proved bound. iters (power iteration; <= 0: 100) sets the lower
  * bound at which Gram iteration stops (within 0.1% of it). */
 int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix,
@@ -155,7 +160,9 @@ int sk_certify_lipschitz_radius(struct sk_model *m, const float *x, const int *y
 
 /* ---------------- CROWN for every layer kind, α-CROWN ----------------
  * Bounds of a specification c·y (y the logits, c a row of C) over a box,
- * by backward linear relaxation on the model's chain of layers: dense, conv
+ * by backward linear relaxation on the model's layers, chains and graphs
+ * (add passes its coefficients to both inputs, cat splits them along the
+ * channels, and a branch point sums what its readers pass back): dense, conv
  * (its transpose), average / global average pooling, batch norm (eval),
  * flatten, dropout (identity), the input transform, relu and leaky relu
  * (upper chord, lower line through 0), max pooling (lower: the input with

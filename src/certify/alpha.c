@@ -1,12 +1,13 @@
 /* α-CROWN (Xu et al. 2021) and β-CROWN's split multipliers (Wang et al.
  * 2021): the lower slopes of unstable relu values, per specification row
  * and value, and a multiplier per split value, raised by Adam on the bound
- * itself. The bound of a row is the relaxed network evaluated at the input
+ * itself, on chains and graphs. The bound of a row is the relaxed network evaluated at the input
  * corner x* that minimises it, so its gradient needs no tape: one relaxed
  * forward pass of x* gives the value z at every relu input, and
  *     d lb / d alpha_j = A_j z_j   (A_j >= 0, the lower line in use)
  *     d lb / d beta_j  = -s_j z_j  (s_j = +1 split active, -1 inactive),
- * A_j the coefficient at the relu output. Every bound on the way is valid,
+ * A_j the coefficient at the relu output (in a graph: summed over all the
+ * readers of that output, as the backward pass leaves it). Every bound on the way is valid,
  * so the best one seen is kept. */
 #include "certify/certify_impl.h"
 #include "certify/lirpa.h"
@@ -44,8 +45,8 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int t
     }
     /* the starting point: given (projected) or CROWN's slopes */
     for (size_t g = 0; g < nr; g++) {
-        int i = net->relu_step[g], j = (int)(g - (size_t)net->s[i].relu_off);
-        float p = net->s[i].p, l = b->lo[i][j], u = b->hi[i][j];
+        int i = net->relu_step[g], j = (int)(g - (size_t)net->s[i].relu_off), vi = net->s[i].in0;
+        float p = net->s[i].p, l = b->lo[vi][j], u = b->hi[vi][j];
         float lo_a = p < 1 ? p : 1, hi_a = p < 1 ? 1 : p;
         for (int q = 0; q < M; q++) {
             size_t k = (size_t)q * nr + g;
@@ -83,11 +84,12 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int t
             const struct lp_step *s = &net->s[i];
             if (s->relu_off < 0) continue;
             float lo_a = s->p < 1 ? s->p : 1, hi_a = s->p < 1 ? 1 : s->p;
+            const float *lo = b->lo[s->in0], *hi = b->hi[s->in0];
             for (int q = 0; q < M; q++) {
-                const float *A = Aout[i] + (size_t)q * s->dout, *z = G[i] + (size_t)q * s->din;
+                const float *A = Aout[i] + (size_t)q * s->dout, *z = G[s->in0] + (size_t)q * s->din;
                 for (int j = 0; j < s->din; j++) {
                     size_t k = (size_t)q * nr + s->relu_off + j;
-                    if (b->lo[i][j] < 0 && b->hi[i][j] > 0 && s->p <= 1) {
+                    if (lo[j] < 0 && hi[j] > 0 && s->p <= 1) {
                         float gr = A[j] >= 0 ? A[j] * z[j] : 0.0f;
                         ma[k] = b1 * ma[k] + (1 - b1) * gr;
                         va[k] = b2 * va[k] + (1 - b2) * gr * gr;
@@ -134,6 +136,7 @@ done:
 bool lp_batch_ok(const struct lp_net *net)
 {
     if (net->sound) return false; /* its passes bound no rounding error: lp_backward's do */
+    if (net->graph) return false; /* its passes walk a chain */
     for (int i = 0; i < net->n; i++) {
         enum lp_kind k = net->s[i].kind;
         if (k != LP_DENSE && k != LP_DIAG && k != LP_ACT) return false;

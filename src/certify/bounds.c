@@ -1,25 +1,126 @@
-/* Bounds of a chain's every step and of a specification: CROWN layer by
- * layer with optional alpha-CROWN slopes (alpha.c) for intermediate and final
- * bounds, over the relaxation primitives of crown.c; and sk_crown, the MLP
- * entry of certify.c. Above crown.c and alpha.c, so neither calls back here. */
+/* Bounds of every value of a chain or graph and of a specification: CROWN
+ * value by value with optional alpha-CROWN slopes (alpha.c) for
+ * intermediate and final bounds, over the relaxation primitives of crown.c;
+ * and sk_crown, the entry of certify.c. Above crown.c and alpha.c, so
+ * neither calls back here. */
 #include "certify/certify_impl.h"
 #include "certify/lirpa.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
-/* ---------------- boxes of every step ---------------- */
+/* ---------------- boxes of every value ---------------- */
 
-static bool needs_crown(const struct lp_net *net, int k)
+/* depth[v]: how many linear maps (diagonal steps aside) value v is of the
+ * input box, INT_MAX / 2 when a nonlinear step or an add lies between:
+ * intervals are exact at depth 1 (a cat of exact intervals is exact). */
+static void lin_depth(const struct lp_net *net, int *depth)
 {
-    /* the input of step k is one linear map (after diagonal steps) of the
-     * input box: intervals are exact there */
-    int lin = 0;
-    for (int i = 0; i < k; i++) {
-        if (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) return true;
-        if (net->s[i].kind != LP_DIAG) lin++;
+    const int far = INT_MAX / 2;
+    depth[0] = 0;
+    for (int i = 0; i < net->n; i++) {
+        const struct lp_step *s = &net->s[i];
+        int d = depth[s->in0];
+        if (s->kind == LP_ACT || s->kind == LP_MAXPOOL || s->kind == LP_ADD) d = far;
+        else if (s->kind == LP_CAT) d = d > depth[s->in1] ? d : depth[s->in1];
+        else if (s->kind != LP_DIAG && d < far) d++;
+        depth[i + 1] = d;
     }
-    return lin > 1;
+}
+
+static bool nonlinear(const struct lp_step *s) { return s->kind == LP_ACT || s->kind == LP_MAXPOOL; }
+
+/* After value v's box is final: the splits of the relu steps (from step
+ * kmin on) that read it clamp it, then the relaxations of its nonlinear
+ * readers from kmin on. 1 when the box came out empty (the splits
+ * contradict each other), else SK_OK or a status. */
+static int finish_value(const struct lp_net *net, struct lp_bounds *b, int v, int kmin, const signed char *split)
+{
+    int k0 = v > kmin ? v : kmin;
+    if (split)
+        for (int k = k0; k < net->n; k++) {
+            const struct lp_step *s = &net->s[k];
+            if (s->in0 != v || s->relu_off < 0) continue;
+            for (int j = 0; j < s->din; j++) {
+                signed char sp = split[s->relu_off + j];
+                if (sp > 0 && b->lo[v][j] < 0) b->lo[v][j] = 0;
+                if (sp < 0 && b->hi[v][j] > 0) b->hi[v][j] = 0;
+            }
+        }
+    int d = v == 0 ? net->in_dim : net->s[v - 1].dout;
+    for (int j = 0; j < d; j++) {
+        float l = b->lo[v][j], u = b->hi[v][j];
+        if (l <= u) continue;
+        if (isnan(l) || isnan(u))
+            return sk_error(SK_ENONFINITE, "bound propagation: a bound of value %d (step %d's output) is not a number",
+                            v, v - 1);
+        /* Two conservative bounds of one value cross only when no point
+         * of the domain reaches it (a split contradicts the others); a
+         * crossing within rounding is only rounding: keep both sides. */
+        if (l - u > 1e-5f * (1 + fabsf(l) + fabsf(u)))
+            return split ? 1
+                         : sk_error(SK_ESTATE, "bound propagation: the bounds of entry %d of value %d cross (%g > %g)",
+                                    j, v, l, u);
+        b->lo[v][j] = u;
+        b->hi[v][j] = l;
+    }
+    for (int k = k0; k < net->n; k++)
+        if (net->s[k].in0 == v && b->rx[k]) lp_make_relax(net, b, k);
+    return SK_OK;
+}
+
+/* CROWN (and α-CROWN with o->alpha_iters) for entries of value v: its
+ * unstable ones when only relu steps read it and intervals are on, else
+ * all; intersected with the box with o->with_ibp. */
+static int crown_value(const struct lp_net *net, struct lp_bounds *b, int v, const struct lp_opts *o, int *sel,
+                       float **A, float **lb)
+{
+    bool relu = true;
+    for (int k = v; k < net->n; k++)
+        if (net->s[k].in0 == v && nonlinear(&net->s[k]) && net->s[k].relu_off < 0) relu = false;
+    int dv = net->s[v - 1].dout, ns = 0;
+    for (int j = 0; j < dv; j++)
+        if (!relu || !o->with_ibp || (b->lo[v][j] < 0 && b->hi[v][j] > 0)) sel[ns++] = j;
+    if (ns == 0 || (ns > o->crown_rows && o->with_ibp)) return SK_OK;
+    int per = (int)((1u << 21) / (unsigned)dv);
+    per = per < 1 ? 1 : per > ns ? ns : per;
+    sk_free(*A);
+    sk_free(*lb);
+    *A = sk_malloc(sizeof(float) * (size_t)2 * per * dv);
+    *lb = sk_malloc(sizeof(float) * (size_t)2 * per);
+    if (!*A || !*lb) return SK_ENOMEM;
+    int rc = SK_OK;
+    for (int j0 = 0; j0 < ns && rc == SK_OK; j0 += per) {
+        int r = ns - j0 < per ? ns - j0 : per;
+        float *Ar = *A, *l = *lb;
+        memset(Ar, 0, sizeof(float) * (size_t)2 * r * dv);
+        for (int t = 0; t < r; t++) {
+            Ar[(size_t)t * dv + sel[j0 + t]] = 1.0f;
+            Ar[(size_t)(r + t) * dv + sel[j0 + t]] = -1.0f;
+        }
+        rc = lp_backward(net, b, v, Ar, 2 * r, o, NULL, l);
+        /* α-CROWN on these rows too, where its slopes fit in memory */
+        if (rc == SK_OK && o->alpha_iters > 0 && net->n_relu > 0 && net->relu_step[0] < v &&
+            (size_t)2 * r * net->n_relu <= ((size_t)1 << 23)) {
+            struct lp_opts oi = *o;
+            oi.alpha_iters = 0;
+            rc = lp_alpha_optimize(net, b, v, Ar, 2 * r, o->alpha_iters, 0.1f, NULL, NULL, NULL, &oi, NULL, l, NULL,
+                                   NULL);
+        }
+        for (int t = 0; t < r && rc == SK_OK; t++) {
+            int j = sel[j0 + t];
+            float lo = l[t], hi = -l[r + t];
+            if (o->with_ibp) {
+                if (lo > b->lo[v][j]) b->lo[v][j] = lo;
+                if (hi < b->hi[v][j]) b->hi[v][j] = hi;
+            } else {
+                b->lo[v][j] = lo;
+                b->hi[v][j] = hi;
+            }
+        }
+    }
+    return rc;
 }
 
 int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *hi0, const signed char *split,
@@ -33,17 +134,26 @@ int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *h
     float *tmp = sk_malloc(sizeof(float) * (4 * (size_t)net->maxd + 2));
     float *col = sk_malloc(sizeof(float) * lp_conv_col(net));
     int *sel = sk_malloc(sizeof(int) * ((size_t)net->maxd + 1));
+    int *depth = sk_malloc(sizeof(int) * ((size_t)net->n + 1));
     float *A = NULL, *lb = NULL;
     int rc = SK_ENOMEM;
-    if (!tmp || !col || !sel) goto done;
+    if (!tmp || !col || !sel || !depth) goto done;
     rc = SK_OK;
-    for (int i = first; i <= net->n && rc == SK_OK; i++) {
-        if (i > first || i == 0) {
-            if (i > 0) {
-                /* the interval through step i-1 */
-                const struct lp_step *s = &net->s[i - 1];
-                lp_step_interval(net, b, i - 1, tmp, col);
-                float *lo = b->lo[i], *hi = b->hi[i];
+    lin_depth(net, depth);
+    /* a graph's steps from `first` on may read values before it: their splits and relaxations */
+    if (keep)
+        for (int v = 0; v < first && rc == SK_OK; v++) {
+            bool read = false;
+            for (int k = first; k < net->n && !read; k++) read = net->s[k].in0 == v && nonlinear(&net->s[k]);
+            if (read) rc = finish_value(net, b, v, first, split);
+        }
+    for (int v = first; v <= net->n && rc == SK_OK; v++) {
+        if (v > first || v == 0) {
+            if (v > 0) {
+                /* the interval through step v-1 */
+                const struct lp_step *s = &net->s[v - 1];
+                lp_step_interval(net, b, v - 1, tmp, col);
+                float *lo = b->lo[v], *hi = b->hi[v];
                 bool isect = keep && o->with_ibp;
                 for (int j = 0; j < s->dout; j++) {
                     float l = tmp[j], u = tmp[s->dout + j];
@@ -57,90 +167,17 @@ int lp_bounds_compute(const struct lp_net *net, const float *lo0, const float *h
                 }
             }
             /* CROWN for the inputs of nonlinear steps */
-            if (i < net->n && i > 0 && (net->s[i].kind == LP_ACT || net->s[i].kind == LP_MAXPOOL) &&
-                needs_crown(net, i)) {
-                const struct lp_step *s = &net->s[i];
-                bool relu = s->relu_off >= 0;
-                int ns = 0;
-                for (int j = 0; j < s->din; j++)
-                    if (!relu || !o->with_ibp || (b->lo[i][j] < 0 && b->hi[i][j] > 0)) sel[ns++] = j;
-                if (ns > 0 && (ns <= o->crown_rows || !o->with_ibp)) {
-                    int per = (int)((1u << 21) / (unsigned)s->din);
-                    per = per < 1 ? 1 : per > ns ? ns : per;
-                    sk_free(A);
-                    sk_free(lb);
-                    A = sk_malloc(sizeof(float) * (size_t)2 * per * s->din);
-                    lb = sk_malloc(sizeof(float) * (size_t)2 * per);
-                    if (!A || !lb) {
-                        rc = SK_ENOMEM;
-                        break;
-                    }
-                    for (int j0 = 0; j0 < ns && rc == SK_OK; j0 += per) {
-                        int r = ns - j0 < per ? ns - j0 : per;
-                        memset(A, 0, sizeof(float) * (size_t)2 * r * s->din);
-                        for (int t = 0; t < r; t++) {
-                            A[(size_t)t * s->din + sel[j0 + t]] = 1.0f;
-                            A[(size_t)(r + t) * s->din + sel[j0 + t]] = -1.0f;
-                        }
-                        rc = lp_backward(net, b, i, A, 2 * r, o, NULL, lb);
-                        /* α-CROWN on these rows too, where its slopes fit in memory */
-                        if (rc == SK_OK && o->alpha_iters > 0 && net->n_relu > 0 && net->relu_step[0] < i &&
-                            (size_t)2 * r * net->n_relu <= ((size_t)1 << 23)) {
-                            struct lp_opts oi = *o;
-                            oi.alpha_iters = 0;
-                            rc = lp_alpha_optimize(net, b, i, A, 2 * r, o->alpha_iters, 0.1f, NULL, NULL, NULL, &oi,
-                                                   NULL, lb, NULL, NULL);
-                        }
-                        for (int t = 0; t < r && rc == SK_OK; t++) {
-                            int j = sel[j0 + t];
-                            float l = lb[t], u = -lb[r + t];
-                            if (o->with_ibp) {
-                                if (l > b->lo[i][j]) b->lo[i][j] = l;
-                                if (u < b->hi[i][j]) b->hi[i][j] = u;
-                            } else {
-                                b->lo[i][j] = l;
-                                b->hi[i][j] = u;
-                            }
-                        }
-                    }
-                    if (rc) break;
-                }
-            }
+            bool read = false;
+            for (int k = v; k < net->n && !read; k++) read = net->s[k].in0 == v && nonlinear(&net->s[k]);
+            if (v > 0 && read && depth[v] > 1 && (rc = crown_value(net, b, v, o, sel, &A, &lb))) break;
         }
-        if (i < net->n && split && net->s[i].relu_off >= 0) {
-            const struct lp_step *s = &net->s[i];
-            for (int j = 0; j < s->din; j++) {
-                signed char sp = split[s->relu_off + j];
-                if (sp > 0 && b->lo[i][j] < 0) b->lo[i][j] = 0;
-                if (sp < 0 && b->hi[i][j] > 0) b->hi[i][j] = 0;
-            }
-        }
-        int d = i == 0 ? net->in_dim : net->s[i - 1].dout;
-        for (int j = 0; j < d; j++) {
-            float l = b->lo[i][j], u = b->hi[i][j];
-            if (l <= u) continue;
-            if (isnan(l) || isnan(u)) {
-                rc = sk_error(SK_ENONFINITE, "bound propagation: a bound of step %d is not a number", i);
-                goto done;
-            }
-            /* Two conservative bounds of one value cross only when no point
-             * of the domain reaches it (a split contradicts the others); a
-             * crossing within rounding is only rounding: keep both sides. */
-            if (l - u > 1e-5f * (1 + fabsf(l) + fabsf(u))) {
-                rc = split ? 1
-                           : sk_error(SK_ESTATE, "bound propagation: the bounds of value %d of step %d cross (%g > %g)",
-                                      j, i, l, u);
-                goto done;
-            }
-            b->lo[i][j] = u;
-            b->hi[i][j] = l;
-        }
-        if (i < net->n && b->rx[i]) lp_make_relax(net, b, i);
+        rc = finish_value(net, b, v, first, split);
     }
 done:
     sk_free(tmp);
     sk_free(col);
     sk_free(sel);
+    sk_free(depth);
     sk_free(A);
     sk_free(lb);
     return rc;
@@ -179,7 +216,7 @@ int sk_certify_spec_bounds(struct sk_model *m, const float *lo, const float *hi,
         return sk_error(SK_EINVAL, "bounds: cfg.alpha_iters %d, cfg.alpha_lr %g, cfg.crown_rows %d out of range",
                         cfg->alpha_iters, cfg->alpha_lr, cfg->crown_rows);
     struct lp_net net;
-    int rc = lp_net_build(m, &net);
+    int rc = lp_net_build_graph(m, &net);
     if (rc) return rc;
     net.sound = cfg->sound_fp;
     struct lp_opts o = { .with_ibp = cfg->with_ibp, .crown_rows = cfg->crown_rows };
@@ -196,39 +233,11 @@ struct sk_certify_crown_config sk_certify_crown_defaults(void)
                                              .with_ibp = true };
 }
 
-/* ---------------- the MLP entry of method crown ---------------- */
-
-static int check_mlp(const struct sk_model *m)
-{
-    if (!sk_model_is_chain(m))
-        return sk_error(SK_EINVAL, "crown does not support residual models yet (model '%s' has branches); use "
-                        "method ibp", m->spec);
-    bool want_dense = true;
-    int n = 0;
-    for (int li = 0; li < m->n_layers; li++) {
-        const struct sk_layer *L = &m->layers[li];
-        if (L->kind == SK_LAYER_FLATTEN || L->kind == SK_LAYER_DROPOUT) continue;
-        if (want_dense && L->kind == SK_LAYER_DENSE) {
-            want_dense = false;
-            n++;
-        } else if (!want_dense &&
-                   (L->kind == SK_LAYER_RELU || (L->kind == SK_LAYER_LRELU && L->p >= 0 && L->p <= 1))) {
-            want_dense = true;
-        } else {
-            return sk_error(SK_EINVAL, "CROWN supports models of dense layers with relu/leaky relu between them "
-                            "(an MLP); layer %d (%s) of '%s' does not fit: use method ibp, or alpha-crown for "
-                            "every layer kind", li, sk_layer_name(L->kind), m->spec);
-        }
-    }
-    if (n == 0 || want_dense) return sk_error(SK_EINVAL, "CROWN: model '%s' must end with a dense layer", m->spec);
-    return SK_OK;
-}
+/* ---------------- method crown ---------------- */
 
 int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp, float *zlo,
              float *zhi)
 {
-    int rc = check_mlp(m);
-    if (rc) return rc;
     return sk_crown_any(m, cv, rv, y, N, with_ibp, 0, zlo, zhi);
 }
 
@@ -237,7 +246,7 @@ int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int
 {
     int K = m->n_classes, D = m->in_dim;
     struct lp_net net;
-    int rc = lp_net_build(m, &net);
+    int rc = lp_net_build_graph(m, &net);
     if (rc) return rc;
     float *C = sk_calloc((size_t)2 * K * K + 1, sizeof(float)), *lb = sk_malloc(sizeof(float) * (2 * (size_t)K + 1));
     float *lo = sk_malloc(sizeof(float) * (size_t)D), *hi = sk_malloc(sizeof(float) * (size_t)D);
@@ -290,13 +299,20 @@ int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int
 
 int lp_forward_point(const struct lp_net *net, const float *x, float *y)
 {
-    float *a = sk_malloc(sizeof(float) * (size_t)net->maxd), *c = sk_malloc(sizeof(float) * (size_t)net->maxd);
+    /* every value's buffer (a graph reads values further back than the step before) */
+    size_t tot = (size_t)net->in_dim + 1;
+    for (int i = 0; i < net->n; i++) tot += (size_t)net->s[i].dout;
+    float *mem = sk_malloc(sizeof(float) * tot), **v = sk_malloc(sizeof(float *) * ((size_t)net->n + 1));
     float *col = sk_malloc(sizeof(float) * lp_conv_col(net));
     int rc = SK_ENOMEM;
-    if (a && c && col) {
-        memcpy(a, x, sizeof(float) * (size_t)net->in_dim);
+    if (mem && v && col) {
+        v[0] = mem;
+        for (int i = 0; i < net->n; i++) v[i + 1] = v[i] + (i == 0 ? net->in_dim : net->s[i - 1].dout);
+        memcpy(v[0], x, sizeof(float) * (size_t)net->in_dim);
         for (int i = 0; i < net->n; i++) {
             const struct lp_step *s = &net->s[i];
+            const float *a = v[s->in0];
+            float *c = v[i + 1];
             if (s->kind == LP_ACT) {
                 for (int j = 0; j < s->din; j++) c[j] = (float)lp_act_f(s->act, s->p, a[j]);
             } else if (s->kind == LP_MAXPOOL) {
@@ -306,11 +322,16 @@ int lp_forward_point(const struct lp_net *net, const float *x, float *y)
                             float mx = -INFINITY;
                             for (int ky = 0; ky < s->k; ky++)
                                 for (int kx = 0; kx < s->k; kx++) {
-                                    float v = a[(ch * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx];
-                                    mx = v > mx ? v : mx;
+                                    float t = a[(ch * s->ih + oy * s->stride + ky) * s->iw + ox * s->stride + kx];
+                                    mx = t > mx ? t : mx;
                                 }
                             c[(ch * s->oh + oy) * s->ow + ox] = mx;
                         }
+            } else if (s->kind == LP_ADD) {
+                for (int j = 0; j < s->dout; j++) c[j] = a[j] + v[s->in1][j];
+            } else if (s->kind == LP_CAT) {
+                memcpy(c, a, sizeof(float) * (size_t)s->din);
+                memcpy(c + s->din, v[s->in1], sizeof(float) * (size_t)(s->dout - s->din));
             } else if (s->kind == LP_DENSE) {
                 /* one matrix-vector product (branch and bound checks a corner per subdomain) */
                 memcpy(c, s->b, sizeof(float) * (size_t)s->dout);
@@ -318,15 +339,12 @@ int lp_forward_point(const struct lp_net *net, const float *x, float *y)
             } else {
                 lp_lin_forward(s, s->W, a, c, true, col);
             }
-            float *t = a;
-            a = c;
-            c = t;
         }
-        memcpy(y, a, sizeof(float) * (size_t)net->out_dim);
+        memcpy(y, v[net->n], sizeof(float) * (size_t)net->out_dim);
         rc = SK_OK;
     }
-    sk_free(a);
-    sk_free(c);
+    sk_free(mem);
+    sk_free(v);
     sk_free(col);
     return rc;
 }

@@ -17,7 +17,7 @@ int sk_certify_ibp_margins(struct sk_model *m, const float *cv, const float *rv,
 int sk_certify_ibp_bounds(struct sk_model *m, const float *lo, const float *hi, int N, float *zlo, float *zhi);
 /* CROWN: y == NULL gives logit bounds (zlo, zhi [N,K]); else margin lower
  * bounds into zlo [N,K] (zhi unused). with_ibp: intersect with IBP and take
- * the elementwise best. Fails with SK_EINVAL for models that are not MLPs. */
+ * the elementwise best. Every layer kind, chains and graphs (lirpa.h). */
 int sk_crown(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp, float *zlo,
              float *zhi);
 /* Lipschitz margin bounds (z_y - z_j)(x) - L_yj eps sqrt(dim). */

@@ -1,7 +1,8 @@
-/* CROWN (Zhang et al. 2018): backward linear relaxation over a chain of
- * steps (lirpa.h) for every layer kind, with intermediate boxes by CROWN
- * layer by layer intersected with interval arithmetic, and bounds of a
- * specification matrix C directly (c·y, not logits subtracted afterwards). */
+/* CROWN (Zhang et al. 2018): backward linear relaxation over the steps
+ * (lirpa.h) of a chain or a graph for every layer kind, with intermediate
+ * boxes by CROWN layer by layer intersected with interval arithmetic, and
+ * bounds of a specification matrix C directly (c·y, not logits subtracted
+ * afterwards). */
 #include "certify/certify_impl.h"
 #include "certify/lirpa.h"
 
@@ -17,15 +18,17 @@ static struct lp_step *push_step(struct lp_net *net, int cap)
     struct lp_step *s = &net->s[net->n++];
     memset(s, 0, sizeof *s);
     s->relu_off = -1;
+    s->in1 = -1;
     return s;
 }
 
-/* ea_c, eab_c: per channel bounds of the rounding in a_c, b_c */
-static int diag_step(struct lp_net *net, int cap, int din, int per, const float *a_c, const float *b_c,
+/* ea_c, eab_c: per channel bounds of the rounding in a_c, b_c; in0: the value read */
+static int diag_step(struct lp_net *net, int cap, int in0, int din, int per, const float *a_c, const float *b_c,
                      const float *ea_c, const float *eab_c)
 {
     struct lp_step *s = push_step(net, cap);
     s->kind = LP_DIAG;
+    s->in0 = in0;
     s->din = s->dout = din;
     s->a = sk_malloc(sizeof(float) * (size_t)din);
     s->ab = sk_malloc(sizeof(float) * (size_t)din);
@@ -45,13 +48,27 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
 {
     memset(net, 0, sizeof *net);
     if (!sk_model_is_chain(m))
-        return sk_error(SK_EINVAL, "crown does not support residual models yet (model '%s' has branches); use "
-                        "method ibp", m->spec);
+        return sk_error(SK_EINVAL, "branch and bound and the weight-box bounds take chains of layers only (model "
+                        "'%s' has branches: add, cat or a layer reading a named output); certify's methods ibp, "
+                        "crown and alpha-crown bound it", m->spec);
+    return lp_net_build_graph(m, net);
+}
+
+int lp_net_build_graph(const struct sk_model *m, struct lp_net *net)
+{
+    memset(net, 0, sizeof *net);
     int cap = m->n_layers + 1;
     net->s = sk_calloc((size_t)cap, sizeof *net->s);
-    if (!net->s) return SK_ENOMEM;
+    /* val[li]: the value holding layer li's output (flatten and dropout: their input's) */
+    int *val = sk_malloc(sizeof(int) * ((size_t)m->n_layers + 1));
+    if (!net->s || !val) {
+        sk_free(val);
+        sk_free(net->s);
+        net->s = NULL;
+        return SK_ENOMEM;
+    }
     net->in_dim = m->in_dim;
-    int rc = SK_OK;
+    int rc = SK_OK, vin = 0;
     if (m->prep) {
         int D = m->in_dim;
         float *a = sk_malloc(sizeof(float) * (size_t)D), *b = sk_malloc(sizeof(float) * (size_t)D);
@@ -64,18 +81,24 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
                 /* one float product: within 2^-24 of the exact shift * scale */
                 eb[j] = 0x1p-23f * fabsf(b[j]) + FLT_TRUE_MIN;
             }
-            rc = diag_step(net, cap, D, 1, a, b, ea, eb);
+            rc = diag_step(net, cap, 0, D, 1, a, b, ea, eb);
         }
         sk_free(a);
         sk_free(b);
         sk_free(ea);
         sk_free(eb);
         if (rc) goto fail;
+        vin = 1;
     }
     for (int li = 0; li < m->n_layers; li++) {
         const struct sk_layer *L = &m->layers[li];
         int din = L->in[0] * L->in[1] * L->in[2], dout = L->out[0] * L->out[1] * L->out[2];
-        if (L->kind == SK_LAYER_FLATTEN || L->kind == SK_LAYER_DROPOUT) continue;
+        int in0 = L->from[0] < 0 ? vin : val[L->from[0]];
+        if (L->kind == SK_LAYER_FLATTEN || L->kind == SK_LAYER_DROPOUT) {
+            val[li] = in0;
+            continue;
+        }
+        val[li] = net->n + 1;
         if (L->kind == SK_LAYER_BATCHNORM) {
             int C = L->units, per = L->in[1] * L->in[2];
             float *a = sk_malloc(sizeof(float) * (size_t)C), *b = sk_malloc(sizeof(float) * (size_t)C);
@@ -93,7 +116,7 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
                                     0x1p-48 * (fabs((double)m->params[L->b_off + c]) +
                                                fabs(s * m->buffers[L->rm_off + c]))) + FLT_TRUE_MIN;
                 }
-                rc = diag_step(net, cap, din, per, a, b, ea, eb);
+                rc = diag_step(net, cap, in0, din, per, a, b, ea, eb);
             }
             sk_free(a);
             sk_free(b);
@@ -103,6 +126,7 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
             continue;
         }
         struct lp_step *s = push_step(net, cap);
+        s->in0 = in0;
         s->din = din;
         s->dout = dout;
         s->ic = L->in[0], s->ih = L->in[1], s->iw = L->in[2];
@@ -138,6 +162,11 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
             s->act = L->kind;
             s->p = L->kind == SK_LAYER_LRELU ? L->p : 0.0f;
             break;
+        case SK_LAYER_ADD:
+        case SK_LAYER_CAT:
+            s->kind = L->kind == SK_LAYER_ADD ? LP_ADD : LP_CAT;
+            s->in1 = L->from[1] < 0 ? vin : val[L->from[1]];
+            break;
         default:
             rc = sk_error(SK_EINVAL, "bound propagation: layer %d (%s) of '%s' is not supported", li,
                           sk_layer_name(L->kind), m->spec);
@@ -145,7 +174,8 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
         }
     }
     net->out_dim = m->n_classes;
-    if (net->n == 0 || net->s[net->n - 1].dout != m->n_classes) {
+    /* the output is the last step's (a model ending in flatten or dropout reads the value before) */
+    if (net->n == 0 || val[m->n_layers - 1] != net->n || net->s[net->n - 1].dout != m->n_classes) {
         rc = sk_error(SK_EINVAL, "bound propagation: model '%s' has no layer that gives its %d outputs", m->spec,
                       m->n_classes);
         goto fail;
@@ -160,11 +190,15 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
         rc = SK_ENOMEM;
         goto fail;
     }
-    for (int i = 0; i < net->n; i++)
+    for (int i = 0; i < net->n; i++) {
         if (net->s[i].relu_off >= 0)
             for (int j = 0; j < net->s[i].din; j++) net->relu_step[net->s[i].relu_off + j] = i;
+        if (net->s[i].in0 != i || net->s[i].in1 >= 0) net->graph = true;
+    }
+    sk_free(val);
     return SK_OK;
 fail:
+    sk_free(val);
     lp_net_free(net);
     return rc;
 }
@@ -380,7 +414,7 @@ static void smooth_lines(enum sk_layer_kind k, double l, double u, float *al, fl
 void lp_make_relax(const struct lp_net *net, struct lp_bounds *b, int i)
 {
     const struct lp_step *s = &net->s[i];
-    const float *lo = b->lo[i], *hi = b->hi[i];
+    const float *lo = b->lo[s->in0], *hi = b->hi[s->in0];
     float *rx = b->rx[i];
     if (s->kind == LP_MAXPOOL) {
         for (int c = 0; c < s->oc; c++)
@@ -702,8 +736,26 @@ static void interval_sound(const struct lp_step *s, const float *lo, const float
 void lp_step_interval(const struct lp_net *net, struct lp_bounds *b, int i, float *tmp, float *col)
 {
     const struct lp_step *s = &net->s[i];
-    const float *lo = b->lo[i], *hi = b->hi[i];
+    const float *lo = b->lo[s->in0], *hi = b->hi[s->in0];
     float *olo = tmp, *ohi = tmp + s->dout;
+    if (s->kind == LP_ADD) {
+        /* the double sum of two floats is within 2^-53 of exact; then outward to float */
+        const float *lo2 = b->lo[s->in1], *hi2 = b->hi[s->in1];
+        for (int j = 0; j < s->dout; j++) {
+            double l = (double)lo[j] + lo2[j], u = (double)hi[j] + hi2[j];
+            olo[j] = sk_certify_down(l - U_D * fabs(l));
+            ohi[j] = sk_certify_up(u + U_D * fabs(u));
+        }
+        return;
+    }
+    if (s->kind == LP_CAT) {
+        int d2 = s->dout - s->din;
+        memcpy(olo, lo, sizeof(float) * (size_t)s->din);
+        memcpy(olo + s->din, b->lo[s->in1], sizeof(float) * (size_t)d2);
+        memcpy(ohi, hi, sizeof(float) * (size_t)s->din);
+        memcpy(ohi + s->din, b->hi[s->in1], sizeof(float) * (size_t)d2);
+        return;
+    }
     if (s->kind == LP_ACT) {
         for (int j = 0; j < s->din; j++) act_range(s, lo[j], hi[j], &olo[j], &ohi[j]);
         return;
@@ -762,7 +814,7 @@ static inline void act_line(const struct lp_net *net, const struct lp_bounds *b,
     if (lower) {
         *sl = r[0];
         *ic = r[1];
-        if (x && x->alpha && s->relu_off >= 0 && s->p <= 1 && b->lo[i][j] < 0 && b->hi[i][j] > 0)
+        if (x && x->alpha && s->relu_off >= 0 && s->p <= 1 && b->lo[s->in0][j] < 0 && b->hi[s->in0][j] > 0)
             *sl = x->alpha[(size_t)q * net->n_relu + s->relu_off + j];
     } else {
         *sl = r[2];
@@ -808,18 +860,97 @@ static void lin_error(const struct lp_step *s, const float *mi, float *e, float 
     }
 }
 
+/* The coefficients of one chunk of rows on the live values of the graph:
+ * Av[v] [Mc, size of v] or NULL (no row has a coefficient there yet), and
+ * a free list of buffers of chunk * maxd floats. */
+struct coefs {
+    float **Av, **pool;
+    int n_pool;
+    size_t len;
+};
+
+static float *coef_get(struct coefs *c)
+{
+    return c->n_pool > 0 ? c->pool[--c->n_pool] : sk_malloc(sizeof(float) * c->len);
+}
+
+static void coef_put(struct coefs *c, float *p)
+{
+    if (p) c->pool[c->n_pool++] = p;
+}
+
+static int value_dim(const struct lp_net *net, int v)
+{
+    return v == 0 ? net->in_dim : net->s[v - 1].dout;
+}
+
+/* Add src (Mc rows of d values, row stride ld, from column off) into the
+ * coefficients of value v: the first reader's are taken as they are, the
+ * others' summed in float. sound: err[q] gets the rounding of those sums,
+ * u (|old| + |new|) times the magnitude of v's box. take: src is a buffer
+ * of the pool that v may keep (ld == d, off == 0). */
+static int coef_add(const struct lp_net *net, const struct lp_bounds *b, struct coefs *c, int v, float *src, int ld,
+                    int off, int Mc, bool take, double *err)
+{
+    int d = value_dim(net, v);
+    float *dst = c->Av[v];
+    if (!dst) {
+        if (take) {
+            c->Av[v] = src;
+            return SK_OK;
+        }
+        if (!(dst = c->Av[v] = coef_get(c))) return SK_ENOMEM;
+        for (int q = 0; q < Mc; q++)
+            memcpy(dst + (size_t)q * d, src + (size_t)q * ld + off, sizeof(float) * (size_t)d);
+        return SK_OK;
+    }
+    for (int q = 0; q < Mc; q++) {
+        float *dq = dst + (size_t)q * d;
+        const float *sq = src + (size_t)q * ld + off;
+        double e = 0;
+        for (int j = 0; j < d; j++) {
+            if (err) e += (fabs((double)dq[j]) + fabs((double)sq[j])) * fmax(fabs((double)b->lo[v][j]), fabs((double)b->hi[v][j]));
+            dq[j] += sq[j];
+        }
+        if (err) err[q] += U_F * e * (1 + gam((double)d, U_D)) + (double)FLT_TRUE_MIN * d;
+    }
+    if (take) coef_put(c, src);
+    return SK_OK;
+}
+
+/* bias[q] + the concretization of every live value at or below `upto` for
+ * row q; sound: minus the rounding bounds (err[q] and the sums'). corner
+ * (may be NULL): value 0's minimising corner of the row. */
+static double concretize_live(const struct lp_net *net, const struct lp_bounds *b, const struct coefs *c, int upto,
+                              int q, double bias, const double *err, float *corner)
+{
+    double v = bias, ce = 0;
+    bool sound = net->sound;
+    if (corner && !c->Av[0]) memcpy(corner, b->lo[0], sizeof(float) * (size_t)net->in_dim);
+    for (int w = 0; w <= upto; w++) {
+        if (!c->Av[w]) continue;
+        int d = value_dim(net, w);
+        double e = 0;
+        v += concretize(c->Av[w] + (size_t)q * d, b->lo[w], b->hi[w], d, w == 0 ? corner : NULL, sound ? &e : NULL);
+        ce += e;
+    }
+    if (sound) v -= (err[q] + ce) * (1 + 1e-12) + U_D * fabs(v);
+    return v;
+}
+
 int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, const float *A, int M,
                 const struct lp_opts *o, const struct lp_extra *x, float *lb)
 {
-    int maxd = net->maxd, stop = o->stop;
+    int maxd = net->maxd, stop = o->stop, n = net->n;
     bool sound = net->sound;
-    SK_ASSERT(stop >= 0 && stop <= top);
-    /* rows in chunks of at most 2^22 floats of coefficients (not with extras: they are per row) */
+    SK_ASSERT(stop >= 0 && stop <= top && top <= n);
+    /* rows in chunks of at most 2^22 floats of coefficients per value (not with extras: they are per row) */
     int chunk = x ? M : (int)((1u << 22) / (unsigned)maxd);
     if (chunk < 1) chunk = 1;
     if (chunk > M) chunk = M;
-    float *cur = sk_malloc(sizeof(float) * (size_t)chunk * maxd + 1);
-    float *nxt = sk_malloc(sizeof(float) * (size_t)chunk * maxd + 1);
+    struct coefs cf = { .Av = sk_calloc((size_t)n + 1, sizeof(float *)), .pool = sk_calloc((size_t)n + 3, sizeof(float *)),
+                        .len = (size_t)chunk * maxd + 1 };
+    float *nxt = sk_malloc(sizeof(float) * cf.len);
     float *col = sk_malloc(sizeof(float) * lp_conv_col(net));
     double *bias = sk_malloc(sizeof(double) * (size_t)chunk + 1), *best = sk_malloc(sizeof(double) * (size_t)chunk + 1);
     /* sound: the rounding error so far of each row's bound, input magnitudes and per-output errors */
@@ -827,28 +958,47 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
     float *mi = sound ? sk_malloc(sizeof(float) * ((size_t)maxd + 1)) : NULL;
     float *ev = sound ? sk_malloc(sizeof(float) * ((size_t)maxd + 1)) : NULL;
     int rc = SK_ENOMEM;
-    if (!cur || !nxt || !col || !bias || !best || (sound && (!err || !mi || !ev))) goto done;
+    if (!cf.Av || !cf.pool || !nxt || !col || !bias || !best || (sound && (!err || !mi || !ev))) goto done;
     rc = SK_OK;
-    int dtop = top == net->n ? net->out_dim : net->s[top].din;
-    for (int q0 = 0; q0 < M; q0 += chunk) {
+    int dtop = value_dim(net, top);
+    for (int q0 = 0; q0 < M && rc == SK_OK; q0 += chunk) {
         int Mc = M - q0 < chunk ? M - q0 : chunk;
-        memcpy(cur, A + (size_t)q0 * dtop, sizeof(float) * (size_t)Mc * dtop);
+        if (!(cf.Av[top] = coef_get(&cf))) {
+            rc = SK_ENOMEM;
+            break;
+        }
+        memcpy(cf.Av[top], A + (size_t)q0 * dtop, sizeof(float) * (size_t)Mc * dtop);
         for (int q = 0; q < Mc; q++) {
             bias[q] = 0;
             best[q] = -INFINITY;
             if (sound) err[q] = 0;
             if (o->with_ibp) {
                 double ce = 0;
-                best[q] = concretize(cur + (size_t)q * dtop, b->lo[top], b->hi[top], dtop, NULL, sound ? &ce : NULL);
+                best[q] = concretize(cf.Av[top] + (size_t)q * dtop, b->lo[top], b->hi[top], dtop, NULL, sound ? &ce : NULL);
                 best[q] -= ce;
             }
         }
-        for (int i = top - 1; i >= stop; i--) {
+        for (int i = top - 1; i >= stop && rc == SK_OK; i--) {
             const struct lp_step *s = &net->s[i];
             bool linear = s->kind == LP_DIAG || s->kind == LP_DENSE || s->kind == LP_CONV || s->kind == LP_AVGPOOL ||
-                          s->kind == LP_GAP;
+                          s->kind == LP_GAP || s->kind == LP_ADD || s->kind == LP_CAT;
+            float *cur = cf.Av[i + 1];
+            if (!cur) {
+                /* no coefficient reaches this step's output: it takes no part in these rows' bounds */
+                if (x && x->Aout && !linear) memset(x->Aout[i] + (size_t)q0 * s->dout, 0, sizeof(float) * (size_t)Mc * s->dout);
+                continue;
+            }
+            cf.Av[i + 1] = NULL;
             if (x && x->Aout && !linear) memcpy(x->Aout[i] + (size_t)q0 * s->dout, cur, sizeof(float) * (size_t)Mc * s->dout);
-            if (sound) box_mag(b->lo[i], b->hi[i], s->din, mi);
+            if (s->kind == LP_ADD || s->kind == LP_CAT) {
+                /* add: both inputs take the coefficient; cat: each its own columns */
+                int off2 = s->kind == LP_ADD ? 0 : s->din;
+                rc = coef_add(net, b, &cf, s->in0, cur, s->dout, 0, Mc, false, err);
+                if (!rc) rc = coef_add(net, b, &cf, s->in1, cur, s->dout, off2, Mc, false, err);
+                coef_put(&cf, cur);
+                goto next;
+            }
+            if (sound) box_mag(b->lo[s->in0], b->hi[s->in0], s->din, mi);
             if (sound && linear) {
                 lin_error(s, mi, ev, col);
                 for (int q = 0; q < Mc; q++) {
@@ -910,36 +1060,42 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
             } else {
                 lin_backward(s, cur, Mc, nxt, bias, col);
             }
+            coef_put(&cf, cur);
+            /* the step's input coefficients: nxt itself when no other reader put any there yet */
+            rc = coef_add(net, b, &cf, s->in0, nxt, s->din, 0, Mc, true, err);
+            if (rc == SK_OK && !(nxt = coef_get(&cf))) rc = SK_ENOMEM;
+        next:
+            if (rc) break;
             if (sound)
                 for (int q = 0; q < Mc; q++) err[q] += U_D * fabs(bias[q]);
-            float *t = cur;
-            cur = nxt;
-            nxt = t;
             if (o->with_ibp && i > stop)
                 for (int q = 0; q < Mc; q++) {
-                    double ce = 0;
-                    double v = bias[q] + concretize(cur + (size_t)q * s->din, b->lo[i], b->hi[i], s->din, NULL,
-                                                    sound ? &ce : NULL);
-                    if (sound) v -= (err[q] + ce) * (1 + 1e-12) + U_D * fabs(v);
+                    double v = concretize_live(net, b, &cf, i, q, bias[q], err, NULL);
                     if (v > best[q]) best[q] = v;
                 }
         }
-        int dstop = stop == 0 ? net->in_dim : net->s[stop].din;
+        if (rc) break;
         for (int q = 0; q < Mc; q++) {
             float *corner = x && x->xstar && stop == 0 ? x->xstar + (size_t)(q0 + q) * net->in_dim : NULL;
-            double ce = 0;
-            double v = bias[q] + concretize(cur + (size_t)q * dstop, b->lo[stop], b->hi[stop], dstop, corner,
-                                            sound ? &ce : NULL);
-            if (sound) v -= (err[q] + ce) * (1 + 1e-12) + U_D * fabs(v);
+            double v = concretize_live(net, b, &cf, stop, q, bias[q], err, corner);
             if (o->with_ibp && best[q] > v) v = best[q];
             /* float products and sums: a relative margin for their rounding (sound: on top of the
              * a-priori bound, after rounding down) */
             float f = sound ? sk_certify_down(v) : (float)v;
             lb[q0 + q] = f - 2e-6f * (1.0f + fabsf(f));
         }
+        for (int w = 0; w <= n; w++) {
+            coef_put(&cf, cf.Av[w]);
+            cf.Av[w] = NULL;
+        }
     }
 done:
-    sk_free(cur);
+    if (cf.Av)
+        for (int w = 0; w <= n; w++) sk_free(cf.Av[w]);
+    if (cf.pool)
+        for (int k = 0; k < cf.n_pool; k++) sk_free(cf.pool[k]);
+    sk_free(cf.Av);
+    sk_free(cf.pool);
     sk_free(nxt);
     sk_free(col);
     sk_free(bias);
@@ -959,9 +1115,16 @@ int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int 
     for (int i = 0; i < top; i++) {
         const struct lp_step *s = &net->s[i];
         for (int q = 0; q < M; q++) {
-            const float *gi = G[i] + (size_t)q * s->din;
+            const float *gi = G[s->in0] + (size_t)q * s->din;
             float *go = G[i + 1] + (size_t)q * s->dout;
-            if (s->kind == LP_ACT) {
+            if (s->kind == LP_ADD) {
+                const float *g2 = G[s->in1] + (size_t)q * s->dout;
+                for (int j = 0; j < s->dout; j++) go[j] = gi[j] + g2[j];
+            } else if (s->kind == LP_CAT) {
+                int d2 = s->dout - s->din;
+                memcpy(go, gi, sizeof(float) * (size_t)s->din);
+                memcpy(go + s->din, G[s->in1] + (size_t)q * d2, sizeof(float) * (size_t)d2);
+            } else if (s->kind == LP_ACT) {
                 const float *a = x->Aout[i] + (size_t)q * s->dout;
                 for (int j = 0; j < s->din; j++) {
                     float sl, ic;

@@ -1,5 +1,6 @@
-/* A global Lipschitz bound: product of layer spectral norms, and the
- * certified radius it implies.
+/* A global Lipschitz bound: product of layer spectral norms (on graphs:
+ * the branches' constants summed where they are added, root-sum-squared
+ * where they are concatenated), and the certified radius it implies.
  *
  * The spectral norm of a linear layer (dense, conv, average pooling; bias
  * dropped) is bounded from above by Gram iteration (Delattre et al. 2023):
@@ -217,36 +218,52 @@ static int layer_norm(struct sk_model *m, const struct sk_layer *L, int iters, u
 int sk_certify_lipschitz_bound(struct sk_model *m, int iters, uint64_t seed, double *norms, double *prefix,
                                double *global, bool *proved) {
     bool all_proved = true;
-    if (!sk_model_is_chain(m))
-        return sk_error(SK_EINVAL, "lipschitz does not support residual models yet (model '%s' has branches); use "
-                        "method ibp", m->spec);
     if (iters <= 0) iters = 100;
     int ld = sk_certify_last_dense(m);
-    /* the input transform (x - shift) * scale is diagonal: its norm is the largest scale */
-    double pre = sk_model_input_gain(m), all = pre;
+    /* Lv[li]: a constant of layer li's output as a function of the model's input. Along a chain it is
+     * the product of the layers' constants; where branches join, |f(x) + g(x) - f(y) - g(y)| <= (L_f +
+     * L_g)|x - y| for add and |(f, g)(x) - (f, g)(y)|^2 <= (L_f^2 + L_g^2)|x - y|^2 for cat. The input
+     * transform (x - shift) * scale is diagonal: its constant is the largest scale. */
+    double gain = sk_model_input_gain(m);
+    double *Lv = sk_malloc(sizeof(double) * ((size_t)m->n_layers + 1));
+    if (!Lv) return SK_ENOMEM;
     uint64_t key = sk_rng_derive(sk_rng_new(seed).key, SK_STREAM_NOISE).key;
-    for (int li = 0; li < m->n_layers; li++) {
+    int rc = SK_OK;
+    for (int li = 0; li < m->n_layers && rc == SK_OK; li++) {
         const struct sk_layer *L = &m->layers[li];
         const struct sk_layer_def *d = sk_layer_of(L);
-        double s = 1;
+        double in = L->from[0] < 0 ? gain : Lv[L->from[0]], s = 1;
+        if (d->join) {
+            double in2 = L->from[1] < 0 ? gain : Lv[L->from[1]];
+            /* as a map of its two inputs stacked: (a, b) -> a + b has norm sqrt 2, (a, b) -> (a, b) norm 1 */
+            bool add = L->kind == SK_LAYER_ADD;
+            s = add ? sqrt(2.0) : 1.0;
+            Lv[li] = add ? in + in2 : sqrt(in * in + in2 * in2);
+            /* upward for the rounding of the sum and the root */
+            Lv[li] *= 1 + 4 * DBL_EPSILON;
+            if (norms) norms[li] = s;
+            continue;
+        }
         if (d->linear) {
             bool p = false;
-            int rc = layer_norm(m, L, iters, sk_rng_derive(key, (uint64_t)li).key, &s, &p);
-            if (rc) return rc;
+            rc = layer_norm(m, L, iters, sk_rng_derive(key, (uint64_t)li).key, &s, &p);
             all_proved = all_proved && p;
         } else if (d->lipschitz) {
             s = d->lipschitz(m, L);
         } else {
-            return sk_error(SK_EINVAL, "Lipschitz: layer %d (%s) not supported", li, d->name);
+            rc = sk_error(SK_EINVAL, "Lipschitz: layer %d (%s) not supported", li, d->name);
         }
         if (norms) norms[li] = s;
-        if (ld < 0 || li < ld) pre *= s;
-        all *= s;
+        Lv[li] = in * s;
     }
-    if (prefix) *prefix = pre;
-    if (global) *global = all;
-    if (proved) *proved = all_proved;
-    return SK_OK;
+    if (rc == SK_OK) {
+        const struct sk_layer *Ld = ld >= 0 ? &m->layers[ld] : NULL;
+        if (prefix) *prefix = Ld ? (Ld->from[0] < 0 ? gain : Lv[Ld->from[0]]) : Lv[m->n_layers - 1];
+        if (global) *global = Lv[m->n_layers - 1];
+        if (proved) *proved = all_proved;
+    }
+    sk_free(Lv);
+    return rc;
 }
 
 /* Lipschitz constant of each margin z_y - z_j: Lyj[K*K]; the global bound and

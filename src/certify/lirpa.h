@@ -9,22 +9,33 @@
  * backward exactly; nonlinear steps (activations, max pooling) through a
  * lower and an upper line per value chosen from the box of their input.
  *
- * Boxes: bnd->lo[i], hi[i] bound the input of step i (i = 0..n-1) and
- * lo[n], hi[n] the output. Every pass that takes a domain reads the boxes
- * of that domain (branch and bound tightens them per split).
+ * Graphs. Steps are in topological order and read values: value 0 is the
+ * model's input, value i + 1 the output of step i. Step i reads value in0
+ * (in a chain, i: the step before) and a join reads in1 too: add (y = x1 +
+ * x2) and cat (x1's values, then x2's: channel concatenation in NCHW). The
+ * backward pass keeps a coefficient per live value and sums what reaches a
+ * value from all its readers before going further back; every set of live
+ * values is a cut of the graph, so concretizing all of them over their
+ * boxes is a bound.
+ *
+ * Boxes: bnd->lo[v], hi[v] bound value v (v = 0..n): lo[s->in0] is the
+ * input box of step s, lo[n], hi[n] the output. Every pass that takes a
+ * domain reads the boxes of that domain (branch and bound tightens them per
+ * split).
  */
 #ifndef SK_CERTIFY_LIRPA_H
 #define SK_CERTIFY_LIRPA_H
 
 #include "skeptic/certify.h"
 
-enum lp_kind { LP_DENSE, LP_CONV, LP_DIAG, LP_AVGPOOL, LP_GAP, LP_MAXPOOL, LP_ACT };
+enum lp_kind { LP_DENSE, LP_CONV, LP_DIAG, LP_AVGPOOL, LP_GAP, LP_MAXPOOL, LP_ACT, LP_ADD, LP_CAT };
 
 struct lp_step {
     enum lp_kind kind;
     enum sk_layer_kind act; /* LP_ACT: relu, lrelu, tanh, sigmoid, softplus, gelu */
     float p;                /* leaky-relu slope */
-    int din, dout;
+    int din, dout;          /* cat: din is its first input's size, dout both */
+    int in0, in1;           /* the values read (in1: joins only, else -1) */
     int ic, ih, iw, oc, oh, ow, k, stride, pad;
     const float *W, *b;     /* dense [dout,din] / conv [oc,ic,k,k] weights, bias (NULL: none) */
     float *aW;              /* |W| (owned) */
@@ -40,6 +51,7 @@ struct lp_net {
     int in_dim, out_dim, maxd;
     int n_relu;             /* values of all relu / leaky-relu steps */
     int *relu_step;         /* [n_relu]: the step of each such value */
+    bool graph;             /* some step reads a value other than the one before it */
     bool sound;             /* sound floating point: every pass over this net bounds the rounding error of
                                each product and sum a priori and moves its bounds outward by it, so they hold
                                for the real-number network (false after lp_net_build) */
@@ -64,8 +76,13 @@ struct lp_opts {
                          after a last dense step: interval propagation in specification form) */
 };
 
-/* Flatten m into net (eval mode). SK_EINVAL naming the layer for what the
- * steps cannot express. lp_net_free accepts a zeroed net. */
+/* Flatten m into net (eval mode), chains and graphs. SK_EINVAL naming the
+ * layer for what the steps cannot express. lp_net_free accepts a zeroed
+ * net. */
+int lp_net_build_graph(const struct sk_model *m, struct lp_net *net);
+/* The same for passes that walk the steps as a chain (branch and bound's
+ * branching, the weight-box bounds): SK_EINVAL naming the model when it has
+ * branches. */
 int lp_net_build(const struct sk_model *m, struct lp_net *net);
 void lp_net_free(struct lp_net *net);
 
@@ -93,24 +110,27 @@ struct lp_extra {
     float *xstar;              /* [M, in_dim]: the input corner that attains each row's bound */
 };
 
-/* Lower bounds lb[M] of A·(output of step top-1) + 0 over the boxes b, A
- * [M, dim] (the input of step `top`, top = net->n: the model's output).
- * Work buffers are allocated inside. o->with_ibp: lb is the best of the
- * concretizations at every step. */
+/* Lower bounds lb[M] of A·(value top) + 0 over the boxes b, A [M, dim]
+ * (value top: the input of step top in a chain; top = net->n: the model's
+ * output). Steps top-1 down to o->stop are propagated (those whose output
+ * no coefficient reaches are skipped), then every live value is
+ * concretized over its box. Work buffers are allocated inside.
+ * o->with_ibp: lb is the best of the concretizations of the live values
+ * after every step. */
 int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, const float *A, int M,
                 const struct lp_opts *o, const struct lp_extra *x, float *lb);
 
 /* The relaxed forward pass of lp_backward's rows: per row q the values
- * G[i][q, :] at the input of every step i (i = 0..n) of the relaxed network
- * that row q's bound used, evaluated at x->xstar. G[i] is [M, din of i];
- * steps from `top` on are left out (G[i] for i <= top). */
+ * G[v][q, :] of every value v (v = 0..top) of the relaxed network that row
+ * q's bound used, evaluated at x->xstar. G[v] is [M, size of v]; steps from
+ * `top` on are left out. */
 int lp_relaxed_forward(const struct lp_net *net, const struct lp_bounds *b, int top, int M, const struct lp_extra *x,
                        float **G);
 
 /* The default lower slope of a relu / leaky relu value on [l, u]. */
 float lp_relu_default_slope(float p, float l, float u);
 
-/* α-CROWN on the rows C [M, dim] on the input of step top (top = n: the
+/* α-CROWN on the rows C [M, dim] on value top (top = n: the
  * specification on the outputs) over the boxes b, `iters` Adam
  * steps of size lr on the lower slopes of unstable relu / leaky-relu values
  * (per row and value, projected on [p, 1]) and, with split, on the β
@@ -126,8 +146,8 @@ int lp_alpha_optimize(const struct lp_net *net, const struct lp_bounds *b, int t
                       float lr, const signed char *split, float *alpha, float *beta, const struct lp_opts *o,
                       const float *target, float *lb, float *xstar, float *Arelu);
 
-/* Whether lp_alpha_batch handles net: every step dense, diagonal or an
- * activation (the MLPs of the VNN-COMP fully connected benchmarks). */
+/* Whether lp_alpha_batch handles net: a chain of dense, diagonal and
+ * activation steps (the MLPs of the VNN-COMP fully connected benchmarks). */
 bool lp_batch_ok(const struct lp_net *net);
 
 /* lp_alpha_optimize on N domains at once, the same rows C [R, dim] on the
@@ -150,7 +170,8 @@ int lp_alpha_batch(const struct lp_net *net, const struct lp_bounds *const *b, i
 int lp_forward_point(const struct lp_net *net, const float *x, float *y);
 
 /* CROWN / α-CROWN logit bounds or margins of N boxes in centre/radius
- * form for any chain (sk_crown's contract, alpha_iters Adam steps). */
+ * form for any chain or graph (sk_crown's contract, alpha_iters Adam
+ * steps). */
 int sk_crown_any(struct sk_model *m, const float *cv, const float *rv, const int *y, int N, bool with_ibp,
                  int alpha_iters, float *zlo, float *zhi);
 
@@ -164,8 +185,8 @@ void lp_make_relax(const struct lp_net *net, struct lp_bounds *b, int i);
  * lp_conv_col(net) floats of scratch for convolutions */
 void lp_lin_forward(const struct lp_step *s, const float *W, const float *x, float *y, bool with_bias, float *col);
 size_t lp_conv_col(const struct lp_net *net);
-/* the interval of step i's output from its input box, widened by a relative
- * 2^-20; tmp and col: scratch */
+/* the interval of step i's output from its input boxes, widened by a relative
+ * 2^-20 (joins: rounded outward); tmp (4 maxd + 2 floats) and col: scratch */
 void lp_step_interval(const struct lp_net *net, struct lp_bounds *b, int i, float *tmp, float *col);
 
 #endif

@@ -1,5 +1,5 @@
 /* Certified margins under sound floating point: the threat set rounded
- * outward, then the chain of lirpa.h with net->sound, so every product, sum
+ * outward, then the steps of lirpa.h (chains and graphs) with net->sound, so every product, sum
  * and concretization moves its bound outward by an a-priori error term (see
  * certify.h, "sound floating point", and crown.c). */
 #include "certify/certify_impl.h"
@@ -68,7 +68,7 @@ int sk_certify_margins_cfg(struct sk_model *m, enum sk_certify_method method, co
                         cfg->alpha_iters, cfg->alpha_lr, cfg->crown_rows);
     if (N == 0) return SK_OK;
     struct lp_net net;
-    int rc = lp_net_build(m, &net);
+    int rc = lp_net_build_graph(m, &net);
     if (rc) return rc;
     net.sound = true;
     /* ibp: intervals only, the bound concretized after the last dense layer (specification form) */

@@ -386,7 +386,7 @@ int cmd_certify(int argc, char **argv)
         CLI_MODEL_OPTS(c),
         CLI_DATA_OPTS(c),
         { "eps", CLI_FLOAT, &eps, "E", "L-infinity radius (in the model's input units)" },
-        { "method", CLI_STR, &method_s, "M", "ibp | crown | lipschitz (default ibp; crown needs an MLP)" },
+        { "method", CLI_STR, &method_s, "M", "ibp | crown | alpha-crown | lipschitz (default ibp)" },
         { "clip-min", CLI_FLOAT, &clip_min, "X", "lower end of one input box for all features (default: [0,1] for images, the training range per feature for tables)" },
         { "clip-max", CLI_FLOAT, &clip_max, "X", "upper end of one input box for all features (default: [0,1] for images, the training range per feature for tables)" },
         { "points", CLI_STR, &points_path, "FILE.csv", "write per point: index,label,predicted,certified,margin_lower" },
@@ -408,7 +408,8 @@ int cmd_certify(int argc, char **argv)
         "skeptic certify --model MODEL --data D --eps E [--method ibp|crown|lipschitz] [options]",
         "Prove robustness: a test point is certified when no input within L-infinity distance E (inside the valid box)\n"
         "can change its prediction. ibp pushes intervals through every layer and bounds the logit differences with\n"
-        "the last layer folded in; crown (MLPs) adds backward linear relaxation and is never looser than ibp;\n"
+        "the last layer folded in; crown adds backward linear relaxation (every layer kind, residual and concat\n"
+        "graphs too) and is never looser than ibp; alpha-crown also optimises the lower slopes of unstable ReLUs;\n"
         "lipschitz uses the product of the layers' spectral norms (cheap, loose) and also reports the certified L2\n"
         "and L-infinity radius of every point. Certified accuracy is a lower bound on the accuracy under any attack.\n"
         "A posterior file (train --method) gets per point the certified share of its samples (members, draws) with a\n"

@@ -428,6 +428,18 @@ static void check_certify_and_lipschitz(void)
     rl.n = 0;
     e = sk_certify(m, SK_CERTIFY_LIPSCHITZ, x, y, N, eps, 0, 1, NULL, &rl);
     CHECK(e == 0 && rl.n == N, "certify --method lipschitz on a graph: %s", sk_last_error());
+    /* branch and bound walks a chain: a graph is refused by name, pointing at certify's methods */
+    float plo[36], phi[36], pc[3] = { 1, -1, 0 }, pd = -1e6f;
+    for (int j = 0; j < D; j++) plo[j] = x[j], phi[j] = x[j] + 0.01f;
+    int disj[2] = { 0, 1 };
+    struct sk_certify_property prop = { .n_in = D, .n_out = K, .lo = plo, .hi = phi, .n_rows = 1, .c = pc, .d = &pd,
+                                        .n_disj = 1, .disj = disj };
+    struct sk_certify_verify_config vc = sk_certify_verify_defaults();
+    vc.pgd_restarts = 0;
+    struct sk_certify_verify_report vr;
+    e = sk_certify_verify(m, &prop, &vc, &vr, NULL, NULL);
+    CHECK(e == SK_EINVAL && strstr(sk_last_error(), "chains") && strstr(sk_last_error(), "alpha-crown"),
+          "verify on a graph: %s", sk_last_error());
     free(u);
     free(v);
     free(x);

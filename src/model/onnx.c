@@ -775,7 +775,7 @@ static int want_const(const struct imp *im, const Onnx__NodeProto *n, size_t k, 
 
 static int map_gemm(struct imp *im, const Onnx__NodeProto *n)
 {
-    struct val *B, *Cb = in_val(im, n, 2);
+    struct val *B = NULL, *Cb = in_val(im, n, 2);
     int rc = want_const(im, n, 1, "weight B", &B);
     if (rc) return rc;
     if (attr_i(n, "transA", 0)) return node_err(im, n, "transA=1 (the input transposed) is not supported");
@@ -789,7 +789,7 @@ static int map_gemm(struct imp *im, const Onnx__NodeProto *n)
 
 static int map_matmul(struct imp *im, const Onnx__NodeProto *n, bool x_first)
 {
-    struct val *B;
+    struct val *B = NULL;
     int rc = want_const(im, n, x_first ? 1 : 0, "weight", &B);
     if (rc) return rc;
     if (!x_first) return node_err(im, n, "the weight is the first operand (W x): only x W maps onto a dense layer");
@@ -828,7 +828,7 @@ static int window(struct imp *im, const Onnx__NodeProto *n, int kdefault, int *k
 
 static int map_conv(struct imp *im, const Onnx__NodeProto *n)
 {
-    struct val *Wv, *bv = in_val(im, n, 2);
+    struct val *Wv = NULL, *bv = in_val(im, n, 2);
     int rc = want_const(im, n, 1, "weight", &Wv), k, s, p;
     if (rc) return rc;
     if (attr_i(n, "group", 1) != 1) return node_err(im, n, "group %lld (only 1 is supported)", (long long)attr_i(n, "group", 1));

@@ -305,6 +305,79 @@ static void test_ibp_sound(void)
     sk_model_free(m);
 }
 
+/* The shape of the Fashion-MNIST ResNet (three stages, projection shortcuts,
+ * gap, dropout, ten classes) at 1x12x12, with a standardising input transform
+ * and the ball clipped to [0,1] as `certify` uses it: the logit bounds and the
+ * specification-form margin bounds hold at random points and corners. */
+#define RESNET3 "seq:1x12x12-conv4k3p1-bn-relu=a-conv4k3p1-bn-relu-conv4k3p1-bn-add@a-relu=b-conv6k3s2p1-bn-relu-" \
+                "conv6k3p1-bn=c-conv6k1s2@b-bn-add@c-relu=d-conv8k3s2p1-bn-relu-conv8k3p1-bn=e-conv8k1s2@d-bn-add@e-" \
+                "relu-gap-dropout0.2-dense10"
+static void test_ibp_sound_clipped(void)
+{
+    struct sk_model *m = sk_model_from_spec(RESNET3);
+    CHECK(m != NULL, "resnet3 spec: %s", sk_last_error());
+    if (!m) return;
+    randomise(m, 21);
+    enum { N = 4, K = 10, T = 64 };
+    int D = m->in_dim;
+    float *shift = malloc(sizeof(float) * D), *scale = malloc(sizeof(float) * D);
+    for (int i = 0; i < D; i++) shift[i] = 0.286f, scale[i] = 1 / 0.353f;
+    struct sk_preprocess prep = { SK_PREP_STANDARDIZE, D, shift, scale };
+    CHECK(sk_model_set_preprocess(m, &prep) == SK_OK, "preprocess: %s", sk_last_error());
+    float *x = malloc(sizeof(float) * N * D), *lo = malloc(sizeof(float) * N * D), *hi = malloc(sizeof(float) * N * D);
+    float *p = malloc(sizeof(float) * D), zlo[N * K], zhi[N * K], mlo[N * K], z[K];
+    int y[N];
+    float eps = 0.01f;
+    fill(x, (size_t)N * D, 0, 1, 23);
+    /* a dark border, as in Fashion-MNIST, where the box cuts the ball */
+    for (int i = 0; i < N * D; i++)
+        if (i % 12 < 2) x[i] = 0;
+    for (int i = 0; i < N * D; i++) lo[i] = fmaxf(0, x[i] - eps), hi[i] = fminf(1, x[i] + eps);
+    for (int n = 0; n < N; n++) y[n] = (3 * n + 1) % K;
+    CHECK(sk_certify_bounds(m, SK_CERTIFY_IBP, lo, hi, N, zlo, zhi) == SK_OK, "ibp: %s", sk_last_error());
+    CHECK(sk_certify_margins(m, SK_CERTIFY_IBP, x, y, N, eps, 0, 1, mlo) == SK_OK, "margins: %s", sk_last_error());
+    int out_z = 0, out_m = 0, off_box = 0;
+    double reach = 0, width = 0;
+    uint64_t s = 29;
+    for (int n = 0; n < N; n++) {
+        float smin[K], smax[K];
+        for (int k = 0; k < K; k++) smin[k] = INFINITY, smax[k] = -INFINITY;
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < D; i++) {
+                float u = frand(&s), a = lo[n * D + i], b = hi[n * D + i];
+                p[i] = t % 2 ? (u < 0.5f ? a : b) : a + (b - a) * u;
+                off_box += p[i] < 0 || p[i] > 1;
+            }
+            sk_model_logits(m, p, 1, z);
+            for (int k = 0; k < K; k++) {
+                float tol = 1e-5f * (1 + fabsf(zlo[n * K + k]) + fabsf(zhi[n * K + k]));
+                out_z += z[k] < zlo[n * K + k] - tol || z[k] > zhi[n * K + k] + tol;
+                float margin = z[y[n]] - z[k];
+                out_m += margin < mlo[n * K + k] - 1e-5f * (1 + fabsf(mlo[n * K + k]));
+                smin[k] = fminf(smin[k], z[k]);
+                smax[k] = fmaxf(smax[k], z[k]);
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            width += zhi[n * K + k] - zlo[n * K + k];
+            reach += smax[k] - smin[k];
+        }
+        CHECK(mlo[n * K + y[n]] == 0, "the margin bound of the label itself is 0 (%g)", mlo[n * K + y[n]]);
+    }
+    CHECK(off_box == 0, "%d sampled pixels left [0,1]", off_box);
+    CHECK(out_z == 0, "IBP with an input transform in the clipped ball: %d logits outside their bounds", out_z);
+    CHECK(out_m == 0, "IBP margins in the clipped ball: %d sampled margins below their lower bound", out_m);
+    /* the draws move the logits (the test is not vacuous) and IBP encloses them */
+    CHECK(reach > 0 && width >= reach && isfinite(width), "sampled spread %g inside bound width %g", reach, width);
+    free(shift);
+    free(scale);
+    free(x);
+    free(lo);
+    free(hi);
+    free(p);
+    sk_model_free(m);
+}
+
 /* training mode updates the batch norms of both branches; a graph model
  * survives a file round trip bit for bit */
 static void test_file_round_trip(void)
@@ -339,6 +412,7 @@ int main(void)
     test_gradients();
     test_concat_op();
     test_ibp_sound();
+    test_ibp_sound_clipped();
     test_file_round_trip();
     return sk_test_finish("test_graph");
 }

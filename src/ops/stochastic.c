@@ -97,15 +97,25 @@ void sk_batchnorm_forward(struct sk_graph *g, struct sk_node *nd)
     for (int c = 0; c < C; c++) {
         double mu, var;
         if (training) {
+            /* Float partial sums per plane (vector lanes), added up in double
+             * across the batch: a strictly sequential double sum cannot be
+             * vectorised and made this op a tenth of a ResNet's training time. */
             double s = 0, ss = 0;
             for (int n = 0; n < N; n++) {
                 const float *p = xv + ((size_t)n * C + c) * HW;
-                for (size_t q = 0; q < HW; q++) s += p[q];
+                float f = 0;
+#pragma omp simd reduction(+ : f)
+                for (size_t q = 0; q < HW; q++) f += p[q];
+                s += f;
             }
             mu = s / (double)M;
+            float muf = (float)mu;
             for (int n = 0; n < N; n++) {
                 const float *p = xv + ((size_t)n * C + c) * HW;
-                for (size_t q = 0; q < HW; q++) ss += (p[q] - mu) * (p[q] - mu);
+                float f = 0;
+#pragma omp simd reduction(+ : f)
+                for (size_t q = 0; q < HW; q++) f += (p[q] - muf) * (p[q] - muf);
+                ss += f;
             }
             var = ss / (double)M;
             running_mean[c] = (1 - momentum) * running_mean[c] + momentum * (float)mu;
@@ -136,29 +146,35 @@ void sk_batchnorm_backward(struct sk_graph *g, struct sk_node *nd)
     bool training = nd->iarg[0];
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
+        /* per-plane float sums in vector lanes, double across planes (as forward) */
         double sdy = 0, sdyx = 0;
+        float mc = mean[c], ic = invstd[c];
         for (int n = 0; n < N; n++) {
             const float *p = xv + ((size_t)n * C + c) * HW, *d = dy + ((size_t)n * C + c) * HW;
+            float fd = 0, fdx = 0;
+#pragma omp simd reduction(+ : fd, fdx)
             for (size_t q = 0; q < HW; q++) {
-                sdy += d[q];
-                sdyx += d[q] * (p[q] - mean[c]) * invstd[c];
+                fd += d[q];
+                fdx += d[q] * (p[q] - mc);
             }
+            sdy += fd;
+            sdyx += fdx;
         }
+        sdyx *= ic;
         if (dG) dG[c] += (float)sdyx;
         if (dB) dB[c] += (float)sdy;
         if (!dX) continue;
-        float k = gm[c] * invstd[c];
+        float k = gm[c] * ic, mdy = (float)(sdy / M), mdyx = (float)(sdyx / M);
         for (int n = 0; n < N; n++) {
             const float *p = xv + ((size_t)n * C + c) * HW, *d = dy + ((size_t)n * C + c) * HW;
             float *dx = dX + ((size_t)n * C + c) * HW;
-            for (size_t q = 0; q < HW; q++) {
-                if (training) {
-                    /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
-                    float xhat = (p[q] - mean[c]) * invstd[c];
-                    dx[q] += k * (d[q] - (float)(sdy / M) - xhat * (float)(sdyx / M));
-                } else {
-                    dx[q] += k * d[q];
-                }
+            if (training) {
+                /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+#pragma omp simd
+                for (size_t q = 0; q < HW; q++) dx[q] += k * (d[q] - mdy - (p[q] - mc) * ic * mdyx);
+            } else {
+#pragma omp simd
+                for (size_t q = 0; q < HW; q++) dx[q] += k * d[q];
             }
         }
     }

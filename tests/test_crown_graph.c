@@ -450,9 +450,9 @@ int main(void)
 {
     long checked = 0;
     for (int i = 0; i < N_GRAPHS; i++) {
-        check_sound(graph_specs[i], true, 30, &checked);
-        check_sound(graph_specs[i], false, 15, &checked);
-        check_vs_ibp(graph_specs[i], 15);
+        check_sound(graph_specs[i], true, 20, &checked);
+        check_sound(graph_specs[i], false, 10, &checked);
+        check_vs_ibp(graph_specs[i], 10);
     }
     printf("%ld sampled points inside the bounds of %d graphs\n", checked, N_GRAPHS);
     check_chain_equivalence();

@@ -141,7 +141,10 @@ int sk_model_read_tensors(struct sk_model *m, const struct sk_safetensors *f)
 int sk_model_check_file_size(const char *spec, const struct sk_safetensors *f)
 {
     size_t np = 0, nb = 0, have = sk_safetensors_total_numel(f);
-    if (!sk_spec_size(spec, &np, &nb) && np + nb > have + SPEC_SLACK)
+    /* a spec that does not parse is reported by sk_model_from_spec; running out of memory is reported here */
+    int rc = sk_spec_size(spec, &np, &nb);
+    if (rc == SK_ENOMEM) return rc;
+    if (!rc && np + nb > have + SPEC_SLACK)
         return sk_error(SK_EFORMAT, "%s: spec '%.200s' has %zu parameters and buffers but the file holds %zu values",
                         sk_safetensors_path(f), spec, np + nb, have);
     return SK_OK;

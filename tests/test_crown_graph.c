@@ -428,22 +428,87 @@ static void check_certify_and_lipschitz(void)
     rl.n = 0;
     e = sk_certify(m, SK_CERTIFY_LIPSCHITZ, x, y, N, eps, 0, 1, NULL, &rl);
     CHECK(e == 0 && rl.n == N, "certify --method lipschitz on a graph: %s", sk_last_error());
-    /* branch and bound walks a chain: a graph is refused by name, pointing at certify's methods */
-    float plo[36], phi[36], pc[3] = { 1, -1, 0 }, pd = -1e6f;
-    for (int j = 0; j < D; j++) plo[j] = x[j], phi[j] = x[j] + 0.01f;
-    int disj[2] = { 0, 1 };
-    struct sk_certify_property prop = { .n_in = D, .n_out = K, .lo = plo, .hi = phi, .n_rows = 1, .c = pc, .d = &pd,
-                                        .n_disj = 1, .disj = disj };
-    struct sk_certify_verify_config vc = sk_certify_verify_defaults();
-    vc.pgd_restarts = 0;
-    struct sk_certify_verify_report vr;
-    e = sk_certify_verify(m, &prop, &vc, &vr, NULL, NULL);
-    CHECK(e == SK_EINVAL && strstr(sk_last_error(), "chains") && strstr(sk_last_error(), "alpha-crown"),
-          "verify on a graph: %s", sk_last_error());
     free(u);
     free(v);
     free(x);
     sk_model_free(m);
+}
+
+/* ---------------- branch and bound on a graph against a grid ---------------- */
+
+/* verify of c·y <= d over [-1,1]^2: the verdict; a counterexample is checked
+ * to lie in the box and meet the row */
+static enum sk_certify_verdict verify_row(struct sk_model *m, const float *c, float d, bool pgd, bool *bab)
+{
+    float lo[2] = { -1, -1 }, hi[2] = { 1, 1 };
+    int disj[2] = { 0, 1 };
+    struct sk_certify_property p = { .n_in = 2, .n_out = m->n_classes, .lo = lo, .hi = hi, .n_rows = 1, .c = c,
+                                     .d = &d, .n_disj = 1, .disj = disj };
+    struct sk_certify_verify_config cfg = sk_certify_verify_defaults();
+    cfg.timeout_s = 60;
+    cfg.pgd_restarts = pgd ? 3 : 0;
+    cfg.alpha_iters = 10;
+    struct sk_certify_verify_report rep;
+    float x[2], y[8];
+    int rc = sk_certify_verify(m, &p, &cfg, &rep, x, y);
+    CHECK(rc == SK_OK, "verify on a graph: %s", sk_last_error());
+    if (rc == SK_OK && rep.verdict == SK_VERDICT_SAT) {
+        double v = -d;
+        for (int k = 0; k < m->n_classes; k++) v += (double)c[k] * y[k];
+        CHECK(x[0] >= -1 && x[0] <= 1 && x[1] >= -1 && x[1] <= 1 && v <= 0,
+              "counterexample (%g, %g) inside the box and meeting c.y <= d (c.y - d = %g)", x[0], x[1], v);
+    }
+    *bab |= !strcmp(rep.stage, "bab");
+    return rep.verdict;
+}
+
+/* On residual and concat ReLU networks of two inputs, branch and bound
+ * proves y0 - y1 > d for d below the minimum over a grid fine enough to be
+ * exact (the gap a proved Lipschitz bound allows between grid points) and
+ * refutes it for d above a grid value. */
+static void check_bab_grid(const char *spec, int n_nets)
+{
+    int agree = 0, total = 0, n_bab = 0;
+    for (int t = 0; t < n_nets; t++) {
+        struct sk_model *m = random_model(spec, 200 + (uint64_t)t);
+        if (!m) return;
+        int K = m->n_classes, G = 301;
+        float c[8] = { 1, -1 };
+        float *x = malloc(sizeof(float) * 2 * G * G), *z = malloc(sizeof(float) * K * G * G);
+        for (int a = 0; a < G; a++)
+            for (int b = 0; b < G; b++) {
+                x[2 * (a * G + b)] = -1 + 2.0f * a / (G - 1);
+                x[2 * (a * G + b) + 1] = -1 + 2.0f * b / (G - 1);
+            }
+        sk_model_logits(m, x, G * G, z);
+        double gmin = INFINITY, gmax = -INFINITY;
+        for (int i = 0; i < G * G; i++) {
+            double v = (double)z[i * K] - z[i * K + 1];
+            gmin = fmin(gmin, v);
+            gmax = fmax(gmax, v);
+        }
+        /* every point is within h / sqrt 2 (L2) of a grid point; |y0 - y1| moves at most sqrt 2 L per unit */
+        double L = 0;
+        bool proved = false;
+        CHECK(sk_certify_lipschitz_bound(m, 0, 1, NULL, NULL, &L, &proved) == SK_OK && proved, "Lipschitz: %s",
+              sk_last_error());
+        double h = 2.0 / (G - 1), gap = L * h * 1.01 + 1e-4, range = gmax - gmin;
+        float d_unsat = (float)(gmin - gap - 0.01 * range), d_sat = (float)(gmin + 0.02 * range);
+        bool b1 = false, b2 = false;
+        enum sk_certify_verdict v1 = verify_row(m, c, d_unsat, true, &b1), v2 = verify_row(m, c, d_sat, false, &b2);
+        agree += (v1 == SK_VERDICT_UNSAT) + (v2 == SK_VERDICT_SAT);
+        total += 2;
+        n_bab += b1 + b2;
+        if (v1 != SK_VERDICT_UNSAT || v2 != SK_VERDICT_SAT)
+            fprintf(stderr, "  %s net %d: grid min %.5g, gap %.3g: d=%.5g -> %s (want unsat), d=%.5g -> %s (want sat)\n",
+                    spec, t, gmin, gap, d_unsat, sk_certify_verdict_name(v1), d_sat, sk_certify_verdict_name(v2));
+        free(x);
+        free(z);
+        sk_model_free(m);
+    }
+    CHECK(agree == total, "%s: branch and bound agrees with the grid on %d of %d properties", spec, agree, total);
+    CHECK(n_bab > 0, "%s: some properties needed branch and bound (%d)", spec, n_bab);
+    printf("%s: %d/%d verdicts equal the grid's, %d decided by branch and bound\n", spec, agree, total, n_bab);
 }
 
 int main(void)
@@ -458,5 +523,7 @@ int main(void)
     check_chain_equivalence();
     check_sound_fp();
     check_certify_and_lipschitz();
+    check_bab_grid("seq:2-dense12-relu=a-dense12-relu-add@a-dense12-relu-dense2", 4);
+    check_bab_grid("seq:2-dense10-relu=a-dense6-relu-cat@a-dense10-relu-dense2", 4);
     return sk_test_finish("crown_graph");
 }

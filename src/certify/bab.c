@@ -284,8 +284,8 @@ static int pick_branch(const struct bab *B, const struct lp_bounds *b, const sig
     double bs = -1;
     for (int g = 0; g < net->n_relu; g++) {
         if (split[g]) continue;
-        int i = net->relu_step[g], j = g - net->s[i].relu_off;
-        float l = b->lo[i][j], u = b->hi[i][j];
+        int i = net->relu_step[g], j = g - net->s[i].relu_off, vi = net->s[i].in0;
+        float l = b->lo[vi][j], u = b->hi[vi][j];
         if (!(l < 0 && u > 0)) continue;
         double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
         for (int q = 0; q < B->R; q++) {
@@ -645,7 +645,7 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
         r.disjunct = which;
         goto sat;
     }
-    if ((rc = lp_net_build(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
+    if ((rc = lp_net_build_graph(m, &net)) || (rc = lp_bounds_alloc(&net, &root))) goto done;
     net.sound = cfg->sound_fp;
     struct lp_opts o = { .with_ibp = true, .crown_rows = cfg->crown_rows, .alpha_iters = 0,
                          .deadline = deadline };

@@ -48,9 +48,9 @@ int lp_net_build(const struct sk_model *m, struct lp_net *net)
 {
     memset(net, 0, sizeof *net);
     if (!sk_model_is_chain(m))
-        return sk_error(SK_EINVAL, "branch and bound and the weight-box bounds take chains of layers only (model "
-                        "'%s' has branches: add, cat or a layer reading a named output); certify's methods ibp, "
-                        "crown and alpha-crown bound it", m->spec);
+        return sk_error(SK_EINVAL, "the weight-box bounds take chains of layers only (model '%s' has branches: add, "
+                        "cat or a layer reading a named output); certify the posterior's samples with method ibp, "
+                        "crown or alpha-crown", m->spec);
     return lp_net_build_graph(m, net);
 }
 

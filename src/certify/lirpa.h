@@ -80,9 +80,8 @@ struct lp_opts {
  * layer for what the steps cannot express. lp_net_free accepts a zeroed
  * net. */
 int lp_net_build_graph(const struct sk_model *m, struct lp_net *net);
-/* The same for passes that walk the steps as a chain (branch and bound's
- * branching, the weight-box bounds): SK_EINVAL naming the model when it has
- * branches. */
+/* The same for passes that walk the steps as a chain (the weight-box
+ * bounds): SK_EINVAL naming the model when it has branches. */
 int lp_net_build(const struct sk_model *m, struct lp_net *net);
 void lp_net_free(struct lp_net *net);
 

@@ -7,7 +7,8 @@
  * bit as the chain, and a residual branch of zero weights as the chain
  * without it; sound floating point bounds below the exact (long double)
  * margins of a residual network whose rounding decides; certify and the
- * Lipschitz bound on a graph. */
+ * Lipschitz bound on a graph; branch and bound's verdicts equal to an
+ * exhaustive grid's on residual and concat ReLU networks of two inputs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

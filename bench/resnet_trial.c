@@ -88,10 +88,13 @@ static int ibp_sound(const char *model, const char *dir, float eps, int n, int d
         return fail();
     }
     if (n > te->n) n = te->n;
-    int D = m->in_dim, K = m->n_classes, B = 64; /* draws evaluated B at a time */
+    /* the draws of P points go through one call: sk_model_logits sets up its
+     * graph per call, which costs more than a small batch's forward */
+    int D = m->in_dim, K = m->n_classes, P = draws < 4096 ? 4096 / draws : 1;
+    size_t rows = (size_t)P * draws;
     float *lo = malloc(sizeof(float) * (size_t)n * D), *hi = malloc(sizeof(float) * (size_t)n * D);
     float *zlo = malloc(sizeof(float) * (size_t)n * K), *zhi = malloc(sizeof(float) * (size_t)n * K);
-    float *p = malloc(sizeof(float) * (size_t)B * D), *z = malloc(sizeof(float) * (size_t)B * K);
+    float *p = malloc(sizeof(float) * rows * D), *z = malloc(sizeof(float) * rows * K);
     float *smin = malloc(sizeof(float) * (size_t)K), *smax = malloc(sizeof(float) * (size_t)K);
     int rc = lo && hi && zlo && zhi && p && z && smin && smax ? SK_OK : SK_ENOMEM;
     for (size_t i = 0; !rc && i < (size_t)n * D; i++) {
@@ -104,23 +107,25 @@ static int ibp_sound(const char *model, const char *dir, float eps, int n, int d
     long outside = 0, checked = 0;
     double worst = 0, width = 0, reach = 0;
     uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (int i = 0; !rc && i < n; i++) {
-        const float *l = lo + (size_t)i * D, *h = hi + (size_t)i * D, *bl = zlo + (size_t)i * K,
-                    *bh = zhi + (size_t)i * K;
-        for (int k = 0; k < K; k++) smin[k] = INFINITY, smax[k] = -INFINITY;
-        for (int t0d = 0; t0d < draws && !rc; t0d += B) {
-            int b = draws - t0d < B ? draws - t0d : B;
-            for (int r = 0; r < b; r++) {
-                bool corner = (t0d + r) % 2;
+    for (int i0 = 0; !rc && i0 < n; i0 += P) {
+        int np = n - i0 < P ? n - i0 : P;
+        for (int a = 0; a < np; a++) {
+            const float *l = lo + (size_t)(i0 + a) * D, *h = hi + (size_t)(i0 + a) * D;
+            for (int t = 0; t < draws; t++) {
+                float *row = p + ((size_t)a * draws + t) * D;
                 for (int j = 0; j < D; j++) {
                     float u = urand(&s);
-                    p[(size_t)r * D + j] = corner ? (u < 0.5f ? l[j] : h[j]) : l[j] + (h[j] - l[j]) * u;
+                    row[j] = t % 2 ? (u < 0.5f ? l[j] : h[j]) : l[j] + (h[j] - l[j]) * u;
                 }
             }
-            if ((rc = sk_model_logits(m, p, b, z))) break;
-            for (int r = 0; r < b; r++)
+        }
+        if ((rc = sk_model_logits(m, p, np * draws, z))) break;
+        for (int a = 0; a < np; a++) {
+            const float *bl = zlo + (size_t)(i0 + a) * K, *bh = zhi + (size_t)(i0 + a) * K;
+            for (int k = 0; k < K; k++) smin[k] = INFINITY, smax[k] = -INFINITY;
+            for (int t = 0; t < draws; t++)
                 for (int k = 0; k < K; k++) {
-                    float v = z[(size_t)r * K + k];
+                    float v = z[((size_t)a * draws + t) * K + k];
                     double over = fmax(bl[k] - v, v - bh[k]);
                     if (over > worst) worst = over;
                     outside += over > 1e-5 * (1 + fmax(fabs(bl[k]), fabs(bh[k])));
@@ -128,10 +133,10 @@ static int ibp_sound(const char *model, const char *dir, float eps, int n, int d
                     smin[k] = fminf(smin[k], v);
                     smax[k] = fmaxf(smax[k], v);
                 }
-        }
-        for (int k = 0; k < K; k++) {
-            width += bh[k] - bl[k];
-            reach += bh[k] > bl[k] ? (smax[k] - smin[k]) / (bh[k] - bl[k]) : 1;
+            for (int k = 0; k < K; k++) {
+                width += bh[k] - bl[k];
+                reach += bh[k] > bl[k] ? (smax[k] - smin[k]) / (bh[k] - bl[k]) : 1;
+            }
         }
     }
     if (!rc)

@@ -9,7 +9,6 @@
  * A_j the coefficient at the relu output (in a graph: summed over all the
  * readers of that output, as the backward pass leaves it). Every bound on the way is valid,
  * so the best one seen is kept. */
-#include "certify/certify_impl.h"
 #include "certify/lirpa.h"
 
 #include <math.h>

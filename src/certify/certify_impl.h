@@ -2,6 +2,7 @@
 #ifndef SK_CERTIFY_IMPL_H
 #define SK_CERTIFY_IMPL_H
 
+#include "certify/rounding.h"
 #include "skeptic/certify.h"
 
 #include <math.h>
@@ -32,18 +33,6 @@ int sk_certify_lipschitz_run(struct sk_model *m, const float *x, const int *y, i
  * the real ball |x' - x| <= eps (within *box, NULL: none) lies inside. */
 int sk_certify_outward_box(const float *x, size_t n, int D, float eps, const struct sk_certify_domain *box, float *lo,
                            float *hi);
-
-/* The float at or below / at or above the double v. */
-static inline float sk_certify_down(double v)
-{
-    float f = (float)v;
-    return (double)f > v ? nextafterf(f, -INFINITY) : f;
-}
-static inline float sk_certify_up(double v)
-{
-    float f = (float)v;
-    return (double)f < v ? nextafterf(f, INFINITY) : f;
-}
 
 /* The report (and cert[], may be NULL) from the log-probabilities lp and
  * the margin bounds mlo [N, n_classes] (seconds and the Lipschitz fields

@@ -3,7 +3,7 @@
  * boxes by CROWN layer by layer intersected with interval arithmetic, and
  * bounds of a specification matrix C directly (c·y, not logits subtracted
  * afterwards). */
-#include "certify/certify_impl.h"
+#include "certify/rounding.h"
 #include "certify/lirpa.h"
 
 #include <float.h>

@@ -80,7 +80,7 @@ struct study_step {
     const char *id, *title;
     const char *deps;                  /* comma list of steps whose results it reads */
     int (*run)(struct study *s);
-    double est[2];                     /* seconds: quick, full */
+    double est[2];                     /* seconds on two idle cores: quick, full (measured, rounded up) */
     const char *what[2];
 };
 extern const struct study_step study_steps[];

@@ -166,6 +166,8 @@ static void check_vs_ibp(const char *spec, int n_boxes)
  * sound floating point (every domain bounded alone, not batched). */
 static int g_batch;
 static bool g_sound;
+static bool g_child_intervals; /* children's intermediate boxes by intervals through the split alone */
+static float g_decay;          /* branch_decay (0: the default) */
 
 /* One disjunct, one row c·y <= d, over the box [-1,1]^2. */
 static enum sk_certify_verdict verify_row(struct sk_model *m, const float *c, float d, bool pgd, int *n_bab,
@@ -181,6 +183,8 @@ static enum sk_certify_verdict verify_row(struct sk_model *m, const float *c, fl
     cfg.alpha_iters = 10;
     if (g_batch) cfg.batch = g_batch;
     cfg.sound_fp = g_sound;
+    cfg.child_crown = !g_child_intervals;
+    if (g_decay > 0) cfg.branch_decay = g_decay;
     struct sk_certify_verify_report rep;
     float x[2], y[8];
     int rc = sk_certify_verify(m, &p, &cfg, &rep, x, y);
@@ -450,6 +454,14 @@ int main(void)
     g_sound = true; /* the path of one domain at a time */
     check_bab_grid("mlp:2-8-8-8-2:relu", 2);
     g_sound = false;
+    /* children re-bounded by intervals only, and branching by the score alone or strongly by layer */
+    g_child_intervals = true;
+    g_decay = 1;
+    check_bab_grid("mlp:2-8-8-8-8-2:relu", 2);
+    g_child_intervals = false;
+    g_decay = 64;
+    check_bab_grid("mlp:2-8-8-8-8-2:relu", 2);
+    g_decay = 0;
     check_mnistfc();
     check_disjunction();
     check_cli();

@@ -19,7 +19,8 @@ const char *sk_certify_verdict_name(enum sk_certify_verdict v)
 struct sk_certify_verify_config sk_certify_verify_defaults(void)
 {
     return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
-                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 10, .batch = 64,
+                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 10, .child_crown = true,
+                                              .branch_decay = 4, .batch = 64,
                                               .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
 }
 
@@ -161,6 +162,7 @@ struct dom {
     int n_split;
     int *sp;       /* relu index * 2 + (1: active, 0: inactive) */
     float *alpha, *beta; /* [R, n_relu] warm start */
+    float *lbq;    /* [R] each row's bound: the parent's until this domain is bounded (a child's is never below) */
     float *box;    /* the parent's boxes (lp_bounds' n_floats), then this domain's; NULL: the root's */
     int branch;    /* relu index to split next; -1: none left */
     /* results of bounding */
@@ -174,6 +176,7 @@ static void dom_free(struct dom *d)
     sk_free(d->sp);
     sk_free(d->alpha);
     sk_free(d->beta);
+    sk_free(d->lbq);
     sk_free(d->box);
     sk_free(d->cex);
     sk_free(d);
@@ -230,6 +233,7 @@ struct bab {
     const float *C, *d, *target; /* the disjunct's rows [R, n_out], bounds, bounds plus tolerance */
     int R, iters;
     float lr;
+    const float *branch_w; /* [n_relu] the weight of each relu's split score (branch_decay^-layer) */
     struct lp_opts o;  /* the root's passes */
     struct lp_opts oc; /* a child's intermediate boxes: its parent's, tightened by intervals through its new split */
     struct sk_model *m;
@@ -276,7 +280,9 @@ static int ws_alloc(const struct bab *B, struct ws *w)
 /* The split with the largest score: |A| (coefficient at the relu output,
  * max over rows) times the intercept of the upper line, the loss the
  * relaxation of that value causes (BaBSR, Bunel et al. 2020, without its
- * bias term); ties to the widest interval. */
+ * bias term), ties to the widest interval; weighted by branch_w, which
+ * favours earlier layers: with child_crown a split there also tightens the
+ * intermediate boxes of every layer after it, which the score does not see. */
 static int pick_branch(const struct bab *B, const struct lp_bounds *b, const signed char *split, const float *Arelu)
 {
     const struct lp_net *net = B->net;
@@ -293,7 +299,7 @@ static int pick_branch(const struct bab *B, const struct lp_bounds *b, const sig
             double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
             s = v > s ? v : s;
         }
-        s += 1e-9 * (u - l);
+        s = (s + 1e-9 * (u - l)) * B->branch_w[g];
         if (s > bs) {
             bs = s;
             best = g;
@@ -335,6 +341,14 @@ static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
     const struct lp_net *net = B->net;
     float sc = -INFINITY;
     bool refuted = false;
+    /* the domain lies inside its parent's: each row's bound is at least the parent's */
+    if (d->lbq)
+        for (int q = 0; q < B->R; q++) w->lb[q] = w->lb[q] > d->lbq[q] ? w->lb[q] : d->lbq[q];
+    else if (!(d->lbq = sk_malloc(sizeof(float) * (size_t)B->R))) {
+        d->status = SK_ENOMEM;
+        return;
+    }
+    memcpy(d->lbq, w->lb, sizeof(float) * (size_t)B->R);
     for (int q = 0; q < B->R; q++) {
         sc = w->lb[q] - B->d[q] > sc ? w->lb[q] - B->d[q] : sc;
         refuted |= w->lb[q] > B->target[q];
@@ -404,6 +418,7 @@ static struct dom *child_of(const struct bab *B, struct dom *parent, int g, bool
     c->sp = sk_malloc(sizeof(int) * (size_t)c->n_split);
     c->alpha = sk_malloc(sizeof(float) * na);
     c->beta = sk_malloc(sizeof(float) * na);
+    c->lbq = sk_malloc(sizeof(float) * (size_t)B->R);
     bool nb = parent->box != NULL;
     if (take) {
         c->box = parent->box;
@@ -412,7 +427,7 @@ static struct dom *child_of(const struct bab *B, struct dom *parent, int g, bool
         c->box = sk_malloc(sizeof(float) * B->root->n_floats);
         if (c->box) memcpy(c->box, parent->box, sizeof(float) * B->root->n_floats);
     }
-    if (!c->sp || !c->alpha || !c->beta || (nb && !c->box)) {
+    if (!c->sp || !c->alpha || !c->beta || !c->lbq || !parent->lbq || (nb && !c->box)) {
         dom_free(c);
         return NULL;
     }
@@ -420,6 +435,7 @@ static struct dom *child_of(const struct bab *B, struct dom *parent, int g, bool
     c->sp[parent->n_split] = g * 2 + (active ? 1 : 0);
     memcpy(c->alpha, parent->alpha, sizeof(float) * na);
     memcpy(c->beta, parent->beta, sizeof(float) * na);
+    memcpy(c->lbq, parent->lbq, sizeof(float) * (size_t)B->R);
     c->branch = -1;
     return c;
 }
@@ -614,18 +630,20 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     int rc = check_property(m, p);
     if (rc) return rc;
     if (!(cfg->timeout_s > 0) || cfg->pgd_restarts < 0 || cfg->pgd_steps < 0 || cfg->alpha_iters < 0 ||
-        cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0 || cfg->inter_alpha_iters < 0)
+        cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0 || cfg->inter_alpha_iters < 0 ||
+        !(cfg->branch_decay >= 1) || !isfinite(cfg->branch_decay))
         return sk_error(SK_EINVAL, "verify: cfg.timeout_s %g (> 0), cfg.pgd_restarts %d, cfg.pgd_steps %d, "
-                        "cfg.alpha_iters %d, cfg.bab_iters %d (>= 0), cfg.max_domain_mb %d (>= 1) out of range",
+                        "cfg.alpha_iters %d, cfg.bab_iters %d (>= 0), cfg.max_domain_mb %d (>= 1), "
+                        "cfg.branch_decay %g (>= 1) out of range",
                         cfg->timeout_s, cfg->pgd_restarts, cfg->pgd_steps, cfg->alpha_iters, cfg->bab_iters,
-                        cfg->max_domain_mb);
+                        cfg->max_domain_mb, (double)cfg->branch_decay);
     double deadline = t0 + cfg->timeout_s;
     int D = p->n_in, K = p->n_out;
     float *x = sk_malloc(sizeof(float) * (size_t)D), *y = sk_malloc(sizeof(float) * (size_t)K);
     float *lb = sk_malloc(sizeof(float) * (size_t)p->n_rows), *tg = sk_malloc(sizeof(float) * (size_t)p->n_rows);
     float *xs = sk_malloc(sizeof(float) * (size_t)p->n_rows * D);
     int *open = sk_malloc(sizeof(int) * (size_t)p->n_disj);
-    float *dlb = sk_malloc(sizeof(float) * (size_t)p->n_disj);
+    float *dlb = sk_malloc(sizeof(float) * (size_t)p->n_disj), *branch_w = NULL;
     struct lp_net net = { 0 };
     struct lp_bounds root = { 0 };
     if (!x || !y || !lb || !tg || !xs || !open || !dlb) {
@@ -760,13 +778,21 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     }
     r.stage = "bab";
     r.worst_lb = INFINITY;
+    if (!(branch_w = sk_malloc(sizeof(float) * ((size_t)net.n_relu + 1)))) {
+        rc = SK_ENOMEM;
+        goto done;
+    }
+    for (int g = 0, layer = -1; g < net.n_relu; g++) {
+        if (g == 0 || net.relu_step[g] != net.relu_step[g - 1]) layer++;
+        branch_w[g] = (float)pow((double)cfg->branch_decay, -(double)layer);
+    }
     enum sk_certify_verdict v = SK_VERDICT_UNSAT;
     for (int t = 0; t < n_open; t++) {
         int i = open[t], R = p->disj[i + 1] - p->disj[i];
         struct bab B = { .net = &net, .root = &root, .p = p, .C = p->c + (size_t)p->disj[i] * K,
                          .d = p->d + p->disj[i], .target = tg + p->disj[i], .R = R, .iters = cfg->bab_iters,
-                         .lr = 0.1f, .o = o, .oc = o, .m = m, .seed = cfg->seed };
-        B.oc.crown_rows = 0;
+                         .lr = 0.1f, .branch_w = branch_w, .o = o, .oc = o, .m = m, .seed = cfg->seed };
+        if (!cfg->child_crown) B.oc.crown_rows = 0;
         B.sub = *p;
         B.sub.n_rows = R;
         B.sub.c = B.C;
@@ -854,6 +880,7 @@ done:
     sk_free(xs);
     sk_free(open);
     sk_free(dlb);
+    sk_free(branch_w);
     lp_bounds_free(&root);
     lp_net_free(&net);
     return rc;

@@ -26,7 +26,8 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 struct vopts {
     double timeout;
     int pgd_restarts, pgd_steps, alpha_iters, inter_alpha_iters, bab_iters, batch, max_domain_mb;
-    bool no_bab, sound_fp;
+    float branch_decay;
+    bool no_bab, sound_fp, child_intervals;
     uint64_t seed;
 };
 
@@ -41,6 +42,8 @@ static struct sk_certify_verify_config config_of(const struct vopts *o, double t
     if (o->inter_alpha_iters >= 0) cfg.inter_alpha_iters = o->inter_alpha_iters;
     if (o->batch > 0) cfg.batch = o->batch;
     if (o->max_domain_mb > 0) cfg.max_domain_mb = o->max_domain_mb;
+    if (o->branch_decay > 0) cfg.branch_decay = o->branch_decay;
+    cfg.child_crown = !o->child_intervals;
     cfg.bab = !o->no_bab;
     cfg.sound_fp = o->sound_fp;
     cfg.seed = o->seed;
@@ -242,6 +245,7 @@ int cmd_verify(int argc, char **argv)
 {
     struct cli_common c = cli_common_defaults();
     const char *vnnlib = NULL, *cex = NULL, *instances = NULL, *root = NULL, *out = NULL, *cex_dir = NULL;
+    const char *child_bounds = NULL;
     float timeout = 0;
     struct vopts o = { .pgd_restarts = -1, .pgd_steps = -1, .alpha_iters = -1, .inter_alpha_iters = -1, .bab_iters = -1,
                      .seed = 1 };
@@ -262,6 +266,11 @@ int cmd_verify(int argc, char **argv)
           "bounds over the whole box before branch and bound (default 10; 0: CROWN's)" },
         { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 10)" },
         { "batch", CLI_INT, &o.batch, "N", "subdomains split per round, bounded as one batch (default 64)" },
+        { "child-bounds", CLI_STR, &child_bounds, "crown|intervals", "a subdomain's intermediate bounds after its "
+          "newest split: re-bounded by CROWN with the split neurons fixed (default), or its parent's tightened by "
+          "intervals alone (cheaper, much looser on deep nets)" },
+        { "branch-decay", CLI_FLOAT, &o.branch_decay, "F", "divide a split's score by F^k for a relu of the k-th relu "
+          "layer: earlier splits tighten every layer after them (default 4; 1: the BaBSR-style score alone)" },
         { "max-domain-mb", CLI_INT, &o.max_domain_mb, "MB", "memory of the subdomain queue (default 1024); full: unknown" },
         { "no-bab", CLI_FLAG, &o.no_bab, NULL, "stop after alpha-CROWN (incomplete: unknown instead of branching)" },
         { "sound-fp", CLI_FLAG, &o.sound_fp, NULL, "round every bound outward (a-priori error terms): unsat then holds "
@@ -294,6 +303,11 @@ int cmd_verify(int argc, char **argv)
     if (!(timeout >= 0) || !isfinite(timeout)) return cli_usage("--timeout S must be a number of seconds > 0");
     o.timeout = timeout;
     if (o.batch < 0 || o.max_domain_mb < 0) return cli_usage("--batch and --max-domain-mb must be > 0");
+    if (child_bounds && strcmp(child_bounds, "crown") != 0 && strcmp(child_bounds, "intervals") != 0)
+        return cli_usage("--child-bounds is crown or intervals, not '%s'", child_bounds);
+    o.child_intervals = child_bounds && strcmp(child_bounds, "intervals") == 0;
+    if (o.branch_decay != 0 && !(o.branch_decay >= 1 && isfinite(o.branch_decay)))
+        return cli_usage("--branch-decay F must be a number >= 1, not %g", (double)o.branch_decay);
     if (instances) {
         if (c.model || vnnlib || cex) return cli_usage("--instances runs the CSV's rows: no --model, --vnnlib or --cex");
         if (!out) return cli_usage("--out results.csv is required with --instances");

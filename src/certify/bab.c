@@ -235,7 +235,7 @@ struct bab {
     float lr;
     const float *branch_w; /* [n_relu] the weight of each relu's split score (branch_decay^-layer) */
     struct lp_opts o;  /* the root's passes */
-    struct lp_opts oc; /* a child's intermediate boxes: its parent's, tightened by intervals through its new split */
+    struct lp_opts oc; /* a child's intermediate boxes after its newest split: CROWN (child_crown) or intervals alone */
     struct sk_model *m;
     struct sk_certify_property sub; /* the disjunct alone, for local attacks */
     int sub_disj[2];
@@ -752,9 +752,9 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
             open[b] = open[b - 1];
             open[b - 1] = ti;
         }
-    /* Branch and bound splits against the root's intermediate boxes (a child
-     * tightens its parent's only by intervals through its new split): worth
-     * α-CROWN on every layer first, which decides some disjuncts outright. */
+    /* Every subdomain's intermediate boxes start from the root's (a child
+     * only tightens its parent's after its split): worth α-CROWN on every
+     * layer first, which decides some disjuncts outright. */
     if (cfg->inter_alpha_iters > 0) {
         struct lp_opts oi = o;
         oi.alpha_iters = cfg->inter_alpha_iters;

@@ -26,7 +26,7 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 struct vopts {
     double timeout;
     int pgd_restarts, pgd_steps, alpha_iters, inter_alpha_iters, bab_iters, batch, max_domain_mb;
-    float branch_decay;
+    float branch_decay; /* NAN: not given (the parser refuses NaN) */
     bool no_bab, sound_fp, child_intervals;
     uint64_t seed;
 };
@@ -42,7 +42,7 @@ static struct sk_certify_verify_config config_of(const struct vopts *o, double t
     if (o->inter_alpha_iters >= 0) cfg.inter_alpha_iters = o->inter_alpha_iters;
     if (o->batch > 0) cfg.batch = o->batch;
     if (o->max_domain_mb > 0) cfg.max_domain_mb = o->max_domain_mb;
-    if (o->branch_decay > 0) cfg.branch_decay = o->branch_decay;
+    if (!isnan(o->branch_decay)) cfg.branch_decay = o->branch_decay;
     cfg.child_crown = !o->child_intervals;
     cfg.bab = !o->no_bab;
     cfg.sound_fp = o->sound_fp;
@@ -248,7 +248,7 @@ int cmd_verify(int argc, char **argv)
     const char *child_bounds = NULL;
     float timeout = 0;
     struct vopts o = { .pgd_restarts = -1, .pgd_steps = -1, .alpha_iters = -1, .inter_alpha_iters = -1, .bab_iters = -1,
-                     .seed = 1 };
+                     .branch_decay = NAN, .seed = 1 };
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         { "vnnlib", CLI_STR, &vnnlib, "FILE", "the property (VNN-LIB): input box and output constraints of a counterexample" },
@@ -306,7 +306,7 @@ int cmd_verify(int argc, char **argv)
     if (child_bounds && strcmp(child_bounds, "crown") != 0 && strcmp(child_bounds, "intervals") != 0)
         return cli_usage("--child-bounds is crown or intervals, not '%s'", child_bounds);
     o.child_intervals = child_bounds && strcmp(child_bounds, "intervals") == 0;
-    if (o.branch_decay != 0 && !(o.branch_decay >= 1 && isfinite(o.branch_decay)))
+    if (!isnan(o.branch_decay) && !(o.branch_decay >= 1))
         return cli_usage("--branch-decay F must be a number >= 1, not %g", (double)o.branch_decay);
     if (instances) {
         if (c.model || vnnlib || cex) return cli_usage("--instances runs the CSV's rows: no --model, --vnnlib or --cex");

@@ -554,6 +554,7 @@ static void lin_backward(const struct lp_step *s, const float *A, int M, float *
         for (int q = 0; q < M; q++) {
             const float *a = A + (size_t)q * s->dout;
             double acc = 0;
+#pragma omp simd reduction(+ : acc)
             for (int o = 0; o < s->dout; o++) acc += (double)a[o] * s->b[o];
             bias[q] += acc;
         }
@@ -591,6 +592,7 @@ static void lin_backward(const struct lp_step *s, const float *A, int M, float *
             const float *a = A + (size_t)q * s->dout;
             float *bq = B + (size_t)q * s->din;
             double acc = 0;
+#pragma omp simd reduction(+ : acc)
             for (int j = 0; j < s->din; j++) {
                 bq[j] = a[j] * s->a[j];
                 acc += (double)a[j] * s->ab[j];
@@ -827,6 +829,14 @@ static inline void act_line(const struct lp_net *net, const struct lp_bounds *b,
 static double concretize(const float *a, const float *lo, const float *hi, int d, float *corner, double *err)
 {
     double s = 0, mag = 0;
+    /* the products are exact in double and the rounding bound holds for any
+     * order of the sum, so the sums are vectorised */
+    if (!corner && !err) {
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < d; j++) s += (double)a[j] * (a[j] >= 0 ? lo[j] : hi[j]);
+        return s;
+    }
+#pragma omp simd reduction(+ : s, mag)
     for (int j = 0; j < d; j++) {
         float x = a[j] >= 0 ? lo[j] : hi[j];
         if (corner) corner[j] = x;
@@ -1009,17 +1019,41 @@ int lp_backward(const struct lp_net *net, const struct lp_bounds *b, int top, co
                 }
             }
             if (s->kind == LP_ACT) {
+                const float *rx = b->rx[i], *li = b->lo[s->in0], *hi = b->hi[s->in0];
+                bool opt = x && x->alpha && s->relu_off >= 0 && s->p <= 1;
                 for (int q = 0; q < Mc; q++) {
                     const float *a = cur + (size_t)q * s->dout;
                     float *bq = nxt + (size_t)q * s->din;
                     double acc = 0, mag = 0;
-                    for (int j = 0; j < s->din; j++) {
-                        float sl, ic;
-                        act_line(net, b, i, j, q0 + q, a[j] >= 0, x, &sl, &ic);
-                        bq[j] = a[j] * sl;
-                        acc += (double)a[j] * ic;
-                        if (sound) mag += fabs((double)a[j] * ic);
-                    }
+                    if (!sound) {
+                        /* act_line, vectorised: the lower line (alpha's slope where the relu is
+                         * unstable and alpha is given) for a >= 0, else the upper */
+                        const float *al = opt ? x->alpha + (size_t)(q0 + q) * net->n_relu + s->relu_off : NULL;
+                        if (al) {
+#pragma omp simd reduction(+ : acc)
+                            for (int j = 0; j < s->din; j++) {
+                                int k = 4 * j + (a[j] >= 0 ? 0 : 2);
+                                float sl = rx[k], aj = al[j];
+                                sl = a[j] >= 0 && li[j] < 0 && hi[j] > 0 ? aj : sl;
+                                bq[j] = a[j] * sl;
+                                acc += (double)a[j] * rx[k + 1];
+                            }
+                        } else {
+#pragma omp simd reduction(+ : acc)
+                            for (int j = 0; j < s->din; j++) {
+                                int k = 4 * j + (a[j] >= 0 ? 0 : 2);
+                                bq[j] = a[j] * rx[k];
+                                acc += (double)a[j] * rx[k + 1];
+                            }
+                        }
+                    } else
+                        for (int j = 0; j < s->din; j++) {
+                            float sl, ic;
+                            act_line(net, b, i, j, q0 + q, a[j] >= 0, x, &sl, &ic);
+                            bq[j] = a[j] * sl;
+                            acc += (double)a[j] * ic;
+                            mag += fabs((double)a[j] * ic);
+                        }
                     bias[q] += acc;
                     if (x && x->beta && s->relu_off >= 0)
                         for (int j = 0; j < s->din; j++) {

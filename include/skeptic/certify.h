@@ -239,12 +239,12 @@ struct sk_certify_verify_config {
     int alpha_iters;      /* α-CROWN steps on the whole box (50) */
     int inter_alpha_iters;/* α-CROWN steps on each layer's intermediate bounds, whole box, before branch and
                              bound (10; 0: CROWN's) */
-    int bab_iters;        /* α/β steps per subdomain (10) */
+    int bab_iters;        /* α/β steps per subdomain (20) */
     bool child_crown;     /* re-bound a subdomain's intermediate layers after its newest split by CROWN, the
                              split neurons fixed, within its parent's boxes (true); false: its parent's boxes
                              tightened by intervals through the split alone */
     float branch_decay;   /* a split candidate's score is divided by branch_decay^k for a relu of the k-th
-                             relu layer (4: earlier layers first, whose splits tighten every layer after them;
+                             relu layer (8: earlier layers first, whose splits tighten every layer after them;
                              1: the BaBSR-style score alone; >= 1) */
     int batch;            /* subdomains split per round, their children bounded as one batch (64) */
     int max_domain_mb;    /* memory of the subdomain queue (1024) */

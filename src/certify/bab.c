@@ -19,8 +19,8 @@ const char *sk_certify_verdict_name(enum sk_certify_verdict v)
 struct sk_certify_verify_config sk_certify_verify_defaults(void)
 {
     return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
-                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 10, .child_crown = true,
-                                              .branch_decay = 4, .batch = 64,
+                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 20, .child_crown = true,
+                                              .branch_decay = 8, .batch = 64,
                                               .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
 }
 

@@ -264,13 +264,13 @@ int cmd_verify(int argc, char **argv)
         { "alpha-iters", CLI_INT, &o.alpha_iters, "N", "alpha-CROWN steps on the whole box (default 50)" },
         { "inter-alpha-iters", CLI_INT, &o.inter_alpha_iters, "N", "alpha-CROWN steps on every layer's intermediate "
           "bounds over the whole box before branch and bound (default 10; 0: CROWN's)" },
-        { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 10)" },
+        { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 20)" },
         { "batch", CLI_INT, &o.batch, "N", "subdomains split per round, bounded as one batch (default 64)" },
         { "child-bounds", CLI_STR, &child_bounds, "crown|intervals", "a subdomain's intermediate bounds after its "
           "newest split: re-bounded by CROWN with the split neurons fixed (default), or its parent's tightened by "
           "intervals alone (cheaper, much looser on deep nets)" },
         { "branch-decay", CLI_FLOAT, &o.branch_decay, "F", "divide a split's score by F^k for a relu of the k-th relu "
-          "layer: earlier splits tighten every layer after them (default 4; 1: the BaBSR-style score alone)" },
+          "layer: earlier splits tighten every layer after them (default 8; 1: the BaBSR-style score alone)" },
         { "max-domain-mb", CLI_INT, &o.max_domain_mb, "MB", "memory of the subdomain queue (default 1024); full: unknown" },
         { "no-bab", CLI_FLAG, &o.no_bab, NULL, "stop after alpha-CROWN (incomplete: unknown instead of branching)" },
         { "sound-fp", CLI_FLAG, &o.sound_fp, NULL, "round every bound outward (a-priori error terms): unsat then holds "

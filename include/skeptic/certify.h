@@ -240,6 +240,10 @@ struct sk_certify_verify_config {
     int inter_alpha_iters;/* α-CROWN steps on each layer's intermediate bounds, whole box, before branch and
                              bound (10; 0: CROWN's) */
     int bab_iters;        /* α/β steps per subdomain (20) */
+    int refine_layers;    /* before branch and bound, the boxes of this many relu layers after the first are
+                             tightened by branch and bound over the relus before them, as a MIP solver would
+                             (2; 0: none; chains only) */
+    int refine_domains;   /* subdomains per bound of each such neuron (100) */
     bool child_crown;     /* re-bound a subdomain's intermediate layers after its newest split by CROWN, the
                              split neurons fixed, within its parent's boxes (true); false: its parent's boxes
                              tightened by intervals through the split alone */
@@ -255,6 +259,16 @@ struct sk_certify_verify_config {
                              unsat then holds for the real-number network */
 };
 struct sk_certify_verify_config sk_certify_verify_defaults(void);
+
+/* The bounds of every relu input (pre-activation) of m over the box
+ * [lo, hi] (raw units), in the model's order, as branch and bound starts
+ * from them: CROWN and α-CROWN on every layer, then the refine_layers relu
+ * layers after the first tightened by branch and bound over the relus before
+ * them, refine_domains subdomains per bound (0, 0: α-CROWN's boxes alone).
+ * *n gets the number of relu units; zlo, zhi [*n] may be NULL to ask for it
+ * alone. SK_EINVAL for lo > hi or a layer the bounds cannot express. */
+int sk_certify_relu_bounds(struct sk_model *m, const float *lo, const float *hi, int refine_layers,
+                           int refine_domains, float *zlo, float *zhi, int *n);
 
 struct sk_certify_verify_report {
     enum sk_certify_verdict verdict;

@@ -1,6 +1,7 @@
 /* Complete verification of a VNN-LIB style property: margin PGD, CROWN and
  * α-CROWN on the whole box, then branch and bound over relu splits with
  * α/β-CROWN bounds per subdomain (certify.h explains the verdicts). */
+#include <stdlib.h>
 #include "certify/certify_impl.h"
 #include "certify/lirpa.h"
 
@@ -19,7 +20,8 @@ const char *sk_certify_verdict_name(enum sk_certify_verdict v)
 struct sk_certify_verify_config sk_certify_verify_defaults(void)
 {
     return (struct sk_certify_verify_config){ .timeout_s = 300, .pgd_restarts = 5, .pgd_steps = 100,
-                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 20, .child_crown = true,
+                                              .alpha_iters = 50, .inter_alpha_iters = 10, .bab_iters = 20,
+                                              .refine_layers = 2, .refine_domains = 100, .child_crown = true,
                                               .branch_decay = 8, .batch = 64,
                                               .max_domain_mb = 1024, .crown_rows = 2048, .bab = true, .seed = 1 };
 }
@@ -232,11 +234,12 @@ struct bab {
     const struct sk_certify_property *p;
     const float *C, *d, *target; /* the disjunct's rows [R, n_out], bounds, bounds plus tolerance */
     int R, iters;
+    long max_domains;  /* stop after this many subdomains (0: no limit) */
     float lr;
     const float *branch_w; /* [n_relu] the weight of each relu's split score (branch_decay^-layer) */
     struct lp_opts o;  /* the root's passes */
     struct lp_opts oc; /* a child's intermediate boxes after its newest split: CROWN (child_crown) or intervals alone */
-    struct sk_model *m;
+    struct sk_model *m; /* NULL: bounds alone (an intermediate value's), no counterexamples sought */
     struct sk_certify_property sub; /* the disjunct alone, for local attacks */
     int sub_disj[2];
     uint64_t seed;
@@ -277,29 +280,37 @@ static int ws_alloc(const struct bab *B, struct ws *w)
     return SK_OK;
 }
 
-/* The split with the largest score: |A| (coefficient at the relu output,
- * max over rows) times the intercept of the upper line, the loss the
- * relaxation of that value causes (BaBSR, Bunel et al. 2020, without its
- * bias term), ties to the widest interval; weighted by branch_w, which
- * favours earlier layers: with child_crown a split there also tightens the
- * intermediate boxes of every layer after it, which the score does not see. */
-static int pick_branch(const struct bab *B, const struct lp_bounds *b, const signed char *split, const float *Arelu)
+/* The split score of relu g: |A| (coefficient at the relu output, max over
+ * rows) times the intercept of the upper line, the loss the relaxation of
+ * that value causes (BaBSR, Bunel et al. 2020, without its bias term), ties
+ * to the widest interval; weighted by branch_w, which favours earlier
+ * layers: with child_crown a split there also tightens the intermediate
+ * boxes of every layer after it, which the score does not see. Negative:
+ * not a candidate (split already, or stable). */
+static double branch_score(const struct bab *B, const struct lp_bounds *b, const signed char *split,
+                           const float *Arelu, int g)
 {
     const struct lp_net *net = B->net;
+    if (split[g]) return -1;
+    int i = net->relu_step[g], j = g - net->s[i].relu_off, vi = net->s[i].in0;
+    float l = b->lo[vi][j], u = b->hi[vi][j];
+    if (!(l < 0 && u > 0)) return -1;
+    double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
+    for (int q = 0; q < B->R; q++) {
+        double a = Arelu[(size_t)q * net->n_relu + g];
+        double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
+        s = v > s ? v : s;
+    }
+    return (s + 1e-9 * (u - l)) * B->branch_w[g];
+}
+
+/* The candidate with the largest score. */
+static int pick_branch(const struct bab *B, struct ws *w)
+{
     int best = -1;
     double bs = -1;
-    for (int g = 0; g < net->n_relu; g++) {
-        if (split[g]) continue;
-        int i = net->relu_step[g], j = g - net->s[i].relu_off, vi = net->s[i].in0;
-        float l = b->lo[vi][j], u = b->hi[vi][j];
-        if (!(l < 0 && u > 0)) continue;
-        double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
-        for (int q = 0; q < B->R; q++) {
-            double a = Arelu[(size_t)q * net->n_relu + g];
-            double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
-            s = v > s ? v : s;
-        }
-        s = (s + 1e-9 * (u - l)) * B->branch_w[g];
+    for (int g = 0; g < B->net->n_relu; g++) {
+        double s = branch_score(B, &w->b, w->split, w->Arelu, g);
         if (s > bs) {
             bs = s;
             best = g;
@@ -364,6 +375,11 @@ static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
         return;
     }
     memcpy(d->box, w->b.mem, sizeof(float) * w->b.n_floats);
+    if (!B->m) {
+        d->branch = pick_branch(B, w);
+        d->status = d->branch < 0 ? 3 : 0;
+        return;
+    }
     /* the corner attaining a row's bound may be a counterexample; the
      * lowest row's is kept as a start for a local attack */
     int qw = 0;
@@ -386,7 +402,7 @@ static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
             return;
         }
     }
-    d->branch = pick_branch(B, &w->b, w->split, w->Arelu);
+    d->branch = pick_branch(B, w);
     d->status = d->branch < 0 ? 3 : 0;
 }
 
@@ -517,6 +533,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
     int rc = SK_ENOMEM;
     bool stuck = false;
     int round = 0;
+    float dropped = INFINITY; /* the lowest bound of the subdomains left with nothing to split */
     *outcome = BAB_UNKNOWN;
     if (!w || !kids || !live || !bl || !sl || !al || !bel || !arl || !lbs || !xss) goto done;
     for (int t = 0; t < nw; t++)
@@ -533,7 +550,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
             *outcome = BAB_TIMEOUT;
             break;
         }
-        if (h.n + 2L * batch > cap) {
+        if (h.n + 2L * batch > cap || (B->max_domains > 0 && *n_dom >= B->max_domains)) {
             *outcome = BAB_UNKNOWN;
             break;
         }
@@ -560,7 +577,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
         for (int k = 0; k < nk; k++)
             if (kids[k]->status == 0 && kids[k]->cex && (lowest < 0 || kids[k]->score < kids[lowest]->score))
                 lowest = k;
-        for (int k = 0; k < nk && *outcome != BAB_SAT && rc == SK_OK; k++) {
+        for (int k = 0; k < nk && *outcome != BAB_SAT && rc == SK_OK && B->m; k++) {
             struct dom *c = kids[k];
             if (!c->cex || !(c->status == 3 || (k == lowest && round % 4 == 1))) continue;
             bool f = false;
@@ -578,6 +595,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
                 *outcome = BAB_SAT;
             }
             if (c->status == 3 && *outcome != BAB_SAT && !c->cex) stuck = true;
+            if (c->status == 3 && c->score < dropped) dropped = c->score;
             sk_free(c->cex);
             c->cex = NULL;
             if (c->status == 0 && rc == SK_OK && *outcome != BAB_SAT) {
@@ -591,7 +609,7 @@ static int bab_run(const struct bab *B, struct dom *root, const struct sk_certif
         }
         if (rc || *outcome == BAB_SAT) break;
     }
-    *worst = h.n ? h.a[0]->score : INFINITY;
+    *worst = h.n && h.a[0]->score < dropped ? h.a[0]->score : dropped;
 done:
     dom_free(root);
     for (long i = 0; i < h.n; i++) dom_free(h.a[i]);
@@ -613,9 +631,188 @@ done:
     return rc;
 }
 
+
 /* ---------------- the whole property ---------------- */
 
 static float tol_of(float d) { return SK_CERTIFY_TOL * (1.0f + fabsf(d)); }
+
+/* Tighten the box of the input of relu step si (a chain's value si) by
+ * branch and bound over the relus before it: for each unstable entry z_j,
+ * the lowest α/β-CROWN bound of z_j, and of -z_j, over the subdomains left
+ * after at most `domains` of them (each subdomain's bound holds on it, and
+ * they cover the box; those proved >= 0 only clamp the entry at 0). The
+ * intermediate bounds a MIP solver would give, as far as the budget goes.
+ * Entries in parallel, each search on one thread; a budget in subdomains,
+ * not seconds, so the boxes do not depend on the machine's speed. */
+static int refine_value(const struct lp_net *net, struct lp_bounds *root, int si, int domains, int iters,
+                        const float *branch_w, const struct lp_opts *o, double deadline, long *n_dom)
+{
+    struct lp_net sub = *net;
+    int vi = net->s[si].in0, dv = net->s[si].din;
+    sub.n = si;
+    sub.out_dim = dv;
+    sub.n_relu = net->s[si].relu_off;
+    int *js = sk_malloc(sizeof(int) * (size_t)dv);
+    float *nlo = sk_malloc(sizeof(float) * (size_t)dv), *nhi = sk_malloc(sizeof(float) * (size_t)dv);
+    int nu = 0, rc = SK_ENOMEM;
+    long nd = 0;
+    struct lp_bounds sroot = { 0 }; /* root's boxes up to value si, in sub's layout */
+    if (!js || !nlo || !nhi || lp_bounds_alloc(&sub, &sroot)) goto done;
+    for (int v = 0; v <= si; v++) {
+        size_t d = v == 0 ? (size_t)net->in_dim : (size_t)net->s[v - 1].dout;
+        memcpy(sroot.lo[v], root->lo[v], sizeof(float) * d);
+        memcpy(sroot.hi[v], root->hi[v], sizeof(float) * d);
+    }
+    for (int i = 0; i < si; i++)
+        if (sroot.rx[i]) lp_make_relax(&sub, &sroot, i);
+    for (int j = 0; j < dv; j++) {
+        nlo[j] = root->lo[vi][j];
+        nhi[j] = root->hi[vi][j];
+        if (nlo[j] < 0 && nhi[j] > 0) js[nu++] = j;
+    }
+    rc = SK_OK;
+    static const float zero = 0;
+    const float target = tol_of(0);
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : nd)
+    for (int t = 0; t < 2 * nu; t++) {
+        int j = js[t / 2], up = t % 2, rct = SK_OK;
+        int stop;
+#pragma omp atomic read
+        stop = rc;
+        if (stop || sk_now() > deadline) continue;
+        float *C = sk_calloc((size_t)dv, sizeof(float)), *cex = sk_malloc(sizeof(float) * (size_t)net->in_dim);
+        struct dom *d = sk_calloc(1, sizeof *d);
+        size_t na = (size_t)sub.n_relu + 1;
+        struct ws w0 = { 0 };
+        if (!C || !cex || !d || !(d->alpha = sk_malloc(sizeof(float) * na)) ||
+            !(d->beta = sk_calloc(na, sizeof(float)))) {
+            rct = SK_ENOMEM;
+            goto next;
+        }
+        C[j] = up ? -1.0f : 1.0f;
+        struct bab B = { .net = &sub, .root = &sroot, .C = C, .d = &zero, .target = &target, .R = 1, .iters = iters,
+                         .lr = 0.1f, .branch_w = branch_w, .o = *o, .oc = *o, .max_domains = domains };
+        B.o.alpha_iters = B.oc.alpha_iters = 0;
+        for (size_t q = 0; q < na; q++) d->alpha[q] = NAN;
+        if ((rct = ws_alloc(&B, &w0))) goto next;
+        bound_domain(&B, &w0, d);
+        ws_free(&w0);
+        nd++;
+        float low = INFINITY;
+        if (d->status < 0) {
+            rct = d->status;
+        } else if (d->status == 3) {
+            low = d->score;
+        } else if (d->status == 0) {
+            struct sk_certify_verify_config rcfg = { .batch = 4, .max_domain_mb = 64 };
+            int outcome;
+            long n1 = 0;
+            rct = bab_run(&B, d, &rcfg, deadline, &outcome, cex, &n1, &low);
+            d = NULL;
+            nd += n1;
+        }
+        /* the bound of the entry: min(low, 0); above 0 only where every subdomain is */
+        if (rct == SK_OK && low < INFINITY) {
+            float v = low < 0 ? low : 0;
+            if (up && -v < nhi[j]) nhi[j] = -v;
+            if (!up && v > nlo[j]) nlo[j] = v;
+        } else if (rct == SK_OK) {
+            if (up) nhi[j] = 0;
+            else nlo[j] = 0;
+        }
+    next:
+        if (rct) {
+#pragma omp atomic write
+            rc = rct;
+        }
+        dom_free(d);
+        sk_free(C);
+        sk_free(cex);
+    }
+    if (rc) goto done;
+    for (int j = 0; j < dv; j++) {
+        root->lo[vi][j] = nlo[j];
+        root->hi[vi][j] = nhi[j];
+    }
+    *n_dom += nd;
+done:
+    lp_bounds_free(&sroot);
+    sk_free(js);
+    sk_free(nlo);
+    sk_free(nhi);
+    return rc;
+}
+
+/* refine_value on the first `layers` relu layers after the first (their
+ * inputs must be a chain's values), each from the boxes tightened before
+ * it; every layer after each is re-bounded with oi (α-CROWN). */
+static int refine_boxes(const struct lp_net *net, struct lp_bounds *root, const float *lo, const float *hi, int layers,
+                        int domains, int iters, const float *branch_w, const struct lp_opts *o,
+                        const struct lp_opts *oi, double deadline, long *n_dom)
+{
+    int rc = SK_OK;
+    for (int g = 0, layer = -1, done = 0; g < net->n_relu && done < layers && rc == SK_OK; g++) {
+        if (g > 0 && net->relu_step[g] == net->relu_step[g - 1]) continue;
+        if (++layer == 0) continue;
+        int si = net->relu_step[g];
+        if (net->s[si].in0 != si) break;
+        if (!(rc = refine_value(net, root, si, domains, iters, branch_w, o, deadline, n_dom)))
+            rc = lp_bounds_compute(net, lo, hi, NULL, si, oi, root);
+        done++;
+    }
+    return rc;
+}
+
+static float *layer_weights(const struct lp_net *net, float decay)
+{
+    float *w = sk_malloc(sizeof(float) * ((size_t)net->n_relu + 1));
+    if (w)
+        for (int g = 0, layer = -1; g < net->n_relu; g++) {
+            if (g == 0 || net->relu_step[g] != net->relu_step[g - 1]) layer++;
+            w[g] = (float)pow((double)decay, -(double)layer);
+        }
+    return w;
+}
+
+int sk_certify_relu_bounds(struct sk_model *m, const float *lo, const float *hi, int refine_layers,
+                           int refine_domains, float *zlo, float *zhi, int *n)
+{
+    if (!m || !lo || !hi || !n || refine_layers < 0 || refine_domains < 0)
+        return sk_error(SK_EINVAL, "relu bounds: a model, a box, n and refine_layers, refine_domains >= 0 needed");
+    for (int j = 0; j < m->in_dim; j++)
+        if (!(lo[j] <= hi[j])) return sk_error(SK_EINVAL, "relu bounds: input %d: lo %g > hi %g", j, lo[j], hi[j]);
+    struct lp_net net = { 0 };
+    struct lp_bounds root = { 0 };
+    float *bw = NULL;
+    int rc = lp_net_build_graph(m, &net);
+    if (rc || (rc = lp_bounds_alloc(&net, &root))) goto done;
+    *n = net.n_relu;
+    if (!zlo || !zhi) goto done;
+    struct sk_certify_verify_config dc = sk_certify_verify_defaults();
+    struct lp_opts o = { .with_ibp = true, .crown_rows = dc.crown_rows }, oi = o;
+    oi.alpha_iters = dc.inter_alpha_iters;
+    if ((rc = lp_bounds_compute(&net, lo, hi, NULL, 0, &oi, &root))) goto done;
+    if (refine_layers > 0 && refine_domains > 0 && !net.graph && net.n_relu > 0) {
+        long nd = 0;
+        if (!(bw = layer_weights(&net, dc.branch_decay))) {
+            rc = SK_ENOMEM;
+            goto done;
+        }
+        if ((rc = refine_boxes(&net, &root, lo, hi, refine_layers, refine_domains, dc.bab_iters, bw, &o, &oi, INFINITY,
+                               &nd)))
+            goto done;
+    }
+    for (int g = 0; g < net.n_relu; g++) {
+        int i = net.relu_step[g], j = g - net.s[i].relu_off, vi = net.s[i].in0;
+        zlo[g] = root.lo[vi][j];
+        zhi[g] = root.hi[vi][j];
+    }
+done:
+    sk_free(bw);
+    lp_bounds_free(&root);
+    lp_net_free(&net);
+    return rc;
+}
 
 int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
                       const struct sk_certify_verify_config *cfg, struct sk_certify_verify_report *rep, float *cex_x,
@@ -631,12 +828,13 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     if (rc) return rc;
     if (!(cfg->timeout_s > 0) || cfg->pgd_restarts < 0 || cfg->pgd_steps < 0 || cfg->alpha_iters < 0 ||
         cfg->bab_iters < 0 || cfg->max_domain_mb < 1 || cfg->crown_rows < 0 || cfg->inter_alpha_iters < 0 ||
+        cfg->refine_layers < 0 || cfg->refine_domains < 0 ||
         !(cfg->branch_decay >= 1) || !isfinite(cfg->branch_decay))
         return sk_error(SK_EINVAL, "verify: cfg.timeout_s %g (> 0), cfg.pgd_restarts %d, cfg.pgd_steps %d, "
-                        "cfg.alpha_iters %d, cfg.bab_iters %d (>= 0), cfg.max_domain_mb %d (>= 1), "
-                        "cfg.branch_decay %g (>= 1) out of range",
+                        "cfg.alpha_iters %d, cfg.bab_iters %d, cfg.refine_layers %d, cfg.refine_domains %d (>= 0), "
+                        "cfg.max_domain_mb %d (>= 1), cfg.branch_decay %g (>= 1) out of range",
                         cfg->timeout_s, cfg->pgd_restarts, cfg->pgd_steps, cfg->alpha_iters, cfg->bab_iters,
-                        cfg->max_domain_mb, (double)cfg->branch_decay);
+                        cfg->refine_layers, cfg->refine_domains, cfg->max_domain_mb, (double)cfg->branch_decay);
     double deadline = t0 + cfg->timeout_s;
     int D = p->n_in, K = p->n_out;
     float *x = sk_malloc(sizeof(float) * (size_t)D), *y = sk_malloc(sizeof(float) * (size_t)K);
@@ -752,13 +950,23 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
             open[b] = open[b - 1];
             open[b - 1] = ti;
         }
+    if (!(branch_w = layer_weights(&net, cfg->branch_decay))) {
+        rc = SK_ENOMEM;
+        goto done;
+    }
     /* Every subdomain's intermediate boxes start from the root's (a child
      * only tightens its parent's after its split): worth α-CROWN on every
-     * layer first, which decides some disjuncts outright. */
-    if (cfg->inter_alpha_iters > 0) {
+     * layer first, and branch and bound on the boxes of the first layers,
+     * which decide some disjuncts outright. */
+    bool refine = cfg->refine_layers > 0 && cfg->refine_domains > 0 && !net.graph && net.n_relu > 0;
+    if (cfg->inter_alpha_iters > 0 || refine) {
         struct lp_opts oi = o;
         oi.alpha_iters = cfg->inter_alpha_iters;
-        if ((rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &oi, &root))) goto done;
+        if (cfg->inter_alpha_iters > 0 && (rc = lp_bounds_compute(&net, p->lo, p->hi, NULL, 0, &oi, &root))) goto done;
+        if (refine &&
+            (rc = refine_boxes(&net, &root, p->lo, p->hi, cfg->refine_layers, cfg->refine_domains, cfg->bab_iters,
+                               branch_w, &o, &oi, deadline, &r.domains)))
+            goto done;
         int m2 = 0;
         for (int t = 0; t < n_open; t++) {
             int i = open[t], R = p->disj[i + 1] - p->disj[i];
@@ -778,14 +986,6 @@ int sk_certify_verify(struct sk_model *m, const struct sk_certify_property *p,
     }
     r.stage = "bab";
     r.worst_lb = INFINITY;
-    if (!(branch_w = sk_malloc(sizeof(float) * ((size_t)net.n_relu + 1)))) {
-        rc = SK_ENOMEM;
-        goto done;
-    }
-    for (int g = 0, layer = -1; g < net.n_relu; g++) {
-        if (g == 0 || net.relu_step[g] != net.relu_step[g - 1]) layer++;
-        branch_w[g] = (float)pow((double)cfg->branch_decay, -(double)layer);
-    }
     enum sk_certify_verdict v = SK_VERDICT_UNSAT;
     for (int t = 0; t < n_open; t++) {
         int i = open[t], R = p->disj[i + 1] - p->disj[i];

@@ -26,6 +26,7 @@ static int write_cex(const char *path, const float *x, int D, const float *y, in
 struct vopts {
     double timeout;
     int pgd_restarts, pgd_steps, alpha_iters, inter_alpha_iters, bab_iters, batch, max_domain_mb;
+    int refine_layers, refine_domains;
     float branch_decay; /* NAN: not given (the parser refuses NaN) */
     bool no_bab, sound_fp, child_intervals;
     uint64_t seed;
@@ -40,6 +41,8 @@ static struct sk_certify_verify_config config_of(const struct vopts *o, double t
     if (o->alpha_iters >= 0) cfg.alpha_iters = o->alpha_iters;
     if (o->bab_iters >= 0) cfg.bab_iters = o->bab_iters;
     if (o->inter_alpha_iters >= 0) cfg.inter_alpha_iters = o->inter_alpha_iters;
+    if (o->refine_layers >= 0) cfg.refine_layers = o->refine_layers;
+    if (o->refine_domains >= 0) cfg.refine_domains = o->refine_domains;
     if (o->batch > 0) cfg.batch = o->batch;
     if (o->max_domain_mb > 0) cfg.max_domain_mb = o->max_domain_mb;
     if (!isnan(o->branch_decay)) cfg.branch_decay = o->branch_decay;
@@ -248,7 +251,7 @@ int cmd_verify(int argc, char **argv)
     const char *child_bounds = NULL;
     float timeout = 0;
     struct vopts o = { .pgd_restarts = -1, .pgd_steps = -1, .alpha_iters = -1, .inter_alpha_iters = -1, .bab_iters = -1,
-                     .branch_decay = NAN, .seed = 1 };
+                     .refine_layers = -1, .refine_domains = -1, .branch_decay = NAN, .seed = 1 };
     struct cli_opt opts[] = {
         CLI_MODEL_OPTS(c),
         { "vnnlib", CLI_STR, &vnnlib, "FILE", "the property (VNN-LIB): input box and output constraints of a counterexample" },
@@ -264,6 +267,11 @@ int cmd_verify(int argc, char **argv)
         { "alpha-iters", CLI_INT, &o.alpha_iters, "N", "alpha-CROWN steps on the whole box (default 50)" },
         { "inter-alpha-iters", CLI_INT, &o.inter_alpha_iters, "N", "alpha-CROWN steps on every layer's intermediate "
           "bounds over the whole box before branch and bound (default 10; 0: CROWN's)" },
+        { "refine-layers", CLI_INT, &o.refine_layers, "N", "before branch and bound, tighten the intermediate bounds "
+          "of the N relu layers after the first by branch and bound over the relus before them, as a MIP solver would "
+          "(default 2; 0: none; chains only)" },
+        { "refine-domains", CLI_INT, &o.refine_domains, "N", "subdomains per bound of each neuron so refined "
+          "(default 100)" },
         { "bab-iters", CLI_INT, &o.bab_iters, "N", "alpha/beta steps per subdomain (default 20)" },
         { "batch", CLI_INT, &o.batch, "N", "subdomains split per round, bounded as one batch (default 64)" },
         { "child-bounds", CLI_STR, &child_bounds, "crown|intervals", "a subdomain's intermediate bounds after its "
@@ -303,6 +311,7 @@ int cmd_verify(int argc, char **argv)
     if (!(timeout >= 0) || !isfinite(timeout)) return cli_usage("--timeout S must be a number of seconds > 0");
     o.timeout = timeout;
     if (o.batch < 0 || o.max_domain_mb < 0) return cli_usage("--batch and --max-domain-mb must be > 0");
+    if (o.refine_layers < -1 || o.refine_domains < -1) return cli_usage("--refine-layers and --refine-domains must be >= 0");
     if (child_bounds && strcmp(child_bounds, "crown") != 0 && strcmp(child_bounds, "intervals") != 0)
         return cli_usage("--child-bounds is crown or intervals, not '%s'", child_bounds);
     o.child_intervals = child_bounds && strcmp(child_bounds, "intervals") == 0;

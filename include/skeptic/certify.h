@@ -264,7 +264,8 @@ struct sk_certify_verify_config sk_certify_verify_defaults(void);
  * [lo, hi] (raw units), in the model's order, as branch and bound starts
  * from them: CROWN and α-CROWN on every layer, then the refine_layers relu
  * layers after the first tightened by branch and bound over the relus before
- * them, refine_domains subdomains per bound (0, 0: α-CROWN's boxes alone).
+ * them, refine_domains subdomains per bound (0, 0: α-CROWN's boxes alone;
+ * models with branches get α-CROWN's boxes, the refinement walks chains).
  * *n gets the number of relu units; zlo, zhi [*n] may be NULL to ask for it
  * alone. SK_EINVAL for lo > hi or a layer the bounds cannot express. */
 int sk_certify_relu_bounds(struct sk_model *m, const float *lo, const float *hi, int refine_layers,

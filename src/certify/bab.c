@@ -280,37 +280,29 @@ static int ws_alloc(const struct bab *B, struct ws *w)
     return SK_OK;
 }
 
-/* The split score of relu g: |A| (coefficient at the relu output, max over
- * rows) times the intercept of the upper line, the loss the relaxation of
- * that value causes (BaBSR, Bunel et al. 2020, without its bias term), ties
- * to the widest interval; weighted by branch_w, which favours earlier
- * layers: with child_crown a split there also tightens the intermediate
- * boxes of every layer after it, which the score does not see. Negative:
- * not a candidate (split already, or stable). */
-static double branch_score(const struct bab *B, const struct lp_bounds *b, const signed char *split,
-                           const float *Arelu, int g)
+/* The split with the largest score: |A| (coefficient at the relu output,
+ * max over rows) times the intercept of the upper line, the loss the
+ * relaxation of that value causes (BaBSR, Bunel et al. 2020, without its
+ * bias term), ties to the widest interval; weighted by branch_w, which
+ * favours earlier layers: with child_crown a split there also tightens the
+ * intermediate boxes of every layer after it, which the score does not see. */
+static int pick_branch(const struct bab *B, const struct lp_bounds *b, const signed char *split, const float *Arelu)
 {
     const struct lp_net *net = B->net;
-    if (split[g]) return -1;
-    int i = net->relu_step[g], j = g - net->s[i].relu_off, vi = net->s[i].in0;
-    float l = b->lo[vi][j], u = b->hi[vi][j];
-    if (!(l < 0 && u > 0)) return -1;
-    double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
-    for (int q = 0; q < B->R; q++) {
-        double a = Arelu[(size_t)q * net->n_relu + g];
-        double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
-        s = v > s ? v : s;
-    }
-    return (s + 1e-9 * (u - l)) * B->branch_w[g];
-}
-
-/* The candidate with the largest score. */
-static int pick_branch(const struct bab *B, struct ws *w)
-{
     int best = -1;
     double bs = -1;
-    for (int g = 0; g < B->net->n_relu; g++) {
-        double s = branch_score(B, &w->b, w->split, w->Arelu, g);
+    for (int g = 0; g < net->n_relu; g++) {
+        if (split[g]) continue;
+        int i = net->relu_step[g], j = g - net->s[i].relu_off, vi = net->s[i].in0;
+        float l = b->lo[vi][j], u = b->hi[vi][j];
+        if (!(l < 0 && u > 0)) continue;
+        double icpt = b->rx[i][4 * (size_t)j + 3], s = 0;
+        for (int q = 0; q < B->R; q++) {
+            double a = Arelu[(size_t)q * net->n_relu + g];
+            double v = (a < 0 ? -a * icpt : 0) + 1e-4 * fabs(a) * (u - l);
+            s = v > s ? v : s;
+        }
+        s = (s + 1e-9 * (u - l)) * B->branch_w[g];
         if (s > bs) {
             bs = s;
             best = g;
@@ -345,11 +337,39 @@ static void dom_boxes(const struct bab *B, struct ws *w, struct dom *d)
     if (rc) d->status = rc == 1 ? 1 : rc;
 }
 
-/* After the bound of d (w->lb, xstar, Arelu): refuted, a counterexample at
- * a corner of the relaxation, or the next split. */
-static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
+/* The corner attaining a row's bound of d may be a counterexample (status
+ * 2, true); the lowest row's is kept in d->cex as a start for a local
+ * attack. */
+static bool corner_counterexample(const struct bab *B, struct ws *w, struct dom *d)
 {
     const struct lp_net *net = B->net;
+    int qw = 0;
+    for (int q = 1; q < B->R; q++)
+        if (w->lb[q] - B->d[q] > w->lb[qw] - B->d[qw]) qw = q;
+    if ((d->cex = sk_malloc(sizeof(float) * (size_t)net->in_dim)))
+        memcpy(d->cex, w->xstar + (size_t)qw * net->in_dim, sizeof(float) * (size_t)net->in_dim);
+    for (int q = 0; q < B->R; q++) {
+        const float *x = w->xstar + (size_t)q * net->in_dim;
+        if (lp_forward_point(net, x, w->y)) continue;
+        bool meets = true;
+        for (int r = 0; r < B->R && meets; r++) {
+            double s = -(double)B->d[r];
+            for (int j = 0; j < net->out_dim; j++) s += (double)B->C[(size_t)r * net->out_dim + j] * w->y[j];
+            meets = s <= 0;
+        }
+        if (meets && d->cex) {
+            memcpy(d->cex, x, sizeof(float) * (size_t)net->in_dim);
+            d->status = 2;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* After the bound of d (w->lb, xstar, Arelu): refuted, a counterexample at
+ * a corner of the relaxation (sought only with a model), or the next split. */
+static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
+{
     float sc = -INFINITY;
     bool refuted = false;
     /* the domain lies inside its parent's: each row's bound is at least the parent's */
@@ -375,34 +395,8 @@ static void dom_finish(const struct bab *B, struct ws *w, struct dom *d)
         return;
     }
     memcpy(d->box, w->b.mem, sizeof(float) * w->b.n_floats);
-    if (!B->m) {
-        d->branch = pick_branch(B, w);
-        d->status = d->branch < 0 ? 3 : 0;
-        return;
-    }
-    /* the corner attaining a row's bound may be a counterexample; the
-     * lowest row's is kept as a start for a local attack */
-    int qw = 0;
-    for (int q = 1; q < B->R; q++)
-        if (w->lb[q] - B->d[q] > w->lb[qw] - B->d[qw]) qw = q;
-    if ((d->cex = sk_malloc(sizeof(float) * (size_t)net->in_dim)))
-        memcpy(d->cex, w->xstar + (size_t)qw * net->in_dim, sizeof(float) * (size_t)net->in_dim);
-    for (int q = 0; q < B->R; q++) {
-        const float *x = w->xstar + (size_t)q * net->in_dim;
-        if (lp_forward_point(net, x, w->y)) continue;
-        bool meets = true;
-        for (int r = 0; r < B->R && meets; r++) {
-            double s = -(double)B->d[r];
-            for (int j = 0; j < net->out_dim; j++) s += (double)B->C[(size_t)r * net->out_dim + j] * w->y[j];
-            meets = s <= 0;
-        }
-        if (meets && d->cex) {
-            memcpy(d->cex, x, sizeof(float) * (size_t)net->in_dim);
-            d->status = 2;
-            return;
-        }
-    }
-    d->branch = pick_branch(B, w);
+    if (B->m && corner_counterexample(B, w, d)) return;
+    d->branch = pick_branch(B, &w->b, w->split, w->Arelu);
     d->status = d->branch < 0 ? 3 : 0;
 }
 
@@ -630,7 +624,6 @@ done:
     sk_free(xss);
     return rc;
 }
-
 
 /* ---------------- the whole property ---------------- */
 
